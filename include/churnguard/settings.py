@@ -1,0 +1,59 @@
+"""The one settings object: environment variables (prefix ``CHURNGUARD_``) over embedded defaults.
+
+Every default points under the project's ``.churnguard/`` folder, so a fresh clone runs with nothing
+configured. ``.env.example`` lists every variable read here.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parents[1]
+
+
+class Settings(BaseSettings):
+    """Runtime settings. Derived defaults are filled from ``home`` after the environment is read."""
+
+    model_config = SettingsConfigDict(env_prefix="CHURNGUARD_", extra="ignore")
+
+    home: Path = Field(default=PROJECT_ROOT / ".churnguard", description="Local state folder.")
+    data_url: str = Field(default="", description="Data root: file:///path or s3://bucket/prefix.")
+    db_url: str = Field(default="", description="SQLAlchemy URL of the monitoring store.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 API endpoint (moto, SeaweedFS).")
+    config_dir: Path = Field(default=PACKAGE_DIR / "configs", description="Folder of the YAML configs.")
+    dataset: str = Field(default="telco", description="Dataset config name (configs/datasets/NAME.yaml).")
+    mlflow_tracking_uri: str = Field(
+        default="",
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURNGUARD_MLFLOW_TRACKING_URI"),
+        description="MLflow tracking + registry store.",
+    )
+    mlflow_artifact_uri: str = Field(default="", description="Artifact root of the MLflow experiment.")
+    mlflow_experiment: str = Field(default="churnguard", description="MLflow experiment name.")
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        home = self.home.resolve()
+        self.home = home
+        if not self.data_url:
+            self.data_url = (home / "data").as_uri()
+        if not self.db_url:
+            self.db_url = f"sqlite:///{home / 'monitoring.db'}"
+        if not self.mlflow_tracking_uri:
+            self.mlflow_tracking_uri = f"sqlite:///{home / 'mlflow.db'}"
+        if not self.mlflow_artifact_uri:
+            self.mlflow_artifact_uri = (home / "mlartifacts").as_uri()
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    return Settings()
