@@ -1,0 +1,44 @@
+# churnguard: every target creates/refreshes the virtualenv from the repo's files first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export CHURNGUARD_HOME ?= $(CURDIR)/.churnguard
+export AIRFLOW_HOME ?= $(CHURNGUARD_HOME)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export MLFLOW_DISABLE_TELEMETRY := true
+export GX_ANALYTICS_ENABLED := false
+PYTEST_ARGS ?=
+
+.PHONY: venv test demo stop lint bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest -n 2 --dist loadgroup --cov=churnguard --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+stop:
+	bash scripts/stop.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check include dags plugins tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/model_bench.py
+	$(BIN)/python benchmarks/drift_bench.py
+
+clean: stop
+	rm -rf $(CHURNGUARD_HOME)

@@ -1,0 +1,173 @@
+"""Bootstrap of the churn model, as steps that hand each other URIs and run ids (never frames):
+
+``prepare_reference`` -> ``fit_reference_model`` -> ``evaluate_run`` -> ``register_model`` ->
+``assign_champion``. Each step is idempotent: the same dataset, seed and model config give the same
+fingerprint, and a fingerprint that is already registered is reused instead of registered again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from churnguard import registry
+from churnguard.config import load_dataset_config, load_model_config
+from churnguard.data import data_version, load_reference, split_reference
+from churnguard.models import TrainedModel, evaluate, train_model
+from churnguard.storage import Storage, open_storage
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+def reference_key(dataset: str, split: str) -> str:
+    return f"reference/{dataset}/{split}.parquet"
+
+
+def prepare_reference(dataset: str | None = None, storage: Storage | None = None) -> dict:
+    """Write the stratified reference splits under ``reference/<dataset>/``; returns their URIs + version."""
+    from churnguard.storage import frame_to_parquet_bytes
+
+    cfg = load_dataset_config(dataset)
+    storage = storage or open_storage()
+    split = split_reference(load_reference(cfg), cfg)
+    uris = {}
+    for name in SPLITS:
+        uris[name] = storage.write_bytes(reference_key(cfg.name, name), frame_to_parquet_bytes(getattr(split, name)))
+    info = {"dataset": cfg.name, "uris": uris, "data_version": data_version(split.train, split.validation),
+            "rows": {name: len(getattr(split, name)) for name in SPLITS}}
+    log.info("reference %s: %s rows, data version %s", cfg.name, info["rows"], info["data_version"])
+    return info
+
+
+def read_reference(info: dict, split: str, storage: Storage | None = None) -> pd.DataFrame:
+    storage = storage or open_storage()
+    return pd.read_parquet(io.BytesIO(storage.read_bytes(reference_key(info["dataset"], split))))
+
+
+def fingerprint(info: dict, seed: int) -> str:
+    payload = {"data": info["data_version"], "seed": seed, "model": load_model_config().model_dump()}
+    return hashlib.sha256(registry.json_tag(payload).encode()).hexdigest()[:16]
+
+
+def fit_reference_model(info: dict, seed: int = 0) -> dict:
+    """Train on the reference splits and log the run; reuses the run of an identical registered model."""
+    import mlflow
+
+    cfg, model_cfg = load_dataset_config(info["dataset"]), load_model_config()
+    fp = fingerprint(info, seed)
+    existing = registry.find_version(model_cfg.registered_name, fp)
+    if existing is not None:
+        log.info("identical model already registered as %s v%d: reusing run %s",
+                 existing.name, existing.version, existing.run_id)
+        return {"run_id": existing.run_id, "fingerprint": fp, "reused_version": existing.version}
+    train, val = read_reference(info, "train"), read_reference(info, "validation")
+    trained = train_model(train, val, cfg, model_cfg, random_state=seed)
+    registry.configure_mlflow()
+    with mlflow.start_run(run_name=f"bootstrap-{cfg.name}-seed{seed}") as run:
+        mlflow.set_tags({registry.FINGERPRINT_TAG: fp, "churnguard.kind": "bootstrap",
+                         "churnguard.dataset": cfg.name, "data_version": info["data_version"]})
+        mlflow.log_params({**{f"xgb_{k}": v for k, v in trained.params.items()}, "dataset": cfg.name,
+                           "seed": seed, "data_version": info["data_version"],
+                           "threshold": round(trained.threshold, 6), "best_iteration": trained.best_iteration,
+                           "train_rows": len(train), "validation_rows": len(val)})
+        mlflow.log_dict({"features": trained.features, "numeric": cfg.numeric, "binary": cfg.binary,
+                         "categorical": cfg.categorical}, "features.json")
+        mlflow.log_dict(trained.feature_importance(), "feature_importance.json")
+        registry.log_model(trained.pipeline, train[trained.features].head(5))
+    return {"run_id": run.info.run_id, "fingerprint": fp, "reused_version": None,
+            "threshold": trained.threshold}
+
+
+def load_run_model(run_id: str) -> TrainedModel:
+    """The trained model logged in ``run_id`` (pipeline + threshold + features from the run)."""
+    import mlflow
+
+    registry.configure_mlflow()
+    run = mlflow.get_run(run_id)
+    features = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/features.json")["features"]
+    models = mlflow.search_logged_models(filter_string=f"source_run_id = '{run_id}'", output_format="list")
+    pipeline = mlflow.sklearn.load_model(models[0].model_uri)
+    return TrainedModel(pipeline, float(run.data.params["threshold"]), features,
+                        int(run.data.params["best_iteration"]))
+
+
+def evaluate_run(run_id: str, info: dict) -> dict:
+    """Test-split metrics of the run's model, logged to the run once (re-runs do not duplicate them)."""
+    import mlflow
+
+    cfg = load_dataset_config(info["dataset"])
+    model = load_run_model(run_id)
+    metrics = evaluate(model, read_reference(info, "test"), cfg)
+    scalar = {f"test_{k}": v for k, v in metrics.items() if isinstance(v, float)}
+    if "test_roc_auc" not in mlflow.get_run(run_id).data.metrics:
+        with mlflow.start_run(run_id=run_id):
+            mlflow.log_metrics(scalar)
+            mlflow.log_dict(metrics, "test_metrics.json")
+    log.info("test metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in scalar.items()))
+    return metrics
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    min_roc_auc: float = 0.80
+
+    def check(self, metrics: dict) -> None:
+        auc = metrics.get("roc_auc")
+        if auc is None or auc < self.min_roc_auc:
+            raise ValueError(f"model failed its quality gate: test ROC AUC {auc} < {self.min_roc_auc}")
+
+
+def register_model(run_id: str, fit: dict, metrics: dict, gate: QualityGate = QualityGate()) -> dict:
+    """Register the run's model (after the quality gate), or return the identical version already there."""
+    name = load_model_config().registered_name
+    gate.check(metrics)
+    existing = registry.find_version(name, fit["fingerprint"])
+    if existing is not None:
+        log.info("%s v%d was trained from identical inputs: not registering a duplicate",
+                 name, existing.version)
+        return {**existing.to_dict(), "created": False}
+    tags = {registry.FINGERPRINT_TAG: fit["fingerprint"], "threshold": f"{fit['threshold']:.6f}",
+            "test_roc_auc": f"{metrics['roc_auc']:.4f}", "trigger": "bootstrap"}
+    version = registry.register_run_model(run_id, name, tags)
+    log.info("registered %s v%d from run %s", name, version.version, run_id)
+    return {**version.to_dict(), "created": True}
+
+
+def assign_champion(version: dict, replace: bool = False) -> dict:
+    """Make ``version`` the champion if there is none (or ``replace``); otherwise say what happened."""
+    name = version["name"]
+    current = registry.version_by_alias(name, registry.CHAMPION)
+    if current is not None and current.version == version["version"]:
+        message = f"{name} v{current.version} is already the champion"
+    elif current is not None and not replace:
+        message = (f"{name} already has champion v{current.version}; registered v{version['version']} "
+                   f"without moving it (trigger with replace_champion=true to promote)")
+    else:
+        if current is not None:
+            registry.set_alias(name, registry.PREVIOUS, current.version)
+        registry.set_alias(name, registry.CHAMPION, version["version"])
+        message = f"{name} v{version['version']} is now the champion"
+    log.info(message)
+    champion = registry.version_by_alias(name, registry.CHAMPION)
+    return {"champion_version": champion.version if champion else None, "message": message}
+
+
+def bootstrap(dataset: str | None = None, seed: int = 0, replace_champion: bool = False) -> dict:
+    """All bootstrap steps in one call (what the ``churn_bootstrap`` DAG runs task by task)."""
+    info = prepare_reference(dataset)
+    fit = fit_reference_model(info, seed)
+    metrics = evaluate_run(fit["run_id"], info)
+    version = register_model(fit["run_id"], fit, metrics)
+    champion = assign_champion(version, replace_champion)
+    return {"reference": info, "fit": fit, "metrics": metrics, "version": version, **champion}
+
+
+def summary_json(result: dict) -> str:
+    return json.dumps(result, indent=2, default=str)
