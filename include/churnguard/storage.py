@@ -135,13 +135,13 @@ class LocalStorage(Storage):
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
-        self.url = self.root.as_uri()
+        self.url = f"file://{self.root}"
 
     def _path(self, key: str) -> Path:
         return self.root / key
 
     def uri(self, key: str) -> str:
-        return self._path(key).as_uri()
+        return f"file://{self._path(key)}"
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()

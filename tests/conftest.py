@@ -1,0 +1,122 @@
+"""Shared fixtures: an isolated churnguard home per test, a real S3 server (moto, over HTTP), and a
+temporary Airflow home with a migrated metadata DB. Every process started here is stopped here."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from churnguard.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def churnguard_home(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own data root, MLflow store and monitoring DB under tmp_path."""
+    home = tmp_path / "churnguard-home"
+    monkeypatch.setenv("CHURNGUARD_HOME", str(home))
+    for var in ("CHURNGUARD_DATA_URL", "CHURNGUARD_DB_URL", "MLFLOW_TRACKING_URI",
+                "CHURNGUARD_MLFLOW_TRACKING_URI", "CHURNGUARD_MLFLOW_ARTIFACT_URI", "CHURNGUARD_DATASET"):
+        monkeypatch.delenv(var, raising=False)
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """moto's standalone S3 server on a free loopback port, for the whole session."""
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                      AWS_DEFAULT_REGION="us-east-1")
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture
+def s3_data_url(s3_endpoint, monkeypatch) -> str:
+    """A fresh bucket on the S3 server, configured as the data root."""
+    import boto3
+
+    bucket = f"cg-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    url = f"s3://{bucket}/churnguard"
+    monkeypatch.setenv("CHURNGUARD_DATA_URL", url)
+    monkeypatch.setenv("CHURNGUARD_S3_ENDPOINT_URL", s3_endpoint)
+    get_settings.cache_clear()
+    return url
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory) -> dict[str, str]:
+    """Environment of a temporary AIRFLOW_HOME (SQLite metadata DB migrated) pointed at our DAGs."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+    return env
+
+
+def run_airflow(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "airflow"), *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def airflow_json(env: dict[str, str], *args: str):
+    """Run an `airflow … -o json` command; its JSON is the last stdout line (logs come before it)."""
+    result = run_airflow(env, *args, "-o", "json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("[", "{"))]
+    assert lines, result.stdout[-3000:]
+    return json.loads(lines[-1])

@@ -1,0 +1,47 @@
+"""DAG integrity (every DAG imports fast, no import errors) and churn_bootstrap run by `airflow dags test`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, airflow_json, run_airflow
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_dag_imports_without_errors_and_quickly(airflow_env):
+    assert airflow_json(airflow_env, "dags", "list-import-errors") == []
+    from airflow.dag_processing.dagbag import DagBag
+
+    start = time.monotonic()
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    elapsed = time.monotonic() - start
+    assert bag.import_errors == {}
+    assert "churn_bootstrap" in bag.dag_ids
+    assert elapsed < 10, f"parsing dags/ took {elapsed:.1f}s: heavy work at import"
+
+
+def test_dag_files_do_not_import_heavy_libraries_at_top_level():
+    heavy = ("xgboost", "mlflow", "great_expectations", "sklearn", "pandas", "numpy", "scipy")
+    for path in Path(ROOT / "dags").glob("*.py"):
+        top_level = [line for line in path.read_text().splitlines() if line.startswith(("import ", "from "))]
+        assert not [line for line in top_level if line.split()[1].split(".")[0] in heavy], path.name
+
+
+def test_churn_bootstrap_runs_in_airflow_and_sets_a_champion(airflow_env, churnguard_home):
+    env = {**airflow_env, "CHURNGUARD_HOME": str(churnguard_home)}
+    result = run_airflow(env, "dags", "test", "churn_bootstrap", "-c", json.dumps({"seed": 0}))
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = airflow_json(env, "dags", "list-runs", "churn_bootstrap")
+    assert runs and runs[0]["state"] == "success", runs
+    from churnguard import registry
+
+    os.environ["CHURNGUARD_HOME"] = str(churnguard_home)
+    champion = registry.version_by_alias("churn-model", "champion")
+    assert champion is not None and champion.version == 1
+    assert registry.client().get_run(champion.run_id).data.metrics["test_roc_auc"] >= 0.82

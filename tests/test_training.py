@@ -1,0 +1,64 @@
+"""Bootstrap against a real MLflow SQLite store: registration, aliases, idempotency, quality gate."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+
+from churnguard import registry
+from churnguard.training import (
+    QualityGate,
+    assign_champion,
+    bootstrap,
+    evaluate_run,
+    fit_reference_model,
+    prepare_reference,
+    register_model,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_bootstrap_registers_a_champion_with_signature_metrics_and_data_version(churnguard_home):
+    result = bootstrap("telco", seed=0)
+    assert result["version"]["version"] == 1 and result["champion_version"] == 1
+    champion = registry.version_by_alias("churn-model", "champion")
+    assert champion.version == 1
+    run = registry.client().get_run(champion.run_id)
+    assert run.data.metrics["test_roc_auc"] >= 0.82
+    assert run.data.params["data_version"] == result["reference"]["data_version"]
+    model_info = mlflow.models.get_model_info(f"models:/churn-model@champion")
+    assert model_info.signature is not None and "tenure" in model_info.signature.inputs.input_names()
+    pipeline, tags = registry.load_version("churn-model", 1)
+    assert float(tags["threshold"]) == pytest.approx(result["fit"]["threshold"], abs=1e-6)
+    assert str(churnguard_home) in run.info.artifact_uri
+
+
+def test_rerun_reuses_the_identical_version_and_another_seed_does_not_steal_champion():
+    bootstrap("telco", seed=0)
+    again = bootstrap("telco", seed=0)
+    assert again["version"]["created"] is False and again["version"]["version"] == 1
+    assert len(registry.client().search_model_versions("name = 'churn-model'")) == 1
+    other = bootstrap("telco", seed=1)
+    assert other["version"]["version"] == 2 and other["champion_version"] == 1
+    assert "already has champion v1; registered v2 without moving it" in other["message"]
+    replaced = assign_champion(other["version"], replace=True)
+    assert replaced["champion_version"] == 2
+    assert registry.version_by_alias("churn-model", "previous").version == 1
+
+
+def test_a_model_failing_the_quality_gate_is_not_registered():
+    info = prepare_reference("telco")
+    fit = fit_reference_model(info, seed=0)
+    metrics = evaluate_run(fit["run_id"], info)
+    with pytest.raises(ValueError, match="failed its quality gate"):
+        register_model(fit["run_id"], fit, metrics, QualityGate(min_roc_auc=0.99))
+    assert registry.client().search_model_versions("name = 'churn-model'") == []
+    assert registry.version_by_alias("churn-model", "champion") is None
+
+
+def test_alias_is_refused_for_a_missing_version():
+    bootstrap("telco", seed=0)
+    with pytest.raises(Exception, match="7"):
+        registry.set_alias("churn-model", "champion", 7)
+    assert registry.version_by_alias("churn-model", "champion").version == 1
