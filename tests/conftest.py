@@ -48,14 +48,18 @@ def stop_process(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+HOME_VARS = ("CHURNGUARD_HOME", "CHURNGUARD_DATA_URL", "CHURNGUARD_DB_URL", "MLFLOW_TRACKING_URI",
+             "MLFLOW_REGISTRY_URI", "CHURNGUARD_MLFLOW_TRACKING_URI", "CHURNGUARD_MLFLOW_ARTIFACT_URI",
+             "CHURNGUARD_DATASET", "CHURNGUARD_S3_ENDPOINT_URL")
+
+
 @pytest.fixture(autouse=True)
 def churnguard_home(tmp_path, monkeypatch) -> Path:
     """Every test gets its own data root, MLflow store and monitoring DB under tmp_path."""
     home = tmp_path / "churnguard-home"
-    monkeypatch.setenv("CHURNGUARD_HOME", str(home))
-    for var in ("CHURNGUARD_DATA_URL", "CHURNGUARD_DB_URL", "MLFLOW_TRACKING_URI",
-                "CHURNGUARD_MLFLOW_TRACKING_URI", "CHURNGUARD_MLFLOW_ARTIFACT_URI", "CHURNGUARD_DATASET"):
+    for var in HOME_VARS:
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CHURNGUARD_HOME", str(home))
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
@@ -94,8 +98,11 @@ def s3_data_url(s3_endpoint, monkeypatch) -> str:
 def airflow_env(tmp_path_factory) -> dict[str, str]:
     """Environment of a temporary AIRFLOW_HOME (SQLite metadata DB migrated) pointed at our DAGs."""
     home = tmp_path_factory.mktemp("airflow-home")
+    # MLflow exports MLFLOW_TRACKING_URI into os.environ once used in-process: never inherit another
+    # test's store; each test passes its own CHURNGUARD_HOME through `with_home`.
+    inherited = {k: v for k, v in os.environ.items() if k not in HOME_VARS}
     env = {
-        **os.environ,
+        **inherited,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
@@ -106,6 +113,11 @@ def airflow_env(tmp_path_factory) -> dict[str, str]:
     }
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
     return env
+
+
+def with_home(env: dict[str, str], home: Path, **extra: str) -> dict[str, str]:
+    """``env`` for a subprocess working on the churnguard home of the current test."""
+    return {**env, "CHURNGUARD_HOME": str(home), **extra}
 
 
 def run_airflow(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, airflow_json, run_airflow
+from tests.conftest import ROOT, airflow_json, run_airflow, with_home
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +33,13 @@ def test_dag_files_do_not_import_heavy_libraries_at_top_level():
 
 
 def test_churn_bootstrap_runs_in_airflow_and_sets_a_champion(airflow_env, churnguard_home):
-    env = {**airflow_env, "CHURNGUARD_HOME": str(churnguard_home)}
+    env = with_home(airflow_env, churnguard_home)
     result = run_airflow(env, "dags", "test", "churn_bootstrap", "-c", json.dumps({"seed": 0}))
     assert result.returncode == 0, result.stderr[-3000:]
     runs = airflow_json(env, "dags", "list-runs", "churn_bootstrap")
     assert runs and runs[0]["state"] == "success", runs
     from churnguard import registry
 
-    os.environ["CHURNGUARD_HOME"] = str(churnguard_home)
     champion = registry.version_by_alias("churn-model", "champion")
     assert champion is not None and champion.version == 1
     assert registry.client().get_run(champion.run_id).data.metrics["test_roc_auc"] >= 0.82
