@@ -39,6 +39,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/model_bench.py
 	$(BIN)/python benchmarks/drift_bench.py
+	$(BIN)/python benchmarks/failure_eval.py --quick
 
 clean: stop
 	rm -rf $(CHURNGUARD_HOME)

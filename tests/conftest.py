@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from churnguard.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from churnguard.cli import main
 from churnguard.storage import open_storage
 

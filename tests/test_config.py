@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from churnguard.config import (
     ConfigError,
     load_dataset_config,

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 import pytest
-
 from churnguard import registry
+from churnguard.storage import open_storage
 from churnguard.training import (
     QualityGate,
     assign_champion,
     bootstrap,
     evaluate_run,
     fit_reference_model,
+    load_run_profile,
     prepare_reference,
     register_model,
 )
@@ -27,11 +30,16 @@ def test_bootstrap_registers_a_champion_with_signature_metrics_and_data_version(
     run = registry.client().get_run(champion.run_id)
     assert run.data.metrics["test_roc_auc"] >= 0.82
     assert run.data.params["data_version"] == result["reference"]["data_version"]
-    model_info = mlflow.models.get_model_info(f"models:/churn-model@champion")
+    model_info = mlflow.models.get_model_info("models:/churn-model@champion")
     assert model_info.signature is not None and "tenure" in model_info.signature.inputs.input_names()
-    pipeline, tags = registry.load_version("churn-model", 1)
-    assert float(tags["threshold"]) == pytest.approx(result["fit"]["threshold"], abs=1e-6)
+    model, version = registry.load_alias_model("churn-model", "champion")
+    assert model.threshold == pytest.approx(result["fit"]["threshold"], abs=1e-6)
+    assert float(version.tags["threshold"]) == pytest.approx(model.threshold, abs=1e-6)
+    assert registry.load_alias_model("churn-model", "challenger") is None
     assert str(churnguard_home) in run.info.artifact_uri
+    profile = load_run_profile(champion.run_id)
+    stored = json.loads(open_storage().read_bytes(f"reference/telco/profiles/{profile['version']}.json"))
+    assert stored == profile and set(profile["numeric"]) == {"tenure", "monthly_charges", "total_charges"}
 
 
 def test_rerun_reuses_the_identical_version_and_another_seed_does_not_steal_champion():

@@ -170,12 +170,30 @@ class PsiConfig(_Strict):
     bins: int = Field(default=10, ge=2)
     moderate: float = Field(default=0.1, gt=0)
     critical: float = Field(default=0.25, gt=0)
-    epsilon: float = Field(default=1e-4, gt=0)
+    epsilon: float = Field(default=1e-4, gt=0, lt=0.01)
+    chance_quantile: float = Field(default=0.99, gt=0.5, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PsiConfig:
+        if self.critical <= self.moderate:
+            raise ValueError(f"critical ({self.critical}) must be above moderate ({self.moderate})")
+        return self
 
 
 class TestsConfig(_Strict):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     effect_floor: float = Field(default=0.1, ge=0)
+    correction: Literal["holm", "bh"] = "holm"
+
+
+class SummaryConfig(_Strict):
+    exact_max: int = Field(default=10_000, ge=1)
+    quantiles: int = Field(default=1_000, ge=10)
+    score_bins: int = Field(default=20, ge=2)
+
+
+class ChangeConfig(_Strict):
+    max_change: float = Field(gt=0)
 
 
 class DatasetDriftConfig(_Strict):
@@ -185,7 +203,20 @@ class DatasetDriftConfig(_Strict):
 class DriftConfig(_Strict):
     psi: PsiConfig = PsiConfig()
     tests: TestsConfig = TestsConfig()
+    summary: SummaryConfig = SummaryConfig()
+    missing: ChangeConfig = ChangeConfig(max_change=0.1)
+    label: ChangeConfig = ChangeConfig(max_change=0.05)
+    correlation: ChangeConfig = ChangeConfig(max_change=0.2)
     dataset: DatasetDriftConfig = DatasetDriftConfig()
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> DriftConfig:
+        """A copy with ``overrides`` (nested dict, e.g. ``{"psi": {"moderate": 0.2}}``) merged in."""
+        if not overrides:
+            return self
+        try:
+            return DriftConfig.model_validate(_deep_merge(self.model_dump(), overrides))
+        except ValidationError as exc:
+            raise ConfigError(f"drift overrides: {_first_error(exc)}") from None
 
 
 # --- loading -------------------------------------------------------------------------------------------
@@ -248,3 +279,54 @@ def load_model_config(overrides: dict[str, Any] | None = None) -> ModelConfig:
 
 def load_drift_config(overrides: dict[str, Any] | None = None) -> DriftConfig:
     return load_yaml_model(_config_dir() / "drift.yaml", DriftConfig, overrides)
+
+
+# --- daily monitoring ----------------------------------------------------------------------------------
+class ScheduleConfig(_Strict):
+    start_date: str = "2026-09-01"
+    end_date: str | None = None
+    max_active_runs: int = Field(default=1, ge=1)
+    sensor_timeout_minutes: int = Field(default=60, ge=1)
+    sensor_poke_seconds: int = Field(default=60, ge=1)
+
+
+class LabelsConfig(_Strict):
+    delay_days: int = Field(default=7, ge=0)
+    min_labels: int = Field(default=200, ge=10)
+
+
+class PerformanceConfig(_Strict):
+    history_days: int = Field(default=30, ge=2)
+    auc_tolerance: float = Field(default=0.05, ge=0)
+    f1_relative_drop: float = Field(default=0.10, ge=0, le=1)
+
+
+class DecisionConfig(_Strict):
+    risk_warn: float = Field(default=0.5, ge=0, le=1)
+    risk_retrain: float = Field(default=0.8, ge=0, le=1)
+
+
+class RetrainConfig(_Strict):
+    window_days: int = Field(default=28, ge=1)
+    holdout_days: int = Field(default=5, ge=1)
+    min_roc_auc: float = Field(default=0.70, ge=0, le=1)
+    max_overfit_gap: float = Field(default=0.10, ge=0)
+    margin_over_champion: float = 0.0
+
+
+class PromotionConfig(_Strict):
+    shadow_margin: float = Field(default=0.02, ge=0)
+    shadow_days: int = Field(default=3, ge=1)
+
+
+class MonitoringConfig(_Strict):
+    schedule: ScheduleConfig = ScheduleConfig()
+    labels: LabelsConfig = LabelsConfig()
+    performance: PerformanceConfig = PerformanceConfig()
+    decision: DecisionConfig = DecisionConfig()
+    retrain: RetrainConfig = RetrainConfig()
+    promotion: PromotionConfig = PromotionConfig()
+
+
+def load_monitoring_config(overrides: dict[str, Any] | None = None) -> MonitoringConfig:
+    return load_yaml_model(_config_dir() / "monitoring.yaml", MonitoringConfig, overrides)

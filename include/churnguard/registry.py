@@ -10,6 +10,7 @@ import json
 import logging
 from dataclasses import dataclass
 
+from churnguard.models import TrainedModel
 from churnguard.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -133,14 +134,28 @@ def log_model(pipeline, input_example) -> str:
     return info.model_uri
 
 
-def load_version(name: str, version: int):
-    """The pipeline of a registered version and its tags (threshold, features, data version)."""
+def load_run_model(run_id: str) -> TrainedModel:
+    """The trained model logged in ``run_id``: pipeline, threshold and features, all from the run."""
     import mlflow
 
     configure_mlflow()
-    mv = client().get_model_version(name, str(version))
-    pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version}")
-    return pipeline, dict(mv.tags or {})
+    run = mlflow.get_run(run_id)
+    features = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/features.json")["features"]
+    pipeline = mlflow.sklearn.load_model(_run_model_uri(run_id))
+    return TrainedModel(pipeline, float(run.data.params["threshold"]), features,
+                        int(run.data.params["best_iteration"]))
+
+
+def load_version_model(name: str, version: int) -> TrainedModel:
+    return load_run_model(client().get_model_version(name, str(version)).run_id)
+
+
+def load_alias_model(name: str, alias: str) -> tuple[TrainedModel, VersionInfo] | None:
+    """The model an alias points at, with its version, or None when the alias is not set."""
+    version = version_by_alias(name, alias)
+    if version is None:
+        return None
+    return load_run_model(version.run_id), version
 
 
 def json_tag(value) -> str:

@@ -17,13 +17,14 @@ import pandas as pd
 
 from churnguard import registry
 from churnguard.config import load_dataset_config, load_model_config
-from churnguard.data import data_version, load_reference, split_reference
+from churnguard.data import data_version, load_reference, split_reference, target_array
 from churnguard.models import TrainedModel, evaluate, train_model
 from churnguard.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
+PROFILE_ARTIFACT = "reference_profile.json"
 
 
 def reference_key(dataset: str, split: str) -> str:
@@ -81,21 +82,33 @@ def fit_reference_model(info: dict, seed: int = 0) -> dict:
                          "categorical": cfg.categorical}, "features.json")
         mlflow.log_dict(trained.feature_importance(), "feature_importance.json")
         registry.log_model(trained.pipeline, train[trained.features].head(5))
+        profile = log_reference_profile(trained, train, cfg)
     return {"run_id": run.info.run_id, "fingerprint": fp, "reused_version": None,
-            "threshold": trained.threshold}
+            "threshold": trained.threshold, "profile_version": profile.version}
 
 
-def load_run_model(run_id: str) -> TrainedModel:
-    """The trained model logged in ``run_id`` (pipeline + threshold + features from the run)."""
+def log_reference_profile(trained: TrainedModel, train: pd.DataFrame, cfg, storage: Storage | None = None):
+    """Fit the drift reference profile of a model's training data; log it to the active MLflow run and
+    write it to ``reference/<dataset>/profiles/<version>.json`` (the same artifact in both places)."""
+    import mlflow
+
+    from churnguard.drift import fit_profile
+
+    profile = fit_profile(train, cfg, scores=trained.predict_proba(train), labels=target_array(train, cfg),
+                          importance=trained.feature_importance())
+    payload = profile.to_dict()
+    mlflow.log_dict(payload, PROFILE_ARTIFACT)
+    (storage or open_storage()).write_bytes(f"reference/{cfg.name}/profiles/{profile.version}.json",
+                                            json.dumps(payload).encode())
+    return profile
+
+
+def load_run_profile(run_id: str) -> dict:
+    """The reference profile logged with a model's run."""
     import mlflow
 
     registry.configure_mlflow()
-    run = mlflow.get_run(run_id)
-    features = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/features.json")["features"]
-    models = mlflow.search_logged_models(filter_string=f"source_run_id = '{run_id}'", output_format="list")
-    pipeline = mlflow.sklearn.load_model(models[0].model_uri)
-    return TrainedModel(pipeline, float(run.data.params["threshold"]), features,
-                        int(run.data.params["best_iteration"]))
+    return mlflow.artifacts.load_dict(f"{mlflow.get_run(run_id).info.artifact_uri}/{PROFILE_ARTIFACT}")
 
 
 def evaluate_run(run_id: str, info: dict) -> dict:
@@ -103,7 +116,7 @@ def evaluate_run(run_id: str, info: dict) -> dict:
     import mlflow
 
     cfg = load_dataset_config(info["dataset"])
-    model = load_run_model(run_id)
+    model = registry.load_run_model(run_id)
     metrics = evaluate(model, read_reference(info, "test"), cfg)
     scalar = {f"test_{k}": v for k, v in metrics.items() if isinstance(v, float)}
     if "test_roc_auc" not in mlflow.get_run(run_id).data.metrics:
@@ -134,7 +147,8 @@ def register_model(run_id: str, fit: dict, metrics: dict, gate: QualityGate = Qu
                  name, existing.version)
         return {**existing.to_dict(), "created": False}
     tags = {registry.FINGERPRINT_TAG: fit["fingerprint"], "threshold": f"{fit['threshold']:.6f}",
-            "test_roc_auc": f"{metrics['roc_auc']:.4f}", "trigger": "bootstrap"}
+            "reference_auc": f"{metrics['roc_auc']:.6f}", "reference_f1": f"{metrics['f1']:.6f}",
+            "trigger": "bootstrap"}
     version = registry.register_run_model(run_id, name, tags)
     log.info("registered %s v%d from run %s", name, version.version, run_id)
     return {**version.to_dict(), "created": True}

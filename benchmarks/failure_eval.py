@@ -1,0 +1,195 @@
+"""Failure model vs single-signal baselines on held-out simulated trajectories.
+
+Simulates the trajectory mix of ``configs/failure.yaml`` (cached under ``<home>/cache/``, so re-runs are
+fast), trains the failure model on the training trajectories and scores the held-out ones next to:
+max PSI > 0.25; half of the features drifted; the CBPE estimated AUC drop; the ATC estimate; the latest
+measured AUC drop on labels that have arrived. Reports every number overall, on the visible families
+(all but pure concept drift) and per family, with trajectory-bootstrap 95 % intervals, a threshold
+sensitivity table, and a Plotly HTML plot next to the JSON output. Not a test: numbers to read.
+
+    python benchmarks/failure_eval.py            # full: 432 trajectories (about 12 minutes on 2 cores)
+    python benchmarks/failure_eval.py --quick    # 72 trajectories
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from churnguard.failure.config import load_failure_config
+from churnguard.failure.evaluation import (
+    BASELINES,
+    VISIBLE_EXCLUDED,
+    alert_metrics,
+    auroc,
+    lead_times,
+    threshold_sensitivity,
+    trajectory_bootstrap,
+)
+from churnguard.failure.features import feature_names
+from churnguard.failure.model import fit_failure_model
+from churnguard.failure.pipeline import _read_parquet, build_dataset, simulate_trajectories
+from churnguard.settings import get_settings
+from churnguard.storage import open_storage
+
+MODEL = "failure model"
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _table(rows: dict[str, dict], keys: list[str]) -> str:
+    lines = [f"{'score':34s} " + " ".join(f"{k:>12s}" for k in keys)]
+    for name, metrics in rows.items():
+        lines.append(f"{name:34s} " + " ".join(f"{_fmt(metrics.get(k)):>12s}" for k in keys))
+    return "\n".join(lines)
+
+
+def family_failures(days: pd.DataFrame) -> pd.DataFrame:
+    """Per family, all trajectories: how often the champion failed at all, and how badly at worst."""
+    per = days.groupby("trajectory").agg(family=("family", "first"), intensity=("intensity", "first"),
+                                         failed=("failed_today", lambda s: bool(s.fillna(False).any())),
+                                         min_auc=("roc_auc_today", "min"), min_f1=("f1_today", "min"))
+    out = per.groupby("family").agg(trajectories=("failed", "size"), failing=("failed", "sum"),
+                                    max_intensity=("intensity", "max"), min_day_auc=("min_auc", "min"),
+                                    min_day_f1=("min_f1", "min"))
+    lowest = per[per["failed"]].groupby("family")["intensity"].min().rename("lowest_failing_intensity")
+    return out.join(lowest).round(3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="72 trajectories instead of the full mix")
+    parser.add_argument("--trajectories", type=int, default=None, help="override the trajectory count")
+    parser.add_argument("--workers", type=int, default=2, help="simulation processes")
+    parser.add_argument("--bootstrap", type=int, default=500, help="trajectory-bootstrap resamples")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default <home>/benchmarks)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("churnguard.failure.model", "churnguard.failure.pipeline"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    started = time.monotonic()
+    cfg = load_failure_config()
+    count = args.trajectories or (72 if args.quick else cfg.trajectories.count)
+    delay, horizon = cfg.failure.label_delay_days, cfg.failure.horizon_days
+
+    simulated = simulate_trajectories(count, workers=args.workers, use_registry=False)
+    dataset = build_dataset(simulated)
+    storage = open_storage()
+    days = _read_parquet(storage, simulated["trajectories_key"])
+    table = _read_parquet(storage, dataset["dataset_key"])
+    train, held_out = table[table["split"] == "train"], table[table["split"] == "evaluation"].copy()
+    model, fit = fit_failure_model(train, feature_names(cfg.features.trend_days), cfg.training)
+    held_out["risk"] = model.predict_risk(held_out)
+    visible = held_out[~held_out["family"].isin(VISIBLE_EXCLUDED)]
+    scores = {MODEL: ("risk", model.threshold), **BASELINES}
+
+    def metrics_of(frame: pd.DataFrame) -> dict[str, dict]:
+        return {name: alert_metrics(frame, col, thr, delay, horizon) for name, (col, thr) in scores.items()}
+
+    overall, on_visible = metrics_of(held_out), metrics_of(visible)
+    best = max(BASELINES, key=lambda name: overall[name]["auroc"] or 0.0)
+    best_visible = max(BASELINES, key=lambda name: on_visible[name]["auroc"] or 0.0)
+
+    def column_auroc(col: str):
+        def stat(t: pd.DataFrame) -> float | None:
+            return auroc(t["label"].astype(int).to_numpy(), t[col].astype(float).fillna(-1e9).to_numpy())
+
+        return stat
+
+    def margin(col: str):
+        return lambda t: ((column_auroc("risk")(t) or 0.0) - (column_auroc(col)(t) or 0.0))
+
+    n = args.bootstrap
+    intervals = {
+        "auroc": trajectory_bootstrap(held_out, column_auroc("risk"), n),
+        "best_baseline_auroc": trajectory_bootstrap(held_out, column_auroc(BASELINES[best][0]), n),
+        "margin_over_best": trajectory_bootstrap(held_out, margin(BASELINES[best][0]), n),
+        "visible_auroc": trajectory_bootstrap(visible, column_auroc("risk"), n),
+        "visible_margin_over_best": trajectory_bootstrap(visible, margin(BASELINES[best_visible][0]), n),
+    }
+    per_family = {}
+    for family, group in held_out.groupby("family"):
+        per_family[family] = metrics_of(group)
+        per_family[family]["_days"] = {"days": len(group), "positive_rate": float(group["label"].mean())}
+    sensitivity = threshold_sensitivity(visible, "risk", delay, horizon)
+    sensitivity_all = threshold_sensitivity(held_out, "risk", delay, horizon)
+    leads = lead_times(visible, "risk", model.threshold, delay, horizon)
+    failures = family_failures(days)
+
+    out = args.out or get_settings().home / "benchmarks"
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"trajectories": simulated["trajectories"], "dataset_version": dataset["dataset_version"],
+              "mix": dataset["mix"], "fit": fit, "overall": overall, "visible": on_visible,
+              "best_baseline": best, "best_visible_baseline": best_visible, "intervals": intervals,
+              "per_family": per_family, "family_failures": failures.reset_index().to_dict("records"),
+              "sensitivity_visible": sensitivity.to_dict("records"), "leads": leads.to_dict("records")}
+    (out / "failure_eval.json").write_text(json.dumps(result, indent=2, default=str))
+    _plot(sensitivity, model.threshold, out / "failure_eval.html")
+
+    print(f"\ntrajectories: {simulated['trajectories']} ({len(train['trajectory'].unique())} train, "
+          f"{len(held_out['trajectory'].unique())} held out); labelled days: {len(train)} train, "
+          f"{len(held_out)} held out; dataset {dataset['dataset_version']}")
+    print(f"model: {fit['chosen']} (grouped-CV AUROC on train: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in fit["cv_auroc"].items())
+          + f"), alarm threshold {model.threshold:.2f}")
+    print("\nmix (labelled days, all trajectories):")
+    print(pd.DataFrame(dataset["mix"]).to_string(index=False))
+    print("\ndid the champion fail? (all trajectories; day AUC/F1 on that day's 500 labels)")
+    print(failures.to_string())
+    keys = ["auroc", "precision", "recall", "false_alarms_per_90d", "detected", "median_lead_days"]
+    print(f"\nheld-out, all families ({len(held_out)} days):")
+    print(_table(overall, keys))
+    print(f"\nheld-out, visible families (all but pure concept; {len(visible)} days):")
+    print(_table(on_visible, keys))
+    print("\nAUROC per family (held out; '-' = no failure-coming day in that family's held-out days):")
+    fam_rows = {f: {**{n: per_family[f][n]["auroc"] for n in scores}, "days": per_family[f]["_days"]["days"],
+                    "pos": per_family[f]["_days"]["positive_rate"]} for f in per_family}
+    print(pd.DataFrame(fam_rows).T.to_string(float_format=lambda v: f"{v:.3f}"))
+    print("\nfailure model alarm per family (held out):")
+    print(_table({f: per_family[f][MODEL] for f in per_family}, keys))
+    print("\nthreshold sensitivity, visible families:")
+    print(sensitivity.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("\nthreshold sensitivity, all families:")
+    print(sensitivity_all.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print("\n95 % trajectory-bootstrap intervals (" + str(n) + " resamples):")
+    for key, (lo, hi) in intervals.items():
+        print(f"  {key:26s} [{lo:.4f}, {hi:.4f}]")
+    print(f"best baseline overall: {best}; on visible families: {best_visible}")
+    print(f"outputs: {out / 'failure_eval.json'}, {out / 'failure_eval.html'}; "
+          f"{time.monotonic() - started:.0f}s")
+    m, v = overall[MODEL], on_visible[MODEL]
+    print(f"failure-eval auroc={m['auroc']:.4f} best_baseline_auroc={overall[best]['auroc']:.4f} "
+          f"visible_auroc={v['auroc']:.4f} lead_days={_fmt(v['median_lead_days'], 1)} "
+          f"detected={_fmt(v['detected'], 3)} false_alarms_per_90d={m['false_alarms_per_90d']:.3f}")
+
+
+def _plot(sensitivity: pd.DataFrame, chosen: float, path: Path) -> None:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for col in ("precision", "recall", "detected"):
+        fig.add_trace(go.Scatter(x=sensitivity["threshold"], y=sensitivity[col], name=col,
+                                 mode="lines+markers"))
+    fig.add_trace(go.Scatter(x=sensitivity["threshold"], y=sensitivity["median_lead_days"],
+                             name="median lead (days)", mode="lines+markers", line={"dash": "dot"}),
+                  secondary_y=True)
+    fig.add_vline(x=chosen, line_dash="dash", annotation_text=f"chosen {chosen:.2f}")
+    fig.update_layout(title="Failure-risk alarm threshold vs precision, recall and lead time "
+                            "(held-out visible families)", xaxis_title="risk threshold")
+    fig.update_yaxes(title_text="share", range=[0, 1.05], secondary_y=False)
+    fig.update_yaxes(title_text="days", secondary_y=True)
+    fig.write_html(path, include_plotlyjs="cdn")
+
+
+if __name__ == "__main__":
+    main()

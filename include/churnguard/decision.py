@@ -1,0 +1,63 @@
+"""The daily decision: ``healthy``, ``alert`` or ``retrain``, with the reasons that led to it.
+
+- ``retrain``: critical drift, failure risk above ``decision.risk_retrain``, a measured failure, or the
+  manual ``force_retrain``; unless a challenger is already in its shadow period (then ``alert``: a second
+  challenger would only replace the first before it could prove itself), which ``force_retrain`` overrides.
+- ``alert``: moderate drift or failure risk above ``decision.risk_warn``.
+- ``healthy``: none of these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from churnguard.config import MonitoringConfig
+
+HEALTHY, ALERT, RETRAIN = "healthy", "alert", "retrain"
+
+
+@dataclass
+class Decision:
+    decision: str
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        """The one log line that states the decision and its reasons."""
+        return f"decision={self.decision}: " + ("; ".join(self.reasons) or "no drift, risk or failure signal")
+
+
+def decide(drift: dict | None, performance: dict, risk: dict, cfg: MonitoringConfig,
+           challenger_version: int | None = None, force_retrain: bool = False) -> Decision:
+    retrain, alert = [], []
+    if force_retrain:
+        retrain.append("manual force_retrain")
+    severity = (drift or {}).get("severity")
+    if severity == "critical":
+        retrain.append(f"critical drift ({_drift_detail(drift)})")
+    elif severity == "moderate":
+        alert.append(f"moderate drift ({_drift_detail(drift)})")
+    if performance.get("measured_failure"):
+        retrain.append("measured failure on " + ", ".join(performance["measured_failure_days"]))
+    if risk.get("available"):
+        value = risk["risk"]
+        if value >= cfg.decision.risk_retrain:
+            retrain.append(f"failure risk {value:.2f} >= {cfg.decision.risk_retrain}")
+        elif value >= cfg.decision.risk_warn:
+            alert.append(f"failure risk {value:.2f} >= {cfg.decision.risk_warn}")
+    if retrain and challenger_version is not None and not force_retrain:
+        return Decision(ALERT, [*retrain, f"challenger v{challenger_version} already in shadow: not retraining",
+                                *alert])
+    if retrain:
+        return Decision(RETRAIN, retrain + alert)
+    return Decision(ALERT, alert) if alert else Decision(HEALTHY, [])
+
+
+def _drift_detail(drift: dict) -> str:
+    top = drift.get("top_features") or []
+    share = drift.get("drift_share")
+    parts = [f"share drifted {share:.2f}" if share is not None else None,
+             "top " + ", ".join(top[:3]) if top else None]
+    return ", ".join(p for p in parts if p)

@@ -1,0 +1,120 @@
+"""A self-contained HTML drift report (Plotly, readable offline: plotly.js is embedded once per page)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from churnguard.drift.profile import ReferenceProfile
+from churnguard.drift.report import DriftReport
+
+_COLOURS = {"stable": "#2e7d32", "moderate": "#f9a825", "critical": "#c62828"}
+
+
+def render_html(
+    report: DriftReport | dict[str, Any],
+    profile: ReferenceProfile | dict[str, Any],
+    path: str | Path | None = None,
+) -> str:
+    """The report as one HTML page; also written to ``path`` when given.
+
+    Sections: a summary, PSI per feature sorted by importance-weighted drift, the model-score
+    histograms, and reference vs current distributions of every feature.
+    """
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    rep = report.to_dict() if isinstance(report, DriftReport) else report
+    prof = profile.data if isinstance(profile, ReferenceProfile) else profile
+    figures = [_psi_chart(go, rep)]
+    if rep.get("prediction") and rep["prediction"].get("histogram"):
+        hist = rep["prediction"]["histogram"]
+        figures.append(
+            _share_bars(go, "Model scores", _bin_labels(hist["edges"]), hist["reference"], hist["current"])
+        )
+    for name, feature in rep["features"].items():
+        if feature["kind"] == "numeric" and feature.get("bins"):
+            labels = _bin_labels(
+                [prof["numeric"][name]["min"], *feature["bins"]["edges"], prof["numeric"][name]["max"]]
+            )
+            figures.append(
+                _share_bars(go, name, labels, feature["bins"]["reference"], feature["bins"]["current"])
+            )
+        elif feature["kind"] != "numeric" and feature.get("categories"):
+            cats = feature["categories"]
+            keys = list(dict.fromkeys([*cats["reference"], *cats["current"]]))
+            figures.append(
+                _share_bars(
+                    go,
+                    name,
+                    keys,
+                    [cats["reference"].get(k, 0) for k in keys],
+                    [cats["current"].get(k, 0) for k in keys],
+                )
+            )
+    divs = [pio.to_html(fig, full_html=False, include_plotlyjs=i == 0) for i, fig in enumerate(figures)]
+    page = _page(rep, divs)
+    if path is not None:
+        Path(path).write_text(page, encoding="utf-8")
+    return page
+
+
+def _psi_chart(go: Any, rep: dict[str, Any]) -> Any:
+    scored = [(n, f) for n, f in rep["features"].items() if f["psi"] is not None]
+    scored.sort(key=lambda item: item[1]["weighted_psi"] or 0.0, reverse=True)
+    fig = go.Figure(
+        go.Bar(
+            x=[n for n, _ in scored],
+            y=[f["psi"] for _, f in scored],
+            marker_color=[_COLOURS[f["severity"]] for _, f in scored],
+            customdata=[[f["weighted_psi"], f["psi_threshold"]["moderate"]] for _, f in scored],
+            hovertemplate="%{x}<br>PSI %{y:.4f}<br>weighted %{customdata[0]:.4f}"
+            "<br>threshold %{customdata[1]:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="PSI per feature (sorted by importance-weighted drift)", height=380, margin={"t": 50, "b": 120}
+    )
+    return fig
+
+
+def _share_bars(go: Any, title: str, labels: list[str], reference: list[float], current: list[float]) -> Any:
+    ref_total, cur_total = sum(reference) or 1, sum(current) or 1
+    fig = go.Figure(
+        [
+            go.Bar(name="reference", x=labels, y=[v / ref_total for v in reference]),
+            go.Bar(name="current", x=labels, y=[v / cur_total for v in current]),
+        ]
+    )
+    fig.update_layout(title=title, barmode="group", height=320, yaxis_title="share", margin={"t": 50})
+    return fig
+
+
+def _bin_labels(edges: list[float]) -> list[str]:
+    return [f"[{lo:.4g}, {hi:.4g})" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def _page(rep: dict[str, Any], divs: list[str]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{html.escape(f['kind'])}</td><td>{_fmt(f['psi'])}</td>"
+        f"<td>{_fmt(f['test'] and f['test'].get('p_adjusted'))}</td>"
+        f"<td style='color:{_COLOURS[f['severity']]}'>{f['severity']}</td><td>{f['drift_days']}</td>"
+        f"<td>{html.escape(', '.join(f['notes']))}</td></tr>"
+        for name, f in rep["features"].items()
+    )
+    colour = _COLOURS[rep["severity"]]
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>churnguard drift report</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:left}</style>"
+        "</head><body><h1>Drift report</h1>"
+        f"<p>Severity <b style='color:{colour}'>{rep['severity']}</b>; {rep['n_drifted']} of "
+        f"{rep['n_features']} features drifted; importance-weighted PSI {_fmt(rep['weighted_psi'])}; "
+        f"{rep['n_rows']} rows; profile {html.escape(rep['profile_version'])}.</p>"
+        "<table><tr><th>feature</th><th>kind</th><th>PSI</th><th>adjusted p</th><th>severity</th>"
+        f"<th>days drifted</th><th>notes</th></tr>{rows}</table>{''.join(divs)}</body></html>"
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"

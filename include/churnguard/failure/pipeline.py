@@ -1,0 +1,243 @@
+"""Training of the failure model as steps that hand each other storage keys and run ids (never frames):
+
+``simulate_trajectories`` -> ``build_dataset`` -> ``train_failure_model`` -> ``evaluate_failure_model``
+-> ``register_failure_model``. The ``churn_failure_model_training`` DAG runs them task by task.
+
+Data root layout: ``failure/trajectories/<version>.parquet`` (per-day signals and failure status),
+``failure/datasets/<version>.parquet`` (features + label, the training table), ``failure/reference/
+<hash>.json`` (the champion reference that ``day_signals`` needs); versions are content hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churnguard import registry
+from churnguard.config import DatasetConfig, load_dataset_config, load_model_config
+from churnguard.data import load_reference, split_reference, target_array
+from churnguard.drift import ReferenceProfile, fit_profile
+from churnguard.failure.config import FailureConfig, load_failure_config
+from churnguard.failure.evaluation import BASELINES, VISIBLE_EXCLUDED, alert_metrics
+from churnguard.failure.features import feature_frame, feature_names
+from churnguard.failure.model import FailureModel, fit_failure_model
+from churnguard.failure.signals import champion_reference
+from churnguard.failure.trajectories import simulate_trajectory, trajectory_specs
+from churnguard.progress import progress
+from churnguard.storage import Storage, frame_to_parquet_bytes, open_storage
+
+log = logging.getLogger(__name__)
+META = ["trajectory", "family", "scenario", "intensity", "onset_day", "split", "day", "failed_today",
+        "failure_seen", "label"]
+
+
+def _hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _read_parquet(storage: Storage, key: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(storage.read_bytes(key)))
+
+
+def failure_config(horizon: int | None = None, tolerance: float | None = None) -> FailureConfig:
+    """``failure.yaml`` with the DAG's Params (horizon, tolerance) applied when given."""
+    over: dict[str, Any] = {}
+    if horizon is not None:
+        over["horizon_days"] = int(horizon)
+    if tolerance is not None:
+        over["tolerance"] = float(tolerance)
+    return load_failure_config({"failure": over} if over else None)
+
+
+def champion_model(dataset_cfg: DatasetConfig, use_registry: bool = True) -> tuple[Any, str]:
+    """The registered churn champion, or (none registered, or not ``use_registry``) one trained on the
+    reference with seed 0, as ``churn_bootstrap`` would."""
+    found = registry.load_alias_model(load_model_config().registered_name, registry.CHAMPION) \
+        if use_registry else None
+    if found is not None:
+        model, version = found
+        return model, f"{version.name}/{version.version}"
+    from churnguard.models import train_model
+
+    split = split_reference(load_reference(dataset_cfg), dataset_cfg)
+    log.info("simulating against a reference churn model trained now (seed 0)")
+    return train_model(split.train, split.validation, dataset_cfg, random_state=0), "unregistered-seed0"
+
+
+def build_champion_reference(model, dataset_cfg: DatasetConfig) -> tuple[dict, ReferenceProfile]:
+    """:func:`champion_reference` of a churn model on the reference test split, and the drift profile
+    of its training split (with the model's scores and importance) that the simulation reports against."""
+    split = split_reference(load_reference(dataset_cfg), dataset_cfg)
+    reference = champion_reference(model.predict_proba(split.test), target_array(split.test, dataset_cfg),
+                                   model.threshold)
+    profile = fit_profile(split.train, dataset_cfg, scores=model.predict_proba(split.train),
+                          importance=model.feature_importance())
+    return reference, profile
+
+
+def _simulate_one(args: tuple) -> pd.DataFrame:
+    spec, model, reference, profile, dataset_cfg, cfg = args
+    return simulate_trajectory(spec, model, reference, profile, dataset_cfg, cfg)
+
+
+def simulate_trajectories(count: int | None = None, horizon: int | None = None,
+                          tolerance: float | None = None, workers: int = 1,
+                          storage: Storage | None = None, use_registry: bool = True) -> dict:
+    """Simulate the trajectory mix (cached per trajectory) and store its per-day table."""
+    storage, cfg = storage or open_storage(), failure_config(horizon, tolerance)
+    dataset_cfg = load_dataset_config()
+    model, champion = champion_model(dataset_cfg, use_registry)
+    reference, profile = build_champion_reference(model, dataset_cfg)
+    specs = trajectory_specs(cfg, count)
+    jobs = [(spec, model, reference, profile, dataset_cfg, cfg) for spec in specs]
+    if workers > 1:
+        # spawn, not fork: a forked child inherits OpenMP state of xgboost and can hang
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            frames = list(progress(pool.map(_simulate_one, jobs), len(jobs), "simulate trajectories"))
+    else:
+        frames = [_simulate_one(job) for job in progress(jobs, len(jobs), "simulate trajectories")]
+    table = pd.concat(frames, ignore_index=True)
+    ref_key = f"failure/reference/{_hash(reference)}.json"
+    storage.write_bytes(ref_key, json.dumps(reference).encode())
+    version = _hash({"specs": [s.__dict__ for s in specs], "reference": ref_key, "cfg": cfg.model_dump()})
+    key = f"failure/trajectories/{version}.parquet"
+    storage.write_bytes(key, frame_to_parquet_bytes(table))
+    log.info("%d trajectories, %d days -> %s", len(specs), len(table), key)
+    return {"trajectories_key": key, "reference_key": ref_key, "version": version, "champion": champion,
+            "trajectories": len(specs), "days": len(table), "config": cfg.model_dump()}
+
+
+def build_dataset(simulated: dict, storage: Storage | None = None) -> dict:
+    """Features (from each trajectory's signal history) and failure labels: the versioned training table."""
+    storage = storage or open_storage()
+    cfg = FailureConfig.model_validate(simulated["config"])
+    table = _read_parquet(storage, simulated["trajectories_key"])
+    parts = []
+    groups = table.groupby("trajectory", sort=True)
+    for _, days in progress(groups, groups.ngroups, "build features"):
+        days = days.sort_values("day").reset_index(drop=True)
+        features = feature_frame(days, cfg.features.trend_days)
+        parts.append(pd.concat([days[META], features], axis=1))
+    dataset = pd.concat(parts, ignore_index=True)
+    dataset = dataset[dataset["label"].notna()].reset_index(drop=True)
+    version = _hash({"trajectories": simulated["version"],
+                     "features": feature_names(cfg.features.trend_days)})
+    key = f"failure/datasets/{version}.parquet"
+    uri = storage.write_bytes(key, frame_to_parquet_bytes(dataset))
+    mix = (dataset.groupby("family").agg(trajectories=("trajectory", "nunique"), days=("label", "size"),
+                                         positive_rate=("label", "mean"))
+           .round(4).reset_index().to_dict("records"))
+    log.info("failure dataset %s: %d labelled days, positive rate %.3f", version, len(dataset),
+             dataset["label"].mean())
+    return {**simulated, "dataset_key": key, "dataset_uri": uri, "dataset_version": version,
+            "rows": len(dataset), "positive_rate": float(dataset["label"].astype(float).mean()), "mix": mix}
+
+
+def train_failure_model(dataset: dict, seed: int = 0, storage: Storage | None = None) -> dict:
+    """Fit on the training trajectories; log model, dataset and champion reference to an MLflow run."""
+    import mlflow
+
+    storage = storage or open_storage()
+    cfg = FailureConfig.model_validate(dataset["config"])
+    table = _read_parquet(storage, dataset["dataset_key"])
+    features = feature_names(cfg.features.trend_days)
+    model, report = fit_failure_model(table[table["split"] == "train"], features, cfg.training, seed)
+    registry.configure_mlflow()
+    with mlflow.start_run(run_name=f"failure-model-{dataset['dataset_version']}") as run:
+        mlflow.set_tags({"churnguard.kind": "failure-model", "dataset_version": dataset["dataset_version"],
+                         "champion": dataset["champion"]})
+        mlflow.log_params({"kind": model.kind, "threshold": model.threshold, "horizon_days":
+                           cfg.failure.horizon_days, "tolerance": cfg.failure.tolerance,
+                           "trajectories": dataset["trajectories"],
+                           "dataset_version": dataset["dataset_version"],
+                           "train_rows": report["train_rows"], "seed": seed})
+        mlflow.log_metrics({f"cv_auroc_{k}": v for k, v in report["cv_auroc"].items()})
+        mlflow.log_dict({"kind": model.kind, "features": model.features, "platt": list(model.platt),
+                         "threshold": model.threshold, "trend_days": cfg.features.trend_days,
+                         "config": cfg.model_dump(), "mix": dataset["mix"]}, "failure_model.json")
+        mlflow.log_dict(json.loads(storage.read_bytes(dataset["reference_key"])), "champion_reference.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{dataset['dataset_version']}.parquet"
+            path.write_bytes(storage.read_bytes(dataset["dataset_key"]))
+            mlflow.log_artifact(str(path), "dataset")
+        example = table[features].head(5).astype(float).fillna(0.0).to_numpy()
+        registry.log_model(model.estimator, example)
+    return {"run_id": run.info.run_id, **report}
+
+
+def load_run_failure_model(run_id: str) -> tuple[FailureModel, dict]:
+    """The failure model logged in ``run_id`` and the champion reference it was trained against."""
+    import mlflow
+
+    registry.configure_mlflow()
+    root = mlflow.get_run(run_id).info.artifact_uri
+    meta = mlflow.artifacts.load_dict(f"{root}/failure_model.json")
+    reference = mlflow.artifacts.load_dict(f"{root}/champion_reference.json")
+    estimator = mlflow.sklearn.load_model(registry._run_model_uri(run_id))
+    model = FailureModel(meta["kind"], estimator, meta["features"], tuple(meta["platt"]), meta["threshold"],
+                         meta={"trend_days": meta["trend_days"], "config": meta["config"]})
+    return model, reference
+
+
+def score_table(model: FailureModel, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``risk`` column."""
+    return table.assign(risk=model.predict_risk(table))
+
+
+def evaluate_failure_model(run_id: str, dataset: dict, storage: Storage | None = None) -> dict:
+    """Held-out trajectories: the model next to the baselines, overall, visible families and per family."""
+    import mlflow
+
+    storage = storage or open_storage()
+    cfg = FailureConfig.model_validate(dataset["config"])
+    model, _ = load_run_failure_model(run_id)
+    table = score_table(model, _read_parquet(storage, dataset["dataset_key"]))
+    held_out = table[table["split"] == "evaluation"]
+    delay, horizon = cfg.failure.label_delay_days, cfg.failure.horizon_days
+    scores = {"failure model": ("risk", model.threshold), **BASELINES}
+    result = {"overall": {}, "visible": {}}
+    visible = held_out[~held_out["family"].isin(VISIBLE_EXCLUDED)]
+    for name, (column, threshold) in scores.items():
+        result["overall"][name] = alert_metrics(held_out, column, threshold, delay, horizon)
+        result["visible"][name] = alert_metrics(visible, column, threshold, delay, horizon)
+    metrics = {"eval_auroc": result["overall"]["failure model"]["auroc"],
+               "eval_visible_auroc": result["visible"]["failure model"]["auroc"],
+               "eval_false_alarms_per_90d": result["overall"]["failure model"]["false_alarms_per_90d"]}
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({k: v for k, v in metrics.items() if v is not None})
+        mlflow.log_dict(result, "evaluation.json")
+    log.info("evaluation: %s", ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if v is not None))
+    return {**metrics, "threshold": model.threshold, "kind": model.kind}
+
+
+def register_failure_model(run_id: str, evaluation: dict, dataset: dict) -> dict:
+    """Register the run's model as a new ``failure-model`` version and point ``champion`` at it."""
+    cfg = FailureConfig.model_validate(dataset["config"])
+    tags = {"kind": evaluation["kind"], "threshold": f"{evaluation['threshold']:.2f}",
+            "eval_auroc": str(evaluation["eval_auroc"]), "dataset_version": dataset["dataset_version"],
+            "horizon_days": str(cfg.failure.horizon_days), "tolerance": str(cfg.failure.tolerance)}
+    version = registry.register_run_model(run_id, cfg.registered_name, tags)
+    registry.set_alias(cfg.registered_name, registry.CHAMPION, version.version)
+    log.info("%s v%d is now the champion", cfg.registered_name, version.version)
+    return version.to_dict()
+
+
+def train_all(count: int | None = None, horizon: int | None = None, tolerance: float | None = None,
+              workers: int = 1) -> dict:
+    """Every step in one call (what the DAG runs task by task)."""
+    dataset = build_dataset(simulate_trajectories(count, horizon, tolerance, workers))
+    fit = train_failure_model(dataset)
+    evaluation = evaluate_failure_model(fit["run_id"], dataset)
+    return {"dataset": dataset, "fit": fit, "evaluation": evaluation,
+            "version": register_failure_model(fit["run_id"], evaluation, dataset)}
+
+

@@ -1,0 +1,155 @@
+"""Simulated trajectories: the training data of the failure model.
+
+Each trajectory is ``days`` daily batches of held-out customers from :class:`BatchSimulator` under one
+scenario family, with a random onset and intensity. For every day it records what was known that day
+(:func:`~churnguard.failure.signals.day_signals`) and, from the labels, whether the champion failed.
+
+The mix (:func:`trajectory_specs`): the same number of trajectories for each of the nine families of
+:data:`FAMILIES`, intensity log-uniform in ``[intensity_min, intensity_max]`` for every family, onset
+uniform in ``[onset_min, onset_max]``, one simulator seed per trajectory; one trajectory in every
+``evaluation_every`` of each family is held out for evaluation (the split is by trajectory). Days
+before the onset, and the ``none`` family, are the stable control periods. Nothing is filtered
+afterwards: a family whose drift never hurts the champion stays in the mix as harmless drift.
+
+Each finished trajectory is cached as parquet under ``<home>/cache/failure-trajectories/`` keyed by
+its spec, the champion and the failure definition, so re-runs only simulate what is new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from churnguard.config import DatasetConfig
+from churnguard.data import target_array
+from churnguard.drift import ReferenceProfile, drift_report
+from churnguard.failure.config import FailureConfig
+from churnguard.failure.labels import day_failure, failure_labels, label_day_metrics
+from churnguard.failure.signals import day_signals
+from churnguard.settings import get_settings
+from churnguard.simulate import BatchSimulator, Scenario
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 4  # bump when signals or labels change meaning
+START = date(2026, 1, 1)
+# Reported family -> simulator scenario. "covariate" = both covariate shifts of the simulator.
+FAMILIES = {
+    "none": "none",
+    "gradual": "gradual",
+    "sudden": "sudden",
+    "covariate": "gradual+sudden",
+    "concept": "concept",
+    "covariate+concept": "gradual+sudden+concept",
+    "seasonal": "seasonal",
+    "new_category": "new_category",
+    "class_balance": "class_balance",
+}
+
+
+@dataclass(frozen=True)
+class TrajectorySpec:
+    trajectory: int
+    family: str
+    intensity: float
+    onset_day: int
+    seed: int
+    days: int
+    rows_per_day: int
+    split: str  # "train" | "evaluation"
+
+    @property
+    def scenario(self) -> Scenario:
+        return Scenario.parse(FAMILIES[self.family], onset=START + timedelta(days=self.onset_day),
+                              intensity=self.intensity)
+
+
+def trajectory_specs(cfg: FailureConfig, count: int | None = None) -> list[TrajectorySpec]:
+    """The documented mix: ``count`` trajectories (rounded up to a multiple of the nine families)."""
+    tc = cfg.trajectories
+    per_family = max(1, -(-(count or tc.count) // len(FAMILIES)))
+    specs = []
+    for f_index, family in enumerate(FAMILIES):
+        for k in range(per_family):
+            # one random stream per trajectory: a larger count keeps the smaller count's trajectories
+            rng = np.random.default_rng([tc.seed, f_index, k])
+            intensity = float(np.exp(rng.uniform(np.log(tc.intensity_min), np.log(tc.intensity_max))))
+            onset = int(rng.integers(tc.onset_min, tc.onset_max + 1))
+            # each block of `evaluation_every` trajectories of a family holds one out, at a random place
+            start = k - k % tc.evaluation_every
+            size = min(tc.evaluation_every, per_family - start)
+            pick = start + int(np.random.default_rng([tc.seed, f_index, start]).integers(size))
+            held_out = per_family > 1 and k == pick
+            tid = f_index * 10_000 + k
+            specs.append(TrajectorySpec(tid, family, round(intensity, 4), onset, tc.seed * 1_000_003 + tid,
+                                        tc.days, tc.rows_per_day, "evaluation" if held_out else "train"))
+    return specs
+
+
+def _cache_path(spec: TrajectorySpec, reference: dict, cfg: FailureConfig) -> Path:
+    payload = {"v": CACHE_VERSION, "spec": asdict(spec), "failure": cfg.failure.model_dump(),
+               "features": cfg.features.model_dump(),
+               "champion": hashlib.sha256(json.dumps(reference, sort_keys=True).encode()).hexdigest()}
+    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
+    return get_settings().home / "cache" / "failure-trajectories" / f"{key}.parquet"
+
+
+def simulate_trajectory(spec: TrajectorySpec, model, reference: dict, profile: ReferenceProfile,
+                        dataset_cfg: DatasetConfig, cfg: FailureConfig,
+                        use_cache: bool = True) -> pd.DataFrame:
+    """One row per day from ``warmup_days`` on: the day's signals, its failure status and its label.
+
+    ``reference``: :func:`~churnguard.failure.signals.champion_reference` of ``model``; ``profile``: the
+    drift profile of its training data (with its scores and importance), as the daily DAG uses.
+    """
+    path = _cache_path(spec, {**reference, "profile": profile.version}, cfg)
+    if use_cache and path.exists():
+        return pd.read_parquet(path)
+    fd = cfg.failure
+    sim = BatchSimulator(dataset_cfg, rows_per_day=spec.rows_per_day, seed=spec.seed)
+    scenario = spec.scenario
+    batches = [sim.day(START + timedelta(days=i), scenario) for i in range(spec.days)]
+    all_scores = model.predict_proba(pd.concat([b.landing for b in batches], ignore_index=True))
+    scores = np.split(all_scores, np.cumsum([len(b.landing) for b in batches])[:-1])
+    ys = [target_array(b.labels, dataset_cfg) for b in batches]
+    threshold = reference["threshold"]
+    metrics = [{"observed_ds": b.ds.isoformat(), **label_day_metrics(y, s, threshold, fd.confidence)}
+               for b, y, s in zip(batches, ys, scores, strict=True)]
+    failures = []
+    for d in range(spec.days):
+        lo = max(0, d - fd.window_days + 1)
+        pooled = label_day_metrics(np.concatenate(ys[lo:d + 1]), np.concatenate(scores[lo:d + 1]),
+                                   reference["threshold"], fd.confidence)
+        failures.append(day_failure(pooled, reference["reference_auc"], reference["reference_f1"], fd))
+    labels = failure_labels(failures, fd.horizon_days)
+    rows = []
+    window = cfg.features.matured_window
+    for t in range(cfg.trajectories.warmup_days, spec.days):
+        last_matured = t - fd.label_delay_days
+        matured = metrics[max(0, last_matured - window + 1):last_matured + 1] if last_matured >= 0 else []
+        report = drift_report(profile, batches[t].landing, scores=scores[t]).to_dict()
+        signals = day_signals(report, scores[t], matured,
+                              reference=reference, ds=batches[t].ds.isoformat(), matured_window=window,
+                              min_labels=fd.min_labels)
+        seen = [f for f in failures[:last_matured + 1] if f is True] if last_matured >= 0 else []
+        rows.append({**signals, "trajectory": spec.trajectory, "family": spec.family,
+                     "scenario": FAMILIES[spec.family], "intensity": spec.intensity,
+                     "onset_day": spec.onset_day,
+                     "split": spec.split, "day": t, "failed_today": failures[t],
+                     "failure_seen": bool(seen), "roc_auc_today": metrics[t]["roc_auc"],
+                     "f1_today": metrics[t]["f1"], "label": labels[t]})
+    frame = pd.DataFrame(rows)
+    frame["failed_today"] = frame["failed_today"].astype("boolean")
+    frame["label"] = frame["label"].astype("Int64")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return frame

@@ -1,0 +1,147 @@
+"""Retraining: a challenger trained on recent labelled days plus the reference, validated on the most
+recent matured days, registered as ``challenger`` with its data window, trigger and metrics.
+
+Gates, in order (all from ``monitoring.yaml``): holdout AUC ≥ ``min_roc_auc``; train AUC − holdout AUC ≤
+``max_overfit_gap``; holdout AUC > champion's holdout AUC + ``margin_over_champion``. A challenger that
+fails a gate is logged (with the reason) but never registered; neither is one from a dry run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from churnguard import registry
+from churnguard.config import MonitoringConfig, load_dataset_config, load_model_config, load_monitoring_config
+from churnguard.data import data_version, target_array
+from churnguard.models import TrainedModel, train_model
+from churnguard.simulate import LABELS, LANDING
+from churnguard.storage import PartitionNotFound, Storage, open_storage
+from churnguard.training import log_reference_profile, read_reference
+
+log = logging.getLogger(__name__)
+
+
+def labelled_days(ds: date, first: date, last: date, storage: Storage) -> pd.DataFrame:
+    """Landing rows of observed days ``first``..``last`` joined with labels that landed by ``ds``."""
+    cfg = load_dataset_config()
+    frames = []
+    for labels_ds in storage.list_partitions(LABELS):
+        if labels_ds > ds:
+            break
+        labels = storage.read_partition(LABELS, labels_ds)
+        labels = labels[(labels["observed_ds"] >= first.isoformat()) & (labels["observed_ds"] <= last.isoformat())]
+        for observed, part in labels.groupby("observed_ds"):
+            try:
+                landing = storage.read_partition(LANDING, observed)
+            except PartitionNotFound:  # quarantined or never landed
+                continue
+            frames.append(landing.merge(part, on=cfg.id.column, how="inner"))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True).drop_duplicates(cfg.id.column, keep="last")
+
+
+def _auc(model: TrainedModel, df: pd.DataFrame) -> float:
+    y = target_array(df, load_dataset_config())
+    return float(roc_auc_score(y, model.predict_proba(df))) if len(np.unique(y)) == 2 else float("nan")
+
+
+def shap_importance(model: TrainedModel, df: pd.DataFrame) -> dict[str, float]:
+    """Mean |SHAP| per input column (xgboost's TreeSHAP, one-hot children summed), normalised to 1."""
+    import xgboost as xgb
+
+    prep = model.pipeline[:-1]
+    names = prep.named_steps["encode"].get_feature_names_out()
+    booster = model.pipeline.named_steps["model"].get_booster()
+    contribs = booster.predict(xgb.DMatrix(prep.transform(df[model.features])), pred_contribs=True)[:, :-1]
+    mean_abs = np.abs(contribs).mean(axis=0)
+    totals = dict.fromkeys(model.features, 0.0)
+    for name, value in zip(names, mean_abs, strict=True):
+        column = name.split("__", 1)[1]
+        owner = column if column in totals else max((f for f in model.features if column.startswith(f + "_")),
+                                                    key=len)
+        totals[owner] += float(value)
+    total = sum(totals.values()) or 1.0
+    return {k: v / total for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
+def retrain_challenger(ds: date | str, reason: str, dry_run: bool = False, storage: Storage | None = None,
+                       cfg: MonitoringConfig | None = None, seed: int = 0) -> dict:
+    """Train, validate and (unless ``dry_run`` or a gate fails) register a challenger for day ``ds``."""
+    import mlflow
+
+    ds = date.fromisoformat(str(ds))
+    storage, cfg = storage or open_storage(), cfg or load_monitoring_config()
+    data_cfg, name = load_dataset_config(), load_model_config().registered_name
+    last_matured = ds - timedelta(days=cfg.labels.delay_days)
+    holdout_first = last_matured - timedelta(days=cfg.retrain.holdout_days - 1)
+    window_first = holdout_first - timedelta(days=cfg.retrain.window_days)
+    recent = labelled_days(ds, window_first, holdout_first - timedelta(days=1), storage)
+    holdout = labelled_days(ds, holdout_first, last_matured, storage)
+    window = {"train_from": window_first.isoformat(), "train_to": (holdout_first - timedelta(days=1)).isoformat(),
+              "holdout_from": holdout_first.isoformat(), "holdout_to": last_matured.isoformat()}
+    result = {"ds": ds.isoformat(), "reason": reason, "dry_run": dry_run, "window": window,
+              "registered": False, "version": None, "passed": False, "gates": {}}
+    if len(recent) < 50 or len(holdout) < 50 or len(np.unique(target_array(holdout, data_cfg))) < 2:
+        result["rejected"] = f"not enough labelled data: {len(recent)} recent rows, {len(holdout)} holdout rows"
+        log.warning("retrain %s: %s", ds, result["rejected"])
+        return result
+
+    reference = read_reference({"dataset": data_cfg.name}, "train")
+    pool = pd.concat([reference, recent[reference.columns]], ignore_index=True)
+    train, val = train_test_split(pool, test_size=0.2, stratify=target_array(pool, data_cfg), random_state=seed)
+    challenger = train_model(train, val, data_cfg, random_state=seed)
+    champion_info = registry.version_by_alias(name, registry.CHAMPION)
+    champion = registry.load_run_model(champion_info.run_id)
+    metrics = {"train_auc": _auc(challenger, train), "holdout_auc": _auc(challenger, holdout),
+               "champion_holdout_auc": _auc(champion, holdout), "holdout_rows": len(holdout),
+               "recent_rows": len(recent)}
+    from churnguard.models import evaluate
+
+    holdout_eval = evaluate(challenger, holdout, data_cfg)
+    gates = {
+        "min_roc_auc": metrics["holdout_auc"] >= cfg.retrain.min_roc_auc,
+        "overfit": metrics["train_auc"] - metrics["holdout_auc"] <= cfg.retrain.max_overfit_gap,
+        "beats_champion": metrics["holdout_auc"] > metrics["champion_holdout_auc"] + cfg.retrain.margin_over_champion,
+    }
+    passed = all(gates.values())
+    result.update(metrics=metrics, gates=gates, passed=passed)
+    log.info("retrain %s (%s): holdout AUC %.4f vs champion %.4f, train %.4f; gates %s", ds, reason,
+             metrics["holdout_auc"], metrics["champion_holdout_auc"], metrics["train_auc"], gates)
+    if dry_run or not passed:
+        result["rejected"] = "dry run: nothing registered" if dry_run else \
+            "failed gate(s): " + ", ".join(g for g, ok in gates.items() if not ok)
+        return result
+
+    version_of_data = data_version(train, val)
+    fingerprint = hashlib.sha256(registry.json_tag(
+        {"data": version_of_data, "seed": seed, "model": load_model_config().model_dump()}).encode()).hexdigest()[:16]
+    existing = registry.find_version(name, fingerprint)
+    if existing is None:
+        registry.configure_mlflow()
+        with mlflow.start_run(run_name=f"retrain-{ds.isoformat()}") as run:
+            mlflow.set_tags({registry.FINGERPRINT_TAG: fingerprint, "churnguard.kind": "retrain",
+                             "trigger": reason, "data_version": version_of_data, **window})
+            mlflow.log_params({"threshold": round(challenger.threshold, 6), "best_iteration": challenger.best_iteration,
+                               "seed": seed, "data_version": version_of_data, **window,
+                               "trigger": reason[:250]})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+            mlflow.log_dict({"features": challenger.features}, "features.json")
+            mlflow.log_dict(challenger.feature_importance(), "feature_importance.json")
+            mlflow.log_dict(shap_importance(challenger, holdout), "shap_importance.json")
+            registry.log_model(challenger.pipeline, train[challenger.features].head(5))
+            log_reference_profile(challenger, train, data_cfg, storage)
+        existing = registry.register_run_model(run.info.run_id, name, {
+            registry.FINGERPRINT_TAG: fingerprint, "trigger": reason[:250], "threshold": f"{challenger.threshold:.6f}",
+            "reference_auc": f"{metrics['holdout_auc']:.6f}", "reference_f1": f"{holdout_eval['f1']:.6f}",
+            **window})
+    registry.set_alias(name, registry.CHALLENGER, existing.version)
+    result.update(registered=True, version=existing.version, run_id=existing.run_id)
+    return result

@@ -1,0 +1,138 @@
+"""Engine, migrations and upserts of the monitoring store."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, and_, create_engine, delete, event, insert, select, text
+from sqlalchemy.engine import Connection
+
+from churnguard.settings import get_settings
+from churnguard.store import schema
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _alembic_config(connection: Connection):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (safe to call from concurrent processes)."""
+    from alembic import command
+
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # one migrator at a time across processes
+            conn.execute(text("SELECT pg_advisory_xact_lock(4242)"))
+        command.upgrade(_alembic_config(conn), "head")
+
+
+def _engine(url: str) -> Engine:
+    with _engines_lock:
+        if url not in _engines:
+            if url.startswith("sqlite"):
+                path = url.split("///", 1)[-1]
+                if path and path != ":memory:":
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                engine = create_engine(url, connect_args={"timeout": 60})
+
+                @event.listens_for(engine, "connect")
+                def _sqlite_pragmas(dbapi_conn, _):  # concurrent readers + one writer, waits not errors
+                    cur = dbapi_conn.cursor()
+                    cur.execute("PRAGMA journal_mode=WAL")
+                    cur.execute("PRAGMA busy_timeout=60000")
+                    cur.close()
+            else:
+                engine = create_engine(url, pool_pre_ping=True)
+            migrate(engine)
+            _engines[url] = engine
+        return _engines[url]
+
+
+def _iso(value: date | str) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+class MonitoringStore:
+    """Upserts and reads over the monitoring tables."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def table(self, name: str):
+        return schema.metadata.tables[name]
+
+    def _insert(self, conn: Connection, table, rows: list[dict], keys: list[str]) -> None:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = dialect_insert(table).values(rows)
+        updates = {c.name: stmt.excluded[c.name] for c in table.columns
+                   if c.name not in keys and not c.primary_key and c.name in rows[0]}
+        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates
+                     else stmt.on_conflict_do_nothing(index_elements=keys))
+
+    def upsert(self, name: str, rows: Iterable[dict[str, Any]], keys: list[str] | None = None) -> int:
+        """Insert ``rows`` into table ``name``, replacing rows with the same key (default: primary key)."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        table = self.table(name)
+        keys = keys or [c.name for c in table.primary_key.columns]
+        with self.engine.begin() as conn:
+            self._insert(conn, table, rows, keys)
+        return len(rows)
+
+    def replace_day(self, name: str, ds: date | str, rows: Iterable[dict[str, Any]], day_column: str = "ds") -> int:
+        """Replace all rows of one day in table ``name`` with ``rows`` (one transaction)."""
+        rows = [{**r, day_column: _iso(ds)} for r in rows]
+        table = self.table(name)
+        with self.engine.begin() as conn:
+            conn.execute(delete(table).where(table.c[day_column] == _iso(ds)))
+            if rows:
+                conn.execute(insert(table), rows)
+        return len(rows)
+
+    def record_event(self, ds: date | str, event_name: str, model_name: str, version: int,
+                     from_version: int | None = None, reason: str = "") -> None:
+        """A model event, once per (day, event, model, version): a re-run does not duplicate it."""
+        row = {"ds": _iso(ds), "event": event_name, "model_name": model_name, "model_version": version,
+               "from_version": from_version, "reason": reason}
+        self.upsert("model_events", [row], keys=["ds", "event", "model_name", "model_version"])
+
+    def rows(self, name: str, where: dict[str, Any] | None = None, since: str | None = None,
+             until: str | None = None, order_by: str | None = None, day_column: str = "ds") -> list[dict]:
+        table = self.table(name)
+        clauses = [table.c[k] == v for k, v in (where or {}).items()]
+        if since is not None:
+            clauses.append(table.c[day_column] >= _iso(since))
+        if until is not None:
+            clauses.append(table.c[day_column] <= _iso(until))
+        stmt = select(table).where(and_(*clauses)) if clauses else select(table)
+        if order_by:
+            stmt = stmt.order_by(table.c[order_by])
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    def count(self, name: str) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(text("count(*)")).select_from(self.table(name))).scalar_one()
+
+
+def open_store(url: str | None = None) -> MonitoringStore:
+    """The monitoring store at ``url`` (default ``CHURNGUARD_DB_URL``), migrated to the newest schema."""
+    return MonitoringStore(_engine(url or get_settings().db_url))

@@ -1,0 +1,117 @@
+"""Tables of the monitoring store (SQLAlchemy Core). Changes go through a migration in ``migrations/``."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+
+metadata = MetaData()
+
+# One row per processed day: what the daily run saw and decided (re-running a day replaces it).
+daily_runs = Table(
+    "daily_runs", metadata,
+    Column("ds", String(10), primary_key=True),
+    Column("dataset", String(64), nullable=False),
+    Column("rows", Integer),
+    Column("data_version", String(32)),
+    Column("validation_status", String(16)),
+    Column("drift_severity", String(16)),
+    Column("drift_share", Float),
+    Column("weighted_drift", Float),
+    Column("prediction_psi", Float),
+    Column("champion_version", Integer),
+    Column("challenger_version", Integer),
+    Column("failure_risk", Float),
+    Column("decision", String(16)),
+    Column("reasons", JSON),
+    Column("promoted", Boolean, default=False),
+    Column("summary_uri", Text),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), onupdate=func.now()),
+)
+
+feature_drift = Table(
+    "feature_drift", metadata,
+    Column("ds", String(10), primary_key=True),
+    Column("feature", String(128), primary_key=True),
+    Column("kind", String(16)),
+    Column("psi", Float),
+    Column("psi_threshold", Float),
+    Column("statistic", Float),
+    Column("p_value", Float),
+    Column("js_distance", Float),
+    Column("wasserstein", Float),
+    Column("missing_delta", Float),
+    Column("drifted", Boolean),
+    Column("consecutive_days", Integer),
+)
+
+# Metrics of a model version on the customers of one landing day, once their labels arrived.
+performance = Table(
+    "performance", metadata,
+    Column("observed_ds", String(10), primary_key=True),
+    Column("role", String(16), primary_key=True),  # champion | challenger
+    Column("model_version", Integer, nullable=False),
+    Column("measured_ds", String(10), nullable=False),
+    Column("labelled_rows", Integer),
+    Column("roc_auc", Float),
+    Column("roc_auc_lower", Float),
+    Column("f1", Float),
+    Column("precision", Float),
+    Column("recall", Float),
+    Column("brier", Float),
+    Column("churn_rate", Float),
+)
+
+failure_risk = Table(
+    "failure_risk", metadata,
+    Column("ds", String(10), primary_key=True),
+    Column("available", Boolean, nullable=False),
+    Column("risk", Float),
+    Column("drivers", JSON),
+    Column("signals", JSON),
+    Column("model_version", Integer),
+    Column("reason", Text),
+)
+
+model_events = Table(
+    "model_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ds", String(10), nullable=False),
+    Column("event", String(16), nullable=False),  # registered | promoted | rolled_back
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("from_version", Integer),
+    Column("reason", Text),
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    UniqueConstraint("ds", "event", "model_name", "model_version", name="uq_model_event"),
+)
+
+alerts = Table(
+    "alerts", metadata,
+    Column("ds", String(10), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("severity", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+)
+
+# Serialises promotions across concurrent runs: a row per model name, taken with SELECT … FOR UPDATE
+# (PostgreSQL) or inside an immediate transaction (SQLite).
+promotion_locks = Table(
+    "promotion_locks", metadata,
+    Column("model_name", String(128), primary_key=True),
+    Column("holder", String(128)),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), onupdate=func.now()),
+)

@@ -1,0 +1,18 @@
+"""The data-validation gate: a GX 1.x suite generated from the dataset config and reference profile.
+
+Entry point: :func:`validate_batch` -> :class:`ValidationResult` (``status``, ``exit_code``,
+``failures``, ``warnings``, ``save(storage, ds)``). Great Expectations is imported only when used.
+"""
+
+from churnguard.validation.config import ValidationConfig, load_validation_config
+from churnguard.validation.runner import (
+    Issue,
+    UnreadableBatch,
+    ValidationResult,
+    read_batch,
+    validate_batch,
+)
+from churnguard.validation.suite import build_suite, reference_profile
+
+__all__ = ["Issue", "UnreadableBatch", "ValidationConfig", "ValidationResult", "build_suite",
+           "load_validation_config", "read_batch", "reference_profile", "validate_batch"]

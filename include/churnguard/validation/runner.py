@@ -1,0 +1,432 @@
+"""Validate one landing batch against the generated suite: :func:`validate_batch`.
+
+Exit codes (also ``ValidationResult.exit_code``): 0 pass, 1 warnings only, 2 an error-level expectation
+failed, 3 the input could not be read as a table at all.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pandas as pd
+
+from churnguard.config import DatasetConfig
+from churnguard.storage import Storage, partition_key
+from churnguard.validation.config import ValidationConfig, load_validation_config
+from churnguard.validation.suite import ERROR, WARN, build_suite, gx_context
+
+log = logging.getLogger(__name__)
+
+EXIT_CODES = {"pass": 0, "warn": 1, "fail": 2, "unreadable": 3}
+_RULE_ORDER = ["readable", "row_count", "column_set", "type", "not_null", "unique", "finite", "domain",
+               "range", "value_set", "evaluation"]
+_EXPECTED_TYPE = {"numeric": "numeric", "binary": "numeric 0/1", "categorical": "text"}
+
+
+class UnreadableBatch(Exception):
+    """The input is not a readable parquet table (missing, empty, truncated, not parquet)."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One failed expectation, as one line: column, rule, what was observed, sample offending ids."""
+
+    severity: str  # "error" or "warn"
+    rule: str
+    column: str | None  # None: the whole table (or file)
+    observed: str
+    sample_ids: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        where = f"column '{self.column}'" if self.column is not None else (
+            "file" if self.rule == "readable" else "table")
+        ids = f"; rows {', '.join(self.sample_ids)}" if self.sample_ids else ""
+        return f"{where} {self.rule}: {self.observed}{ids}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"severity": self.severity, "rule": self.rule, "column": self.column,
+                "observed": self.observed, "sample_ids": list(self.sample_ids), "line": self.line()}
+
+
+@dataclass
+class ValidationResult:
+    """Outcome of validating one batch. ``failures`` / ``warnings`` are one line each."""
+
+    source: str
+    dataset: str
+    status: str  # pass | warn | fail | unreadable
+    issues: list[Issue]
+    n_rows: int | None = None
+    n_columns: int | None = None
+    profile_version: str | None = None
+    suite_name: str | None = None
+    evaluated: int = 0
+    elapsed_seconds: float = 0.0
+    validated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    gx_result: Any = field(default=None, repr=False, compare=False)  # GX's own result, for data docs
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+    @property
+    def failures(self) -> list[str]:
+        return [i.line() for i in self.issues if i.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [i.line() for i in self.issues if i.severity == WARN]
+
+    def lines(self) -> list[str]:
+        """One line per failed or warned expectation, naming the source."""
+        label = {ERROR: "UNREADABLE" if self.status == "unreadable" else "FAIL", WARN: "WARN"}
+        return [f"{self.source}: {label[i.severity]} {i.line()}" for i in self.issues]
+
+    def summary(self) -> str:
+        head = f"{self.source}: {self.status.upper()} (exit {self.exit_code})"
+        if self.status == "unreadable":
+            return f"{head}: not validated [dataset {self.dataset}]"
+        return (f"{head}: {self.n_rows} rows, {self.evaluated} expectations, {len(self.failures)} failed, "
+                f"{_plural(len(self.warnings), 'warning')} "
+                f"[dataset {self.dataset}, profile {self.profile_version or '-'}]")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "dataset": self.dataset, "status": self.status,
+            "exit_code": self.exit_code,
+            "n_rows": self.n_rows, "n_columns": self.n_columns, "profile_version": self.profile_version,
+            "suite": self.suite_name, "evaluated_expectations": self.evaluated,
+            "failures": self.failures, "warnings": self.warnings,
+            "issues": [i.to_dict() for i in self.issues], "summary": self.summary(),
+            "validated_at": self.validated_at, "elapsed_seconds": round(self.elapsed_seconds, 3),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False)
+
+    def to_html(self) -> str:
+        """GX's data-docs page for the run; a self-contained summary page when GX has none to render."""
+        if self.gx_result is not None:
+            try:
+                from great_expectations.render.renderer import ValidationResultsPageRenderer
+                from great_expectations.render.view import DefaultJinjaPageView
+
+                return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(self.gx_result))
+            except Exception:  # a renderer bug must not lose the report: fall back to our own page
+                log.warning("GX data docs rendering failed for %s; writing a plain page", self.source,
+                            exc_info=True)
+        return _plain_html(self)
+
+    def save(self, storage: Storage, ds: date | str) -> dict[str, str]:
+        """Write ``reports/ds=…/validation.json`` and ``validation.html``; returns their URIs."""
+        folder = partition_key("reports", ds)
+        return {
+            "json": storage.write_bytes(f"{folder}/validation.json", self.to_json().encode()),
+            "html": storage.write_bytes(f"{folder}/validation.html", self.to_html().encode()),
+        }
+
+
+def validate_batch(source: str | Path | pd.DataFrame, dataset_cfg: DatasetConfig, profile: Mapping[str, Any],
+                   validation_cfg: ValidationConfig | None = None) -> ValidationResult:
+    """Validate a batch (parquet file or partition folder, as path / ``file://`` / ``s3://``, or a frame).
+
+    Never raises for bad *input*: unreadable files give status ``unreadable``. A profile or config that
+    does not fit the dataset raises ``ValueError`` / ``ConfigError``.
+
+    Example::
+
+        result = validate_batch("landing/ds=2026-09-01/part-00000.parquet", cfg, profile)
+        result.exit_code, result.failures
+    """
+    started = time.perf_counter()
+    vcfg = validation_cfg or load_validation_config()
+    suite = build_suite(dataset_cfg, profile, vcfg)
+    name = _source_name(source)
+    common = {"source": name, "dataset": dataset_cfg.name, "suite_name": suite.name,
+              "profile_version": (suite.meta or {}).get("profile_version")}
+    try:
+        frame = source if isinstance(source, pd.DataFrame) else read_batch(source)
+    except UnreadableBatch as exc:
+        issue = Issue(ERROR, "readable", None, str(exc))
+        return ValidationResult(status="unreadable", issues=[issue],
+                                elapsed_seconds=time.perf_counter() - started, **common)
+    frame = _for_gx(frame)
+    common.update(n_rows=len(frame), n_columns=len(frame.columns))
+    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if duplicated:
+        issue = Issue(ERROR, "column_set", None, f"duplicate column name(s) {', '.join(duplicated)}")
+        return ValidationResult(status="fail", issues=[issue], elapsed_seconds=time.perf_counter() - started,
+                                **common)
+    id_col = dataset_cfg.id.column
+    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": vcfg.sample_size}
+    if id_col in frame.columns:
+        result_format["unexpected_index_column_names"] = [id_col]
+    try:
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+        gx_result = batch.validate(suite, result_format=result_format)
+    except Exception as exc:  # GX itself broke on this input: report it as a failed batch, not a crash
+        log.exception("GX could not validate %s", name)
+        issue = Issue(ERROR, "evaluation", None, f"validation could not run: {_one_line(exc)}")
+        return ValidationResult(status="fail", issues=[issue], elapsed_seconds=time.perf_counter() - started,
+                                **common)
+    issues = _issues(gx_result, frame, dataset_cfg, vcfg)
+    status = "fail" if any(i.severity == ERROR for i in issues) else "warn" if issues else "pass"
+    return ValidationResult(status=status, issues=issues, evaluated=len(gx_result.results),
+                            elapsed_seconds=time.perf_counter() - started, gx_result=gx_result, **common)
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+def read_batch(source: str | Path) -> pd.DataFrame:
+    """The table at ``source``: one parquet file, or every ``*.parquet`` in a partition folder.
+
+    Raises :class:`UnreadableBatch` (one line, no traceback needed) when there is no table to read.
+    """
+    text = str(source)
+    parsed = urlparse(text)
+    if parsed.scheme == "s3":
+        return _read_s3(parsed.netloc, parsed.path.strip("/"))
+    path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(text)
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
+        if not files:
+            raise UnreadableBatch("no parquet files in this folder")
+        return _concat([_parse_parquet(_read_file(p), p.name) for p in files])
+    return _parse_parquet(_read_file(path), None)
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise UnreadableBatch("no such file") from None
+    except OSError as exc:
+        raise UnreadableBatch(f"cannot read file: {exc.strerror or exc}") from None
+
+
+def _read_s3(bucket: str, key: str) -> pd.DataFrame:
+    from churnguard.storage import open_storage
+
+    storage = open_storage(f"s3://{bucket}")
+    try:
+        if key.endswith(".parquet"):
+            return _parse_parquet(storage.read_bytes(key), None)
+        files = [k for k in storage.list_keys(key) if k.endswith(".parquet")]
+        if not files:
+            raise UnreadableBatch("no parquet files under this prefix")
+        return _concat([_parse_parquet(storage.read_bytes(k), k.rsplit("/", 1)[-1]) for k in files])
+    except FileNotFoundError:
+        raise UnreadableBatch("no such object") from None
+
+
+def _parse_parquet(data: bytes, part: str | None) -> pd.DataFrame:
+    where = f"{part}: " if part else ""
+    if not data:
+        raise UnreadableBatch(f"{where}empty file (0 bytes)")
+    if not data.startswith(b"PAR1"):
+        raise UnreadableBatch(f"{where}not a parquet file (no PAR1 magic bytes{_looks_like(data)})")
+    if len(data) < 12 or not data.endswith(b"PAR1"):
+        raise UnreadableBatch(f"{where}truncated parquet file ({len(data)} bytes, no footer)")
+    try:
+        return pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises several types for corrupt files; all mean "unreadable"
+        raise UnreadableBatch(f"{where}corrupt parquet file ({_one_line(exc)})") from None
+
+
+def _looks_like(data: bytes) -> str:
+    head = data[:2048]
+    try:
+        text = head.decode()
+    except UnicodeDecodeError:
+        return ""
+    first = text.splitlines()[0] if text.strip() else ""
+    if "," in first or "\t" in first or ";" in first:
+        return f"; it looks like CSV text starting '{first[:60]}'"
+    return "; it looks like text"
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _source_name(source: Any) -> str:
+    if isinstance(source, pd.DataFrame):
+        return "<DataFrame>"
+    return str(source)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# --- GX ----------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _batch_definition():
+    """A whole-DataFrame batch definition on the process-wide ephemeral context."""
+    asset = gx_context().data_sources.add_pandas("churnguard").add_dataframe_asset("batch")
+    return asset.add_batch_definition_whole_dataframe("whole")
+
+
+def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy GX 1.x can type-check: text as object (GX does not know pandas 3's ``str`` dtype, and checks
+    object columns value by value), nullable numbers as float64, column names as text."""
+    out = frame.copy()
+    out.columns = [str(c) for c in out.columns]
+    for i in range(out.shape[1]):
+        col = out.iloc[:, i]
+        dtype = col.dtype
+        if isinstance(dtype, pd.StringDtype) or isinstance(dtype, pd.CategoricalDtype):
+            out.isetitem(i, col.astype(object).where(col.notna(), None))
+        elif pd.api.types.is_extension_array_dtype(dtype) and pd.api.types.is_numeric_dtype(dtype) \
+                and not pd.api.types.is_bool_dtype(dtype):
+            out.isetitem(i, col.to_numpy(dtype="float64", na_value=float("nan")))
+        elif pd.api.types.is_extension_array_dtype(dtype):
+            out.isetitem(i, col.astype(object).where(col.notna(), None))
+    return out
+
+
+# --- results -> issues -------------------------------------------------------------------------------------
+def _issues(gx_result: Any, frame: pd.DataFrame, cfg: DatasetConfig, vcfg: ValidationConfig) -> list[Issue]:
+    present = set(frame.columns)
+    found: list[Issue] = []
+    for res in gx_result.results:
+        if res.success:
+            continue
+        config = res.expectation_config
+        meta = config.meta or {}
+        column = meta.get("column")
+        if column is not None and column not in present:
+            continue  # the column_set failure already names the missing column
+        found.append(_describe(res, meta, cfg, vcfg))
+    bad_type = {i.column for i in found if i.rule == "type"}
+    errors = {(i.column, i.rule) for i in found if i.severity == ERROR}
+    kept = [i for i in found
+            if not (i.column in bad_type and i.rule not in ("type", "not_null"))  # noise from a wrong type
+            and not (i.severity == WARN and (i.column, i.rule) in errors)]
+    order = {c: n for n, c in enumerate([None, cfg.id.column, *cfg.features])}
+    return sorted(kept, key=lambda i: (order.get(i.column, len(order)), _RULE_ORDER.index(i.rule)
+                                       if i.rule in _RULE_ORDER else len(_RULE_ORDER),
+                                       i.severity != ERROR))
+
+
+def _describe(res: Any, meta: Mapping[str, Any], cfg: DatasetConfig, vcfg: ValidationConfig) -> Issue:
+    severity, rule, column = meta.get("severity", ERROR), meta.get("rule", "?"), meta.get("column")
+    kwargs = res.expectation_config.kwargs
+    result = res.result or {}
+    error = _exception_message(res.exception_info)
+    if error:
+        return Issue(severity, rule, column, f"could not be evaluated: {error}")
+    if rule == "row_count":
+        return Issue(severity, rule, column, f"{result.get('observed_value')} rows, expected at least 1")
+    if rule == "column_set":
+        mismatched = (result.get("details") or {}).get("mismatched") or {}
+        parts = []
+        if mismatched.get("missing"):
+            expected = [cfg.id.column, *cfg.features]  # name them in config order, not GX's sorted order
+            missing = sorted(mismatched["missing"], key=lambda c: expected.index(c) if c in expected else 0)
+            parts.append(f"missing column(s) {_names(missing)}")
+        if mismatched.get("unexpected"):
+            parts.append(f"unexpected column(s) {_names(mismatched['unexpected'])}")
+        return Issue(severity, rule, column, "; ".join(parts) or "columns differ from the dataset config")
+    if rule == "type" and "observed_value" in result:
+        return Issue(severity, rule, column,
+                     f"dtype {result['observed_value']}, expected {_expected_type(column, cfg)}")
+    what = {
+        "type": f"not {_expected_type(column, cfg)}",
+        "not_null": "null",
+        "unique": "with a duplicated id",
+        "finite": "+-inf",
+        "domain": f"outside the domain rule {_interval(kwargs)}",
+        "range": f"outside the reference range {_interval(kwargs)}",
+        "value_set": "with a category not seen in the reference",
+    }.get(rule, "unexpected")
+    count, total = result.get("unexpected_count") or 0, result.get("element_count") or 0
+    share = f" ({100 * count / total:.1f}%)" if total else ""
+    allowed = kwargs.get("mostly")
+    limit = f", allowed {100 * (1 - allowed):.1f}%" if allowed is not None and allowed < 1 else ""
+    examples = _examples(result) if rule != "not_null" else ""
+    observed = f"{count} of {total} rows{share} {what}{limit}{examples}"
+    return Issue(severity, rule, column, observed, _sample_ids(result, rule, cfg.id.column, vcfg.sample_size))
+
+
+def _exception_message(info: Any) -> str | None:
+    if not info:
+        return None
+    entries = [info] if "raised_exception" in info else list(info.values())
+    for entry in entries:
+        if isinstance(entry, Mapping) and entry.get("raised_exception"):
+            return _one_line(Exception(entry.get("exception_message") or "error"))
+    return None
+
+
+def _expected_type(column: str | None, cfg: DatasetConfig) -> str:
+    kind = "numeric" if column in cfg.numeric else "binary" if column in cfg.binary else "categorical"
+    return _EXPECTED_TYPE[kind]
+
+
+def _interval(kwargs: Mapping[str, Any]) -> str:
+    lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
+    return f"[{'-inf' if lo is None else _fmt(lo)}, {'inf' if hi is None else _fmt(hi)}]"
+
+
+def _names(names: list[Any], limit: int = 8) -> str:
+    shown = ", ".join(str(n) for n in names[:limit])
+    return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _examples(result: Mapping[str, Any]) -> str:
+    # distinct values of GX's partial list only: its counts cover that sample, not the whole batch
+    values = list(dict.fromkeys(_fmt(v) for v in result.get("partial_unexpected_list") or []))[:3]
+    return f", e.g. {', '.join(values)}" if values else ""
+
+
+def _sample_ids(result: Mapping[str, Any], rule: str, id_col: str, size: int) -> tuple[str, ...]:
+    if rule == "unique":
+        raw = result.get("partial_unexpected_list") or []
+    else:
+        raw = [row.get(id_col) for row in result.get("partial_unexpected_index_list") or []
+               if isinstance(row, Mapping)]
+    ids: list[str] = []
+    for value in raw:
+        text = _fmt(value, quote=False)
+        if value is not None and text not in ids:
+            ids.append(text)
+    return tuple(ids[:size])
+
+
+def _fmt(value: Any, quote: bool = True) -> str:
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:37] + "..."
+        return repr(text) if quote else text
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _plain_html(result: ValidationResult) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(i.severity)}</td><td>{html.escape(i.column or '')}</td>"
+        f"<td>{html.escape(i.rule)}</td><td>{html.escape(i.observed)}</td>"
+        f"<td>{html.escape(', '.join(i.sample_ids))}</td></tr>" for i in result.issues)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Validation: "
+            f"{html.escape(result.source)}</title></head><body><h1>Validation {html.escape(result.status)}"
+            f"</h1><p>{html.escape(result.summary())}</p><table border='1'><tr><th>severity</th><th>column"
+            f"</th><th>rule</th><th>observed</th><th>sample ids</th></tr>{rows}</table></body></html>")

@@ -1,0 +1,79 @@
+"""The daily decision and the measured-failure rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from churnguard.config import load_monitoring_config
+from churnguard.decision import ALERT, HEALTHY, RETRAIN, decide
+from churnguard.performance import day_metrics, delong_auc, is_measured_failure
+from sklearn.metrics import roc_auc_score
+
+CFG = load_monitoring_config()
+CALM = {"severity": "stable", "drift_share": 0.0, "top_features": []}
+NO_FAILURE = {"measured_failure": False, "measured_failure_days": []}
+NO_RISK = {"available": False, "risk": None, "reason": "no failure model"}
+
+
+def test_calm_day_is_healthy_even_without_a_failure_model():
+    decision = decide(CALM, NO_FAILURE, NO_RISK, CFG)
+    assert decision.decision == HEALTHY
+    assert decision.line() == "decision=healthy: no drift, risk or failure signal"
+
+
+def test_moderate_drift_alerts_and_critical_drift_retrains():
+    moderate = {**CALM, "severity": "moderate", "drift_share": 0.1, "top_features": ["tenure"]}
+    assert decide(moderate, NO_FAILURE, NO_RISK, CFG).decision == ALERT
+    critical = {**CALM, "severity": "critical", "drift_share": 0.6, "top_features": ["monthly_charges", "tenure"]}
+    decision = decide(critical, NO_FAILURE, NO_RISK, CFG)
+    assert decision.decision == RETRAIN
+    assert "critical drift (share drifted 0.60, top monthly_charges, tenure)" in decision.reasons[0]
+
+
+@pytest.mark.parametrize("risk, expected", [(0.3, HEALTHY), (0.6, ALERT), (0.9, RETRAIN)])
+def test_failure_risk_levels(risk, expected):
+    assert decide(CALM, NO_FAILURE, {"available": True, "risk": risk}, CFG).decision == expected
+
+
+def test_measured_failure_and_force_retrain_retrain():
+    failed = {"measured_failure": True, "measured_failure_days": ["2026-09-03"]}
+    assert decide(CALM, failed, NO_RISK, CFG).reasons == ["measured failure on 2026-09-03"]
+    assert decide(CALM, NO_FAILURE, NO_RISK, CFG, force_retrain=True).decision == RETRAIN
+
+
+def test_a_challenger_in_shadow_holds_retraining_unless_forced():
+    failed = {"measured_failure": True, "measured_failure_days": ["2026-09-03"]}
+    held = decide(CALM, failed, NO_RISK, CFG, challenger_version=3)
+    assert held.decision == ALERT and "challenger v3 already in shadow" in held.line()
+    assert decide(CALM, failed, NO_RISK, CFG, challenger_version=3, force_retrain=True).decision == RETRAIN
+
+
+def test_delong_auc_equals_sklearn_and_its_error_matches_the_bootstrap():
+    rng = np.random.default_rng(0)
+    y = (rng.random(600) < 0.26).astype(int)
+    scores = y * 0.9 + rng.normal(0, 0.8, 600)
+    auc = roc_auc_score(y, scores)
+    boot = []
+    for _ in range(400):
+        idx = rng.integers(0, 600, 600)
+        boot.append(roc_auc_score(y[idx], scores[idx]))
+    delong, se = delong_auc(y, scores)
+    assert delong == pytest.approx(auc, abs=1e-12)
+    assert se == pytest.approx(np.std(boot), rel=0.15)
+
+
+def test_measured_failure_needs_enough_labels_and_a_confident_drop():
+    rng = np.random.default_rng(1)
+    y = (rng.random(1000) < 0.26).astype(int)
+    good = y * 1.5 + rng.normal(0, 1, 1000)
+    bad = y * 0.3 + rng.normal(0, 1, 1000)
+    ref_auc, ref_f1 = 0.85, 0.62
+    assert not is_measured_failure(day_metrics(y, good, 0.5), ref_auc, ref_f1, CFG)
+    assert is_measured_failure(day_metrics(y, bad, 0.5), ref_auc, ref_f1, CFG)
+    few = day_metrics(y[:100], bad[:100], 0.5)
+    assert few["labelled_rows"] == 100 and not is_measured_failure(few, ref_auc, ref_f1, CFG)
+
+
+def test_single_class_day_has_no_auc_but_no_nan():
+    metrics = day_metrics(np.zeros(50, dtype=int), np.linspace(0, 1, 50), 0.5)
+    assert metrics["roc_auc"] is None and metrics["churn_rate"] == 0.0

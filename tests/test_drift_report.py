@@ -1,0 +1,261 @@
+"""drift_report: severity rules, small-batch thresholds, history, awkward columns, JSON, CLI and HTML."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from churnguard.config import ConfigError, load_dataset_config, load_drift_config
+from churnguard.data import load_reference, split_reference, target_array
+from churnguard.drift import ReferenceProfile, drift_report, fit_profile, render_html
+from churnguard.drift.cli import cli_main
+
+
+@pytest.fixture(scope="module")
+def telco():
+    cfg = load_dataset_config("telco")
+    split = split_reference(load_reference(cfg), cfg)
+    return cfg, split.train, split.held_out
+
+
+@pytest.fixture(scope="module")
+def profile(telco):
+    cfg, train, _ = telco
+    return fit_profile(train, cfg)
+
+
+def _json_roundtrip(report) -> dict:
+    return json.loads(json.dumps(report.to_dict(), allow_nan=False))
+
+
+def test_profile_round_trips_through_json_with_a_content_version(telco, profile):
+    cfg, train, _ = telco
+    again = ReferenceProfile.from_json(profile.to_json())
+    assert again.to_dict() == profile.to_dict() and again.version == profile.version
+    assert fit_profile(train, cfg).version == profile.version
+    assert fit_profile(train.iloc[:-1], cfg).version != profile.version
+    data = profile.to_dict()
+    assert data["numeric"]["tenure"]["min"] == train["tenure"].min()
+    assert data["numeric"]["total_charges"]["missing_rate"] == pytest.approx(
+        train["total_charges"].isna().mean()
+    )
+    assert sum(data["categorical"]["contract"]["categories"].values()) == len(train)
+    assert set(data["categorical"]["female"]["categories"]) == {"0", "1"}
+    assert len(data["numeric"]["monthly_charges"]["bin_counts"]) == 10
+
+
+def test_profile_keeps_scores_labels_and_normalised_importance(telco):
+    cfg, train, _ = telco
+    scores = np.linspace(0, 1, len(train))
+    data = fit_profile(
+        train,
+        cfg,
+        scores=scores,
+        labels=target_array(train, cfg),
+        importance={"tenure": 3.0, "contract": 1.0},
+    ).to_dict()
+    assert sum(data["prediction"]["histogram"]["counts"]) == len(train)
+    assert data["label"]["rate"] == pytest.approx(target_array(train, cfg).mean())
+    assert data["importance"]["tenure"] == 0.75 and data["importance"]["female"] == 0.0
+    with pytest.raises(ValueError, match="unknown feature"):
+        fit_profile(train, cfg, importance={"nope": 1.0})
+
+
+def test_same_distribution_batch_is_stable(profile, telco):
+    report = drift_report(profile, telco[2])
+    assert report.severity == "stable" and report.n_drifted == 0 and not report.dataset_drift
+
+
+def test_sudden_shift_is_critical_and_weighted_by_importance(telco):
+    cfg, train, held_out = telco
+    prof = fit_profile(train, cfg, importance={"monthly_charges": 1.0, "tenure": 1.0})
+    batch = held_out.assign(monthly_charges=held_out["monthly_charges"] + 25)
+    report = drift_report(prof, batch)
+    feature = report.features["monthly_charges"]
+    assert report.severity == "critical" and report.drifted_features() == ["monthly_charges"]
+    assert feature["severity"] == "critical" and feature["psi"] > feature["psi_threshold"]["critical"]
+    assert report.weighted_psi == pytest.approx(0.5 * feature["psi"] + 0.5 * report.features["tenure"]["psi"])
+
+
+def test_moderate_band_and_per_run_overrides(profile, telco):
+    batch = telco[2].assign(monthly_charges=telco[2]["monthly_charges"] + 3)
+    psi_value = drift_report(profile, batch).features["monthly_charges"]["psi"]
+    assert 0 < psi_value < 1
+    overrides = {"psi": {"moderate": psi_value * 0.5, "critical": psi_value * 2}, "tests": {"alpha": 1e-300}}
+    report = drift_report(profile, batch, overrides=overrides)
+    assert report.features["monthly_charges"]["severity"] == "moderate" and report.severity == "moderate"
+    assert report.config["psi"]["moderate"] == psi_value * 0.5
+    overrides["psi"]["critical"] = psi_value * 0.6
+    assert drift_report(profile, batch, overrides=overrides).severity == "critical"
+    with pytest.raises(ConfigError, match="psi.bins"):
+        drift_report(profile, batch, overrides={"psi": {"bins": 1}})
+
+
+def test_significant_but_negligible_shift_is_not_drift(profile, telco):
+    """A large batch makes a tiny shift significant; the effect-size floor keeps it stable."""
+    held_out = telco[2]
+    batch = held_out.sample(200_000, replace=True, random_state=0)
+    batch = batch.assign(tenure=batch["tenure"] + 0.5)
+    feature = drift_report(profile, batch).features["tenure"]
+    assert feature["test"]["p_adjusted"] < 0.05 and feature["test"]["effect"] < 0.1
+    assert feature["severity"] == "stable"
+    strict = drift_report(profile, batch, overrides={"tests": {"effect_floor": 0.0}}).features["tenure"]
+    assert strict["severity"] == "moderate"
+
+
+def test_small_no_drift_batches_rarely_alarm_with_the_size_aware_threshold(telco, profile):
+    """Batches of 100 rows drawn from held-out Telco rows: on the 10-bin numeric features the raw 0.1
+    threshold fires on about a third of them (expected PSI ≈ 9 / 98), the size-aware one almost never."""
+    held_out = telco[2]
+    rng = np.random.default_rng(7)
+    raw, adjusted, batches_alarmed, n_batches = [], [], 0, 200
+    for _ in range(n_batches):
+        report = drift_report(profile, held_out.iloc[rng.choice(len(held_out), 100, replace=False)])
+        batches_alarmed += report.severity != "stable"
+        for feature in report.features.values():
+            adjusted.append(feature["psi"] >= feature["psi_threshold"]["moderate"])
+            if feature["kind"] == "numeric":
+                raw.append(feature["psi"] >= 0.1)
+    assert np.mean(raw) > 0.2
+    assert np.mean(adjusted) < 0.01
+    assert batches_alarmed / n_batches < 0.10
+
+
+def test_multiple_testing_correction_is_applied_across_features(profile, telco):
+    batch = telco[2].iloc[:400]
+    holm = drift_report(profile, batch, overrides={"tests": {"correction": "holm"}})
+    bh = drift_report(profile, batch, overrides={"tests": {"correction": "bh"}})
+    raw = [f["test"]["p_value"] for f in holm.features.values()]
+    assert all(f["test"]["p_adjusted"] >= f["test"]["p_value"] for f in holm.features.values())
+    smallest = min(holm.features.values(), key=lambda f: f["test"]["p_value"])
+    assert smallest["test"]["p_adjusted"] == pytest.approx(min(1.0, len(raw) * min(raw)))
+    assert all(
+        bh.features[n]["test"]["p_adjusted"] <= holm.features[n]["test"]["p_adjusted"] + 1e-15
+        for n in holm.features
+    )
+
+
+def test_consecutive_drift_days_count_back_through_history(profile, telco):
+    batch = telco[2].assign(monthly_charges=telco[2]["monthly_charges"] + 25)
+    yesterday = drift_report(profile, batch).to_dict()
+    history = [{"monthly_charges": True}, {"monthly_charges": False}, {"monthly_charges": True}, yesterday]
+    report = drift_report(profile, batch, history=history)
+    assert report.features["monthly_charges"]["drift_days"] == 3
+    assert report.features["tenure"]["drift_days"] == 0
+    assert drift_report(profile, batch).features["monthly_charges"]["drift_days"] == 1
+
+
+def test_constant_all_missing_and_unseen_columns_are_reported_without_nan(telco):
+    cfg, train, held_out = telco
+    ref = train.assign(tenure=5.0, total_charges=np.nan)
+    prof = fit_profile(ref, cfg)
+    assert prof.to_dict()["numeric"]["total_charges"]["summary"] is None
+    batch = held_out.assign(tenure=5.0, monthly_charges=np.nan)
+    batch.loc[batch.index[:50], "contract"] = "Ten year"
+    report = _json_roundtrip(drift_report(prof, batch))
+    tenure, total, monthly = (report["features"][c] for c in ("tenure", "total_charges", "monthly_charges"))
+    assert "constant_reference" in tenure["notes"] and tenure["psi"] == 0
+    assert tenure["wasserstein"]["normalised"] is None and tenure["severity"] == "stable"
+    assert "all_missing_reference" in total["notes"] and total["psi"] is None
+    assert total["missing_rate"]["change"] < -0.99 and total["severity"] == "moderate"  # it started to arrive
+    assert "all_missing_current" in monthly["notes"] and monthly["missing_rate"]["change"] == pytest.approx(
+        1 - train["monthly_charges"].isna().mean()
+    )
+    assert monthly["severity"] == "moderate"
+    contract = report["features"]["contract"]
+    assert contract["unseen"] == {"Ten year": 50} and "unseen_categories" in contract["notes"]
+    assert report["correlation"]["max_change"] is None
+
+
+def test_binary_column_read_as_float_matches_its_integer_categories(profile, telco):
+    batch = telco[2].assign(female=telco[2]["female"].astype(float))
+    batch.loc[batch.index[:10], "female"] = np.nan
+    feature = drift_report(profile, batch).features["female"]
+    assert feature["unseen"] == {} and feature["missing_rate"]["current"] == pytest.approx(10 / len(batch))
+
+
+def test_prediction_label_and_correlation_drift(telco):
+    cfg, train, held_out = telco
+    rng = np.random.default_rng(0)
+    prof = fit_profile(train, cfg, scores=rng.beta(2, 5, len(train)), labels=target_array(train, cfg))
+    batch = held_out.assign(total_charges=held_out["tenure"] * 5.0)
+    labels = np.ones(len(batch))
+    report = _json_roundtrip(drift_report(prof, batch, scores=rng.beta(5, 2, len(batch)), labels=labels))
+    assert report["prediction"]["severity"] == "critical" and report["prediction"]["test"]["statistic"] > 0.5
+    assert sum(report["prediction"]["histogram"]["current"]) == len(batch)
+    assert report["label"]["current_rate"] == 1.0 and report["label"]["drifted"]
+    assert report["correlation"]["pair"] in (
+        ["tenure", "total_charges"],
+        ["monthly_charges", "total_charges"],
+    )
+    assert report["correlation"]["drifted"]
+    with pytest.raises(ValueError, match="name a column"):
+        drift_report(prof, iter([batch]), scores=np.zeros(len(batch)))
+
+
+def test_parquet_path_is_read_in_row_groups(tmp_path, profile, telco):
+    batch = telco[2].assign(monthly_charges=telco[2]["monthly_charges"] + 25)
+    path = tmp_path / "batch.parquet"
+    batch.to_parquet(path, row_group_size=500)
+    report = drift_report(profile, path)
+    assert report.chunked and report.n_rows == len(batch) and report.drifted_features() == ["monthly_charges"]
+
+
+def test_html_report_is_self_contained(tmp_path, telco):
+    cfg, train, held_out = telco
+    prof = fit_profile(train, cfg, scores=np.linspace(0, 1, len(train)))
+    report = drift_report(prof, held_out, scores=np.linspace(0, 1, len(held_out)) ** 2)
+    page = render_html(report, prof, tmp_path / "drift.html")
+    assert (tmp_path / "drift.html").read_text(encoding="utf-8") == page
+    assert page.count("Plotly.newPlot") == 2 + len(report.features)
+    assert page.count("plotly.js v") == 1 and "<script src=" not in page  # embedded once, nothing fetched
+    assert "sorted by importance-weighted drift" in page and "Model scores" in page
+
+
+def test_cli_reports_json_html_and_fits_a_parquet_reference(tmp_path, capsys, profile, telco):
+    cfg, train, held_out = telco
+    (tmp_path / "ref.json").write_text(profile.to_json())
+    train.to_parquet(tmp_path / "ref.parquet")
+    held_out.assign(monthly_charges=held_out["monthly_charges"] + 25).to_parquet(tmp_path / "cur.parquet")
+    assert (
+        cli_main(
+            [
+                str(tmp_path / "ref.json"),
+                str(tmp_path / "cur.parquet"),
+                "--json",
+                "--html",
+                str(tmp_path / "out.html"),
+                "--set",
+                "psi.critical=50",
+            ]
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["severity"] == "moderate" and (tmp_path / "out.html").exists()
+    assert cli_main([str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet")]) == 0
+    assert capsys.readouterr().out.startswith("severity critical")
+    assert cli_main([str(tmp_path / "ref.json"), str(tmp_path / "missing.parquet")]) == 2
+    assert "missing.parquet" in capsys.readouterr().err
+
+
+def test_drift_config_rejects_unknown_keys_and_inverted_thresholds():
+    with pytest.raises(ConfigError, match="unknown key 'psi.bogus'"):
+        load_drift_config({"psi": {"bogus": 1}})
+    with pytest.raises(ConfigError, match="critical"):
+        load_drift_config({"psi": {"moderate": 0.3, "critical": 0.2}})
+    assert load_drift_config().tests.correction == "holm"
+
+
+def test_empty_batch_reports_nothing_drifted(profile, telco):
+    report = _json_roundtrip(drift_report(profile, telco[2].iloc[:0]))
+    assert report["severity"] == "stable" and report["n_rows"] == 0
+    assert all(f["psi"] is None for f in report["features"].values())
+
+
+def test_batch_missing_a_feature_column_is_an_error(profile, telco):
+    with pytest.raises(ValueError, match="lacks feature column"):
+        drift_report(profile, telco[2].drop(columns=["contract"]))
+    assert isinstance(pd.DataFrame(), pd.DataFrame)

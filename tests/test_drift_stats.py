@@ -1,0 +1,142 @@
+"""Drift statistics agree with scipy on the same arrays: exactly, or within the documented bound."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from churnguard.config import load_dataset_config, load_drift_config
+from churnguard.data import load_reference, split_reference
+from churnguard.drift import drift_report, fit_profile
+from churnguard.drift.stats import adjust_p_values, chance_psi, chi2_test, js_distance, psi
+from scipy import stats as sps
+from scipy.spatial.distance import jensenshannon
+
+
+@pytest.fixture(scope="module")
+def telco():
+    cfg = load_dataset_config("telco")
+    split = split_reference(load_reference(cfg), cfg)
+    return cfg, split.train, split.held_out
+
+
+def _present(values) -> np.ndarray:
+    x = pd.to_numeric(pd.Series(values)).to_numpy(dtype=float)
+    return x[~np.isnan(x)]
+
+
+@pytest.mark.parametrize("shift", [0.0, 7.5])
+def test_numeric_statistics_equal_scipy_when_profile_holds_the_full_sample(telco, shift):
+    cfg, train, held_out = telco
+    batch = held_out.assign(
+        monthly_charges=held_out["monthly_charges"] + shift,
+        total_charges=held_out["total_charges"] * (1 + shift / 100),
+    )
+    profile = fit_profile(train, cfg)
+    report = drift_report(profile, batch).to_dict()
+    for col in cfg.numeric:
+        assert profile.data["numeric"][col]["summary"]["kind"] == "exact"
+        ref, cur = _present(train[col]), _present(batch[col])
+        feature = report["features"][col]
+        ks = sps.ks_2samp(ref, cur, method="asymp")
+        assert feature["test"]["statistic"] == pytest.approx(ks.statistic, abs=1e-9)
+        assert feature["test"]["p_value"] == pytest.approx(ks.pvalue, abs=1e-9)
+        assert feature["wasserstein"]["distance"] == pytest.approx(
+            sps.wasserstein_distance(ref, cur), rel=1e-9
+        )
+        assert feature["wasserstein"]["normalised"] == pytest.approx(
+            sps.wasserstein_distance(ref, cur) / ref.std(), rel=1e-9
+        )
+
+
+def test_quantile_summary_stays_within_its_documented_bound(telco):
+    cfg, train, held_out = telco
+    drift_cfg = load_drift_config({"summary": {"exact_max": 50, "quantiles": 200}})
+    batch = held_out.assign(monthly_charges=held_out["monthly_charges"] + 4.0)
+    profile = fit_profile(train, cfg, drift_cfg)
+    report = drift_report(profile, batch, drift_cfg).to_dict()
+    for col in ("monthly_charges", "total_charges"):
+        summary = profile.data["numeric"][col]["summary"]
+        assert summary["kind"] == "quantiles" and summary["ks_bound"] == 1 / 400
+        ref, cur = _present(train[col]), _present(batch[col])
+        feature = report["features"][col]
+        assert (
+            abs(feature["test"]["statistic"] - sps.ks_2samp(ref, cur).statistic)
+            <= summary["ks_bound"] + 1e-12
+        )
+        assert abs(feature["wasserstein"]["distance"] - sps.wasserstein_distance(ref, cur)) <= (
+            feature["wasserstein"]["bound"] + 1e-9
+        )
+
+
+def test_chunked_batch_gives_the_same_counts_and_a_bounded_wasserstein(telco):
+    cfg, train, held_out = telco
+    batch = held_out.assign(monthly_charges=held_out["monthly_charges"] + 3.3)
+    profile = fit_profile(train, cfg)
+    whole = drift_report(profile, batch).to_dict()
+    chunks = (batch.iloc[i : i + 500] for i in range(0, len(batch), 500))
+    chunked = drift_report(profile, chunks).to_dict()
+    assert chunked["chunked"] and not whole["chunked"]
+    for col, feature in whole["features"].items():
+        other = chunked["features"][col]
+        assert other["psi"] == pytest.approx(feature["psi"], abs=1e-12)
+        assert other["test"]["statistic"] == pytest.approx(feature["test"]["statistic"], abs=1e-12)
+        if feature["kind"] == "numeric":
+            w, bound = feature["wasserstein"]["distance"], other["wasserstein"]["bound"]
+            assert abs(other["wasserstein"]["distance"] - w) <= bound + 1e-9
+            assert bound <= 0.01 * profile.data["numeric"][col]["std"]
+
+
+def test_categorical_statistics_equal_scipy_on_the_counts(telco):
+    cfg, train, held_out = telco
+    batch = held_out.copy()
+    batch.loc[batch.index[:300], "payment_method"] = "Digital wallet"
+    report = drift_report(fit_profile(train, cfg), batch).to_dict()
+    feature = report["features"]["payment_method"]
+    cats = list(train["payment_method"].value_counts().index)
+    ref = np.array([(train["payment_method"] == c).sum() for c in cats] + [0])
+    cur = np.array([(batch["payment_method"] == c).sum() for c in cats] + [300])
+    chi2, p_value, _, _ = sps.chi2_contingency(np.vstack([ref, cur]), correction=False)
+    assert feature["test"]["statistic"] == pytest.approx(chi2, abs=1e-9)
+    assert feature["test"]["p_value"] == pytest.approx(p_value, abs=1e-9)
+    assert feature["js_distance"] == pytest.approx(jensenshannon(ref, cur, base=2), abs=1e-9)
+    assert feature["unseen"] == {"Digital wallet": 300}
+
+
+def test_binary_chi2_has_no_yates_correction():
+    result = chi2_test(np.array([30, 70]), np.array([45, 55]))
+    chi2, p_value, _, _ = sps.chi2_contingency([[30, 70], [45, 55]], correction=False)
+    assert result.statistic == pytest.approx(chi2, abs=1e-12) and result.p_value == pytest.approx(
+        p_value, abs=1e-12
+    )
+
+
+def test_js_distance_is_base_2_and_zero_for_identical_shares():
+    rng = np.random.default_rng(3)
+    p, q = rng.integers(0, 50, 12), rng.integers(1, 50, 12)
+    assert js_distance(p, q) == pytest.approx(jensenshannon(p, q, base=2), abs=1e-12)
+    assert js_distance(p, p * 3) == 0.0
+    assert js_distance(np.array([1, 0]), np.array([0, 1])) == pytest.approx(1.0)
+
+
+def test_psi_floors_empty_bins_at_epsilon():
+    value = psi(np.array([50.0, 50.0, 0.0]), np.array([50.0, 40.0, 10.0]), epsilon=1e-4)
+    expected = (0.4 - 0.5) * np.log(0.4 / 0.5) + (0.1 - 1e-4) * np.log(0.1 / 1e-4)
+    assert value == pytest.approx(expected, rel=1e-12)
+
+
+def test_chance_psi_is_the_chi2_quantile_over_the_effective_sample_size():
+    assert chance_psi(10, 4000, 100, 0.99) == pytest.approx(sps.chi2.ppf(0.99, 9) / (4000 * 100 / 4100))
+    assert chance_psi(10, 10**9, 10**9, 0.99) < 1e-7
+    assert chance_psi(1, 100, 100, 0.99) == 0.0
+
+
+def test_holm_and_benjamini_hochberg_adjusted_p_values():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # Holm: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1, running max
+    assert adjust_p_values(p, "holm") == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # BH: sorted times 4/1, 4/2, 4/3, 4/4, running min from the top
+    assert adjust_p_values(p, "bh") == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert adjust_p_values([0.9, 0.8], "holm") == [1.0, 1.0]
+    with pytest.raises(ValueError, match="holm"):
+        adjust_p_values(p, "bonferroni")

@@ -1,0 +1,237 @@
+"""The failure model's building blocks: failure labels, the trajectory split, features, the scorer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from churnguard.config import ConfigError
+from churnguard.failure import (
+    day_failure,
+    failure_features,
+    failure_labels,
+    feature_frame,
+    label_day_metrics,
+    load_failure_config,
+    score_failure_risk,
+)
+from churnguard.failure.config import FailureDefinition
+from churnguard.failure.features import LABEL_FREE, MATURED, feature_names
+from churnguard.failure.labels import delong_auc
+from churnguard.failure.model import FailureModel, _estimator, fit_failure_model
+from churnguard.failure.trajectories import FAMILIES, trajectory_specs
+from sklearn.metrics import roc_auc_score
+
+RULES = FailureDefinition(tolerance=0.05, f1_relative_drop=0.10, min_labels=200, min_class_count=20)
+
+
+def _day(n: int, auc_signal: float, seed: int = 0, churn: float = 0.26) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` labelled customers whose scores separate the classes by ``auc_signal`` standard deviations."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < churn).astype(int)
+    scores = 1 / (1 + np.exp(-(rng.normal(size=n) + auc_signal * y - 1)))
+    return y, scores
+
+
+# --- failure labels ------------------------------------------------------------------------------------
+def test_a_day_fails_when_its_auc_is_confidently_below_reference_minus_tolerance():
+    y, s = _day(1000, auc_signal=0.6)  # AUC about 0.66
+    metrics = label_day_metrics(y, s, threshold=0.3)
+    assert day_failure(metrics, reference_auc=0.85, reference_f1=metrics["f1"], cfg=RULES) is True
+
+
+def test_a_healthy_day_does_not_fail():
+    y, s = _day(1000, auc_signal=1.5)
+    metrics = label_day_metrics(y, s, threshold=0.3)
+    assert day_failure(metrics, metrics["roc_auc"], metrics["f1"], RULES) is False
+
+
+def test_a_drop_within_sampling_noise_is_not_a_failure():
+    y, s = _day(250, auc_signal=1.5)
+    metrics = label_day_metrics(y, s, threshold=0.3)
+    # point estimate 0.06 under the reference, but 250 labels cannot confirm a drop beyond 0.05
+    assert day_failure(metrics, metrics["roc_auc"] + 0.06, metrics["f1"], RULES) is False
+
+
+def test_a_day_with_too_few_labels_has_no_failure_status():
+    y, s = _day(150, auc_signal=0.0)
+    assert day_failure(label_day_metrics(y, s, 0.3), 0.85, 0.64, RULES) is None
+
+
+def test_a_day_with_too_few_of_one_class_has_no_failure_status():
+    y, s = _day(400, auc_signal=0.0, churn=0.03)
+    assert day_failure(label_day_metrics(y, s, 0.3), 0.85, 0.64, RULES) is None
+
+
+def test_a_day_with_one_class_has_no_auc_and_no_status():
+    metrics = label_day_metrics(np.zeros(300, dtype=int), np.linspace(0, 1, 300), 0.3)
+    assert metrics["roc_auc"] is None
+    assert day_failure(metrics, 0.85, 0.64, RULES) is None
+
+
+def test_delong_auc_equals_sklearn_and_its_error_shrinks_with_labels():
+    y, s = _day(1000, auc_signal=1.0)
+    auc, se = delong_auc(y, s)
+    assert auc == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert 0.01 < se < 0.03
+    assert delong_auc(*_day(200, auc_signal=1.0))[1] > se
+
+
+def test_failure_label_looks_ahead_over_the_horizon_only():
+    days = [False, False, False, False, True, False, False, False]
+    assert failure_labels(days, horizon=2) == [0, 0, 1, 1, 0, 0, None, None]
+
+
+def test_failure_label_at_the_end_of_the_data_is_unknown_unless_a_failure_is_seen():
+    assert failure_labels([False, False, True], horizon=3) == [1, 1, None]
+    assert failure_labels([False, False, False], horizon=3) == [None, None, None]
+
+
+def test_failure_label_over_days_without_status():
+    # None = too few labels: a window of only unknown days is unknown; a known failure still counts
+    days = [False, None, None, False, None, True]
+    assert failure_labels(days, horizon=2) == [None, 0, 0, 1, 1, None]
+
+
+# --- config --------------------------------------------------------------------------------------------
+def test_failure_config_rejects_unknown_keys():
+    assert load_failure_config().failure.horizon_days == 7
+    with pytest.raises(ConfigError, match="unknown key 'failure.horizon'"):
+        load_failure_config({"failure": {"horizon": 3}})
+
+
+# --- trajectory mix and split --------------------------------------------------------------------------
+def test_every_family_is_in_the_mix_with_equal_weight_and_both_splits():
+    specs = trajectory_specs(load_failure_config(), count=90)
+    counts = pd.Series([s.family for s in specs]).value_counts()
+    assert set(counts.index) == set(FAMILIES) and counts.nunique() == 1
+    for family in FAMILIES:
+        assert {s.split for s in specs if s.family == family} == {"train", "evaluation"}
+    cfg = load_failure_config().trajectories
+    assert all(cfg.intensity_min <= s.intensity <= cfg.intensity_max for s in specs)
+
+
+def test_the_split_is_by_trajectory_so_no_trajectory_is_on_both_sides():
+    specs = trajectory_specs(load_failure_config(), count=90)
+    train = {s.trajectory for s in specs if s.split == "train"}
+    held_out = {s.trajectory for s in specs if s.split == "evaluation"}
+    assert train and held_out and not train & held_out
+    assert len({s.seed for s in specs}) == len(specs)  # no two trajectories share customers' draws
+    assert trajectory_specs(load_failure_config(), count=90) == specs  # reproducible
+
+
+# --- features ------------------------------------------------------------------------------------------
+def _signals(days: int, drop_from: int | None = None, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    history = []
+    for t in range(days):
+        bad = drop_from is not None and t >= drop_from
+        row = {name: float(rng.normal(0.05, 0.01)) for name in LABEL_FREE}
+        row.update({name: float(rng.normal(0.0, 0.01)) for name in MATURED})
+        row["drift_share"] = 0.0
+        row["matured_days"] = 14.0
+        if bad:
+            row["matured_auc_drop"] = row["matured_auc_drop_mean3"] = 0.2
+            row["drift_weighted"] = 1.0
+        history.append({"ds": f"2026-01-{t + 1:02d}", **row})
+    return history
+
+
+def test_features_of_a_day_use_only_that_day_and_earlier_ones():
+    history = _signals(20, drop_from=15)
+    full = feature_frame(history)
+    for t in (3, 10, 16):
+        prefix = pd.Series(failure_features(history[:t + 1]))
+        pd.testing.assert_series_equal(prefix, full.iloc[t], check_names=False)
+    assert list(full.columns) == feature_names()
+
+
+def test_missing_matured_performance_becomes_zero_not_nan():
+    history = _signals(3)
+    for row in history:
+        row.update(dict.fromkeys(MATURED, None))
+    assert not np.isnan(list(failure_features(history).values())).any()
+
+
+# --- the scorer ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_model() -> FailureModel:
+    rows = []
+    for tid in range(12):
+        frame = feature_frame(_signals(30, drop_from=20 if tid % 2 else None, seed=tid))
+        frame["label"] = [int(tid % 2 == 1 and t >= 13) for t in range(30)]
+        frame["trajectory"] = tid
+        rows.append(frame)
+    table = pd.concat(rows, ignore_index=True)
+    model, report = fit_failure_model(table, feature_names(), load_failure_config().training)
+    assert set(report["cv_auroc"]) == {"logistic", "xgboost"}
+    return model
+
+
+def test_scorer_gives_a_probability_and_the_three_features_that_pushed_it_most(small_model):
+    calm = score_failure_risk(_signals(10), model=(small_model, 3))
+    failing = score_failure_risk(_signals(10, drop_from=5), model=(small_model, 3))
+    for result in (calm, failing):
+        assert result["available"] is True and result["model_version"] == 3
+        assert 0.0 <= result["risk"] <= 1.0
+        assert len(result["top_drivers"]) == 3
+        assert {d["feature"] for d in result["top_drivers"]} <= set(small_model.features)
+    assert failing["risk"] > calm["risk"]
+    contributions = [d["contribution"] for d in failing["top_drivers"]]
+    assert contributions == sorted(contributions, reverse=True)
+
+
+@pytest.mark.parametrize("kind", ["logistic", "xgboost"])
+def test_both_model_kinds_explain_a_risk_by_their_top_three_pushes(small_model, kind):
+    table = pd.concat([feature_frame(_signals(30, drop_from=15 if tid % 2 else None, seed=tid))
+                       for tid in range(6)], ignore_index=True)
+    y = ([0] * 30 + [0] * 13 + [1] * 17) * 3
+    model = FailureModel(kind, _estimator(kind).fit(table[feature_names()].to_numpy(), y), feature_names(),
+                         (1.0, 0.0), 0.5)
+    result = score_failure_risk(_signals(10, drop_from=5), model=(model, 2))
+    assert result["available"] and 0.0 <= result["risk"] <= 1.0
+    assert len(result["top_drivers"]) == 3
+    assert result["top_drivers"][0]["contribution"] >= result["top_drivers"][-1]["contribution"]
+
+
+def test_scorer_without_a_registered_model_is_unavailable_and_says_why():
+    result = score_failure_risk(_signals(5))
+    assert result["available"] is False and result["risk"] is None
+    assert "failure-model@champion" in result["reason"]
+
+
+def test_scorer_without_signals_is_unavailable(small_model):
+    result = score_failure_risk([], model=(small_model, 1))
+    assert result["available"] is False and "no day signals" in result["reason"]
+
+
+def test_scorer_never_raises_on_malformed_signals(small_model):
+    result = score_failure_risk([{"ds": "2026-01-01"}], model=(small_model, 1))
+    assert result["available"] is False and "could not be computed" in result["reason"]
+
+
+# --- one simulated trajectory, end to end (drift engine, champion scores, labels) ------------------------
+def test_a_simulated_concept_drift_trajectory_fails_and_is_labelled_ahead(tmp_path):
+    from churnguard.config import load_dataset_config
+    from churnguard.data import load_reference, split_reference
+    from churnguard.failure.pipeline import build_champion_reference
+    from churnguard.failure.trajectories import TrajectorySpec, simulate_trajectory
+    from churnguard.models import train_model
+
+    data_cfg, cfg = load_dataset_config(), load_failure_config()
+    split = split_reference(load_reference(data_cfg), data_cfg)
+    champion = train_model(split.train, split.validation, data_cfg)
+    reference, profile = build_champion_reference(champion, data_cfg)
+    spec = TrajectorySpec(1, "concept", intensity=2.0, onset_day=20, seed=5, days=30, rows_per_day=300,
+                          split="train")
+
+    days = simulate_trajectory(spec, champion, reference, profile, data_cfg, cfg).set_index("day")
+
+    assert list(days.index) == list(range(cfg.trajectories.warmup_days, 30))
+    assert not days.loc[:19, "failed_today"].any() and days.loc[22:, "failed_today"].all()
+    assert days.loc[14:19, "label"].tolist() == [1] * 6  # a failure within 7 days of each
+    assert days["label"].iloc[-1] is pd.NA  # the horizon runs past the data
+    # pure concept drift: the features do not move, the matured labels show it 7 days later
+    assert days["drift_share"].max() <= 0.2
+    assert not days.loc[:26, "failure_seen"].any() and days.loc[29, "failure_seen"]
+    assert days.loc[29, "matured_auc_drop"] > 0.1

@@ -1,0 +1,84 @@
+"""The monitoring store on SQLite and on the machine's real PostgreSQL: migrations, upserts, no duplicates."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from churnguard.store import open_store
+from sqlalchemy import create_engine, inspect, text
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def postgres_url():
+    """A throw-away database on the local PostgreSQL server, dropped afterwards."""
+    name = f"cg_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    from churnguard.store import core
+
+    engine = core._engines.pop(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", None)
+    if engine is not None:
+        engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        return open_store(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    return open_store(request.getfixturevalue("postgres_url"))
+
+
+def test_migrations_create_every_table_and_stamp_the_revision(store):
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"daily_runs", "feature_drift", "performance", "failure_risk", "model_events", "alerts",
+            "alembic_version"} <= tables
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0001"
+
+
+def test_upsert_by_date_replaces_instead_of_duplicating(store):
+    row = {"ds": "2026-09-01", "dataset": "telco", "rows": 500, "decision": "healthy", "reasons": []}
+    store.upsert("daily_runs", [row])
+    store.upsert("daily_runs", [{**row, "rows": 499, "decision": "alert", "reasons": ["moderate drift"]}])
+    rows = store.rows("daily_runs")
+    assert len(rows) == 1 and rows[0]["rows"] == 499 and rows[0]["reasons"] == ["moderate drift"]
+
+
+def test_replace_day_swaps_one_days_rows_only(store):
+    store.replace_day("feature_drift", "2026-09-01", [{"feature": "tenure", "psi": 0.1, "drifted": False},
+                                                      {"feature": "contract", "psi": 0.3, "drifted": True}])
+    store.replace_day("feature_drift", "2026-09-02", [{"feature": "tenure", "psi": 0.2, "drifted": True}])
+    store.replace_day("feature_drift", "2026-09-01", [{"feature": "tenure", "psi": 0.5, "drifted": True}])
+    assert store.count("feature_drift") == 2
+    assert [r["psi"] for r in store.rows("feature_drift", order_by="ds")] == [0.5, 0.2]
+
+
+def test_model_events_are_recorded_once_per_day_event_and_version(store):
+    for _ in range(3):
+        store.record_event("2026-09-10", "promoted", "churn-model", 2, 1, "beat champion")
+    store.record_event("2026-09-11", "rolled_back", "churn-model", 1, 2, "manual")
+    assert store.count("model_events") == 2
+
+
+def test_rows_filters_by_day_range(store):
+    for day in ("2026-09-01", "2026-09-02", "2026-09-03"):
+        store.upsert("alerts", [{"ds": day, "kind": "drift", "severity": "warn", "message": day}])
+    assert [r["ds"] for r in store.rows("alerts", since="2026-09-02", order_by="ds")] == ["2026-09-02", "2026-09-03"]
+    assert [r["ds"] for r in store.rows("alerts", until="2026-09-01")] == ["2026-09-01"]
+
+
+def test_reopening_a_migrated_store_keeps_its_rows(tmp_path):
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+    open_store(url).upsert("alerts", [{"ds": "2026-09-01", "kind": "x", "severity": "warn", "message": "m"}])
+    from churnguard.store import core, migrate
+
+    migrate(core._engines[url])
+    assert open_store(url).count("alerts") == 1

@@ -1,0 +1,412 @@
+"""The validation gate: suite generated from config + profile, outcomes and messages for good and
+hostile batches, reports written through the storage, speed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from churnguard.config import ConfigError, load_dataset_config
+from churnguard.data import load_reference, split_reference
+from churnguard.settings import PACKAGE_DIR, get_settings
+from churnguard.storage import open_storage
+from churnguard.validation import (
+    build_suite,
+    load_validation_config,
+    reference_profile,
+    validate_batch,
+)
+from churnguard.validation.cli import cli_main
+
+from tests.conftest import BIN
+
+
+def drift_shaped_profile(train: pd.DataFrame, cfg) -> dict:
+    """The keys of ``churnguard.drift`` profiles that validation reads, built here from the train split."""
+
+    def key(value) -> str:
+        return str(int(value)) if isinstance(value, int | np.integer | float) else str(value)
+
+    numeric = {c: {"min": float(train[c].min()), "max": float(train[c].max()), "mean": float(train[c].mean())}
+               for c in cfg.numeric}
+    categorical = {c: {"kind": "binary" if c in cfg.binary else "categorical",
+                       "categories": {key(v): int(n) for v, n in train[c].value_counts().items()}}
+                   for c in [*cfg.binary, *cfg.categorical]}
+    return {"schema_version": 1, "version": "test-profile", "numeric": numeric, "categorical": categorical}
+
+
+@pytest.fixture(scope="module")
+def telco():
+    cfg = load_dataset_config("telco")
+    return cfg, split_reference(load_reference(cfg), cfg)
+
+
+@pytest.fixture(scope="module")
+def profile(telco) -> dict:
+    cfg, split = telco
+    return drift_shaped_profile(split.train, cfg)
+
+
+@pytest.fixture
+def good(telco) -> pd.DataFrame:
+    """1,000 real held-out Telco rows as the landing zone carries them (no target)."""
+    cfg, split = telco
+    return split.held_out.drop(columns=[cfg.target.column]).head(1000).reset_index(drop=True)
+
+
+@pytest.fixture
+def profile_file(tmp_path, profile):
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+    return path
+
+
+def write(tmp_path, name: str, df: pd.DataFrame):
+    path = tmp_path / name
+    df.to_parquet(path, index=False)
+    return path
+
+
+def run_cli(capsys, path, profile_file, *extra: str) -> tuple[int, list[str]]:
+    code = cli_main([str(path), "--profile", str(profile_file), "--dataset", "telco", *extra])
+    out = capsys.readouterr()
+    return code, out.out.splitlines() + out.err.splitlines()
+
+
+# --- the suite ---------------------------------------------------------------------------------------------
+def test_suite_marks_every_expectation_error_or_warn(telco, profile):
+    cfg, _ = telco
+    suite = build_suite(cfg, profile)
+    metas = [e.meta for e in suite.expectations]
+    assert {m["severity"] for m in metas} == {"error", "warn"}
+    assert {m["rule"] for m in metas} == {"row_count", "column_set", "type", "not_null", "unique", "finite",
+                                          "domain", "range", "value_set"}
+    assert {(m["rule"], m["severity"]) for m in metas if m["rule"] == "range"} == {("range", "error"),
+                                                                                  ("range", "warn")}
+    assert all(m["severity"] == "warn" for m in metas if m["rule"] == "value_set")
+
+
+def test_suite_ranges_and_value_sets_come_from_the_profile(telco, profile):
+    cfg, _ = telco
+    suite = build_suite(cfg, profile)
+    tol = load_validation_config().ranges.tolerance
+    lo, hi = profile["numeric"]["monthly_charges"]["min"], profile["numeric"]["monthly_charges"]["max"]
+    ranges = [e for e in suite.expectations if e.meta["rule"] == "range" and e.column == "monthly_charges"]
+    assert {(e.min_value, e.max_value) for e in ranges} == {(lo - tol * (hi - lo), hi + tol * (hi - lo))}
+    value_sets = {e.column: set(e.value_set) for e in suite.expectations if e.meta["rule"] == "value_set"}
+    assert value_sets["contract"] == set(profile["categorical"]["contract"]["categories"])
+    assert value_sets["female"] == {0, 1}
+    domain = [e for e in suite.expectations if e.meta["rule"] == "domain" and e.column == "tenure"]
+    assert domain[0].min_value == 0 and domain[0].meta["severity"] == "error"
+
+
+def test_suite_is_built_once_per_profile(telco, profile):
+    cfg, _ = telco
+    assert build_suite(cfg, profile) is build_suite(cfg, json.loads(json.dumps(profile)))
+    other = json.loads(json.dumps(profile))
+    other["numeric"]["tenure"]["max"] = 100.0
+    assert build_suite(cfg, other) is not build_suite(cfg, profile)
+
+
+def test_profile_lacking_a_column_is_a_value_error(telco, profile):
+    cfg, _ = telco
+    broken = json.loads(json.dumps(profile))
+    del broken["categorical"]["contract"]
+    with pytest.raises(ValueError, match="lacks column.*contract"):
+        build_suite(cfg, broken)
+
+
+def test_reference_profile_matches_the_drift_profile_shape(telco, profile):
+    cfg, split = telco
+    ours = reference_profile(cfg, split.train)
+    assert ours["numeric"]["tenure"]["min"] == profile["numeric"]["tenure"]["min"]
+    assert ours["categorical"]["partner"]["categories"] == profile["categorical"]["partner"]["categories"]
+    assert ours["categorical"]["contract"]["categories"] == profile["categorical"]["contract"]["categories"]
+
+
+# --- the library call --------------------------------------------------------------------------------------
+def test_good_held_out_batch_passes(telco, profile, good):
+    cfg, _ = telco
+    result = validate_batch(good, cfg, profile)
+    assert (result.status, result.exit_code) == ("pass", 0), result.lines()
+    assert result.failures == [] and result.warnings == []
+    assert result.evaluated > 60
+
+
+def test_unseen_category_is_a_warning(telco, profile, good):
+    cfg, _ = telco
+    good.loc[[3, 8], "payment_method"] = "Digital wallet"
+    result = validate_batch(good, cfg, profile)
+    assert (result.status, result.exit_code) == ("warn", 1)
+    assert result.failures == []
+    [line] = result.warnings
+    assert "column 'payment_method' value_set" in line and "'Digital wallet'" in line
+    assert good.customer_id[3] in line and good.customer_id[8] in line
+
+
+def test_small_share_out_of_range_warns_large_share_fails(telco, profile, good):
+    cfg, _ = telco
+    few, many = good.copy(), good.copy()
+    few.loc[[0, 1], "monthly_charges"] = 500.0
+    many.loc[: len(many) // 10, "monthly_charges"] = 500.0
+    warned = validate_batch(few, cfg, profile)
+    failed = validate_batch(many, cfg, profile)
+    assert warned.exit_code == 1 and "column 'monthly_charges' range: 2 of 1000 rows" in warned.warnings[0]
+    assert failed.exit_code == 2 and "allowed 5.0%" in failed.failures[0]
+    assert failed.warnings == []  # the warn-level twin of a failed range check is not repeated
+
+
+def test_optional_feature_may_be_missing_up_to_the_allowed_share(telco, profile, good):
+    cfg, _ = telco
+    good.loc[:9, "total_charges"] = np.nan
+    assert validate_batch(good, cfg, profile).exit_code == 0
+    good.loc[:199, "total_charges"] = np.nan
+    result = validate_batch(good, cfg, profile)
+    n = int(good["total_charges"].isna().sum())  # the 200 blanked plus the real data's own
+    assert result.exit_code == 2
+    assert result.failures == [f"column 'total_charges' not_null: {n} of 1000 rows ({n / 10:.1f}%) null, "
+                               f"allowed 5.0%; rows " + ", ".join(good.customer_id[:5])]
+
+
+def test_mixed_text_in_numeric_frame_column_fails_type(telco, profile, good):
+    cfg, _ = telco
+    good["tenure"] = good["tenure"].astype(object)
+    good.loc[4, "tenure"] = "twelve"
+    result = validate_batch(good, cfg, profile)
+    assert result.exit_code == 2
+    assert result.failures == [f"column 'tenure' type: 1 of 1000 rows (0.1%) not numeric, e.g. 'twelve'; "
+                               f"rows {good.customer_id[4]}"]
+
+
+def test_binary_value_outside_zero_one_warns(telco, profile, good):
+    cfg, _ = telco
+    good.loc[0, "partner"] = 2
+    result = validate_batch(good, cfg, profile)
+    assert result.exit_code == 1 and "column 'partner' value_set" in result.warnings[0]
+
+
+def test_result_is_json_and_saved_with_gx_data_docs(telco, profile, good):
+    cfg, _ = telco
+    good.loc[0, "tenure"] = -1
+    result = validate_batch(good, cfg, profile)
+    data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert data["status"] == "fail" and data["exit_code"] == 2
+    assert data["issues"][0] | {"line": None} == {
+        "severity": "error", "rule": "domain", "column": "tenure", "line": None,
+        "observed": "1 of 1000 rows (0.1%) outside the domain rule [0, inf], e.g. -1",
+        "sample_ids": [good.customer_id[0]]}
+    storage = open_storage()
+    uris = result.save(storage, "2026-09-01")
+    assert uris["json"].endswith("reports/ds=2026-09-01/validation.json")
+    saved = json.loads(storage.read_bytes("reports/ds=2026-09-01/validation.json"))
+    assert saved["failures"] == result.failures
+    page = storage.read_bytes("reports/ds=2026-09-01/validation.html").decode()
+    assert "Data documentation compiled by Great Expectations" in page
+    assert "Expectation Validation Result" in page and "tenure" in page
+
+
+def test_unreadable_result_is_saved_as_plain_page(tmp_path, telco, profile):
+    cfg, _ = telco
+    result = validate_batch(tmp_path / "nothing.parquet", cfg, profile)
+    result.save(open_storage(), "2026-09-02")
+    page = open_storage().read_bytes("reports/ds=2026-09-02/validation.html").decode()
+    assert "unreadable" in page and "no such file" in page
+
+
+def test_partition_folder_reads_every_part(tmp_path, telco, profile, good):
+    cfg, _ = telco
+    folder = tmp_path / "landing" / "ds=2026-09-01"
+    folder.mkdir(parents=True)
+    good.iloc[:500].to_parquet(folder / "part-00000.parquet", index=False)
+    good.iloc[500:].to_parquet(folder / "part-00001.parquet", index=False)
+    result = validate_batch(folder.as_uri(), cfg, profile)
+    assert (result.exit_code, result.n_rows) == (0, 1000)
+
+
+@pytest.mark.integration
+def test_batch_on_s3_is_validated_and_reported_there(s3_data_url, telco, profile, good):
+    cfg, _ = telco
+    storage = open_storage()
+    uri = storage.write_partition("landing", "2026-09-03", good)
+    result = validate_batch(uri, cfg, profile)
+    assert result.exit_code == 0
+    result.save(storage, "2026-09-03")
+    assert storage.exists("reports/ds=2026-09-03/validation.html")
+
+
+# --- config ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch):
+    import shutil
+
+    target = tmp_path / "configs"
+    shutil.copytree(PACKAGE_DIR / "configs", target)
+    monkeypatch.setenv("CHURNGUARD_CONFIG_DIR", str(target))
+    get_settings.cache_clear()
+    return target
+
+
+def test_unknown_validation_key_names_file_and_key(config_dir):
+    (config_dir / "validation.yaml").write_text("ranges:\n  tolerence: 0.2\n")
+    with pytest.raises(ConfigError, match=r"validation.yaml: unknown key 'ranges.tolerence'"):
+        load_validation_config()
+
+
+def test_optional_feature_must_exist_in_the_dataset(config_dir, telco, profile):
+    cfg, _ = telco
+    (config_dir / "validation.yaml").write_text("missing:\n  optional:\n    telco: [total_charge]\n")
+    with pytest.raises(ConfigError, match="total_charge, not a feature of dataset 'telco'"):
+        build_suite(cfg, profile)
+
+
+# --- hostile batches through the CLI: exit code and one clear line naming file, column and rule ------------
+def _iris() -> pd.DataFrame:
+    from sklearn.datasets import load_iris
+
+    return load_iris(as_frame=True).frame
+
+
+def _text_in_numeric(df: pd.DataFrame) -> pd.DataFrame:
+    df["tenure"] = df["tenure"].astype(str)
+    df.loc[0, "tenure"] = "twelve"
+    return df
+
+
+def _with(df: pd.DataFrame, **changes) -> pd.DataFrame:
+    for column, (rows, value) in changes.items():
+        df.loc[rows, column] = value
+    return df
+
+
+def _random_columns(df: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(np.random.default_rng(0).normal(size=(50, 3)), columns=["a", "b", "c"])
+
+
+def _plus_minus_inf(df: pd.DataFrame) -> pd.DataFrame:
+    return _with(_with(df, monthly_charges=([5], np.inf)), monthly_charges=([6], -np.inf))
+
+
+HOSTILE = {
+    # name: (frame -> batch written as parquet, exit code, fragments the issue lines must contain)
+    "zero_rows": (lambda df: df.iloc[:0], 2, ["FAIL table row_count: 0 rows, expected at least 1"]),
+    "missing_column": (lambda df: df.drop(columns=["tenure"]), 2,
+                       ["FAIL table column_set: missing column(s) tenure"]),
+    "extra_column": (lambda df: df.assign(coupon_code="X1"), 2,
+                     ["FAIL table column_set: unexpected column(s) coupon_code"]),
+    "text_in_numeric": (_text_in_numeric, 2, ["FAIL column 'tenure' type: 1000 of 1000 rows", "not numeric"]),
+    "all_null_numeric": (lambda df: df.assign(monthly_charges=np.nan), 2,
+                         ["FAIL column 'monthly_charges' not_null: 1000 of 1000 rows (100.0%) null"]),
+    "all_null_categorical": (lambda df: df.assign(contract=pd.Series([None] * len(df), dtype=object)), 2,
+                             ["FAIL column 'contract' not_null: 1000 of 1000 rows (100.0%) null"]),
+    "nan_in_required": (lambda df: _with(df, tenure=([1, 2], np.nan)), 2,
+                        ["FAIL column 'tenure' not_null: 2 of 1000 rows (0.2%) null"]),
+    "plus_minus_inf": (_plus_minus_inf, 2,
+                       ["FAIL column 'monthly_charges' finite: 2 of 1000 rows (0.2%) +-inf"]),
+    "negative_tenure": (lambda df: _with(df, tenure=([7], -3.0)), 2,
+                        ["FAIL column 'tenure' domain: 1 of 1000 rows (0.1%) outside the domain rule",
+                         "[0, inf], e.g. -3"]),
+    "duplicate_ids": (lambda df: _with(df, customer_id=([1], df.customer_id[0])), 2,
+                      ["FAIL column 'customer_id' unique: 2 of 1000 rows (0.2%) with a duplicated id"]),
+    "iris": (lambda df: _iris(), 2, ["FAIL table column_set: missing column(s) customer_id, tenure, monthly",
+                                     "unexpected column(s) petal length (cm), petal width (cm)"]),
+    "random_columns": (_random_columns, 2,
+                       ["FAIL table column_set: missing column(s)", "unexpected column(s) a, b, c"]),
+    "unseen_category": (lambda df: _with(df, payment_method=([0], "Digital wallet")), 1,
+                        ["WARN column 'payment_method' value_set: 1 of 1000 rows", "'Digital wallet'"]),
+    "good": (lambda df: df, 0, []),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_batch_gets_its_exit_code_and_one_line(case, tmp_path, capsys, good, profile_file):
+    make, expected_code, fragments = HOSTILE[case]
+    path = write(tmp_path, f"{case}.parquet", make(good.copy()))
+    code, lines = run_cli(capsys, path, profile_file)
+    assert code == expected_code, lines
+    *issues, summary = lines
+    assert summary.startswith(f"{path}: ") and f"(exit {expected_code})" in summary
+    assert all(line.startswith(f"{path}: ") for line in issues)
+    assert not any("Traceback" in line for line in lines)
+    for fragment in fragments:
+        assert any(fragment in line for line in issues), (fragment, issues)
+    if expected_code == 0:
+        assert issues == []
+
+
+BAD_BYTES = {
+    "empty_file": (lambda good: b"", "UNREADABLE file readable: empty file (0 bytes)"),
+    "truncated": (lambda good: good[: len(good) // 2], "UNREADABLE file readable: truncated parquet file"),
+    "corrupt": (lambda good: good[:8] + b"\x00garbage\x00" * 50 + good[-8:],
+                "UNREADABLE file readable: corrupt parquet file ("),
+    "csv": (None, "UNREADABLE file readable: not a parquet file (no PAR1 magic bytes; it looks like CSV text "
+                  "starting 'customer_id,tenure,"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BYTES))
+def test_unreadable_file_exits_3_with_one_line(case, tmp_path, capsys, good, profile_file):
+    make, fragment = BAD_BYTES[case]
+    good_bytes = write(tmp_path, "good.parquet", good).read_bytes()
+    path = tmp_path / "batch.parquet"
+    if make is None:
+        good.to_csv(path, index=False)
+    else:
+        path.write_bytes(make(good_bytes))
+    code, lines = run_cli(capsys, path, profile_file)
+    assert code == 3
+    assert lines[0] == f"{path}: {fragment}" if fragment.endswith("(0 bytes)") else lines[0].startswith(
+        f"{path}: {fragment}"), lines
+    assert len(lines) == 2 and "UNREADABLE (exit 3)" in lines[1]
+
+
+def test_missing_file_and_empty_folder_are_unreadable(tmp_path, capsys, profile_file):
+    code, lines = run_cli(capsys, tmp_path / "absent.parquet", profile_file)
+    assert code == 3 and lines[0] == f"{tmp_path / 'absent.parquet'}: UNREADABLE file readable: no such file"
+    (tmp_path / "ds=2026-09-01").mkdir()
+    code, lines = run_cli(capsys, tmp_path / "ds=2026-09-01", profile_file)
+    assert code == 3 and "no parquet files in this folder" in lines[0]
+
+
+# --- the CLI itself ----------------------------------------------------------------------------------------
+def test_cli_json_output_is_the_result(tmp_path, capsys, good, profile_file):
+    path = write(tmp_path, "batch.parquet", _with(good, tenure=([0], -1.0)))
+    code, lines = run_cli(capsys, path, profile_file, "--json")
+    data = json.loads("\n".join(lines))
+    assert code == data["exit_code"] == 2
+    assert data["source"] == str(path) and data["failures"][0].startswith("column 'tenure' domain")
+
+
+def test_cli_without_profile_uses_the_reference_train_split(tmp_path, capsys, good):
+    path = write(tmp_path, "batch.parquet", good)
+    assert cli_main([str(path)]) == 0
+    assert "PASS (exit 0)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--profile", "/nonexistent/profile.json"], "profile /nonexistent/profile.json: no such file"),
+    (["--dataset", "nosuch"], "no dataset config named 'nosuch'"),
+])
+def test_cli_config_errors_are_one_line_exit_2(tmp_path, capsys, good, argv, fragment):
+    path = write(tmp_path, "batch.parquet", good)
+    assert cli_main([str(path), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("churnguard validate: ") and fragment in err and "\n" not in err
+
+
+def test_cli_usage_error_returns_2_without_exiting(capsys):
+    assert cli_main(["--bogus"]) == 2
+    assert "usage: churnguard validate" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_console_script_prints_only_the_result(tmp_path, good, profile_file):
+    path = write(tmp_path, "batch.parquet", good)
+    proc = subprocess.run([str(BIN / "churnguard"), "validate", str(path), "--profile", str(profile_file)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == [f"{path}: PASS (exit 0): 1000 rows, 70 expectations, 0 failed, "
+                                        f"0 warnings [dataset telco, profile test-profile]"]
+    assert proc.stderr == ""  # GX's INFO chatter is silenced under the CLI's INFO logging
