@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from churnguard.config import load_dataset_config, load_drift_config
 from churnguard.data import load_reference
 from churnguard.drift import drift_report, fit_profile

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from churnguard.failure.config import load_failure_config
 from churnguard.failure.evaluation import (
     BASELINES,

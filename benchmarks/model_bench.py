@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import time
 
-from churnguard.config import load_dataset_config
-from churnguard.data import load_reference, split_reference, target_array
-from churnguard.models import NumericCleaner, evaluate, train_model
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from churnguard.config import load_dataset_config
+from churnguard.data import load_reference, split_reference, target_array
+from churnguard.models import NumericCleaner, evaluate, train_model
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import CronDataIntervalTimetable, Label, Param, TriggerRule, dag, task
+
 from churnguard.config import load_monitoring_config
 from churnguard_airflow.operators import (
     DriftReportOperator,

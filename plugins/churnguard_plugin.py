@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
+
 from churnguard_airflow.links import DriftReportLink, MLflowRunLink, ModelVersionLink, ValidationReportLink
 from churnguard_airflow.reports_app import app
 

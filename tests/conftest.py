@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from churnguard.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +63,20 @@ def churnguard_home(tmp_path, monkeypatch) -> Path:
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch) -> Path:
+    """A writable copy of the package's configs, made the active config folder."""
+    import shutil
+
+    from churnguard.settings import PACKAGE_DIR
+
+    target = tmp_path / "configs"
+    shutil.copytree(PACKAGE_DIR / "configs", target)
+    monkeypatch.setenv("CHURNGUARD_CONFIG_DIR", str(target))
+    get_settings.cache_clear()
+    return target
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from churnguard.cli import main
 from churnguard.storage import open_storage
 

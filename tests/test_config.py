@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
+
 from churnguard.config import (
     ConfigError,
     load_dataset_config,
     load_drift_config,
     load_model_config,
 )
-from churnguard.settings import PACKAGE_DIR, get_settings
-
-
-@pytest.fixture
-def config_dir(tmp_path, monkeypatch):
-    target = tmp_path / "configs"
-    shutil.copytree(PACKAGE_DIR / "configs", target)
-    monkeypatch.setenv("CHURNGUARD_CONFIG_DIR", str(target))
-    get_settings.cache_clear()
-    return target
+from churnguard.settings import get_settings
 
 
 def test_embedded_defaults_live_under_home(churnguard_home):

@@ -5,34 +5,29 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-from pathlib import Path
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from churnguard import registry
-from churnguard.settings import PACKAGE_DIR, get_settings
 from churnguard.simulate import Scenario, simulate
 from churnguard.storage import open_storage
 from churnguard.store import open_store
 from churnguard.training import bootstrap
-
 from tests.conftest import run_airflow, with_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("daily_dag")]
 
 
 @pytest.fixture
-def world(churnguard_home, airflow_env, tmp_path, monkeypatch):
+def world(churnguard_home, airflow_env, config_dir):
     """A champion, 45 simulated days from 2026-08-15, and a config whose sensor gives up quickly."""
-    configs = tmp_path / "configs"
-    shutil.copytree(PACKAGE_DIR / "configs", configs)
+    configs = config_dir
     monitoring = configs / "monitoring.yaml"
     monitoring.write_text(monitoring.read_text().replace("sensor_timeout_minutes: 60", "sensor_timeout_minutes: 1")
                           .replace("sensor_poke_seconds: 60", "sensor_poke_seconds: 5"))
-    monkeypatch.setenv("CHURNGUARD_CONFIG_DIR", str(configs))
-    get_settings.cache_clear()
     bootstrap("telco", seed=0)
     simulate(date(2026, 8, 15), 45, "none", rows_per_day=300, seed=1)
     env = with_home(airflow_env, churnguard_home, CHURNGUARD_CONFIG_DIR=str(configs))

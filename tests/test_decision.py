@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
+
 from churnguard.config import load_monitoring_config
 from churnguard.decision import ALERT, HEALTHY, RETRAIN, decide
 from churnguard.performance import day_metrics, delong_auc, is_measured_failure
-from sklearn.metrics import roc_auc_score
 
 CFG = load_monitoring_config()
 CALM = {"severity": "stable", "drift_share": 0.0, "top_features": []}

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
 from churnguard.config import ConfigError, load_dataset_config, load_drift_config
 from churnguard.data import load_reference, split_reference, target_array
 from churnguard.drift import ReferenceProfile, drift_report, fit_profile, render_html

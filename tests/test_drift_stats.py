@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
+from scipy.spatial.distance import jensenshannon
+
 from churnguard.config import load_dataset_config, load_drift_config
 from churnguard.data import load_reference, split_reference
 from churnguard.drift import drift_report, fit_profile
 from churnguard.drift.stats import adjust_p_values, chance_psi, chi2_test, js_distance, psi
-from scipy import stats as sps
-from scipy.spatial.distance import jensenshannon
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
+
 from churnguard.config import ConfigError
 from churnguard.failure import (
     day_failure,
@@ -20,7 +22,6 @@ from churnguard.failure.features import LABEL_FREE, MATURED, feature_names
 from churnguard.failure.labels import delong_auc
 from churnguard.failure.model import FailureModel, _estimator, fit_failure_model
 from churnguard.failure.trajectories import FAMILIES, trajectory_specs
-from sklearn.metrics import roc_auc_score
 
 RULES = FailureDefinition(tolerance=0.05, f1_relative_drop=0.10, min_labels=200, min_class_count=20)
 

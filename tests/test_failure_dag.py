@@ -8,8 +8,8 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
-from churnguard.settings import PACKAGE_DIR
 
+from churnguard.settings import PACKAGE_DIR
 from tests.conftest import airflow_json, run_airflow, with_home
 
 pytestmark = pytest.mark.integration

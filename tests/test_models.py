@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from churnguard.config import load_dataset_config
 from churnguard.data import data_version, load_reference, split_reference, target_array
 from churnguard.models import NumericCleaner, best_f1_threshold, dedupe_customers, evaluate, train_model

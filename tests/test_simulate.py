@@ -6,12 +6,13 @@ from datetime import date, timedelta
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
+
 from churnguard.config import load_dataset_config
 from churnguard.data import load_reference, split_reference, target_array
 from churnguard.models import train_model
 from churnguard.simulate import BatchSimulator, Scenario, simulate
 from churnguard.storage import open_storage
-from sklearn.metrics import roc_auc_score
 
 START = date(2026, 5, 1)
 ONSET = date(2026, 5, 4)

@@ -6,6 +6,7 @@ from datetime import date
 
 import pandas as pd
 import pytest
+
 from churnguard.storage import PartitionNotFound, open_storage
 
 DAY = date(2026, 3, 1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from churnguard.store import open_store
 from sqlalchemy import create_engine, inspect, text
+
+from churnguard.store import open_store
 
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 

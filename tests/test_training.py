@@ -6,6 +6,7 @@ import json
 
 import mlflow
 import pytest
+
 from churnguard import registry
 from churnguard.storage import open_storage
 from churnguard.training import (

@@ -9,9 +9,9 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+
 from churnguard.config import ConfigError, load_dataset_config
 from churnguard.data import load_reference, split_reference
-from churnguard.settings import PACKAGE_DIR, get_settings
 from churnguard.storage import open_storage
 from churnguard.validation import (
     build_suite,
@@ -20,7 +20,6 @@ from churnguard.validation import (
     validate_batch,
 )
 from churnguard.validation.cli import cli_main
-
 from tests.conftest import BIN
 
 
@@ -238,17 +237,6 @@ def test_batch_on_s3_is_validated_and_reported_there(s3_data_url, telco, profile
 
 
 # --- config ------------------------------------------------------------------------------------------------
-@pytest.fixture
-def config_dir(tmp_path, monkeypatch):
-    import shutil
-
-    target = tmp_path / "configs"
-    shutil.copytree(PACKAGE_DIR / "configs", target)
-    monkeypatch.setenv("CHURNGUARD_CONFIG_DIR", str(target))
-    get_settings.cache_clear()
-    return target
-
-
 def test_unknown_validation_key_names_file_and_key(config_dir):
     (config_dir / "validation.yaml").write_text("ranges:\n  tolerence: 0.2\n")
     with pytest.raises(ConfigError, match=r"validation.yaml: unknown key 'ranges.tolerence'"):

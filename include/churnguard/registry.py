@@ -36,10 +36,11 @@ def configure_mlflow() -> str:
     experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
     if experiment is None:
         try:
-            return mlflow.create_experiment(settings.mlflow_experiment,
-                                            artifact_location=settings.mlflow_artifact_uri)
+            mlflow.create_experiment(settings.mlflow_experiment, artifact_location=settings.mlflow_artifact_uri)
         except mlflow.exceptions.MlflowException:  # created concurrently by another task
-            experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
+            pass
+        experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
+    # Always activate it: a run started on the Default experiment would put artifacts under ./mlruns.
     mlflow.set_experiment(experiment_id=experiment.experiment_id)
     return experiment.experiment_id
 

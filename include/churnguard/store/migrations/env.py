@@ -1,6 +1,7 @@
 """Alembic environment: runs on the connection handed over by ``churnguard.store.migrate``."""
 
 from alembic import context
+
 from churnguard.store.schema import metadata
 
 connection = context.config.attributes["connection"]
