@@ -113,14 +113,17 @@ class TrainedModel:
 
     def feature_importance(self) -> dict[str, float]:
         """Gain importance summed over each input column's one-hot children, normalised to 1."""
+        return self.per_input_column(self.pipeline.named_steps["model"].feature_importances_)
+
+    def per_input_column(self, values) -> dict[str, float]:
+        """Sum per-encoded-column ``values`` over each input column's one-hot children; normalise to 1."""
         names = self.pipeline.named_steps["encode"].get_feature_names_out()
-        gains = self.pipeline.named_steps["model"].feature_importances_
         totals: dict[str, float] = dict.fromkeys(self.features, 0.0)
-        for name, gain in zip(names, gains, strict=True):
+        for name, value in zip(names, values, strict=True):
             column = name.split("__", 1)[1]
             owner = column if column in totals else max(
                 (f for f in self.features if column.startswith(f + "_")), key=len)
-            totals[owner] += float(gain)
+            totals[owner] += float(value)
         total = sum(totals.values()) or 1.0
         return {k: v / total for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
 

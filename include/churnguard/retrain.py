@@ -8,7 +8,6 @@ fails a gate is logged (with the reason) but never registered; neither is one fr
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import date, timedelta
 
@@ -23,7 +22,7 @@ from churnguard.data import data_version, target_array
 from churnguard.models import TrainedModel, train_model
 from churnguard.simulate import LABELS, LANDING
 from churnguard.storage import PartitionNotFound, Storage, open_storage
-from churnguard.training import log_reference_profile, read_reference
+from churnguard.training import log_reference_profile, model_fingerprint, read_reference
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +57,9 @@ def shap_importance(model: TrainedModel, df: pd.DataFrame) -> dict[str, float]:
     import xgboost as xgb
 
     prep = model.pipeline[:-1]
-    names = prep.named_steps["encode"].get_feature_names_out()
     booster = model.pipeline.named_steps["model"].get_booster()
     contribs = booster.predict(xgb.DMatrix(prep.transform(df[model.features])), pred_contribs=True)[:, :-1]
-    mean_abs = np.abs(contribs).mean(axis=0)
-    totals = dict.fromkeys(model.features, 0.0)
-    for name, value in zip(names, mean_abs, strict=True):
-        column = name.split("__", 1)[1]
-        owner = column if column in totals else max((f for f in model.features if column.startswith(f + "_")),
-                                                    key=len)
-        totals[owner] += float(value)
-    total = sum(totals.values()) or 1.0
-    return {k: v / total for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
+    return model.per_input_column(np.abs(contribs).mean(axis=0))
 
 
 def retrain_challenger(ds: date | str, reason: str, dry_run: bool = False, storage: Storage | None = None,
@@ -121,8 +111,7 @@ def retrain_challenger(ds: date | str, reason: str, dry_run: bool = False, stora
         return result
 
     version_of_data = data_version(train, val)
-    fingerprint = hashlib.sha256(registry.json_tag(
-        {"data": version_of_data, "seed": seed, "model": load_model_config().model_dump()}).encode()).hexdigest()[:16]
+    fingerprint = model_fingerprint(version_of_data, seed)
     existing = registry.find_version(name, fingerprint)
     if existing is None:
         registry.configure_mlflow()

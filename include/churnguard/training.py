@@ -52,8 +52,9 @@ def read_reference(info: dict, split: str, storage: Storage | None = None) -> pd
     return pd.read_parquet(io.BytesIO(storage.read_bytes(reference_key(info["dataset"], split))))
 
 
-def fingerprint(info: dict, seed: int) -> str:
-    payload = {"data": info["data_version"], "seed": seed, "model": load_model_config().model_dump()}
+def model_fingerprint(data_version: str, seed: int) -> str:
+    """Identity of a training run: same data, seed and model config give the same fingerprint."""
+    payload = {"data": data_version, "seed": seed, "model": load_model_config().model_dump()}
     return hashlib.sha256(registry.json_tag(payload).encode()).hexdigest()[:16]
 
 
@@ -62,7 +63,7 @@ def fit_reference_model(info: dict, seed: int = 0) -> dict:
     import mlflow
 
     cfg, model_cfg = load_dataset_config(info["dataset"]), load_model_config()
-    fp = fingerprint(info, seed)
+    fp = model_fingerprint(info["data_version"], seed)
     existing = registry.find_version(model_cfg.registered_name, fp)
     if existing is not None:
         log.info("identical model already registered as %s v%d: reusing run %s",

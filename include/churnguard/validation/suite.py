@@ -18,7 +18,8 @@ value_set     warn      a category (or binary value) the reference never had: dr
 ============  ========  ==============================================================================
 
 ``profile`` is the drift reference profile's dict (``profile["numeric"][col]["min"|"max"]``,
-``profile["categorical"][col]["categories"]``); :func:`reference_profile` builds just those keys.
+``profile["categorical"][col]["categories"]``);
+:func:`reference_profile` builds it with :func:`churnguard.drift.fit_profile`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from churnguard.config import DatasetConfig
@@ -186,32 +186,11 @@ def _suite_key(cfg: DatasetConfig, profile: Mapping[str, Any], vcfg: ValidationC
 
 
 def reference_profile(dataset_cfg: DatasetConfig, frame: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The profile keys validation reads, from ``frame`` (default: the reference train split).
+    """The drift reference profile of ``frame`` (default: the reference train split), as a dict."""
+    from churnguard.drift import fit_profile
 
-    Same shape as the drift profile's ``to_dict()``: numeric ``min``/``max``, category -> count as text
-    (binary 0/1 as ``"0"``/``"1"``).
-    """
     if frame is None:
         from churnguard.data import load_reference, split_reference
 
         frame = split_reference(load_reference(dataset_cfg), dataset_cfg).train
-    numeric = {}
-    for col in dataset_cfg.numeric:
-        x = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        x = x[np.isfinite(x)]
-        numeric[col] = {"min": float(x.min()) if len(x) else None, "max": float(x.max()) if len(x) else None}
-    categorical = {}
-    for col in [*dataset_cfg.binary, *dataset_cfg.categorical]:
-        counts = frame[col].dropna().map(_category_key).value_counts()
-        categorical[col] = {"categories": {str(k): int(v) for k, v in counts.items()}}
-    data = {"dataset": dataset_cfg.name, "numeric": numeric, "categorical": categorical}
-    data["version"] = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-    return data
-
-
-def _category_key(value: Any) -> str:
-    if isinstance(value, bool | np.bool_):
-        return str(int(value))
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
+    return fit_profile(frame, dataset_cfg).to_dict()
