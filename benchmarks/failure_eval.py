@@ -141,7 +141,9 @@ def main() -> None:
           f"{len(held_out)} held out; dataset {dataset['dataset_version']}")
     print(f"model: {fit['chosen']} (grouped-CV AUROC on train: "
           + ", ".join(f"{k} {v:.4f}" for k, v in fit["cv_auroc"].items())
-          + f"), alarm threshold {model.threshold:.2f}")
+          + f"), alarm threshold {model.threshold:.2f} (training out-of-fold scores, {fit['cv_repeats']} x "
+          f"{fit['cv_folds']}-fold grouped CV: at most {cfg.training.max_false_alarms_per_90d:g} false "
+          "alarms / 90 days)")
     print("\nmix (labelled days, all trajectories):")
     print(pd.DataFrame(dataset["mix"]).to_string(index=False))
     print("\ndid the champion fail? (all trajectories; day AUC/F1 on that day's 500 labels)")

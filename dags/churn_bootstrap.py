@@ -18,6 +18,7 @@ from airflow.sdk import Param, dag, task
 
 
 @dag(
+    doc_md=__doc__,
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

@@ -20,6 +20,7 @@ from airflow.sdk import CronDataIntervalTimetable, Label, Param, TriggerRule, da
 from churnguard.config import load_monitoring_config
 from churnguard_airflow.operators import (
     DriftReportOperator,
+    LandingSensor,
     PromoteModelOperator,
     RetrainChallengerOperator,
     ValidateBatchOperator,
@@ -29,6 +30,7 @@ CFG = load_monitoring_config()
 
 
 @dag(
+    doc_md=__doc__,
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=pendulum.parse(CFG.schedule.start_date, tz="UTC"),
     end_date=pendulum.parse(CFG.schedule.end_date, tz="UTC") if CFG.schedule.end_date else None,
@@ -91,14 +93,6 @@ def churn_daily_monitoring():
 
         return daily.failure_risk(day, drift, perf)
 
-    @task.sensor(mode="reschedule", poke_interval=CFG.schedule.sensor_poke_seconds,
-                 timeout=CFG.schedule.sensor_timeout_minutes * 60)
-    def wait_for_landing(day: str) -> bool:
-        """Reschedules itself until `landing/ds=…` exists; times out with a clear message."""
-        from churnguard.daily import landing_ready
-
-        return landing_ready(day)
-
     @task
     def decide(day: str, drift: dict, perf: dict, risk: dict, run: dict) -> dict:
         """healthy / alert / retrain, with the reasons in one log line."""
@@ -122,7 +116,8 @@ def churn_daily_monitoring():
     settings = run_settings()
     day, run = settings["day"], settings["run"]
     ingested = ingest(day)
-    wait_for_landing(day) >> ingested
+    LandingSensor(task_id="wait_for_landing", ds=day, mode="reschedule", poke_interval=CFG.schedule.sensor_poke_seconds,
+                  timeout=CFG.schedule.sensor_timeout_minutes * 60) >> ingested
     validation = ValidateBatchOperator(task_id="validate", ds=day)
     ingested >> validation
     scored = score(day, validation.output)
@@ -136,7 +131,7 @@ def churn_daily_monitoring():
     promote = PromoteModelOperator(task_id="promote", ds=day, performance=perf, run_params=run,
                                    trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     for name, label in (("healthy", "no drift, no risk"), ("alert", "moderate drift or risk")):
-        branch >> Label(label) >> EmptyOperator(task_id=name) >> promote
+        branch >> Label(label) >> EmptyOperator(task_id=name, doc_md=f"Decision: {label}.") >> promote
     branch >> Label("critical drift, risk or failure") >> retrain >> promote
     publish(day, ingested, validation.output, scored, drift.output, perf, risk, decision, promote.output)
 

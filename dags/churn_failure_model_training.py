@@ -19,6 +19,7 @@ from airflow.sdk import Param, dag, task
 
 
 @dag(
+    doc_md=__doc__,
     schedule="@weekly",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

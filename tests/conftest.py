@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from churnguard.settings import get_settings
 
@@ -146,3 +148,42 @@ def airflow_json(env: dict[str, str], *args: str):
     lines = [line for line in result.stdout.splitlines() if line.startswith(("[", "{"))]
     assert lines, result.stdout[-3000:]
     return json.loads(lines[-1])
+
+
+def dag_test(env: dict[str, str], dag_id: str, *args: str, conf: dict | None = None) -> tuple[str, str]:
+    """`airflow dags test DAG_ID ARGS -c CONF`; the run's final state and its log, which is also kept in the
+    churnguard home (a failing task is logged, not raised, so the state is read from the log)."""
+    extra = ["-c", json.dumps(conf)] if conf is not None else []
+    result = run_airflow(env, "dags", "test", dag_id, *args, *extra)
+    log = result.stdout + result.stderr
+    name = "-".join([dag_id, *args, *(str(v) for v in (conf or {}).values())])[:120]
+    (Path(env["CHURNGUARD_HOME"]) / f"dags-test-{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.log").write_text(log)
+    finished = re.findall(r"DagRun Finished: .*?state=(\w+)", log)
+    assert finished, log[-4000:]
+    return finished[-1], log
+
+
+def run_day(env: dict[str, str], day: str, **conf) -> str:
+    """churn_daily_monitoring for ``day`` (the ``batch_date`` Param) with ``conf``; the run's final state."""
+    return dag_test(env, "churn_daily_monitoring", day, conf={"batch_date": day, **conf})[0]
+
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def postgres_url():
+    """A throw-away database on the local PostgreSQL server, dropped afterwards."""
+    name = f"cg_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    from churnguard.store import core
+
+    engine = core._engines.pop(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", None)
+    if engine is not None:
+        engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+import sqlite3
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,7 @@ from churnguard.simulate import Scenario, simulate
 from churnguard.storage import open_storage
 from churnguard.store import open_store
 from churnguard.training import bootstrap
-from tests.conftest import run_airflow, with_home
+from tests.conftest import dag_test, run_day, with_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("daily_dag")]
 
@@ -26,22 +27,12 @@ def world(churnguard_home, airflow_env, config_dir):
     """A champion, 45 simulated days from 2026-08-15, and a config whose sensor gives up quickly."""
     configs = config_dir
     monitoring = configs / "monitoring.yaml"
-    monitoring.write_text(monitoring.read_text().replace("sensor_timeout_minutes: 60", "sensor_timeout_minutes: 1")
-                          .replace("sensor_poke_seconds: 60", "sensor_poke_seconds: 5"))
+    monitoring.write_text(monitoring.read_text().replace("sensor_timeout_minutes: 60", "sensor_timeout_minutes: 0.1")
+                          .replace("sensor_poke_seconds: 60", "sensor_poke_seconds: 2"))
     bootstrap("telco", seed=0)
     simulate(date(2026, 8, 15), 45, "none", rows_per_day=300, seed=1)
     env = with_home(airflow_env, churnguard_home, CHURNGUARD_CONFIG_DIR=str(configs))
     return env
-
-
-def run_day(env: dict, day: str, **conf) -> str:
-    """Run the DAG for ``day``; return the run's final state (a failing task is logged, not raised)."""
-    result = run_airflow(env, "dags", "test", "churn_daily_monitoring", day,
-                         "-c", json.dumps({"batch_date": day, **conf}))
-    (Path(env["CHURNGUARD_HOME"]) / f"dags-test-{day}.log").write_text(result.stdout + result.stderr)
-    finished = re.findall(r"DagRun Finished: .*?state=(\w+)", result.stdout + result.stderr)
-    assert finished, (result.stdout + result.stderr)[-4000:]
-    return finished[-1]
 
 
 def table_counts() -> dict[str, int]:
@@ -50,8 +41,19 @@ def table_counts() -> dict[str, int]:
                                                    "alerts", "failure_risk")}
 
 
+def latest_link(env: dict[str, str], task_id: str, key: str) -> str:
+    """The extra-link URL the task runner stored in XCom for the latest run of ``task_id``."""
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        (value,) = db.execute("SELECT value FROM xcom WHERE task_id = ? AND key = ? ORDER BY timestamp DESC LIMIT 1",
+                              (task_id, key)).fetchone()
+    return json.loads(value)
+
+
 def test_a_stable_day_is_healthy_and_a_rerun_changes_no_row_counts(world):
     assert run_day(world, "2026-09-05") == "success"
+    assert latest_link(world, "drift", "_link_DriftReportLink") == "/churnguard/reports/2026-09-05/drift.html"
+    assert latest_link(world, "validate", "_link_ValidationReportLink") == \
+        "/churnguard/reports/2026-09-05/validation.json"
     store, storage = open_store(), open_storage()
     (row,) = store.rows("daily_runs")
     assert row["decision"] == "healthy" and row["rows"] == 300 and row["validation_status"] in ("pass", "warn")
@@ -82,6 +84,17 @@ def test_a_corrupt_batch_is_quarantined_and_nothing_downstream_runs(world):
     assert open_store().rows("feature_drift") == []
 
 
+def test_a_missing_day_ends_the_run_with_one_clear_line_and_writes_nothing(world):
+    before = table_counts()
+    state, log = dag_test(world, "churn_daily_monitoring", "2026-10-15", conf={"batch_date": "2026-10-15"})
+    assert state == "failed"
+    assert re.search(r"AirflowSensorTimeout: no batch for 2026-10-15: \S+/landing/ds=2026-10-15 did not land within "
+                     r"0.1 min; nothing was ingested, scored or decided for this date", log)
+    assert "Sensor has timed out" not in log and "[DAG TEST] starting task_id=ingest" not in log
+    assert table_counts() == before
+    assert not open_storage().list_partitions("scores") and not open_storage().exists("reports/ds=2026-10-15")
+
+
 def test_force_retrain_with_dry_run_registers_nothing_and_without_it_registers_a_challenger(world):
     # Labels flip for the two-year-contract segment from 08-20: a model trained on recent days beats the champion.
     simulate(date(2026, 8, 15), 45, Scenario.parse("concept", onset="2026-08-20"), rows_per_day=300, seed=1)
@@ -97,6 +110,67 @@ def test_force_retrain_with_dry_run_registers_nothing_and_without_it_registers_a
     assert registry.version_by_alias("churn-model", "champion").version == 1
     (event,) = open_store().rows("model_events")
     assert event["event"] == "registered" and event["model_version"] == 2
+    assert latest_link(world, "retrain", "_link_ModelVersionLink").endswith("/#/models/churn-model/versions/2")
+    assert latest_link(world, "retrain", "_link_MLflowRunLink").endswith(f"/runs/{challenger.run_id}")
     run = registry.client().get_run(challenger.run_id)
     artifacts = {a.path for a in registry.client().list_artifacts(run.info.run_id)}
     assert {"shap_importance.json", "reference_profile.json"} <= artifacts
+
+
+def test_a_sudden_drift_triggers_a_retrain_that_registers_a_challenger(world):
+    # monthly_charges jumps by 25 from 09-10: critical drift on the first drifted day
+    simulate(date(2026, 8, 15), 45, Scenario.parse("sudden", onset="2026-09-10"), rows_per_day=300, seed=1)
+    assert run_day(world, "2026-09-10") == "success"
+    (row,) = open_store().rows("daily_runs")
+    assert row["decision"] == "retrain" and row["drift_severity"] == "critical"
+    assert any("critical drift" in r and "monthly_charges" in r for r in row["reasons"])
+    challenger = registry.version_by_alias("churn-model", "challenger")
+    assert challenger is not None and challenger.version == 2 and "critical drift" in challenger.tags["trigger"]
+    assert registry.version_by_alias("churn-model", "champion").version == 1  # shadow first: no failure yet
+    (event,) = open_store().rows("model_events")
+    assert (event["event"], event["model_version"]) == ("registered", 2)
+
+
+def test_a_concept_drift_with_measured_failure_ends_with_a_promoted_champion_that_does_better(world, config_dir):
+    from sklearn.metrics import roc_auc_score
+
+    from churnguard.config import load_dataset_config
+    from churnguard.daily import run_days
+    from churnguard.data import target_array
+    from churnguard.status import timeline
+
+    # Labels flip for the two-year-contract segment from 08-25; no feature moves. Retrain on the last 10
+    # labelled days, so a challenger learns the new concept once those days are labelled.
+    monitoring = config_dir / "monitoring.yaml"
+    monitoring.write_text(monitoring.read_text().replace("window_days: 28", "window_days: 10"))
+    simulate(date(2026, 8, 15), 45, Scenario.parse("concept", onset="2026-08-25"), rows_per_day=300, seed=1)
+    run_days(date(2026, 8, 15), date(2026, 8, 31))  # the plain loop: the same steps, faster than 17 DAG runs
+    assert registry.version_by_alias("churn-model", "champion").version == 1
+    promoted_on = None
+    for day in ("2026-09-01", "2026-09-02", "2026-09-03", "2026-09-04"):  # labels of the concept days arrive
+        assert run_day(world, day) == "success"
+        if open_store().rows("model_events", where={"event": "promoted"}):
+            promoted_on = day
+            break
+    assert promoted_on is not None, open_store().rows("daily_runs", since="2026-09-01")
+    (event,) = open_store().rows("model_events", where={"event": "promoted"})
+    assert event["from_version"] == 1 and "measurably failed" in event["reason"]
+    assert registry.version_by_alias("churn-model", "previous").version == 1
+    milestones = timeline()["milestones"]
+    assert milestones["promoted"][0]["ds"] == promoted_on and milestones["first_measured_failure_reported"]
+
+    # the days go on: a champion that fails again is replaced by one trained on more of the new concept
+    run_days(date.fromisoformat(promoted_on) + timedelta(days=1), date(2026, 9, 14))
+    champion = registry.version_by_alias("churn-model", "champion").version
+    assert champion > 1
+    # on the days after (never seen in training), the last champion ranks churners better than the first
+    storage, cfg = open_storage(), load_dataset_config()
+    days = pd.date_range("2026-09-15", "2026-09-28").strftime("%Y-%m-%d")
+    batch = pd.concat([storage.read_partition("landing", d) for d in days], ignore_index=True)
+    labels = pd.concat([storage.read_partition("labels", d) for d in
+                        pd.date_range("2026-09-22", "2026-10-05").strftime("%Y-%m-%d")], ignore_index=True)
+    joined = batch.merge(labels, on=cfg.id.column)
+    y = target_array(joined, cfg)
+    auc = {v: roc_auc_score(y, registry.load_version_model("churn-model", v).predict_proba(joined))
+           for v in (1, champion)}
+    assert auc[champion] > auc[1] + 0.02, auc

@@ -78,3 +78,13 @@ def test_measured_failure_needs_enough_labels_and_a_confident_drop():
 def test_single_class_day_has_no_auc_but_no_nan():
     metrics = day_metrics(np.zeros(50, dtype=int), np.linspace(0, 1, 50), 0.5)
     assert metrics["roc_auc"] is None and metrics["churn_rate"] == 0.0
+
+
+def test_after_a_recent_registration_drift_and_risk_alone_only_alert():
+    critical = {**CALM, "severity": "critical", "drift_share": 0.6, "top_features": ["tenure"]}
+    high_risk = {"available": True, "risk": 0.95}
+    cooling = decide(critical, NO_FAILURE, high_risk, CFG, days_since_registered=2)
+    assert cooling.decision == ALERT and "registered 2 day(s) ago" in cooling.reasons[0]
+    assert decide(critical, NO_FAILURE, high_risk, CFG, days_since_registered=7).decision == RETRAIN
+    failed = {"measured_failure": True, "measured_failure_days": ["2026-09-03"]}
+    assert decide(critical, failed, NO_RISK, CFG, days_since_registered=1).decision == RETRAIN

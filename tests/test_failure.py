@@ -20,7 +20,7 @@ from churnguard.failure import (
 from churnguard.failure.config import FailureDefinition
 from churnguard.failure.features import LABEL_FREE, MATURED, feature_names
 from churnguard.failure.labels import delong_auc
-from churnguard.failure.model import FailureModel, _estimator, fit_failure_model
+from churnguard.failure.model import FailureModel, _estimator, calibrated_threshold, fit_failure_model
 from churnguard.failure.trajectories import FAMILIES, trajectory_specs
 
 RULES = FailureDefinition(tolerance=0.05, f1_relative_drop=0.10, min_labels=200, min_class_count=20)
@@ -92,6 +92,63 @@ def test_failure_label_over_days_without_status():
     # None = too few labels: a window of only unknown days is unknown; a known failure still counts
     days = [False, None, None, False, None, True]
     assert failure_labels(days, horizon=2) == [None, 0, 0, 1, 1, None]
+
+
+# --- one failure rule for the failure labels and the daily run's measured failure --------------------------
+def test_the_daily_measured_failure_is_the_failure_label_rule():
+    from churnguard import performance
+    from churnguard.config import load_monitoring_config
+
+    cfg = load_monitoring_config()
+    definition = performance.measured_failure_definition(cfg)
+    assert performance.delong_auc is delong_auc
+    assert definition.tolerance == cfg.performance.auc_tolerance
+    assert definition.window_days == load_failure_config().failure.window_days
+    good, bad, noisy = _day(1000, auc_signal=1.5), _day(1000, auc_signal=0.4), _day(250, auc_signal=1.5)
+    ref_auc = label_day_metrics(*good, threshold=0.3)["roc_auc"]
+    ref_f1 = label_day_metrics(*good, threshold=0.3)["f1"]
+    cases = [(good, ref_auc, False), (bad, ref_auc, True), (noisy, None, False), (_day(150, 0.0), ref_auc, None)]
+    for (y, s), ref, expected in cases:
+        metrics = performance.day_metrics(y, s, 0.3)
+        # 250 labels, point estimate 0.06 under the reference: not confidently beyond the tolerance
+        ref = metrics["roc_auc"] + 0.06 if ref is None else ref
+        assert day_failure(metrics, ref, ref_f1, definition) is expected
+        assert performance.is_measured_failure(metrics, ref, ref_f1, cfg) is (expected is True)
+
+
+@pytest.mark.parametrize("current_champion", [1, 2])
+def test_measure_day_judges_a_day_on_the_pooled_window_of_arrived_labels(monkeypatch, current_champion):
+    """Days of 90 labels (too few alone, and two of them too) pooled over the 3-day window: a measured
+    failure of v1, which counts against the champion only while v1 is still the champion."""
+    from datetime import date, timedelta
+    from types import SimpleNamespace
+
+    from churnguard import performance, registry
+    from churnguard.storage import open_storage
+    from churnguard.store import open_store
+
+    storage, first = open_storage(), date(2026, 9, 1)
+    monkeypatch.setattr(registry, "load_version_model", lambda name, version: SimpleNamespace(threshold=0.3))
+    monkeypatch.setattr(performance, "reference_metrics", lambda version: (0.85, 0.6))
+    monkeypatch.setattr(registry, "version_by_alias",
+                        lambda name, alias: SimpleNamespace(version=current_champion))
+    for k in range(3):
+        observed = first + timedelta(days=k)
+        y, s = _day(90, auc_signal=0.0, seed=k)
+        ids = [f"c{k}-{i}" for i in range(90)]
+        storage.write_partition("scores", observed, pd.DataFrame(
+            {"customer_id": ids, "champion_score": s, "champion_version": 1}))
+        storage.write_partition("labels", observed + timedelta(days=7), pd.DataFrame(
+            {"customer_id": ids, "observed_ds": observed.isoformat(), "churn": np.where(y == 1, "Yes", "No")}))
+
+    early = performance.measure_day(first + timedelta(days=8), storage, open_store())  # window of 2 days
+    result = performance.measure_day(first + timedelta(days=9), storage, open_store())
+
+    assert [m["labelled_rows"] for m in early["measured"]] == [90] and not early["measured_failure"]
+    assert [m["labelled_rows"] for m in result["measured"]] == [90]
+    failed, earlier = (["2026-09-03"], []) if current_champion == 1 else ([], ["2026-09-03"])
+    assert result["measured_failure_days"] == failed and result["measured_failure"] is bool(failed)
+    assert result["earlier_champion_failure_days"] == earlier
 
 
 # --- config --------------------------------------------------------------------------------------------
@@ -167,6 +224,16 @@ def small_model() -> FailureModel:
     model, report = fit_failure_model(table, feature_names(), load_failure_config().training)
     assert set(report["cv_auroc"]) == {"logistic", "xgboost"}
     return model
+
+
+def test_the_alarm_threshold_keeps_the_false_alarm_rate_averaged_over_cv_repeats_within_budget():
+    y = np.array([0] * 90 + [1] * 10)
+    first, second = np.full(100, 0.1), np.full(100, 0.1)
+    first[0], second[1] = 0.7, 0.5  # one false alarm per 90 negative days, at a different risk in each repeat
+    first[90:] = second[90:] = 0.9
+    assert calibrated_threshold(y, [first], max_fa_per_90=0.5) == 0.71
+    assert calibrated_threshold(y, [first, second], max_fa_per_90=0.5) == 0.51
+    assert calibrated_threshold(y, [first, second], max_fa_per_90=1.0) == 0.11
 
 
 def test_scorer_gives_a_probability_and_the_three_features_that_pushed_it_most(small_model):

@@ -2,32 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
-from churnguard.store import open_store
-
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture
-def postgres_url():
-    """A throw-away database on the local PostgreSQL server, dropped afterwards."""
-    name = f"cg_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    from churnguard.store import core
-
-    engine = core._engines.pop(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", None)
-    if engine is not None:
-        engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+from churnguard.store import open_store, schema
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -37,12 +15,14 @@ def store(request, tmp_path):
     return open_store(request.getfixturevalue("postgres_url"))
 
 
-def test_migrations_create_every_table_and_stamp_the_revision(store):
-    tables = set(inspect(store.engine).get_table_names())
-    assert {"daily_runs", "feature_drift", "performance", "failure_risk", "model_events", "alerts",
-            "alembic_version"} <= tables
+def test_migrations_build_exactly_the_declared_schema_and_stamp_the_newest_revision(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    assert set(inspect(store.engine).get_table_names()) == set(schema.metadata.tables) | {"alembic_version"}
     with store.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0001"
+        assert compare_metadata(MigrationContext.configure(conn), schema.metadata) == []
+        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0002"
 
 
 def test_upsert_by_date_replaces_instead_of_duplicating(store):

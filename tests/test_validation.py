@@ -14,6 +14,7 @@ from churnguard.config import ConfigError, load_dataset_config
 from churnguard.data import load_reference, split_reference
 from churnguard.storage import open_storage
 from churnguard.validation import (
+    ValidationConfig,
     build_suite,
     load_validation_config,
     reference_profile,
@@ -83,8 +84,10 @@ def test_suite_marks_every_expectation_error_or_warn(telco, profile):
     assert {m["severity"] for m in metas} == {"error", "warn"}
     assert {m["rule"] for m in metas} == {"row_count", "column_set", "type", "not_null", "unique", "finite",
                                           "domain", "range", "value_set"}
-    assert {(m["rule"], m["severity"]) for m in metas if m["rule"] == "range"} == {("range", "error"),
-                                                                                  ("range", "warn")}
+    assert {(m["rule"], m["severity"]) for m in metas if m["rule"] == "range"} == {("range", "warn")}
+    strict = build_suite(cfg, profile, ValidationConfig(ranges={"error_share": 0.05}))
+    assert {(e.meta["rule"], e.meta["severity"]) for e in strict.expectations if e.meta["rule"] == "range"} == {
+        ("range", "error"), ("range", "warn")}
     assert all(m["severity"] == "warn" for m in metas if m["rule"] == "value_set")
 
 
@@ -146,8 +149,18 @@ def test_unseen_category_is_a_warning(telco, profile, good):
     assert good.customer_id[3] in line and good.customer_id[8] in line
 
 
-def test_small_share_out_of_range_warns_large_share_fails(telco, profile, good):
+def test_out_of_range_rows_warn_by_default_even_many(telco, profile, good):
     cfg, _ = telco
+    good.loc[: len(good) // 10, "monthly_charges"] = 500.0
+    moved = validate_batch(good, cfg, profile)
+    assert (moved.exit_code, moved.failures) == (1, [])
+    assert "column 'monthly_charges' range: 101 of 1000 rows" in moved.warnings[0]
+
+
+def test_with_an_error_share_a_small_share_warns_and_a_large_share_fails(telco, profile, good, config_dir):
+    cfg, _ = telco
+    path = config_dir / "validation.yaml"
+    path.write_text(path.read_text().replace("error_share: null", "error_share: 0.05"))
     few, many = good.copy(), good.copy()
     few.loc[[0, 1], "monthly_charges"] = 500.0
     many.loc[: len(many) // 10, "monthly_charges"] = 500.0
@@ -395,6 +408,6 @@ def test_console_script_prints_only_the_result(tmp_path, good, profile_file):
     proc = subprocess.run([str(BIN / "churnguard"), "validate", str(path), "--profile", str(profile_file)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.splitlines() == [f"{path}: PASS (exit 0): 1000 rows, 70 expectations, 0 failed, "
+    assert proc.stdout.splitlines() == [f"{path}: PASS (exit 0): 1000 rows, 67 expectations, 0 failed, "
                                         f"0 warnings [dataset telco, profile test-profile]"]
     assert proc.stderr == ""  # GX's INFO chatter is silenced under the CLI's INFO logging

@@ -1,4 +1,4 @@
-"""The ``churnguard`` command: ``simulate``, ``bootstrap``, ``status``, ``drift``, ``validate``.
+"""The ``churnguard`` command: simulate, bootstrap, run-days, status, timeline, drift, validate.
 
 Errors a user can fix (bad config, bad arguments, bad input) end as one line on stderr, exit code 2.
 """
@@ -40,9 +40,18 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--seed", type=int, default=0)
     boot.add_argument("--replace-champion", action="store_true")
 
+    days = sub.add_parser("run-days", help="the daily monitoring steps for a range of days, without Airflow")
+    days.add_argument("--start", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
+    days.add_argument("--end", type=date.fromisoformat, default=None, help="last day (default: --start)")
+    days.add_argument("--force-retrain", action="store_true")
+    days.add_argument("--dry-run", action="store_true")
+
     stat = sub.add_parser("status", help="champion/challenger versions, metrics and landed partitions")
     stat.add_argument("--json", action="store_true")
     stat.add_argument("--require-champion", action="store_true", help="exit 1 when there is no champion")
+
+    tl = sub.add_parser("timeline", help="the monitored days and the milestones (drift, risk, retrain, promotion)")
+    tl.add_argument("--json", action="store_true")
 
     for name, helptext in (("drift", "drift of a batch against a reference"),
                            ("validate", "validate a batch (exit 0 pass, 1 warn, 2 fail, 3 unreadable)")):
@@ -70,6 +79,15 @@ def main(argv: list[str] | None = None) -> int:
             from churnguard.training import bootstrap, summary_json
 
             print(summary_json(bootstrap(args.dataset, args.seed, args.replace_champion)))
+        elif args.command == "run-days":
+            from churnguard.daily import run_days
+
+            run_days(args.start, args.end or args.start, force_retrain=args.force_retrain, dry_run=args.dry_run)
+        elif args.command == "timeline":
+            from churnguard.status import format_timeline, timeline
+
+            result = timeline()
+            print(json.dumps(result, indent=1, default=str) if args.json else format_timeline(result))
         elif args.command == "status":
             from churnguard.status import format_status, project_status
 

@@ -286,8 +286,8 @@ class ScheduleConfig(_Strict):
     start_date: str = "2026-09-01"
     end_date: str | None = None
     max_active_runs: int = Field(default=1, ge=1)
-    sensor_timeout_minutes: int = Field(default=60, ge=1)
-    sensor_poke_seconds: int = Field(default=60, ge=1)
+    sensor_timeout_minutes: float = Field(default=60, gt=0)
+    sensor_poke_seconds: float = Field(default=60, gt=0)
 
 
 class LabelsConfig(_Strict):
@@ -304,6 +304,7 @@ class PerformanceConfig(_Strict):
 class DecisionConfig(_Strict):
     risk_warn: float = Field(default=0.5, ge=0, le=1)
     risk_retrain: float = Field(default=0.8, ge=0, le=1)
+    retrain_cooldown_days: int = Field(default=7, ge=0)
 
 
 class RetrainConfig(_Strict):

@@ -4,6 +4,9 @@ JSON-able dicts and returns one, so the DAG passes URIs and summaries through XC
 ingest -> validate -> score -> drift -> performance -> failure risk -> decide -> (retrain) -> promote ->
 publish. Every step is idempotent per date: partitions are replaced, store rows upserted by date, and a
 re-run scores with the model versions recorded for that date.
+
+:func:`run_day` runs the same steps in one process, in the DAG's order (``churnguard run-days``): the plain
+loop that ``benchmarks/dag_bench.py`` holds the Airflow runs against, and a way to replay days without Airflow.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from churnguard.config import load_dataset_config, load_model_config, load_monit
 from churnguard.data import data_version, load_batch
 from churnguard.decision import decide
 from churnguard.performance import measure_day
+from churnguard.progress import progress
 from churnguard.promotion import promote_challenger, should_promote
 from churnguard.scoring import read_scores, score_day
 from churnguard.simulate import LANDING
@@ -52,6 +56,13 @@ def landing_ready(ds: str) -> bool:
     if not ready:
         log.info("landing/ds=%s has not landed yet", ds)
     return ready
+
+
+def missing_batch(ds: str, waited_seconds: float) -> str:
+    """The one line a run ends with when the day's batch never landed."""
+    where = open_storage().uri(f"{LANDING}/ds={ds}")
+    return (f"no batch for {ds}: {where} did not land within {waited_seconds / 60:g} min; nothing was ingested, "
+            f"scored or decided for this date: re-run it (clear the run) once the batch has landed")
 
 
 def ingest(ds: str) -> dict:
@@ -183,12 +194,16 @@ def _champion_reference(build) -> dict:
 def decide_day(ds: str, drift_summary: dict, performance_summary: dict, risk: dict, params: dict) -> dict:
     cfg = load_monitoring_config(params.get("overrides") or {})
     challenger = registry.version_by_alias(load_model_config().registered_name, registry.CHALLENGER)
+    store = open_store()
+    registered = [e["ds"] for e in store.rows("model_events", where={"event": "registered"}, until=ds)]
     decision = decide(drift_summary, performance_summary, risk, cfg,
                       challenger_version=challenger.version if challenger else None,
-                      force_retrain=bool(params.get("force_retrain")))
+                      force_retrain=bool(params.get("force_retrain")),
+                      days_since_registered=(date.fromisoformat(ds) - date.fromisoformat(max(registered))).days
+                      if registered else None)
     log.info("%s %s", ds, decision.line())
     if decision.decision != "healthy":
-        open_store().upsert("alerts", [{"ds": ds, "kind": "decision", "severity": decision.decision,
+        store.upsert("alerts", [{"ds": ds, "kind": "decision", "severity": decision.decision,
                                         "message": decision.line()}])
     return decision.to_dict()
 
@@ -204,12 +219,11 @@ def retrain(ds: str, decision: dict, params: dict) -> dict:
     return result
 
 
-def promote(ds: str, performance_summary: dict, retrain_result: dict | None, params: dict) -> dict:
+def promote(ds: str, performance_summary: dict, params: dict) -> dict:
     if params.get("dry_run"):
         return {"promoted": False, "reason": "dry run"}
     store = open_store()
-    validated = bool(retrain_result and retrain_result.get("registered"))
-    ok, reason = should_promote(store, performance_summary.get("measured_failure", False), validated,
+    ok, reason = should_promote(store, performance_summary.get("measured_failure", False),
                                 load_monitoring_config(params.get("overrides") or {}))
     log.info("promotion %s: %s", "yes" if ok else "no", reason)
     return promote_challenger(ds, reason, store) if ok else {"promoted": False, "reason": reason}
@@ -269,3 +283,40 @@ def _log_day_run(ds: str, summary: dict, storage) -> str:
         if storage.exists(report_key(ds, "validation.json")):
             mlflow.log_text(storage.read_bytes(report_key(ds, "validation.json")).decode(), "validation.json")
     return run.info.run_id
+
+
+def run_day(ds: str, *, force_retrain: bool = False, dry_run: bool = False, overrides: dict | None = None,
+            drift_overrides: dict | None = None) -> dict:
+    """Every step of the daily DAG for ``ds``, in its order, in this process; returns the decision summary.
+
+    A batch that fails validation is quarantined and raises :class:`BatchRejected`, as in the DAG.
+    """
+    params = {"force_retrain": force_retrain, "dry_run": dry_run, "overrides": overrides or {}}
+    ingested = ingest(ds)
+    validation = validate(ds)
+    scored = score(ds)
+    drift_summary = drift(ds, drift_overrides)
+    perf = performance(ds)
+    risk = failure_risk(ds, drift_summary, perf)
+    decision = decide_day(ds, drift_summary, perf, risk, params)
+    retrained = retrain(ds, decision, params) if decision["decision"] == "retrain" else None
+    promotion = promote(ds, perf, params)
+    published = publish(ds, ingested, validation, scored, drift_summary, perf, risk, decision, promotion)
+    return {**published, "reasons": decision["reasons"], "promoted": bool(promotion.get("promoted")),
+            "registered": (retrained or {}).get("version") if (retrained or {}).get("registered") else None}
+
+
+def run_days(start: date, end: date, **options) -> list[dict]:
+    """:func:`run_day` for each day from ``start`` to ``end``, in order, with progress; a quarantined day is
+    logged and skipped, as the DAG's failed run for it would be."""
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    results = []
+    for day in progress(days, len(days), "daily runs"):
+        try:
+            result = run_day(day.isoformat(), **options)
+        except BatchRejected as exc:
+            log.warning("%s", exc)
+            continue
+        log.info("%s %s%s", day, result["decision"], " (promoted)" if result["promoted"] else "")
+        results.append(result)
+    return results

@@ -3,6 +3,8 @@
 - ``retrain``: critical drift, failure risk above ``decision.risk_retrain``, a measured failure, or the
   manual ``force_retrain``; unless a challenger is already in its shadow period (then ``alert``: a second
   challenger would only replace the first before it could prove itself), which ``force_retrain`` overrides.
+  Within ``decision.retrain_cooldown_days`` of the last registered version, drift and risk alone only
+  alert: the new model was trained on the drifted days, so the same drift says nothing new about it.
 - ``alert``: moderate drift or failure risk above ``decision.risk_warn``.
 - ``healthy``: none of these.
 """
@@ -30,12 +32,17 @@ class Decision:
 
 
 def decide(drift: dict | None, performance: dict, risk: dict, cfg: MonitoringConfig,
-           challenger_version: int | None = None, force_retrain: bool = False) -> Decision:
+           challenger_version: int | None = None, force_retrain: bool = False,
+           days_since_registered: int | None = None) -> Decision:
     retrain, alert = [], []
+    cooling = days_since_registered is not None and days_since_registered < cfg.decision.retrain_cooldown_days
     if force_retrain:
         retrain.append("manual force_retrain")
     severity = (drift or {}).get("severity")
-    if severity == "critical":
+    if severity == "critical" and cooling:
+        alert.append(f"critical drift ({_drift_detail(drift)}), but a version was registered "
+                     f"{days_since_registered} day(s) ago: not retraining on drift alone")
+    elif severity == "critical":
         retrain.append(f"critical drift ({_drift_detail(drift)})")
     elif severity == "moderate":
         alert.append(f"moderate drift ({_drift_detail(drift)})")
@@ -43,7 +50,7 @@ def decide(drift: dict | None, performance: dict, risk: dict, cfg: MonitoringCon
         retrain.append("measured failure on " + ", ".join(performance["measured_failure_days"]))
     if risk.get("available"):
         value = risk["risk"]
-        if value >= cfg.decision.risk_retrain:
+        if value >= cfg.decision.risk_retrain and not cooling:
             retrain.append(f"failure risk {value:.2f} >= {cfg.decision.risk_retrain}")
         elif value >= cfg.decision.risk_warn:
             alert.append(f"failure risk {value:.2f} >= {cfg.decision.risk_warn}")

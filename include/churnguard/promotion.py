@@ -8,45 +8,13 @@ keeps alias ``previous``. Aliases are re-read inside the lock, so two runs canno
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-from collections.abc import Iterator
-from pathlib import Path
-
-from sqlalchemy import text
 
 from churnguard import registry
 from churnguard.config import MonitoringConfig, load_model_config, load_monitoring_config
-from churnguard.store import MonitoringStore, open_store
+from churnguard.store import MonitoringStore, exclusive, open_store
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def promotion_lock(store: MonitoringStore, model_name: str) -> Iterator[None]:
-    """Exclusive across processes: a PostgreSQL advisory lock, or a file lock beside the SQLite file."""
-    engine = store.engine
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), {"name": model_name})
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": model_name})
-                conn.commit()
-        return
-    database = engine.url.database
-    path = Path(database + ".promotion.lock") if database and database != ":memory:" else None
-    if path is None:
-        yield
-        return
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def shadow_wins(store: MonitoringStore, challenger_version: int, cfg: MonitoringConfig) -> list[dict]:
@@ -63,14 +31,19 @@ def shadow_wins(store: MonitoringStore, challenger_version: int, cfg: Monitoring
     return shared[-cfg.promotion.shadow_days:]
 
 
-def should_promote(store: MonitoringStore, champion_failed: bool, challenger_validated: bool,
+def should_promote(store: MonitoringStore, champion_failed: bool,
                    cfg: MonitoringConfig | None = None) -> tuple[bool, str]:
+    """Whether the ``challenger`` should become champion now, and why (or why not).
+
+    A version carries the ``challenger`` alias only once it has passed the retraining gates (validation),
+    so a measured failure of the champion promotes it at once.
+    """
     cfg = cfg or load_monitoring_config()
     name = load_model_config().registered_name
     challenger = registry.version_by_alias(name, registry.CHALLENGER)
     if challenger is None:
         return False, "no challenger"
-    if champion_failed and challenger_validated:
+    if champion_failed:
         return True, f"champion measurably failed and challenger v{challenger.version} passed validation"
     wins = shadow_wins(store, challenger.version, cfg)
     if len(wins) == cfg.promotion.shadow_days and all(w["margin"] > cfg.promotion.shadow_margin for w in wins):
@@ -85,7 +58,7 @@ def promote_challenger(ds: str, reason: str, store: MonitoringStore | None = Non
     """Move ``champion`` to the challenger (old champion becomes ``previous``), atomically and once."""
     store = store or open_store()
     name = load_model_config().registered_name
-    with promotion_lock(store, name):
+    with exclusive(store.engine, f"churnguard-promote-{name}"):
         challenger = registry.version_by_alias(name, registry.CHALLENGER)
         champion = registry.version_by_alias(name, registry.CHAMPION)
         if challenger is None:
@@ -106,7 +79,7 @@ def rollback(ds: str, target: str | int, reason: str, store: MonitoringStore | N
     """Point ``champion`` at ``target`` (a version number or ``previous``) and record why."""
     store = store or open_store()
     name = load_model_config().registered_name
-    with promotion_lock(store, name):
+    with exclusive(store.engine, f"churnguard-promote-{name}"):
         champion = registry.version_by_alias(name, registry.CHAMPION)
         if str(target) == registry.PREVIOUS:
             previous = registry.version_by_alias(name, registry.PREVIOUS)

@@ -1,8 +1,10 @@
 """Retraining: a challenger trained on recent labelled days plus the reference, validated on the most
 recent matured days, registered as ``challenger`` with its data window, trigger and metrics.
 
-Gates, in order (all from ``monitoring.yaml``): holdout AUC ≥ ``min_roc_auc``; train AUC − holdout AUC ≤
-``max_overfit_gap``; holdout AUC > champion's holdout AUC + ``margin_over_champion``. A challenger that
+Gates, in order (all from ``monitoring.yaml``): holdout AUC ≥ ``min_roc_auc``; train AUC − validation AUC ≤
+``max_overfit_gap`` (the validation split is drawn from the same pool as the training rows, so the gap is
+overfitting, not the drift the holdout may carry); holdout AUC > champion's holdout AUC +
+``margin_over_champion``. A challenger that
 fails a gate is logged (with the reason) but never registered; neither is one from a dry run.
 """
 
@@ -90,7 +92,8 @@ def retrain_challenger(ds: date | str, reason: str, dry_run: bool = False, stora
     challenger = train_model(train, val, data_cfg, random_state=seed)
     champion_info = registry.version_by_alias(name, registry.CHAMPION)
     champion = registry.load_run_model(champion_info.run_id)
-    metrics = {"train_auc": _auc(challenger, train), "holdout_auc": _auc(challenger, holdout),
+    metrics = {"train_auc": _auc(challenger, train), "validation_auc": _auc(challenger, val),
+               "holdout_auc": _auc(challenger, holdout),
                "champion_holdout_auc": _auc(champion, holdout), "holdout_rows": len(holdout),
                "recent_rows": len(recent)}
     from churnguard.models import evaluate
@@ -98,13 +101,14 @@ def retrain_challenger(ds: date | str, reason: str, dry_run: bool = False, stora
     holdout_eval = evaluate(challenger, holdout, data_cfg)
     gates = {
         "min_roc_auc": metrics["holdout_auc"] >= cfg.retrain.min_roc_auc,
-        "overfit": metrics["train_auc"] - metrics["holdout_auc"] <= cfg.retrain.max_overfit_gap,
+        "overfit": metrics["train_auc"] - metrics["validation_auc"] <= cfg.retrain.max_overfit_gap,
         "beats_champion": metrics["holdout_auc"] > metrics["champion_holdout_auc"] + cfg.retrain.margin_over_champion,
     }
     passed = all(gates.values())
     result.update(metrics=metrics, gates=gates, passed=passed)
-    log.info("retrain %s (%s): holdout AUC %.4f vs champion %.4f, train %.4f; gates %s", ds, reason,
-             metrics["holdout_auc"], metrics["champion_holdout_auc"], metrics["train_auc"], gates)
+    log.info("retrain %s (%s): holdout AUC %.4f vs champion %.4f, train %.4f, validation %.4f; gates %s", ds,
+             reason, metrics["holdout_auc"], metrics["champion_holdout_auc"], metrics["train_auc"],
+             metrics["validation_auc"], gates)
     if dry_run or not passed:
         result["rejected"] = "dry run: nothing registered" if dry_run else \
             "failed gate(s): " + ", ".join(g for g, ok in gates.items() if not ok)

@@ -1,5 +1,6 @@
-"""What is deployed and what has landed: champion/challenger versions with their test metrics, and the
-partitions in the data root. Backs ``churnguard status`` and the end of ``make demo``."""
+"""What is deployed, what has landed and what happened: champion/challenger versions with their test
+metrics, the partitions in the data root, and the day-by-day timeline of the monitoring store. Backs
+``churnguard status``, ``churnguard timeline`` and the end of ``make demo``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from churnguard.config import load_model_config
 from churnguard.settings import get_settings
 from churnguard.simulate import LABELS, LANDING
 from churnguard.storage import open_storage
+from churnguard.store import open_store
 
 
 def project_status() -> dict:
@@ -39,4 +41,89 @@ def format_status(status: dict) -> str:
     for area, info in status["data"].items():
         span = f"{info['first']} .. {info['last']}" if info["partitions"] else "empty"
         lines.append(f"{area}: {info['partitions']} daily partitions, {span} at {info['uri']}")
+    return "\n".join(lines)
+
+
+def timeline() -> dict:
+    """Every monitored day (decision, drift, failure risk, the champion's measured AUC on that day's
+    customers once their labels arrived) and the milestones of the story: first drift, first risk alert,
+    first measured failure, challengers registered, promotions, and the AUC before and after."""
+    store = open_store()
+    perf = {(r["observed_ds"], r["role"]): r for r in store.rows("performance")}
+    events = store.rows("model_events", order_by="id")
+    days = []
+    for run in store.rows("daily_runs", order_by="ds"):
+        measured = perf.get((run["ds"], registry.CHAMPION))
+        days.append({"ds": run["ds"], "rows": run["rows"], "validation": run["validation_status"],
+                     "drift": run["drift_severity"], "drift_share": run["drift_share"],
+                     "failure_risk": run["failure_risk"], "decision": run["decision"],
+                     "champion": run["champion_version"], "challenger": run["challenger_version"],
+                     "promoted": bool(run["promoted"]),
+                     "auc": measured["roc_auc"] if measured else None,
+                     "auc_version": measured["model_version"] if measured else None})
+
+    def first(pred) -> str | None:
+        return next((d["ds"] for d in days if pred(d)), None)
+
+    failures = sorted({a["ds"] for a in store.rows("alerts") if "measured failure" in (a["message"] or "")})
+    promoted = [e for e in events if e["event"] == "promoted"]
+    milestones = {
+        "first_drift": first(lambda d: d["drift"] in ("moderate", "critical")),
+        "first_critical_drift": first(lambda d: d["drift"] == "critical"),
+        "first_risk_alert": first(lambda d: (d["failure_risk"] or 0) >= _risk_warn()),
+        "first_measured_failure_reported": failures[0] if failures else None,
+        "registered": [{"ds": e["ds"], "version": e["model_version"], "reason": e["reason"]}
+                       for e in events if e["event"] == "registered"],
+        "promoted": [{"ds": e["ds"], "version": e["model_version"], "from_version": e["from_version"],
+                      "reason": e["reason"]} for e in promoted],
+        "quarantined": [d["ds"] for d in days if d["decision"] == "quarantined"],
+    }
+    drift_on, initial = milestones["first_drift"], days[0]["champion"] if days else None
+    by_version: dict[str, list[float]] = {}
+    for d in days:
+        if d["auc"] is not None:
+            stage = "" if d["auc_version"] != initial or drift_on is None else (
+                " before drift" if d["ds"] < drift_on else " after drift")
+            by_version.setdefault(f"v{d['auc_version']}{stage}", []).append(d["auc"])
+    milestones["auc_by_champion"] = {k: {"mean": _mean(v), "days": len(v)} for k, v in by_version.items()}
+    return {"days": days, "milestones": milestones}
+
+
+def _risk_warn() -> float:
+    from churnguard.config import load_monitoring_config
+
+    return load_monitoring_config().decision.risk_warn
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def format_timeline(tl: dict) -> str:
+    """The timeline as a table (one line a day) followed by the milestones."""
+    def num(value, fmt: str) -> str:
+        return format(value, fmt) if value is not None else "-"
+
+    lines = [f"{'day':10s} {'rows':>5s} {'valid':>6s} {'drift':>8s} {'share':>6s} {'risk':>5s} {'AUC*':>6s} "
+             f"{'champ':>5s} {'chall':>5s} decision"]
+    for d in tl["days"]:
+        lines.append(f"{d['ds']:10s} {num(d['rows'], 'd'):>5s} {d['validation'] or '-':>6s} {d['drift'] or '-':>8s} "
+                     f"{num(d['drift_share'], '.2f'):>6s} {num(d['failure_risk'], '.2f'):>5s} "
+                     f"{num(d['auc'], '.3f'):>6s} {num(d['champion'], 'd'):>5s} {num(d['challenger'], 'd'):>5s} "
+                     f"{d['decision']}{' + promoted' if d['promoted'] else ''}")
+    lines.append("* AUC: the champion's on that day's customers, measured once their labels arrived")
+    m = tl["milestones"]
+    lines.append("")
+    lines.append(f"first drift: {m['first_drift'] or '-'} (critical: {m['first_critical_drift'] or '-'}); "
+                 f"first failure-risk alert: {m['first_risk_alert'] or '-'}; "
+                 f"first measured failure reported: {m['first_measured_failure_reported'] or '-'}")
+    for e in m["registered"]:
+        lines.append(f"challenger v{e['version']} registered on {e['ds']}: {e['reason']}")
+    for e in m["promoted"]:
+        lines.append(f"v{e['version']} promoted to champion on {e['ds']} (was v{e['from_version']}): {e['reason']}")
+    if m["auc_by_champion"]:
+        lines.append("champion AUC on its days' customers (mean over measured days): " + "; ".join(
+            f"{k} {v['mean']:.3f} ({v['days']} days)" for k, v in m["auc_by_champion"].items()))
+    if m["quarantined"]:
+        lines.append("quarantined: " + ", ".join(m["quarantined"]))
     return "\n".join(lines)

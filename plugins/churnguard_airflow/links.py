@@ -1,37 +1,37 @@
 """Operator extra links: buttons on a task instance that open its drift report, MLflow run or model
-version. Each operator pushes the finished URL to XCom under the link's key while it runs; Airflow 3's
-API server serialises a link as (name, XCom key) and reads that XCom to draw the button."""
+version. An operator records each URL on itself while it runs (:func:`record_link`); when the task
+finishes, Airflow 3's task runner asks every extra link for its URL and stores it in XCom under the
+link's key, which the API server reads to draw the button."""
 
 from __future__ import annotations
 
 import os
 
 from airflow.sdk import BaseOperatorLink
-from airflow.sdk.execution_time.xcom import XCom
 
 
 def mlflow_ui_url() -> str:
     return os.environ.get("CHURNGUARD_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
 
 
-class _XComLink(BaseOperatorLink):
+class _RecordedLink(BaseOperatorLink):
     def get_link(self, operator, *, ti_key) -> str:
-        return XCom.get_value(key=self.xcom_key, ti_key=ti_key) or ""
+        return getattr(operator, "recorded_links", {}).get(self.name, "")
 
 
-class DriftReportLink(_XComLink):
+class DriftReportLink(_RecordedLink):
     name = "Drift report"
 
 
-class ValidationReportLink(_XComLink):
+class ValidationReportLink(_RecordedLink):
     name = "Validation results"
 
 
-class MLflowRunLink(_XComLink):
+class MLflowRunLink(_RecordedLink):
     name = "MLflow run"
 
 
-class ModelVersionLink(_XComLink):
+class ModelVersionLink(_RecordedLink):
     name = "MLflow model version"
 
 
@@ -48,5 +48,5 @@ def model_version_url(name: str, version: int) -> str:
     return f"{mlflow_ui_url()}/#/models/{name}/versions/{version}"
 
 
-def push_link(context, link: BaseOperatorLink, url: str) -> None:
-    context["ti"].xcom_push(key=link.xcom_key, value=url)
+def record_link(operator, link: BaseOperatorLink, url: str) -> None:
+    operator.recorded_links = {**getattr(operator, "recorded_links", {}), link.name: url}

@@ -4,10 +4,11 @@ so they can be XComArgs, and the result is a small JSON-able dict."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import BaseOperator, BaseSensorOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from churnguard_airflow.links import (
     DriftReportLink,
@@ -15,10 +16,39 @@ from churnguard_airflow.links import (
     ModelVersionLink,
     ValidationReportLink,
     model_version_url,
-    push_link,
+    record_link,
     report_url,
     run_url,
 )
+
+
+def _documented(operator: BaseOperator, kwargs: dict) -> dict:
+    """The operator's docstring is the task's documentation in the UI, unless the DAG gives its own."""
+    return {"doc_md": inspect.cleandoc(type(operator).__doc__), **kwargs}
+
+
+class LandingSensor(BaseSensorOperator):
+    """Wait for the day's ``landing/ds=…`` partition; when it never comes, end with one clear line."""
+
+    template_fields = ("ds",)
+    ui_color = "#e8f6f3"
+
+    def __init__(self, *, ds: Any, **kwargs):
+        super().__init__(**_documented(self, kwargs))
+        self.ds = ds
+
+    def poke(self, context) -> bool:
+        from churnguard.daily import landing_ready
+
+        return landing_ready(self.ds)
+
+    def execute(self, context) -> None:
+        from churnguard.daily import missing_batch
+
+        try:
+            super().execute(context)
+        except AirflowSensorTimeout:
+            raise AirflowSensorTimeout(missing_batch(self.ds, self.timeout)) from None
 
 
 class ValidateBatchOperator(BaseOperator):
@@ -33,13 +63,13 @@ class ValidateBatchOperator(BaseOperator):
     ui_color = "#fdebd0"
 
     def __init__(self, *, ds: Any, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**_documented(self, kwargs))
         self.ds = ds
 
     def execute(self, context) -> dict:
         from churnguard import daily
 
-        push_link(context, ValidationReportLink(), report_url(self.ds, "validation.json"))
+        record_link(self, ValidationReportLink(), report_url(self.ds, "validation.json"))
         try:
             return daily.validate(self.ds)
         except daily.BatchRejected as exc:
@@ -54,14 +84,14 @@ class DriftReportOperator(BaseOperator):
     ui_color = "#d6eaf8"
 
     def __init__(self, *, ds: Any, overrides: Any = None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**_documented(self, kwargs))
         self.ds, self.overrides = ds, overrides
 
     def execute(self, context) -> dict:
         from churnguard import daily
 
         result = daily.drift(self.ds, self.overrides or {})
-        push_link(context, DriftReportLink(), report_url(self.ds, "drift.html"))
+        record_link(self, DriftReportLink(), report_url(self.ds, "drift.html"))
         return result
 
 
@@ -73,7 +103,7 @@ class RetrainChallengerOperator(BaseOperator):
     ui_color = "#e8daef"
 
     def __init__(self, *, ds: Any, decision: Any, run_params: Any, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**_documented(self, kwargs))
         self.ds, self.decision, self.run_params = ds, decision, run_params
 
     def execute(self, context) -> dict:
@@ -82,10 +112,10 @@ class RetrainChallengerOperator(BaseOperator):
 
         result = daily.retrain(self.ds, self.decision, self.run_params)
         if result.get("run_id"):
-            push_link(context, MLflowRunLink(), run_url(registry.configure_mlflow(), result["run_id"]))
+            record_link(self, MLflowRunLink(), run_url(registry.configure_mlflow(), result["run_id"]))
         if result.get("version"):
-            push_link(context, ModelVersionLink(),
-                      model_version_url(load_model_config().registered_name, result["version"]))
+            record_link(self, ModelVersionLink(),
+                        model_version_url(load_model_config().registered_name, result["version"]))
         return result
 
 
@@ -96,20 +126,52 @@ class PromoteModelOperator(BaseOperator):
     operator_extra_links = (ModelVersionLink(),)
     ui_color = "#d5f5e3"
 
-    def __init__(self, *, ds: Any, performance: Any, run_params: Any = None, retrain_task_id: str = "retrain",
-                 **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, *, ds: Any, performance: Any, run_params: Any = None, **kwargs):
+        super().__init__(**_documented(self, kwargs))
         self.ds, self.performance, self.run_params = ds, performance, run_params
-        self.retrain_task_id = retrain_task_id
 
     def execute(self, context) -> dict:
         from churnguard import daily
         from churnguard.config import load_model_config
 
-        # The retrain task may have been skipped by the branch: then there is no result to pull.
-        retrained = context["ti"].xcom_pull(task_ids=self.retrain_task_id)
-        result = daily.promote(self.ds, self.performance, retrained, self.run_params or {})
+        result = daily.promote(self.ds, self.performance, self.run_params or {})
         if result.get("promoted"):
-            push_link(context, ModelVersionLink(),
-                      model_version_url(load_model_config().registered_name, result["version"]))
+            record_link(self, ModelVersionLink(),
+                        model_version_url(load_model_config().registered_name, result["version"]))
+        return result
+
+
+class RollbackModelOperator(BaseOperator):
+    """Point ``champion`` back at ``target`` (a version number or ``previous``) and record ``reason``.
+
+    The event is dated by the run's logical date, or today (UTC) for a run without one. A target that does
+    not exist or is not READY fails the task at once (no retries) with a one-line message, and ``champion``
+    stays where it was.
+    """
+
+    template_fields = ("target", "reason")
+    operator_extra_links = (ModelVersionLink(),)
+    ui_color = "#fadbd8"
+
+    def __init__(self, *, target: Any = "previous", reason: Any, **kwargs):
+        super().__init__(**_documented(self, kwargs))
+        self.target, self.reason = target, reason
+
+    def execute(self, context) -> dict:
+        from datetime import UTC, datetime
+
+        from mlflow.exceptions import MlflowException
+
+        from churnguard.config import load_model_config
+        from churnguard.promotion import rollback
+
+        day = (context.get("logical_date") or datetime.now(UTC)).date().isoformat()
+        name = load_model_config().registered_name
+        try:
+            result = rollback(day, self.target, self.reason)
+        except (LookupError, ValueError, RuntimeError, MlflowException) as exc:
+            message = getattr(exc, "message", None) or str(exc)
+            raise AirflowFailException(f"cannot roll back {name} to {self.target!r}: "
+                                       f"{message.strip().splitlines()[0]}") from None
+        record_link(self, ModelVersionLink(), model_version_url(name, result["version"]))
         return result

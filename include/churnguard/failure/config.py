@@ -51,6 +51,7 @@ class TrajectoryConfig(_Strict):
 
 class TrainingConfig(_Strict):
     cv_folds: int = Field(default=3, ge=2)
+    cv_repeats: int = Field(default=1, ge=1)
     max_false_alarms_per_90d: float = Field(default=1.0, ge=0)
 
 

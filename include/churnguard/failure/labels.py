@@ -13,6 +13,9 @@ on one stable day in 60 would mark 7 stable days as "failure coming").
 
 The *failure label* of day ``t`` is 1 when any of days ``t+1 … t+horizon`` fails, 0 when none of them
 fails, at least one of them has a status and the whole window lies inside the data, else ``None``.
+
+This is the only failure rule: the daily run's ``performance.is_measured_failure`` calls
+:func:`day_failure` on the same pooled window, and ``performance.delong_auc`` is :func:`delong_auc`.
 """
 
 from __future__ import annotations
@@ -55,16 +58,19 @@ def f1_with_upper(y: np.ndarray, pred: np.ndarray, quantile: float, seed: int = 
 
 
 def label_day_metrics(y: np.ndarray, scores: np.ndarray, threshold: float, confidence: float = 0.95) -> dict:
-    """One labelled day of the champion: the keys of ``performance.day_metrics`` plus the bounds used here.
+    """Metrics of labelled customers (a day, or a pooled window) and the one-sided bounds at ``confidence``
+    that :func:`day_failure` needs; ``performance.day_metrics`` is this function.
 
     ``roc_auc``/``roc_auc_lower``/``roc_auc_upper`` are None when a class is missing.
     """
     y, scores = np.asarray(y).astype(int), np.asarray(scores, dtype=float)
     pred = scores >= threshold
-    n_pos = int(y.sum())
+    n_pos, tp = int(y.sum()), int((pred & (y == 1)).sum())
     f1, f1_upper = f1_with_upper(y, pred, confidence) if len(y) else (0.0, 0.0)
     out = {"labelled_rows": len(y), "positives": n_pos, "negatives": len(y) - n_pos,
            "churn_rate": float(y.mean()) if len(y) else None, "f1": f1, "f1_upper": f1_upper,
+           "precision": tp / int(pred.sum()) if pred.any() else 0.0,
+           "recall": tp / n_pos if n_pos else 0.0,
            "brier": float(np.mean((scores - y) ** 2)) if len(y) else None,
            "mean_score": float(scores.mean()) if len(y) else None,
            "roc_auc": None, "roc_auc_lower": None, "roc_auc_upper": None}

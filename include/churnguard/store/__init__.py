@@ -8,6 +8,6 @@ re-run or a backfill of a day replaces that day's rows and never duplicates them
 >>> store.upsert("alerts", [{"ds": "2026-01-01", "kind": "drift", "severity": "warn", "message": "m"}])
 """
 
-from churnguard.store.core import MonitoringStore, migrate, open_store
+from churnguard.store.core import MonitoringStore, exclusive, migrate, open_store
 
-__all__ = ["MonitoringStore", "migrate", "open_store"]
+__all__ = ["MonitoringStore", "exclusive", "migrate", "open_store"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -30,13 +32,37 @@ def _alembic_config(connection: Connection):
     return cfg
 
 
+@contextlib.contextmanager
+def exclusive(engine: Engine, name: str) -> Iterator[None]:
+    """Held by one process at a time per ``name``: a PostgreSQL advisory lock, or a file lock beside the
+    SQLite file (an in-memory database is private to its process and needs none)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), {"name": name})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": name})
+                conn.commit()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    with Path(f"{database}.{name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (safe to call from concurrent processes)."""
+    """Bring the schema to the newest migration; concurrent processes migrate one after another."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines are noise in CLI output and task logs
     from alembic import command
 
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":  # one migrator at a time across processes
-            conn.execute(text("SELECT pg_advisory_xact_lock(4242)"))
+    with exclusive(engine, "churnguard-migrate"), engine.begin() as conn:
         command.upgrade(_alembic_config(conn), "head")
 
 

@@ -106,12 +106,3 @@ alerts = Table(
     Column("message", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=func.now()),
 )
-
-# Serialises promotions across concurrent runs: a row per model name, taken with SELECT … FOR UPDATE
-# (PostgreSQL) or inside an immediate transaction (SQLite).
-promotion_locks = Table(
-    "promotion_locks", metadata,
-    Column("model_name", String(128), primary_key=True),
-    Column("holder", String(128)),
-    Column("updated_at", DateTime(timezone=True), server_default=func.now(), onupdate=func.now()),
-)

@@ -16,7 +16,7 @@ class _Strict(BaseModel):
 
 class RangesConfig(_Strict):
     tolerance: float = Field(default=0.1, ge=0)
-    error_share: float = Field(default=0.05, ge=0, le=1)
+    error_share: float | None = Field(default=None, ge=0, le=1)
 
 
 class MissingConfig(_Strict):

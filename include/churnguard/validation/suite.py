@@ -13,6 +13,7 @@ unique        error     ``customer_id`` unique
 finite        error     no ±inf in numeric features (counted with the missing share, like NaN)
 domain        error     the dataset config's business rules (e.g. ``tenure >= 0``)
 range         error     more than ``ranges.error_share`` of rows outside reference min/max ± tolerance
+                        (only when ``error_share`` is set; by default a moved population is drift)
 range         warn      any row outside reference min/max ± tolerance
 value_set     warn      a category (or binary value) the reference never had: drift reports it
 ============  ========  ==============================================================================
@@ -142,8 +143,9 @@ def _add_numeric(add, gxe, cfg: DatasetConfig, vcfg: ValidationConfig, col: str,
     span = hi - lo if hi > lo else max(abs(lo), 1.0)
     pad = vcfg.ranges.tolerance * span
     bounds = {"min_value": float(lo - pad), "max_value": float(hi + pad)}
-    add(gxe.ExpectColumnValuesToBeBetween, ERROR, "range", col, mostly=1.0 - vcfg.ranges.error_share,
-        **bounds)
+    if vcfg.ranges.error_share is not None:
+        add(gxe.ExpectColumnValuesToBeBetween, ERROR, "range", col, mostly=1.0 - vcfg.ranges.error_share,
+            **bounds)
     add(gxe.ExpectColumnValuesToBeBetween, WARN, "range", col, **bounds)
 
 

@@ -1,0 +1,239 @@
+"""The Airflow 3 services that `make demo` and `benchmarks/dag_bench.py` run backfills on, and the backfill.
+
+    python scripts/airflow_stack.py configs FROM TO          # $CHURNGUARD_HOME/configs: the DAG scheduled FROM..TO
+    python scripts/airflow_stack.py start [DAG_ID FROM TO]   # services (+ a backfill queued before they start)
+    python scripts/airflow_stack.py follow DAG_ID            # unpause, follow the backfill until it has finished
+    bash scripts/stop.sh                                     # (make stop) ends every service and its children
+
+Each service runs in its own process group with a PID file under ``$CHURNGUARD_HOME/run`` and a log under
+``$CHURNGUARD_HOME/logs``; ports are chosen free and written to ``run/stack.json``. The LocalExecutor gets one
+worker process per core (Airflow's default of 32 swamps a small machine). A backfill goes through the
+scheduler: ``airflow backfill create`` queues every date while the DAG is paused and before the services
+start (the embedded SQLite metadata DB takes one writer at a time), then ``follow`` unpauses the DAG and
+follows the runs through the REST API until all have finished, printing progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+PLUGINS = Path(os.environ.get("AIRFLOW__CORE__PLUGINS_FOLDER", Path(__file__).resolve().parents[1] / "plugins"))
+FINISHED = {"success", "failed"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def home() -> Path:
+    return Path(os.environ.get("CHURNGUARD_HOME", Path(__file__).resolve().parents[1] / ".churnguard")).resolve()
+
+
+def stack_file() -> Path:
+    return home() / "run" / "stack.json"
+
+
+def schedule_configs(first: str, last: str) -> Path:
+    """A copy of the package's configs under the home whose daily DAG is scheduled from ``first`` to ``last``
+    (export it as CHURNGUARD_CONFIG_DIR): catch-up then never reaches past the simulated days."""
+    import shutil
+
+    import yaml
+
+    from churnguard.settings import PACKAGE_DIR
+
+    target = home() / "configs"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(PACKAGE_DIR / "configs", target)
+    path = target / "monitoring.yaml"
+    text = path.read_text()
+    schedule = yaml.safe_load(text)["schedule"]
+    for key, value in (("start_date", first), ("end_date", last)):
+        text = text.replace(f"  {key}: {json.dumps(schedule[key]) if schedule[key] else 'null'}",
+                            f'  {key}: "{value}"', 1)
+    path.write_text(text)
+    written = yaml.safe_load(text)["schedule"]
+    if (written["start_date"], written["end_date"]) != (first, last):
+        raise ValueError(f"{path}: could not set schedule.start_date/end_date to {first}, {last}")
+    return target
+
+
+def stack_env(api_port: int, mlflow_url: str | None = None) -> dict[str, str]:
+    """The environment every Airflow component and task of the stack shares."""
+    url = f"http://127.0.0.1:{api_port}"
+    env = {**os.environ,
+           "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+           "AIRFLOW__CORE__PARALLELISM": str(max(2, os.cpu_count() or 2)),
+           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+           "AIRFLOW__API__BASE_URL": url, "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(api_port),
+           "AIRFLOW__API__WORKERS": "1",
+           # a new DAG file is picked up within seconds, and the scheduler reacts without idling
+           "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+           "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+           "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.05",
+           # a task's supervisor notices its process has exited at its next heartbeat tick (default every 5 s),
+           # keeping the executor worker busy that long after every task, however short
+           "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+           # executor workers come from a forkserver that has imported Airflow's task runner, churnguard and
+           # their heavy dependencies, so each forked task process starts warm instead of importing for
+           # seconds; Python 3.11's forkserver does not inherit sys.path, hence the plugins folder on PYTHONPATH
+           "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
+           "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "churnguard_airflow.preload",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH")) if p)}
+    if mlflow_url:
+        env["CHURNGUARD_MLFLOW_UI_URL"] = mlflow_url
+    return env
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str]) -> int:
+    run, logs = home() / "run", home() / "logs"
+    run.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / f"{name}.log").open("ab") as log:
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)  # its own process group: stop.sh ends the children too
+    (run / f"{name}.pid").write_text(str(proc.pid))
+    return proc.pid
+
+
+def wait_http(url: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s (logs in {home() / 'logs'})")
+
+
+def start(backfill: tuple[str, str, str] | None = None, with_mlflow: bool = True) -> dict:
+    """Start the services, after queueing ``backfill`` = (dag_id, from, to) if given; return (and write to
+    run/stack.json) their URLs and the UI login."""
+    from churnguard.settings import get_settings
+
+    settings = get_settings()
+    api_port = free_port()
+    mlflow_url = None
+    if with_mlflow:
+        mlflow_port = free_port()
+        mlflow_url = f"http://127.0.0.1:{mlflow_port}"
+        _spawn("mlflow", [str(BIN / "mlflow"), "server", "--backend-store-uri", settings.mlflow_tracking_uri,
+                          "--default-artifact-root", settings.mlflow_artifact_uri, "--host", "127.0.0.1",
+                          "--port", str(mlflow_port), "--workers", "1"],
+               {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job runner + 7 workers
+    env = stack_env(api_port, mlflow_url)
+    subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+    _sqlite_wal(env)
+    # Serialize the DAGs now, so the backfill can be created before the dag-processor's first pass.
+    subprocess.run([str(BIN / "airflow"), "dags", "reserialize"], env=env, check=True, capture_output=True)
+    if backfill:
+        dag_id, first, last = backfill
+        _airflow(env, "dags", "pause", dag_id)
+        _airflow(env, "backfill", "create", "--dag-id", dag_id, "--from-date", first, "--to-date", last,
+                 "--max-active-runs", "1")
+    for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
+        _spawn(name, [str(BIN / "airflow"), name], env)
+    api = f"http://127.0.0.1:{api_port}"
+    wait_http(f"{api}/api/v2/monitor/health")
+    if mlflow_url:
+        wait_http(f"{mlflow_url}/health")
+    passwords = Path(env.get("AIRFLOW_HOME", "")) / "simple_auth_manager_passwords.json.generated"
+    login = json.loads(passwords.read_text()) if passwords.exists() else {}
+    stack = {"api": api, "mlflow": mlflow_url, "login": login, "env": {
+        k: v for k, v in env.items() if k.startswith(("AIRFLOW", "CHURNGUARD_", "MLFLOW_", "GX_"))}}
+    stack_file().write_text(json.dumps(stack, indent=1))
+    return stack
+
+
+def _sqlite_wal(env: dict[str, str]) -> None:
+    """Put an embedded SQLite metadata DB in WAL mode (it stays so): the scheduler, the api-server's task
+    state updates and the dag-processor then stop waiting on each other's readers."""
+    url = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or f"sqlite:///{Path(env['AIRFLOW_HOME']) / 'airflow.db'}"
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+
+
+def _airflow(env: dict[str, str], *args: str, tries: int = 5) -> None:
+    for attempt in range(tries):
+        result = subprocess.run([str(BIN / "airflow"), *args], env=env, capture_output=True, text=True)
+        if not result.returncode:
+            return
+        if "database is locked" not in result.stderr or attempt == tries - 1:
+            errors = [line for line in result.stderr.splitlines() if "Error" in line or "Exception" in line]
+            raise RuntimeError(f"airflow {' '.join(args)} failed: {(errors or ['see its output'])[-1].strip()}")
+        time.sleep(2)
+
+
+class Api:
+    """The few REST calls the backfill needs, authenticated as the simple auth manager's admin."""
+
+    def __init__(self, stack: dict):
+        self.base = stack["api"]
+        user, password = next(iter(stack["login"].items()))
+        body = json.dumps({"username": user, "password": password}).encode()
+        request = urllib.request.Request(f"{self.base}/auth/token", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            self.token = json.loads(response.read())["access_token"]
+
+    def get(self, path: str) -> dict:
+        request = urllib.request.Request(f"{self.base}{path}", headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+
+def follow(dag_id: str, stack: dict | None = None, on_progress: Callable[[dict[str, int]], None] | None = None,
+           timeout: float = 7200) -> dict:
+    """Unpause ``dag_id`` and wait until every one of its backfill runs has finished."""
+    stack = stack or json.loads(stack_file().read_text())
+    started = time.monotonic()
+    _airflow({**os.environ, **stack["env"]}, "dags", "unpause", dag_id)
+    api, last = Api(stack), None
+    while time.monotonic() - started < timeout:
+        runs = api.get(f"/api/v2/dags/{dag_id}/dagRuns?run_type=backfill&limit=1000")["dag_runs"]
+        states: dict[str, int] = {}
+        for run in runs:
+            states[run["state"]] = states.get(run["state"], 0) + 1
+        if on_progress and states != last:
+            on_progress(states)
+        last = states
+        if runs and sum(states.get(s, 0) for s in FINISHED) == len(runs):
+            return {"runs": len(runs), "states": states, "seconds": time.monotonic() - started}
+        time.sleep(2)
+    raise TimeoutError(f"backfill of {dag_id} not finished after {timeout:.0f}s: {last}")
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["configs"] and len(argv) == 3:
+        print(schedule_configs(*argv[1:]))
+    elif argv[:1] == ["start"] and len(argv) in (1, 4):
+        print(json.dumps(start(tuple(argv[1:]) or None), indent=1))
+    elif argv[:1] == ["follow"] and len(argv) == 2:
+        def show(states: dict[str, int]) -> None:
+            print(" ".join(f"{k}={v}" for k, v in sorted(states.items())), flush=True)
+
+        print(json.dumps(follow(argv[1], on_progress=show)))
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

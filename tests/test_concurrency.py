@@ -1,0 +1,82 @@
+"""Runs of different dates overlapping: several processes promoting or writing the store at the same moment
+leave one promotion, consistent aliases and no duplicate or lost rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from churnguard import registry
+from churnguard.settings import get_settings
+from churnguard.store import open_store
+from churnguard.training import bootstrap
+
+pytestmark = pytest.mark.integration
+
+# Each process imports churnguard, then waits for the go file, so that all of them act at the same moment.
+RACER = """
+import json, os, sys, time
+from churnguard.promotion import promote_challenger
+from churnguard.store import open_store
+go, action, arg = sys.argv[1], sys.argv[2], sys.argv[3]
+store = open_store()
+while not os.path.exists(go):
+    time.sleep(0.01)
+if action == "promote":
+    print(json.dumps(promote_challenger(arg, "race")))
+else:
+    for i in range(20):
+        store.upsert("daily_runs", [{"ds": arg, "dataset": "telco", "rows": i, "decision": "healthy", "reasons": []}])
+    print(json.dumps({"ds": arg}))
+"""
+
+
+def race(tmp_path: Path, action: str, args: list[str]) -> list[dict]:
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(go), action, arg], env=dict(os.environ),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for arg in args]
+    try:
+        go.touch()
+        outs = [p.communicate(timeout=180) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+
+
+def test_four_runs_promoting_at_once_promote_exactly_once(tmp_path):
+    bootstrap("telco", seed=0)
+    registry.set_alias("churn-model", "challenger", bootstrap("telco", seed=1)["version"]["version"])
+
+    results = race(tmp_path, "promote", ["2026-09-10", "2026-09-11", "2026-09-12", "2026-09-13"])
+
+    assert sum(r["promoted"] for r in results) == 1
+    assert all("concurrent run" in r["reason"] for r in results if not r["promoted"])
+    assert registry.version_by_alias("churn-model", "champion").version == 2
+    assert registry.version_by_alias("churn-model", "previous").version == 1
+    assert registry.version_by_alias("churn-model", "challenger") is None
+    (event,) = open_store().rows("model_events", where={"event": "promoted"})
+    assert event["model_version"] == 2 and event["from_version"] == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_overlapping_runs_of_different_dates_write_the_store_without_losing_or_duplicating_rows(
+        backend, tmp_path, monkeypatch, request):
+    if backend == "postgresql":
+        monkeypatch.setenv("CHURNGUARD_DB_URL", request.getfixturevalue("postgres_url"))
+        get_settings.cache_clear()
+    days = [f"2026-09-{d:02d}" for d in range(1, 7)]
+
+    race(tmp_path, "upsert", days)
+
+    rows = open_store().rows("daily_runs")
+    assert sorted(r["ds"] for r in rows) == days
+    assert {r["rows"] for r in rows} == {19}
+
