@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +37,16 @@ def test_dag_files_do_not_import_heavy_libraries_at_top_level():
     for path in Path(ROOT / "dags").glob("*.py"):
         top_level = [line for line in path.read_text().splitlines() if line.startswith(("import ", "from "))]
         assert not [line for line in top_level if line.split()[1].split(".")[0] in heavy], path.name
+
+
+def test_the_forkserver_preload_imports_the_task_stack_and_opens_nothing(airflow_env):
+    """What every task process inherits from the forkserver: the heavy imports done, and no thread (a
+    thread does not survive the fork)."""
+    code = ("import sys, threading; import churnguard_airflow.preload; print(threading.active_count(), "
+            "all(m in sys.modules for m in ('xgboost', 'mlflow', 'great_expectations', 'churnguard.daily')))")
+    out = subprocess.run([sys.executable, "-c", code], env={**airflow_env, "PYTHONPATH": str(ROOT / "plugins")},
+                         capture_output=True, text=True, check=True).stdout.split()[-2:]
+    assert out == ["1", "True"]
 
 
 def test_churn_bootstrap_runs_in_airflow_and_sets_a_champion(airflow_env, churnguard_home):

@@ -44,8 +44,11 @@ def run_url(experiment_id: str, run_id: str) -> str:
     return f"{mlflow_ui_url()}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
-def model_version_url(name: str, version: int) -> str:
-    return f"{mlflow_ui_url()}/#/models/{name}/versions/{version}"
+def model_version_url(version: int) -> str:
+    """A version of the churn model (``model.yaml``'s ``registered_name``) in the MLflow UI."""
+    from churnguard.config import load_model_config
+
+    return f"{mlflow_ui_url()}/#/models/{load_model_config().registered_name}/versions/{version}"
 
 
 def record_link(operator, link: BaseOperatorLink, url: str) -> None:

@@ -108,14 +108,12 @@ class RetrainChallengerOperator(BaseOperator):
 
     def execute(self, context) -> dict:
         from churnguard import daily, registry
-        from churnguard.config import load_model_config
 
         result = daily.retrain(self.ds, self.decision, self.run_params)
         if result.get("run_id"):
             record_link(self, MLflowRunLink(), run_url(registry.configure_mlflow(), result["run_id"]))
         if result.get("version"):
-            record_link(self, ModelVersionLink(),
-                        model_version_url(load_model_config().registered_name, result["version"]))
+            record_link(self, ModelVersionLink(), model_version_url(result["version"]))
         return result
 
 
@@ -132,12 +130,10 @@ class PromoteModelOperator(BaseOperator):
 
     def execute(self, context) -> dict:
         from churnguard import daily
-        from churnguard.config import load_model_config
 
         result = daily.promote(self.ds, self.performance, self.run_params or {})
         if result.get("promoted"):
-            record_link(self, ModelVersionLink(),
-                        model_version_url(load_model_config().registered_name, result["version"]))
+            record_link(self, ModelVersionLink(), model_version_url(result["version"]))
         return result
 
 
@@ -173,5 +169,5 @@ class RollbackModelOperator(BaseOperator):
             message = getattr(exc, "message", None) or str(exc)
             raise AirflowFailException(f"cannot roll back {name} to {self.target!r}: "
                                        f"{message.strip().splitlines()[0]}") from None
-        record_link(self, ModelVersionLink(), model_version_url(name, result["version"]))
+        record_link(self, ModelVersionLink(), model_version_url(result["version"]))
         return result
