@@ -14,18 +14,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from airflow_stack import free_port
 from sqlalchemy import create_engine, text
 
 from churnguard.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -178,10 +173,11 @@ def postgres_url():
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    yield url
     from churnguard.store import core
 
-    engine = core._engines.pop(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", None)
+    engine = core._engines.pop(url, None)
     if engine is not None:
         engine.dispose()
     with admin.connect() as conn:

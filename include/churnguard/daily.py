@@ -195,16 +195,15 @@ def decide_day(ds: str, drift_summary: dict, performance_summary: dict, risk: di
     cfg = load_monitoring_config(params.get("overrides") or {})
     challenger = registry.version_by_alias(load_model_config().registered_name, registry.CHALLENGER)
     store = open_store()
-    registered = [e["ds"] for e in store.rows("model_events", where={"event": "registered"}, until=ds)]
+    last = max((e["ds"] for e in store.rows("model_events", where={"event": "registered"}, until=ds)), default=None)
     decision = decide(drift_summary, performance_summary, risk, cfg,
                       challenger_version=challenger.version if challenger else None,
                       force_retrain=bool(params.get("force_retrain")),
-                      days_since_registered=(date.fromisoformat(ds) - date.fromisoformat(max(registered))).days
-                      if registered else None)
+                      days_since_registered=(date.fromisoformat(ds) - date.fromisoformat(last)).days if last else None)
     log.info("%s %s", ds, decision.line())
     if decision.decision != "healthy":
         store.upsert("alerts", [{"ds": ds, "kind": "decision", "severity": decision.decision,
-                                        "message": decision.line()}])
+                                 "message": decision.line()}])
     return decision.to_dict()
 
 
@@ -299,11 +298,11 @@ def run_day(ds: str, *, force_retrain: bool = False, dry_run: bool = False, over
     perf = performance(ds)
     risk = failure_risk(ds, drift_summary, perf)
     decision = decide_day(ds, drift_summary, perf, risk, params)
-    retrained = retrain(ds, decision, params) if decision["decision"] == "retrain" else None
+    retrained = retrain(ds, decision, params) if decision["decision"] == "retrain" else {}
     promotion = promote(ds, perf, params)
     published = publish(ds, ingested, validation, scored, drift_summary, perf, risk, decision, promotion)
     return {**published, "reasons": decision["reasons"], "promoted": bool(promotion.get("promoted")),
-            "registered": (retrained or {}).get("version") if (retrained or {}).get("registered") else None}
+            "registered": retrained.get("version") if retrained.get("registered") else None}
 
 
 def run_days(start: date, end: date, **options) -> list[dict]:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from churnguard.config import MonitoringConfig
 
 HEALTHY, ALERT, RETRAIN = "healthy", "alert", "retrain"
+MEASURED_FAILURE = "measured failure on"  # how the reason given for a measured failure begins
 
 
 @dataclass
@@ -47,7 +48,7 @@ def decide(drift: dict | None, performance: dict, risk: dict, cfg: MonitoringCon
     elif severity == "moderate":
         alert.append(f"moderate drift ({_drift_detail(drift)})")
     if performance.get("measured_failure"):
-        retrain.append("measured failure on " + ", ".join(performance["measured_failure_days"]))
+        retrain.append(f"{MEASURED_FAILURE} " + ", ".join(performance["measured_failure_days"]))
     if risk.get("available"):
         value = risk["risk"]
         if value >= cfg.decision.risk_retrain and not cooling:

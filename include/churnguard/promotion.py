@@ -17,6 +17,11 @@ from churnguard.store import MonitoringStore, exclusive, open_store
 log = logging.getLogger(__name__)
 
 
+def _alias_lock(store: MonitoringStore, name: str):
+    """Held while the aliases of model ``name`` are read and moved: one promotion or rollback at a time."""
+    return exclusive(store.engine, f"churnguard-promote-{name}")
+
+
 def shadow_wins(store: MonitoringStore, challenger_version: int, cfg: MonitoringConfig) -> list[dict]:
     """Last ``shadow_days`` observed days with matured labels for both roles, with the AUC margin."""
     rows = store.rows("performance", order_by="observed_ds", day_column="observed_ds")
@@ -58,7 +63,7 @@ def promote_challenger(ds: str, reason: str, store: MonitoringStore | None = Non
     """Move ``champion`` to the challenger (old champion becomes ``previous``), atomically and once."""
     store = store or open_store()
     name = load_model_config().registered_name
-    with exclusive(store.engine, f"churnguard-promote-{name}"):
+    with _alias_lock(store, name):
         challenger = registry.version_by_alias(name, registry.CHALLENGER)
         champion = registry.version_by_alias(name, registry.CHAMPION)
         if challenger is None:
@@ -79,7 +84,7 @@ def rollback(ds: str, target: str | int, reason: str, store: MonitoringStore | N
     """Point ``champion`` at ``target`` (a version number or ``previous``) and record why."""
     store = store or open_store()
     name = load_model_config().registered_name
-    with exclusive(store.engine, f"churnguard-promote-{name}"):
+    with _alias_lock(store, name):
         champion = registry.version_by_alias(name, registry.CHAMPION)
         if str(target) == registry.PREVIOUS:
             previous = registry.version_by_alias(name, registry.PREVIOUS)

@@ -5,7 +5,8 @@ metrics, the partitions in the data root, and the day-by-day timeline of the mon
 from __future__ import annotations
 
 from churnguard import registry
-from churnguard.config import load_model_config
+from churnguard.config import load_model_config, load_monitoring_config
+from churnguard.decision import MEASURED_FAILURE
 from churnguard.settings import get_settings
 from churnguard.simulate import LABELS, LANDING
 from churnguard.storage import open_storage
@@ -58,20 +59,21 @@ def timeline() -> dict:
                      "drift": run["drift_severity"], "drift_share": run["drift_share"],
                      "failure_risk": run["failure_risk"], "decision": run["decision"],
                      "champion": run["champion_version"], "challenger": run["challenger_version"],
-                     "promoted": bool(run["promoted"]),
+                     "promoted": bool(run["promoted"]), "reasons": run["reasons"] or [],
                      "auc": measured["roc_auc"] if measured else None,
                      "auc_version": measured["model_version"] if measured else None})
 
     def first(pred) -> str | None:
         return next((d["ds"] for d in days if pred(d)), None)
 
-    failures = sorted({a["ds"] for a in store.rows("alerts") if "measured failure" in (a["message"] or "")})
+    risk_warn = load_monitoring_config().decision.risk_warn
     promoted = [e for e in events if e["event"] == "promoted"]
     milestones = {
         "first_drift": first(lambda d: d["drift"] in ("moderate", "critical")),
         "first_critical_drift": first(lambda d: d["drift"] == "critical"),
-        "first_risk_alert": first(lambda d: (d["failure_risk"] or 0) >= _risk_warn()),
-        "first_measured_failure_reported": failures[0] if failures else None,
+        "first_risk_alert": first(lambda d: (d["failure_risk"] or 0) >= risk_warn),
+        "first_measured_failure_reported": first(
+            lambda d: any(r.startswith(MEASURED_FAILURE) for r in d["reasons"])),
         "registered": [{"ds": e["ds"], "version": e["model_version"], "reason": e["reason"]}
                        for e in events if e["event"] == "registered"],
         "promoted": [{"ds": e["ds"], "version": e["model_version"], "from_version": e["from_version"],
@@ -87,12 +89,6 @@ def timeline() -> dict:
             by_version.setdefault(f"v{d['auc_version']}{stage}", []).append(d["auc"])
     milestones["auc_by_champion"] = {k: {"mean": _mean(v), "days": len(v)} for k, v in by_version.items()}
     return {"days": days, "milestones": milestones}
-
-
-def _risk_warn() -> float:
-    from churnguard.config import load_monitoring_config
-
-    return load_monitoring_config().decision.risk_warn
 
 
 def _mean(values: list[float]) -> float | None:
