@@ -55,22 +55,29 @@ CFG = load_monitoring_config()
 def churn_daily_monitoring():
     @task(multiple_outputs=True)
     def run_settings(params: dict | None = None, data_interval_start=None) -> dict:
-        """Batch date and per-run overrides, from Params."""
-        from churnguard.daily import resolve_ds
+        """Batch date and per-run overrides, from Params; every config and the MLflow server are checked here,
+        before any task writes."""
+        from churnguard.daily import check_run, resolve_ds
 
         overrides = {"retrain": {"window_days": params["retrain_window_days"]},
                      "decision": {"risk_retrain": params["risk_retrain"]}}
         drift = {"psi": {"critical": params["psi_critical"]}} if params["psi_critical"] is not None else {}
+        check_run(overrides, drift)
         return {"day": resolve_ds(params["batch_date"], data_interval_start), "drift_overrides": drift,
                 "run": {"force_retrain": params["force_retrain"], "dry_run": params["dry_run"],
                         "overrides": overrides}}
 
     @task
     def ingest(day: str) -> dict:
-        """Read and dedupe the batch; row count and data version."""
+        """Read every file of the batch (unreadable ones quarantine it) and dedupe; row count and data version."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from churnguard import daily
 
-        return daily.ingest(day)
+        try:
+            return daily.ingest(day)
+        except daily.BatchRejected as exc:
+            raise AirflowFailException(str(exc)) from None
 
     @task
     def score(day: str, validation: dict) -> dict:

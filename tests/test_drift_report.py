@@ -260,3 +260,60 @@ def test_batch_missing_a_feature_column_is_an_error(profile, telco):
     with pytest.raises(ValueError, match="lacks feature column"):
         drift_report(profile, telco[2].drop(columns=["contract"]))
     assert isinstance(pd.DataFrame(), pd.DataFrame)
+
+
+@pytest.fixture(scope="module")
+def scored_report(telco):
+    cfg, train, held_out = telco
+    prof = fit_profile(train, cfg, scores=np.linspace(0, 1, len(train)))
+    return drift_report(prof, held_out, scores=np.linspace(0, 1, len(held_out)) ** 2), prof
+
+
+def test_daily_page_references_the_shared_plotly_instead_of_embedding_it(tmp_path, scored_report):
+    from churnguard.drift.html import PLOTLY_SRC
+
+    report, prof = scored_report
+    inline = render_html(report, prof)
+    linked = render_html(report, prof, tmp_path / "drift.html", plotlyjs=PLOTLY_SRC)
+    assert (tmp_path / "drift.html").read_text(encoding="utf-8") == linked
+    assert len(linked.encode()) < 500_000 < 4_000_000 < len(inline.encode())  # measured: 165 kB vs 4.98 MB
+    assert f'<script charset="utf-8" src="{PLOTLY_SRC}"></script>' in linked and "plotly.js v" not in linked
+    assert inline.count("plotly.js v") == 1 and '<script charset="utf-8" src=' not in inline
+    assert linked.count("Plotly.newPlot") == inline.count("Plotly.newPlot") == 2 + len(report.features)
+
+
+def test_plotly_asset_sits_where_a_days_page_looks_for_it():
+    import posixpath
+    from importlib.metadata import version
+
+    from churnguard.drift.html import PLOTLY_ASSET, PLOTLY_SRC
+
+    assert PLOTLY_ASSET == f"reports/_assets/plotly-{version('plotly')}.min.js"
+    assert posixpath.normpath(posixpath.join("reports/ds=2026-09-01", PLOTLY_SRC)) == PLOTLY_ASSET
+
+
+def test_plotly_asset_is_written_to_the_data_root_only_when_missing(churnguard_home):
+    from churnguard.drift.html import PLOTLY_ASSET, ensure_plotly_asset, plotly_asset_bytes
+    from churnguard.storage import open_storage
+
+    storage = open_storage()
+    uri = ensure_plotly_asset(storage)
+    path = churnguard_home / "data" / PLOTLY_ASSET
+    assert uri == f"file://{path}" and path.read_bytes() == plotly_asset_bytes()
+    assert plotly_asset_bytes().startswith(b"/**") and b"plotly.js v" in plotly_asset_bytes()[:200]
+    storage.write_bytes(PLOTLY_ASSET, b"kept")
+    assert ensure_plotly_asset(storage) == uri and path.read_bytes() == b"kept"
+
+
+def test_plotlyjs_must_be_inline_or_a_script_path(scored_report):
+    with pytest.raises(ValueError, match="'inline' or the src of a .js file, got 'cdn'"):
+        render_html(*scored_report, plotlyjs="cdn")
+
+
+def test_cli_html_report_opens_offline(tmp_path, capsys, profile, telco):
+    (tmp_path / "ref.json").write_text(profile.to_json())
+    telco[2].iloc[:500].to_parquet(tmp_path / "cur.parquet")
+    argv = [str(tmp_path / "ref.json"), str(tmp_path / "cur.parquet"), "--html", str(tmp_path / "out.html")]
+    assert cli_main(argv) == 0
+    page = (tmp_path / "out.html").read_text(encoding="utf-8")
+    assert page.count("plotly.js v") == 1 and '<script charset="utf-8" src=' not in page

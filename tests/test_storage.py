@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from churnguard.storage import PartitionNotFound, open_storage
+from churnguard import storage as storage_module
+from churnguard.storage import CRASH_POINTS, LocalStorage, PartitionNotFound, open_storage
 
 DAY = date(2026, 3, 1)
 
@@ -80,3 +89,163 @@ def test_write_bytes_is_readable_and_listed(storage):
 def test_unknown_scheme_is_rejected():
     with pytest.raises(ValueError, match="scheme must be file:// or s3://"):
         open_storage("ftp://host/x")
+
+
+# -- a writer killed at any point (real subprocesses, SIGKILL at each named crash point) -----------------
+
+OLD, NEW = frame(3), frame(4, offset=10)
+EARLIER = frame(2, offset=50)  # a batch quarantined before, replaced by the move
+SUMMARY = "reports/ds=2026-03-01/summary.json"
+PART = "part-00000.parquet"
+
+WRITES = {
+    "replace": f"s.write_partition('landing', '2026-03-01', pd.DataFrame({NEW.to_dict('list')!r}))",
+    "write_one": f"s.write_bytes({SUMMARY!r}, b'new')",
+    "move": "s.move_partition('landing', '2026-03-01', 'quarantine')",
+}
+# (write, backend, crash point, what the partition or object reads as right after the crash)
+CRASH_CASES = [
+    *[("replace", backend, "storage.replace.staged", "old") for backend in ("file", "file-fallback", "s3")],
+    *[("replace", backend, "storage.replace.swapped", "new") for backend in ("file", "file-fallback", "s3")],
+    ("write_one", "file", "storage.write_one.staged", "old"),
+    ("move", "file", "storage.move.target_cleared", "in landing only"),
+    ("move", "file", "storage.move.moved", "in quarantine only"),
+    ("move", "s3", "storage.move.copied", "in both, identical"),
+]
+
+
+@pytest.fixture
+def crash_target(request, tmp_path):
+    """(storage, environment of a writer subprocess on the same data root, whether that writer must do
+    without RENAME_EXCHANGE) for backend ``request.param``: ``file``, ``file-fallback`` or ``s3``."""
+    if request.param == "s3":
+        return open_storage(request.getfixturevalue("s3_data_url")), dict(os.environ), False
+    url = (tmp_path / "root").as_uri()
+    return open_storage(url), {**os.environ, "CHURNGUARD_DATA_URL": url}, request.param == "file-fallback"
+
+
+def run_writer(env: dict[str, str], write: str, fallback: bool, crash_at: str | None = None):
+    """Run one write of :data:`WRITES` in a fresh Python process, killed at ``crash_at`` if given."""
+    script = "\n".join([
+        "import pandas as pd",
+        "from churnguard import storage",
+        "storage._renameat2 = None" if fallback else "",  # as on a file system refusing RENAME_EXCHANGE
+        "s = storage.open_storage()",
+        WRITES[write],
+    ])
+    env = {**env, "CHURNGUARD_CRASH_AT": crash_at} if crash_at else env
+    return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+
+
+def read_state(storage, area: str) -> pd.DataFrame | None:
+    """The partition as a reader sees it: None when missing; at most the one file churnguard writes."""
+    assert storage.partition_files(area, DAY) in ([], [f"{area}/ds=2026-03-01/{PART}"])
+    return storage.read_partition(area, DAY) if storage.partition_exists(area, DAY) else None
+
+
+def same(df: pd.DataFrame | None, expected: pd.DataFrame) -> bool:
+    return df is not None and df.equals(expected)
+
+
+def tmp_entries(storage) -> list[str]:
+    """What is under ``_tmp/``, listed directly (not through the code under test)."""
+    if isinstance(storage, LocalStorage):
+        area = storage.root / "_tmp"
+        return sorted(p.name for p in area.iterdir()) if area.is_dir() else []
+    listing = storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=f"{storage.prefix}/_tmp/")
+    return sorted(obj["Key"] for obj in listing.get("Contents", []))
+
+
+def put_tmp_entry(storage, name: str) -> None:
+    """A staging entry as a killed writer leaves it."""
+    if isinstance(storage, LocalStorage):
+        (storage.root / "_tmp" / name).mkdir(parents=True)
+        (storage.root / "_tmp" / name / PART).write_bytes(b"half")
+    else:
+        storage.client.put_object(Bucket=storage.bucket, Key=f"{storage.prefix}/_tmp/{name}/{PART}", Body=b"half")
+
+
+def test_every_crash_point_is_tested_and_declared():
+    source = Path(storage_module.__file__).read_text()
+    assert set(re.findall(r'crash_point\("([^"]+)"\)', source)) == set(CRASH_POINTS)
+    assert {point for _, _, point, _ in CRASH_CASES} == set(CRASH_POINTS)
+
+
+@pytest.mark.parametrize(
+    ("write", "crash_target", "point", "after_crash"),
+    [pytest.param(w, b, p, a, id=f"{b}-{p}") for w, b, p, a in CRASH_CASES],
+    indirect=["crash_target"],
+)
+def test_killed_writer_leaves_old_or_new_never_none_nor_a_mix(write, crash_target, point, after_crash):
+    storage, env, fallback = crash_target
+    storage.write_partition("landing", DAY, OLD)
+    storage.write_bytes(SUMMARY, b"old")
+    if write == "move":
+        storage.write_partition("quarantine", DAY, EARLIER)
+
+    killed = run_writer(env, write, fallback, crash_at=point)
+
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert f"crash point {point} reached" in killed.stderr
+    if write == "replace":
+        assert same(read_state(storage, "landing"), {"old": OLD, "new": NEW}[after_crash])
+    elif write == "write_one":
+        assert storage.read_bytes(SUMMARY) == b"old"
+    else:
+        landing, quarantine = read_state(storage, "landing"), read_state(storage, "quarantine")
+        assert quarantine is None or same(quarantine, EARLIER) or same(quarantine, OLD)  # never a mix
+        places = [area for area, df in (("landing", landing), ("quarantine", quarantine)) if same(df, OLD)]
+        assert places == {"in landing only": ["landing"], "in quarantine only": ["quarantine"],
+                          "in both, identical": ["landing", "quarantine"]}[after_crash]
+
+    # The same write again, as a retried task does it, completes what the killed one started.
+    if write != "move" or storage.partition_exists("landing", DAY):
+        redone = run_writer(env, write, fallback)
+        assert redone.returncode == 0, redone.stderr[-2000:]
+        assert ("replacing partitions file by file" in redone.stderr) == (fallback and write == "replace")
+    if write == "replace":
+        assert same(read_state(storage, "landing"), NEW)
+    elif write == "write_one":
+        assert storage.read_bytes(SUMMARY) == b"new"
+    else:
+        assert read_state(storage, "landing") is None
+        assert same(read_state(storage, "quarantine"), OLD)
+    assert storage.sweep_tmp(timedelta(0)) <= 1  # at most one entry left by the killed writer
+    assert tmp_entries(storage) == []
+
+
+def test_without_exchange_partitions_are_replaced_file_by_file_with_one_warning(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(storage_module, "_renameat2", None)
+    monkeypatch.setattr(storage_module, "_fallback_warned", False)
+    storage = open_storage((tmp_path / "root").as_uri())
+    storage.write_files("landing/ds=2026-03-01", {"a.parquet": b"x", "b.parquet": b"y"})
+    storage.write_partition("landing", DAY, OLD)
+    storage.write_partition("landing", DAY, NEW)
+    assert storage.partition_files("landing", DAY) == [f"landing/ds=2026-03-01/{PART}"]
+    assert storage.read_partition("landing", DAY).equals(NEW)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "replacing partitions file by file" in warnings[0]
+    assert tmp_entries(storage) == []
+
+
+def test_sweep_keeps_staging_entries_younger_than_the_grace_period(storage):
+    put_tmp_entry(storage, "writer-a")
+    put_tmp_entry(storage, "writer-b")
+    assert storage.sweep_tmp() == 0  # default grace: one hour
+    assert len(tmp_entries(storage)) == 2
+    assert storage.sweep_tmp(timedelta(0)) == 2
+    assert tmp_entries(storage) == []
+
+
+def test_sweep_removes_entries_untouched_for_longer_than_the_grace_period(tmp_path, caplog):
+    storage = open_storage((tmp_path / "root").as_uri())
+    put_tmp_entry(storage, "crashed")
+    put_tmp_entry(storage, "in-flight")
+    two_hours_ago = time.time() - 7200
+    for path in (storage.root / "_tmp" / "crashed", storage.root / "_tmp" / "crashed" / PART):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    with caplog.at_level(logging.INFO, logger="churnguard.storage"):
+        assert storage.sweep_tmp(timedelta(hours=1)) == 1
+    assert tmp_entries(storage) == ["in-flight"]
+    assert [r.getMessage() for r in caplog.records if "swept" in r.getMessage()] == [
+        f"swept 1 staging entries older than 1:00:00 from file://{storage.root}/_tmp"]

@@ -71,3 +71,49 @@ def test_alias_is_refused_for_a_missing_version():
     with pytest.raises(Exception, match="7"):
         registry.set_alias("churn-model", "champion", 7)
     assert registry.version_by_alias("churn-model", "champion").version == 1
+
+
+def test_a_missing_alias_model_or_version_is_absent_on_the_sqlite_store():
+    assert registry.version_by_alias("churn-model", "champion") is None  # no such model
+    registry.client().create_registered_model("churn-model")
+    assert registry.version_by_alias("churn-model", "champion") is None  # no such alias
+    assert registry.find_version("churn-model", "0123456789abcdef") is None
+    with pytest.raises(LookupError, match="churn-model has no version 7"):
+        registry.set_alias("churn-model", "champion", 7)  # a definite "no such version": not retried
+
+
+def test_a_failing_registry_read_raises_instead_of_moving_the_champion_or_training(monkeypatch):
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    first = bootstrap("telco", seed=0)
+    second = registry.register_run_model(first["fit"]["run_id"], "churn-model", {})
+
+    def broken(*args, **kwargs):
+        raise MlflowException("(sqlite3.OperationalError) database is locked")  # INTERNAL_ERROR: transient
+
+    with monkeypatch.context() as patch:
+        patch.setattr(registry, "RETRY_BACKOFF_S", 0.0)
+        patch.setattr(MlflowClient, "get_model_version_by_alias", broken)
+        patch.setattr(MlflowClient, "search_model_versions", broken)
+        with pytest.raises(registry.RegistryError, match="get_model_version_by_alias.*after 4 attempts: .*locked"):
+            assign_champion(second.to_dict())
+        with pytest.raises(registry.RegistryError, match="search_model_versions"):
+            fit_reference_model(first["reference"], seed=1)
+
+    assert registry.version_by_alias("churn-model", "champion").version == 1
+    assert len(registry.client().search_model_versions("name = 'churn-model'")) == 2
+
+
+def test_a_refused_registry_call_is_an_error_at_once_not_retried(monkeypatch):
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
+
+    def denied(*args, **kwargs):
+        raise MlflowException("user may not read churn-model", error_code=PERMISSION_DENIED)
+
+    monkeypatch.setattr(MlflowClient, "get_model_version_by_alias", denied)
+    with pytest.raises(registry.RegistryError, match=r"failed get_model_version_by_alias\(churn-model, champion\) "
+                                                     r"after 1 attempt: user may not read churn-model$"):
+        registry.version_by_alias("churn-model", "champion")

@@ -1,6 +1,8 @@
 """The ``churnguard`` command: simulate, bootstrap, run-days, status, timeline, drift, validate.
 
-Errors a user can fix (bad config, bad arguments, bad input) end as one line on stderr, exit code 2.
+Errors a user can fix (bad config, bad arguments, bad input) end as one line on stderr, exit code 2; an MLflow
+server that does not answer is one line naming it and the call, exit code 3. ``run-days`` exits 1 when some day's
+batch was missing or quarantined (one line each), after running every other day.
 """
 
 from __future__ import annotations
@@ -82,7 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run-days":
             from churnguard.daily import run_days
 
-            run_days(args.start, args.end or args.start, force_retrain=args.force_retrain, dry_run=args.dry_run)
+            end = args.end or args.start
+            results, failed = run_days(args.start, end, force_retrain=args.force_retrain, dry_run=args.dry_run)
+            for day, reason in failed.items():
+                print(f"churnguard run-days: {day}: {reason}", file=sys.stderr)
+            if failed:
+                total = len(results) + len(failed)
+                print(f"churnguard run-days: {len(failed)} of {total} days failed: {', '.join(failed)}",
+                      file=sys.stderr)
+                return 1
         elif args.command == "timeline":
             from churnguard.status import format_timeline, timeline
 
@@ -99,6 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"churnguard {args.command}: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # a RegistryError (MLflow could not answer) is one line, exit 3; else a bug
+        from churnguard.registry import RegistryError
+
+        if not isinstance(exc, RegistryError):
+            raise
+        print(f"churnguard {args.command}: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -40,8 +40,19 @@ class SourceConfig(_Strict):
 
 
 class TargetConfig(_Strict):
+    """The label column and its two values. Labels carrying any other value are rejected
+    (:mod:`churnguard.labels`); without ``negative`` every non-positive value counts as no churn, with a
+    warning on every delivery."""
+
     column: str
     positive: str
+    negative: str | None = None
+
+    @model_validator(mode="after")
+    def _two_classes(self) -> TargetConfig:
+        if self.negative == self.positive:
+            raise ValueError(f"negative ('{self.negative}') must differ from positive ('{self.positive}')")
+        return self
 
 
 class IdConfig(_Strict):
@@ -222,7 +233,10 @@ class DriftConfig(_Strict):
 # --- loading -------------------------------------------------------------------------------------------
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    key = ".".join(str(p) for p in err["loc"])
+    if not key and err["type"] == "value_error":  # a cross-key rule: its message names the keys
+        return str(err["msg"]).removeprefix("Value error, ")
+    key = key or "(top level)"
     if err["type"] == "extra_forbidden":
         return f"unknown key '{key}'"
     if err["type"] == "missing":
@@ -312,12 +326,16 @@ class RetrainConfig(_Strict):
     holdout_days: int = Field(default=5, ge=1)
     min_roc_auc: float = Field(default=0.70, ge=0, le=1)
     max_overfit_gap: float = Field(default=0.10, ge=0)
-    margin_over_champion: float = 0.0
+    margin_over_champion: float = Field(default=0.0, ge=0)
 
 
 class PromotionConfig(_Strict):
     shadow_margin: float = Field(default=0.02, ge=0)
     shadow_days: int = Field(default=3, ge=1)
+
+
+class TimelineConfig(_Strict):
+    sustained_drift_days: int = Field(default=3, ge=1)
 
 
 class MonitoringConfig(_Strict):
@@ -327,6 +345,19 @@ class MonitoringConfig(_Strict):
     decision: DecisionConfig = DecisionConfig()
     retrain: RetrainConfig = RetrainConfig()
     promotion: PromotionConfig = PromotionConfig()
+    timeline: TimelineConfig = TimelineConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MonitoringConfig:
+        """Cross-key rules a single field cannot state (checked at load, so before any write of a run)."""
+        d, r = self.decision, self.retrain
+        if d.risk_warn >= d.risk_retrain:
+            raise ValueError(f"decision.risk_warn ({d.risk_warn}) must be below decision.risk_retrain "
+                             f"({d.risk_retrain})")
+        if r.window_days < r.holdout_days:
+            raise ValueError(f"retrain.window_days ({r.window_days}) must be at least retrain.holdout_days "
+                             f"({r.holdout_days})")
+        return self
 
 
 def load_monitoring_config(overrides: dict[str, Any] | None = None) -> MonitoringConfig:

@@ -17,12 +17,13 @@ from datetime import date, timedelta
 
 from churnguard import registry
 from churnguard.config import load_dataset_config, load_model_config, load_monitoring_config
+from churnguard.crashpoints import crash_point
 from churnguard.data import data_version, load_batch
 from churnguard.decision import decide
 from churnguard.performance import measure_day
 from churnguard.progress import progress
-from churnguard.promotion import promote_challenger, should_promote
-from churnguard.scoring import read_scores, score_day
+from churnguard.promotion import promote_day
+from churnguard.scoring import read_scores, recorded_versions, score_day
 from churnguard.simulate import LANDING
 from churnguard.storage import open_storage
 from churnguard.store import open_store
@@ -33,7 +34,29 @@ REPORTS, QUARANTINE = "reports", "quarantine"
 
 
 class BatchRejected(Exception):
-    """The day's batch failed validation and was quarantined; nothing downstream may run."""
+    """The day's batch failed validation (or could not be read) and was quarantined; nothing downstream may
+    run."""
+
+
+class BatchMissing(FileNotFoundError):
+    """No landing partition for the day: nothing was read, written or decided."""
+
+
+def check_run(overrides: dict | None = None, drift_overrides: dict | None = None) -> None:
+    """Everything a run needs, checked before it writes anything: every config with this run's overrides
+    (a bad key or value is one :class:`~churnguard.config.ConfigError` line) and the MLflow server (a
+    :class:`~churnguard.registry.RegistryError` within seconds, not minutes)."""
+    from churnguard.config import load_drift_config
+    from churnguard.failure.config import load_failure_config
+    from churnguard.validation import load_validation_config
+
+    load_dataset_config()
+    load_model_config()
+    load_monitoring_config(overrides or {})
+    load_drift_config(drift_overrides or {})
+    load_validation_config()
+    load_failure_config()
+    registry.check_connection()
 
 
 def report_key(ds: str, name: str) -> str:
@@ -52,7 +75,9 @@ def resolve_ds(param_ds: str | None, data_interval_start) -> str:
 
 
 def landing_ready(ds: str) -> bool:
-    ready = open_storage().partition_exists(LANDING, ds)
+    """The batch landed (or was quarantined by an earlier run of the date, which ``ingest`` reports again)."""
+    storage = open_storage()
+    ready = storage.partition_exists(LANDING, ds) or storage.partition_exists(QUARANTINE, ds)
     if not ready:
         log.info("landing/ds=%s has not landed yet", ds)
     return ready
@@ -66,8 +91,30 @@ def missing_batch(ds: str, waited_seconds: float) -> str:
 
 
 def ingest(ds: str) -> dict:
+    """Read every file of the day's partition with the classifying reader, before anything else touches it:
+    an unreadable file (empty, truncated, not parquet, junk beside a good file) or a batch without its id
+    column is quarantined with the reason, an alert and a validation report, as a failed expectation is."""
+    from churnguard.validation import Issue, UnreadableBatch, ValidationResult, read_batch
+
     storage, cfg = open_storage(), load_dataset_config()
-    batch, duplicates = load_batch(storage, ds, cfg)
+    storage.sweep_tmp()
+    if not storage.partition_exists(LANDING, ds):
+        if storage.exists(f"{QUARANTINE}/ds={ds}") and storage.exists(report_key(ds, "validation.json")):
+            _record_rejection(ds, storage, cfg)  # quarantined before (maybe by a run that crashed after the move)
+        raise BatchMissing(f"no batch for {ds}: {storage.uri(f'{LANDING}/ds={ds}')} has no parquet files")
+    source = storage.uri(f"{LANDING}/ds={ds}")
+    issue = None
+    try:
+        raw = read_batch(source)
+    except UnreadableBatch as exc:
+        issue, status = Issue("error", "readable", None, str(exc)), "unreadable"
+    else:
+        if cfg.id.column not in raw.columns:
+            issue, status = Issue("error", "column_set", None, f"missing key column '{cfg.id.column}'"), "fail"
+    if issue is not None:
+        _reject(ds, ValidationResult(source=source, dataset=cfg.name, status=status, issues=[issue]), storage, cfg)
+    batch = raw.drop_duplicates(subset=cfg.id.column, keep="last").reset_index(drop=True)
+    duplicates = len(raw) - len(batch)
     info = {"ds": ds, "rows": len(batch), "duplicates_dropped": duplicates, "data_version": data_version(batch),
             "landing_uri": storage.uri(f"{LANDING}/ds={ds}")}
     log.info("ingest %s: %d rows (%d duplicate ids dropped), data version %s", ds, len(batch), duplicates,
@@ -75,8 +122,13 @@ def ingest(ds: str) -> dict:
     return info
 
 
-def champion_profile() -> tuple[dict, int]:
+def champion_profile(ds: str | None = None) -> tuple[dict, int]:
+    """The reference profile of the champion that scored ``ds`` (a re-run compares with the model that
+    scored the day, not whatever the alias points at now), else of the current champion."""
     name = load_model_config().registered_name
+    version = recorded_versions(open_storage(), ds).get(registry.CHAMPION) if ds else None
+    if version is not None:
+        return load_run_profile(registry.client().get_model_version(name, str(version)).run_id), version
     champion = registry.version_by_alias(name, registry.CHAMPION)
     if champion is None:
         raise LookupError(f"no '{registry.CHAMPION}' alias on {name}: run churn_bootstrap first")
@@ -87,23 +139,38 @@ def validate(ds: str) -> dict:
     """Validate the landing batch; on error-level failures move it to quarantine, alert and raise."""
     from churnguard.validation import validate_batch
 
-    storage, store, cfg = open_storage(), open_store(), load_dataset_config()
-    profile, _ = champion_profile()
-    files = storage.partition_files(LANDING, ds)
-    result = validate_batch(storage.uri(files[0]) if len(files) == 1 else storage.read_partition(LANDING, ds),
-                            cfg, profile)
-    result.save(storage, ds)
-    summary = {"ds": ds, "status": result.status, "exit_code": result.exit_code,
-               "failures": result.failures, "warnings": result.warnings,
-               "report_uri": storage.uri(report_key(ds, "validation.json"))}
+    storage, cfg = open_storage(), load_dataset_config()
+    profile, _ = champion_profile(ds)
+    result = validate_batch(storage.uri(f"{LANDING}/ds={ds}"), cfg, profile)
     if result.exit_code >= 2:
-        quarantined = storage.move_partition(LANDING, ds, QUARANTINE)
-        message = f"batch {ds} quarantined to {quarantined}: " + "; ".join(result.failures[:3])
-        store.upsert("alerts", [{"ds": ds, "kind": "validation", "severity": "critical", "message": message}])
-        store.upsert("daily_runs", [{"ds": ds, "dataset": cfg.name, "validation_status": result.status,
-                                     "decision": "quarantined", "reasons": result.failures[:10]}])
-        raise BatchRejected(message)
-    return summary
+        _reject(ds, result, storage, cfg)
+    result.save(storage, ds)
+    return {"ds": ds, "status": result.status, "exit_code": result.exit_code,
+            "failures": result.failures, "warnings": result.warnings,
+            "report_uri": storage.uri(report_key(ds, "validation.json"))}
+
+
+def _reject(ds: str, result, storage, cfg) -> None:
+    """Quarantine the day's batch with its validation report, an alert and the day's row; then raise.
+
+    Ordered so a crash anywhere is finished by a re-run: the report is written first, the move is one step,
+    and the rows are written again by :func:`ingest` when it finds the batch in quarantine.
+    """
+    result.save(storage, ds)
+    storage.move_partition(LANDING, ds, QUARANTINE)
+    _record_rejection(ds, storage, cfg)
+
+
+def _record_rejection(ds: str, storage, cfg) -> None:
+    """The alert and the day's row of a quarantined batch, from its saved validation report; raises."""
+    report = json.loads(storage.read_bytes(report_key(ds, "validation.json")))
+    message = (f"batch {ds} quarantined to {storage.uri(f'{QUARANTINE}/ds={ds}')}: "
+               + "; ".join(report["failures"][:3]))
+    store = open_store()
+    store.upsert("alerts", [{"ds": ds, "kind": "validation", "severity": "critical", "message": message}])
+    store.upsert("daily_runs", [{"ds": ds, "dataset": cfg.name, "validation_status": report["status"],
+                                 "decision": "quarantined", "reasons": report["failures"][:10]}])
+    raise BatchRejected(message)
 
 
 def score(ds: str) -> dict:
@@ -113,9 +180,10 @@ def score(ds: str) -> dict:
 def drift(ds: str, overrides: dict | None = None) -> dict:
     """Drift of the batch and the champion's scores against the champion's reference profile."""
     from churnguard.drift import drift_report, render_html
+    from churnguard.drift.html import PLOTLY_SRC, ensure_plotly_asset
 
     storage, store, cfg = open_storage(), open_store(), load_dataset_config()
-    profile, version = champion_profile()
+    profile, version = champion_profile(ds)
     batch, _ = load_batch(storage, ds, cfg)
     since = (date.fromisoformat(ds) - timedelta(days=30)).isoformat()
     history: dict[str, dict] = {}
@@ -126,7 +194,9 @@ def drift(ds: str, overrides: dict | None = None) -> dict:
                           history=[history[d] for d in sorted(history)], overrides=overrides or {})
     doc = report.to_dict()
     storage.write_bytes(report_key(ds, "drift.json"), json.dumps(doc, indent=1).encode())
-    html_uri = storage.write_bytes(report_key(ds, "drift.html"), render_html(report, profile, None).encode())
+    ensure_plotly_asset(storage)  # plotly.js once for every day's report, not inlined in each
+    page = render_html(report, profile, None, plotlyjs=PLOTLY_SRC)
+    html_uri = storage.write_bytes(report_key(ds, "drift.html"), page.encode())
     store.replace_day("feature_drift", ds, [_feature_row(name, f) for name, f in doc["features"].items()])
     ranked = sorted(doc["features"].items(), key=lambda kv: -(kv[1].get("weighted_psi") or 0))
     summary = {"ds": ds, "severity": doc["severity"], "drift_share": doc["drift_share"],
@@ -192,12 +262,14 @@ def _champion_reference(build) -> dict:
 
 
 def decide_day(ds: str, drift_summary: dict, performance_summary: dict, risk: dict, params: dict) -> dict:
+    """Decided on the state the day started from, so a re-run (after a crash too) decides the same: the
+    challenger that shadow-scored the day, and versions registered before the day."""
     cfg = load_monitoring_config(params.get("overrides") or {})
-    challenger = registry.version_by_alias(load_model_config().registered_name, registry.CHALLENGER)
+    challenger = recorded_versions(open_storage(), ds).get(registry.CHALLENGER)
     store = open_store()
-    last = max((e["ds"] for e in store.rows("model_events", where={"event": "registered"}, until=ds)), default=None)
-    decision = decide(drift_summary, performance_summary, risk, cfg,
-                      challenger_version=challenger.version if challenger else None,
+    last = max((e["ds"] for e in store.rows("model_events", where={"event": "registered"}, until=ds)
+                if e["ds"] < ds), default=None)
+    decision = decide(drift_summary, performance_summary, risk, cfg, challenger_version=challenger,
                       force_retrain=bool(params.get("force_retrain")),
                       days_since_registered=(date.fromisoformat(ds) - date.fromisoformat(last)).days if last else None)
     log.info("%s %s", ds, decision.line())
@@ -221,11 +293,8 @@ def retrain(ds: str, decision: dict, params: dict) -> dict:
 def promote(ds: str, performance_summary: dict, params: dict) -> dict:
     if params.get("dry_run"):
         return {"promoted": False, "reason": "dry run"}
-    store = open_store()
-    ok, reason = should_promote(store, performance_summary.get("measured_failure", False),
-                                load_monitoring_config(params.get("overrides") or {}))
-    log.info("promotion %s: %s", "yes" if ok else "no", reason)
-    return promote_challenger(ds, reason, store) if ok else {"promoted": False, "reason": reason}
+    return promote_day(ds, performance_summary.get("measured_failure", False),
+                       load_monitoring_config(params.get("overrides") or {}))
 
 
 def publish(ds: str, ingest_info: dict, validation: dict, scored: dict, drift_summary: dict,
@@ -259,37 +328,71 @@ def publish(ds: str, ingest_info: dict, validation: dict, scored: dict, drift_su
     return {"summary_uri": summary_uri, "mlflow_run_id": summary["mlflow_run_id"], "decision": decision["decision"]}
 
 
+DAY_RUN_FILTER = "tags.`churnguard.kind` = 'daily'"
+
+
 def _log_day_run(ds: str, summary: dict, storage) -> str:
-    """One MLflow run per day (found again by its ``ds`` tag on re-runs, never duplicated)."""
+    """One MLflow run per day, even for runs of one date at once: found again by its ``ds`` tag, created
+    under the store's lock for that date. A run a killed process left RUNNING is closed first."""
     import mlflow
 
+    from churnguard.store import exclusive
+
     registry.configure_mlflow()
-    found = mlflow.search_runs(filter_string=f"tags.`churnguard.ds` = '{ds}' and tags.`churnguard.kind` = 'daily'",
-                               output_format="list")
-    run_id = found[0].info.run_id if found else None
-    with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"daily-{ds}") as run:
-        mlflow.set_tags({"churnguard.ds": ds, "churnguard.kind": "daily", "decision": summary["decision"],
-                         "drift_severity": summary["drift"]["severity"]})
-        metrics = {"rows": summary["rows"], "drift_share": summary["drift"]["drift_share"],
-                   "weighted_drift": summary["drift"]["weighted_drift"]}
-        if summary["failure_risk"].get("risk") is not None:
-            metrics["failure_risk"] = summary["failure_risk"]["risk"]
-        if summary["drift"].get("prediction_psi") is not None:
-            metrics["prediction_psi"] = summary["drift"]["prediction_psi"]
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict(summary, "summary.json")
-        mlflow.log_text(storage.read_bytes(report_key(ds, "drift.html")).decode(), "drift.html")
-        if storage.exists(report_key(ds, "validation.json")):
-            mlflow.log_text(storage.read_bytes(report_key(ds, "validation.json")).decode(), "validation.json")
+    store = open_store()
+    _close_orphaned_day_runs(store, ds)
+    with exclusive(store.engine, f"churnguard-daily-run-{ds}"):
+        found = mlflow.search_runs(filter_string=f"tags.`churnguard.ds` = '{ds}' and {DAY_RUN_FILTER}",
+                                   order_by=["attributes.start_time ASC"], output_format="list")
+        run_id = found[0].info.run_id if found else None
+        with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"daily-{ds}") as run:
+            mlflow.set_tags({"churnguard.ds": ds, "churnguard.kind": "daily", "decision": summary["decision"],
+                             "drift_severity": summary["drift"]["severity"],
+                             "drift_report": storage.uri(report_key(ds, "drift.html"))})
+            crash_point("daily.mlflow_run.started")
+            metrics = {"rows": summary["rows"], "drift_share": summary["drift"]["drift_share"],
+                       "weighted_drift": summary["drift"]["weighted_drift"]}
+            if summary["failure_risk"].get("risk") is not None:
+                metrics["failure_risk"] = summary["failure_risk"]["risk"]
+            if summary["drift"].get("prediction_psi") is not None:
+                metrics["prediction_psi"] = summary["drift"]["prediction_psi"]
+            mlflow.log_metrics(metrics)
+            mlflow.log_dict(summary, "summary.json")
+            # The JSON, not the HTML: the page lives in the data root (tag drift_report), stored once.
+            mlflow.log_text(storage.read_bytes(report_key(ds, "drift.json")).decode(), "drift.json")
+            if storage.exists(report_key(ds, "validation.json")):
+                mlflow.log_text(storage.read_bytes(report_key(ds, "validation.json")).decode(), "validation.json")
     return run.info.run_id
+
+
+def _close_orphaned_day_runs(store, ds: str) -> None:
+    """End as KILLED the daily runs of other dates that are RUNNING with nobody holding their date's lock: a
+    process was killed inside :func:`_log_day_run` (one of this date is reopened and finished instead)."""
+    import mlflow
+
+    from churnguard.store import exclusive
+
+    running = mlflow.search_runs(filter_string=f"{DAY_RUN_FILTER} and attributes.status = 'RUNNING'",
+                                 output_format="list")
+    for run in running:
+        day = run.data.tags.get("churnguard.ds")
+        if day == ds:
+            continue
+        with exclusive(store.engine, f"churnguard-daily-run-{day}"):  # one lock at a time: no deadlock
+            if mlflow.get_run(run.info.run_id).info.status == "RUNNING":
+                registry.client().set_terminated(run.info.run_id, status="KILLED")
+                log.warning("closed the daily MLflow run of %s (%s) left RUNNING by a killed process", day,
+                            run.info.run_id)
 
 
 def run_day(ds: str, *, force_retrain: bool = False, dry_run: bool = False, overrides: dict | None = None,
             drift_overrides: dict | None = None) -> dict:
     """Every step of the daily DAG for ``ds``, in its order, in this process; returns the decision summary.
 
-    A batch that fails validation is quarantined and raises :class:`BatchRejected`, as in the DAG.
+    Configs and the MLflow server are checked before anything is written (:func:`check_run`). A batch that
+    cannot be read or fails validation is quarantined and raises :class:`BatchRejected`, as in the DAG.
     """
+    check_run(overrides, drift_overrides)
     params = {"force_retrain": force_retrain, "dry_run": dry_run, "overrides": overrides or {}}
     ingested = ingest(ds)
     validation = validate(ds)
@@ -305,17 +408,34 @@ def run_day(ds: str, *, force_retrain: bool = False, dry_run: bool = False, over
             "registered": retrained.get("version") if retrained.get("registered") else None}
 
 
-def run_days(start: date, end: date, **options) -> list[dict]:
-    """:func:`run_day` for each day from ``start`` to ``end``, in order, with progress; a quarantined day is
-    logged and skipped, as the DAG's failed run for it would be."""
-    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    results = []
+def day_range(start: date, end: date, today: date | None = None) -> list[date]:
+    """The days ``start``..``end``; a reversed range or a day after ``today`` (UTC) is a one-line ValueError."""
+    from datetime import UTC, datetime
+
+    today = today or datetime.now(UTC).date()
+    if end < start:
+        raise ValueError(f"empty range: --end {end} is before --start {start}")
+    if end > today:
+        raise ValueError(f"{end} is in the future (today is {today} UTC): no batch can have landed for it")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def run_days(start: date, end: date, **options) -> tuple[list[dict], dict[str, str]]:
+    """:func:`run_day` for each day from ``start`` to ``end``, in order, with progress.
+
+    A day whose batch is missing or was quarantined is reported in one line and the next day goes on, as the
+    DAG fails that date's run only; returns the results and ``{day: reason}`` of the days that failed.
+    Anything else (a server down, a bad config) stops the range.
+    """
+    days = day_range(start, end)
+    results, failed = [], {}
     for day in progress(days, len(days), "daily runs"):
         try:
             result = run_day(day.isoformat(), **options)
-        except BatchRejected as exc:
+        except (BatchRejected, BatchMissing) as exc:
             log.warning("%s", exc)
+            failed[day.isoformat()] = str(exc)
             continue
         log.info("%s %s%s", day, result["decision"], " (promoted)" if result["promoted"] else "")
         results.append(result)
-    return results
+    return results, failed

@@ -1,4 +1,4 @@
-"""Measured performance: labels that arrived today are joined to the scores of the days they belong to.
+"""Measured performance: label deliveries are checked, then joined to the scores of the days they belong to.
 
 A day's AUC from a few hundred labels is noisy (at 26 % churn, ±0.04 from 200 labels), so each day also
 gets one-sided confidence bounds (DeLong for the AUC, a bootstrap for F1). A *measured failure* is the
@@ -23,9 +23,10 @@ from churnguard.config import MonitoringConfig, load_dataset_config, load_model_
 from churnguard.data import target_array
 from churnguard.failure.config import FailureDefinition, load_failure_config
 from churnguard.failure.labels import day_failure, delong_auc, label_day_metrics
+from churnguard.labels import OBSERVED, LabelCheck, quarantine_labels, read_labels
 from churnguard.scoring import ROLES, SCORES
 from churnguard.simulate import LABELS
-from churnguard.storage import PartitionNotFound, Storage, open_storage
+from churnguard.storage import Storage, open_storage
 from churnguard.store import MonitoringStore, open_store
 
 __all__ = ["champion_history", "day_metrics", "delong_auc", "is_measured_failure", "measure_day",
@@ -61,46 +62,60 @@ def reference_metrics(version: int) -> tuple[float, float]:
     return float(tags["reference_auc"]), float(tags["reference_f1"])
 
 
-def _arrived_labels(storage: Storage, arrival_days: list[date], data_cfg) -> pd.DataFrame:
-    """Labels that arrived on ``arrival_days`` joined to the scores of the days they belong to, with
-    ``observed_ds`` and ``arrived_ds`` as ISO strings."""
-    frames = []
-    for arrived in arrival_days:
-        try:
-            labels = storage.read_partition(LABELS, arrived)
-        except PartitionNotFound:
-            continue
-        for observed_ds, day_labels in labels.groupby("observed_ds", sort=True):
-            try:
-                scores = storage.read_partition(SCORES, observed_ds)
-            except PartitionNotFound:
-                log.warning("labels for %s arrived but that day was never scored: skipped", observed_ds)
-                continue
-            joined = day_labels.merge(scores, on=data_cfg.id.column, how="inner")
-            frames.append(joined.assign(observed_ds=str(observed_ds), arrived_ds=arrived.isoformat()))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["observed_ds", "arrived_ds"])
-
-
 def measure_day(ds: date | str, storage: Storage | None = None, store: MonitoringStore | None = None,
                 cfg: MonitoringConfig | None = None) -> dict:
-    """Join the labels that landed on ``ds`` to their scores, store per-day metrics, summarise history.
+    """Check the label deliveries not measured yet, store per-day metrics of the days they name, summarise.
+
+    Which deliveries: every ``labels/ds=A`` with A after the last earlier measuring date (the latest
+    ``measured_ds`` before ``ds`` in the ``performance`` table) up to ``ds``; only ``ds``'s own when nothing
+    was measured before. So deliveries a run never measured (its batch was quarantined, it crashed before
+    this step) are measured by the next run that gets here, and re-running a date measures what it saw then.
+    Each is checked first (:func:`churnguard.labels.read_labels`): a rejected one is quarantined with its
+    report and an alert, and produces no row (``labels`` says why).
+
+    An observed day named by those deliveries is (re)computed from every valid delivery for it that arrived
+    by ``ds`` (arrival dates ``observed_ds``..``ds``; a later label of a customer replaces an earlier one),
+    never from the latest delivery alone. Labels whose customer is not in that day's scores are counted
+    (``unknown_ids``), not measured.
 
     The champion's failure status of an observed day pools its labels with those of the preceding
-    ``window_days - 1`` days that arrived in the last ``window_days`` days (all of them at a fixed delay).
-    A failure counts only when the current champion scored the day: labels keep arriving for days an
-    earlier champion scored, and they say nothing about this one (``earlier_champion_failure_days``).
+    ``window_days - 1`` days that arrived by ``ds``. A failure counts only when the current champion scored
+    the day: labels keep arriving for days an earlier champion scored, and they say nothing about this one
+    (``earlier_champion_failure_days``).
     """
     storage, store = storage or open_storage(), store or open_store()
     cfg = cfg or load_monitoring_config()
     definition = measured_failure_definition(cfg)
     data_cfg, name = load_dataset_config(), load_model_config().registered_name
     today = date.fromisoformat(str(ds))
-    arrived = _arrived_labels(storage, [today - timedelta(days=k) for k in range(definition.window_days)],
-                              data_cfg)
+    scored = {d.isoformat() for d in storage.list_partitions(SCORES)}
+    arrivals = [d for d in storage.list_partitions(LABELS) if d <= today]
+    last = _last_measuring_date(store, today)
+    new = [d for d in arrivals if (d > last if last else d == today)]
+    checks = {d: read_labels(storage, d, data_cfg, scored) for d in new}
+    observed_days = sorted({o for c in checks.values() if c.ok for o in c.labels[OBSERVED]})
+    if observed_days:  # every delivery that may hold labels of these days or of their failure windows
+        since = date.fromisoformat(observed_days[0]) - timedelta(days=definition.window_days - 1)
+        older = [d for d in arrivals if since <= d and d not in checks]
+        checks.update({d: read_labels(storage, d, data_cfg, scored) for d in older})
+    for check in checks.values():
+        if not check.ok:
+            _reject(storage, store, check)
+    for d in new:
+        if checks[d].ok:
+            checks[d].save(storage)
+    labels = _latest_labels(checks.values(), data_cfg)
+    if observed_days:
+        labels = labels[labels[OBSERVED].between(since.isoformat(), observed_days[-1])]
+    joined, unknown = _join_scores(storage, labels, data_cfg, scored)
+
     champion_version = f"{registry.CHAMPION}_version"
     current = registry.version_by_alias(name, registry.CHAMPION)
-    measured, failures, earlier = [], [], []
-    for observed_ds, day in arrived[arrived["arrived_ds"] == today.isoformat()].groupby("observed_ds"):
+    rows, measured, failures, earlier = [], [], [], []
+    for observed_ds in observed_days:
+        day = joined[joined[OBSERVED] == observed_ds]
+        if day.empty:
+            continue
         y = target_array(day, data_cfg)
         for role in ROLES:
             if f"{role}_score" not in day or day[f"{role}_version"].isna().all():
@@ -110,26 +125,77 @@ def measure_day(ds: date | str, storage: Storage | None = None, store: Monitorin
             metrics = day_metrics(y, day[f"{role}_score"].to_numpy(), threshold, definition.confidence)
             row = {"observed_ds": observed_ds, "role": role, "model_version": version, "measured_ds": str(ds),
                    **{k: metrics[k] for k in STORED}}
-            store.upsert("performance", [row])
             if role == registry.CHAMPION:
                 first = (date.fromisoformat(observed_ds) - timedelta(days=definition.window_days - 1)).isoformat()
-                window = arrived[arrived["observed_ds"].between(first, observed_ds)
-                                 & (arrived[champion_version] == version)]
+                window = joined[joined[OBSERVED].between(first, observed_ds) & (joined[champion_version] == version)]
                 pooled = day_metrics(target_array(window, data_cfg), window[f"{role}_score"].to_numpy(),
                                      threshold, definition.confidence)
                 ref_auc, ref_f1 = reference_metrics(version)
                 if day_failure(pooled, ref_auc, ref_f1, definition) is True:
                     (failures if current is None or version == current.version else earlier).append(observed_ds)
-            measured.append({**row, "roc_auc_upper": metrics["roc_auc_upper"]})
+            rows.append(row)
+            measured.append({**row, "roc_auc_upper": metrics["roc_auc_upper"], "unknown_ids": unknown[observed_ds]})
+    store.upsert("performance", rows)  # one transaction: a measuring date is recorded whole or not at all
     history = champion_history(store, ds, cfg)
     if earlier:
         log.info("performance %s: failures on %s were measured for an earlier champion: not this one's", ds,
                  ", ".join(earlier))
+    deliveries = [_delivery(c) for d, c in sorted(checks.items()) if d in new or not c.ok]
+    unknown_ids = sum(unknown.get(o, 0) for o in observed_days)
+    log.info("performance %s: %d label deliveries (%s), %d observed days measured, %d unknown ids", ds,
+             len(deliveries), ", ".join(f"{e['ds']} {e['status']}" for e in deliveries) or "none",
+             len({m["observed_ds"] for m in measured}), unknown_ids)
     return {"ds": str(ds), "measured": measured, "measured_failure_days": failures,
             "measured_failure": bool(failures), "earlier_champion_failure_days": earlier,
             "history_days": len(history["roc_auc"]),
             "auc_slope_per_day": history["slope"],
-            "latest_auc": history["roc_auc"][-1] if history["roc_auc"] else None}
+            "latest_auc": history["roc_auc"][-1] if history["roc_auc"] else None,
+            "labels": deliveries, "unknown_ids": unknown_ids}
+
+
+def _last_measuring_date(store: MonitoringStore, today: date) -> date | None:
+    """The latest date before ``today`` on which a run measured labels (its ``performance`` rows are written
+    in one transaction, so that date's measuring is complete)."""
+    rows = store.rows("performance", until=(today - timedelta(days=1)).isoformat(), day_column="measured_ds")
+    return max((date.fromisoformat(r["measured_ds"]) for r in rows), default=None)
+
+
+def _reject(storage: Storage, store: MonitoringStore, check: LabelCheck) -> None:
+    """Quarantine a rejected delivery and raise an alert dated by its arrival."""
+    where = quarantine_labels(storage, check)
+    store.upsert("alerts", [{"ds": check.ds, "kind": "labels", "severity": "critical",
+                             "message": f"{check.reason()} (quarantined to {where})"}])
+
+
+def _latest_labels(checks, data_cfg) -> pd.DataFrame:
+    """The valid deliveries as one frame with ``arrived_ds``; per (customer, observed day) the latest label."""
+    frames = [c.labels.assign(arrived_ds=c.ds) for c in sorted(checks, key=lambda c: c.ds) if c.ok]
+    if not frames:
+        return pd.DataFrame(columns=[data_cfg.id.column, OBSERVED, data_cfg.target.column, "arrived_ds"])
+    return pd.concat(frames, ignore_index=True).drop_duplicates([data_cfg.id.column, OBSERVED], keep="last")
+
+
+def _join_scores(storage: Storage, labels: pd.DataFrame, data_cfg, scored: set[str]) -> tuple[pd.DataFrame, dict]:
+    """Labels joined to the scores of their observed days, and per observed day how many labels name a
+    customer its scores do not have. Days never scored are left out (the label check counted them)."""
+    id_col, frames, unknown = data_cfg.id.column, [], {}
+    for observed_ds, day in labels.groupby(OBSERVED, sort=True):
+        if observed_ds not in scored:
+            continue
+        scores = storage.read_partition(SCORES, observed_ds)
+        known = day[id_col].isin(scores[id_col])
+        unknown[observed_ds] = int((~known).sum())
+        frames.append(day[known].merge(scores, on=id_col, how="inner"))
+    joined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[OBSERVED])
+    return joined, unknown
+
+
+def _delivery(check: LabelCheck) -> dict:
+    """A delivery in the day's summary: its date, status, rows and issue lines (and where a rejected one went)."""
+    entry = {"ds": check.ds, "status": check.status, "rows": check.rows, "issues": check.lines()}
+    if check.quarantined_to:
+        entry["quarantined_to"] = check.quarantined_to
+    return entry
 
 
 def champion_history(store: MonitoringStore, ds: date | str, cfg: MonitoringConfig) -> dict:

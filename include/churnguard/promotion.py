@@ -1,20 +1,34 @@
-"""Promotion and rollback of the churn model: alias moves under a lock, each recorded as a model event.
+"""Promotion and rollback of the churn model: alias moves recorded as intentions, applied under a lock.
 
 A challenger becomes ``champion`` when, on matured labels of its shadow period, it beat the champion by
 ``promotion.shadow_margin`` AUC on each of the last ``promotion.shadow_days`` days measured for both, or
 at once when the champion has measurably failed and the challenger passed validation. The old champion
-keeps alias ``previous``. Aliases are re-read inside the lock, so two runs cannot promote at once.
+keeps alias ``previous``.
+
+Crash safety: a move is first written to the monitoring store (``alias_moves``, state ``pending``) with the
+versions it moves from and to, then applied in steps that are each idempotent, then marked ``done`` in the
+same transaction that records its model event. Any later promotion, rollback or re-run of the day first
+completes a pending move from its recorded versions, so a kill at any step never leaves ``previous`` equal to
+``champion``, never records an event twice, and never reads "promoted 3 from 3". The steps are ordered so
+``champion`` and ``previous`` differ at every instant (``previous`` is cleared before ``champion`` takes its
+version, and set after).
 """
 
 from __future__ import annotations
 
 import logging
 
+from sqlalchemy import insert, select, update
+
 from churnguard import registry
 from churnguard.config import MonitoringConfig, load_model_config, load_monitoring_config
+from churnguard.crashpoints import crash_point
 from churnguard.store import MonitoringStore, exclusive, open_store
 
 log = logging.getLogger(__name__)
+PROMOTED, ROLLED_BACK = "promoted", "rolled_back"
+CRASH_POINTS = ("promotion.intent_recorded", "promotion.previous_cleared", "promotion.champion_moved",
+                "promotion.previous_moved", "promotion.challenger_cleared")
 
 
 def _alias_lock(store: MonitoringStore, name: str):
@@ -59,32 +73,112 @@ def should_promote(store: MonitoringStore, champion_failed: bool,
                    f"matured days measured, margins {[round(w['margin'], 3) for w in wins]}")
 
 
-def promote_challenger(ds: str, reason: str, store: MonitoringStore | None = None) -> dict:
-    """Move ``champion`` to the challenger (old champion becomes ``previous``), atomically and once."""
+def _result(move: dict) -> dict:
+    return {"promoted": move["event"] == PROMOTED, "version": move["to_version"],
+            "from_version": move["from_version"], "reason": move["reason"]}
+
+
+def _record(store: MonitoringStore, move: dict) -> dict:
+    """Write the intention (state ``pending``) before any alias moves; returns it with its id."""
+    table = store.table("alias_moves")
+    with store.engine.begin() as conn:
+        move_id = conn.execute(insert(table).values(**move, state="pending")).inserted_primary_key[0]
+    crash_point("promotion.intent_recorded")
+    return {**move, "id": move_id, "state": "pending"}
+
+
+def _apply(store: MonitoringStore, move: dict) -> dict:
+    """Carry a recorded move through; every step may run again after a crash with the same outcome."""
+    name, to, old = move["model_name"], move["to_version"], move["from_version"]
+    previous = registry.version_by_alias(name, registry.PREVIOUS)
+    if previous is not None and previous.version == to:  # never champion == previous, not even for a moment
+        registry.delete_alias(name, registry.PREVIOUS)
+        crash_point("promotion.previous_cleared")
+    registry.set_alias(name, registry.CHAMPION, to)
+    crash_point("promotion.champion_moved")
+    if old is not None and old != to:
+        registry.set_alias(name, registry.PREVIOUS, old)
+        crash_point("promotion.previous_moved")
+    if move["clear_challenger"]:
+        challenger = registry.version_by_alias(name, registry.CHALLENGER)
+        if challenger is not None and challenger.version == to:
+            registry.delete_alias(name, registry.CHALLENGER)
+            crash_point("promotion.challenger_cleared")
+    table = store.table("alias_moves")
+    with store.engine.begin() as conn:  # the event and the end of the move commit together: written once
+        store.record_event(move["ds"], move["event"], name, to, old, move["reason"] or "", conn=conn)
+        conn.execute(update(table).where(table.c.id == move["id"]).values(state="done"))
+    log.info("%s %s v%d to champion (was v%s): %s", move["event"].replace("_", " "), name, to, old, move["reason"])
+    return {**move, "state": "done"}
+
+
+def _moves(store: MonitoringStore, name: str, **where) -> list[dict]:
+    table = store.table("alias_moves")
+    stmt = select(table).where(table.c.model_name == name, *(table.c[k] == v for k, v in where.items()))
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt.order_by(table.c.id))]
+
+
+def complete_pending(store: MonitoringStore, name: str) -> list[dict]:
+    """Finish every move a crash left half-done (call with the alias lock held); returns them."""
+    finished = [_apply(store, move) for move in _moves(store, name, state="pending")]
+    for move in finished:
+        log.warning("completed the %s of %s v%d recorded on %s, interrupted by a crash", move["event"], name,
+                    move["to_version"], move["ds"])
+    return finished
+
+
+def promote_day(ds: str, champion_failed: bool, cfg: MonitoringConfig,
+                store: MonitoringStore | None = None) -> dict:
+    """The daily run's promotion step: decide and move under the lock, once per day.
+
+    A day that already promoted (this run before a crash, or an earlier run of the same date) returns that
+    promotion again instead of deciding anew, so a re-run publishes what the first run did.
+    """
     store = store or open_store()
     name = load_model_config().registered_name
     with _alias_lock(store, name):
-        challenger = registry.version_by_alias(name, registry.CHALLENGER)
-        champion = registry.version_by_alias(name, registry.CHAMPION)
-        if challenger is None:
-            return {"promoted": False, "reason": "challenger alias is gone (promoted by a concurrent run?)"}
-        if champion is not None:
-            registry.set_alias(name, registry.PREVIOUS, champion.version)
-        registry.set_alias(name, registry.CHAMPION, challenger.version)
-        registry.client().delete_registered_model_alias(name, registry.CHALLENGER)
-        store.record_event(ds, "promoted", name, challenger.version,
-                           champion.version if champion else None, reason)
-    log.info("promoted %s v%d to champion (was v%s): %s", name, challenger.version,
-             champion.version if champion else None, reason)
-    return {"promoted": True, "version": challenger.version,
-            "from_version": champion.version if champion else None, "reason": reason}
+        complete_pending(store, name)
+        done = _moves(store, name, ds=ds, event=PROMOTED, state="done")
+        if done:
+            return _result(done[-1])
+        ok, reason = should_promote(store, champion_failed, cfg)
+        log.info("promotion %s: %s", "yes" if ok else "no", reason)
+        return _promote_locked(ds, reason, store, name) if ok else {"promoted": False, "reason": reason}
+
+
+def promote_challenger(ds: str, reason: str, store: MonitoringStore | None = None) -> dict:
+    """Move ``champion`` to the challenger (old champion becomes ``previous``), atomically and once per day:
+    a day that already promoted returns that promotion."""
+    store = store or open_store()
+    name = load_model_config().registered_name
+    with _alias_lock(store, name):
+        complete_pending(store, name)
+        done = _moves(store, name, ds=ds, event=PROMOTED, state="done")
+        return _result(done[-1]) if done else _promote_locked(ds, reason, store, name)
+
+
+def _promote_locked(ds: str, reason: str, store: MonitoringStore, name: str) -> dict:
+    challenger = registry.version_by_alias(name, registry.CHALLENGER)
+    champion = registry.version_by_alias(name, registry.CHAMPION)
+    if challenger is None:
+        return {"promoted": False, "reason": "challenger alias is gone (promoted by a concurrent run?)"}
+    move = _record(store, {"ds": ds, "event": PROMOTED, "model_name": name, "to_version": challenger.version,
+                           "from_version": champion.version if champion else None, "clear_challenger": True,
+                           "reason": reason})
+    return _result(_apply(store, move))
 
 
 def rollback(ds: str, target: str | int, reason: str, store: MonitoringStore | None = None) -> dict:
-    """Point ``champion`` at ``target`` (a version number or ``previous``) and record why."""
+    """Point ``champion`` at ``target`` (a version number or ``previous``) and record why; the same rollback
+    (day and reason) run again returns the first one instead of moving the aliases a second time."""
     store = store or open_store()
     name = load_model_config().registered_name
     with _alias_lock(store, name):
+        complete_pending(store, name)
+        done = _moves(store, name, ds=ds, event=ROLLED_BACK, reason=reason, state="done")
+        if done:  # the same rollback again (a retried task): it happened once, say so again
+            return {"version": done[-1]["to_version"], "from_version": done[-1]["from_version"], "reason": reason}
         champion = registry.version_by_alias(name, registry.CHAMPION)
         if str(target) == registry.PREVIOUS:
             previous = registry.version_by_alias(name, registry.PREVIOUS)
@@ -93,10 +187,9 @@ def rollback(ds: str, target: str | int, reason: str, store: MonitoringStore | N
             version = previous.version
         else:
             version = int(target)
-        registry.set_alias(name, registry.CHAMPION, version)  # refuses a version that is not READY
-        if champion is not None and champion.version != version:
-            registry.set_alias(name, registry.PREVIOUS, champion.version)
-        store.record_event(ds, "rolled_back", name, version, champion.version if champion else None, reason)
-    log.info("rolled back %s champion to v%d (was v%s): %s", name, version,
-             champion.version if champion else None, reason)
-    return {"version": version, "from_version": champion.version if champion else None, "reason": reason}
+        registry.require_ready(name, version)  # a missing or unfinished version fails before anything is recorded
+        move = _record(store, {"ds": ds, "event": ROLLED_BACK, "model_name": name, "to_version": version,
+                               "from_version": champion.version if champion else None,
+                               "clear_challenger": False, "reason": reason})
+        done = _apply(store, move)
+    return {"version": done["to_version"], "from_version": done["from_version"], "reason": reason}

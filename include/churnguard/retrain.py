@@ -30,13 +30,25 @@ log = logging.getLogger(__name__)
 
 
 def labelled_days(ds: date, first: date, last: date, storage: Storage) -> pd.DataFrame:
-    """Landing rows of observed days ``first``..``last`` joined with labels that landed by ``ds``."""
+    """Landing rows of observed days ``first``..``last`` joined with the valid labels that landed by ``ds``:
+    a delivery the label suite rejects (:func:`churnguard.labels.read_labels`) is skipped, as measuring
+    skips it; a later label of a customer replaces an earlier one."""
+    from churnguard.labels import read_labels
+    from churnguard.scoring import SCORES
+
     cfg = load_dataset_config()
+    scored = {d.isoformat() for d in storage.list_partitions(SCORES)}
     frames = []
     for labels_ds in storage.list_partitions(LABELS):
         if labels_ds > ds:
             break
-        labels = storage.read_partition(LABELS, labels_ds)
+        if labels_ds < first:  # a delivery never holds days observed after it arrived
+            continue
+        check = read_labels(storage, labels_ds, cfg, scored)
+        if not check.ok:
+            log.warning("retraining skips %s", check.reason())
+            continue
+        labels = check.labels
         labels = labels[(labels["observed_ds"] >= first.isoformat()) & (labels["observed_ds"] <= last.isoformat())]
         for observed, part in labels.groupby("observed_ds"):
             try:

@@ -164,6 +164,8 @@ class BatchSimulator:
         return DayBatch(ds, landing, labels)
 
     def _negative_label(self) -> str:
+        if self.cfg.target.negative is not None:
+            return self.cfg.target.negative
         values = self.pool[self.cfg.target.column].unique().tolist()
         others = [v for v in values if v != self.cfg.target.positive]
         return others[0] if others else "No"

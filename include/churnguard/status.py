@@ -4,6 +4,8 @@ metrics, the partitions in the data root, and the day-by-day timeline of the mon
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from churnguard import registry
 from churnguard.config import load_model_config, load_monitoring_config
 from churnguard.decision import MEASURED_FAILURE
@@ -66,10 +68,11 @@ def timeline() -> dict:
     def first(pred) -> str | None:
         return next((d["ds"] for d in days if pred(d)), None)
 
-    risk_warn = load_monitoring_config().decision.risk_warn
+    cfg = load_monitoring_config()
+    risk_warn = cfg.decision.risk_warn
     promoted = [e for e in events if e["event"] == "promoted"]
     milestones = {
-        "first_drift": first(lambda d: d["drift"] in ("moderate", "critical")),
+        "first_drift": first_sustained_drift(days, cfg.timeline.sustained_drift_days),
         "first_critical_drift": first(lambda d: d["drift"] == "critical"),
         "first_risk_alert": first(lambda d: (d["failure_risk"] or 0) >= risk_warn),
         "first_measured_failure_reported": first(
@@ -89,6 +92,20 @@ def timeline() -> dict:
             by_version.setdefault(f"v{d['auc_version']}{stage}", []).append(d["auc"])
     milestones["auc_by_champion"] = {k: {"mean": _mean(v), "days": len(v)} for k, v in by_version.items()}
     return {"days": days, "milestones": milestones}
+
+
+def first_sustained_drift(days: list[dict], sustained: int) -> str | None:
+    """The first day of the first run of ``sustained`` consecutive monitored days with moderate or critical
+    drift: a lone false alarm before the onset is not "the first drift"."""
+    streak: list[str] = []
+    for d in days:
+        drifted = d["drift"] in ("moderate", "critical")
+        if drifted and streak and date.fromisoformat(d["ds"]) - date.fromisoformat(streak[-1]) != timedelta(days=1):
+            streak = []
+        streak = [*streak, d["ds"]] if drifted else []
+        if len(streak) >= sustained:
+            return streak[0]
+    return None
 
 
 def _mean(values: list[float]) -> float | None:

@@ -3,6 +3,9 @@
 ``prepare_reference`` -> ``fit_reference_model`` -> ``evaluate_run`` -> ``register_model`` ->
 ``assign_champion``. Each step is idempotent: the same dataset, seed and model config give the same
 fingerprint, and a fingerprint that is already registered is reused instead of registered again.
+
+A registry that cannot answer raises ``registry.RegistryError`` at the step that asked: it is never read
+as "no such version" (which would register a duplicate) or "no champion" (which would move it).
 """
 
 from __future__ import annotations
@@ -59,7 +62,10 @@ def model_fingerprint(data_version: str, seed: int) -> str:
 
 
 def fit_reference_model(info: dict, seed: int = 0) -> dict:
-    """Train on the reference splits and log the run; reuses the run of an identical registered model."""
+    """Train on the reference splits and log the run; reuses the run of an identical registered model.
+
+    Raises ``registry.RegistryError`` when the fingerprint cannot be looked up (rather than train again).
+    """
     import mlflow
 
     cfg, model_cfg = load_dataset_config(info["dataset"]), load_model_config()
@@ -139,7 +145,12 @@ class QualityGate:
 
 
 def register_model(run_id: str, fit: dict, metrics: dict, gate: QualityGate = QualityGate()) -> dict:
-    """Register the run's model (after the quality gate), or return the identical version already there."""
+    """Register the run's model (after the quality gate), or return the identical version already there.
+
+    The fingerprint is looked up again here, right before registering (training took a while), and
+    ``registry.register_run_model`` looks it up once more before each attempt, so a registration whose
+    answer was lost and is retried does not leave a second version.
+    """
     name = load_model_config().registered_name
     gate.check(metrics)
     existing = registry.find_version(name, fit["fingerprint"])
@@ -156,7 +167,11 @@ def register_model(run_id: str, fit: dict, metrics: dict, gate: QualityGate = Qu
 
 
 def assign_champion(version: dict, replace: bool = False) -> dict:
-    """Make ``version`` the champion if there is none (or ``replace``); otherwise say what happened."""
+    """Make ``version`` the champion if there is none (or ``replace``); otherwise say what happened.
+
+    "None" means MLflow answered that the alias does not exist; a failed read raises
+    ``registry.RegistryError`` before any alias moves.
+    """
     name = version["name"]
     current = registry.version_by_alias(name, registry.CHAMPION)
     if current is not None and current.version == version["version"]:

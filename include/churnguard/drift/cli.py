@@ -23,7 +23,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("ref", type=Path, help="reference profile (.json) or reference data (.parquet)")
     parser.add_argument("cur", type=Path, help="current batch (.parquet)")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
-    parser.add_argument("--html", type=Path, default=None, metavar="OUT", help="write an HTML report here")
+    parser.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        metavar="OUT",
+        help="write a self-contained HTML report here (plotly.js embedded: opens offline)",
+    )
     parser.add_argument("--scores", default=None, metavar="COLUMN", help="batch column with model scores")
     parser.add_argument("--labels", default=None, metavar="COLUMN", help="batch column with 0/1 labels")
     parser.add_argument(
@@ -56,7 +62,7 @@ def cli_main(argv: list[str]) -> int:
         print(f"churnguard drift: {exc}", file=sys.stderr)
         return 2
     if args.html:
-        render_html(report, profile, args.html)
+        render_html(report, profile, args.html, plotlyjs="inline")  # a file handed around must open offline
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     else:

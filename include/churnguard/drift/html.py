@@ -1,27 +1,67 @@
-"""A self-contained HTML drift report (Plotly, readable offline: plotly.js is embedded once per page)."""
+"""The HTML drift report (Plotly): plotly.js either embedded once in the page or referenced as one shared asset.
+
+An embedded page (``plotlyjs="inline"``, the CLI's) is self-contained and readable offline, but plotly.js
+makes it ~4.8 MB. The daily run writes one copy of plotly.js per plotly version to :data:`PLOTLY_ASSET`
+in the data root (:func:`ensure_plotly_asset`) and renders each day's page with
+``plotlyjs=PLOTLY_SRC``, so a day's ``drift.html`` stays small.
+"""
 
 from __future__ import annotations
 
 import html
+from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from churnguard.drift.profile import ReferenceProfile
 from churnguard.drift.report import DriftReport
 
+if TYPE_CHECKING:
+    from churnguard.storage import Storage
+
 _COLOURS = {"stable": "#2e7d32", "moderate": "#f9a825", "critical": "#c62828"}
+
+# Named by the plotly package version (it pins the plotly.js it bundles), so an upgrade writes a new file
+# and pages rendered before it keep the plotly.js they were drawn with.
+_PLOTLY_FILE = f"plotly-{version('plotly')}.min.js"
+PLOTLY_ASSET = f"reports/_assets/{_PLOTLY_FILE}"
+"""Key of the shared plotly.js in the data root."""
+PLOTLY_SRC = f"../_assets/{_PLOTLY_FILE}"
+"""``PLOTLY_ASSET`` as referenced from a day's page at ``reports/ds=YYYY-MM-DD/drift.html``."""
+
+
+def plotly_asset_bytes() -> bytes:
+    """plotly.min.js as bundled with the installed plotly package (no network)."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs().encode("utf-8")
+
+
+def ensure_plotly_asset(storage: Storage) -> str:
+    """Write :data:`PLOTLY_ASSET` to ``storage`` unless it is there already; returns its URI."""
+    if not storage.exists(PLOTLY_ASSET):
+        storage.write_bytes(PLOTLY_ASSET, plotly_asset_bytes())
+    return storage.uri(PLOTLY_ASSET)
 
 
 def render_html(
     report: DriftReport | dict[str, Any],
     profile: ReferenceProfile | dict[str, Any],
     path: str | Path | None = None,
+    plotlyjs: str = "inline",
 ) -> str:
     """The report as one HTML page; also written to ``path`` when given.
 
     Sections: a summary, PSI per feature sorted by importance-weighted drift, the model-score
     histograms, and reference vs current distributions of every feature.
+
+    ``plotlyjs`` is ``"inline"`` (plotly.js embedded once: self-contained, ~4.8 MB) or the ``src`` of a
+    ``.js`` file the page loads instead, relative to the page or absolute, e.g. :data:`PLOTLY_SRC`.
+
+    >>> page = render_html(report, profile, plotlyjs=PLOTLY_SRC)  # doctest: +SKIP
     """
+    if plotlyjs != "inline" and not plotlyjs.endswith(".js"):
+        raise ValueError(f"plotlyjs must be 'inline' or the src of a .js file, got '{plotlyjs}'")
     import plotly.graph_objects as go
     import plotly.io as pio
 
@@ -53,7 +93,9 @@ def render_html(
                     [cats["current"].get(k, 0) for k in keys],
                 )
             )
-    divs = [pio.to_html(fig, full_html=False, include_plotlyjs=i == 0) for i, fig in enumerate(figures)]
+    # plotly.js goes with the first figure only: embedded (True) or as <script src=…> (a path ending in .js)
+    first = True if plotlyjs == "inline" else plotlyjs
+    divs = [pio.to_html(fig, full_html=False, include_plotlyjs=i == 0 and first) for i, fig in enumerate(figures)]
     page = _page(rep, divs)
     if path is not None:
         Path(path).write_text(page, encoding="utf-8")

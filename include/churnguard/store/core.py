@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, create_engine, delete, event, insert, select, text
 from sqlalchemy.engine import Connection
 
+from churnguard.crashpoints import crash_point
 from churnguard.settings import get_settings
 from churnguard.store import schema
 
@@ -112,15 +113,21 @@ class MonitoringStore:
         conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates
                      else stmt.on_conflict_do_nothing(index_elements=keys))
 
-    def upsert(self, name: str, rows: Iterable[dict[str, Any]], keys: list[str] | None = None) -> int:
-        """Insert ``rows`` into table ``name``, replacing rows with the same key (default: primary key)."""
+    def upsert(self, name: str, rows: Iterable[dict[str, Any]], keys: list[str] | None = None,
+               conn: Connection | None = None) -> int:
+        """Insert ``rows`` into table ``name``, replacing rows with the same key (default: primary key); in
+        ``conn``'s transaction when given, else in one of its own."""
         rows = list(rows)
         if not rows:
             return 0
         table = self.table(name)
         keys = keys or [c.name for c in table.primary_key.columns]
-        with self.engine.begin() as conn:
+        if conn is not None:
             self._insert(conn, table, rows, keys)
+            return len(rows)
+        with self.engine.begin() as own:
+            self._insert(own, table, rows, keys)
+        crash_point(f"store.{name}.written")
         return len(rows)
 
     def replace_day(self, name: str, ds: date | str, rows: Iterable[dict[str, Any]], day_column: str = "ds") -> int:
@@ -131,14 +138,15 @@ class MonitoringStore:
             conn.execute(delete(table).where(table.c[day_column] == _iso(ds)))
             if rows:
                 conn.execute(insert(table), rows)
+        crash_point(f"store.{name}.written")
         return len(rows)
 
     def record_event(self, ds: date | str, event_name: str, model_name: str, version: int,
-                     from_version: int | None = None, reason: str = "") -> None:
+                     from_version: int | None = None, reason: str = "", conn: Connection | None = None) -> None:
         """A model event, once per (day, event, model, version): a re-run does not duplicate it."""
         row = {"ds": _iso(ds), "event": event_name, "model_name": model_name, "model_version": version,
                "from_version": from_version, "reason": reason}
-        self.upsert("model_events", [row], keys=["ds", "event", "model_name", "model_version"])
+        self.upsert("model_events", [row], keys=["ds", "event", "model_name", "model_version"], conn=conn)
 
     def rows(self, name: str, where: dict[str, Any] | None = None, since: str | None = None,
              until: str | None = None, order_by: str | None = None, day_column: str = "ds") -> list[dict]:

@@ -106,3 +106,19 @@ alerts = Table(
     Column("message", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=func.now()),
 )
+
+# An alias move (promotion or rollback) recorded as an intention before the first alias changes: a retry
+# after a crash completes it from the recorded versions, never from whatever the aliases point at by then.
+alias_moves = Table(
+    "alias_moves", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ds", String(10), nullable=False),
+    Column("event", String(16), nullable=False),  # promoted | rolled_back
+    Column("model_name", String(128), nullable=False),
+    Column("to_version", Integer, nullable=False),
+    Column("from_version", Integer),
+    Column("clear_challenger", Boolean, nullable=False),
+    Column("reason", Text),
+    Column("state", String(8), nullable=False),  # pending | done
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+)

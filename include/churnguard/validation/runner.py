@@ -215,17 +215,26 @@ def _read_file(path: Path) -> bytes:
         raise UnreadableBatch(f"cannot read file: {exc.strerror or exc}") from None
 
 
+def read_stored(storage: Storage, folder: str) -> pd.DataFrame:
+    """Every ``*.parquet`` below ``folder`` of ``storage`` (a partition key such as ``labels/ds=…``) as one
+    table, classified as :func:`read_batch` does: :class:`UnreadableBatch` when there is no table to read."""
+    try:
+        files = [k for k in storage.list_keys(folder) if k.endswith(".parquet")]
+        if not files:
+            raise UnreadableBatch("no parquet files under this prefix")
+        return _concat([_parse_parquet(storage.read_bytes(k), k.rsplit("/", 1)[-1]) for k in files])
+    except FileNotFoundError:
+        raise UnreadableBatch("no such object") from None
+
+
 def _read_s3(bucket: str, key: str) -> pd.DataFrame:
     from churnguard.storage import open_storage
 
     storage = open_storage(f"s3://{bucket}")
+    if not key.endswith(".parquet"):
+        return read_stored(storage, key)
     try:
-        if key.endswith(".parquet"):
-            return _parse_parquet(storage.read_bytes(key), None)
-        files = [k for k in storage.list_keys(key) if k.endswith(".parquet")]
-        if not files:
-            raise UnreadableBatch("no parquet files under this prefix")
-        return _concat([_parse_parquet(storage.read_bytes(k), k.rsplit("/", 1)[-1]) for k in files])
+        return _parse_parquet(storage.read_bytes(key), None)
     except FileNotFoundError:
         raise UnreadableBatch("no such object") from None
 

@@ -1,0 +1,254 @@
+"""Label deliveries: the suite every ``labels/ds=…`` partition passes before anything measures it.
+
+A delivery holds the labels that became known on one date: the id column, ``observed_ds`` (the landing day
+the customer was scored on) and the dataset's target column. :func:`validate_labels` checks a delivery's
+frame; :func:`read_labels` reads a partition with the batch validation's classifying reader and checks it;
+:func:`quarantine_labels` moves a rejected partition to ``quarantine/labels/ds=…`` and writes
+``reports/ds=…/labels_validation.json``.
+
+==========  ========  ==========================================================================================
+rule        severity  check
+==========  ========  ==========================================================================================
+readable    error     every file of the partition is a readable parquet table
+column_set  error     exactly the id column, ``observed_ds`` and the target column
+type        error     all three are text
+not_null    error     no missing value in any of them
+value_set   error     the target is the config's ``positive`` or ``negative`` value: ``1``/``0``, ``yes``/``no``
+                      or ``Maybe`` are rejected, never counted as "no churn"
+date        error     ``observed_ds`` is an ISO date (YYYY-MM-DD)
+arrival     error     ``observed_ds`` is not after the delivery's own date
+row_count   warn      the delivery has no rows
+scored      warn      ``observed_ds`` was never scored (its batch was quarantined or never landed): the rows are
+                      kept and counted, but have no scores to be measured against
+unique      warn      (id, ``observed_ds``) repeats within the delivery: the last of each is kept
+value_set   warn      the config sets no ``negative``: every non-positive value counts as no churn
+==========  ========  ==========================================================================================
+
+Example::
+
+    check = validate_labels(frame, load_dataset_config(), {"2026-09-01"}, ds="2026-09-08")
+    check.status, check.failures, check.labels
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from churnguard.config import DatasetConfig
+from churnguard.simulate import LABELS
+from churnguard.storage import Storage, partition_key
+from churnguard.validation.runner import Issue, UnreadableBatch, read_stored
+from churnguard.validation.suite import ERROR, WARN
+
+__all__ = ["OBSERVED", "QUARANTINE", "REPORT", "LabelCheck", "quarantine_labels", "read_labels",
+           "validate_labels"]
+log = logging.getLogger(__name__)
+
+OBSERVED = "observed_ds"
+QUARANTINE = "quarantine/labels"  # beside the batches' quarantine/ds=…, which list_partitions never mistakes it for
+REPORT = "labels_validation.json"
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SAMPLE = 5
+
+
+@dataclass
+class LabelCheck:
+    """Outcome of checking one delivery. ``labels``: the rows that may be measured (the three columns,
+    duplicates dropped), None when the delivery is rejected."""
+
+    ds: str  # the delivery's own date: when the labels became known
+    source: str  # the partition key, e.g. labels/ds=2026-09-08
+    status: str  # pass | warn | fail | unreadable
+    issues: list[Issue]
+    rows: int | None = None  # None: unreadable
+    labels: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    quarantined_to: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The delivery may be measured (it passed, perhaps with warnings)."""
+        return self.status in ("pass", "warn")
+
+    @property
+    def failures(self) -> list[str]:
+        return [i.line() for i in self.issues if i.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [i.line() for i in self.issues if i.severity == WARN]
+
+    def lines(self) -> list[str]:
+        """One line per issue, naming the partition, as the batch validation's lines do."""
+        label = {ERROR: "UNREADABLE" if self.status == "unreadable" else "FAIL", WARN: "WARN"}
+        return [f"{self.source}: {label[i.severity]} {i.line()}" for i in self.issues]
+
+    def reason(self) -> str:
+        """Why the delivery was rejected, in one line."""
+        return f"labels {self.ds} rejected: " + "; ".join(self.failures[:3])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ds": self.ds, "source": self.source, "status": self.status, "rows": self.rows,
+                "failures": self.failures, "warnings": self.warnings,
+                "issues": [i.to_dict() for i in self.issues], "quarantined_to": self.quarantined_to}
+
+    def save(self, storage: Storage) -> str:
+        """Write ``reports/ds=…/labels_validation.json``; returns its URI."""
+        body = json.dumps(self.to_dict(), indent=2, allow_nan=False).encode()
+        return storage.write_bytes(f"{partition_key('reports', self.ds)}/{REPORT}", body)
+
+
+def validate_labels(frame: pd.DataFrame, dataset_cfg: DatasetConfig, scored_days: set[str], *,
+                    ds: date | str, source: str | None = None) -> LabelCheck:
+    """Check the delivery of date ``ds`` against the label suite (see the module docstring).
+
+    ``scored_days``: the ISO dates that have scores. Never raises for bad input: every problem is an
+    :class:`~churnguard.validation.Issue` of the result, one line each.
+    """
+    ds = _iso(ds)
+    source = source or partition_key(LABELS, ds)
+    id_col, target = dataset_cfg.id.column, dataset_cfg.target.column
+    expected = [id_col, OBSERVED, target]
+
+    def result(issues: list[Issue], labels: pd.DataFrame | None = None) -> LabelCheck:
+        status = "fail" if any(i.severity == ERROR for i in issues) else "warn" if issues else "pass"
+        return LabelCheck(ds, source, status, issues, len(frame), None if status == "fail" else labels)
+
+    names = [str(c) for c in frame.columns]
+    wrong = [*(f"duplicate {n}" for n in sorted({n for n in names if names.count(n) > 1})),
+             *(f"missing {c}" for c in expected if c not in names),
+             *(f"unexpected {n}" for n in names if n not in expected)]
+    if wrong:
+        return result([Issue(ERROR, "column_set", None, f"expected exactly {', '.join(expected)}: "
+                                                        f"{', '.join(wrong)}")])
+    frame = frame.set_axis(names, axis=1)[expected]
+    if frame.empty:
+        return result([Issue(WARN, "row_count", None, "no rows")], frame)
+
+    ids, issues, checkable = frame[id_col], [], {}
+    for col in expected:
+        values = frame[col]
+        if not _is_text(values):
+            issues.append(Issue(ERROR, "type", col, f"expected text, got {values.dtype}{_examples(values)}"))
+            continue
+        missing = values.isna()
+        if missing.any():
+            issues.append(Issue(ERROR, "not_null", col, f"{_share(missing)} missing",
+                                () if col == id_col else _ids(ids, missing)))
+        checkable[col] = values.notna()
+
+    if target in checkable:
+        issues.extend(_target_issues(frame[target], checkable[target], ids, dataset_cfg))
+    if OBSERVED in checkable:
+        issues.extend(_observed_issues(frame[OBSERVED], checkable[OBSERVED], ids, ds, scored_days))
+
+    repeated = frame.duplicated([id_col, OBSERVED], keep="last")
+    if repeated.any():
+        issues.append(Issue(WARN, "unique", id_col, f"{_share(repeated)} repeat ({id_col}, {OBSERVED}) within the "
+                                                    f"delivery: the last of each kept", _ids(ids, repeated)))
+    return result(issues, frame[~repeated].reset_index(drop=True))
+
+
+def read_labels(storage: Storage, ds: date | str, dataset_cfg: DatasetConfig, scored_days: set[str]) -> LabelCheck:
+    """Read the delivery ``labels/ds=…`` with the batch validation's reader and check it: an unreadable file
+    (empty, truncated, CSV named ``.parquet``, junk) is a rejected delivery, status ``unreadable``."""
+    key = partition_key(LABELS, ds)
+    try:
+        frame = read_stored(storage, key)
+    except UnreadableBatch as exc:
+        return LabelCheck(_iso(ds), key, "unreadable", [Issue(ERROR, "readable", None, str(exc))])
+    return validate_labels(frame, dataset_cfg, scored_days, ds=ds, source=key)
+
+
+def quarantine_labels(storage: Storage, check: LabelCheck) -> str:
+    """Move a rejected delivery to ``quarantine/labels/ds=…`` (replacing one there) after writing its report;
+    returns where it went."""
+    check.quarantined_to = storage.uri(partition_key(QUARANTINE, check.ds))
+    check.save(storage)  # first: a crash before the move leaves the delivery in place, rejected again next run
+    storage.move_partition(LABELS, check.ds, QUARANTINE)
+    log.warning("%s; quarantined to %s", check.reason(), check.quarantined_to)
+    return check.quarantined_to
+
+
+# --- rules -----------------------------------------------------------------------------------------------
+def _target_issues(values: pd.Series, present: pd.Series, ids: pd.Series, cfg: DatasetConfig) -> list[Issue]:
+    positive, negative = cfg.target.positive, cfg.target.negative
+    if negative is None:
+        others = present & (values != positive)
+        return [Issue(WARN, "value_set", cfg.target.column,
+                      f"{_share(others)} counted as no churn: the dataset config sets no target.negative "
+                      f"({_counts(values[others])})")] if others.any() else []
+    outside = present & ~values.isin([positive, negative])
+    if not outside.any():
+        return []
+    return [Issue(ERROR, "value_set", cfg.target.column,
+                  f"{_share(outside)} not {positive!r} or {negative!r}: {_counts(values[outside])}",
+                  _ids(ids, outside))]
+
+
+def _observed_issues(values: pd.Series, present: pd.Series, ids: pd.Series, ds: str,
+                     scored_days: set[str]) -> list[Issue]:
+    days = {v: _day(v) for v in values[present].unique()}
+    arrived = date.fromisoformat(ds)
+    malformed = present & values.isin([v for v, d in days.items() if d is None])
+    future = values.isin([v for v, d in days.items() if d is not None and d > arrived])
+    unscored = values.isin([v for v, d in days.items() if d is not None and d <= arrived and v not in scored_days])
+    issues = []
+    if malformed.any():
+        issues.append(Issue(ERROR, "date", OBSERVED, f"{_share(malformed)} not an ISO date (YYYY-MM-DD): "
+                                                     f"{_counts(values[malformed])}", _ids(ids, malformed)))
+    if future.any():
+        issues.append(Issue(ERROR, "arrival", OBSERVED, f"{_share(future)} observed after the delivery's date "
+                                                        f"{ds}: {_counts(values[future])}", _ids(ids, future)))
+    if unscored.any():
+        issues.append(Issue(WARN, "scored", OBSERVED, f"{_share(unscored)} for days never scored (quarantined or "
+                                                      f"never landed), kept and counted: {_counts(values[unscored])}"))
+    return issues
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+def _iso(ds: date | str) -> str:
+    return ds.isoformat() if isinstance(ds, date) else date.fromisoformat(str(ds)).isoformat()
+
+
+def _day(value: str) -> date | None:
+    if not _ISO_DATE.fullmatch(value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:  # 2026-02-30
+        return None
+
+
+def _is_text(values: pd.Series) -> bool:
+    dtype = values.dtype
+    if isinstance(dtype, pd.StringDtype):
+        return True
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        return False
+    return bool(values.dropna().map(lambda v: isinstance(v, str)).all())
+
+
+def _share(mask: pd.Series) -> str:
+    return f"{int(mask.sum())} of {len(mask)} rows"
+
+
+def _counts(values: pd.Series, limit: int = 4) -> str:
+    counts = values.astype(str).value_counts()
+    shown = ", ".join(f"{v!r} ({n})" for v, n in counts.head(limit).items())
+    return shown + (f" (+{len(counts) - limit} more)" if len(counts) > limit else "")
+
+
+def _examples(values: pd.Series) -> str:
+    seen = list(dict.fromkeys(repr(v) if isinstance(v, str) else str(v) for v in values.dropna().head(50)))[:3]
+    return f", e.g. {', '.join(seen)}" if seen else ""
+
+
+def _ids(ids: pd.Series, mask: pd.Series) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(str(v) for v in ids[mask].dropna().head(_SAMPLE * 4)))[:_SAMPLE]

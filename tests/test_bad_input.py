@@ -1,0 +1,176 @@
+"""Bad files dropped into the layout and bad settings, as a new user would meet them: each ends in a quarantine
+with the reason (and the next day goes on) or in one line naming the file and the key, with nothing written;
+through `churnguard run-days` and through `airflow dags test`."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import BIN, HOME_VARS, dag_test, with_home
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("bad_input")]
+
+BAD, NEXT = "2026-09-08", "2026-09-09"
+
+
+def churnguard(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "churnguard"), *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A champion and 10 simulated days, 7 of them monitored, restored at the same path for every test."""
+    base = tmp_path_factory.mktemp("bad-input")
+    home, snapshot = base / "home", base / "snapshot"
+    env = {k: v for k, v in os.environ.items() if k not in HOME_VARS and k != "CHURNGUARD_CRASH_AT"}
+    env.update(CHURNGUARD_HOME=str(home), MLFLOW_DISABLE_TELEMETRY="true", GX_ANALYTICS_ENABLED="false")
+    for args in (("bootstrap", "--seed", "0"),
+                 ("simulate", "--start", "2026-09-01", "--days", "10", "--rows-per-day", "300", "--seed", "1"),
+                 ("run-days", "--start", "2026-09-01", "--end", "2026-09-07")):
+        proc = churnguard(env, *args)
+        assert proc.returncode == 0, (args, proc.stderr[-3000:])
+    shutil.copytree(home, snapshot)
+
+    def restore() -> Path:
+        shutil.rmtree(home)
+        shutil.copytree(snapshot, home)
+        return home / "data"
+
+    return {"env": env, "home": home, "restore": restore}
+
+
+def _landing(data: Path, day: str = BAD) -> Path:
+    return data / "landing" / f"ds={day}"
+
+
+def truncated(folder: Path) -> None:
+    part = folder / "part-00000.parquet"
+    part.write_bytes(part.read_bytes()[:1000])
+
+
+def csv_named_parquet(folder: Path) -> None:
+    part = folder / "part-00000.parquet"
+    part.write_text(pd.read_parquet(part).to_csv(index=False))
+
+
+def junk_beside_a_good_file(folder: Path) -> None:
+    (folder / "part-00001.parquet").write_bytes(b"garbage")
+
+
+def without_customer_id(folder: Path) -> None:
+    part = folder / "part-00000.parquet"
+    buf = io.BytesIO()
+    pd.read_parquet(part).drop(columns=["customer_id"]).to_parquet(buf, index=False)
+    part.write_bytes(buf.getvalue())
+
+
+def empty_file(folder: Path) -> None:
+    (folder / "part-00000.parquet").write_bytes(b"")
+
+
+BAD_FILES = [
+    (truncated, "part-00000.parquet: truncated parquet file"),
+    (csv_named_parquet, "part-00000.parquet: not a parquet file (no PAR1 magic bytes; it looks like CSV text"),
+    (junk_beside_a_good_file, "part-00001.parquet: not a parquet file"),
+    (without_customer_id, "missing key column 'customer_id'"),
+    (empty_file, "part-00000.parquet: empty file (0 bytes)"),
+]
+
+
+def store_rows(home: Path, table: str, ds: str) -> list[dict]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{home / 'monitoring.db'}")
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(text(f"SELECT * FROM {table} WHERE ds = :ds"), {"ds": ds})]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(("spoil", "reason"), BAD_FILES, ids=[f.__name__ for f, _ in BAD_FILES])
+def test_an_unreadable_batch_is_quarantined_with_its_reason_and_run_days_goes_on(world, spoil, reason):
+    data = world["restore"]()
+    spoil(_landing(data))
+
+    proc = churnguard(world["env"], "run-days", "--start", BAD, "--end", NEXT)
+
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert reason in proc.stderr and "Traceback" not in proc.stderr
+    assert f"1 of 2 days failed: {BAD}" in proc.stderr
+    assert not _landing(data).exists() and (data / "quarantine" / f"ds={BAD}").is_dir()
+    report = (data / "reports" / f"ds={BAD}" / "validation.json").read_text()
+    assert reason in report
+    (alert,) = store_rows(world["home"], "alerts", BAD)
+    assert alert["severity"] == "critical" and reason in alert["message"]
+    (day,) = store_rows(world["home"], "daily_runs", BAD)
+    assert day["decision"] == "quarantined"
+    assert not (data / "scores" / f"ds={BAD}").exists()
+    (next_day,) = store_rows(world["home"], "daily_runs", NEXT)  # the next day was processed all the same
+    assert next_day["decision"] == "healthy"
+
+
+@pytest.mark.parametrize(("spoil", "reason"), [BAD_FILES[2], BAD_FILES[3]], ids=["junk", "no_customer_id"])
+def test_an_unreadable_batch_fails_only_its_dag_run_at_ingest_with_the_reason(world, airflow_env, spoil, reason):
+    data = world["restore"]()
+    spoil(_landing(data))
+    env = with_home(airflow_env, world["home"])
+
+    state, log = dag_test(env, "churn_daily_monitoring", BAD, conf={"batch_date": BAD})
+
+    assert state == "failed"
+    assert f"AirflowFailException: batch {BAD} quarantined to" in log and reason in log
+    assert "[DAG TEST] starting task_id=validate" not in log and "[DAG TEST] starting task_id=score" not in log
+    assert (data / "quarantine" / f"ds={BAD}").is_dir() and not _landing(data).exists()
+    assert store_rows(world["home"], "daily_runs", BAD)[0]["decision"] == "quarantined"
+
+
+def _config_copy(world, tmp_path: Path, edit) -> dict:
+    from churnguard.settings import PACKAGE_DIR
+
+    configs = tmp_path / "configs"
+    shutil.copytree(PACKAGE_DIR / "configs", configs)
+    monitoring = configs / "monitoring.yaml"
+    monitoring.write_text(edit(monitoring.read_text()))
+    return {**world["env"], "CHURNGUARD_CONFIG_DIR": str(configs)}
+
+
+@pytest.mark.parametrize(("edit", "line"), [
+    (lambda t: t.replace("  risk_warn: 0.5", "  risk_warn: 0.5\n  risk_wran: 0.4"), "unknown key 'decision.risk_wran'"),
+    (lambda t: t.replace("risk_warn: 0.5", "risk_warn: 0.9"),
+     "decision.risk_warn (0.9) must be below decision.risk_retrain (0.8)"),
+    (lambda t: t.replace("margin_over_champion: 0.0", "margin_over_champion: -0.1"),
+     "key 'retrain.margin_over_champion': Input should be greater than or equal to 0"),
+    (lambda t: t.replace("window_days: 28", "window_days: 3"),
+     "retrain.window_days (3) must be at least retrain.holdout_days (5)"),
+], ids=["unknown_key", "warn_above_retrain", "negative_margin", "window_below_holdout"])
+def test_a_bad_monitoring_config_is_one_line_before_anything_is_written(world, tmp_path, edit, line):
+    data = world["restore"]()
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    env = _config_copy(world, tmp_path, edit)
+
+    proc = churnguard(env, "run-days", "--start", BAD)
+
+    assert proc.returncode == 2
+    (message,) = proc.stderr.strip().splitlines()
+    assert message.startswith("churnguard run-days: ") and "monitoring.yaml: " in message and line in message
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    assert store_rows(world["home"], "daily_runs", BAD) == []
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (("--start", "2026-09-09", "--end", "2026-09-08"), "empty range: --end 2026-09-08 is before --start 2026-09-09"),
+    (("--start", "2999-01-01"), "2999-01-01 is in the future"),
+], ids=["reversed", "future"])
+def test_a_reversed_or_future_range_is_one_line_with_exit_2(world, args, line):
+    proc = churnguard(world["env"], "run-days", *args)
+    assert proc.returncode == 2
+    (message,) = proc.stderr.strip().splitlines()
+    assert line in message
