@@ -174,3 +174,43 @@ def test_a_reversed_or_future_range_is_one_line_with_exit_2(world, args, line):
     assert proc.returncode == 2
     (message,) = proc.stderr.strip().splitlines()
     assert line in message
+
+
+def test_bad_label_values_are_quarantined_and_never_counted_as_no_churn(world):
+    data = world["restore"]()
+    part = data / "labels" / f"ds={BAD}" / "part-00000.parquet"  # the labels of 09-01's customers
+    labels = pd.read_parquet(part)
+    labels["churn"] = ["1" if v == "Yes" else "0" for v in labels["churn"]]
+    buf = io.BytesIO()
+    labels.to_parquet(buf, index=False)
+    part.write_bytes(buf.getvalue())
+
+    proc = churnguard(world["env"], "run-days", "--start", BAD)
+
+    assert proc.returncode == 0, proc.stderr[-3000:]  # the day's batch is fine: only the labels are rejected
+    assert (data / "quarantine" / "labels" / f"ds={BAD}").is_dir() and not part.exists()
+    assert "column 'churn' value_set" in (data / "reports" / f"ds={BAD}" / "labels_validation.json").read_text()
+    (alert,) = [a for a in store_rows(world["home"], "alerts", BAD) if a["kind"] == "labels"]
+    assert "column 'churn' value_set" in alert["message"]
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{world['home'] / 'monitoring.db'}")
+    with engine.connect() as conn:
+        measured = conn.execute(text("SELECT count(*) FROM performance WHERE observed_ds = '2026-09-01'")).scalar()
+    engine.dispose()
+    assert measured == 0
+
+
+def test_a_bad_config_fails_the_dag_run_in_its_first_task_before_anything_is_written(world, airflow_env, tmp_path):
+    data = world["restore"]()
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    env = with_home(airflow_env, world["home"],
+                    CHURNGUARD_CONFIG_DIR=_config_copy(world, tmp_path, lambda t: t.replace(
+                        "risk_warn: 0.5", "risk_warn: 0.9"))["CHURNGUARD_CONFIG_DIR"])
+
+    state, log = dag_test(env, "churn_daily_monitoring", BAD, conf={"batch_date": BAD})
+
+    assert state == "failed"
+    assert "decision.risk_warn (0.9) must be below decision.risk_retrain (0.8)" in log
+    assert "[DAG TEST] starting task_id=ingest" not in log
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before

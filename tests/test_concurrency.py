@@ -29,6 +29,12 @@ while not os.path.exists(go):
     time.sleep(0.01)
 if action == "promote":
     print(json.dumps(promote_challenger(arg, "race")))
+elif action == "daily_run":
+    from churnguard.daily import _log_day_run
+    from churnguard.storage import open_storage
+    summary = {"decision": "healthy", "rows": 10, "failure_risk": {},
+               "drift": {"severity": "stable", "drift_share": 0.0, "weighted_drift": 0.0}}
+    print(json.dumps({"run_id": _log_day_run(arg, summary, open_storage())}))
 else:
     for i in range(20):
         store.upsert("daily_runs", [{"ds": arg, "dataset": "telco", "rows": i, "decision": "healthy", "reasons": []}])
@@ -80,3 +86,47 @@ def test_overlapping_runs_of_different_dates_write_the_store_without_losing_or_d
     assert sorted(r["ds"] for r in rows) == days
     assert {r["rows"] for r in rows} == {19}
 
+
+
+DAY_SUMMARY = {"decision": "healthy", "rows": 10, "failure_risk": {},
+               "drift": {"severity": "stable", "drift_share": 0.0, "weighted_drift": 0.0}}
+
+
+def _daily_runs(ds: str) -> list:
+    import mlflow
+
+    registry.configure_mlflow()
+    return mlflow.search_runs(filter_string=f"tags.`churnguard.ds` = '{ds}' and tags.`churnguard.kind` = 'daily'",
+                              output_format="list")
+
+
+def test_four_runs_of_one_date_publishing_at_once_share_one_daily_mlflow_run(tmp_path):
+    from churnguard.storage import open_storage
+
+    open_storage().write_bytes("reports/ds=2026-09-10/drift.json", b"{}")
+
+    results = race(tmp_path, "daily_run", ["2026-09-10"] * 4)
+
+    assert len({r["run_id"] for r in results}) == 1
+    (run,) = _daily_runs("2026-09-10")
+    assert run.info.status == "FINISHED"
+
+
+def test_a_daily_mlflow_run_left_running_by_a_killed_process_is_closed_by_the_next_run():
+    from churnguard.daily import _log_day_run
+    from churnguard.storage import open_storage
+
+    storage = open_storage()
+    for ds in ("2026-09-10", "2026-09-11"):
+        storage.write_bytes(f"reports/ds={ds}/drift.json", b"{}")
+    orphan = registry.client().create_run(registry.configure_mlflow(),  # what a SIGKILL inside the run leaves
+                                          tags={"churnguard.ds": "2026-09-10", "churnguard.kind": "daily"})
+    assert registry.client().get_run(orphan.info.run_id).info.status == "RUNNING"
+
+    _log_day_run("2026-09-11", DAY_SUMMARY, storage)
+
+    assert registry.client().get_run(orphan.info.run_id).info.status == "KILLED"
+    assert _daily_runs("2026-09-11")[0].info.status == "FINISHED"
+    _log_day_run("2026-09-10", DAY_SUMMARY, storage)  # its own date reuses the run: still one for the date
+    (run,) = _daily_runs("2026-09-10")
+    assert run.info.run_id == orphan.info.run_id and run.info.status == "FINISHED"
