@@ -3,6 +3,7 @@ temporary Airflow home with a migrated metadata DB. Every process started here i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,38 @@ def stop_process(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """Stop a server started with ``start_new_session=True`` and every worker it forked."""
+    import signal
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@contextlib.contextmanager
+def mlflow_server_process(folder: Path) -> Iterator[int]:
+    """`mlflow server` on a free loopback port with its own SQLite store under ``folder``; yields the port and
+    stops it with its workers."""
+    port = free_port()
+    # Job execution would start a runner and seven huey consumers (~250 MB each) that no test uses.
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow-server.db'}",
+         "--default-artifact-root", (folder / "mlflow-artifacts").as_uri(), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=(folder / "mlflow-server.log").open("w"),
+        start_new_session=True)  # its own process group: the uvicorn workers stop with it
+    try:
+        wait_for_port(port, proc, timeout=90)
+        yield port
+    finally:
+        stop_group(proc)
 
 
 HOME_VARS = ("CHURNGUARD_HOME", "CHURNGUARD_DATA_URL", "CHURNGUARD_DB_URL", "MLFLOW_TRACKING_URI",
@@ -183,3 +217,17 @@ def postgres_url():
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def home_env(home: Path) -> dict[str, str]:
+    """This process's environment for a `churnguard` subprocess working on ``home`` (no crash point armed)."""
+    env = {k: v for k, v in os.environ.items() if k not in HOME_VARS and k != "CHURNGUARD_CRASH_AT"}
+    return {**env, "CHURNGUARD_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true", "GX_ANALYTICS_ENABLED": "false"}
+
+
+def churnguard_cli(env: dict, *args: str, crash_at: str | None = None,
+                   timeout: float = 900) -> subprocess.CompletedProcess:
+    """The `churnguard` console script in a subprocess; ``crash_at`` arms a crash point in it."""
+    run_env = {**env, **({"CHURNGUARD_CRASH_AT": crash_at} if crash_at else {})}
+    return subprocess.run([str(BIN / "churnguard"), *args], env=run_env, capture_output=True, text=True,
+                          timeout=timeout)

@@ -5,23 +5,18 @@ through `churnguard run-days` and through `airflow dags test`."""
 from __future__ import annotations
 
 import io
-import os
+import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import BIN, HOME_VARS, dag_test, with_home
+from tests.conftest import churnguard_cli, dag_test, home_env, run_airflow, with_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("bad_input")]
 
 BAD, NEXT = "2026-09-08", "2026-09-09"
-
-
-def churnguard(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "churnguard"), *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +24,11 @@ def world(tmp_path_factory):
     """A champion and 10 simulated days, 7 of them monitored, restored at the same path for every test."""
     base = tmp_path_factory.mktemp("bad-input")
     home, snapshot = base / "home", base / "snapshot"
-    env = {k: v for k, v in os.environ.items() if k not in HOME_VARS and k != "CHURNGUARD_CRASH_AT"}
-    env.update(CHURNGUARD_HOME=str(home), MLFLOW_DISABLE_TELEMETRY="true", GX_ANALYTICS_ENABLED="false")
+    env = home_env(home)
     for args in (("bootstrap", "--seed", "0"),
                  ("simulate", "--start", "2026-09-01", "--days", "10", "--rows-per-day", "300", "--seed", "1"),
                  ("run-days", "--start", "2026-09-01", "--end", "2026-09-07")):
-        proc = churnguard(env, *args)
+        proc = churnguard_cli(env, *args)
         assert proc.returncode == 0, (args, proc.stderr[-3000:])
     shutil.copytree(home, snapshot)
 
@@ -100,7 +94,7 @@ def test_an_unreadable_batch_is_quarantined_with_its_reason_and_run_days_goes_on
     data = world["restore"]()
     spoil(_landing(data))
 
-    proc = churnguard(world["env"], "run-days", "--start", BAD, "--end", NEXT)
+    proc = churnguard_cli(world["env"], "run-days", "--start", BAD, "--end", NEXT)
 
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert reason in proc.stderr and "Traceback" not in proc.stderr
@@ -156,7 +150,7 @@ def test_a_bad_monitoring_config_is_one_line_before_anything_is_written(world, t
     before = sorted(p.relative_to(data) for p in data.rglob("*"))
     env = _config_copy(world, tmp_path, edit)
 
-    proc = churnguard(env, "run-days", "--start", BAD)
+    proc = churnguard_cli(env, "run-days", "--start", BAD)
 
     assert proc.returncode == 2
     (message,) = proc.stderr.strip().splitlines()
@@ -170,7 +164,7 @@ def test_a_bad_monitoring_config_is_one_line_before_anything_is_written(world, t
     (("--start", "2999-01-01"), "2999-01-01 is in the future"),
 ], ids=["reversed", "future"])
 def test_a_reversed_or_future_range_is_one_line_with_exit_2(world, args, line):
-    proc = churnguard(world["env"], "run-days", *args)
+    proc = churnguard_cli(world["env"], "run-days", *args)
     assert proc.returncode == 2
     (message,) = proc.stderr.strip().splitlines()
     assert line in message
@@ -185,7 +179,7 @@ def test_bad_label_values_are_quarantined_and_never_counted_as_no_churn(world):
     labels.to_parquet(buf, index=False)
     part.write_bytes(buf.getvalue())
 
-    proc = churnguard(world["env"], "run-days", "--start", BAD)
+    proc = churnguard_cli(world["env"], "run-days", "--start", BAD)
 
     assert proc.returncode == 0, proc.stderr[-3000:]  # the day's batch is fine: only the labels are rejected
     assert (data / "quarantine" / "labels" / f"ds={BAD}").is_dir() and not part.exists()
@@ -201,16 +195,32 @@ def test_bad_label_values_are_quarantined_and_never_counted_as_no_churn(world):
     assert measured == 0
 
 
-def test_a_bad_config_fails_the_dag_run_in_its_first_task_before_anything_is_written(world, airflow_env, tmp_path):
+def test_a_bad_monitoring_config_is_an_import_error_of_the_dag_naming_the_file_and_rule(world, airflow_env,
+                                                                                        tmp_path):
     data = world["restore"]()
     before = sorted(p.relative_to(data) for p in data.rglob("*"))
-    env = with_home(airflow_env, world["home"],
-                    CHURNGUARD_CONFIG_DIR=_config_copy(world, tmp_path, lambda t: t.replace(
-                        "risk_warn: 0.5", "risk_warn: 0.9"))["CHURNGUARD_CONFIG_DIR"])
+    configs = _config_copy(world, tmp_path, lambda t: t.replace("risk_warn: 0.5", "risk_warn: 0.9"))
+    env = with_home(airflow_env, world["home"], CHURNGUARD_CONFIG_DIR=configs["CHURNGUARD_CONFIG_DIR"])
 
-    state, log = dag_test(env, "churn_daily_monitoring", BAD, conf={"batch_date": BAD})
+    listed = run_airflow(env, "dags", "list-import-errors", "--local", "-o", "json")  # exit 1: there are errors
+    errors = json.loads([line for line in listed.stdout.splitlines() if line.startswith("[")][-1])
+    state = run_airflow(env, "dags", "test", "churn_daily_monitoring", BAD, "-c", json.dumps({"batch_date": BAD}))
+
+    (error,) = [e for e in errors if e["filepath"].endswith("churn_daily_monitoring.py")]
+    assert "monitoring.yaml: decision.risk_warn (0.9) must be below decision.risk_retrain (0.8)" in error["error"]
+    assert state.returncode != 0 and "could not be found" in state.stdout + state.stderr  # no run can start
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+
+
+def test_a_bad_run_override_fails_the_dag_run_in_its_first_task_before_anything_is_written(world, airflow_env):
+    data = world["restore"]()
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    env = with_home(airflow_env, world["home"])
+
+    state, log = dag_test(env, "churn_daily_monitoring", BAD, conf={"batch_date": BAD, "retrain_window_days": 2})
 
     assert state == "failed"
-    assert "decision.risk_warn (0.9) must be below decision.risk_retrain (0.8)" in log
-    assert "[DAG TEST] starting task_id=ingest" not in log
+    assert "retrain.window_days (2) must be at least retrain.holdout_days (5)" in log
+    assert "[DAG TEST] starting task_id=ingest" not in log and "[DAG TEST] starting task_id=wait_for_landing" not in log
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    assert store_rows(world["home"], "daily_runs", BAD) == []

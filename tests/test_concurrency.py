@@ -104,6 +104,7 @@ def test_four_runs_of_one_date_publishing_at_once_share_one_daily_mlflow_run(tmp
     from churnguard.storage import open_storage
 
     open_storage().write_bytes("reports/ds=2026-09-10/drift.json", b"{}")
+    registry.configure_mlflow()  # the MLflow store exists (bootstrap made it): its own schema is not raced here
 
     results = race(tmp_path, "daily_run", ["2026-09-10"] * 4)
 

@@ -9,7 +9,6 @@ same path before each case, so MLflow's absolute artifact paths stay valid."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, HOME_VARS
+from tests.conftest import churnguard_cli, home_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("crash_points")]
 
@@ -65,12 +64,6 @@ print(json.dumps({"tables": tables, "aliases": aliases, "versions": versions, "d
 """
 
 
-def churnguard(env: dict, *args: str, crash_at: str | None = None, timeout: float = 300):
-    run_env = {**env, **({"CHURNGUARD_CRASH_AT": crash_at} if crash_at else {})}
-    return subprocess.run([str(BIN / "churnguard"), *args], env=run_env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
 def dump(env: dict) -> dict:
     proc = subprocess.run([sys.executable, "-c", DUMP], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -82,13 +75,12 @@ def world(tmp_path_factory):
     """A monitored world at a fixed path, its pristine snapshot, and the state after an uninterrupted run."""
     base = tmp_path_factory.mktemp("crash-world")
     home, snapshot = base / "home", base / "snapshot"
-    env = {k: v for k, v in os.environ.items() if k not in HOME_VARS and k != "CHURNGUARD_CRASH_AT"}
-    env.update(CHURNGUARD_HOME=str(home), MLFLOW_DISABLE_TELEMETRY="true", GX_ANALYTICS_ENABLED="false")
+    env = home_env(home)
     for args in (("bootstrap", "--seed", "0"),
                  ("simulate", "--start", "2026-09-01", "--days", "21", "--scenario", "none",
                   "--rows-per-day", "300", "--seed", "1"),
                  ("run-days", "--start", "2026-09-01", "--end", "2026-09-19")):
-        proc = churnguard(env, *args, timeout=900)
+        proc = churnguard_cli(env, *args, timeout=900)
         assert proc.returncode == 0, (args, proc.stderr[-3000:])
     bad = home / "data" / "landing" / f"ds={BAD_DAY}"
     (bad / "part-00001.parquet").write_bytes(b"garbage")  # 7 bytes of junk beside a good file
@@ -103,7 +95,7 @@ def world(tmp_path_factory):
     reference = {}
     for day, extra in ((DAY, ("--force-retrain",)), (BAD_DAY, ())):
         restore()
-        proc = churnguard(env, "run-days", "--start", day, *extra)
+        proc = churnguard_cli(env, "run-days", "--start", day, *extra)
         assert proc.returncode == (0 if day == DAY else 1), proc.stderr[-3000:]
         reference[day] = dump(env)
         if day == DAY:
@@ -145,11 +137,11 @@ def test_a_day_killed_at_a_write_and_run_again_equals_an_uninterrupted_run(world
     world["restore"]()
     env = world["env"]
 
-    crashed = churnguard(env, "run-days", "--start", DAY, "--force-retrain", crash_at=point)
+    crashed = churnguard_cli(env, "run-days", "--start", DAY, "--force-retrain", crash_at=point)
     assert crashed.returncode == -signal.SIGKILL, (point, crashed.returncode, crashed.stderr[-2000:])
     assert f"crash point {point} reached" in crashed.stderr
 
-    again = churnguard(env, "run-days", "--start", DAY, "--force-retrain")
+    again = churnguard_cli(env, "run-days", "--start", DAY, "--force-retrain")
     assert again.returncode == 0, again.stderr[-3000:]
     assert_same_as_uninterrupted(dump(env), world["reference"][DAY], DAY, world["home"])
 
@@ -159,10 +151,10 @@ def test_a_quarantine_killed_halfway_and_run_again_leaves_the_batch_quarantined_
     world["restore"]()
     env = world["env"]
 
-    crashed = churnguard(env, "run-days", "--start", BAD_DAY, crash_at=point)
+    crashed = churnguard_cli(env, "run-days", "--start", BAD_DAY, crash_at=point)
     assert crashed.returncode == -signal.SIGKILL, (point, crashed.stderr[-2000:])
 
-    again = churnguard(env, "run-days", "--start", BAD_DAY)
+    again = churnguard_cli(env, "run-days", "--start", BAD_DAY)
     assert again.returncode == 1, again.stderr[-3000:]
     assert f"{BAD_DAY}" in again.stderr and "part-00001.parquet" in again.stderr
     assert_same_as_uninterrupted(dump(env), world["reference"][BAD_DAY], BAD_DAY, world["home"])

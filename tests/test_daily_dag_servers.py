@@ -4,9 +4,6 @@ MLflow tracking + registry behind a real `mlflow server` process reached over it
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 from datetime import date
 
 import pytest
@@ -16,7 +13,7 @@ from churnguard.settings import get_settings
 from churnguard.simulate import simulate
 from churnguard.store import open_store
 from churnguard.training import bootstrap
-from tests.conftest import BIN, free_port, run_day, wait_for_port, with_home
+from tests.conftest import mlflow_server_process, run_day, with_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("daily_dag")]
 
@@ -40,29 +37,12 @@ def seed_world() -> None:
 
 @pytest.fixture
 def mlflow_server(tmp_path, monkeypatch) -> str:
-    """`mlflow server` on a free loopback port with its own SQLite store; stopped with its workers."""
-    port = free_port()
-    # Job execution would start a runner and seven huey consumers (~250 MB each) that no test uses.
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow-server.db'}",
-         "--default-artifact-root", (tmp_path / "mlflow-artifacts").as_uri(), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "mlflow-server.log").open("w"),
-        start_new_session=True)  # its own process group: the uvicorn/gunicorn workers stop with it
-    try:
-        wait_for_port(port, proc, timeout=90)
+    """A real `mlflow server`, configured as the tracking + registry URI."""
+    with mlflow_server_process(tmp_path) as port:
         url = f"http://127.0.0.1:{port}"
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         get_settings.cache_clear()
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_a_daily_run_on_an_s3_data_root_publishes_its_summary_to_s3(s3_data_url, s3_endpoint, quick_sensor,

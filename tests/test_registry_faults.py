@@ -5,10 +5,7 @@ move the champion nor register a duplicate."""
 from __future__ import annotations
 
 import http.client
-import os
-import signal
 import socket
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +17,7 @@ from churnguard import registry
 from churnguard.cli import main
 from churnguard.settings import get_settings
 from churnguard.training import bootstrap
-from tests.conftest import BIN, free_port, wait_for_port
+from tests.conftest import free_port, mlflow_server_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("mlflow_faults")]
 
@@ -132,26 +129,9 @@ def _relay_handler(proxy: FaultyProxy) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def mlflow_upstream(tmp_path) -> int:
-    """`mlflow server` on a free loopback port with its own SQLite store; stopped with its workers."""
-    port = free_port()
-    # Job execution would start a runner and seven huey consumers (~250 MB each) that no test uses.
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow-server.db'}",
-         "--default-artifact-root", (tmp_path / "mlflow-artifacts").as_uri(), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "mlflow-server.log").open("w"),
-        start_new_session=True)  # its own process group: the uvicorn workers stop with it
-    try:
-        wait_for_port(port, proc, timeout=90)
+    """A real `mlflow server` on a free loopback port; the proxy forwards to it."""
+    with mlflow_server_process(tmp_path) as port:
         yield port
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from airflow_stack import wait_http
 
 from churnguard.settings import get_settings
 from churnguard.storage import open_storage
-from tests.conftest import BIN, ROOT, free_port, wait_for_port
+from tests.conftest import BIN, ROOT, free_port, stop_group, wait_for_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("airflow_stack")]
 
@@ -57,12 +56,7 @@ def api_server(airflow_env, tmp_path_factory) -> dict:
         wait_http(f"{url}/api/v2/monitor/health")
         yield {"url": url, "home": home, "user": "viewer", "password": password}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
         pid_file.unlink()
 
 

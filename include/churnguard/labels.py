@@ -44,7 +44,7 @@ import pandas as pd
 from churnguard.config import DatasetConfig
 from churnguard.simulate import LABELS
 from churnguard.storage import Storage, partition_key
-from churnguard.validation.runner import Issue, UnreadableBatch, read_stored
+from churnguard.validation.runner import Issue, IssueReport, UnreadableBatch, read_stored
 from churnguard.validation.suite import ERROR, WARN
 
 __all__ = ["OBSERVED", "QUARANTINE", "REPORT", "LabelCheck", "quarantine_labels", "read_labels",
@@ -59,7 +59,7 @@ _SAMPLE = 5
 
 
 @dataclass
-class LabelCheck:
+class LabelCheck(IssueReport):
     """Outcome of checking one delivery. ``labels``: the rows that may be measured (the three columns,
     duplicates dropped), None when the delivery is rejected."""
 
@@ -75,19 +75,6 @@ class LabelCheck:
     def ok(self) -> bool:
         """The delivery may be measured (it passed, perhaps with warnings)."""
         return self.status in ("pass", "warn")
-
-    @property
-    def failures(self) -> list[str]:
-        return [i.line() for i in self.issues if i.severity == ERROR]
-
-    @property
-    def warnings(self) -> list[str]:
-        return [i.line() for i in self.issues if i.severity == WARN]
-
-    def lines(self) -> list[str]:
-        """One line per issue, naming the partition, as the batch validation's lines do."""
-        label = {ERROR: "UNREADABLE" if self.status == "unreadable" else "FAIL", WARN: "WARN"}
-        return [f"{self.source}: {label[i.severity]} {i.line()}" for i in self.issues]
 
     def reason(self) -> str:
         """Why the delivery was rejected, in one line."""

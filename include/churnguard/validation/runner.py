@@ -60,8 +60,29 @@ class Issue:
                 "observed": self.observed, "sample_ids": list(self.sample_ids), "line": self.line()}
 
 
+class IssueReport:
+    """What a batch's and a label delivery's checks share: their issues as one line each."""
+
+    source: str
+    status: str
+    issues: list[Issue]
+
+    @property
+    def failures(self) -> list[str]:
+        return [i.line() for i in self.issues if i.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [i.line() for i in self.issues if i.severity == WARN]
+
+    def lines(self) -> list[str]:
+        """One line per failed or warned check, naming the source."""
+        label = {ERROR: "UNREADABLE" if self.status == "unreadable" else "FAIL", WARN: "WARN"}
+        return [f"{self.source}: {label[i.severity]} {i.line()}" for i in self.issues]
+
+
 @dataclass
-class ValidationResult:
+class ValidationResult(IssueReport):
     """Outcome of validating one batch. ``failures`` / ``warnings`` are one line each."""
 
     source: str
@@ -80,19 +101,6 @@ class ValidationResult:
     @property
     def exit_code(self) -> int:
         return EXIT_CODES[self.status]
-
-    @property
-    def failures(self) -> list[str]:
-        return [i.line() for i in self.issues if i.severity == ERROR]
-
-    @property
-    def warnings(self) -> list[str]:
-        return [i.line() for i in self.issues if i.severity == WARN]
-
-    def lines(self) -> list[str]:
-        """One line per failed or warned expectation, naming the source."""
-        label = {ERROR: "UNREADABLE" if self.status == "unreadable" else "FAIL", WARN: "WARN"}
-        return [f"{self.source}: {label[i.severity]} {i.line()}" for i in self.issues]
 
     def summary(self) -> str:
         head = f"{self.source}: {self.status.upper()} (exit {self.exit_code})"
