@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -200,7 +201,10 @@ def test_a_bad_monitoring_config_is_an_import_error_of_the_dag_naming_the_file_a
     data = world["restore"]()
     before = sorted(p.relative_to(data) for p in data.rglob("*"))
     configs = _config_copy(world, tmp_path, lambda t: t.replace("risk_warn: 0.5", "risk_warn: 0.9"))
-    env = with_home(airflow_env, world["home"], CHURNGUARD_CONFIG_DIR=configs["CHURNGUARD_CONFIG_DIR"])
+    # its own metadata DB: the import error it records must not reach the other tests' DAG integrity checks
+    env = with_home(airflow_env, world["home"], CHURNGUARD_CONFIG_DIR=configs["CHURNGUARD_CONFIG_DIR"],
+                    AIRFLOW_HOME=str(tmp_path / "airflow"))
+    assert run_airflow(env, "db", "migrate").returncode == 0
 
     listed = run_airflow(env, "dags", "list-import-errors", "--local", "-o", "json")  # exit 1: there are errors
     errors = json.loads([line for line in listed.stdout.splitlines() if line.startswith("[")][-1])
@@ -224,3 +228,21 @@ def test_a_bad_run_override_fails_the_dag_run_in_its_first_task_before_anything_
     assert "[DAG TEST] starting task_id=ingest" not in log and "[DAG TEST] starting task_id=wait_for_landing" not in log
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
     assert store_rows(world["home"], "daily_runs", BAD) == []
+
+
+def test_an_unreachable_mlflow_server_stops_run_days_in_seconds_with_one_line(world):
+    from tests.conftest import free_port
+
+    data = world["restore"]()
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+    started = time.monotonic()
+    proc = churnguard_cli({**world["env"], "MLFLOW_TRACKING_URI": closed}, "run-days", "--start", BAD)
+    elapsed = time.monotonic() - started
+
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    (message,) = [line for line in proc.stderr.splitlines() if line.startswith("churnguard run-days:")]
+    assert f"MLflow at {closed} failed" in message and "Traceback" not in proc.stderr
+    assert elapsed < 60, elapsed  # the old path took minutes before "no champion alias"; bound kept loose
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before

@@ -95,6 +95,7 @@ def ingest(ds: str) -> dict:
     an unreadable file (empty, truncated, not parquet, junk beside a good file) or a batch without its id
     column is quarantined with the reason, an alert and a validation report, as a failed expectation is."""
     from churnguard.validation import Issue, UnreadableBatch, ValidationResult, read_batch
+    from churnguard.validation.suite import ERROR
 
     storage, cfg = open_storage(), load_dataset_config()
     storage.sweep_tmp()
@@ -107,10 +108,10 @@ def ingest(ds: str) -> dict:
     try:
         raw = read_batch(source)
     except UnreadableBatch as exc:
-        issue, status = Issue("error", "readable", None, str(exc)), "unreadable"
+        issue, status = Issue(ERROR, "readable", None, str(exc)), "unreadable"
     else:
         if cfg.id.column not in raw.columns:
-            issue, status = Issue("error", "column_set", None, f"missing key column '{cfg.id.column}'"), "fail"
+            issue, status = Issue(ERROR, "column_set", None, f"missing key column '{cfg.id.column}'"), "fail"
     if issue is not None:
         _reject(ds, ValidationResult(source=source, dataset=cfg.name, status=status, issues=[issue]), storage, cfg)
     batch = raw.drop_duplicates(subset=cfg.id.column, keep="last").reset_index(drop=True)
