@@ -231,3 +231,30 @@ def churnguard_cli(env: dict, *args: str, crash_at: str | None = None,
     run_env = {**env, **({"CHURNGUARD_CRASH_AT": crash_at} if crash_at else {})}
     return subprocess.run([str(BIN / "churnguard"), *args], env=run_env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+class SavedWorld:
+    """A churnguard home built once by CLI commands and restored at the same path before each test (MLflow
+    stores absolute artifact paths, so a copy elsewhere would read the original's files)."""
+
+    def __init__(self, base: Path, *commands: tuple[str, ...]) -> None:
+        self.home, self.snapshot = base / "home", base / "snapshot"
+        self.env = home_env(self.home)
+        for args in commands:
+            proc = churnguard_cli(self.env, *args)
+            assert proc.returncode == 0, (args, proc.stderr[-3000:])
+
+    def save(self, to: Path | None = None) -> Path:
+        """Keep the home as it is now (the pristine snapshot by default)."""
+        import shutil
+
+        shutil.copytree(self.home, to or self.snapshot)
+        return to or self.snapshot
+
+    def restore(self, source: Path | None = None) -> Path:
+        """Put the snapshot (or ``source``) back at the home's path; returns the data root."""
+        import shutil
+
+        shutil.rmtree(self.home)
+        shutil.copytree(source or self.snapshot, self.home)
+        return self.home / "data"

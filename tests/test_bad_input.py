@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import churnguard_cli, dag_test, home_env, run_airflow, with_home
+from tests.conftest import SavedWorld, churnguard_cli, dag_test, run_airflow, with_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("bad_input")]
 
@@ -21,24 +21,13 @@ BAD, NEXT = "2026-09-08", "2026-09-09"
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory) -> SavedWorld:
     """A champion and 10 simulated days, 7 of them monitored, restored at the same path for every test."""
-    base = tmp_path_factory.mktemp("bad-input")
-    home, snapshot = base / "home", base / "snapshot"
-    env = home_env(home)
-    for args in (("bootstrap", "--seed", "0"),
-                 ("simulate", "--start", "2026-09-01", "--days", "10", "--rows-per-day", "300", "--seed", "1"),
-                 ("run-days", "--start", "2026-09-01", "--end", "2026-09-07")):
-        proc = churnguard_cli(env, *args)
-        assert proc.returncode == 0, (args, proc.stderr[-3000:])
-    shutil.copytree(home, snapshot)
-
-    def restore() -> Path:
-        shutil.rmtree(home)
-        shutil.copytree(snapshot, home)
-        return home / "data"
-
-    return {"env": env, "home": home, "restore": restore}
+    world = SavedWorld(tmp_path_factory.mktemp("bad-input"), ("bootstrap", "--seed", "0"),
+                       ("simulate", "--start", "2026-09-01", "--days", "10", "--rows-per-day", "300", "--seed", "1"),
+                       ("run-days", "--start", "2026-09-01", "--end", "2026-09-07"))
+    world.save()
+    return world
 
 
 def _landing(data: Path, day: str = BAD) -> Path:
@@ -92,10 +81,10 @@ def store_rows(home: Path, table: str, ds: str) -> list[dict]:
 
 @pytest.mark.parametrize(("spoil", "reason"), BAD_FILES, ids=[f.__name__ for f, _ in BAD_FILES])
 def test_an_unreadable_batch_is_quarantined_with_its_reason_and_run_days_goes_on(world, spoil, reason):
-    data = world["restore"]()
+    data = world.restore()
     spoil(_landing(data))
 
-    proc = churnguard_cli(world["env"], "run-days", "--start", BAD, "--end", NEXT)
+    proc = churnguard_cli(world.env, "run-days", "--start", BAD, "--end", NEXT)
 
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert reason in proc.stderr and "Traceback" not in proc.stderr
@@ -103,20 +92,20 @@ def test_an_unreadable_batch_is_quarantined_with_its_reason_and_run_days_goes_on
     assert not _landing(data).exists() and (data / "quarantine" / f"ds={BAD}").is_dir()
     report = (data / "reports" / f"ds={BAD}" / "validation.json").read_text()
     assert reason in report
-    (alert,) = store_rows(world["home"], "alerts", BAD)
+    (alert,) = store_rows(world.home, "alerts", BAD)
     assert alert["severity"] == "critical" and reason in alert["message"]
-    (day,) = store_rows(world["home"], "daily_runs", BAD)
+    (day,) = store_rows(world.home, "daily_runs", BAD)
     assert day["decision"] == "quarantined"
     assert not (data / "scores" / f"ds={BAD}").exists()
-    (next_day,) = store_rows(world["home"], "daily_runs", NEXT)  # the next day was processed all the same
+    (next_day,) = store_rows(world.home, "daily_runs", NEXT)  # the next day was processed all the same
     assert next_day["decision"] == "healthy"
 
 
 @pytest.mark.parametrize(("spoil", "reason"), [BAD_FILES[2], BAD_FILES[3]], ids=["junk", "no_customer_id"])
 def test_an_unreadable_batch_fails_only_its_dag_run_at_ingest_with_the_reason(world, airflow_env, spoil, reason):
-    data = world["restore"]()
+    data = world.restore()
     spoil(_landing(data))
-    env = with_home(airflow_env, world["home"])
+    env = with_home(airflow_env, world.home)
 
     state, log = dag_test(env, "churn_daily_monitoring", BAD, conf={"batch_date": BAD})
 
@@ -124,7 +113,7 @@ def test_an_unreadable_batch_fails_only_its_dag_run_at_ingest_with_the_reason(wo
     assert f"AirflowFailException: batch {BAD} quarantined to" in log and reason in log
     assert "[DAG TEST] starting task_id=validate" not in log and "[DAG TEST] starting task_id=score" not in log
     assert (data / "quarantine" / f"ds={BAD}").is_dir() and not _landing(data).exists()
-    assert store_rows(world["home"], "daily_runs", BAD)[0]["decision"] == "quarantined"
+    assert store_rows(world.home, "daily_runs", BAD)[0]["decision"] == "quarantined"
 
 
 def _config_copy(world, tmp_path: Path, edit) -> dict:
@@ -134,7 +123,7 @@ def _config_copy(world, tmp_path: Path, edit) -> dict:
     shutil.copytree(PACKAGE_DIR / "configs", configs)
     monitoring = configs / "monitoring.yaml"
     monitoring.write_text(edit(monitoring.read_text()))
-    return {**world["env"], "CHURNGUARD_CONFIG_DIR": str(configs)}
+    return {**world.env, "CHURNGUARD_CONFIG_DIR": str(configs)}
 
 
 @pytest.mark.parametrize(("edit", "line"), [
@@ -147,7 +136,7 @@ def _config_copy(world, tmp_path: Path, edit) -> dict:
      "retrain.window_days (3) must be at least retrain.holdout_days (5)"),
 ], ids=["unknown_key", "warn_above_retrain", "negative_margin", "window_below_holdout"])
 def test_a_bad_monitoring_config_is_one_line_before_anything_is_written(world, tmp_path, edit, line):
-    data = world["restore"]()
+    data = world.restore()
     before = sorted(p.relative_to(data) for p in data.rglob("*"))
     env = _config_copy(world, tmp_path, edit)
 
@@ -157,7 +146,7 @@ def test_a_bad_monitoring_config_is_one_line_before_anything_is_written(world, t
     (message,) = proc.stderr.strip().splitlines()
     assert message.startswith("churnguard run-days: ") and "monitoring.yaml: " in message and line in message
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
-    assert store_rows(world["home"], "daily_runs", BAD) == []
+    assert store_rows(world.home, "daily_runs", BAD) == []
 
 
 @pytest.mark.parametrize(("args", "line"), [
@@ -165,14 +154,14 @@ def test_a_bad_monitoring_config_is_one_line_before_anything_is_written(world, t
     (("--start", "2999-01-01"), "2999-01-01 is in the future"),
 ], ids=["reversed", "future"])
 def test_a_reversed_or_future_range_is_one_line_with_exit_2(world, args, line):
-    proc = churnguard_cli(world["env"], "run-days", *args)
+    proc = churnguard_cli(world.env, "run-days", *args)
     assert proc.returncode == 2
     (message,) = proc.stderr.strip().splitlines()
     assert line in message
 
 
 def test_bad_label_values_are_quarantined_and_never_counted_as_no_churn(world):
-    data = world["restore"]()
+    data = world.restore()
     part = data / "labels" / f"ds={BAD}" / "part-00000.parquet"  # the labels of 09-01's customers
     labels = pd.read_parquet(part)
     labels["churn"] = ["1" if v == "Yes" else "0" for v in labels["churn"]]
@@ -180,16 +169,16 @@ def test_bad_label_values_are_quarantined_and_never_counted_as_no_churn(world):
     labels.to_parquet(buf, index=False)
     part.write_bytes(buf.getvalue())
 
-    proc = churnguard_cli(world["env"], "run-days", "--start", BAD)
+    proc = churnguard_cli(world.env, "run-days", "--start", BAD)
 
     assert proc.returncode == 0, proc.stderr[-3000:]  # the day's batch is fine: only the labels are rejected
     assert (data / "quarantine" / "labels" / f"ds={BAD}").is_dir() and not part.exists()
     assert "column 'churn' value_set" in (data / "reports" / f"ds={BAD}" / "labels_validation.json").read_text()
-    (alert,) = [a for a in store_rows(world["home"], "alerts", BAD) if a["kind"] == "labels"]
+    (alert,) = [a for a in store_rows(world.home, "alerts", BAD) if a["kind"] == "labels"]
     assert "column 'churn' value_set" in alert["message"]
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(f"sqlite:///{world['home'] / 'monitoring.db'}")
+    engine = create_engine(f"sqlite:///{world.home / 'monitoring.db'}")
     with engine.connect() as conn:
         measured = conn.execute(text("SELECT count(*) FROM performance WHERE observed_ds = '2026-09-01'")).scalar()
     engine.dispose()
@@ -198,11 +187,11 @@ def test_bad_label_values_are_quarantined_and_never_counted_as_no_churn(world):
 
 def test_a_bad_monitoring_config_is_an_import_error_of_the_dag_naming_the_file_and_rule(world, airflow_env,
                                                                                         tmp_path):
-    data = world["restore"]()
+    data = world.restore()
     before = sorted(p.relative_to(data) for p in data.rglob("*"))
     configs = _config_copy(world, tmp_path, lambda t: t.replace("risk_warn: 0.5", "risk_warn: 0.9"))
     # its own metadata DB: the import error it records must not reach the other tests' DAG integrity checks
-    env = with_home(airflow_env, world["home"], CHURNGUARD_CONFIG_DIR=configs["CHURNGUARD_CONFIG_DIR"],
+    env = with_home(airflow_env, world.home, CHURNGUARD_CONFIG_DIR=configs["CHURNGUARD_CONFIG_DIR"],
                     AIRFLOW_HOME=str(tmp_path / "airflow"))
     assert run_airflow(env, "db", "migrate").returncode == 0
 
@@ -217,9 +206,9 @@ def test_a_bad_monitoring_config_is_an_import_error_of_the_dag_naming_the_file_a
 
 
 def test_a_bad_run_override_fails_the_dag_run_in_its_first_task_before_anything_is_written(world, airflow_env):
-    data = world["restore"]()
+    data = world.restore()
     before = sorted(p.relative_to(data) for p in data.rglob("*"))
-    env = with_home(airflow_env, world["home"])
+    env = with_home(airflow_env, world.home)
 
     state, log = dag_test(env, "churn_daily_monitoring", BAD, conf={"batch_date": BAD, "retrain_window_days": 2})
 
@@ -227,18 +216,18 @@ def test_a_bad_run_override_fails_the_dag_run_in_its_first_task_before_anything_
     assert "retrain.window_days (2) must be at least retrain.holdout_days (5)" in log
     assert "[DAG TEST] starting task_id=ingest" not in log and "[DAG TEST] starting task_id=wait_for_landing" not in log
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
-    assert store_rows(world["home"], "daily_runs", BAD) == []
+    assert store_rows(world.home, "daily_runs", BAD) == []
 
 
 def test_an_unreachable_mlflow_server_stops_run_days_in_seconds_with_one_line(world):
     from tests.conftest import free_port
 
-    data = world["restore"]()
+    data = world.restore()
     before = sorted(p.relative_to(data) for p in data.rglob("*"))
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
 
     started = time.monotonic()
-    proc = churnguard_cli({**world["env"], "MLFLOW_TRACKING_URI": closed}, "run-days", "--start", BAD)
+    proc = churnguard_cli({**world.env, "MLFLOW_TRACKING_URI": closed}, "run-days", "--start", BAD)
     elapsed = time.monotonic() - started
 
     assert proc.returncode == 3, proc.stderr[-2000:]

@@ -9,7 +9,6 @@ same path before each case, so MLflow's absolute artifact paths stay valid."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import churnguard_cli, home_env
+from tests.conftest import SavedWorld, churnguard_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("crash_points")]
 
@@ -74,23 +73,15 @@ def dump(env: dict) -> dict:
 def world(tmp_path_factory):
     """A monitored world at a fixed path, its pristine snapshot, and the state after an uninterrupted run."""
     base = tmp_path_factory.mktemp("crash-world")
-    home, snapshot = base / "home", base / "snapshot"
-    env = home_env(home)
-    for args in (("bootstrap", "--seed", "0"),
-                 ("simulate", "--start", "2026-09-01", "--days", "21", "--scenario", "none",
-                  "--rows-per-day", "300", "--seed", "1"),
-                 ("run-days", "--start", "2026-09-01", "--end", "2026-09-19")):
-        proc = churnguard_cli(env, *args, timeout=900)
-        assert proc.returncode == 0, (args, proc.stderr[-3000:])
+    saved = SavedWorld(base, ("bootstrap", "--seed", "0"),
+                       ("simulate", "--start", "2026-09-01", "--days", "21", "--scenario", "none",
+                        "--rows-per-day", "300", "--seed", "1"),
+                       ("run-days", "--start", "2026-09-01", "--end", "2026-09-19"))
+    home, env, restore = saved.home, saved.env, saved.restore
     bad = home / "data" / "landing" / f"ds={BAD_DAY}"
     (bad / "part-00001.parquet").write_bytes(b"garbage")  # 7 bytes of junk beside a good file
-    shutil.copytree(home, snapshot)
-
+    saved.save()
     retrained = base / "retrained"
-
-    def restore(source: Path = snapshot) -> None:
-        shutil.rmtree(home)
-        shutil.copytree(source, home)
 
     reference = {}
     for day, extra in ((DAY, ("--force-retrain",)), (BAD_DAY, ())):
@@ -99,7 +90,7 @@ def world(tmp_path_factory):
         assert proc.returncode == (0 if day == DAY else 1), proc.stderr[-3000:]
         reference[day] = dump(env)
         if day == DAY:
-            shutil.copytree(home, retrained)  # champion v1, challenger v2: where promotions start
+            saved.save(retrained)  # champion v1, challenger v2: where promotions start
     yield {"env": env, "home": home, "restore": restore, "retrained": retrained, "reference": reference}
 
 
