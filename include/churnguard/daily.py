@@ -77,10 +77,14 @@ def resolve_ds(param_ds: str | None, data_interval_start) -> str:
 def landing_ready(ds: str) -> bool:
     """The batch landed (or was quarantined by an earlier run of the date, which ``ingest`` reports again)."""
     storage = open_storage()
-    ready = storage.partition_exists(LANDING, ds) or storage.partition_exists(QUARANTINE, ds)
+    ready = storage.partition_exists(LANDING, ds) or _quarantined(storage, ds)
     if not ready:
         log.info("landing/ds=%s has not landed yet", ds)
     return ready
+
+
+def _quarantined(storage, ds: str) -> bool:
+    return storage.exists(f"{QUARANTINE}/ds={ds}")
 
 
 def missing_batch(ds: str, waited_seconds: float) -> str:
@@ -94,19 +98,20 @@ def ingest(ds: str) -> dict:
     """Read every file of the day's partition with the classifying reader, before anything else touches it:
     an unreadable file (empty, truncated, not parquet, junk beside a good file) or a batch without its id
     column is quarantined with the reason, an alert and a validation report, as a failed expectation is."""
-    from churnguard.validation import Issue, UnreadableBatch, ValidationResult, read_batch
+    from churnguard.validation import Issue, UnreadableBatch, ValidationResult
+    from churnguard.validation.runner import read_stored
     from churnguard.validation.suite import ERROR
 
     storage, cfg = open_storage(), load_dataset_config()
     storage.sweep_tmp()
     if not storage.partition_exists(LANDING, ds):
-        if storage.exists(f"{QUARANTINE}/ds={ds}") and storage.exists(report_key(ds, "validation.json")):
+        if _quarantined(storage, ds) and storage.exists(report_key(ds, "validation.json")):
             _record_rejection(ds, storage, cfg)  # quarantined before (maybe by a run that crashed after the move)
         raise BatchMissing(f"no batch for {ds}: {storage.uri(f'{LANDING}/ds={ds}')} has no parquet files")
     source = storage.uri(f"{LANDING}/ds={ds}")
     issue = None
     try:
-        raw = read_batch(source)
+        raw = read_stored(storage, f"{LANDING}/ds={ds}")
     except UnreadableBatch as exc:
         issue, status = Issue(ERROR, "readable", None, str(exc)), "unreadable"
     else:
@@ -129,7 +134,7 @@ def champion_profile(ds: str | None = None) -> tuple[dict, int]:
     name = load_model_config().registered_name
     version = recorded_versions(open_storage(), ds).get(registry.CHAMPION) if ds else None
     if version is not None:
-        return load_run_profile(registry.client().get_model_version(name, str(version)).run_id), version
+        return load_run_profile(registry.require_ready(name, version).run_id), version
     champion = registry.version_by_alias(name, registry.CHAMPION)
     if champion is None:
         raise LookupError(f"no '{registry.CHAMPION}' alias on {name}: run churn_bootstrap first")

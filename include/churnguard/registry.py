@@ -224,12 +224,22 @@ def find_version(name: str, fingerprint: str) -> VersionInfo | None:
 
     Raises ``RegistryError`` when the registry cannot answer.
     """
-    found = _client_call("search_model_versions", _fingerprint_filter(name, fingerprint))
-    return _info(min(found, key=lambda mv: int(mv.version))) if found else None
+    mv = _retrying(f"search_model_versions({_fingerprint_filter(name, fingerprint)})",
+                   lambda: _oldest_with_fingerprint(name, fingerprint))
+    return None if mv is None else _info(mv)
 
 
 def _fingerprint_filter(name: str, fingerprint: str) -> str:
     return f"name = '{name}' and tag.`{FINGERPRINT_TAG}` = '{fingerprint}'"
+
+
+def _oldest_with_fingerprint(name: str, fingerprint: str):
+    """One attempt: the first version of ``name`` carrying ``fingerprint`` (MLflow's object), or None."""
+    from mlflow import MlflowClient
+
+    _configure()
+    found = MlflowClient().search_model_versions(_fingerprint_filter(name, fingerprint))
+    return min(found, key=lambda v: int(v.version)) if found else None
 
 
 def register_run_model(run_id: str, name: str, tags: dict[str, str]) -> VersionInfo:
@@ -239,16 +249,14 @@ def register_run_model(run_id: str, name: str, tags: dict[str, str]) -> VersionI
     registration whose answer was lost (and is retried) never leaves a second version of the same model.
     """
     import mlflow
-    from mlflow import MlflowClient
 
     fingerprint = tags.get(FINGERPRINT_TAG)
 
     def attempt():
         _configure()
         if fingerprint:
-            found = MlflowClient().search_model_versions(_fingerprint_filter(name, fingerprint))
-            if found:
-                mv = min(found, key=lambda v: int(v.version))
+            mv = _oldest_with_fingerprint(name, fingerprint)
+            if mv is not None:
                 log.info("%s v%s already carries fingerprint %s: not registering again", name, mv.version,
                          fingerprint)
                 return mv
@@ -293,7 +301,7 @@ def set_alias(name: str, alias: str, version: int) -> None:
 
 
 def delete_alias(name: str, alias: str) -> None:
-    """Remove ``alias`` from ``name`` (a no-op when it is not set)."""
+    """Remove ``alias`` from ``name`` (callers remove only an alias they just read)."""
     _client_call("delete_registered_model_alias", name, alias)
     log.info("alias %s removed from %s", alias, name)
 
