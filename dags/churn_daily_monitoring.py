@@ -1,21 +1,23 @@
 """
 ### churn_daily_monitoring
 
-Every day: wait for `landing/ds=…` → ingest → validate (GX; errors quarantine the batch) → score with
+Every day: wait for the day's batch → ingest → validate (GX; errors quarantine the batch) → score with
 the champion (and the challenger, in shadow) → drift → performance on labels that arrived today →
 failure risk → **decide**: `healthy`, `alert`, or `retrain` (train on recent labelled days, validate,
 register as `challenger`) → promote when the challenger has proven itself → publish the day's summary.
 
-The run for a date processes that date's partition (a data interval of one day, so backfills and
-catch-up map one run to one batch). A manual run names its date with the `batch_date` Param. Logic lives in
-`churnguard.daily`; operators in `plugins/churnguard_airflow`.
+A run processes the day it is dated: a scheduled run, a backfill, `airflow dags test` with a date and a
+trigger with a logical date all process that day's batch; the `batch_date` Param picks another. Every
+task reads the day from the run itself and its inputs from the day's results in the monitoring store, so
+the graph's edges are the flow of the day. Logic lives in `churnguard.daily`; operators in
+`plugins/churnguard_airflow`.
 """
 
 from __future__ import annotations
 
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import CronDataIntervalTimetable, Label, Param, TriggerRule, dag, task
+from airflow.sdk import Label, Param, TriggerRule, dag, task
 
 from churnguard.config import load_monitoring_config
 from churnguard_airflow.operators import (
@@ -25,21 +27,22 @@ from churnguard_airflow.operators import (
     RetrainChallengerOperator,
     ValidateBatchOperator,
 )
+from churnguard_airflow.timetables import DailyBatches
 
 CFG = load_monitoring_config()
+LAST_DAY = CFG.schedule.end_date.isoformat() if CFG.schedule.end_date else None
 
 
 @dag(
     doc_md=__doc__,
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=pendulum.parse(CFG.schedule.start_date, tz="UTC"),
-    end_date=pendulum.parse(CFG.schedule.end_date, tz="UTC") if CFG.schedule.end_date else None,
+    schedule=DailyBatches(LAST_DAY),
+    start_date=pendulum.datetime(*CFG.schedule.start_date.timetuple()[:3], tz="UTC"),
     catchup=True,
     max_active_runs=CFG.schedule.max_active_runs,
     tags=["churnguard", "monitoring"],
     params={
         "batch_date": Param(None, type=["null", "string"], format="date", title="Batch date",
-                    description="YYYY-MM-DD of the batch to process. Empty: the run's data interval start."),
+                            description="YYYY-MM-DD of the batch to process. Empty: the run's logical date."),
         "force_retrain": Param(False, type="boolean", title="Force retrain",
                                description="Retrain a challenger whatever the signals say."),
         "dry_run": Param(False, type="boolean", title="Dry run",
@@ -53,59 +56,64 @@ CFG = load_monitoring_config()
     },
 )
 def churn_daily_monitoring():
-    @task(multiple_outputs=True)
-    def run_settings(params: dict | None = None, data_interval_start=None) -> dict:
-        """Batch date and per-run overrides, from Params; every config and the MLflow server are checked here,
-        before any task writes."""
-        from churnguard.daily import check_run, resolve_ds
+    @task
+    def run_settings() -> dict:
+        """The batch date (Param or logical date) and this run's options; every config and the MLflow server
+        are checked here, before any task writes."""
+        from airflow.sdk import get_current_context
 
-        overrides = {"retrain": {"window_days": params["retrain_window_days"]},
-                     "decision": {"risk_retrain": params["risk_retrain"]}}
-        drift = {"psi": {"critical": params["psi_critical"]}} if params["psi_critical"] is not None else {}
-        check_run(overrides, drift)
-        return {"day": resolve_ds(params["batch_date"], data_interval_start), "drift_overrides": drift,
-                "run": {"force_retrain": params["force_retrain"], "dry_run": params["dry_run"],
-                        "overrides": overrides}}
+        from churnguard.daily import check_run
+        from churnguard_airflow.day import batch_date, run_options
+
+        context = get_current_context()
+        day, options = batch_date(context), run_options(context["params"])
+        check_run(options)
+        return {"batch_date": day, **options.to_dict()}
 
     @task
-    def ingest(day: str) -> dict:
-        """Read every file of the batch (unreadable ones quarantine it) and dedupe; row count and data version."""
+    def ingest() -> dict:
+        """Read every file of the batch once (unreadable ones quarantine it) and stage it for the next steps."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from churnguard import daily
+        from churnguard_airflow.day import day_context
 
         try:
-            return daily.ingest(day)
+            return daily.ingest(day_context())
         except daily.BatchRejected as exc:
             raise AirflowFailException(str(exc)) from None
 
     @task
-    def score(day: str, validation: dict) -> dict:
-        """Score with the champion, and the challenger as a shadow."""
+    def score() -> dict:
+        """Score with the champion, and the challenger as a shadow: the versions pinned for the day."""
         from churnguard import daily
+        from churnguard_airflow.day import day_context
 
-        return daily.score(day)
+        return daily.score(day_context())
 
     @task
-    def performance(day: str, scored: dict) -> dict:
+    def performance() -> dict:
         """Metrics on labels that arrived today, per observed day; 30-day history and slope."""
         from churnguard import daily
+        from churnguard_airflow.day import day_context
 
-        return daily.performance(day)
+        return daily.performance(day_context())
 
     @task
-    def failure_risk(day: str, drift: dict, perf: dict) -> dict:
+    def failure_risk() -> dict:
         """P(champion fails within the horizon), or unavailable with the reason."""
         from churnguard import daily
+        from churnguard_airflow.day import day_context
 
-        return daily.failure_risk(day, drift, perf)
+        return daily.failure_risk(day_context())
 
     @task
-    def decide(day: str, drift: dict, perf: dict, risk: dict, run: dict) -> dict:
-        """healthy / alert / retrain, with the reasons in one log line."""
+    def decide() -> dict:
+        """healthy / alert / retrain from the day's drift, performance and risk, with the reasons in one line."""
         from churnguard import daily
+        from churnguard_airflow.day import day_context
 
-        return daily.decide_day(day, drift, perf, risk, run)
+        return daily.decide_day(day_context())
 
     @task.branch
     def route(decision: dict) -> str:
@@ -113,34 +121,29 @@ def churn_daily_monitoring():
         return decision["decision"]
 
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-    def publish(day: str, ingested: dict, validation: dict, scored: dict, drift: dict, perf: dict,
-                risk: dict, decision: dict, promotion: dict) -> dict:
-        """summary.json, the day's MLflow run, the monitoring-store row."""
+    def publish() -> dict:
+        """summary.json, the day's MLflow run, the monitoring-store row: from the day's recorded results."""
         from churnguard import daily
+        from churnguard_airflow.day import day_context
 
-        return daily.publish(day, ingested, validation, scored, drift, perf, risk, decision, promotion)
+        return daily.publish(day_context())
 
-    settings = run_settings()
-    day, run = settings["day"], settings["run"]
-    ingested = ingest(day)
-    LandingSensor(task_id="wait_for_landing", ds=day, mode="reschedule", poke_interval=CFG.schedule.sensor_poke_seconds,
-                  timeout=CFG.schedule.sensor_timeout_minutes * 60) >> ingested
-    validation = ValidateBatchOperator(task_id="validate", ds=day)
-    ingested >> validation
-    scored = score(day, validation.output)
-    drift = DriftReportOperator(task_id="drift", ds=day, overrides=settings["drift_overrides"])
-    scored >> drift
-    perf = performance(day, scored)
-    risk = failure_risk(day, drift.output, perf)
-    decision = decide(day, drift.output, perf, risk, run)
+    waited = LandingSensor(task_id="wait_for_landing", mode="reschedule",
+                           poke_interval=CFG.schedule.sensor_poke_seconds,
+                           timeout=CFG.schedule.sensor_timeout_minutes * 60,
+                           fail_after_hours=CFG.schedule.missing_batch_fail_hours)
+    scored = score()
+    run_settings() >> waited >> ingest() >> ValidateBatchOperator(task_id="validate") >> scored
+    risk = failure_risk()
+    scored >> [DriftReportOperator(task_id="drift"), performance()] >> risk
+    decision = decide()
+    risk >> decision
     branch = route(decision)
-    retrain = RetrainChallengerOperator(task_id="retrain", ds=day, decision=decision, run_params=run)
-    promote = PromoteModelOperator(task_id="promote", ds=day, performance=perf, run_params=run,
-                                   trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    promote = PromoteModelOperator(task_id="promote", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     for name, label in (("healthy", "no drift, no risk"), ("alert", "moderate drift or risk")):
         branch >> Label(label) >> EmptyOperator(task_id=name, doc_md=f"Decision: {label}.") >> promote
-    branch >> Label("critical drift, risk or failure") >> retrain >> promote
-    publish(day, ingested, validation.output, scored, drift.output, perf, risk, decision, promote.output)
+    branch >> Label("critical drift, risk or failure") >> RetrainChallengerOperator(task_id="retrain") >> promote
+    promote >> publish()
 
 
 churn_daily_monitoring()

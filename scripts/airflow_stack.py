@@ -182,7 +182,7 @@ def _airflow(env: dict[str, str], *args: str, tries: int = 5) -> None:
 
 
 class Api:
-    """The few REST calls the backfill needs, authenticated as the simple auth manager's admin."""
+    """REST calls to the api-server, authenticated as the simple auth manager's admin."""
 
     def __init__(self, stack: dict):
         self.base = stack["api"]
@@ -193,7 +193,12 @@ class Api:
             self.token = json.loads(response.read())["access_token"]
 
     def get(self, path: str) -> dict:
-        request = urllib.request.Request(f"{self.base}{path}", headers={"Authorization": f"Bearer {self.token}"})
+        return self.call("GET", path)
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.base}{path}", data, headers, method=method)
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 

@@ -25,6 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def pytest_configure(config):
+    """pytest collects inside ``warnings.catch_warnings()``, which drops the filters ``import churnguard``
+    installed: install them for the session."""
+    from churnguard.quiet import silence_third_party_warnings
+
+    silence_third_party_warnings()
+
+
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -192,9 +200,21 @@ def dag_test(env: dict[str, str], dag_id: str, *args: str, conf: dict | None = N
     return finished[-1], log
 
 
+def day_context(ds, storage=None, store=None, options=None):
+    """The :class:`~churnguard.context.DayContext` of ``ds`` over ``storage`` and ``store`` (default: the
+    configured ones)."""
+    from churnguard.context import DayContext
+    from churnguard.dataroot import DataRoot
+    from churnguard.storage import open_storage
+    from churnguard.store import open_store
+
+    return DayContext.build(ds, options, root=DataRoot(storage or open_storage()), store=store or open_store())
+
+
 def run_day(env: dict[str, str], day: str, **conf) -> str:
-    """churn_daily_monitoring for ``day`` (the ``batch_date`` Param) with ``conf``; the run's final state."""
-    return dag_test(env, "churn_daily_monitoring", day, conf={"batch_date": day, **conf})[0]
+    """churn_daily_monitoring dated ``day`` (no ``batch_date``: the logical date names the batch) with ``conf``;
+    the run's final state."""
+    return dag_test(env, "churn_daily_monitoring", day, conf=conf or None)[0]
 
 
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -231,6 +251,28 @@ def churnguard_cli(env: dict, *args: str, crash_at: str | None = None,
     run_env = {**env, **({"CHURNGUARD_CRASH_AT": crash_at} if crash_at else {})}
     return subprocess.run([str(BIN / "churnguard"), *args], env=run_env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def forget_open_stores() -> None:
+    """Drop this process's pooled connections to the monitoring store and MLflow's SQLite stores, so a
+    restored home is read from its new files (not through connections to the files it replaced)."""
+    import importlib
+
+    from churnguard.store import core
+
+    for engine in core._engines.values():
+        engine.dispose()
+    core._engines.clear()
+    for module in ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store"):
+        engines = importlib.import_module(module).SqlAlchemyStore._engine_map
+        for engine in engines.values():
+            engine.dispose()
+        engines.clear()
+    from mlflow.tracking._model_registry.utils import _get_store_registry
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    for registry in (_get_store_registry(), _tracking_store_registry):  # stores cached by URI hold engines
+        registry._get_store_with_resolved_uri.cache_clear()
 
 
 class SavedWorld:

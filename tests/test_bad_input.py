@@ -174,7 +174,7 @@ def test_bad_label_values_are_quarantined_and_never_counted_as_no_churn(world):
     assert proc.returncode == 0, proc.stderr[-3000:]  # the day's batch is fine: only the labels are rejected
     assert (data / "quarantine" / "labels" / f"ds={BAD}").is_dir() and not part.exists()
     assert "column 'churn' value_set" in (data / "reports" / f"ds={BAD}" / "labels_validation.json").read_text()
-    (alert,) = [a for a in store_rows(world.home, "alerts", BAD) if a["kind"] == "labels"]
+    (alert,) = [a for a in store_rows(world.home, "alerts", BAD) if a["kind"] == "label_delivery"]
     assert "column 'churn' value_set" in alert["message"]
     from sqlalchemy import create_engine, text
 

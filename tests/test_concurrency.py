@@ -30,11 +30,11 @@ while not os.path.exists(go):
 if action == "promote":
     print(json.dumps(promote_challenger(arg, "race")))
 elif action == "daily_run":
+    from churnguard.context import DayContext
     from churnguard.daily import _log_day_run
-    from churnguard.storage import open_storage
     summary = {"decision": "healthy", "rows": 10, "failure_risk": {},
                "drift": {"severity": "stable", "drift_share": 0.0, "weighted_drift": 0.0}}
-    print(json.dumps({"run_id": _log_day_run(arg, summary, open_storage())}))
+    print(json.dumps({"run_id": _log_day_run(DayContext.build(arg), summary)}))
 else:
     for i in range(20):
         store.upsert("daily_runs", [{"ds": arg, "dataset": "telco", "rows": i, "decision": "healthy", "reasons": []}])
@@ -116,6 +116,7 @@ def test_four_runs_of_one_date_publishing_at_once_share_one_daily_mlflow_run(tmp
 def test_a_daily_mlflow_run_left_running_by_a_killed_process_is_closed_by_the_next_run():
     from churnguard.daily import _log_day_run
     from churnguard.storage import open_storage
+    from tests.conftest import day_context
 
     storage = open_storage()
     for ds in ("2026-09-10", "2026-09-11"):
@@ -124,10 +125,10 @@ def test_a_daily_mlflow_run_left_running_by_a_killed_process_is_closed_by_the_ne
                                           tags={"churnguard.ds": "2026-09-10", "churnguard.kind": "daily"})
     assert registry.client().get_run(orphan.info.run_id).info.status == "RUNNING"
 
-    _log_day_run("2026-09-11", DAY_SUMMARY, storage)
+    _log_day_run(day_context("2026-09-11"), DAY_SUMMARY)
 
     assert registry.client().get_run(orphan.info.run_id).info.status == "KILLED"
     assert _daily_runs("2026-09-11")[0].info.status == "FINISHED"
-    _log_day_run("2026-09-10", DAY_SUMMARY, storage)  # its own date reuses the run: still one for the date
+    _log_day_run(day_context("2026-09-10"), DAY_SUMMARY)  # its own date reuses the run: still one for the date
     (run,) = _daily_runs("2026-09-10")
     assert run.info.run_id == orphan.info.run_id and run.info.status == "FINISHED"

@@ -44,7 +44,7 @@ with engine.connect() as conn:
             continue
         rows = [dict(r._mapping) for r in conn.execute(text(f"SELECT * FROM {name}"))]
         for r in rows:
-            for volatile in ("id", "created_at", "updated_at"):
+            for volatile in ("id", "created_at", "updated_at", "pinned_at"):
                 r.pop(volatile, None)
         tables[name] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
 name = "churn-model"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -84,15 +85,27 @@ def test_a_corrupt_batch_is_quarantined_and_nothing_downstream_runs(world):
     assert open_store().rows("feature_drift") == []
 
 
-def test_a_missing_day_ends_the_run_with_one_clear_line_and_writes_nothing(world):
+@pytest.mark.parametrize("age", ["today", "old"])
+def test_a_missing_day_ends_the_run_with_one_clear_line_and_writes_nothing(world, age):
+    """Today's batch is waited for until the sensor's timeout; a batch still missing hours after its day
+    ended (a catch-up run) fails at the first poke instead of holding later dates behind it."""
+    from datetime import UTC, datetime
+
+    day = datetime.now(UTC).date().isoformat() if age == "today" else "2026-10-15"
     before = table_counts()
-    state, log = dag_test(world, "churn_daily_monitoring", "2026-10-15", conf={"batch_date": "2026-10-15"})
+    started = time.monotonic()
+    state, log = dag_test(world, "churn_daily_monitoring", day)  # no batch_date: the logical date names the day
     assert state == "failed"
-    assert re.search(r"AirflowSensorTimeout: no batch for 2026-10-15: \S+/landing/ds=2026-10-15 did not land within "
-                     r"0.1 min; nothing was ingested, scored or decided for this date", log)
+    waited = ("did not land within 0.1 min" if age == "today"
+              else "is still missing 2 h after the day ended (schedule.missing_batch_fail_hours)")
+    error = "AirflowSensorTimeout" if age == "today" else "AirflowFailException"
+    assert re.search(rf"{error}: no batch for {day}: \S+/landing/ds={day} {re.escape(waited)}; nothing was "
+                     r"ingested, scored or decided for this date", log), log[-3000:]
     assert "Sensor has timed out" not in log and "[DAG TEST] starting task_id=ingest" not in log
+    if age == "old":
+        assert time.monotonic() - started < 60  # no poke interval waited out
     assert table_counts() == before
-    assert not open_storage().list_partitions("scores") and not open_storage().exists("reports/ds=2026-10-15")
+    assert not open_storage().list_partitions("scores") and not open_storage().exists(f"reports/ds={day}")
 
 
 def test_force_retrain_with_dry_run_registers_nothing_and_without_it_registers_a_challenger(world):

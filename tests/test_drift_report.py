@@ -10,6 +10,7 @@ import pytest
 
 from churnguard.config import ConfigError, load_dataset_config, load_drift_config
 from churnguard.data import load_reference, split_reference, target_array
+from churnguard.dataroot import DataRoot
 from churnguard.drift import ReferenceProfile, drift_report, fit_profile, render_html
 from churnguard.drift.cli import cli_main
 
@@ -297,12 +298,12 @@ def test_plotly_asset_is_written_to_the_data_root_only_when_missing(churnguard_h
     from churnguard.storage import open_storage
 
     storage = open_storage()
-    uri = ensure_plotly_asset(storage)
+    uri = ensure_plotly_asset(DataRoot(storage))
     path = churnguard_home / "data" / PLOTLY_ASSET
     assert uri == f"file://{path}" and path.read_bytes() == plotly_asset_bytes()
     assert plotly_asset_bytes().startswith(b"/**") and b"plotly.js v" in plotly_asset_bytes()[:200]
     storage.write_bytes(PLOTLY_ASSET, b"kept")
-    assert ensure_plotly_asset(storage) == uri and path.read_bytes() == b"kept"
+    assert ensure_plotly_asset(DataRoot(storage)) == uri and path.read_bytes() == b"kept"
 
 
 def test_plotlyjs_must_be_inline_or_a_script_path(scored_report):

@@ -125,7 +125,7 @@ def test_measure_day_judges_a_day_on_the_pooled_window_of_arrived_labels(monkeyp
 
     from churnguard import performance, registry
     from churnguard.storage import open_storage
-    from churnguard.store import open_store
+    from tests.conftest import day_context
 
     storage, first = open_storage(), date(2026, 9, 1)
     monkeypatch.setattr(registry, "load_version_model", lambda name, version: SimpleNamespace(threshold=0.3))
@@ -141,8 +141,8 @@ def test_measure_day_judges_a_day_on_the_pooled_window_of_arrived_labels(monkeyp
         storage.write_partition("labels", observed + timedelta(days=7), pd.DataFrame(
             {"customer_id": ids, "observed_ds": observed.isoformat(), "churn": np.where(y == 1, "Yes", "No")}))
 
-    early = performance.measure_day(first + timedelta(days=8), storage, open_store())  # window of 2 days
-    result = performance.measure_day(first + timedelta(days=9), storage, open_store())
+    early = performance.measure_day(day_context(first + timedelta(days=8), storage))  # window of 2 days
+    result = performance.measure_day(day_context(first + timedelta(days=9), storage))
 
     assert [m["labelled_rows"] for m in early["measured"]] == [90] and not early["measured_failure"]
     assert [m["labelled_rows"] for m in result["measured"]] == [90]

@@ -14,9 +14,11 @@ import pytest
 
 from churnguard import performance, registry
 from churnguard.config import TargetConfig, load_dataset_config
+from churnguard.dataroot import DataRoot
 from churnguard.labels import quarantine_labels, read_labels, validate_labels
 from churnguard.storage import frame_to_parquet_bytes, open_storage
 from churnguard.store import open_store
+from tests.conftest import day_context
 
 CFG = load_dataset_config("telco")
 OBSERVED = date(2026, 9, 1)
@@ -128,12 +130,12 @@ def test_an_unreadable_delivery_is_rejected_and_quarantined_beside_the_batches(s
     storage.move_partition("landing", ARRIVED, "quarantine")  # a quarantined batch of the same date
     storage.write_files(f"labels/ds={ARRIVED}", {"part-00000.parquet": content})
 
-    result = read_labels(storage, ARRIVED, CFG, {"2026-09-01"})
+    result = read_labels(DataRoot(storage), ARRIVED, CFG, {"2026-09-01"})
     assert result.status == "unreadable" and not result.ok
     (line,) = result.lines()
     assert line.startswith(f"labels/ds={ARRIVED}: UNREADABLE file readable: part-00000.parquet: {says}")
 
-    where = quarantine_labels(storage, result)
+    where = quarantine_labels(DataRoot(storage), result)
     assert where == storage.uri(f"quarantine/labels/ds={ARRIVED}")
     assert storage.list_partitions("labels") == []
     assert storage.list_partitions("quarantine/labels") == [ARRIVED]
@@ -147,11 +149,11 @@ def test_retraining_reads_only_valid_deliveries():
 
     storage = open_storage()
     ids = [f"c{i}" for i in range(6)]
-    storage.write_partition("landing", OBSERVED, pd.DataFrame({"customer_id": ids, "tenure": 1.0}))
+    storage.write_partition("staged", OBSERVED, pd.DataFrame({"customer_id": ids, "tenure": 1.0}))
     storage.write_partition("labels", ARRIVED, delivery(["Yes", "No", "No"], ids=ids[:3]))
     storage.write_partition("labels", ARRIVED + timedelta(days=1), delivery(["1", "0", "0"], ids=ids[3:]))
 
-    rows = labelled_days(ARRIVED + timedelta(days=1), OBSERVED, OBSERVED, storage)
+    rows = labelled_days(DataRoot(storage), ARRIVED + timedelta(days=1), OBSERVED, OBSERVED, CFG)
     assert sorted(rows["customer_id"]) == ids[:3]
 
 
@@ -181,9 +183,9 @@ def test_labels_with_other_values_are_quarantined_with_the_reason_and_never_meas
     labels = scored_day(storage, OBSERVED, 200)
     storage.write_partition("labels", ARRIVED, labels.assign(churn=np.resize(values, len(labels))))
 
-    result = performance.measure_day(ARRIVED, storage, store)
+    result = performance.measure_day(day_context(ARRIVED, storage, store))
 
-    (entry,) = result["labels"]
+    (entry,) = result["deliveries"]
     assert entry["status"] == "fail" and entry["rows"] == 200
     (line,) = entry["issues"]
     assert line.startswith(f"labels/ds={ARRIVED}: FAIL column 'churn' value_set: ")
@@ -191,7 +193,7 @@ def test_labels_with_other_values_are_quarantined_with_the_reason_and_never_meas
     assert result["measured"] == [] and store.rows("performance") == [] and not result["measured_failure"]
     assert storage.list_partitions("labels") == [] and storage.list_partitions("quarantine/labels") == [ARRIVED]
     (alert,) = store.rows("alerts")
-    assert alert["ds"] == ARRIVED.isoformat() and alert["kind"] == "labels" and "value_set" in alert["message"]
+    assert alert["ds"] == ARRIVED.isoformat() and alert["kind"] == "label_delivery" and "value_set" in alert["message"]
     report = json.loads(storage.read_bytes(f"reports/ds={ARRIVED}/labels_validation.json"))
     assert report["status"] == "fail" and report["failures"] == [line.split(": FAIL ", 1)[1]]
 
@@ -200,15 +202,15 @@ def test_a_second_delivery_for_an_observed_day_adds_to_the_first(one_champion):
     storage, store = open_storage(), open_store()
     labels = scored_day(storage, OBSERVED, 300)
     storage.write_partition("labels", ARRIVED, labels[:150])
-    first = performance.measure_day(ARRIVED, storage, store)
+    first = performance.measure_day(day_context(ARRIVED, storage, store))
     # two days later: the other 150, and corrections of 10 customers of the first delivery
     corrected = labels[:10].assign(churn=np.where(labels["churn"][:10] == "Yes", "No", "Yes"))
     storage.write_partition("labels", ARRIVED + timedelta(days=2), pd.concat([labels[150:], corrected]))
-    quiet = performance.measure_day(ARRIVED + timedelta(days=1), storage, store)
-    second = performance.measure_day(ARRIVED + timedelta(days=2), storage, store)
+    quiet = performance.measure_day(day_context(ARRIVED + timedelta(days=1), storage, store))
+    second = performance.measure_day(day_context(ARRIVED + timedelta(days=2), storage, store))
 
     assert [m["labelled_rows"] for m in first["measured"]] == [150]
-    assert quiet["measured"] == [] and quiet["labels"] == []
+    assert quiet["measured"] == [] and quiet["deliveries"] == []
     assert [m["labelled_rows"] for m in second["measured"]] == [300]
     (row,) = store.rows("performance")
     final = pd.concat([corrected, labels[10:]])
@@ -222,11 +224,11 @@ def test_labels_of_customers_the_day_never_scored_are_counted_not_measured(one_c
     strangers = delivery(["No"] * 7, ids=[f"ghost-{i}" for i in range(7)])
     storage.write_partition("labels", ARRIVED, pd.concat([labels, strangers]))
 
-    result = performance.measure_day(ARRIVED, storage, store)
+    result = performance.measure_day(day_context(ARRIVED, storage, store))
 
     assert result["unknown_ids"] == 7
     assert [(m["labelled_rows"], m["unknown_ids"]) for m in result["measured"]] == [(200, 7)]
-    assert result["labels"] == [{"ds": ARRIVED.isoformat(), "status": "pass", "rows": 207, "issues": []}]
+    assert result["deliveries"] == [{"ds": ARRIVED.isoformat(), "status": "pass", "rows": 207, "issues": []}]
 
 
 def test_labels_that_arrived_on_a_day_no_run_measured_are_measured_by_the_next_run(one_champion):
@@ -235,11 +237,11 @@ def test_labels_that_arrived_on_a_day_no_run_measured_are_measured_by_the_next_r
         labels = scored_day(storage, OBSERVED + timedelta(days=k), 200)
         storage.write_partition("labels", ARRIVED + timedelta(days=k), labels)
 
-    performance.measure_day(ARRIVED, storage, store)
+    performance.measure_day(day_context(ARRIVED, storage, store))
     # the run of ARRIVED + 1 failed before measuring (its batch was quarantined)
-    result = performance.measure_day(ARRIVED + timedelta(days=2), storage, store)
+    result = performance.measure_day(day_context(ARRIVED + timedelta(days=2), storage, store))
 
-    assert [e["ds"] for e in result["labels"]] == ["2026-09-09", "2026-09-10"]
+    assert [e["ds"] for e in result["deliveries"]] == ["2026-09-09", "2026-09-10"]
     assert [m["observed_ds"] for m in result["measured"]] == ["2026-09-02", "2026-09-03"]
     assert {r["observed_ds"]: r["measured_ds"] for r in store.rows("performance")} == {
         "2026-09-01": "2026-09-08", "2026-09-02": "2026-09-10", "2026-09-03": "2026-09-10"}
@@ -266,8 +268,8 @@ def test_the_daily_run_after_a_quarantined_batch_measures_the_labels_that_arrive
     assert measured == {"2026-09-01": "2026-09-03", "2026-09-02": "2026-09-04", "2026-09-03": "2026-09-06",
                         "2026-09-04": "2026-09-06"}
     catch_up = json.loads(storage.read_bytes("reports/ds=2026-09-06/summary.json"))["performance"]
-    assert [(e["ds"], e["status"]) for e in catch_up["labels"]] == [("2026-09-05", "pass"), ("2026-09-06", "pass")]
+    assert [(e["ds"], e["status"]) for e in catch_up["deliveries"]] == [("2026-09-05", "pass"), ("2026-09-06", "pass")]
     unscored = json.loads(storage.read_bytes("reports/ds=2026-09-07/summary.json"))["performance"]
-    (entry,) = unscored["labels"]
+    (entry,) = unscored["deliveries"]
     assert entry["status"] == "warn" and entry["rows"] == 300 and "scored: 300 of 300 rows" in entry["issues"][0]
     assert unscored["measured"] == []

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from airflow_stack import wait_http
 
+from churnguard.dataroot import DataRoot
 from churnguard.settings import get_settings
 from churnguard.storage import open_storage
 from tests.conftest import BIN, ROOT, free_port, stop_group, wait_for_port
@@ -131,7 +132,7 @@ def test_the_ui_token_cookie_reads_a_days_summary(client, served_storage, token)
 def test_a_drift_page_loads_plotly_from_the_asset_route(api_server, client, served_storage, token):
     from churnguard.drift.html import PLOTLY_SRC, ensure_plotly_asset, plotly_asset_bytes, render_html
 
-    ensure_plotly_asset(served_storage)
+    ensure_plotly_asset(DataRoot(served_storage))
     page = render_html(EMPTY_REPORT, {"numeric": {}}, plotlyjs=PLOTLY_SRC)
     served_storage.write_bytes(f"reports/ds={DAY}/drift.html", page.encode())
     page_url = f"{api_server['url']}/churnguard/reports/{DAY}/drift.html"

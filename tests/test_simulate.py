@@ -10,6 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from churnguard.config import load_dataset_config
 from churnguard.data import load_reference, split_reference, target_array
+from churnguard.dataroot import DataRoot
 from churnguard.models import train_model
 from churnguard.simulate import BatchSimulator, Scenario, simulate
 from churnguard.storage import open_storage
@@ -37,21 +38,21 @@ def days(n: int, first: date = START) -> list[date]:
 def test_same_inputs_give_byte_identical_partitions_and_subranges_reproduce(tmp_path):
     full, part = open_storage((tmp_path / "a").as_uri()), open_storage((tmp_path / "b").as_uri())
     scenario = Scenario.parse("sudden+concept", onset=ONSET)
-    simulate(START, 8, scenario, rows_per_day=100, seed=7, storage=full)
-    simulate(START + timedelta(days=4), 2, scenario, rows_per_day=100, seed=7, storage=part)
+    simulate(START, 8, scenario, rows_per_day=100, seed=7, root=DataRoot(full))
+    simulate(START + timedelta(days=4), 2, scenario, rows_per_day=100, seed=7, root=DataRoot(part))
     for ds in days(2, START + timedelta(days=4)):
         for area, when in (("landing", ds), ("labels", ds + timedelta(days=7))):
             key = f"{area}/ds={when.isoformat()}/part-00000.parquet"
             assert full.read_bytes(key) == part.read_bytes(key)
     other_seed = open_storage((tmp_path / "c").as_uri())
-    simulate(START + timedelta(days=4), 1, scenario, rows_per_day=100, seed=8, storage=other_seed)
+    simulate(START + timedelta(days=4), 1, scenario, rows_per_day=100, seed=8, root=DataRoot(other_seed))
     key = f"landing/ds={(START + timedelta(days=4)).isoformat()}/part-00000.parquet"
     assert other_seed.read_bytes(key) != full.read_bytes(key)
 
 
 def test_labels_land_after_the_delay_and_match_the_landing_ids(tmp_path):
     storage = open_storage(tmp_path.as_uri())
-    simulate(START, 3, "none", rows_per_day=50, label_delay=5, storage=storage)
+    simulate(START, 3, "none", rows_per_day=50, label_delay=5, root=DataRoot(storage))
     assert storage.list_partitions("labels") == days(3, START + timedelta(days=5))
     landing = storage.read_partition("landing", START)
     labels = storage.read_partition("labels", START + timedelta(days=5))
@@ -165,7 +166,7 @@ def test_bad_scenario_names_are_rejected(name, message):
 
 def test_bad_arguments_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="days must be >= 1"):
-        simulate(START, 0, storage=open_storage(tmp_path.as_uri()))
+        simulate(START, 0, root=DataRoot(open_storage(tmp_path.as_uri())))
     with pytest.raises(ValueError, match="intensity must be >= 0"):
         Scenario.parse("sudden", intensity=-1)
     with pytest.raises(ValueError, match="rows_per_day must be >= 1"):

@@ -12,6 +12,7 @@ import pytest
 
 from churnguard.config import ConfigError, load_dataset_config
 from churnguard.data import load_reference, split_reference
+from churnguard.dataroot import DataRoot
 from churnguard.storage import open_storage
 from churnguard.validation import (
     ValidationConfig,
@@ -211,7 +212,7 @@ def test_result_is_json_and_saved_with_gx_data_docs(telco, profile, good):
         "observed": "1 of 1000 rows (0.1%) outside the domain rule [0, inf], e.g. -1",
         "sample_ids": [good.customer_id[0]]}
     storage = open_storage()
-    uris = result.save(storage, "2026-09-01")
+    uris = result.save(DataRoot(storage), "2026-09-01")
     assert uris["json"].endswith("reports/ds=2026-09-01/validation.json")
     saved = json.loads(storage.read_bytes("reports/ds=2026-09-01/validation.json"))
     assert saved["failures"] == result.failures
@@ -223,7 +224,7 @@ def test_result_is_json_and_saved_with_gx_data_docs(telco, profile, good):
 def test_unreadable_result_is_saved_as_plain_page(tmp_path, telco, profile):
     cfg, _ = telco
     result = validate_batch(tmp_path / "nothing.parquet", cfg, profile)
-    result.save(open_storage(), "2026-09-02")
+    result.save(DataRoot.open(), "2026-09-02")
     page = open_storage().read_bytes("reports/ds=2026-09-02/validation.html").decode()
     assert "unreadable" in page and "no such file" in page
 
@@ -245,7 +246,7 @@ def test_batch_on_s3_is_validated_and_reported_there(s3_data_url, telco, profile
     uri = storage.write_partition("landing", "2026-09-03", good)
     result = validate_batch(uri, cfg, profile)
     assert result.exit_code == 0
-    result.save(storage, "2026-09-03")
+    result.save(DataRoot(storage), "2026-09-03")
     assert storage.exists("reports/ds=2026-09-03/validation.html")
 
 

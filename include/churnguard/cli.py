@@ -19,44 +19,93 @@ from churnguard.config import ConfigError
 # Subcommands implemented in their own packages, which parse their own arguments.
 DELEGATED = {"drift": "churnguard.drift.cli", "validate": "churnguard.validation.cli"}
 
+# Written for the terminal: a docstring's reST markup would show up verbatim in --help.
+DESCRIPTION = """Keep a customer-churn model healthy: simulate batches, train the first champion,
+run the daily monitoring steps without Airflow, and report what happened."""
+EXIT_CODES = """exit codes:
+  0  done
+  1  run-days: some day's batch was missing or quarantined (the other days ran);
+     status --require-champion: no champion is registered
+  2  a bad argument, config or input (one line on stderr)
+  3  the MLflow server did not answer (one line naming it and the call)
+
+'churnguard COMMAND --help' lists the options of a command."""
+
+
+class _CommandListFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the exit-code table as written and the command list in one column: argparse (3.11) sizes that
+    column without the command names' extra indent, so the longest name would push its help to a new line."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            self._action_max_length += 2
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="churnguard", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="churnguard", description=DESCRIPTION, epilog=EXIT_CODES,
+                                     formatter_class=_CommandListFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sim = sub.add_parser("simulate", help="write daily landing batches (and delayed labels)")
-    sim.add_argument("--start", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
-    sim.add_argument("--days", type=int, required=True)
-    sim.add_argument("--scenario", default="none", help="none, gradual, sudden, concept, seasonal, "
-                     "new_category, class_balance; combine with '+'")
-    sim.add_argument("--onset", type=date.fromisoformat, default=None, help="first day of the drift")
-    sim.add_argument("--intensity", type=float, default=1.0)
-    sim.add_argument("--rows-per-day", type=int, default=500)
-    sim.add_argument("--label-delay", type=int, default=7)
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--dataset", default=None)
-    sim.add_argument("--data-url", default=None, help="data root (default: CHURNGUARD_DATA_URL)")
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=description)
 
-    boot = sub.add_parser("bootstrap", help="train, register and make champion the first model")
-    boot.add_argument("--dataset", default=None)
-    boot.add_argument("--seed", type=int, default=0)
-    boot.add_argument("--replace-champion", action="store_true")
+    sim = command("simulate", "write daily landing batches (and their delayed labels)",
+                  "Write one landing batch per day (and each day's labels, --label-delay days later) drawn from "
+                  "held-out reference customers, optionally with a drift scenario. Prints a JSON summary.")
+    sim.add_argument("--start", type=date.fromisoformat, required=True, help="first day to write, YYYY-MM-DD")
+    sim.add_argument("--days", type=int, required=True, help="number of consecutive days to write")
+    sim.add_argument("--scenario", default="none",
+                     help="drift scenario: none, gradual, sudden, concept, seasonal, new_category or "
+                          "class_balance; combine with '+', e.g. sudden+concept (default: none)")
+    sim.add_argument("--onset", type=date.fromisoformat, default=None,
+                     help="first day of the drift, YYYY-MM-DD (default: drift from the first day)")
+    sim.add_argument("--intensity", type=float, default=1.0,
+                     help="scale of the scenario's effect; 0 is none, 1 the dataset's configured size "
+                          "(default: 1.0)")
+    sim.add_argument("--rows-per-day", type=int, default=500, help="customers in each day's batch (default: 500)")
+    sim.add_argument("--label-delay", type=int, default=7,
+                     help="days after its batch that a day's labels land (default: 7)")
+    sim.add_argument("--seed", type=int, default=0,
+                     help="random seed; the same seed writes the same batches (default: 0)")
+    sim.add_argument("--dataset", default=None, help="dataset config name (default: CHURNGUARD_DATASET)")
+    sim.add_argument("--data-url", default=None,
+                     help="data root, a path, file:// or s3:// URL (default: CHURNGUARD_DATA_URL)")
 
-    days = sub.add_parser("run-days", help="the daily monitoring steps for a range of days, without Airflow")
+    boot = command("bootstrap", "train, register and make champion the first model",
+                   "Train a model on the reference data, register it in MLflow and make it the champion if "
+                   "there is none yet. Prints a JSON summary.")
+    boot.add_argument("--dataset", default=None, help="dataset config name (default: CHURNGUARD_DATASET)")
+    boot.add_argument("--seed", type=int, default=0, help="random seed of the training run (default: 0)")
+    boot.add_argument("--replace-champion", action="store_true",
+                      help="make the new version champion even when there is one (it becomes 'previous')")
+
+    days = command("run-days", "the daily monitoring steps for a range of days, without Airflow",
+                   "Run the daily DAG's steps (ingest, validate, score, drift, performance, failure risk, "
+                   "decision, retrain, promotion, publish) for each day in turn, in this process. A day whose "
+                   "batch is missing or quarantined is reported and the next day goes on.")
     days.add_argument("--start", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
-    days.add_argument("--end", type=date.fromisoformat, default=None, help="last day (default: --start)")
-    days.add_argument("--force-retrain", action="store_true")
-    days.add_argument("--dry-run", action="store_true")
+    days.add_argument("--end", type=date.fromisoformat, default=None,
+                      help="last day, YYYY-MM-DD, not after today (default: --start)")
+    days.add_argument("--force-retrain", action="store_true",
+                      help="train a challenger on every day, whatever the day's decision")
+    days.add_argument("--dry-run", action="store_true",
+                      help="train challengers but register and promote nothing")
 
-    stat = sub.add_parser("status", help="champion/challenger versions, metrics and landed partitions")
-    stat.add_argument("--json", action="store_true")
-    stat.add_argument("--require-champion", action="store_true", help="exit 1 when there is no champion")
+    stat = command("status", "the deployed models, the last decision and the landed partitions",
+                   "Show the churn model's champion, challenger and previous versions with their test metrics, "
+                   "the failure-risk model, the last day's decision and the landed partitions.")
+    stat.add_argument("--json", action="store_true", help="print the status as JSON")
+    stat.add_argument("--require-champion", action="store_true",
+                      help="exit 1 when no champion is registered (for scripts that need one)")
 
-    tl = sub.add_parser("timeline", help="the monitored days and the milestones (drift, risk, retrain, promotion)")
-    tl.add_argument("--json", action="store_true")
+    tl = command("timeline", "the monitored days and the milestones (drift, risk, retrain, promotion)",
+                 "One line per monitored day (validation, drift, failure risk, measured AUC, decision), then "
+                 "the milestones: first drift, first risk alert, challengers registered, promotions.")
+    tl.add_argument("--json", action="store_true", help="print the days and milestones as JSON")
 
-    for name, helptext in (("drift", "drift of a batch against a reference"),
-                           ("validate", "validate a batch (exit 0 pass, 1 warn, 2 fail, 3 unreadable)")):
+    for name, helptext in (("drift", "drift of a batch against a reference profile or data"),
+                           ("validate", "validate a batch against the champion's reference profile")):
         sub.add_parser(name, help=helptext, add_help=False)
     return parser
 
@@ -70,22 +119,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "simulate":
             from churnguard.config import load_dataset_config
+            from churnguard.dataroot import DataRoot
             from churnguard.simulate import Scenario, simulate
-            from churnguard.storage import open_storage
 
             summary = simulate(args.start, args.days, Scenario.parse(args.scenario, args.onset, args.intensity),
                                rows_per_day=args.rows_per_day, label_delay=args.label_delay, seed=args.seed,
-                               storage=open_storage(args.data_url), cfg=load_dataset_config(args.dataset))
+                               root=DataRoot.open(args.data_url), cfg=load_dataset_config(args.dataset))
             print(json.dumps(summary.to_dict(), indent=2))
         elif args.command == "bootstrap":
             from churnguard.training import bootstrap, summary_json
 
             print(summary_json(bootstrap(args.dataset, args.seed, args.replace_champion)))
         elif args.command == "run-days":
+            from churnguard.context import RunOptions
             from churnguard.daily import run_days
 
             end = args.end or args.start
-            results, failed = run_days(args.start, end, force_retrain=args.force_retrain, dry_run=args.dry_run)
+            options = RunOptions(force_retrain=args.force_retrain, dry_run=args.dry_run)
+            results, failed = run_days(args.start, end, options)
             for day, reason in failed.items():
                 print(f"churnguard run-days: {day}: {reason}", file=sys.stderr)
             if failed:

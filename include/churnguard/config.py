@@ -6,6 +6,7 @@ never a silently ignored setting.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -297,11 +298,18 @@ def load_drift_config(overrides: dict[str, Any] | None = None) -> DriftConfig:
 
 # --- daily monitoring ----------------------------------------------------------------------------------
 class ScheduleConfig(_Strict):
-    start_date: str = "2026-09-01"
-    end_date: str | None = None
+    start_date: date = date(2026, 9, 1)
+    end_date: date | None = None
     max_active_runs: int = Field(default=1, ge=1)
     sensor_timeout_minutes: float = Field(default=60, gt=0)
     sensor_poke_seconds: float = Field(default=60, gt=0)
+    missing_batch_fail_hours: float = Field(default=2, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScheduleConfig:
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
 
 
 class LabelsConfig(_Strict):
@@ -361,4 +369,8 @@ class MonitoringConfig(_Strict):
 
 
 def load_monitoring_config(overrides: dict[str, Any] | None = None) -> MonitoringConfig:
+    """``monitoring.yaml`` with ``overrides``; ``CHURNGUARD_START_DATE`` sets the schedule's first day."""
+    start = get_settings().start_date
+    if start:
+        overrides = _deep_merge({"schedule": {"start_date": start}}, overrides or {})
     return load_yaml_model(_config_dir() / "monitoring.yaml", MonitoringConfig, overrides)

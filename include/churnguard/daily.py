@@ -1,9 +1,12 @@
-"""The steps of the daily monitoring run, one function per DAG task. Each takes the batch date and small
-JSON-able dicts and returns one, so the DAG passes URIs and summaries through XCom, never frames.
+"""The steps of the daily monitoring run, one function per DAG task, each handed the day's
+:class:`~churnguard.context.DayContext` (configs, data root, store, pinned model versions) and returning a
+small JSON-able dict, which it also records in the store: later steps and ``publish`` read the day's
+results there, so the DAG passes nothing but the run itself between tasks.
 
 ingest -> validate -> score -> drift -> performance -> failure risk -> decide -> (retrain) -> promote ->
-publish. Every step is idempotent per date: partitions are replaced, store rows upserted by date, and a
-re-run scores with the model versions recorded for that date.
+publish. Every step is idempotent per date: partitions are replaced, store rows upserted by date, every step
+uses the model versions pinned for the date, and the steps with side effects on the registry (retrain,
+promote) act once per date and report that action again when the date is re-run.
 
 :func:`run_day` runs the same steps in one process, in the DAG's order (``churnguard run-days``): the plain
 loop that ``benchmarks/dag_bench.py`` holds the Airflow runs against, and a way to replay days without Airflow.
@@ -11,26 +14,26 @@ loop that ``benchmarks/dag_bench.py`` holds the Airflow runs against, and a way 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from datetime import date, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 
 from churnguard import registry
-from churnguard.config import load_dataset_config, load_model_config, load_monitoring_config
+from churnguard.context import DayContext, RunOptions
 from churnguard.crashpoints import crash_point
-from churnguard.data import data_version, load_batch
+from churnguard.data import data_version
+from churnguard.dataroot import DataRoot
 from churnguard.decision import decide
 from churnguard.performance import measure_day
 from churnguard.progress import progress
 from churnguard.promotion import promote_day
-from churnguard.scoring import read_scores, recorded_versions, score_day
-from churnguard.simulate import LANDING
-from churnguard.storage import open_storage
-from churnguard.store import open_store
-from churnguard.training import load_run_profile
+from churnguard.scoring import score_day
 
 log = logging.getLogger(__name__)
-REPORTS, QUARANTINE = "reports", "quarantine"
+STEPS = ("ingest", "validate", "score", "drift", "performance", "failure_risk", "decide", "retrain", "promote",
+         "publish")
 
 
 class BatchRejected(Exception):
@@ -42,178 +45,177 @@ class BatchMissing(FileNotFoundError):
     """No landing partition for the day: nothing was read, written or decided."""
 
 
-def check_run(overrides: dict | None = None, drift_overrides: dict | None = None) -> None:
+def check_run(options: RunOptions | None = None) -> None:
     """Everything a run needs, checked before it writes anything: every config with this run's overrides
     (a bad key or value is one :class:`~churnguard.config.ConfigError` line) and the MLflow server (a
     :class:`~churnguard.registry.RegistryError` within seconds, not minutes)."""
-    from churnguard.config import load_drift_config
+    from churnguard.config import load_dataset_config, load_drift_config, load_model_config, load_monitoring_config
     from churnguard.failure.config import load_failure_config
     from churnguard.validation import load_validation_config
 
+    options = options or RunOptions()
     load_dataset_config()
     load_model_config()
-    load_monitoring_config(overrides or {})
-    load_drift_config(drift_overrides or {})
+    load_monitoring_config(options.overrides)
+    load_drift_config(options.drift_overrides)
     load_validation_config()
     load_failure_config()
     registry.check_connection()
 
 
-def report_key(ds: str, name: str) -> str:
-    return f"{REPORTS}/ds={ds}/{name}"
+def resolve_ds(batch_date: str | None, logical_date) -> str:
+    """The date the user picked: the ``batch_date`` Param when given, else the run's logical date (a
+    scheduled run, a backfill, ``airflow dags test DAG DATE`` and a trigger with a logical date all name the
+    batch by it); a run with neither is one line saying what to set."""
+    if batch_date:
+        return date.fromisoformat(str(batch_date)).isoformat()
+    if logical_date is None:
+        raise ValueError("no batch date: this run has no logical date; trigger it with a logical date or set "
+                         "the 'batch_date' Param (YYYY-MM-DD)")
+    return (logical_date.date() if hasattr(logical_date, "date") else date.fromisoformat(str(logical_date)[:10])
+            ).isoformat()
 
 
-def resolve_ds(param_ds: str | None, data_interval_start) -> str:
-    """The batch date: the ``batch_date`` Param when given (manual runs), else the data interval start."""
-    if param_ds:
-        return date.fromisoformat(str(param_ds)).isoformat()
-    if data_interval_start is None:
-        raise ValueError("no batch date: set the 'batch_date' Param (YYYY-MM-DD) for a run without a logical date")
-    if hasattr(data_interval_start, "date"):
-        return data_interval_start.date().isoformat()
-    return str(data_interval_start)[:10]
-
-
-def landing_ready(ds: str) -> bool:
+def landing_ready(root: DataRoot, ds: str) -> bool:
     """The batch landed (or was quarantined by an earlier run of the date, which ``ingest`` reports again)."""
-    storage = open_storage()
-    ready = storage.partition_exists(LANDING, ds) or _quarantined(storage, ds)
+    ready = root.batch_landed(ds) or root.batch_quarantined(ds)
     if not ready:
-        log.info("landing/ds=%s has not landed yet", ds)
+        log.info("%s has not landed yet", root.batch_uri(ds))
     return ready
 
 
-def _quarantined(storage, ds: str) -> bool:
-    return storage.exists(f"{QUARANTINE}/ds={ds}")
+def batch_overdue(ds: str, max_age: timedelta, now: datetime | None = None) -> bool:
+    """A batch still missing this long after its day ended will not come: a catch-up run fails at once."""
+    end_of_day = datetime.combine(date.fromisoformat(ds) + timedelta(days=1), datetime.min.time(), UTC)
+    return (now or datetime.now(UTC)) - end_of_day > max_age
 
 
-def missing_batch(ds: str, waited_seconds: float) -> str:
+def missing_batch(root: DataRoot, ds: str, waited: str) -> str:
     """The one line a run ends with when the day's batch never landed."""
-    where = open_storage().uri(f"{LANDING}/ds={ds}")
-    return (f"no batch for {ds}: {where} did not land within {waited_seconds / 60:g} min; nothing was ingested, "
-            f"scored or decided for this date: re-run it (clear the run) once the batch has landed")
+    return (f"no batch for {ds}: {root.batch_uri(ds)} {waited}; nothing was ingested, scored or decided for "
+            f"this date: re-run it (clear the run) once the batch has landed")
 
 
-def ingest(ds: str) -> dict:
-    """Read every file of the day's partition with the classifying reader, before anything else touches it:
-    an unreadable file (empty, truncated, not parquet, junk beside a good file) or a batch without its id
-    column is quarantined with the reason, an alert and a validation report, as a failed expectation is."""
+def ingest(ctx: DayContext) -> dict:
+    """Read every file of the day's partition with the classifying reader, once, before anything else
+    touches it, and stage it as one file for the later steps. An unreadable file (empty, truncated, not
+    parquet, junk beside a good file) or a batch without its id column is quarantined with the reason, an
+    alert and a validation report, as a failed expectation is."""
     from churnguard.validation import Issue, UnreadableBatch, ValidationResult
     from churnguard.validation.runner import read_stored
     from churnguard.validation.suite import ERROR
 
-    storage, cfg = open_storage(), load_dataset_config()
-    storage.sweep_tmp()
-    if not storage.partition_exists(LANDING, ds):
-        if _quarantined(storage, ds) and storage.exists(report_key(ds, "validation.json")):
-            _record_rejection(ds, storage, cfg)  # quarantined before (maybe by a run that crashed after the move)
-        raise BatchMissing(f"no batch for {ds}: {storage.uri(f'{LANDING}/ds={ds}')} has no parquet files")
-    source = storage.uri(f"{LANDING}/ds={ds}")
+    root, ds, cfg = ctx.root, ctx.ds, ctx.dataset
+    root.sweep_tmp()
+    if not root.batch_landed(ds):
+        if root.batch_quarantined(ds) and root.report_exists(ds, "validation.json"):
+            _record_rejection(ctx)  # quarantined before (maybe by a run that crashed after the move)
+        raise BatchMissing(missing_batch(root, ds, "has no parquet files"))
     issue = None
     try:
-        raw = read_stored(storage, f"{LANDING}/ds={ds}")
+        batch = read_stored(root.storage, root.batch_key(ds))
     except UnreadableBatch as exc:
         issue, status = Issue(ERROR, "readable", None, str(exc)), "unreadable"
     else:
-        if cfg.id.column not in raw.columns:
+        if cfg.id.column not in batch.columns:
             issue, status = Issue(ERROR, "column_set", None, f"missing key column '{cfg.id.column}'"), "fail"
     if issue is not None:
-        _reject(ds, ValidationResult(source=source, dataset=cfg.name, status=status, issues=[issue]), storage, cfg)
-    batch = raw.drop_duplicates(subset=cfg.id.column, keep="last").reset_index(drop=True)
-    duplicates = len(raw) - len(batch)
-    info = {"ds": ds, "rows": len(batch), "duplicates_dropped": duplicates, "data_version": data_version(batch),
-            "landing_uri": storage.uri(f"{LANDING}/ds={ds}")}
-    log.info("ingest %s: %d rows (%d duplicate ids dropped), data version %s", ds, len(batch), duplicates,
-             info["data_version"])
-    return info
+        _reject(ctx, ValidationResult(source=root.batch_uri(ds), dataset=cfg.name, status=status, issues=[issue]))
+    staged = root.stage_batch(ds, batch)
+    ctx.keep_batch(batch)
+    info = {"ds": ds, "rows": len(batch), "data_version": data_version(batch), "landing_uri": root.batch_uri(ds),
+            "staged_uri": staged}
+    log.info("ingest %s: %d rows, data version %s", ds, len(batch), info["data_version"])
+    return ctx.record("ingest", info)
 
 
-def champion_profile(ds: str | None = None) -> tuple[dict, int]:
-    """The reference profile of the champion that scored ``ds`` (a re-run compares with the model that
-    scored the day, not whatever the alias points at now), else of the current champion."""
-    name = load_model_config().registered_name
-    version = recorded_versions(open_storage(), ds).get(registry.CHAMPION) if ds else None
-    if version is not None:
-        return load_run_profile(registry.require_ready(name, version).run_id), version
-    champion = registry.version_by_alias(name, registry.CHAMPION)
-    if champion is None:
-        raise LookupError(f"no '{registry.CHAMPION}' alias on {name}: run churn_bootstrap first")
-    return load_run_profile(champion.run_id), champion.version
+def champion_profile(ctx: DayContext) -> dict:
+    """The reference profile of the champion pinned for the day."""
+    from churnguard.training import load_run_profile
+
+    if ctx.profile is None:
+        ctx.profile = load_run_profile(registry.require_ready(ctx.model_name, ctx.versions.champion).run_id)
+    return ctx.profile
 
 
-def validate(ds: str) -> dict:
-    """Validate the landing batch; on error-level failures move it to quarantine, alert and raise."""
+def validate(ctx: DayContext) -> dict:
+    """Validate the staged batch against the pinned champion's profile; on error-level failures move the
+    landing batch to quarantine, alert and raise."""
     from churnguard.validation import validate_batch
 
-    storage, cfg = open_storage(), load_dataset_config()
-    profile, _ = champion_profile(ds)
-    result = validate_batch(storage.uri(f"{LANDING}/ds={ds}"), cfg, profile)
+    root, ds = ctx.root, ctx.ds
+    result = validate_batch(ctx.batch(), ctx.dataset, champion_profile(ctx), name=root.batch_uri(ds))
     if result.exit_code >= 2:
-        _reject(ds, result, storage, cfg)
-    result.save(storage, ds)
-    return {"ds": ds, "status": result.status, "exit_code": result.exit_code,
-            "failures": result.failures, "warnings": result.warnings,
-            "report_uri": storage.uri(report_key(ds, "validation.json"))}
+        _reject(ctx, result)
+    result.save(root, ds)
+    return ctx.record("validate", {"ds": ds, "status": result.status, "exit_code": result.exit_code,
+                                   "failures": result.failures, "warnings": result.warnings,
+                                   "report_uri": root.report_uri(ds, "validation.json")})
 
 
-def _reject(ds: str, result, storage, cfg) -> None:
+def _reject(ctx: DayContext, result) -> None:
     """Quarantine the day's batch with its validation report, an alert and the day's row; then raise.
 
     Ordered so a crash anywhere is finished by a re-run: the report is written first, the move is one step,
     and the rows are written again by :func:`ingest` when it finds the batch in quarantine.
     """
-    result.save(storage, ds)
-    storage.move_partition(LANDING, ds, QUARANTINE)
-    _record_rejection(ds, storage, cfg)
+    result.save(ctx.root, ctx.ds)
+    ctx.root.quarantine_batch(ctx.ds)
+    _record_rejection(ctx)
 
 
-def _record_rejection(ds: str, storage, cfg) -> None:
+def _record_rejection(ctx: DayContext) -> None:
     """The alert and the day's row of a quarantined batch, from its saved validation report; raises."""
-    report = json.loads(storage.read_bytes(report_key(ds, "validation.json")))
-    message = (f"batch {ds} quarantined to {storage.uri(f'{QUARANTINE}/ds={ds}')}: "
-               + "; ".join(report["failures"][:3]))
-    store = open_store()
-    store.upsert("alerts", [{"ds": ds, "kind": "validation", "severity": "critical", "message": message}])
-    store.upsert("daily_runs", [{"ds": ds, "dataset": cfg.name, "validation_status": report["status"],
-                                 "decision": "quarantined", "reasons": report["failures"][:10]}])
+    root, ds = ctx.root, ctx.ds
+    root.drop_staged(ds)  # a crash may have left it between the move and the drop
+    report = json.loads(root.read_report(ds, "validation.json"))
+    message = f"batch {ds} quarantined to {root.uri(root.quarantine_key(ds))}: " + "; ".join(report["failures"][:3])
+    ctx.store.upsert("alerts", [{"ds": ds, "kind": "validation", "severity": "critical", "message": message}])
+    ctx.store.upsert("daily_runs", [{"ds": ds, "dataset": ctx.dataset.name, "validation_status": report["status"],
+                                     "decision": "quarantined", "reasons": report["failures"][:10]}])
     raise BatchRejected(message)
 
 
-def score(ds: str) -> dict:
-    return score_day(ds)
+def score(ctx: DayContext) -> dict:
+    return ctx.record("score", score_day(ctx))
 
 
-def drift(ds: str, overrides: dict | None = None) -> dict:
-    """Drift of the batch and the champion's scores against the champion's reference profile."""
+def drift(ctx: DayContext) -> dict:
+    """Drift of the batch and the champion's scores against the pinned champion's reference profile."""
     from churnguard.drift import drift_report, render_html
     from churnguard.drift.html import PLOTLY_SRC, ensure_plotly_asset
 
-    storage, store, cfg = open_storage(), open_store(), load_dataset_config()
-    profile, version = champion_profile(ds)
-    batch, _ = load_batch(storage, ds, cfg)
-    since = (date.fromisoformat(ds) - timedelta(days=30)).isoformat()
+    root, store, ds = ctx.root, ctx.store, ctx.ds
+    profile = champion_profile(ctx)
+    since = (ctx.day - timedelta(days=30)).isoformat()
     history: dict[str, dict] = {}
     for row in store.rows("feature_drift", since=since, until=ds):
         if row["ds"] < ds:
             history.setdefault(row["ds"], {})[row["feature"]] = bool(row["drifted"])
-    report = drift_report(profile, batch, scores=read_scores(storage, ds).to_numpy(),
-                          history=[history[d] for d in sorted(history)], overrides=overrides or {})
+    report = drift_report(profile, ctx.batch(), scores=_champion_scores(ctx),
+                          history=[history[d] for d in sorted(history)], overrides=ctx.options.drift_overrides)
     doc = report.to_dict()
-    storage.write_bytes(report_key(ds, "drift.json"), json.dumps(doc, indent=1).encode())
-    ensure_plotly_asset(storage)  # plotly.js once for every day's report, not inlined in each
-    page = render_html(report, profile, None, plotlyjs=PLOTLY_SRC)
-    html_uri = storage.write_bytes(report_key(ds, "drift.html"), page.encode())
+    root.write_report(ds, "drift.json", json.dumps(doc, indent=1).encode())
+    ensure_plotly_asset(root)  # plotly.js once for every day's report, not inlined in each
+    html_uri = root.write_report(ds, "drift.html", render_html(report, profile, None, plotlyjs=PLOTLY_SRC).encode())
     store.replace_day("feature_drift", ds, [_feature_row(name, f) for name, f in doc["features"].items()])
     ranked = sorted(doc["features"].items(), key=lambda kv: -(kv[1].get("weighted_psi") or 0))
     summary = {"ds": ds, "severity": doc["severity"], "drift_share": doc["drift_share"],
                "weighted_drift": doc["weighted_psi"], "n_drifted": doc["n_drifted"],
                "prediction_psi": (doc.get("prediction") or {}).get("psi"),
                "top_features": [name for name, f in ranked if f["drifted"]][:5],
-               "profile_version": doc["profile_version"], "champion_version": version,
-               "report_uri": storage.uri(report_key(ds, "drift.json")), "html_uri": html_uri}
+               "profile_version": doc["profile_version"], "champion_version": ctx.versions.champion,
+               "report_uri": root.report_uri(ds, "drift.json"), "html_uri": html_uri}
     log.info("drift %s: %s, %d/%d features drifted, top %s", ds, doc["severity"], doc["n_drifted"],
              doc["n_features"], summary["top_features"][:3])
-    return summary
+    return ctx.record("drift", summary)
+
+
+def _champion_scores(ctx: DayContext):
+    scores = ctx.root.read_scores(ctx.ds)
+    if scores is None:
+        raise LookupError(f"{ctx.ds} has no scores: run the score step first")
+    return scores[f"{registry.CHAMPION}_score"].to_numpy()
 
 
 def _feature_row(name: str, f: dict) -> dict:
@@ -226,24 +228,21 @@ def _feature_row(name: str, f: dict) -> dict:
             "consecutive_days": f.get("drift_days", 0)}
 
 
-def performance(ds: str) -> dict:
-    return measure_day(ds)
+def performance(ctx: DayContext) -> dict:
+    return ctx.record("performance", measure_day(ctx))
 
 
-def failure_risk(ds: str, drift_summary: dict, performance_summary: dict) -> dict:
+def failure_risk(ctx: DayContext) -> dict:
     """P(champion fails within the horizon) from the failure model, or unavailable with the reason."""
-    store = open_store()
+    store, ds = ctx.store, ctx.ds
     try:
-        from churnguard.failure import champion_reference, day_signals, score_failure_risk
+        from churnguard.failure import day_signals, score_failure_risk
     except ImportError as exc:  # the failure-risk package is optional for the daily run
         result = {"available": False, "risk": None, "top_drivers": [], "reason": f"failure model code: {exc}"}
     else:
-        storage = open_storage()
-        report = json.loads(storage.read_bytes(report_key(ds, "drift.json")))
-        matured = [r for r in store.rows("performance", where={"role": registry.CHAMPION}, until=ds,
-                                         day_column="observed_ds")]
-        signals = day_signals(report, read_scores(storage, ds).to_numpy(), matured,
-                              reference=_champion_reference(champion_reference), ds=ds)
+        report = json.loads(ctx.root.read_report(ds, "drift.json"))
+        matured = store.rows("performance", where={"role": registry.CHAMPION}, until=ds, day_column="observed_ds")
+        signals = day_signals(report, _champion_scores(ctx), matured, reference=champion_reference(ctx), ds=ds)
         past = [r["signals"] for r in store.rows("failure_risk", until=ds, order_by="ds")
                 if r["ds"] < ds and r["signals"]]
         result = score_failure_risk([*past, signals])
@@ -253,99 +252,117 @@ def failure_risk(ds: str, drift_summary: dict, performance_summary: dict) -> dic
                                    "model_version": result.get("model_version"), "reason": result.get("reason")}])
     log.info("failure risk %s: %s", ds, f"{result['risk']:.3f}" if result["available"] else
              f"unavailable ({result['reason']})")
-    return {k: v for k, v in result.items() if k != "signals"}
+    return ctx.record("failure_risk", {k: v for k, v in result.items() if k != "signals"})
 
 
-def _champion_reference(build) -> dict:
-    """The champion's scores and labels on the reference test split, summarised for label-free estimates."""
+REFERENCE_SUMMARY = "failure_reference"
+
+
+def champion_reference(ctx: DayContext) -> dict:
+    """The pinned champion's scores and labels on the reference test split, summarised for label-free
+    estimates: computed once per champion version and stored with it."""
     from churnguard.data import target_array
-    from churnguard.training import read_reference
+    from churnguard.failure import champion_reference as summarise
 
-    cfg, name = load_dataset_config(), load_model_config().registered_name
-    model, _ = registry.load_alias_model(name, registry.CHAMPION)
-    test = read_reference({"dataset": cfg.name}, "test")
-    return build(model.predict_proba(test), target_array(test, cfg), model.threshold)
+    name, version = ctx.model_name, ctx.versions.champion
+    where = {"model_name": name, "model_version": version, "kind": REFERENCE_SUMMARY}
+    stored = ctx.store.rows("model_summaries", where=where)
+    if stored:
+        return stored[0]["value"]
+    model = registry.load_version_model(name, version)
+    test = ctx.root.read_reference(ctx.dataset.name, "test")
+    summary = summarise(model.predict_proba(test), target_array(test, ctx.dataset), model.threshold)
+    return ctx.store.add_if_absent("model_summaries", {**where, "value": summary})["value"]
 
 
-def decide_day(ds: str, drift_summary: dict, performance_summary: dict, risk: dict, params: dict) -> dict:
+def decide_day(ctx: DayContext) -> dict:
     """Decided on the state the day started from, so a re-run (after a crash too) decides the same: the
-    challenger that shadow-scored the day, and versions registered before the day."""
-    cfg = load_monitoring_config(params.get("overrides") or {})
-    challenger = recorded_versions(open_storage(), ds).get(registry.CHALLENGER)
-    store = open_store()
+    challenger pinned for the day, and versions registered before the day."""
+    store, ds = ctx.store, ctx.ds
     last = max((e["ds"] for e in store.rows("model_events", where={"event": "registered"}, until=ds)
                 if e["ds"] < ds), default=None)
-    decision = decide(drift_summary, performance_summary, risk, cfg, challenger_version=challenger,
-                      force_retrain=bool(params.get("force_retrain")),
-                      days_since_registered=(date.fromisoformat(ds) - date.fromisoformat(last)).days if last else None)
+    decision = decide(ctx.require("drift"), ctx.require("performance"), ctx.require("failure_risk"),
+                      ctx.monitoring, challenger_version=ctx.versions.challenger,
+                      force_retrain=ctx.options.force_retrain,
+                      days_since_registered=(ctx.day - date.fromisoformat(last)).days if last else None)
     log.info("%s %s", ds, decision.line())
     if decision.decision != "healthy":
         store.upsert("alerts", [{"ds": ds, "kind": "decision", "severity": decision.decision,
                                  "message": decision.line()}])
-    return decision.to_dict()
+    return ctx.record("decide", decision.to_dict())
 
 
-def retrain(ds: str, decision: dict, params: dict) -> dict:
+def retrain(ctx: DayContext) -> dict:
+    """Train, validate and register a challenger, once per date: a re-run reports the first run's result
+    instead of moving the ``challenger`` alias again."""
     from churnguard.retrain import retrain_challenger
 
-    cfg = load_monitoring_config(params.get("overrides") or {})
-    result = retrain_challenger(ds, "; ".join(decision["reasons"]), dry_run=bool(params.get("dry_run")), cfg=cfg)
+    done = ctx.result("retrain")
+    if done is not None:
+        return done
+    result = retrain_challenger(ctx, "; ".join(ctx.require("decide")["reasons"]))
     if result["registered"]:
-        open_store().record_event(ds, "registered", load_model_config().registered_name, result["version"],
-                                  reason=result["reason"])
-    return result
+        ctx.store.record_event(ctx.ds, "registered", ctx.model_name, result["version"], reason=result["reason"])
+    return ctx.record("retrain", result)
 
 
-def promote(ds: str, performance_summary: dict, params: dict) -> dict:
-    if params.get("dry_run"):
-        return {"promoted": False, "reason": "dry run"}
-    return promote_day(ds, performance_summary.get("measured_failure", False),
-                       load_monitoring_config(params.get("overrides") or {}))
+def promote(ctx: DayContext) -> dict:
+    """Promote the challenger when it has proven itself, once per date (a re-run reports that day's result)."""
+    done = ctx.result("promote")
+    if done is not None:
+        return done
+    if ctx.options.dry_run:
+        return ctx.record("promote", {"promoted": False, "reason": "dry run"})
+    failed = ctx.require("performance").get("measured_failure", False)
+    return ctx.record("promote", promote_day(ctx.ds, failed, ctx.monitoring, ctx.store))
 
 
-def publish(ds: str, ingest_info: dict, validation: dict, scored: dict, drift_summary: dict,
-            performance_summary: dict, risk: dict, decision: dict, promotion: dict) -> dict:
-    """``reports/ds=…/summary.json``, the day's MLflow run, and the day's row in the monitoring store."""
-    storage, store, cfg = open_storage(), open_store(), load_dataset_config()
-    name = load_model_config().registered_name
-    champion = registry.version_by_alias(name, registry.CHAMPION)
-    challenger = registry.version_by_alias(name, registry.CHALLENGER)
+def publish(ctx: DayContext) -> dict:
+    """The day's ``summary.json`` report, the day's MLflow run, and the day's row in the monitoring store, from
+    the day's recorded step results; the versions are those pinned for the day and what the day changed."""
+    root, ds = ctx.root, ctx.ds
+    ingested, validation, scored = ctx.require("ingest"), ctx.require("validate"), ctx.require("score")
+    drift_summary, perf, risk = ctx.require("drift"), ctx.require("performance"), ctx.require("failure_risk")
+    decision, promotion = ctx.require("decide"), ctx.result("promote") or {}
+    retrained = ctx.result("retrain") or {}
+    promoted = bool(promotion.get("promoted"))
+    champion_after = promotion["version"] if promoted else ctx.versions.champion
+    challenger_after = None if promoted else (retrained["version"] if retrained.get("registered")
+                                              else ctx.versions.challenger)
     summary = {
-        "ds": ds, "rows": ingest_info["rows"], "validation_status": validation["status"],
+        "ds": ds, "rows": ingested["rows"], "validation_status": validation["status"],
         "validation_warnings": validation["warnings"], "drift": drift_summary,
-        "prediction_drift": drift_summary.get("prediction_psi"), "performance": performance_summary,
+        "prediction_drift": drift_summary.get("prediction_psi"), "performance": perf,
         "failure_risk": risk, "decision": decision["decision"], "reasons": decision["reasons"],
         "scored_with": {"champion": scored["champion_version"], "challenger": scored["challenger_version"]},
-        "champion_version": champion.version if champion else None,
-        "challenger_version": challenger.version if challenger else None,
-        "promoted": bool(promotion.get("promoted")), "promotion": promotion,
+        "champion_version": champion_after, "challenger_version": challenger_after,
+        "promoted": promoted, "promotion": promotion,
     }
-    body = json.dumps(summary, indent=1, default=str).encode()
-    summary_uri = storage.write_bytes(report_key(ds, "summary.json"), body)
-    summary["mlflow_run_id"] = _log_day_run(ds, summary, storage)
-    store.upsert("daily_runs", [{
-        "ds": ds, "dataset": cfg.name, "rows": ingest_info["rows"], "data_version": ingest_info["data_version"],
+    summary_uri = root.write_report(ds, "summary.json", json.dumps(summary, indent=1, default=str).encode())
+    summary["mlflow_run_id"] = _log_day_run(ctx, summary)
+    ctx.store.upsert("daily_runs", [{
+        "ds": ds, "dataset": ctx.dataset.name, "rows": ingested["rows"], "data_version": ingested["data_version"],
         "validation_status": validation["status"], "drift_severity": drift_summary["severity"],
         "drift_share": drift_summary["drift_share"], "weighted_drift": drift_summary["weighted_drift"],
         "prediction_psi": drift_summary.get("prediction_psi"), "champion_version": scored["champion_version"],
         "challenger_version": scored["challenger_version"], "failure_risk": risk.get("risk"),
         "decision": decision["decision"], "reasons": decision["reasons"],
-        "promoted": bool(promotion.get("promoted")), "summary_uri": summary_uri}])
+        "promoted": promoted, "summary_uri": summary_uri}])
     return {"summary_uri": summary_uri, "mlflow_run_id": summary["mlflow_run_id"], "decision": decision["decision"]}
 
 
 DAY_RUN_FILTER = "tags.`churnguard.kind` = 'daily'"
 
 
-def _log_day_run(ds: str, summary: dict, storage) -> str:
+def _log_day_run(ctx: DayContext, summary: dict) -> str:
     """One MLflow run per day, even for runs of one date at once: found again by its ``ds`` tag, created
     under the store's lock for that date. A run a killed process left RUNNING is closed first."""
     import mlflow
 
     from churnguard.store import exclusive
 
+    ds, root, store = ctx.ds, ctx.root, ctx.store
     registry.configure_mlflow()
-    store = open_store()
     _close_orphaned_day_runs(store, ds)
     with exclusive(store.engine, f"churnguard-daily-run-{ds}"):
         found = mlflow.search_runs(filter_string=f"tags.`churnguard.ds` = '{ds}' and {DAY_RUN_FILTER}",
@@ -354,7 +371,7 @@ def _log_day_run(ds: str, summary: dict, storage) -> str:
         with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"daily-{ds}") as run:
             mlflow.set_tags({"churnguard.ds": ds, "churnguard.kind": "daily", "decision": summary["decision"],
                              "drift_severity": summary["drift"]["severity"],
-                             "drift_report": storage.uri(report_key(ds, "drift.html"))})
+                             "drift_report": root.report_uri(ds, "drift.html")})
             crash_point("daily.mlflow_run.started")
             metrics = {"rows": summary["rows"], "drift_share": summary["drift"]["drift_share"],
                        "weighted_drift": summary["drift"]["weighted_drift"]}
@@ -365,9 +382,9 @@ def _log_day_run(ds: str, summary: dict, storage) -> str:
             mlflow.log_metrics(metrics)
             mlflow.log_dict(summary, "summary.json")
             # The JSON, not the HTML: the page lives in the data root (tag drift_report), stored once.
-            mlflow.log_text(storage.read_bytes(report_key(ds, "drift.json")).decode(), "drift.json")
-            if storage.exists(report_key(ds, "validation.json")):
-                mlflow.log_text(storage.read_bytes(report_key(ds, "validation.json")).decode(), "validation.json")
+            mlflow.log_text(root.read_report(ds, "drift.json").decode(), "drift.json")
+            if root.report_exists(ds, "validation.json"):
+                mlflow.log_text(root.read_report(ds, "validation.json").decode(), "validation.json")
     return run.info.run_id
 
 
@@ -391,33 +408,37 @@ def _close_orphaned_day_runs(store, ds: str) -> None:
                             run.info.run_id)
 
 
-def run_day(ds: str, *, force_retrain: bool = False, dry_run: bool = False, overrides: dict | None = None,
-            drift_overrides: dict | None = None) -> dict:
-    """Every step of the daily DAG for ``ds``, in its order, in this process; returns the decision summary.
+def run_day(ds: str, options: RunOptions | None = None, *,
+            observe: Callable[[str], contextlib.AbstractContextManager] | None = None) -> dict:
+    """Every step of the daily DAG for ``ds``, in its order, in this process, on one :class:`DayContext`
+    (so the batch is read once); returns the decision summary. ``observe(step)`` wraps each step (timing).
 
     Configs and the MLflow server are checked before anything is written (:func:`check_run`). A batch that
     cannot be read or fails validation is quarantined and raises :class:`BatchRejected`, as in the DAG.
     """
-    check_run(overrides, drift_overrides)
-    params = {"force_retrain": force_retrain, "dry_run": dry_run, "overrides": overrides or {}}
-    ingested = ingest(ds)
-    validation = validate(ds)
-    scored = score(ds)
-    drift_summary = drift(ds, drift_overrides)
-    perf = performance(ds)
-    risk = failure_risk(ds, drift_summary, perf)
-    decision = decide_day(ds, drift_summary, perf, risk, params)
-    retrained = retrain(ds, decision, params) if decision["decision"] == "retrain" else {}
-    promotion = promote(ds, perf, params)
-    published = publish(ds, ingested, validation, scored, drift_summary, perf, risk, decision, promotion)
-    return {**published, "reasons": decision["reasons"], "promoted": bool(promotion.get("promoted")),
+    observe = observe or (lambda step: contextlib.nullcontext())
+    options = options or RunOptions()
+    check_run(options)
+    ctx = DayContext.build(ds, options)
+    results = {}
+    for step, run in (("ingest", ingest), ("validate", validate), ("score", score), ("drift", drift),
+                      ("performance", performance), ("failure_risk", failure_risk), ("decide", decide_day)):
+        with observe(step):
+            results[step] = run(ctx)
+    retrained = {}
+    if results["decide"]["decision"] == "retrain":
+        with observe("retrain"):
+            retrained = retrain(ctx)
+    with observe("promote"):
+        promotion = promote(ctx)
+    with observe("publish"):
+        published = publish(ctx)
+    return {**published, "reasons": results["decide"]["reasons"], "promoted": bool(promotion.get("promoted")),
             "registered": retrained.get("version") if retrained.get("registered") else None}
 
 
 def day_range(start: date, end: date, today: date | None = None) -> list[date]:
     """The days ``start``..``end``; a reversed range or a day after ``today`` (UTC) is a one-line ValueError."""
-    from datetime import UTC, datetime
-
     today = today or datetime.now(UTC).date()
     if end < start:
         raise ValueError(f"empty range: --end {end} is before --start {start}")
@@ -426,7 +447,7 @@ def day_range(start: date, end: date, today: date | None = None) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def run_days(start: date, end: date, **options) -> tuple[list[dict], dict[str, str]]:
+def run_days(start: date, end: date, options: RunOptions | None = None) -> tuple[list[dict], dict[str, str]]:
     """:func:`run_day` for each day from ``start`` to ``end``, in order, with progress.
 
     A day whose batch is missing or was quarantined is reported in one line and the next day goes on, as the
@@ -437,7 +458,7 @@ def run_days(start: date, end: date, **options) -> tuple[list[dict], dict[str, s
     results, failed = [], {}
     for day in progress(days, len(days), "daily runs"):
         try:
-            result = run_day(day.isoformat(), **options)
+            result = run_day(day.isoformat(), options)
         except (BatchRejected, BatchMissing) as exc:
             log.warning("%s", exc)
             failed[day.isoformat()] = str(exc)

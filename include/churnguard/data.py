@@ -91,12 +91,3 @@ def data_version(*frames: pd.DataFrame) -> str:
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
         digest.update(",".join(map(str, frame.columns)).encode())
     return digest.hexdigest()[:16]
-
-
-def load_batch(storage, ds, cfg: DatasetConfig) -> tuple[pd.DataFrame, int]:
-    """The day's landing partition with duplicate customer ids dropped (last kept), and how many were."""
-    from churnguard.simulate import LANDING
-
-    batch = storage.read_partition(LANDING, ds)
-    deduped = batch.drop_duplicates(subset=cfg.id.column, keep="last").reset_index(drop=True)
-    return deduped, len(batch) - len(deduped)

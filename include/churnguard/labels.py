@@ -1,10 +1,10 @@
-"""Label deliveries: the suite every ``labels/ds=…`` partition passes before anything measures it.
+"""Label deliveries: the suite every delivery (a day's labels partition) passes before anything measures it.
 
 A delivery holds the labels that became known on one date: the id column, ``observed_ds`` (the landing day
 the customer was scored on) and the dataset's target column. :func:`validate_labels` checks a delivery's
 frame; :func:`read_labels` reads a partition with the batch validation's classifying reader and checks it;
-:func:`quarantine_labels` moves a rejected partition to ``quarantine/labels/ds=…`` and writes
-``reports/ds=…/labels_validation.json``.
+:func:`quarantine_labels` moves a rejected partition to the labels' quarantine and writes its report,
+``labels_validation.json``, among the day's reports (:class:`~churnguard.dataroot.DataRoot`).
 
 ==========  ========  ==========================================================================================
 rule        severity  check
@@ -42,17 +42,15 @@ from typing import Any
 import pandas as pd
 
 from churnguard.config import DatasetConfig
-from churnguard.simulate import LABELS
-from churnguard.storage import Storage, partition_key
+from churnguard.dataroot import DataRoot
 from churnguard.validation.runner import Issue, IssueReport, UnreadableBatch, read_stored
 from churnguard.validation.suite import ERROR, WARN
 
-__all__ = ["OBSERVED", "QUARANTINE", "REPORT", "LabelCheck", "quarantine_labels", "read_labels",
+__all__ = ["OBSERVED", "REPORT", "LabelCheck", "quarantine_labels", "read_labels",
            "validate_labels"]
 log = logging.getLogger(__name__)
 
 OBSERVED = "observed_ds"
-QUARANTINE = "quarantine/labels"  # beside the batches' quarantine/ds=…, which list_partitions never mistakes it for
 REPORT = "labels_validation.json"
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SAMPLE = 5
@@ -64,7 +62,7 @@ class LabelCheck(IssueReport):
     duplicates dropped), None when the delivery is rejected."""
 
     ds: str  # the delivery's own date: when the labels became known
-    source: str  # the partition key, e.g. labels/ds=2026-09-08
+    source: str  # the delivery's partition key
     status: str  # pass | warn | fail | unreadable
     issues: list[Issue]
     rows: int | None = None  # None: unreadable
@@ -85,10 +83,9 @@ class LabelCheck(IssueReport):
                 "failures": self.failures, "warnings": self.warnings,
                 "issues": [i.to_dict() for i in self.issues], "quarantined_to": self.quarantined_to}
 
-    def save(self, storage: Storage) -> str:
-        """Write ``reports/ds=…/labels_validation.json``; returns its URI."""
-        body = json.dumps(self.to_dict(), indent=2, allow_nan=False).encode()
-        return storage.write_bytes(f"{partition_key('reports', self.ds)}/{REPORT}", body)
+    def save(self, root: DataRoot) -> str:
+        """Write the delivery's report (``labels_validation.json`` among the day's reports); returns its URI."""
+        return root.write_report(self.ds, REPORT, json.dumps(self.to_dict(), indent=2, allow_nan=False).encode())
 
 
 def validate_labels(frame: pd.DataFrame, dataset_cfg: DatasetConfig, scored_days: set[str], *,
@@ -99,7 +96,7 @@ def validate_labels(frame: pd.DataFrame, dataset_cfg: DatasetConfig, scored_days
     :class:`~churnguard.validation.Issue` of the result, one line each.
     """
     ds = _iso(ds)
-    source = source or partition_key(LABELS, ds)
+    source = source or DataRoot.labels_key(ds)
     id_col, target = dataset_cfg.id.column, dataset_cfg.target.column
     expected = [id_col, OBSERVED, target]
 
@@ -142,23 +139,23 @@ def validate_labels(frame: pd.DataFrame, dataset_cfg: DatasetConfig, scored_days
     return result(issues, frame[~repeated].reset_index(drop=True))
 
 
-def read_labels(storage: Storage, ds: date | str, dataset_cfg: DatasetConfig, scored_days: set[str]) -> LabelCheck:
-    """Read the delivery ``labels/ds=…`` with the batch validation's reader and check it: an unreadable file
+def read_labels(root: DataRoot, ds: date | str, dataset_cfg: DatasetConfig, scored_days: set[str]) -> LabelCheck:
+    """Read the delivery of ``ds`` with the batch validation's reader and check it: an unreadable file
     (empty, truncated, CSV named ``.parquet``, junk) is a rejected delivery, status ``unreadable``."""
-    key = partition_key(LABELS, ds)
+    key = root.labels_key(ds)
     try:
-        frame = read_stored(storage, key)
+        frame = read_stored(root.storage, key)
     except UnreadableBatch as exc:
         return LabelCheck(_iso(ds), key, "unreadable", [Issue(ERROR, "readable", None, str(exc))])
     return validate_labels(frame, dataset_cfg, scored_days, ds=ds, source=key)
 
 
-def quarantine_labels(storage: Storage, check: LabelCheck) -> str:
-    """Move a rejected delivery to ``quarantine/labels/ds=…`` (replacing one there) after writing its report;
+def quarantine_labels(root: DataRoot, check: LabelCheck) -> str:
+    """Move a rejected delivery to the labels' quarantine (replacing one there) after writing its report;
     returns where it went."""
-    check.quarantined_to = storage.uri(partition_key(QUARANTINE, check.ds))
-    check.save(storage)  # first: a crash before the move leaves the delivery in place, rejected again next run
-    storage.move_partition(LABELS, check.ds, QUARANTINE)
+    check.quarantined_to = root.labels_quarantine_uri(check.ds)
+    check.save(root)  # first: a crash before the move leaves the delivery in place, rejected again next run
+    root.quarantine_labels(check.ds)
     log.warning("%s; quarantined to %s", check.reason(), check.quarantined_to)
     return check.quarantined_to
 

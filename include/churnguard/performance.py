@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import logging
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from churnguard import registry
-from churnguard.config import MonitoringConfig, load_dataset_config, load_model_config, load_monitoring_config
+from churnguard.config import MonitoringConfig, load_model_config
 from churnguard.data import target_array
+from churnguard.dataroot import DataRoot
 from churnguard.failure.config import FailureDefinition, load_failure_config
 from churnguard.failure.labels import day_failure, delong_auc, label_day_metrics
 from churnguard.labels import OBSERVED, LabelCheck, quarantine_labels, read_labels
-from churnguard.scoring import ROLES, SCORES
-from churnguard.simulate import LABELS
-from churnguard.storage import Storage, open_storage
-from churnguard.store import MonitoringStore, open_store
+from churnguard.scoring import ROLES
+from churnguard.store import MonitoringStore
+
+if TYPE_CHECKING:
+    from churnguard.context import DayContext
 
 __all__ = ["champion_history", "day_metrics", "delong_auc", "is_measured_failure", "measure_day",
            "measured_failure_definition", "reference_metrics"]
@@ -62,11 +65,10 @@ def reference_metrics(version: int) -> tuple[float, float]:
     return float(tags["reference_auc"]), float(tags["reference_f1"])
 
 
-def measure_day(ds: date | str, storage: Storage | None = None, store: MonitoringStore | None = None,
-                cfg: MonitoringConfig | None = None) -> dict:
+def measure_day(ctx: DayContext) -> dict:
     """Check the label deliveries not measured yet, store per-day metrics of the days they name, summarise.
 
-    Which deliveries: every ``labels/ds=A`` with A after the last earlier measuring date (the latest
+    Which deliveries: every delivery arriving on a day A after the last earlier measuring date (the latest
     ``measured_ds`` before ``ds`` in the ``performance`` table) up to ``ds``; only ``ds``'s own when nothing
     was measured before. So deliveries a run never measured (its batch was quarantined, it crashed before
     this step) are measured by the next run that gets here, and re-running a date measures what it saw then.
@@ -79,38 +81,37 @@ def measure_day(ds: date | str, storage: Storage | None = None, store: Monitorin
     (``unknown_ids``), not measured.
 
     The champion's failure status of an observed day pools its labels with those of the preceding
-    ``window_days - 1`` days that arrived by ``ds``. A failure counts only when the current champion scored
-    the day: labels keep arriving for days an earlier champion scored, and they say nothing about this one
-    (``earlier_champion_failure_days``).
+    ``window_days - 1`` days that arrived by ``ds``. A failure counts only when the champion pinned for
+    ``ds`` scored the day: labels keep arriving for days an earlier champion scored, and they say nothing
+    about this one (``earlier_champion_failure_days``).
     """
-    storage, store = storage or open_storage(), store or open_store()
-    cfg = cfg or load_monitoring_config()
+    root, store, cfg, ds = ctx.root, ctx.store, ctx.monitoring, ctx.ds
     definition = measured_failure_definition(cfg)
-    data_cfg, name = load_dataset_config(), load_model_config().registered_name
-    today = date.fromisoformat(str(ds))
-    scored = {d.isoformat() for d in storage.list_partitions(SCORES)}
-    arrivals = [d for d in storage.list_partitions(LABELS) if d <= today]
+    data_cfg, name = ctx.dataset, ctx.model_name
+    today = ctx.day
+    scored = root.scored_days()
     last = _last_measuring_date(store, today)
-    new = [d for d in arrivals if (d > last if last else d == today)]
-    checks = {d: read_labels(storage, d, data_cfg, scored) for d in new}
+    new = root.label_days(since=last + timedelta(days=1) if last else today, until=today)
+    checks = {d: read_labels(root, d, data_cfg, scored) for d in new}
     observed_days = sorted({o for c in checks.values() if c.ok for o in c.labels[OBSERVED]})
     if observed_days:  # every delivery that may hold labels of these days or of their failure windows
         since = date.fromisoformat(observed_days[0]) - timedelta(days=definition.window_days - 1)
-        older = [d for d in arrivals if since <= d and d not in checks]
-        checks.update({d: read_labels(storage, d, data_cfg, scored) for d in older})
+        older = [d for d in root.label_days(since=since, until=today) if d not in checks]
+        checks.update({d: read_labels(root, d, data_cfg, scored) for d in older})
     for check in checks.values():
         if not check.ok:
-            _reject(storage, store, check)
+            _reject(root, store, check)
     for d in new:
         if checks[d].ok:
-            checks[d].save(storage)
+            checks[d].save(root)
     labels = _latest_labels(checks.values(), data_cfg)
     if observed_days:
         labels = labels[labels[OBSERVED].between(since.isoformat(), observed_days[-1])]
-    joined, unknown = _join_scores(storage, labels, data_cfg, scored)
+    joined, unknown = _join_scores(root, labels, data_cfg, scored)
 
     champion_version = f"{registry.CHAMPION}_version"
-    current = registry.version_by_alias(name, registry.CHAMPION)
+    pinned = ctx.versions.champion
+    thresholds: dict[int, float] = {}
     rows, measured, failures, earlier = [], [], [], []
     for observed_ds in observed_days:
         day = joined[joined[OBSERVED] == observed_ds]
@@ -121,7 +122,9 @@ def measure_day(ds: date | str, storage: Storage | None = None, store: Monitorin
             if f"{role}_score" not in day or day[f"{role}_version"].isna().all():
                 continue
             version = int(day[f"{role}_version"].iloc[0])
-            threshold = registry.load_version_model(name, version).threshold
+            if version not in thresholds:
+                thresholds[version] = registry.load_version_model(name, version).threshold
+            threshold = thresholds[version]
             metrics = day_metrics(y, day[f"{role}_score"].to_numpy(), threshold, definition.confidence)
             row = {"observed_ds": observed_ds, "role": role, "model_version": version, "measured_ds": str(ds),
                    **{k: metrics[k] for k in STORED}}
@@ -132,10 +135,13 @@ def measure_day(ds: date | str, storage: Storage | None = None, store: Monitorin
                                      threshold, definition.confidence)
                 ref_auc, ref_f1 = reference_metrics(version)
                 if day_failure(pooled, ref_auc, ref_f1, definition) is True:
-                    (failures if current is None or version == current.version else earlier).append(observed_ds)
+                    (failures if version == pinned else earlier).append(observed_ds)
             rows.append(row)
             measured.append({**row, "roc_auc_upper": metrics["roc_auc_upper"], "unknown_ids": unknown[observed_ds]})
-    store.upsert("performance", rows)  # one transaction: a measuring date is recorded whole or not at all
+    # A re-run of an old date leaves the days a later run measured (with more labels) as that run left them.
+    later = {(r["observed_ds"], r["role"]) for r in store.rows("performance", since=(today + timedelta(days=1)),
+                                                                 day_column="measured_ds")}
+    store.upsert("performance", [r for r in rows if (r["observed_ds"], r["role"]) not in later])  # one transaction
     history = champion_history(store, ds, cfg)
     if earlier:
         log.info("performance %s: failures on %s were measured for an earlier champion: not this one's", ds,
@@ -150,7 +156,7 @@ def measure_day(ds: date | str, storage: Storage | None = None, store: Monitorin
             "history_days": len(history["roc_auc"]),
             "auc_slope_per_day": history["slope"],
             "latest_auc": history["roc_auc"][-1] if history["roc_auc"] else None,
-            "labels": deliveries, "unknown_ids": unknown_ids}
+            "deliveries": deliveries, "unknown_ids": unknown_ids}
 
 
 def _last_measuring_date(store: MonitoringStore, today: date) -> date | None:
@@ -160,10 +166,10 @@ def _last_measuring_date(store: MonitoringStore, today: date) -> date | None:
     return max((date.fromisoformat(r["measured_ds"]) for r in rows), default=None)
 
 
-def _reject(storage: Storage, store: MonitoringStore, check: LabelCheck) -> None:
+def _reject(root: DataRoot, store: MonitoringStore, check: LabelCheck) -> None:
     """Quarantine a rejected delivery and raise an alert dated by its arrival."""
-    where = quarantine_labels(storage, check)
-    store.upsert("alerts", [{"ds": check.ds, "kind": "labels", "severity": "critical",
+    where = quarantine_labels(root, check)
+    store.upsert("alerts", [{"ds": check.ds, "kind": "label_delivery", "severity": "critical",
                              "message": f"{check.reason()} (quarantined to {where})"}])
 
 
@@ -175,14 +181,14 @@ def _latest_labels(checks, data_cfg) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).drop_duplicates([data_cfg.id.column, OBSERVED], keep="last")
 
 
-def _join_scores(storage: Storage, labels: pd.DataFrame, data_cfg, scored: set[str]) -> tuple[pd.DataFrame, dict]:
+def _join_scores(root: DataRoot, labels: pd.DataFrame, data_cfg, scored: set[str]) -> tuple[pd.DataFrame, dict]:
     """Labels joined to the scores of their observed days, and per observed day how many labels name a
     customer its scores do not have. Days never scored are left out (the label check counted them)."""
     id_col, frames, unknown = data_cfg.id.column, [], {}
     for observed_ds, day in labels.groupby(OBSERVED, sort=True):
         if observed_ds not in scored:
             continue
-        scores = storage.read_partition(SCORES, observed_ds)
+        scores = root.read_scores(observed_ds)
         known = day[id_col].isin(scores[id_col])
         unknown[observed_ds] = int((~known).sum())
         frames.append(day[known].merge(scores, on=id_col, how="inner"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,32 +20,30 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from churnguard import registry
-from churnguard.config import MonitoringConfig, load_dataset_config, load_model_config, load_monitoring_config
+from churnguard.config import DatasetConfig, load_dataset_config
 from churnguard.data import data_version, target_array
+from churnguard.dataroot import DataRoot
 from churnguard.models import TrainedModel, train_model
-from churnguard.simulate import LABELS, LANDING
-from churnguard.storage import PartitionNotFound, Storage, open_storage
-from churnguard.training import log_reference_profile, model_fingerprint, read_reference
+from churnguard.storage import PartitionNotFound
+from churnguard.training import log_reference_profile, model_fingerprint
+
+if TYPE_CHECKING:
+    from churnguard.context import DayContext
 
 log = logging.getLogger(__name__)
 
 
-def labelled_days(ds: date, first: date, last: date, storage: Storage) -> pd.DataFrame:
-    """Landing rows of observed days ``first``..``last`` joined with the valid labels that landed by ``ds``:
-    a delivery the label suite rejects (:func:`churnguard.labels.read_labels`) is skipped, as measuring
-    skips it; a later label of a customer replaces an earlier one."""
+def labelled_days(root: DataRoot, ds: date, first: date, last: date, cfg: DatasetConfig) -> pd.DataFrame:
+    """Staged rows of observed days ``first``..``last`` joined with the valid labels that landed by ``ds``,
+    reading only the deliveries that arrived in ``first``..``ds`` (a delivery never holds days observed after
+    it arrived): a delivery the label suite rejects (:func:`churnguard.labels.read_labels`) is skipped, as
+    measuring skips it; a later label of a customer replaces an earlier one."""
     from churnguard.labels import read_labels
-    from churnguard.scoring import SCORES
 
-    cfg = load_dataset_config()
-    scored = {d.isoformat() for d in storage.list_partitions(SCORES)}
+    scored = root.scored_days()
     frames = []
-    for labels_ds in storage.list_partitions(LABELS):
-        if labels_ds > ds:
-            break
-        if labels_ds < first:  # a delivery never holds days observed after it arrived
-            continue
-        check = read_labels(storage, labels_ds, cfg, scored)
+    for labels_ds in root.label_days(since=first, until=ds):
+        check = read_labels(root, labels_ds, cfg, scored)
         if not check.ok:
             log.warning("retraining skips %s", check.reason())
             continue
@@ -52,10 +51,10 @@ def labelled_days(ds: date, first: date, last: date, storage: Storage) -> pd.Dat
         labels = labels[(labels["observed_ds"] >= first.isoformat()) & (labels["observed_ds"] <= last.isoformat())]
         for observed, part in labels.groupby("observed_ds"):
             try:
-                landing = storage.read_partition(LANDING, observed)
-            except PartitionNotFound:  # quarantined or never landed
+                batch = root.read_staged(observed)
+            except PartitionNotFound:  # quarantined or never ingested
                 continue
-            frames.append(landing.merge(part, on=cfg.id.column, how="inner"))
+            frames.append(batch.merge(part, on=cfg.id.column, how="inner"))
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True).drop_duplicates(cfg.id.column, keep="last")
@@ -76,19 +75,20 @@ def shap_importance(model: TrainedModel, df: pd.DataFrame) -> dict[str, float]:
     return model.per_input_column(np.abs(contribs).mean(axis=0))
 
 
-def retrain_challenger(ds: date | str, reason: str, dry_run: bool = False, storage: Storage | None = None,
-                       cfg: MonitoringConfig | None = None, seed: int = 0) -> dict:
-    """Train, validate and (unless ``dry_run`` or a gate fails) register a challenger for day ``ds``."""
+def retrain_challenger(ctx: DayContext, reason: str, seed: int = 0) -> dict:
+    """Train, validate and (unless the run is a dry run or a gate fails) register a challenger for the day,
+    held against the champion pinned for the day."""
     import mlflow
 
-    ds = date.fromisoformat(str(ds))
-    storage, cfg = storage or open_storage(), cfg or load_monitoring_config()
-    data_cfg, name = load_dataset_config(), load_model_config().registered_name
+    ds, root, cfg, dry_run = ctx.day, ctx.root, ctx.monitoring, ctx.options.dry_run
+    data_cfg, name = ctx.dataset, ctx.model_name
     last_matured = ds - timedelta(days=cfg.labels.delay_days)
     holdout_first = last_matured - timedelta(days=cfg.retrain.holdout_days - 1)
     window_first = holdout_first - timedelta(days=cfg.retrain.window_days)
-    recent = labelled_days(ds, window_first, holdout_first - timedelta(days=1), storage)
-    holdout = labelled_days(ds, holdout_first, last_matured, storage)
+    labelled = labelled_days(root, ds, window_first, last_matured, data_cfg)
+    observed = labelled["observed_ds"] if len(labelled) else pd.Series(dtype=str)
+    recent = labelled[observed < holdout_first.isoformat()]
+    holdout = labelled[observed >= holdout_first.isoformat()]
     window = {"train_from": window_first.isoformat(), "train_to": (holdout_first - timedelta(days=1)).isoformat(),
               "holdout_from": holdout_first.isoformat(), "holdout_to": last_matured.isoformat()}
     result = {"ds": ds.isoformat(), "reason": reason, "dry_run": dry_run, "window": window,
@@ -98,12 +98,11 @@ def retrain_challenger(ds: date | str, reason: str, dry_run: bool = False, stora
         log.warning("retrain %s: %s", ds, result["rejected"])
         return result
 
-    reference = read_reference({"dataset": data_cfg.name}, "train")
+    reference = root.read_reference(data_cfg.name, "train")
     pool = pd.concat([reference, recent[reference.columns]], ignore_index=True)
     train, val = train_test_split(pool, test_size=0.2, stratify=target_array(pool, data_cfg), random_state=seed)
     challenger = train_model(train, val, data_cfg, random_state=seed)
-    champion_info = registry.version_by_alias(name, registry.CHAMPION)
-    champion = registry.load_run_model(champion_info.run_id)
+    champion = registry.load_version_model(name, ctx.versions.champion)
     metrics = {"train_auc": _auc(challenger, train), "validation_auc": _auc(challenger, val),
                "holdout_auc": _auc(challenger, holdout),
                "champion_holdout_auc": _auc(champion, holdout), "holdout_rows": len(holdout),
@@ -142,7 +141,7 @@ def retrain_challenger(ds: date | str, reason: str, dry_run: bool = False, stora
             mlflow.log_dict(challenger.feature_importance(), "feature_importance.json")
             mlflow.log_dict(shap_importance(challenger, holdout), "shap_importance.json")
             registry.log_model(challenger.pipeline, train[challenger.features].head(5))
-            log_reference_profile(challenger, train, data_cfg, storage)
+            log_reference_profile(challenger, train, data_cfg, root)
         existing = registry.register_run_model(run.info.run_id, name, {
             registry.FINGERPRINT_TAG: fingerprint, "trigger": reason[:250], "threshold": f"{challenger.threshold:.6f}",
             "reference_auc": f"{metrics['holdout_auc']:.6f}", "reference_f1": f"{holdout_eval['f1']:.6f}",

@@ -1,7 +1,8 @@
 """Daily customer batches drawn from held-out reference rows, with drift scenarios.
 
-Each simulated day ``d`` writes ``landing/ds=d`` (features + ``customer_id``) and, ``label_delay`` days
-later, ``labels/ds=d+delay`` (``customer_id``, ``observed_ds``, target). A day depends only on
+Each simulated day ``d`` lands its batch (features + ``customer_id``) and, ``label_delay`` days later, a
+label delivery dated ``d+delay`` (``customer_id``, ``observed_ds``, target), through the data root. A day
+depends only on
 ``(scenario, seed, d)``: the customers are drawn from a random stream keyed by ``(seed, d)`` and the
 scenario's effect from a second stream, so the same customers appear under every scenario (effects are
 directly comparable) and any sub-range re-simulates to byte-identical partitions (backfills reproduce).
@@ -31,13 +32,12 @@ import pandas as pd
 
 from churnguard.config import DatasetConfig, load_dataset_config
 from churnguard.data import load_reference, split_reference, target_array
+from churnguard.dataroot import DataRoot
 from churnguard.progress import progress
-from churnguard.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
 
 SCENARIOS = ("none", "gradual", "sudden", "concept", "seasonal", "new_category", "class_balance")
-LANDING, LABELS = "landing", "labels"
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ def simulate(
     rows_per_day: int = 500,
     label_delay: int = 7,
     seed: int = 0,
-    storage: Storage | None = None,
+    root: DataRoot | None = None,
     cfg: DatasetConfig | None = None,
 ) -> SimulationSummary:
     """Write ``days`` daily landing partitions from ``start`` and their labels ``label_delay`` days later."""
@@ -205,14 +205,14 @@ def simulate(
     if label_delay < 0:
         raise ValueError(f"label_delay must be >= 0, got {label_delay}")
     scenario = Scenario.parse(scenario) if isinstance(scenario, str) else scenario
-    storage = storage or open_storage()
+    root = root or DataRoot.open()
     sim = BatchSimulator(cfg or load_dataset_config(), rows_per_day=rows_per_day, seed=seed)
     dates = [start + timedelta(days=i) for i in range(days)]
     for ds in progress(dates, len(dates), f"simulate {scenario.name}"):
         batch = sim.day(ds, scenario)
-        storage.write_partition(LANDING, ds, batch.landing)
-        storage.write_partition(LABELS, ds + timedelta(days=label_delay), batch.labels)
+        root.write_batch(ds, batch.landing)
+        root.write_labels(ds + timedelta(days=label_delay), batch.labels)
     summary = SimulationSummary(start, dates[-1], days, scenario.name, scenario.onset, scenario.intensity,
-                                rows_per_day, label_delay, seed, storage.url)
-    storage.write_bytes("simulator/manifest.json", json.dumps(summary.to_dict(), indent=2).encode())
+                                rows_per_day, label_delay, seed, root.url)
+    root.write_manifest(json.dumps(summary.to_dict(), indent=2).encode())
     return summary

@@ -8,14 +8,18 @@ from datetime import date, timedelta
 
 from churnguard import registry
 from churnguard.config import load_model_config, load_monitoring_config
+from churnguard.dataroot import DataRoot
 from churnguard.decision import MEASURED_FAILURE
 from churnguard.settings import get_settings
-from churnguard.simulate import LABELS, LANDING
-from churnguard.storage import open_storage
 from churnguard.store import open_store
 
 
 def project_status() -> dict:
+    """What is deployed and what happened last: the churn model's aliased versions with their test metrics,
+    the failure-risk champion with its held-out evaluation (what its alarms are worth), the latest day's
+    decision from the monitoring store, and the landed partitions."""
+    from churnguard.failure.config import load_failure_config
+
     settings = get_settings()
     name = load_model_config().registered_name
     models = {}
@@ -25,13 +29,26 @@ def project_status() -> dict:
             metrics = registry.client().get_run(version.run_id).data.metrics
             models[alias] = {"version": version.version, "run_id": version.run_id,
                              **{k.removeprefix("test_"): round(v, 4) for k, v in sorted(metrics.items())}}
-    storage = open_storage()
-    areas = {}
-    for area in (LANDING, LABELS):
-        days = storage.list_partitions(area)
-        areas[area] = {"partitions": len(days), "first": days[0].isoformat() if days else None,
-                       "last": days[-1].isoformat() if days else None, "uri": storage.uri(area)}
-    return {"model": name, "models": models, "data": areas, "mlflow_tracking_uri": settings.mlflow_tracking_uri}
+    failure_name = load_failure_config().registered_name
+    failure_version = registry.version_by_alias(failure_name, registry.CHAMPION)
+    failure_model = None
+    if failure_version is not None:
+        metrics = registry.client().get_run(failure_version.run_id).data.metrics
+        threshold = failure_version.tags.get("threshold")
+        failure_model = {"name": failure_name, "version": failure_version.version, "run_id": failure_version.run_id,
+                         "kind": failure_version.tags.get("kind"),
+                         "threshold": float(threshold) if threshold else None,
+                         **{k.removeprefix("eval_"): round(v, 4) for k, v in sorted(metrics.items())
+                            if k.startswith("eval_")}}
+    runs = open_store().rows("daily_runs", order_by="ds")
+    last_decision = None
+    if runs:
+        last = runs[-1]
+        last_decision = {"ds": last["ds"], "decision": last["decision"], "reasons": last["reasons"] or [],
+                         "drift_severity": last["drift_severity"], "failure_risk": last["failure_risk"]}
+    areas = DataRoot.open().inventory()
+    return {"model": name, "models": models, "failure_model": failure_model, "last_decision": last_decision,
+            "data": areas, "mlflow_tracking_uri": settings.mlflow_tracking_uri}
 
 
 def format_status(status: dict) -> str:
@@ -41,6 +58,23 @@ def format_status(status: dict) -> str:
     for alias, info in status["models"].items():
         metrics = ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("version", "run_id"))
         lines.append(f"{status['model']} @{alias}: v{info['version']} (run {info['run_id']}) {metrics}")
+    failure = status["failure_model"]
+    if failure is None:
+        lines.append("failure model: no failure model registered (run churn_failure_model_training)")
+    else:
+        metrics = ", ".join(f"{k}={v}" for k, v in failure.items()
+                            if k not in ("name", "version", "run_id", "kind", "threshold"))
+        lines.append(f"failure model: {failure['name']} @champion v{failure['version']} (run {failure['run_id']}) "
+                     f"{failure['kind'] or '?'}, alarm threshold {failure['threshold']}; held-out "
+                     f"{metrics or 'evaluation not logged'}")
+    last = status["last_decision"]
+    if last is None:
+        lines.append("last decision: none yet (no day monitored)")
+    else:
+        risk = "-" if last["failure_risk"] is None else f"{last['failure_risk']:.2f}"
+        reasons = "; ".join(last["reasons"]) or "no reasons recorded"
+        lines.append(f"last decision: {last['ds']} {last['decision']} (drift {last['drift_severity'] or '-'}, "
+                     f"failure risk {risk}): {reasons}")
     for area, info in status["data"].items():
         span = f"{info['first']} .. {info['last']}" if info["partitions"] else "empty"
         lines.append(f"{area}: {info['partitions']} daily partitions, {span} at {info['uri']}")

@@ -1,7 +1,7 @@
 """One storage abstraction over the data root: ``file://…`` or ``s3://bucket/prefix``.
 
-The layout under the root is a contract other tools may write to (see README):
-``landing/ds=YYYY-MM-DD/*.parquet``, ``labels/ds=…``, ``reference/``, ``reports/ds=…``, ``quarantine/ds=…``.
+The layout under the root is a contract other tools may write to (see README); its keys are spelled in one
+place, :class:`churnguard.dataroot.DataRoot`.
 New content is staged under ``_tmp/`` (never listed, never read) before it becomes visible.
 
 What a writer killed at any instant leaves (every step is a named crash point, see :data:`CRASH_POINTS`):

@@ -11,7 +11,6 @@ as "no such version" (which would register a duplicate) or "no champion" (which 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ import pandas as pd
 from churnguard import registry
 from churnguard.config import load_dataset_config, load_model_config
 from churnguard.data import data_version, load_reference, split_reference, target_array
+from churnguard.dataroot import DataRoot
 from churnguard.models import TrainedModel, evaluate, train_model
-from churnguard.storage import Storage, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -30,29 +29,20 @@ SPLITS = ("train", "validation", "test")
 PROFILE_ARTIFACT = "reference_profile.json"
 
 
-def reference_key(dataset: str, split: str) -> str:
-    return f"reference/{dataset}/{split}.parquet"
-
-
-def prepare_reference(dataset: str | None = None, storage: Storage | None = None) -> dict:
-    """Write the stratified reference splits under ``reference/<dataset>/``; returns their URIs + version."""
-    from churnguard.storage import frame_to_parquet_bytes
-
+def prepare_reference(dataset: str | None = None, root: DataRoot | None = None) -> dict:
+    """Write the stratified reference splits of the dataset to the data root; returns their URIs + version."""
     cfg = load_dataset_config(dataset)
-    storage = storage or open_storage()
+    root = root or DataRoot.open()
     split = split_reference(load_reference(cfg), cfg)
-    uris = {}
-    for name in SPLITS:
-        uris[name] = storage.write_bytes(reference_key(cfg.name, name), frame_to_parquet_bytes(getattr(split, name)))
+    uris = {name: root.write_reference(cfg.name, name, getattr(split, name)) for name in SPLITS}
     info = {"dataset": cfg.name, "uris": uris, "data_version": data_version(split.train, split.validation),
             "rows": {name: len(getattr(split, name)) for name in SPLITS}}
     log.info("reference %s: %s rows, data version %s", cfg.name, info["rows"], info["data_version"])
     return info
 
 
-def read_reference(info: dict, split: str, storage: Storage | None = None) -> pd.DataFrame:
-    storage = storage or open_storage()
-    return pd.read_parquet(io.BytesIO(storage.read_bytes(reference_key(info["dataset"], split))))
+def read_reference(info: dict, split: str, root: DataRoot | None = None) -> pd.DataFrame:
+    return (root or DataRoot.open()).read_reference(info["dataset"], split)
 
 
 def model_fingerprint(data_version: str, seed: int) -> str:
@@ -94,9 +84,9 @@ def fit_reference_model(info: dict, seed: int = 0) -> dict:
             "threshold": trained.threshold, "profile_version": profile.version}
 
 
-def log_reference_profile(trained: TrainedModel, train: pd.DataFrame, cfg, storage: Storage | None = None):
+def log_reference_profile(trained: TrainedModel, train: pd.DataFrame, cfg, root: DataRoot | None = None):
     """Fit the drift reference profile of a model's training data; log it to the active MLflow run and
-    write it to ``reference/<dataset>/profiles/<version>.json`` (the same artifact in both places)."""
+    write it to the data root's profiles (the same artifact in both places)."""
     import mlflow
 
     from churnguard.drift import fit_profile
@@ -105,8 +95,7 @@ def log_reference_profile(trained: TrainedModel, train: pd.DataFrame, cfg, stora
                           importance=trained.feature_importance())
     payload = profile.to_dict()
     mlflow.log_dict(payload, PROFILE_ARTIFACT)
-    (storage or open_storage()).write_bytes(f"reference/{cfg.name}/profiles/{profile.version}.json",
-                                            json.dumps(payload).encode())
+    (root or DataRoot.open()).write_profile(cfg.name, profile.version, json.dumps(payload).encode())
     return profile
 
 

@@ -28,88 +28,123 @@ def _documented(operator: BaseOperator, kwargs: dict) -> dict:
 
 
 class LandingSensor(BaseSensorOperator):
-    """Wait for the day's ``landing/ds=…`` partition; when it never comes, end with one clear line."""
+    """Wait for the day's batch in the data root's landing area; when it never comes, end with one clear line.
+
+    A batch still missing ``fail_after_hours`` after its day ended is not waited for: a catch-up run of an
+    old date fails at once instead of holding later dates behind it for the whole timeout.
+
+    :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
+    :param fail_after_hours: fail at the first poke when the day ended longer ago than this
+    """
 
     template_fields = ("ds",)
     ui_color = "#e8f6f3"
 
-    def __init__(self, *, ds: Any, **kwargs):
+    def __init__(self, *, ds: str | None = None, fail_after_hours: float = 2, **kwargs):
         super().__init__(**_documented(self, kwargs))
-        self.ds = ds
+        self.ds, self.fail_after_hours = ds, fail_after_hours
 
     def poke(self, context) -> bool:
-        from churnguard.daily import landing_ready
+        from datetime import timedelta
 
-        return landing_ready(self.ds)
+        from churnguard.daily import batch_overdue, landing_ready, missing_batch
+        from churnguard.dataroot import DataRoot
+        from churnguard_airflow.day import batch_date
+
+        day, root = batch_date(context, self.ds), DataRoot.open()
+        if landing_ready(root, day):
+            return True
+        if batch_overdue(day, timedelta(hours=self.fail_after_hours)):
+            raise AirflowFailException(missing_batch(
+                root, day, f"is still missing {self.fail_after_hours:g} h after the day ended "
+                           f"(schedule.missing_batch_fail_hours)"))
+        return False
 
     def execute(self, context) -> None:
         from churnguard.daily import missing_batch
+        from churnguard.dataroot import DataRoot
+        from churnguard_airflow.day import batch_date
 
         try:
             super().execute(context)
         except AirflowSensorTimeout:
-            raise AirflowSensorTimeout(missing_batch(self.ds, self.timeout)) from None
+            raise AirflowSensorTimeout(missing_batch(
+                DataRoot.open(), batch_date(context, self.ds),
+                f"did not land within {self.timeout / 60:g} min")) from None
 
 
 class ValidateBatchOperator(BaseOperator):
-    """Validate the day's landing batch with the Great Expectations suite of the champion's profile.
+    """Validate the day's staged batch with the Great Expectations suite of the pinned champion's profile.
 
     Error-level failures quarantine the batch, raise an alert and fail the task (nothing downstream runs);
     warnings pass through.
+
+    :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
     """
 
     template_fields = ("ds",)
     operator_extra_links = (ValidationReportLink(),)
     ui_color = "#fdebd0"
 
-    def __init__(self, *, ds: Any, **kwargs):
+    def __init__(self, *, ds: str | None = None, **kwargs):
         super().__init__(**_documented(self, kwargs))
         self.ds = ds
 
     def execute(self, context) -> dict:
         from churnguard import daily
+        from churnguard_airflow.day import day_context
 
-        record_link(self, ValidationReportLink(), report_url(self.ds, "validation.json"))
+        ctx = day_context(context, self.ds)
+        record_link(self, ValidationReportLink(), report_url(ctx.ds, "validation.json"))
         try:
-            return daily.validate(self.ds)
+            return daily.validate(ctx)
         except daily.BatchRejected as exc:
             raise AirflowFailException(str(exc)) from None
 
 
 class DriftReportOperator(BaseOperator):
-    """Drift of the day's batch and scores against the champion's reference profile (JSON + HTML)."""
+    """Drift of the day's batch and scores against the pinned champion's reference profile (JSON + HTML).
 
-    template_fields = ("ds", "overrides")
+    :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
+    """
+
+    template_fields = ("ds",)
     operator_extra_links = (DriftReportLink(),)
     ui_color = "#d6eaf8"
 
-    def __init__(self, *, ds: Any, overrides: Any = None, **kwargs):
+    def __init__(self, *, ds: str | None = None, **kwargs):
         super().__init__(**_documented(self, kwargs))
-        self.ds, self.overrides = ds, overrides
+        self.ds = ds
 
     def execute(self, context) -> dict:
         from churnguard import daily
+        from churnguard_airflow.day import day_context
 
-        result = daily.drift(self.ds, self.overrides or {})
-        record_link(self, DriftReportLink(), report_url(self.ds, "drift.html"))
+        ctx = day_context(context, self.ds)
+        result = daily.drift(ctx)
+        record_link(self, DriftReportLink(), report_url(ctx.ds, "drift.html"))
         return result
 
 
 class RetrainChallengerOperator(BaseOperator):
-    """Train on recent labelled days, validate on the latest matured ones, register as ``challenger``."""
+    """Train on recent labelled days, validate on the latest matured ones, register as ``challenger``.
 
-    template_fields = ("ds", "decision", "run_params")
+    :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
+    """
+
+    template_fields = ("ds",)
     operator_extra_links = (MLflowRunLink(), ModelVersionLink())
     ui_color = "#e8daef"
 
-    def __init__(self, *, ds: Any, decision: Any, run_params: Any, **kwargs):
+    def __init__(self, *, ds: str | None = None, **kwargs):
         super().__init__(**_documented(self, kwargs))
-        self.ds, self.decision, self.run_params = ds, decision, run_params
+        self.ds = ds
 
     def execute(self, context) -> dict:
         from churnguard import daily, registry
+        from churnguard_airflow.day import day_context
 
-        result = daily.retrain(self.ds, self.decision, self.run_params)
+        result = daily.retrain(day_context(context, self.ds))
         if result.get("run_id"):
             record_link(self, MLflowRunLink(), run_url(registry.configure_mlflow(), result["run_id"]))
         if result.get("version"):
@@ -118,20 +153,24 @@ class RetrainChallengerOperator(BaseOperator):
 
 
 class PromoteModelOperator(BaseOperator):
-    """Promote the challenger when it has proven itself (or the champion failed); aliases move atomically."""
+    """Promote the challenger when it has proven itself (or the champion failed); aliases move atomically.
 
-    template_fields = ("ds", "performance", "run_params")
+    :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
+    """
+
+    template_fields = ("ds",)
     operator_extra_links = (ModelVersionLink(),)
     ui_color = "#d5f5e3"
 
-    def __init__(self, *, ds: Any, performance: Any, run_params: Any = None, **kwargs):
+    def __init__(self, *, ds: str | None = None, **kwargs):
         super().__init__(**_documented(self, kwargs))
-        self.ds, self.performance, self.run_params = ds, performance, run_params
+        self.ds = ds
 
     def execute(self, context) -> dict:
         from churnguard import daily
+        from churnguard_airflow.day import day_context
 
-        result = daily.promote(self.ds, self.performance, self.run_params or {})
+        result = daily.promote(day_context(context, self.ds))
         if result.get("promoted"):
             record_link(self, ModelVersionLink(), model_version_url(result["version"]))
         return result

@@ -9,8 +9,10 @@ spending seconds on imports in every task. Only imports and in-memory set-up hap
 connection, file or thread.
 """
 
+# ruff: noqa: I001  (churnguard is imported first on purpose)
 from __future__ import annotations
 
+import churnguard  # noqa: F401  first: its warning filters cover the imports below
 import airflow.dag_processing.dagbag  # noqa: F401
 import airflow.sdk.execution_time.task_runner  # noqa: F401
 import alembic.runtime.migration  # noqa: F401

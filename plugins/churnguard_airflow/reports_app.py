@@ -61,7 +61,9 @@ def asset(name: str) -> Response:
     """A file shared by every day's reports, e.g. the plotly.js a ``drift.html`` loads."""
     if not ASSET.match(name):
         raise HTTPException(404, f"no asset '{name}' (assets are .js files)")
-    return _serve(f"reports/_assets/{name}", cache=True)
+    from churnguard.dataroot import DataRoot
+
+    return _serve(DataRoot.asset_key(name), cache=True)
 
 
 @app.get("/reports/{ds}/{name}")
@@ -69,15 +71,17 @@ def report(ds: str, name: str) -> Response:
     """One of a day's reports, as the daily run wrote it."""
     if not DS.match(ds) or name not in REPORTS:
         raise HTTPException(404, f"no report '{name}' for '{ds}' (reports: {', '.join(sorted(REPORTS))})")
-    return _serve(f"reports/ds={ds}/{name}")
+    from churnguard.dataroot import DataRoot
+
+    return _serve(DataRoot.report_key(ds, name))
 
 
 def _serve(key: str, cache: bool = False) -> Response:
     """The object at ``key`` of the data root as it is stored: 404 if absent, 502 if storage fails."""
-    from churnguard.storage import open_storage
+    from churnguard.dataroot import DataRoot
 
     try:
-        body = open_storage().read_bytes(key)
+        body = DataRoot.open().storage.read_bytes(key)
     except FileNotFoundError:
         raise HTTPException(404, f"{key} does not exist (yet)") from None
     except Exception as exc:  # a storage failure must not look like a missing report

@@ -11,23 +11,21 @@ from __future__ import annotations
 import html
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from churnguard.dataroot import DataRoot
 from churnguard.drift.profile import ReferenceProfile
 from churnguard.drift.report import DriftReport
-
-if TYPE_CHECKING:
-    from churnguard.storage import Storage
 
 _COLOURS = {"stable": "#2e7d32", "moderate": "#f9a825", "critical": "#c62828"}
 
 # Named by the plotly package version (it pins the plotly.js it bundles), so an upgrade writes a new file
 # and pages rendered before it keep the plotly.js they were drawn with.
 _PLOTLY_FILE = f"plotly-{version('plotly')}.min.js"
-PLOTLY_ASSET = f"reports/_assets/{_PLOTLY_FILE}"
+PLOTLY_ASSET = DataRoot.asset_key(_PLOTLY_FILE)
 """Key of the shared plotly.js in the data root."""
-PLOTLY_SRC = f"../_assets/{_PLOTLY_FILE}"
-"""``PLOTLY_ASSET`` as referenced from a day's page at ``reports/ds=YYYY-MM-DD/drift.html``."""
+PLOTLY_SRC = DataRoot.asset_src(_PLOTLY_FILE)
+"""``PLOTLY_ASSET`` as referenced from a day's ``drift.html``."""
 
 
 def plotly_asset_bytes() -> bytes:
@@ -37,11 +35,11 @@ def plotly_asset_bytes() -> bytes:
     return get_plotlyjs().encode("utf-8")
 
 
-def ensure_plotly_asset(storage: Storage) -> str:
-    """Write :data:`PLOTLY_ASSET` to ``storage`` unless it is there already; returns its URI."""
-    if not storage.exists(PLOTLY_ASSET):
-        storage.write_bytes(PLOTLY_ASSET, plotly_asset_bytes())
-    return storage.uri(PLOTLY_ASSET)
+def ensure_plotly_asset(root: DataRoot) -> str:
+    """Write :data:`PLOTLY_ASSET` to the data root unless it is there already; returns its URI."""
+    if not root.storage.exists(PLOTLY_ASSET):
+        root.storage.write_bytes(PLOTLY_ASSET, plotly_asset_bytes())
+    return root.uri(PLOTLY_ASSET)
 
 
 def render_html(

@@ -3,9 +3,9 @@
 ``simulate_trajectories`` -> ``build_dataset`` -> ``train_failure_model`` -> ``evaluate_failure_model``
 -> ``register_failure_model``. The ``churn_failure_model_training`` DAG runs them task by task.
 
-Data root layout: ``failure/trajectories/<version>.parquet`` (per-day signals and failure status),
-``failure/datasets/<version>.parquet`` (features + label, the training table), ``failure/reference/
-<hash>.json`` (the champion reference that ``day_signals`` needs); versions are content hashes.
+In the data root (:meth:`DataRoot.failure_key <churnguard.dataroot.DataRoot.failure_key>`): the trajectories
+(per-day signals and failure status), the datasets (features + label, the training table) and the champion
+reference that ``day_signals`` needs; versions are content hashes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pandas as pd
 from churnguard import registry
 from churnguard.config import DatasetConfig, load_dataset_config, load_model_config
 from churnguard.data import load_reference, split_reference, target_array
+from churnguard.dataroot import DataRoot
 from churnguard.drift import ReferenceProfile, fit_profile
 from churnguard.failure.config import FailureConfig, load_failure_config
 from churnguard.failure.evaluation import BASELINES, VISIBLE_EXCLUDED, alert_metrics
@@ -106,10 +107,10 @@ def simulate_trajectories(count: int | None = None, horizon: int | None = None,
     else:
         frames = [_simulate_one(job) for job in progress(jobs, len(jobs), "simulate trajectories")]
     table = pd.concat(frames, ignore_index=True)
-    ref_key = f"failure/reference/{_hash(reference)}.json"
+    ref_key = DataRoot.failure_key("reference", _hash(reference), ".json")
     storage.write_bytes(ref_key, json.dumps(reference).encode())
     version = _hash({"specs": [s.__dict__ for s in specs], "reference": ref_key, "cfg": cfg.model_dump()})
-    key = f"failure/trajectories/{version}.parquet"
+    key = DataRoot.failure_key("trajectories", version, ".parquet")
     storage.write_bytes(key, frame_to_parquet_bytes(table))
     log.info("%d trajectories, %d days -> %s", len(specs), len(table), key)
     return {"trajectories_key": key, "reference_key": ref_key, "version": version, "champion": champion,
@@ -131,7 +132,7 @@ def build_dataset(simulated: dict, storage: Storage | None = None) -> dict:
     dataset = dataset[dataset["label"].notna()].reset_index(drop=True)
     version = _hash({"trajectories": simulated["version"],
                      "features": feature_names(cfg.features.trend_days)})
-    key = f"failure/datasets/{version}.parquet"
+    key = DataRoot.failure_key("datasets", version, ".parquet")
     uri = storage.write_bytes(key, frame_to_parquet_bytes(dataset))
     mix = (dataset.groupby("family").agg(trajectories=("trajectory", "nunique"), days=("label", "size"),
                                          positive_rate=("label", "mean"))

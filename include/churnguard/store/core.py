@@ -102,12 +102,16 @@ class MonitoringStore:
     def table(self, name: str):
         return schema.metadata.tables[name]
 
-    def _insert(self, conn: Connection, table, rows: list[dict], keys: list[str]) -> None:
+    @staticmethod
+    def _dialect_insert(conn: Connection, table):
         if conn.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         else:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        stmt = dialect_insert(table).values(rows)
+        return dialect_insert(table)
+
+    def _insert(self, conn: Connection, table, rows: list[dict], keys: list[str]) -> None:
+        stmt = self._dialect_insert(conn, table).values(rows)
         updates = {c.name: stmt.excluded[c.name] for c in table.columns
                    if c.name not in keys and not c.primary_key and c.name in rows[0]}
         conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates
@@ -129,6 +133,17 @@ class MonitoringStore:
             self._insert(own, table, rows, keys)
         crash_point(f"store.{name}.written")
         return len(rows)
+
+    def add_if_absent(self, name: str, row: dict[str, Any]) -> dict:
+        """Insert ``row`` unless a row with its primary key exists; returns the stored row (the first writer
+        wins, so runs of one date at once agree on it)."""
+        table = self.table(name)
+        keys = [c.name for c in table.primary_key.columns]
+        with self.engine.begin() as conn:
+            conn.execute(self._dialect_insert(conn, table).values([row]).on_conflict_do_nothing(index_elements=keys))
+            stored = conn.execute(select(table).where(and_(*(table.c[k] == row[k] for k in keys)))).one()
+        crash_point(f"store.{name}.written")
+        return dict(stored._mapping)
 
     def replace_day(self, name: str, ds: date | str, rows: Iterable[dict[str, Any]], day_column: str = "ds") -> int:
         """Replace all rows of one day in table ``name`` with ``rows`` (one transaction)."""

@@ -122,3 +122,32 @@ alias_moves = Table(
     Column("state", String(8), nullable=False),  # pending | done
     Column("created_at", DateTime(timezone=True), server_default=func.now()),
 )
+
+# The model versions a day is monitored with, pinned the first time the day is processed: every step of
+# that day, and any re-run of it, scores, validates and compares with these, whatever the aliases say later.
+day_models = Table(
+    "day_models", metadata,
+    Column("ds", String(10), primary_key=True),
+    Column("champion_version", Integer, nullable=False),
+    Column("challenger_version", Integer),
+    Column("pinned_at", DateTime(timezone=True), server_default=func.now()),
+)
+
+# Each step's small result for the day (what the DAG used to pass through XCom): later steps and publish
+# read the day's results here.
+day_steps = Table(
+    "day_steps", metadata,
+    Column("ds", String(10), primary_key=True),
+    Column("step", String(32), primary_key=True),
+    Column("result", JSON, nullable=False),
+)
+
+# Summaries that belong to a model version and are computed once for it (e.g. the failure model's
+# reference of the champion's scores on the test split).
+model_summaries = Table(
+    "model_summaries", metadata,
+    Column("model_name", String(128), primary_key=True),
+    Column("model_version", Integer, primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("value", JSON, nullable=False),
+)

@@ -2,8 +2,11 @@
 
 Prints one line per failed or warned expectation, then a summary line, and exits with the batch's code:
 0 pass, 1 warnings only, 2 an error-level expectation failed, 3 the batch is unreadable. Usage and config
-errors (bad arguments, unknown dataset, unreadable profile) are one line on stderr, exit 2, like every
-other churnguard command.
+errors (bad arguments, unknown dataset, unreadable profile) are one line on stderr, exit 2, and an MLflow
+server that does not answer is one line, exit 3, like every other churnguard command.
+
+Without ``--profile`` the batch is checked against the champion's reference profile, as the daily DAG
+checks it, so the CLI and the DAG give the same verdict on the same batch.
 """
 
 from __future__ import annotations
@@ -15,15 +18,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from churnguard.config import ConfigError, load_dataset_config
+from churnguard.config import ConfigError, DatasetConfig, load_dataset_config
+from churnguard.registry import RegistryError
+
+DESCRIPTION = """Validate a landing batch against a reference profile: one line per failed or
+warned expectation, then a summary line."""
+EXIT_CODES = """exit codes:
+  0  the batch passed
+  1  warnings only
+  2  an error-level expectation failed, or a bad argument, config or profile
+  3  the batch is unreadable, or the MLflow server did not answer"""
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="churnguard validate",
-                                     description="Validate a landing batch against the reference profile.")
+    parser = argparse.ArgumentParser(prog="churnguard validate", description=DESCRIPTION, epilog=EXIT_CODES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("batch", help="parquet file or partition folder: path, file:// or s3:// URI")
     parser.add_argument("--profile", default=None,
-                        help="reference profile JSON (default: built from the reference train split)")
+                        help="reference profile JSON: path, file:// or s3:// URI (default: the champion's, as "
+                             "the daily DAG uses; the reference train split's when there is no champion)")
     parser.add_argument("--dataset", default=None, help="dataset config name (default: CHURNGUARD_DATASET)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of lines")
     return parser
@@ -35,15 +48,18 @@ def cli_main(argv: list[str]) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed usage (or --help); hand its code back, don't exit
         return exc.code if isinstance(exc.code, int) else 2
-    from churnguard.validation import reference_profile, validate_batch
+    from churnguard.validation import validate_batch
 
     try:
         cfg = load_dataset_config(args.dataset)
-        profile = load_profile(args.profile) if args.profile else reference_profile(cfg)
+        profile = load_profile(args.profile) if args.profile else champion_profile(cfg)
         result = validate_batch(args.batch, cfg, profile)
     except (ConfigError, ValueError) as exc:
         print(f"churnguard validate: {exc}", file=sys.stderr)
         return 2
+    except RegistryError as exc:
+        print(f"churnguard validate: {exc}", file=sys.stderr)
+        return 3
     if args.json:
         print(result.to_json())
     else:
@@ -51,6 +67,24 @@ def cli_main(argv: list[str]) -> int:
             print(line)
         print(result.summary())
     return result.exit_code
+
+
+def champion_profile(cfg: DatasetConfig) -> dict[str, Any]:
+    """The champion's reference profile, the one the daily DAG validates against. Before any champion is
+    registered, the reference train split's: the data the first champion is trained on, so a batch checked
+    before ``churnguard bootstrap`` gets the verdict that champion would give (said on stderr)."""
+    from churnguard import registry
+    from churnguard.config import load_model_config
+    from churnguard.training import load_run_profile
+    from churnguard.validation import reference_profile
+
+    name = load_model_config().registered_name
+    champion = registry.version_by_alias(name, registry.CHAMPION)
+    if champion is None:
+        print(f"churnguard validate: no {name}@{registry.CHAMPION} registered: checking against the reference "
+              "train split", file=sys.stderr)
+        return reference_profile(cfg)
+    return load_run_profile(champion.run_id)
 
 
 def load_profile(location: str) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 
 from churnguard.config import DatasetConfig
-from churnguard.storage import Storage, partition_key
+from churnguard.dataroot import DataRoot
+from churnguard.storage import Storage
 from churnguard.validation.config import ValidationConfig, load_validation_config
 from churnguard.validation.suite import ERROR, WARN, build_suite, gx_context
 
@@ -137,31 +138,29 @@ class ValidationResult(IssueReport):
                             exc_info=True)
         return _plain_html(self)
 
-    def save(self, storage: Storage, ds: date | str) -> dict[str, str]:
-        """Write ``reports/ds=…/validation.json`` and ``validation.html``; returns their URIs."""
-        folder = partition_key("reports", ds)
-        return {
-            "json": storage.write_bytes(f"{folder}/validation.json", self.to_json().encode()),
-            "html": storage.write_bytes(f"{folder}/validation.html", self.to_html().encode()),
-        }
+    def save(self, root: DataRoot, ds: date | str) -> dict[str, str]:
+        """Write the day's ``validation.json`` and ``validation.html`` reports; returns their URIs."""
+        return {"json": root.write_report(ds, "validation.json", self.to_json().encode()),
+                "html": root.write_report(ds, "validation.html", self.to_html().encode())}
 
 
 def validate_batch(source: str | Path | pd.DataFrame, dataset_cfg: DatasetConfig, profile: Mapping[str, Any],
-                   validation_cfg: ValidationConfig | None = None) -> ValidationResult:
+                   validation_cfg: ValidationConfig | None = None, name: str | None = None) -> ValidationResult:
     """Validate a batch (parquet file or partition folder, as path / ``file://`` / ``s3://``, or a frame).
 
-    Never raises for bad *input*: unreadable files give status ``unreadable``. A profile or config that
-    does not fit the dataset raises ``ValueError`` / ``ConfigError``.
+    ``name`` names a frame's source in the report. Never raises for bad *input*: unreadable files give
+    status ``unreadable``. A profile or config that does not fit the dataset raises ``ValueError`` /
+    ``ConfigError``.
 
     Example::
 
-        result = validate_batch("landing/ds=2026-09-01/part-00000.parquet", cfg, profile)
+        result = validate_batch("batch.parquet", cfg, profile)
         result.exit_code, result.failures
     """
     started = time.perf_counter()
     vcfg = validation_cfg or load_validation_config()
     suite = build_suite(dataset_cfg, profile, vcfg)
-    name = _source_name(source)
+    name = name or _source_name(source)
     common = {"source": name, "dataset": dataset_cfg.name, "suite_name": suite.name,
               "profile_version": (suite.meta or {}).get("profile_version")}
     try:
@@ -224,8 +223,9 @@ def _read_file(path: Path) -> bytes:
 
 
 def read_stored(storage: Storage, folder: str) -> pd.DataFrame:
-    """Every ``*.parquet`` below ``folder`` of ``storage`` (a partition key such as ``labels/ds=…``) as one
-    table, classified as :func:`read_batch` does: :class:`UnreadableBatch` when there is no table to read."""
+    """Every ``*.parquet`` below ``folder`` of ``storage`` (a partition key of
+    :class:`~churnguard.dataroot.DataRoot`) as one table, classified as :func:`read_batch` does:
+    :class:`UnreadableBatch` when there is no table to read."""
     try:
         files = [k for k in storage.list_keys(folder) if k.endswith(".parquet")]
         if not files:

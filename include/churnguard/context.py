@@ -1,0 +1,134 @@
+"""One day, one context: what every step of a day's monitoring run is handed instead of fetching it.
+
+A :class:`DayContext` is built once per task (and once per day by :func:`churnguard.daily.run_day`) from the
+batch date and the run's options. It holds the configs with this run's overrides merged once, the data root
+(:class:`~churnguard.dataroot.DataRoot`), the monitoring store, and the model versions pinned for the date:
+resolved from the aliases the first time the date is processed and stored, then reused by every later step
+and by every re-run of the date, whatever the aliases point at by then.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from churnguard import registry
+from churnguard.config import (
+    DatasetConfig,
+    ModelConfig,
+    MonitoringConfig,
+    load_dataset_config,
+    load_model_config,
+    load_monitoring_config,
+)
+from churnguard.dataroot import DataRoot
+from churnguard.store import MonitoringStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PinnedVersions:
+    """The champion (and shadow challenger) a date is monitored with."""
+
+    champion: int
+    challenger: int | None
+
+    def role(self, role: str) -> int | None:
+        return self.champion if role == registry.CHAMPION else self.challenger
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a run may change: per-run config overrides and the two switches. JSON-able for XCom."""
+
+    overrides: dict = field(default_factory=dict)
+    drift_overrides: dict = field(default_factory=dict)
+    force_retrain: bool = False
+    dry_run: bool = False
+
+    def to_dict(self) -> dict:
+        return {"overrides": self.overrides, "drift_overrides": self.drift_overrides,
+                "force_retrain": self.force_retrain, "dry_run": self.dry_run}
+
+
+@dataclass
+class DayContext:
+    """The batch date and everything a day's steps share; build with :meth:`build`."""
+
+    ds: str
+    options: RunOptions
+    root: DataRoot
+    store: MonitoringStore
+    dataset: DatasetConfig
+    model: ModelConfig
+    monitoring: MonitoringConfig
+    profile: dict | None = field(default=None, repr=False)  # the pinned champion's reference profile, once loaded
+    _versions: PinnedVersions | None = field(default=None, repr=False)
+    _batch: pd.DataFrame | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, ds: date | str, options: RunOptions | None = None, *, root: DataRoot | None = None,
+              store: MonitoringStore | None = None) -> DayContext:
+        """Configs are loaded and checked here, once: a bad key or value is one ``ConfigError`` line."""
+        options = options or RunOptions()
+        return cls(ds=date.fromisoformat(str(ds)).isoformat(), options=options, root=root or DataRoot.open(),
+                   store=store or open_store(), dataset=load_dataset_config(), model=load_model_config(),
+                   monitoring=load_monitoring_config(options.overrides))
+
+    @property
+    def day(self) -> date:
+        return date.fromisoformat(self.ds)
+
+    @property
+    def model_name(self) -> str:
+        return self.model.registered_name
+
+    # -- pinned model versions ------------------------------------------------------------------------
+    @property
+    def versions(self) -> PinnedVersions:
+        """The versions pinned for the date; the first call for a date pins the aliases' versions of now."""
+        if self._versions is None:
+            row = self.store.rows("day_models", where={"ds": self.ds})
+            if not row:
+                champion = registry.version_by_alias(self.model_name, registry.CHAMPION)
+                if champion is None:
+                    raise LookupError(f"no '{registry.CHAMPION}' alias on {self.model_name}: run churn_bootstrap first")
+                challenger = registry.version_by_alias(self.model_name, registry.CHALLENGER)
+                row = [self.store.add_if_absent("day_models", {
+                    "ds": self.ds, "champion_version": champion.version,
+                    "challenger_version": challenger.version if challenger else None})]
+            self._versions = PinnedVersions(row[0]["champion_version"], row[0]["challenger_version"])
+            log.info("%s is monitored with %s v%d%s", self.ds, self.model_name, self._versions.champion,
+                     f" (challenger v{self._versions.challenger} in shadow)" if self._versions.challenger else "")
+        return self._versions
+
+    # -- the batch, read once ---------------------------------------------------------------------------
+    def batch(self) -> pd.DataFrame:
+        """The day's staged batch (written by ingest), read once per context."""
+        if self._batch is None:
+            self._batch = self.root.read_staged(self.ds)
+        return self._batch
+
+    def keep_batch(self, frame: pd.DataFrame) -> None:
+        self._batch = frame
+
+    # -- step results -------------------------------------------------------------------------------------
+    def record(self, step: str, result: dict[str, Any]) -> dict[str, Any]:
+        """Store a step's small result for the day; returns it."""
+        self.store.upsert("day_steps", [{"ds": self.ds, "step": step, "result": result}])
+        return result
+
+    def result(self, step: str) -> dict[str, Any] | None:
+        rows = self.store.rows("day_steps", where={"ds": self.ds, "step": step})
+        return rows[0]["result"] if rows else None
+
+    def require(self, step: str) -> dict[str, Any]:
+        found = self.result(step)
+        if found is None:
+            raise LookupError(f"{self.ds}: step '{step}' has no result yet: run it first")
+        return found

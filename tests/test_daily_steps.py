@@ -1,0 +1,172 @@
+"""Every step of the daily run called directly on a :class:`DayContext` over real files, a real monitoring
+store and a real MLflow registry: the batch is read once and staged, versions are pinned for the date and
+replayed after the aliases move, side effects (retrain, promote) happen once per date, and re-running a date
+after a promotion reproduces its summary and rows exactly.
+
+The world (a champion v1, a challenger v2 registered on 09-20, 22 simulated days, 09-01..09-20 monitored) is
+built once by the CLI and restored at the same path before each test."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from churnguard.settings import get_settings
+from tests.conftest import SavedWorld, forget_open_stores
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("daily_steps")]
+DAY = "2026-09-21"  # labels of 09-14 arrive; v1 champion, v2 in shadow
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    saved = SavedWorld(tmp_path_factory.mktemp("steps-world"), ("bootstrap", "--seed", "0"),
+                       ("simulate", "--start", "2026-09-01", "--days", "22", "--scenario", "none",
+                        "--rows-per-day", "300", "--seed", "1"),
+                       ("run-days", "--start", "2026-09-01", "--end", "2026-09-19"),
+                       ("run-days", "--start", "2026-09-20", "--force-retrain"))
+    saved.save()
+    return saved
+
+
+@pytest.fixture
+def world(saved, monkeypatch):
+    saved.restore()
+    monkeypatch.setenv("CHURNGUARD_HOME", str(saved.home))
+    get_settings.cache_clear()
+    forget_open_stores()
+    yield saved
+    forget_open_stores()
+    get_settings.cache_clear()
+
+
+def context(ds: str = DAY, **options):
+    from churnguard.context import DayContext, RunOptions
+
+    return DayContext.build(ds, RunOptions(**options))
+
+
+def aliases() -> dict[str, int | None]:
+    from churnguard import registry
+
+    return {a: (v.version if (v := registry.version_by_alias("churn-model", a)) else None)
+            for a in (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS)}
+
+
+def day_rows(ds: str) -> dict[str, list]:
+    """Every store row a day's run wrote, without volatile columns."""
+    from churnguard.store import open_store
+
+    store = open_store()
+    out = {}
+    for table, column in (("daily_runs", "ds"), ("feature_drift", "ds"), ("failure_risk", "ds"), ("alerts", "ds"),
+                          ("performance", "measured_ds"), ("day_steps", "ds"), ("day_models", "ds")):
+        rows = store.rows(table, where={column: ds})
+        out[table] = sorted(json.dumps({k: v for k, v in r.items() if k not in ("created_at", "pinned_at")},
+                                       sort_keys=True, default=str) for r in rows)
+    return out
+
+
+def test_the_batch_is_read_once_and_the_later_steps_read_the_staged_copy(world):
+    from churnguard import daily
+
+    ctx = context()
+    info = daily.ingest(ctx)
+    assert info["rows"] == 300 and ctx.root.read_staged(DAY).equals(ctx.batch())
+    # Later steps never touch the landing partition again: they work with it gone.
+    ctx.root.storage.delete_folder(ctx.root.batch_key(DAY))
+    fresh = context()  # a new task: reads the staged copy once
+    assert daily.validate(fresh)["status"] in ("pass", "warn")
+    scored = daily.score(fresh)
+    assert scored["rows"] == 300 and (scored["champion_version"], scored["challenger_version"]) == (1, 2)
+    assert daily.drift(fresh)["severity"] in ("stable", "moderate", "critical")
+    assert fresh.result("score") == scored  # each step's result is the day's record in the store
+
+
+def test_versions_are_pinned_for_the_date_and_replayed_after_the_aliases_moved(world):
+    from churnguard import daily
+    from churnguard.promotion import promote_challenger
+
+    ctx = context()
+    daily.ingest(ctx)
+    assert (ctx.versions.champion, ctx.versions.challenger) == (1, 2)
+    promote_challenger("2026-09-22", "a later day promoted v2")
+    assert aliases()["champion"] == 2
+
+    again = context()
+    assert (again.versions.champion, again.versions.challenger) == (1, 2)
+    scored = daily.score(again)
+    scores = again.root.read_scores(DAY)
+    assert scored["champion_version"] == 1 and set(scores["champion_version"]) == {1}
+    assert daily.drift(again)["champion_version"] == 1
+    assert context("2026-09-22").versions.champion == 2  # a date first processed now pins what is current
+
+
+def test_the_failure_reference_of_a_champion_is_computed_once_per_version(world):
+    from sqlalchemy import delete, update
+
+    from churnguard import daily
+    from churnguard.store import open_store
+
+    store = open_store()
+    table = store.table("model_summaries")
+    with store.engine.begin() as conn:
+        conn.execute(delete(table))
+    first = daily.champion_reference(context())
+    (row,) = store.rows("model_summaries")
+    assert (row["model_version"], row["kind"]) == (1, "failure_reference") and row["value"] == first
+    assert {"reference_auc", "calibration", "score_edges"} <= set(first)
+    with store.engine.begin() as conn:  # what is stored is what the next day gets: nothing is refitted
+        conn.execute(update(table).values(value={**first, "reference_auc": 0.5}))
+    assert daily.champion_reference(context())["reference_auc"] == 0.5
+
+
+def test_a_retrain_whose_challenger_does_not_clear_a_gate_registers_nothing_and_runs_once_per_date(world):
+    from churnguard import daily, registry
+
+    ctx = context(force_retrain=True, overrides={"retrain": {"margin_over_champion": 0.5}})
+    for step in (daily.ingest, daily.validate, daily.score, daily.drift, daily.performance, daily.failure_risk,
+                 daily.decide_day):
+        step(ctx)
+    assert ctx.result("decide")["decision"] == "retrain"
+    result = daily.retrain(ctx)
+    assert not result["registered"] and result["gates"]["beats_champion"] is False
+    assert "beats_champion" in result["rejected"]
+    assert len(registry.client().search_model_versions("name = 'churn-model'")) == 2
+    assert daily.retrain(context(force_retrain=True)) == result  # the date's retrain happened: reported again
+
+
+def test_promotion_happens_once_per_date(world):
+    from churnguard import daily
+
+    ctx = context()
+    ctx.record("performance", {"measured_failure": True})  # the champion measurably failed today
+    promoted = daily.promote(ctx)
+    assert promoted["promoted"] and promoted["version"] == 2
+    assert aliases() == {"champion": 2, "challenger": None, "previous": 1}
+    assert daily.promote(context()) == promoted  # a re-run of the date reports it, moves nothing
+    assert aliases() == {"champion": 2, "challenger": None, "previous": 1}
+
+
+def test_rerunning_a_date_after_a_promotion_reproduces_its_summary_and_rows_exactly(world):
+    from churnguard import daily
+    from churnguard.promotion import promote_challenger
+
+    first = daily.run_day(DAY)
+    root = context().root
+    summary, rows = root.read_report(DAY, "summary.json"), day_rows(DAY)
+    scores, drift = root.read_scores(DAY), root.read_report(DAY, "drift.json")
+    promote_challenger("2026-09-22", "a later day promoted v2")
+    assert aliases()["champion"] == 2
+
+    again = daily.run_day(DAY)
+
+    assert again["mlflow_run_id"] == first["mlflow_run_id"]  # the date's MLflow run, reused
+    assert root.read_report(DAY, "summary.json") == summary
+    assert json.loads(summary)["scored_with"] == {"champion": 1, "challenger": 2}
+    assert json.loads(drift)["profile_version"] == json.loads(root.read_report(DAY, "drift.json"))["profile_version"]
+    assert root.read_report(DAY, "drift.json") == drift
+    pd.testing.assert_frame_equal(root.read_scores(DAY), scores)
+    assert day_rows(DAY) == rows
