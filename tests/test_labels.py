@@ -149,7 +149,7 @@ def test_retraining_reads_only_valid_deliveries():
 
     storage = open_storage()
     ids = [f"c{i}" for i in range(6)]
-    storage.write_partition("staged", OBSERVED, pd.DataFrame({"customer_id": ids, "tenure": 1.0}))
+    storage.write_partition("landing", OBSERVED, pd.DataFrame({"customer_id": ids, "tenure": 1.0}))
     storage.write_partition("labels", ARRIVED, delivery(["Yes", "No", "No"], ids=ids[:3]))
     storage.write_partition("labels", ARRIVED + timedelta(days=1), delivery(["1", "0", "0"], ids=ids[3:]))
 

@@ -10,6 +10,7 @@ and by every re-run of the date, whatever the aliases point at by then.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -106,6 +107,15 @@ class DayContext:
             log.info("%s is monitored with %s v%d%s", self.ds, self.model_name, self._versions.champion,
                      f" (challenger v{self._versions.challenger} in shadow)" if self._versions.challenger else "")
         return self._versions
+
+    def model_summary(self, version: int, kind: str, compute: Callable[[], Any]) -> Any:
+        """A summary that belongs to a model version (its reference profile, its failure-model reference):
+        computed by the first task that needs it and stored with the version, read by every later one."""
+        where = {"model_name": self.model_name, "model_version": version, "kind": kind}
+        stored = self.store.rows("model_summaries", where=where)
+        if stored:
+            return stored[0]["value"]
+        return self.store.add_if_absent("model_summaries", {**where, "value": compute()})["value"]
 
     # -- the batch, read once ---------------------------------------------------------------------------
     def batch(self) -> pd.DataFrame:

@@ -130,11 +130,13 @@ def ingest(ctx: DayContext) -> dict:
 
 
 def champion_profile(ctx: DayContext) -> dict:
-    """The reference profile of the champion pinned for the day."""
+    """The reference profile of the champion pinned for the day (from MLflow once per version)."""
     from churnguard.training import load_run_profile
 
     if ctx.profile is None:
-        ctx.profile = load_run_profile(registry.require_ready(ctx.model_name, ctx.versions.champion).run_id)
+        version = ctx.versions.champion
+        ctx.profile = ctx.model_summary(version, "reference_profile", lambda: load_run_profile(
+            registry.require_ready(ctx.model_name, version).run_id))
     return ctx.profile
 
 
@@ -264,15 +266,14 @@ def champion_reference(ctx: DayContext) -> dict:
     from churnguard.data import target_array
     from churnguard.failure import champion_reference as summarise
 
-    name, version = ctx.model_name, ctx.versions.champion
-    where = {"model_name": name, "model_version": version, "kind": REFERENCE_SUMMARY}
-    stored = ctx.store.rows("model_summaries", where=where)
-    if stored:
-        return stored[0]["value"]
-    model = registry.load_version_model(name, version)
-    test = ctx.root.read_reference(ctx.dataset.name, "test")
-    summary = summarise(model.predict_proba(test), target_array(test, ctx.dataset), model.threshold)
-    return ctx.store.add_if_absent("model_summaries", {**where, "value": summary})["value"]
+    version = ctx.versions.champion
+
+    def compute() -> dict:
+        model = registry.load_version_model(ctx.model_name, version)
+        test = ctx.root.read_reference(ctx.dataset.name, "test")
+        return summarise(model.predict_proba(test), target_array(test, ctx.dataset), model.threshold)
+
+    return ctx.model_summary(version, REFERENCE_SUMMARY, compute)
 
 
 def decide_day(ctx: DayContext) -> dict:
@@ -294,7 +295,7 @@ def decide_day(ctx: DayContext) -> dict:
 
 def retrain(ctx: DayContext) -> dict:
     """Train, validate and register a challenger, once per date: a re-run reports the first run's result
-    instead of moving the ``challenger`` alias again."""
+    instead of moving the ``challenger`` alias again (a dry run is not the date's retrain: nothing recorded)."""
     from churnguard.retrain import retrain_challenger
 
     done = ctx.result("retrain")
@@ -303,7 +304,10 @@ def retrain(ctx: DayContext) -> dict:
     result = retrain_challenger(ctx, "; ".join(ctx.require("decide")["reasons"]))
     if result["registered"]:
         ctx.store.record_event(ctx.ds, "registered", ctx.model_name, result["version"], reason=result["reason"])
-    return ctx.record("retrain", result)
+    return result if ctx.options.dry_run else ctx.record("retrain", result)
+
+
+DRY_RUN_PROMOTION = {"promoted": False, "reason": "dry run"}
 
 
 def promote(ctx: DayContext) -> dict:
@@ -312,7 +316,7 @@ def promote(ctx: DayContext) -> dict:
     if done is not None:
         return done
     if ctx.options.dry_run:
-        return ctx.record("promote", {"promoted": False, "reason": "dry run"})
+        return DRY_RUN_PROMOTION
     failed = ctx.require("performance").get("measured_failure", False)
     return ctx.record("promote", promote_day(ctx.ds, failed, ctx.monitoring, ctx.store))
 
@@ -323,7 +327,8 @@ def publish(ctx: DayContext) -> dict:
     root, ds = ctx.root, ctx.ds
     ingested, validation, scored = ctx.require("ingest"), ctx.require("validate"), ctx.require("score")
     drift_summary, perf, risk = ctx.require("drift"), ctx.require("performance"), ctx.require("failure_risk")
-    decision, promotion = ctx.require("decide"), ctx.result("promote") or {}
+    decision = ctx.require("decide")
+    promotion = ctx.result("promote") or (DRY_RUN_PROMOTION if ctx.options.dry_run else {})
     retrained = ctx.result("retrain") or {}
     promoted = bool(promotion.get("promoted"))
     champion_after = promotion["version"] if promoted else ctx.versions.champion

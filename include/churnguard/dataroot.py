@@ -81,6 +81,10 @@ class DataRoot:
     def batch_days(self) -> list[date]:
         return self.storage.list_partitions(LANDING)
 
+    def read_batch(self, ds: date | str) -> pd.DataFrame:
+        """The landed batch as delivered (``PartitionNotFound`` if it never landed or was quarantined)."""
+        return self.storage.read_partition(LANDING, ds)
+
     def write_batch(self, ds: date | str, frame: pd.DataFrame) -> str:
         return self.storage.write_partition(LANDING, ds, frame)
 

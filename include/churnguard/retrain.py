@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def labelled_days(root: DataRoot, ds: date, first: date, last: date, cfg: DatasetConfig) -> pd.DataFrame:
-    """Staged rows of observed days ``first``..``last`` joined with the valid labels that landed by ``ds``,
+    """Landed rows of observed days ``first``..``last`` joined with the valid labels that landed by ``ds``,
     reading only the deliveries that arrived in ``first``..``ds`` (a delivery never holds days observed after
     it arrived): a delivery the label suite rejects (:func:`churnguard.labels.read_labels`) is skipped, as
     measuring skips it; a later label of a customer replaces an earlier one."""
@@ -50,9 +50,9 @@ def labelled_days(root: DataRoot, ds: date, first: date, last: date, cfg: Datase
         labels = check.labels
         labels = labels[(labels["observed_ds"] >= first.isoformat()) & (labels["observed_ds"] <= last.isoformat())]
         for observed, part in labels.groupby("observed_ds"):
-            try:
-                batch = root.read_staged(observed)
-            except PartitionNotFound:  # quarantined or never ingested
+            try:  # as landed: days before monitoring started count too
+                batch = root.read_batch(observed)
+            except PartitionNotFound:  # quarantined or never landed
                 continue
             frames.append(batch.merge(part, on=cfg.id.column, how="inner"))
     if not frames:
