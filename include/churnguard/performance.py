@@ -93,7 +93,7 @@ def measure_day(ctx: DayContext) -> dict:
     last = _last_measuring_date(store, today)
     new = root.label_days(since=last + timedelta(days=1) if last else today, until=today)
     checks = {d: read_labels(root, d, data_cfg, scored) for d in new}
-    observed_days = sorted({o for c in checks.values() if c.ok for o in c.labels[OBSERVED]})
+    observed_days = sorted({o for c in checks.values() if c.ok for o in c.labels[OBSERVED].unique()})
     if observed_days:  # every delivery that may hold labels of these days or of their failure windows
         since = date.fromisoformat(observed_days[0]) - timedelta(days=definition.window_days - 1)
         older = [d for d in root.label_days(since=since, until=today) if d not in checks]
@@ -188,10 +188,10 @@ def _join_scores(root: DataRoot, labels: pd.DataFrame, data_cfg, scored: set[str
     for observed_ds, day in labels.groupby(OBSERVED, sort=True):
         if observed_ds not in scored:
             continue
-        scores = root.read_scores(observed_ds)
-        known = day[id_col].isin(scores[id_col])
-        unknown[observed_ds] = int((~known).sum())
-        frames.append(day[known].merge(scores, on=id_col, how="inner"))
+        # ids are unique in a day's scores and in its latest labels: an inner merge keeps each known label once
+        merged = day.merge(root.read_scores(observed_ds), on=id_col, how="inner")
+        unknown[observed_ds] = len(day) - len(merged)
+        frames.append(merged)
     joined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[OBSERVED])
     return joined, unknown
 
