@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -235,6 +235,54 @@ def read_stored(storage: Storage, folder: str) -> pd.DataFrame:
         raise UnreadableBatch("no such object") from None
 
 
+def stored_rows(storage: Storage, folder: str) -> int | None:
+    """Rows of every ``*.parquet`` below ``folder``, from the footers; None when a file has no readable
+    footer (:func:`read_stored` then says why)."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for key in storage.list_keys(folder):
+        if key.endswith(".parquet"):
+            try:
+                total += pq.ParquetFile(io.BytesIO(storage.read_bytes(key))).metadata.num_rows
+            except Exception:  # classified by read_stored, with its message
+                return None
+    return total
+
+
+def read_stored_chunks(storage: Storage, folder: str, rows: int) -> Iterator[pd.DataFrame]:
+    """:func:`read_stored` as frames of at most ``rows`` rows, one file in memory at a time (its bytes), and
+    classified as it reads: :class:`UnreadableBatch` when a file is not a table, or when a file's columns or
+    types differ from the first file's (a streamed batch has one schema; :func:`read_stored` concatenates)."""
+    import pyarrow.parquet as pq
+
+    files = [k for k in storage.list_keys(folder) if k.endswith(".parquet")]
+    if not files:
+        raise UnreadableBatch("no parquet files under this prefix")
+    first: tuple[str, pd.Series] | None = None
+    for key in files:
+        part = key.rsplit("/", 1)[-1]
+        try:
+            data = storage.read_bytes(key)
+        except FileNotFoundError:
+            raise UnreadableBatch("no such object") from None
+        _check_parquet_bytes(data, f"{part}: ")
+        try:
+            batches = pq.ParquetFile(io.BytesIO(data)).iter_batches(batch_size=rows)
+            for batch in batches:
+                chunk = batch.to_pandas()
+                if first is None:
+                    first = (part, chunk.dtypes)
+                elif not chunk.dtypes.equals(first[1]):
+                    raise UnreadableBatch(f"{part}: columns or types differ from {first[0]}'s (a batch this "
+                                          f"large is streamed, one schema for every file)")
+                yield chunk
+        except UnreadableBatch:
+            raise
+        except Exception as exc:  # pyarrow raises several types for corrupt files; all mean "unreadable"
+            raise UnreadableBatch(f"{part}: corrupt parquet file ({_one_line(exc)})") from None
+
+
 def _read_s3(bucket: str, key: str) -> pd.DataFrame:
     from churnguard.storage import open_storage
 
@@ -249,16 +297,20 @@ def _read_s3(bucket: str, key: str) -> pd.DataFrame:
 
 def _parse_parquet(data: bytes, part: str | None) -> pd.DataFrame:
     where = f"{part}: " if part else ""
+    _check_parquet_bytes(data, where)
+    try:
+        return pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises several types for corrupt files; all mean "unreadable"
+        raise UnreadableBatch(f"{where}corrupt parquet file ({_one_line(exc)})") from None
+
+
+def _check_parquet_bytes(data: bytes, where: str) -> None:
     if not data:
         raise UnreadableBatch(f"{where}empty file (0 bytes)")
     if not data.startswith(b"PAR1"):
         raise UnreadableBatch(f"{where}not a parquet file (no PAR1 magic bytes{_looks_like(data)})")
     if len(data) < 12 or not data.endswith(b"PAR1"):
         raise UnreadableBatch(f"{where}truncated parquet file ({len(data)} bytes, no footer)")
-    try:
-        return pd.read_parquet(io.BytesIO(data))
-    except Exception as exc:  # pyarrow raises several types for corrupt files; all mean "unreadable"
-        raise UnreadableBatch(f"{where}corrupt parquet file ({_one_line(exc)})") from None
 
 
 def _looks_like(data: bytes) -> str:
