@@ -176,7 +176,8 @@ def validate(ctx: DayContext) -> dict:
     from churnguard.validation import validate_batch
 
     root, ds = ctx.root, ctx.ds
-    result = validate_batch(ctx.batch(), ctx.dataset, champion_profile(ctx), name=root.batch_uri(ds))
+    batch = ctx.batch() if ctx.batch_in_memory else ctx.batch_chunks()  # GX sees CHUNK_ROWS rows at a time
+    result = validate_batch(batch, ctx.dataset, champion_profile(ctx), name=root.batch_uri(ds))
     if result.exit_code >= 2:
         _reject(ctx, result)
     result.save(root, ds)

@@ -12,7 +12,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -20,11 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import numpy as np
 import pandas as pd
 
 from churnguard.config import DatasetConfig
 from churnguard.dataroot import DataRoot
-from churnguard.storage import Storage
+from churnguard.storage import CHUNK_ROWS, Storage
 from churnguard.validation.config import ValidationConfig, load_validation_config
 from churnguard.validation.suite import ERROR, WARN, build_suite, gx_context
 
@@ -144,13 +146,18 @@ class ValidationResult(IssueReport):
                 "html": root.write_report(ds, "validation.html", self.to_html().encode())}
 
 
-def validate_batch(source: str | Path | pd.DataFrame, dataset_cfg: DatasetConfig, profile: Mapping[str, Any],
-                   validation_cfg: ValidationConfig | None = None, name: str | None = None) -> ValidationResult:
-    """Validate a batch (parquet file or partition folder, as path / ``file://`` / ``s3://``, or a frame).
+def validate_batch(source: str | Path | pd.DataFrame | Iterable[pd.DataFrame], dataset_cfg: DatasetConfig,
+                   profile: Mapping[str, Any], validation_cfg: ValidationConfig | None = None,
+                   name: str | None = None, chunk_rows: int = CHUNK_ROWS) -> ValidationResult:
+    """Validate a batch (parquet file or partition folder, as path / ``file://`` / ``s3://``, a frame, or an
+    iterable of frames: the batch's row chunks, in order, for a batch too large to hold).
 
     ``name`` names a frame's source in the report. Never raises for bad *input*: unreadable files give
     status ``unreadable``. A profile or config that does not fit the dataset raises ``ValueError`` /
     ``ConfigError``.
+
+    GX validates ``chunk_rows`` rows at a time (a frame is sliced); the chunks' results are merged into one
+    result for the whole batch (:class:`_MergedResult`), with exactly the issues of validating it whole.
 
     Example::
 
@@ -164,34 +171,161 @@ def validate_batch(source: str | Path | pd.DataFrame, dataset_cfg: DatasetConfig
     common = {"source": name, "dataset": dataset_cfg.name, "suite_name": suite.name,
               "profile_version": (suite.meta or {}).get("profile_version")}
     try:
-        frame = source if isinstance(source, pd.DataFrame) else read_batch(source)
+        if isinstance(source, str | Path):
+            source = read_batch(source)
+        chunks = _slices(source, chunk_rows) if isinstance(source, pd.DataFrame) else iter(source)
+        first = _for_gx(next(chunks))
     except UnreadableBatch as exc:
         issue = Issue(ERROR, "readable", None, str(exc))
         return ValidationResult(status="unreadable", issues=[issue],
                                 elapsed_seconds=time.perf_counter() - started, **common)
-    frame = _for_gx(frame)
-    common.update(n_rows=len(frame), n_columns=len(frame.columns))
-    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    common["n_columns"] = len(first.columns)
+    duplicated = sorted({str(c) for c in first.columns[first.columns.duplicated()]})
     if duplicated:
         issue = Issue(ERROR, "column_set", None, f"duplicate column name(s) {', '.join(duplicated)}")
         return ValidationResult(status="fail", issues=[issue], elapsed_seconds=time.perf_counter() - started,
-                                **common)
+                                n_rows=len(source) if isinstance(source, pd.DataFrame) else None, **common)
     id_col = dataset_cfg.id.column
     result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": vcfg.sample_size}
-    if id_col in frame.columns:
+    if id_col in first.columns:
         result_format["unexpected_index_column_names"] = [id_col]
+    merged = _MergedResult(id_col if id_col in first.columns else None, vcfg.sample_size)
+    frame: pd.DataFrame | None = first
+    seen = 0
     try:
-        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-        gx_result = batch.validate(suite, result_format=result_format)
+        while frame is not None:
+            seen += len(frame)
+            batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+            merged.add(batch.validate(suite, result_format=result_format), frame)
+            frame = _for_gx(chunk) if (chunk := next(chunks, None)) is not None else None
+        gx_result = merged.result()
     except Exception as exc:  # GX itself broke on this input: report it as a failed batch, not a crash
         log.exception("GX could not validate %s", name)
         issue = Issue(ERROR, "evaluation", None, f"validation could not run: {_one_line(exc)}")
         return ValidationResult(status="fail", issues=[issue], elapsed_seconds=time.perf_counter() - started,
-                                **common)
-    issues = _issues(gx_result, frame, dataset_cfg, vcfg)
+                                n_rows=len(source) if isinstance(source, pd.DataFrame) else seen, **common)
+    issues = _issues(gx_result, first.columns, dataset_cfg, vcfg)
     status = "fail" if any(i.severity == ERROR for i in issues) else "warn" if issues else "pass"
-    return ValidationResult(status=status, issues=issues, evaluated=len(gx_result.results),
+    return ValidationResult(status=status, issues=issues, evaluated=len(gx_result.results), n_rows=merged.rows,
                             elapsed_seconds=time.perf_counter() - started, gx_result=gx_result, **common)
+
+
+def _slices(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
+    for start in range(0, max(len(frame), 1), rows):
+        yield frame.iloc[start : start + rows]
+
+
+class _MergedResult:
+    """GX's results of a batch's chunks, merged into the result of the whole batch.
+
+    Per expectation: counts (rows, unexpected, missing) are summed, the partial lists of unexpected values
+    and ids concatenated in row order up to the sample size, and success recomputed over the whole batch as
+    GX decides it (``mostly`` over the non-missing rows). What no chunk can see alone is checked across
+    them: the row count, and the id's uniqueness, from a 64-bit hash of every id (duplicates found by
+    sorting, then confirmed on the ids themselves).
+    """
+
+    def __init__(self, id_col: str | None, sample_size: int) -> None:
+        self.id_col, self.sample_size = id_col, sample_size
+        self.rows = 0
+        self.first: Any = None
+        self._ids: list[pd.Series] = []
+        self._hashes: list[np.ndarray] = []
+
+    def add(self, gx_result: Any, frame: pd.DataFrame) -> None:
+        self.rows += len(frame)
+        if self.id_col is not None:
+            ids = frame[self.id_col].reset_index(drop=True)
+            self._ids.append(ids)
+            self._hashes.append(pd.util.hash_pandas_object(ids, index=False).to_numpy())
+        if self.first is None:
+            self.first = gx_result
+            return
+        for res, new in zip(self.first.results, gx_result.results, strict=True):
+            self._merge(res, new)
+
+    def _merge(self, res: Any, new: Any) -> None:
+        if _exception_message(res.exception_info):
+            return  # the first chunk GX could not evaluate this on says why
+        if _exception_message(new.exception_info):
+            res.exception_info, res.result, res.success = new.exception_info, new.result, False
+            return
+        acc, more = res.result, new.result or {}
+        if res.expectation_config.meta.get("rule") == "row_count":
+            acc["observed_value"] += more["observed_value"]
+        elif "element_count" in acc:
+            for key in ("element_count", "unexpected_count", "missing_count"):
+                if key in acc:
+                    acc[key] += more.get(key) or 0
+            for key in ("partial_unexpected_list", "partial_unexpected_index_list"):
+                if key in acc:
+                    acc[key] = (acc[key] + (more.get(key) or []))[: self.sample_size]
+
+    def result(self) -> Any:
+        """The whole batch's result (the first chunk's GX result object, updated)."""
+        merged = self.first
+        for res in merged.results:
+            if _exception_message(res.exception_info):
+                continue
+            rule, kwargs, result = (res.expectation_config.meta.get("rule"), res.expectation_config.kwargs,
+                                    res.result)
+            if rule == "row_count":
+                res.success = result["observed_value"] >= kwargs.get("min_value", 0)
+            elif rule == "unique" and self.id_col is not None and "element_count" in result:
+                self._unique(result)
+                res.success = result["unexpected_count"] == 0
+            elif "element_count" in result:
+                res.success = _mostly_success(result, kwargs.get("mostly"))
+            if "element_count" in result:
+                _percentages(result)
+        successful = sum(bool(r.success) for r in merged.results)
+        merged.success = successful == len(merged.results)
+        merged.statistics.update(successful_expectations=successful,
+                                 unsuccessful_expectations=len(merged.results) - successful,
+                                 success_percent=100 * successful / len(merged.results) if merged.results else None)
+        return merged
+
+    def _unique(self, result: dict) -> None:
+        """Rows whose (non-null) id occurs more than once in the whole batch, all occurrences, in row order."""
+        hashes = np.concatenate(self._hashes)
+        present = np.concatenate([ids.notna().to_numpy() for ids in self._ids])
+        ordered = np.sort(hashes[present])
+        twice = ordered[1:][ordered[1:] == ordered[:-1]]
+        candidates = np.flatnonzero(present & np.isin(hashes, twice))
+        ids = pd.concat(self._ids, ignore_index=True).take(candidates) if len(candidates) else pd.Series([])
+        duplicated = ids[ids.duplicated(keep=False)]  # hashes collide rarely; the ids say which repeat
+        values = duplicated.head(self.sample_size).tolist()
+        result.update(unexpected_count=len(duplicated), partial_unexpected_list=values,
+                      partial_unexpected_index_list=[{self.id_col: v} for v in values])
+
+
+def _mostly_success(result: Mapping[str, Any], mostly: float | None) -> bool:
+    """GX's verdict of a column map expectation: vacuously true without rows to consider."""
+    considered = result["element_count"] - (result.get("missing_count") or 0)
+    if not result["element_count"] or considered <= 0:
+        return True
+    return (considered - result["unexpected_count"]) / considered >= (1.0 if mostly is None else mostly)
+
+
+def _percentages(result: dict) -> None:
+    """GX's percentages of a merged column map result, and its counts of the partial unexpected values."""
+    total, unexpected = result["element_count"], result["unexpected_count"]
+    if not total:
+        return
+    if "missing_count" in result:
+        considered = total - result["missing_count"]
+        nonmissing = unexpected / considered * 100 if considered > 0 else None
+        result.update(missing_percent=result["missing_count"] / total * 100,
+                      unexpected_percent_total=unexpected / total * 100, unexpected_percent_nonmissing=nonmissing,
+                      unexpected_percent=nonmissing)
+    else:
+        result["unexpected_percent"] = unexpected / total * 100
+    if "partial_unexpected_counts" in result:
+        try:
+            counted = Counter(result.get("partial_unexpected_list") or []).most_common()
+        except TypeError:  # unhashable values: GX's own counts of the first chunk stay
+            return
+        result["partial_unexpected_counts"] = [{"value": v, "count": n} for v, n in counted]
 
 
 # --- reading ---------------------------------------------------------------------------------------------
@@ -332,7 +466,7 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def _source_name(source: Any) -> str:
     if isinstance(source, pd.DataFrame):
         return "<DataFrame>"
-    return str(source)
+    return str(source) if isinstance(source, str | Path) else "<DataFrame chunks>"
 
 
 def _plural(n: int, word: str) -> str:
@@ -371,8 +505,8 @@ def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- results -> issues -------------------------------------------------------------------------------------
-def _issues(gx_result: Any, frame: pd.DataFrame, cfg: DatasetConfig, vcfg: ValidationConfig) -> list[Issue]:
-    present = set(frame.columns)
+def _issues(gx_result: Any, columns: pd.Index, cfg: DatasetConfig, vcfg: ValidationConfig) -> list[Issue]:
+    present = set(columns)
     found: list[Issue] = []
     for res in gx_result.results:
         if res.success:
