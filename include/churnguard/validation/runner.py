@@ -197,6 +197,8 @@ def validate_batch(source: str | Path | pd.DataFrame | Iterable[pd.DataFrame], d
             seen += len(frame)
             batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
             merged.add(batch.validate(suite, result_format=result_format), frame)
+            batch = frame = None
+            _release_gx_batches()  # before the next chunk is converted: one chunk's copy at a time
             frame = _for_gx(chunk) if (chunk := next(chunks, None)) is not None else None
         gx_result = merged.result()
     except Exception as exc:  # GX itself broke on this input: report it as a failed batch, not a crash
@@ -484,6 +486,17 @@ def _batch_definition():
     """A whole-DataFrame batch definition on the process-wide ephemeral context."""
     asset = gx_context().data_sources.add_pandas("churnguard").add_dataframe_asset("batch")
     return asset.add_batch_definition_whole_dataframe("whole")
+
+
+def _release_gx_batches() -> None:
+    """Drop the frames GX's execution engine keeps of the batches it validated (it caches the last one's
+    converted copy, which would stay resident for the rest of the process)."""
+    try:
+        manager = _batch_definition().data_asset.datasource.get_execution_engine().batch_manager
+        manager.reset_batch_cache()
+        manager.batch_data_cache.clear()
+    except AttributeError:  # a GX without these internals: its cache stays, nothing else changes
+        log.debug("GX batch cache not released", exc_info=True)
 
 
 def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
