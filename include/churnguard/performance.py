@@ -106,7 +106,8 @@ def measure_day(ctx: DayContext) -> dict:
             checks[d].save(root)
     labels = _latest_labels(checks.values(), data_cfg)
     if observed_days:
-        labels = labels[labels[OBSERVED].between(since.isoformat(), observed_days[-1])]
+        inside = labels[OBSERVED].between(since.isoformat(), observed_days[-1])
+        labels = labels if inside.all() else labels[inside]
     joined, unknown = _join_scores(root, labels, data_cfg, scored)
 
     champion_version = f"{registry.CHAMPION}_version"
@@ -178,22 +179,40 @@ def _latest_labels(checks, data_cfg) -> pd.DataFrame:
     frames = [c.labels.assign(arrived_ds=c.ds) for c in sorted(checks, key=lambda c: c.ds) if c.ok]
     if not frames:
         return pd.DataFrame(columns=[data_cfg.id.column, OBSERVED, data_cfg.target.column, "arrived_ds"])
+    if len(frames) == 1:  # a checked delivery keeps one label per (customer, observed day) already
+        return frames[0]
     return pd.concat(frames, ignore_index=True).drop_duplicates([data_cfg.id.column, OBSERVED], keep="last")
 
 
 def _join_scores(root: DataRoot, labels: pd.DataFrame, data_cfg, scored: set[str]) -> tuple[pd.DataFrame, dict]:
-    """Labels joined to the scores of their observed days, and per observed day how many labels name a
-    customer its scores do not have. Days never scored are left out (the label check counted them)."""
-    id_col, frames, unknown = data_cfg.id.column, [], {}
-    for observed_ds, day in labels.groupby(OBSERVED, sort=True):
+    """Labels joined to the scores of their observed days (in the labels' order), and per observed day how
+    many labels name a customer its scores do not have. Days never scored are left out (the label check
+    counted them). Ids are looked up, not merged: no frame of ids is copied."""
+    id_col, target, frames, unknown = data_cfg.id.column, data_cfg.target.column, [], {}
+    for observed_ds in sorted(labels[OBSERVED].unique()):
         if observed_ds not in scored:
             continue
-        # ids are unique in a day's scores and in its latest labels: an inner merge keeps each known label once
-        merged = day.merge(root.read_scores(observed_ds), on=id_col, how="inner")
-        unknown[observed_ds] = len(day) - len(merged)
-        frames.append(merged)
+        day = labels.loc[labels[OBSERVED] == observed_ds, [id_col, target]]
+        scores = root.read_scores(observed_ds)
+        found, at = _find_ids(day[id_col], scores[id_col])
+        unknown[observed_ds] = int(len(day) - found.sum())
+        known = np.flatnonzero(found)
+        matched = scores.drop(columns=[id_col]).take(at[known]).reset_index(drop=True)
+        del scores
+        frames.append(matched.assign(**{target: day[target].iloc[known].reset_index(drop=True),
+                                        OBSERVED: observed_ds}))
     joined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[OBSERVED])
     return joined, unknown
+
+
+def _find_ids(ids: pd.Series, among: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``ids``: is it in ``among`` (unique ids), and at which position (valid where found); one
+    Arrow hash look-up over the ids as they are (no Python strings, no copied frames)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    at = pc.index_in(pa.array(ids, type=pa.large_string()), value_set=pa.array(among, type=pa.large_string()))
+    return at.is_valid().to_numpy(zero_copy_only=False), at.fill_null(0).to_numpy()
 
 
 def _delivery(check: LabelCheck) -> dict:
