@@ -175,6 +175,18 @@ def test_a_batch_validated_in_chunks_has_exactly_the_issues_of_the_whole(telco, 
     assert "column 'contract' value_set: 7 of 1000 rows" in "\n".join(whole.warnings)
 
 
+def test_a_chunk_without_any_id_merges_like_the_whole(telco, profile, good):
+    cfg, _ = telco
+    bad = good.copy()
+    bad["customer_id"] = bad["customer_id"].astype(object)
+    bad.loc[300:599, "customer_id"] = None  # the second 300-row chunk has no id at all
+    bad.loc[900, "customer_id"] = bad.loc[0, "customer_id"]
+    whole = validate_batch(bad, cfg, profile, chunk_rows=len(bad))
+    sliced = validate_batch(bad, cfg, profile, chunk_rows=300)
+    assert comparable(sliced) == comparable(whole)
+    assert any("unique: 2 of 1000 rows" in line for line in whole.failures)
+
+
 def test_unseen_category_is_a_warning(telco, profile, good):
     cfg, _ = telco
     good.loc[[3, 8], "payment_method"] = "Digital wallet"

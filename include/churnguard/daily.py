@@ -30,6 +30,7 @@ from churnguard.performance import measure_day
 from churnguard.progress import progress
 from churnguard.promotion import promote_day
 from churnguard.scoring import score_day
+from churnguard.storage import release_arrow_memory
 
 log = logging.getLogger(__name__)
 STEPS = ("ingest", "validate", "score", "drift", "performance", "failure_risk", "decide", "retrain", "promote",
@@ -479,6 +480,7 @@ def run_day(ds: str, options: RunOptions | None = None, *,
                       ("performance", performance), ("failure_risk", failure_risk), ("decide", decide_day)):
         with observe(step):
             results[step] = run(ctx)
+            release_arrow_memory()  # the next step starts from what this one still holds, not what it used
     retrained = {}
     if results["decide"]["decision"] == "retrain":
         with observe("retrain"):

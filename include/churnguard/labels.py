@@ -136,7 +136,7 @@ def validate_labels(frame: pd.DataFrame, dataset_cfg: DatasetConfig, scored_days
     if repeated.any():
         issues.append(Issue(WARN, "unique", id_col, f"{_share(repeated)} repeat ({id_col}, {OBSERVED}) within the "
                                                     f"delivery: the last of each kept", _ids(ids, repeated)))
-    return result(issues, frame[~repeated].reset_index(drop=True))
+    return result(issues, (frame[~repeated] if repeated.any() else frame).reset_index(drop=True))
 
 
 def read_labels(root: DataRoot, ds: date | str, dataset_cfg: DatasetConfig, scored_days: set[str]) -> LabelCheck:

@@ -27,6 +27,7 @@ from churnguard.failure.config import FailureDefinition, load_failure_config
 from churnguard.failure.labels import day_failure, delong_auc, label_day_metrics
 from churnguard.labels import OBSERVED, LabelCheck, quarantine_labels, read_labels
 from churnguard.scoring import ROLES
+from churnguard.storage import release_arrow_memory
 from churnguard.store import MonitoringStore
 
 if TYPE_CHECKING:
@@ -105,17 +106,19 @@ def measure_day(ctx: DayContext) -> dict:
         if checks[d].ok:
             checks[d].save(root)
     labels = _latest_labels(checks.values(), data_cfg)
+    release_arrow_memory()  # what reading and checking the deliveries used
     if observed_days:
         inside = labels[OBSERVED].between(since.isoformat(), observed_days[-1])
         labels = labels if inside.all() else labels[inside]
     joined, unknown = _join_scores(root, labels, data_cfg, scored)
+    release_arrow_memory()
 
     champion_version = f"{registry.CHAMPION}_version"
     pinned = ctx.versions.champion
     thresholds: dict[int, float] = {}
     rows, measured, failures, earlier = [], [], [], []
     for observed_ds in observed_days:
-        day = joined[joined[OBSERVED] == observed_ds]
+        day = _rows(joined, joined[OBSERVED] == observed_ds)
         if day.empty:
             continue
         y = target_array(day, data_cfg)
@@ -131,7 +134,8 @@ def measure_day(ctx: DayContext) -> dict:
                    **{k: metrics[k] for k in STORED}}
             if role == registry.CHAMPION:
                 first = (date.fromisoformat(observed_ds) - timedelta(days=definition.window_days - 1)).isoformat()
-                window = joined[joined[OBSERVED].between(first, observed_ds) & (joined[champion_version] == version)]
+                window = _rows(joined, joined[OBSERVED].between(first, observed_ds)
+                               & (joined[champion_version] == version))
                 pooled = day_metrics(target_array(window, data_cfg), window[f"{role}_score"].to_numpy(),
                                      threshold, definition.confidence)
                 ref_auc, ref_f1 = reference_metrics(version)
@@ -192,7 +196,7 @@ def _join_scores(root: DataRoot, labels: pd.DataFrame, data_cfg, scored: set[str
     for observed_ds in sorted(labels[OBSERVED].unique()):
         if observed_ds not in scored:
             continue
-        day = labels.loc[labels[OBSERVED] == observed_ds, [id_col, target]]
+        day = _rows(labels[[id_col, target]], labels[OBSERVED] == observed_ds)
         scores = root.read_scores(observed_ds)
         found, at = _find_ids(day[id_col], scores[id_col])
         unknown[observed_ds] = int(len(day) - found.sum())
@@ -203,6 +207,11 @@ def _join_scores(root: DataRoot, labels: pd.DataFrame, data_cfg, scored: set[str
                                         OBSERVED: observed_ds}))
     joined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[OBSERVED])
     return joined, unknown
+
+
+def _rows(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    """``frame[mask]``, without copying the frame when every row is kept (a day's 10M labels, often)."""
+    return frame if mask.all() else frame[mask]
 
 
 def _find_ids(ids: pd.Series, among: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -79,6 +79,14 @@ def frame_to_parquet_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
+def release_arrow_memory() -> None:
+    """Hand back to the system what Arrow's memory pool keeps of freed buffers (mimalloc keeps them for reuse:
+    after a day's 10M labels were read and dropped, nearly 1 GB stayed resident)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
 def write_parquet_chunks(sink: BinaryIO, chunks: Iterable[pd.DataFrame]) -> int:
     """Write ``chunks`` to ``sink`` as one parquet file, a row group per chunk, holding one chunk at a time;
     returns the rows written. Every chunk is cast to the first one's schema; no chunks at all is a ValueError

@@ -26,7 +26,7 @@ import pandas as pd
 
 from churnguard.config import DatasetConfig
 from churnguard.dataroot import DataRoot
-from churnguard.storage import CHUNK_ROWS, Storage
+from churnguard.storage import CHUNK_ROWS, Storage, release_arrow_memory
 from churnguard.validation.config import ValidationConfig, load_validation_config
 from churnguard.validation.suite import ERROR, WARN, build_suite, gx_context
 
@@ -199,6 +199,7 @@ def validate_batch(source: str | Path | pd.DataFrame | Iterable[pd.DataFrame], d
             merged.add(batch.validate(suite, result_format=result_format), frame)
             batch = frame = None
             _release_gx_batches()  # before the next chunk is converted: one chunk's copy at a time
+            release_arrow_memory()
             frame = _for_gx(chunk) if (chunk := next(chunks, None)) is not None else None
         gx_result = merged.result()
     except Exception as exc:  # GX itself broke on this input: report it as a failed batch, not a crash
@@ -231,14 +232,18 @@ class _MergedResult:
         self.id_col, self.sample_size = id_col, sample_size
         self.rows = 0
         self.first: Any = None
-        self._ids: list[pd.Series] = []
+        self._ids: list[Any] = []  # Arrow arrays: compact, where GX's object copy holds Python strings
+        self._present: list[np.ndarray] = []
         self._hashes: list[np.ndarray] = []
 
     def add(self, gx_result: Any, frame: pd.DataFrame) -> None:
         self.rows += len(frame)
         if self.id_col is not None:
-            ids = frame[self.id_col].reset_index(drop=True)
-            self._ids.append(ids)
+            import pyarrow as pa
+
+            ids = frame[self.id_col]
+            self._ids.append(pa.array(ids, from_pandas=True))
+            self._present.append(ids.notna().to_numpy())
             self._hashes.append(pd.util.hash_pandas_object(ids, index=False).to_numpy())
         if self.first is None:
             self.first = gx_result
@@ -289,12 +294,15 @@ class _MergedResult:
 
     def _unique(self, result: dict) -> None:
         """Rows whose (non-null) id occurs more than once in the whole batch, all occurrences, in row order."""
-        hashes = np.concatenate(self._hashes)
-        present = np.concatenate([ids.notna().to_numpy() for ids in self._ids])
+        import pyarrow as pa
+
+        hashes, present = np.concatenate(self._hashes), np.concatenate(self._present)
         ordered = np.sort(hashes[present])
         twice = ordered[1:][ordered[1:] == ordered[:-1]]
         candidates = np.flatnonzero(present & np.isin(hashes, twice))
-        ids = pd.concat(self._ids, ignore_index=True).take(candidates) if len(candidates) else pd.Series([])
+        kind = next((a.type for a in self._ids if a.type != pa.null()), pa.null())  # an all-null chunk: null type
+        arrays = [a.cast(kind) if a.type == pa.null() else a for a in self._ids]
+        ids = pd.Series(pa.chunked_array(arrays, type=kind).take(pa.array(candidates)).to_pylist(), dtype=object)
         duplicated = ids[ids.duplicated(keep=False)]  # hashes collide rarely; the ids say which repeat
         values = duplicated.head(self.sample_size).tolist()
         result.update(unexpected_count=len(duplicated), partial_unexpected_list=values,
