@@ -177,7 +177,7 @@ def validate(ctx: DayContext) -> dict:
     from churnguard.validation import validate_batch
 
     root, ds = ctx.root, ctx.ds
-    batch = ctx.batch() if ctx.batch_in_memory else ctx.batch_chunks()  # GX sees CHUNK_ROWS rows at a time
+    batch = ctx.batch() if ctx.batch_in_memory else ctx.batch_chunks()  # held: sliced for GX; else streamed
     result = validate_batch(batch, ctx.dataset, champion_profile(ctx), name=root.batch_uri(ds))
     if result.exit_code >= 2:
         _reject(ctx, result)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from churnguard.config import DatasetConfig
 from churnguard.dataroot import DataRoot
-from churnguard.storage import CHUNK_ROWS, Storage, release_arrow_memory
+from churnguard.storage import Storage, release_arrow_memory
 from churnguard.validation.config import ValidationConfig, load_validation_config
 from churnguard.validation.suite import ERROR, WARN, build_suite, gx_context
 
@@ -36,6 +36,8 @@ EXIT_CODES = {"pass": 0, "warn": 1, "fail": 2, "unreadable": 3}
 _RULE_ORDER = ["readable", "row_count", "column_set", "type", "not_null", "unique", "finite", "domain",
                "range", "value_set", "evaluation"]
 _EXPECTED_TYPE = {"numeric": "numeric", "binary": "numeric 0/1", "categorical": "text"}
+# Rows of a frame GX validates at a time: its copy holds every text value as a Python string (~60 B each).
+GX_CHUNK_ROWS = 100_000
 
 
 class UnreadableBatch(Exception):
@@ -148,7 +150,7 @@ class ValidationResult(IssueReport):
 
 def validate_batch(source: str | Path | pd.DataFrame | Iterable[pd.DataFrame], dataset_cfg: DatasetConfig,
                    profile: Mapping[str, Any], validation_cfg: ValidationConfig | None = None,
-                   name: str | None = None, chunk_rows: int = CHUNK_ROWS) -> ValidationResult:
+                   name: str | None = None, chunk_rows: int = GX_CHUNK_ROWS) -> ValidationResult:
     """Validate a batch (parquet file or partition folder, as path / ``file://`` / ``s3://``, a frame, or an
     iterable of frames: the batch's row chunks, in order, for a batch too large to hold).
 
