@@ -170,3 +170,41 @@ def test_rerunning_a_date_after_a_promotion_reproduces_its_summary_and_rows_exac
     assert root.read_report(DAY, "drift.json") == drift
     pd.testing.assert_frame_equal(root.read_scores(DAY), scores)
     assert day_rows(DAY) == rows
+
+
+def test_scoring_in_chunks_equals_scoring_whole(world):
+    from churnguard import daily, registry
+    from churnguard.scoring import ROLES, score_chunk
+
+    ctx = context()
+    daily.ingest(ctx)
+    daily.score(ctx)
+    models = {role: (v, registry.load_version_model(ctx.model_name, v))
+              for role in ROLES if (v := ctx.versions.role(role)) is not None}
+    whole = score_chunk(ctx.batch(), "customer_id", models)
+    pieces = pd.concat([score_chunk(c, "customer_id", models) for c in ctx.batch_chunks(rows=70)], ignore_index=True)
+    pd.testing.assert_frame_equal(pieces, whole)
+    pd.testing.assert_frame_equal(ctx.root.read_scores(DAY), whole)
+
+
+def test_a_batch_over_the_in_memory_limit_is_streamed_to_the_same_staged_copy_version_and_scores(world, monkeypatch):
+    from churnguard import context as context_module
+    from churnguard import daily
+
+    held = context()
+    whole = daily.ingest(held)
+    daily.score(held)
+    staged, scores = held.root.read_staged(DAY), held.root.read_scores(DAY)
+    monkeypatch.setattr(context_module, "IN_MEMORY_ROWS", 100)
+    monkeypatch.setattr(daily, "IN_MEMORY_ROWS", 100)
+
+    streamed = context()
+    info = daily.ingest(streamed)
+    assert streamed._batch is None and not streamed.batch_in_memory  # nothing held: later steps stream
+    assert (info["rows"], info["data_version"]) == (whole["rows"], whole["data_version"])
+    pd.testing.assert_frame_equal(streamed.root.read_staged(DAY), staged)
+    with pytest.raises(MemoryError, match="batch_chunks"):
+        streamed.batch()
+    daily.score(streamed)
+    pd.testing.assert_frame_equal(streamed.root.read_scores(DAY), scores)
+    assert daily.drift(streamed)["severity"] in ("stable", "moderate", "critical")

@@ -273,3 +273,17 @@ def test_the_daily_run_after_a_quarantined_batch_measures_the_labels_that_arrive
     (entry,) = unscored["deliveries"]
     assert entry["status"] == "warn" and entry["rows"] == 300 and "scored: 300 of 300 rows" in entry["issues"][0]
     assert unscored["measured"] == []
+
+
+@pytest.mark.parametrize("rows", [7, 1_000_000])
+def test_repeats_found_by_hashing_equal_pandas_duplicated(rows):
+    import numpy as np
+
+    from churnguard.labels import _repeated
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"customer_id": [f"C{i}" for i in rng.integers(0, 50, 500)],
+                          "observed_ds": [f"2026-09-0{i}" for i in rng.integers(1, 4, 500)]})
+    frame.loc[5, "customer_id"] = None
+    keys = ["customer_id", "observed_ds"]
+    assert _repeated(frame, keys, rows).equals(frame.duplicated(keys, keep="last"))

@@ -70,6 +70,32 @@ def test_missing_partition_is_a_clear_error(storage):
         storage.read_partition("landing", DAY)
 
 
+def test_a_partition_written_in_chunks_reads_back_whole_and_in_chunks(storage):
+    chunks = [frame(3), frame(0, offset=3), frame(4, offset=3)]
+    uri = storage.write_partition_chunks("landing", DAY, iter(chunks))
+    assert uri.endswith("landing/ds=2026-03-01")
+    assert storage.partition_files("landing", DAY) == ["landing/ds=2026-03-01/part-00000.parquet"]
+    whole = pd.concat([chunks[0], chunks[2]], ignore_index=True)
+    pd.testing.assert_frame_equal(storage.read_partition("landing", DAY), whole)
+    assert storage.partition_rows("landing", DAY) == 7
+    pieces = list(storage.read_partition_chunks("landing", DAY, rows=2, columns=["customer_id"]))
+    assert [len(p) for p in pieces] == [2, 2, 2, 1]
+    pd.testing.assert_frame_equal(pd.concat(pieces, ignore_index=True), whole[["customer_id"]])
+
+
+def test_a_chunked_write_failing_half_way_leaves_the_previous_partition(storage):
+    storage.write_partition("landing", DAY, frame(4))
+
+    def chunks():
+        yield frame(2, offset=10)
+        raise OSError("the source went away")
+
+    with pytest.raises(OSError, match="went away"):
+        storage.write_partition_chunks("landing", DAY, chunks())
+    assert storage.read_partition("landing", DAY).equals(frame(4))
+    assert storage.sweep_tmp(timedelta(0)) == 0  # nothing left staged
+
+
 def test_move_partition_to_quarantine(storage):
     storage.write_partition("landing", DAY, frame(3))
     uri = storage.move_partition("landing", DAY, "quarantine")
@@ -100,6 +126,8 @@ PART = "part-00000.parquet"
 
 WRITES = {
     "replace": f"s.write_partition('landing', '2026-03-01', pd.DataFrame({NEW.to_dict('list')!r}))",
+    "replace_chunks": f"s.write_partition_chunks('landing', '2026-03-01', [pd.DataFrame({NEW[:2].to_dict('list')!r}), "
+                      f"pd.DataFrame({NEW[2:].reset_index(drop=True).to_dict('list')!r})])",
     "write_one": f"s.write_bytes({SUMMARY!r}, b'new')",
     "move": "s.move_partition('landing', '2026-03-01', 'quarantine')",
 }
@@ -107,6 +135,8 @@ WRITES = {
 CRASH_CASES = [
     *[("replace", backend, "storage.replace.staged", "old") for backend in ("file", "file-fallback", "s3")],
     *[("replace", backend, "storage.replace.swapped", "new") for backend in ("file", "file-fallback", "s3")],
+    *[("replace_chunks", backend, point, state) for backend in ("file", "file-fallback", "s3")
+      for point, state in (("storage.replace.staged", "old"), ("storage.replace.swapped", "new"))],
     ("write_one", "file", "storage.write_one.staged", "old"),
     ("move", "file", "storage.move.target_cleared", "in landing only"),
     ("move", "file", "storage.move.moved", "in quarantine only"),
@@ -187,7 +217,7 @@ def test_killed_writer_leaves_old_or_new_never_none_nor_a_mix(write, crash_targe
 
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert f"crash point {point} reached" in killed.stderr
-    if write == "replace":
+    if write.startswith("replace"):
         assert same(read_state(storage, "landing"), {"old": OLD, "new": NEW}[after_crash])
     elif write == "write_one":
         assert storage.read_bytes(SUMMARY) == b"old"
@@ -202,8 +232,8 @@ def test_killed_writer_leaves_old_or_new_never_none_nor_a_mix(write, crash_targe
     if write != "move" or storage.partition_exists("landing", DAY):
         redone = run_writer(env, write, fallback)
         assert redone.returncode == 0, redone.stderr[-2000:]
-        assert ("replacing partitions file by file" in redone.stderr) == (fallback and write == "replace")
-    if write == "replace":
+        assert ("replacing partitions file by file" in redone.stderr) == (fallback and write.startswith("replace"))
+    if write.startswith("replace"):
         assert same(read_state(storage, "landing"), NEW)
     elif write == "write_one":
         assert storage.read_bytes(SUMMARY) == b"new"

@@ -139,6 +139,54 @@ def test_good_held_out_batch_passes(telco, profile, good):
     assert result.evaluated > 60
 
 
+def spread_errors(good: pd.DataFrame, missing_charges: list[int]) -> pd.DataFrame:
+    """``good`` with errors and warnings in every 300-row chunk, a duplicate id split across chunks."""
+    bad = good.copy()
+    bad.loc[950, "customer_id"] = bad.loc[10, "customer_id"]  # chunks 0 and 3
+    bad.loc[[400, 401], "customer_id"] = bad.loc[402, "customer_id"]  # within chunk 1
+    bad.loc[5, "customer_id"] = None
+    bad.loc[[20, 650], "tenure"] = -3.0
+    bad.loc[320, "monthly_charges"] = np.inf
+    bad.loc[missing_charges, "total_charges"] = np.nan
+    bad.loc[[1, 2, 3, 4, 299, 300, 601], "contract"] = "Weekly"
+    return bad
+
+
+def comparable(result) -> dict:
+    return {k: v for k, v in result.to_dict().items() if k not in ("validated_at", "elapsed_seconds")}
+
+
+@pytest.mark.parametrize("missing_charges", [[*range(24), *range(500, 510)], [*range(30), *range(600, 630)]],
+                         ids=["optional_missing_over_the_share_in_one_chunk_only", "over_the_share_in_all"])
+def test_a_batch_validated_in_chunks_has_exactly_the_issues_of_the_whole(telco, profile, good, missing_charges):
+    cfg, _ = telco
+    bad = spread_errors(good, missing_charges)
+    whole = validate_batch(bad, cfg, profile, chunk_rows=len(bad))
+    sliced = validate_batch(bad, cfg, profile, chunk_rows=300)
+    streamed = validate_batch((bad.iloc[i : i + 300].reset_index(drop=True) for i in range(0, 1000, 300)),
+                              cfg, profile, name="<DataFrame>")
+    assert comparable(sliced) == comparable(whole) == comparable(streamed)
+    assert whole.gx_result.statistics["evaluated_expectations"] == sliced.gx_result.statistics[
+        "evaluated_expectations"]
+    assert sliced.gx_result.success is whole.gx_result.success is False
+    lines = "\n".join(whole.failures)
+    assert "column 'customer_id' unique: 5 of 1000 rows" in lines and bad.loc[10, "customer_id"] in lines
+    assert ("column 'total_charges' not_null" in lines) == (len(missing_charges) > 50)
+    assert "column 'contract' value_set: 7 of 1000 rows" in "\n".join(whole.warnings)
+
+
+def test_a_chunk_without_any_id_merges_like_the_whole(telco, profile, good):
+    cfg, _ = telco
+    bad = good.copy()
+    bad["customer_id"] = bad["customer_id"].astype(object)
+    bad.loc[300:599, "customer_id"] = None  # the second 300-row chunk has no id at all
+    bad.loc[900, "customer_id"] = bad.loc[0, "customer_id"]
+    whole = validate_batch(bad, cfg, profile, chunk_rows=len(bad))
+    sliced = validate_batch(bad, cfg, profile, chunk_rows=300)
+    assert comparable(sliced) == comparable(whole)
+    assert any("unique: 2 of 1000 rows" in line for line in whole.failures)
+
+
 def test_unseen_category_is_a_warning(telco, profile, good):
     cfg, _ = telco
     good.loc[[3, 8], "payment_method"] = "Digital wallet"

@@ -10,7 +10,7 @@ and by every re-run of the date, whatever the aliases point at by then.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -27,9 +27,13 @@ from churnguard.config import (
     load_monitoring_config,
 )
 from churnguard.dataroot import DataRoot
+from churnguard.storage import CHUNK_ROWS
 from churnguard.store import MonitoringStore, open_store
 
 log = logging.getLogger(__name__)
+# A batch up to this many rows is held whole by the context (read once); a larger one is only ever streamed
+# from its staged copy, CHUNK_ROWS rows at a time.
+IN_MEMORY_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class DayContext:
     profile: dict | None = field(default=None, repr=False)  # the pinned champion's reference profile, once loaded
     _versions: PinnedVersions | None = field(default=None, repr=False)
     _batch: pd.DataFrame | None = field(default=None, repr=False)
+    _batch_rows: int | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, ds: date | str, options: RunOptions | None = None, *, root: DataRoot | None = None,
@@ -118,14 +123,42 @@ class DayContext:
         return self.store.add_if_absent("model_summaries", {**where, "value": compute()})["value"]
 
     # -- the batch, read once ---------------------------------------------------------------------------
+    @property
+    def batch_rows(self) -> int:
+        """Rows of the day's staged batch (from its parquet footer, or the frame held)."""
+        if self._batch_rows is None:
+            self._batch_rows = len(self._batch) if self._batch is not None else self.root.staged_rows(self.ds)
+        return self._batch_rows
+
+    @property
+    def batch_in_memory(self) -> bool:
+        """The batch is small enough to be held whole (:data:`IN_MEMORY_ROWS`); else steps stream it."""
+        return self.batch_rows <= IN_MEMORY_ROWS
+
     def batch(self) -> pd.DataFrame:
-        """The day's staged batch (written by ingest), read once per context."""
+        """The day's staged batch (written by ingest), read once per context; only for a batch that fits
+        (:attr:`batch_in_memory`): a larger one is a ``MemoryError`` naming :meth:`batch_chunks`."""
         if self._batch is None:
+            if not self.batch_in_memory:
+                raise MemoryError(f"{self.ds}: {self.batch_rows} rows are more than a step may hold "
+                                  f"({IN_MEMORY_ROWS}): stream them with batch_chunks()")
             self._batch = self.root.read_staged(self.ds)
         return self._batch
 
-    def keep_batch(self, frame: pd.DataFrame) -> None:
+    def batch_chunks(self, rows: int = CHUNK_ROWS, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """The day's staged batch as frames of at most ``rows`` rows, in order: slices of the frame held, or
+        read from the staged copy one at a time."""
+        if self._batch is None and not self.batch_in_memory:
+            yield from self.root.read_staged_chunks(self.ds, rows, columns)
+            return
+        frame = self.batch() if columns is None else self.batch()[columns]
+        for start in range(0, max(len(frame), 1), rows):
+            yield frame.iloc[start : start + rows]
+
+    def keep_batch(self, frame: pd.DataFrame | None, rows: int | None = None) -> None:
+        """Hold the batch ingest just staged (None with its ``rows``: too large to hold)."""
         self._batch = frame
+        self._batch_rows = len(frame) if frame is not None else rows
 
     # -- step results -------------------------------------------------------------------------------------
     def record(self, step: str, result: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from churnguard import registry
-from churnguard.context import DayContext, RunOptions
+from churnguard.context import IN_MEMORY_ROWS, DayContext, RunOptions
 from churnguard.crashpoints import crash_point
 from churnguard.data import data_version
 from churnguard.dataroot import DataRoot
@@ -30,6 +30,7 @@ from churnguard.performance import measure_day
 from churnguard.progress import progress
 from churnguard.promotion import promote_day
 from churnguard.scoring import score_day
+from churnguard.storage import release_arrow_memory
 
 log = logging.getLogger(__name__)
 STEPS = ("ingest", "validate", "score", "drift", "performance", "failure_risk", "decide", "retrain", "promote",
@@ -102,7 +103,7 @@ def ingest(ctx: DayContext) -> dict:
     parquet, junk beside a good file) or a batch without its id column is quarantined with the reason, an
     alert and a validation report, as a failed expectation is."""
     from churnguard.validation import Issue, UnreadableBatch, ValidationResult
-    from churnguard.validation.runner import read_stored
+    from churnguard.validation.runner import read_stored, stored_rows
     from churnguard.validation.suite import ERROR
 
     root, ds, cfg = ctx.root, ctx.ds, ctx.dataset
@@ -112,21 +113,53 @@ def ingest(ctx: DayContext) -> dict:
             _record_rejection(ctx)  # quarantined before (maybe by a run that crashed after the move)
         raise BatchMissing(missing_batch(root, ds, "has no parquet files"))
     issue = None
+    landed = stored_rows(root.storage, root.batch_key(ds))
     try:
-        batch = read_stored(root.storage, root.batch_key(ds))
+        if landed is not None and landed > IN_MEMORY_ROWS:
+            staged, rows, version = _stage_streamed(ctx)
+        else:
+            batch = read_stored(root.storage, root.batch_key(ds))
+            if cfg.id.column not in batch.columns:
+                raise _MissingKey
+            staged, rows, version = root.stage_batch(ds, batch), len(batch), data_version(batch)
+            ctx.keep_batch(batch)
     except UnreadableBatch as exc:
         issue, status = Issue(ERROR, "readable", None, str(exc)), "unreadable"
-    else:
-        if cfg.id.column not in batch.columns:
-            issue, status = Issue(ERROR, "column_set", None, f"missing key column '{cfg.id.column}'"), "fail"
+    except _MissingKey:
+        issue, status = Issue(ERROR, "column_set", None, f"missing key column '{cfg.id.column}'"), "fail"
     if issue is not None:
         _reject(ctx, ValidationResult(source=root.batch_uri(ds), dataset=cfg.name, status=status, issues=[issue]))
-    staged = root.stage_batch(ds, batch)
-    ctx.keep_batch(batch)
-    info = {"ds": ds, "rows": len(batch), "data_version": data_version(batch), "landing_uri": root.batch_uri(ds),
+    info = {"ds": ds, "rows": rows, "data_version": version, "landing_uri": root.batch_uri(ds),
             "staged_uri": staged}
-    log.info("ingest %s: %d rows, data version %s", ds, len(batch), info["data_version"])
+    log.info("ingest %s: %d rows, data version %s", ds, rows, info["data_version"])
     return ctx.record("ingest", info)
+
+
+class _MissingKey(Exception):
+    """The batch lacks its id column."""
+
+
+def _stage_streamed(ctx: DayContext) -> tuple[str, int, str]:
+    """A batch too large to hold (over ``IN_MEMORY_ROWS``), staged chunk by chunk as it is read and
+    classified; returns the staged URI, the rows and the data version (that of the whole frame)."""
+    from churnguard.data import ChunkedDataVersion
+    from churnguard.storage import CHUNK_ROWS
+    from churnguard.validation.runner import read_stored_chunks
+
+    root, id_col = ctx.root, ctx.dataset.id.column
+    version, rows = ChunkedDataVersion(), 0
+
+    def chunks():
+        nonlocal rows
+        for chunk in read_stored_chunks(root.storage, root.batch_key(ctx.ds), CHUNK_ROWS):
+            if id_col not in chunk.columns:
+                raise _MissingKey
+            rows += len(chunk)
+            yield version.update(chunk)
+
+    staged = root.stage_batch_chunks(ctx.ds, chunks())
+    ctx.keep_batch(None, rows)
+    return staged, rows, version.hexdigest()
 
 
 def champion_profile(ctx: DayContext) -> dict:
@@ -146,7 +179,8 @@ def validate(ctx: DayContext) -> dict:
     from churnguard.validation import validate_batch
 
     root, ds = ctx.root, ctx.ds
-    result = validate_batch(ctx.batch(), ctx.dataset, champion_profile(ctx), name=root.batch_uri(ds))
+    batch = ctx.batch() if ctx.batch_in_memory else ctx.batch_chunks()  # held: sliced for GX; else streamed
+    result = validate_batch(batch, ctx.dataset, champion_profile(ctx), name=root.batch_uri(ds))
     if result.exit_code >= 2:
         _reject(ctx, result)
     result.save(root, ds)
@@ -194,8 +228,12 @@ def drift(ctx: DayContext) -> dict:
     for row in store.rows("feature_drift", since=since, until=ds):
         if row["ds"] < ds:
             history.setdefault(row["ds"], {})[row["feature"]] = bool(row["drifted"])
-    report = drift_report(profile, ctx.batch(), scores=_champion_scores(ctx),
-                          history=[history[d] for d in sorted(history)], overrides=ctx.options.drift_overrides)
+    if ctx.batch_in_memory:
+        batch, scores = ctx.batch(), _champion_scores(ctx)
+    else:  # streamed: each chunk carries its customers' champion scores as a column
+        batch, scores = _chunks_with_scores(ctx), SCORE_COLUMN
+    report = drift_report(profile, batch, scores=scores, history=[history[d] for d in sorted(history)],
+                          overrides=ctx.options.drift_overrides)
     doc = report.to_dict()
     root.write_report(ds, "drift.json", json.dumps(doc, indent=1).encode())
     ensure_plotly_asset(root)  # plotly.js once for every day's report, not inlined in each
@@ -213,11 +251,28 @@ def drift(ctx: DayContext) -> dict:
     return ctx.record("drift", summary)
 
 
+SCORE_COLUMN = f"{registry.CHAMPION}_score"
+
+
 def _champion_scores(ctx: DayContext):
-    scores = ctx.root.read_scores(ctx.ds)
-    if scores is None:
-        raise LookupError(f"{ctx.ds} has no scores: run the score step first")
-    return scores[f"{registry.CHAMPION}_score"].to_numpy()
+    """The champion's scores of the day's customers, in batch order (one float array, read column-wise)."""
+    import numpy as np
+
+    from churnguard.storage import PartitionNotFound
+
+    try:
+        return np.concatenate([c[SCORE_COLUMN].to_numpy()
+                               for c in ctx.root.read_scores_chunks(ctx.ds, columns=[SCORE_COLUMN])])
+    except PartitionNotFound:
+        raise LookupError(f"{ctx.ds} has no scores: run the score step first") from None
+
+
+def _chunks_with_scores(ctx: DayContext):
+    scores = _champion_scores(ctx)
+    offset = 0
+    for chunk in ctx.batch_chunks():
+        yield chunk.assign(**{SCORE_COLUMN: scores[offset : offset + len(chunk)]})
+        offset += len(chunk)
 
 
 def _feature_row(name: str, f: dict) -> dict:
@@ -430,6 +485,7 @@ def run_day(ds: str, options: RunOptions | None = None, *,
                       ("performance", performance), ("failure_risk", failure_risk), ("decide", decide_day)):
         with observe(step):
             results[step] = run(ctx)
+            release_arrow_memory()  # the next step starts from what this one still holds, not what it used
     retrained = {}
     if results["decide"]["decision"] == "retrain":
         with observe("retrain"):

@@ -91,3 +91,22 @@ def data_version(*frames: pd.DataFrame) -> str:
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
         digest.update(",".join(map(str, frame.columns)).encode())
     return digest.hexdigest()[:16]
+
+
+class ChunkedDataVersion:
+    """:func:`data_version` of one frame fed in row chunks (same dtypes in every chunk): rows are hashed one
+    by one, so ``update`` chunk by chunk, then ``hexdigest()``, equals ``data_version(whole)``."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._columns: list[str] | None = None
+
+    def update(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        self._digest.update(pd.util.hash_pandas_object(chunk, index=False).to_numpy().tobytes())
+        self._columns = list(map(str, chunk.columns))
+        return chunk
+
+    def hexdigest(self) -> str:
+        digest = self._digest.copy()
+        digest.update(",".join(self._columns or []).encode())
+        return digest.hexdigest()[:16]

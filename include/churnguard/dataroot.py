@@ -25,11 +25,19 @@ key                                          what
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Iterator
 from datetime import date
 
 import pandas as pd
 
-from churnguard.storage import PartitionNotFound, Storage, frame_to_parquet_bytes, open_storage, partition_key
+from churnguard.storage import (
+    CHUNK_ROWS,
+    PartitionNotFound,
+    Storage,
+    frame_to_parquet_bytes,
+    open_storage,
+    partition_key,
+)
 
 LANDING, LABELS, STAGED, SCORES = "landing", "labels", "staged", "scores"
 REPORTS, QUARANTINE, REFERENCE = "reports", "quarantine", "reference"
@@ -92,8 +100,19 @@ class DataRoot:
         """The ingested batch as one file, which validation, scoring and drift read instead of ``landing``."""
         return self.storage.write_partition(STAGED, ds, frame)
 
+    def stage_batch_chunks(self, ds: date | str, chunks: Iterable[pd.DataFrame]) -> str:
+        """:meth:`stage_batch` from chunks, streamed: never the whole batch in memory."""
+        return self.storage.write_partition_chunks(STAGED, ds, chunks)
+
     def read_staged(self, ds: date | str) -> pd.DataFrame:
         return self.storage.read_partition(STAGED, ds)
+
+    def read_staged_chunks(self, ds: date | str, rows: int = CHUNK_ROWS,
+                           columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        return self.storage.read_partition_chunks(STAGED, ds, rows, columns)
+
+    def staged_rows(self, ds: date | str) -> int:
+        return self.storage.partition_rows(STAGED, ds)
 
     def staged_days(self) -> list[date]:
         return self.storage.list_partitions(STAGED)
@@ -136,6 +155,13 @@ class DataRoot:
     # -- scores ----------------------------------------------------------------------------------------
     def write_scores(self, ds: date | str, frame: pd.DataFrame) -> str:
         return self.storage.write_partition(SCORES, ds, frame)
+
+    def write_scores_chunks(self, ds: date | str, chunks: Iterable[pd.DataFrame]) -> str:
+        return self.storage.write_partition_chunks(SCORES, ds, chunks)
+
+    def read_scores_chunks(self, ds: date | str, rows: int = CHUNK_ROWS,
+                           columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        return self.storage.read_partition_chunks(SCORES, ds, rows, columns)
 
     def read_scores(self, ds: date | str) -> pd.DataFrame | None:
         """The day's scores, or None when it was never scored."""

@@ -27,6 +27,7 @@ from churnguard.failure.config import FailureDefinition, load_failure_config
 from churnguard.failure.labels import day_failure, delong_auc, label_day_metrics
 from churnguard.labels import OBSERVED, LabelCheck, quarantine_labels, read_labels
 from churnguard.scoring import ROLES
+from churnguard.storage import release_arrow_memory
 from churnguard.store import MonitoringStore
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def measure_day(ctx: DayContext) -> dict:
     last = _last_measuring_date(store, today)
     new = root.label_days(since=last + timedelta(days=1) if last else today, until=today)
     checks = {d: read_labels(root, d, data_cfg, scored) for d in new}
-    observed_days = sorted({o for c in checks.values() if c.ok for o in c.labels[OBSERVED]})
+    observed_days = sorted({o for c in checks.values() if c.ok for o in c.labels[OBSERVED].unique()})
     if observed_days:  # every delivery that may hold labels of these days or of their failure windows
         since = date.fromisoformat(observed_days[0]) - timedelta(days=definition.window_days - 1)
         older = [d for d in root.label_days(since=since, until=today) if d not in checks]
@@ -105,16 +106,19 @@ def measure_day(ctx: DayContext) -> dict:
         if checks[d].ok:
             checks[d].save(root)
     labels = _latest_labels(checks.values(), data_cfg)
+    release_arrow_memory()  # what reading and checking the deliveries used
     if observed_days:
-        labels = labels[labels[OBSERVED].between(since.isoformat(), observed_days[-1])]
+        inside = labels[OBSERVED].between(since.isoformat(), observed_days[-1])
+        labels = labels if inside.all() else labels[inside]
     joined, unknown = _join_scores(root, labels, data_cfg, scored)
+    release_arrow_memory()
 
     champion_version = f"{registry.CHAMPION}_version"
     pinned = ctx.versions.champion
     thresholds: dict[int, float] = {}
     rows, measured, failures, earlier = [], [], [], []
     for observed_ds in observed_days:
-        day = joined[joined[OBSERVED] == observed_ds]
+        day = _rows(joined, joined[OBSERVED] == observed_ds)
         if day.empty:
             continue
         y = target_array(day, data_cfg)
@@ -130,7 +134,8 @@ def measure_day(ctx: DayContext) -> dict:
                    **{k: metrics[k] for k in STORED}}
             if role == registry.CHAMPION:
                 first = (date.fromisoformat(observed_ds) - timedelta(days=definition.window_days - 1)).isoformat()
-                window = joined[joined[OBSERVED].between(first, observed_ds) & (joined[champion_version] == version)]
+                window = _rows(joined, joined[OBSERVED].between(first, observed_ds)
+                               & (joined[champion_version] == version))
                 pooled = day_metrics(target_array(window, data_cfg), window[f"{role}_score"].to_numpy(),
                                      threshold, definition.confidence)
                 ref_auc, ref_f1 = reference_metrics(version)
@@ -178,22 +183,45 @@ def _latest_labels(checks, data_cfg) -> pd.DataFrame:
     frames = [c.labels.assign(arrived_ds=c.ds) for c in sorted(checks, key=lambda c: c.ds) if c.ok]
     if not frames:
         return pd.DataFrame(columns=[data_cfg.id.column, OBSERVED, data_cfg.target.column, "arrived_ds"])
+    if len(frames) == 1:  # a checked delivery keeps one label per (customer, observed day) already
+        return frames[0]
     return pd.concat(frames, ignore_index=True).drop_duplicates([data_cfg.id.column, OBSERVED], keep="last")
 
 
 def _join_scores(root: DataRoot, labels: pd.DataFrame, data_cfg, scored: set[str]) -> tuple[pd.DataFrame, dict]:
-    """Labels joined to the scores of their observed days, and per observed day how many labels name a
-    customer its scores do not have. Days never scored are left out (the label check counted them)."""
-    id_col, frames, unknown = data_cfg.id.column, [], {}
-    for observed_ds, day in labels.groupby(OBSERVED, sort=True):
+    """Labels joined to the scores of their observed days (in the labels' order), and per observed day how
+    many labels name a customer its scores do not have. Days never scored are left out (the label check
+    counted them). Ids are looked up, not merged: no frame of ids is copied."""
+    id_col, target, frames, unknown = data_cfg.id.column, data_cfg.target.column, [], {}
+    for observed_ds in sorted(labels[OBSERVED].unique()):
         if observed_ds not in scored:
             continue
+        day = _rows(labels[[id_col, target]], labels[OBSERVED] == observed_ds)
         scores = root.read_scores(observed_ds)
-        known = day[id_col].isin(scores[id_col])
-        unknown[observed_ds] = int((~known).sum())
-        frames.append(day[known].merge(scores, on=id_col, how="inner"))
+        found, at = _find_ids(day[id_col], scores[id_col])
+        unknown[observed_ds] = int(len(day) - found.sum())
+        known = np.flatnonzero(found)
+        matched = scores.drop(columns=[id_col]).take(at[known]).reset_index(drop=True)
+        del scores
+        frames.append(matched.assign(**{target: day[target].iloc[known].reset_index(drop=True),
+                                        OBSERVED: observed_ds}))
     joined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[OBSERVED])
     return joined, unknown
+
+
+def _rows(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    """``frame[mask]``, without copying the frame when every row is kept (a day's 10M labels, often)."""
+    return frame if mask.all() else frame[mask]
+
+
+def _find_ids(ids: pd.Series, among: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``ids``: is it in ``among`` (unique ids), and at which position (valid where found); one
+    Arrow hash look-up over the ids as they are (no Python strings, no copied frames)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    at = pc.index_in(pa.array(ids, type=pa.large_string()), value_set=pa.array(among, type=pa.large_string()))
+    return at.is_valid().to_numpy(zero_copy_only=False), at.fill_null(0).to_numpy()
 
 
 def _delivery(check: LabelCheck) -> dict:

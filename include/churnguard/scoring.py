@@ -18,19 +18,30 @@ ROLES = (registry.CHAMPION, registry.CHALLENGER)
 
 
 def score_day(ctx: DayContext) -> dict:
-    """Score the staged batch with the versions pinned for the date (a re-run scores with the same)."""
-    batch, name = ctx.batch(), ctx.model_name
-    out = pd.DataFrame({ctx.dataset.id.column: batch[ctx.dataset.id.column]})
-    used = {}
-    for role in ROLES:
-        version = ctx.versions.role(role)
-        if version is None:
-            continue
-        out[f"{role}_score"] = registry.load_version_model(name, version).predict_proba(batch)
-        out[f"{role}_version"] = version
-        used[role] = version
-    uri = ctx.root.write_scores(ctx.ds, out)
-    log.info("scored %d customers of %s with %s", len(out), ctx.ds,
-             ", ".join(f"{r} v{v}" for r, v in used.items()))
-    return {"scores_uri": uri, "rows": len(out), "champion_version": used.get(registry.CHAMPION),
+    """Score the staged batch with the versions pinned for the date (a re-run scores with the same), chunk
+    by chunk, streaming the scores partition (a model scores each customer on its own row)."""
+    name = ctx.model_name
+    models = {role: (version, registry.load_version_model(name, version))
+              for role in ROLES if (version := ctx.versions.role(role)) is not None}
+    rows = 0
+
+    def scored():
+        nonlocal rows
+        for chunk in ctx.batch_chunks():
+            rows += len(chunk)
+            yield score_chunk(chunk, ctx.dataset.id.column, models)
+
+    uri = ctx.root.write_scores_chunks(ctx.ds, scored())
+    used = {role: version for role, (version, _) in models.items()}
+    log.info("scored %d customers of %s with %s", rows, ctx.ds, ", ".join(f"{r} v{v}" for r, v in used.items()))
+    return {"scores_uri": uri, "rows": rows, "champion_version": used.get(registry.CHAMPION),
             "challenger_version": used.get(registry.CHALLENGER)}
+
+
+def score_chunk(batch: pd.DataFrame, id_column: str, models: dict) -> pd.DataFrame:
+    """The scores of ``batch``: its ids, then per role (``{role: (version, model)}``) the score and version."""
+    out = pd.DataFrame({id_column: batch[id_column]}).reset_index(drop=True)
+    for role, (version, model) in models.items():
+        out[f"{role}_score"] = model.predict_proba(batch)
+        out[f"{role}_version"] = version
+    return out

@@ -28,10 +28,13 @@ import io
 import logging
 import os
 import shutil
+import tempfile
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 
 TMP_AREA = "_tmp"
 PART_FILE = "part-00000.parquet"
+CHUNK_ROWS = 250_000  # rows per chunk when a partition is read or written in pieces (about 70 MB of a batch)
 
 # Every point at which the crash-point tests kill a writer (``CHURNGUARD_CRASH_AT``), in write order.
 CRASH_POINTS = (
@@ -75,6 +79,38 @@ def frame_to_parquet_bytes(df: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
+def release_arrow_memory() -> None:
+    """Hand back to the system what Arrow's memory pool keeps of freed buffers (mimalloc keeps them for reuse:
+    after a day's 10M labels were read and dropped, nearly 1 GB stayed resident)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
+def write_parquet_chunks(sink: BinaryIO, chunks: Iterable[pd.DataFrame]) -> int:
+    """Write ``chunks`` to ``sink`` as one parquet file, a row group per chunk, holding one chunk at a time;
+    returns the rows written. Every chunk is cast to the first one's schema; no chunks at all is a ValueError
+    (an empty partition is one empty chunk, which keeps its columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer, schema, rows = None, None, 0
+    try:
+        for chunk in chunks:
+            table = pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
+            if writer is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(sink, schema, compression="zstd")
+            writer.write_table(table)
+            rows += len(chunk)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise ValueError("no chunks to write: a partition needs at least one (maybe empty) chunk")
+    return rows
+
+
 class Storage:
     """Key/value access to the data root plus partition helpers. Build with :func:`open_storage`."""
 
@@ -96,6 +132,16 @@ class Storage:
 
     def write_files(self, folder: str, files: dict[str, bytes]) -> None:
         """Replace everything under ``folder`` with ``files`` (name -> bytes): old or new, never a mix."""
+        raise NotImplementedError
+
+    def write_streamed(self, folder: str, name: str, produce: Callable[[BinaryIO], None]) -> None:
+        """Replace everything under ``folder`` with one file ``name``, whose bytes ``produce`` writes to the
+        binary file it is handed, never holding them in memory: staged and swapped exactly as
+        :meth:`write_files` (same crash points); an exception in ``produce`` leaves the folder untouched."""
+        raise NotImplementedError
+
+    def _local_copy(self, key: str) -> contextlib.AbstractContextManager[Path]:
+        """A local file with the object's bytes, for readers that seek (parquet by row groups)."""
         raise NotImplementedError
 
     def delete_folder(self, folder: str) -> None:
@@ -127,6 +173,37 @@ class Storage:
         key = partition_key(area, ds)
         self.write_files(key, {PART_FILE: frame_to_parquet_bytes(df)})
         return self.uri(key)
+
+    def write_partition_chunks(self, area: str, ds: date | str, chunks: Iterable[pd.DataFrame]) -> str:
+        """Replace partition ``area/ds=…`` with ``chunks`` as one parquet file, streamed a row group per chunk
+        (see :func:`write_parquet_chunks`): the partition is old or new, never half-written."""
+        key = partition_key(area, ds)
+        self.write_streamed(key, PART_FILE, lambda sink: write_parquet_chunks(sink, chunks))
+        return self.uri(key)
+
+    def read_partition_chunks(self, area: str, ds: date | str, rows: int = CHUNK_ROWS,
+                              columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """The partition as frames of at most ``rows`` rows, file after file, in order (``columns``: only
+        those); their concatenation equals :meth:`read_partition`."""
+        import pyarrow.parquet as pq
+
+        files = self.partition_files(area, ds)
+        if not files:
+            raise PartitionNotFound(f"{self.uri(partition_key(area, ds))}: no parquet files in partition")
+        for key in files:
+            with self._local_copy(key) as path:
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns):
+                    yield batch.to_pandas()
+
+    def partition_rows(self, area: str, ds: date | str) -> int:
+        """Rows in the partition, from the parquet footers."""
+        import pyarrow.parquet as pq
+
+        total = 0
+        for key in self.partition_files(area, ds):
+            with self._local_copy(key) as path:
+                total += pq.ParquetFile(path).metadata.num_rows
+        return total
 
     def partition_files(self, area: str, ds: date | str) -> list[str]:
         key = partition_key(area, ds)
@@ -286,18 +363,38 @@ class LocalStorage(Storage):
         area.mkdir(parents=True, exist_ok=True)
         return area / f"{kind}{uuid.uuid4().hex}"
 
+    @contextlib.contextmanager
+    def _local_copy(self, key: str) -> Iterator[Path]:
+        yield self._path(key)
+
     def write_files(self, folder: str, files: dict[str, bytes]) -> None:
+        def stage(staged: Path) -> None:
+            for name, data in files.items():
+                _write_durably(staged / name, data)
+
+        self._replace_folder(folder, set(files), stage)
+
+    def write_streamed(self, folder: str, name: str, produce: Callable[[BinaryIO], None]) -> None:
+        def stage(staged: Path) -> None:
+            with open(staged / name, "wb") as fh:
+                produce(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+        self._replace_folder(folder, {name}, stage)
+
+    def _replace_folder(self, folder: str, names: set[str], stage: Callable[[Path], None]) -> None:
+        """Stage the new content (``stage`` fills a fresh folder under ``_tmp/``), then swap it in."""
         target, staged = self._path(folder), self._tmp_path()
         try:
             staged.mkdir()
-            for name, data in files.items():
-                _write_durably(staged / name, data)
+            stage(staged)
             crash_point("storage.replace.staged")
             target.parent.mkdir(parents=True, exist_ok=True)
             if not target.exists():
                 os.rename(staged, target)  # nothing to exchange with: one atomic rename
             elif not _exchange(staged, target):
-                self._replace_file_by_file(staged, target, set(files))  # has its own crash points
+                self._replace_file_by_file(staged, target, names)  # has its own crash points
                 return
             _fsync_dir(target.parent)
             crash_point("storage.replace.swapped")
@@ -428,19 +525,50 @@ class S3Storage(Storage):
             if errors:
                 raise OSError(f"{self.url}: could not delete {len(errors)} object(s), e.g. {errors[0]}")
 
+    @contextlib.contextmanager
+    def _local_copy(self, key: str) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="churnguard-") as tmp:
+            path = Path(tmp) / key.rpartition("/")[2]
+            try:
+                self.client.download_file(self.bucket, self._key(key), str(path))
+            except self.client.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                    raise FileNotFoundError(self.uri(key)) from None
+                raise
+            yield path
+
     def write_files(self, folder: str, files: dict[str, bytes]) -> None:
-        stale = [k for k in self.list_keys(folder) if k[len(folder) + 1 :] not in files]
+        def upload(key: str, name: str) -> None:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=files[name])
+
+        self._replace_objects(folder, list(files), upload)
+
+    def write_streamed(self, folder: str, name: str, produce: Callable[[BinaryIO], None]) -> None:
+        with tempfile.TemporaryFile(prefix="churnguard-") as fh:  # staged locally, then uploaded
+            produce(fh)
+            fh.flush()
+
+            def upload(key: str, _: str) -> None:
+                fh.seek(0)
+                self.client.upload_fileobj(fh, self.bucket, self._key(key))
+
+            self._replace_objects(folder, [name], upload)
+
+    def _replace_objects(self, folder: str, names: list[str], upload: Callable[[str, str], None]) -> None:
+        """Upload each of ``names`` to ``_tmp/`` (``upload(key, name)``), copy them onto the folder, then
+        delete the folder's stale objects and the staged copies."""
+        stale = [k for k in self.list_keys(folder) if k[len(folder) + 1 :] not in names]
         staging = f"{TMP_AREA}/{uuid.uuid4().hex}"
         try:
-            for name, data in files.items():
-                self.client.put_object(Bucket=self.bucket, Key=self._key(f"{staging}/{name}"), Body=data)
+            for name in names:
+                upload(f"{staging}/{name}", name)
             crash_point("storage.replace.staged")
-            for name in files:  # new objects in before any stale one goes: never an empty partition
+            for name in names:  # new objects in before any stale one goes: never an empty partition
                 self._copy(f"{staging}/{name}", f"{folder}/{name}")
             crash_point("storage.replace.swapped")
             self._delete(stale)
         finally:
-            self._delete([f"{staging}/{name}" for name in files])
+            self._delete([f"{staging}/{name}" for name in names])
 
     def _write_one(self, folder: str, name: str, data: bytes) -> None:
         # One PUT is atomic on S3: the object appears whole once the upload completes, or not at all.

@@ -44,17 +44,23 @@ def delong_auc(y: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
 
 
 def f1_with_upper(y: np.ndarray, pred: np.ndarray, quantile: float, seed: int = 0) -> tuple[float, float]:
-    """F1 and the ``quantile`` of its bootstrap distribution (customers resampled with replacement)."""
+    """F1 and the ``quantile`` of its bootstrap distribution (customers resampled with replacement).
+
+    F1 depends on a resample only through its confusion counts, and resampling ``n`` customers with
+    replacement draws those counts from a multinomial over the four cells: the same distribution in
+    O(replicates) instead of O(replicates x customers) time and memory.
+    """
     y, pred = np.asarray(y).astype(bool), np.asarray(pred).astype(bool)
 
     def f1(tp, fp, fn):
         return 2 * tp / np.maximum(2 * tp + fp + fn, 1)
 
-    point = float(f1((y & pred).sum(), (~y & pred).sum(), (y & ~pred).sum()))
-    idx = np.random.default_rng(seed).integers(0, len(y), size=(F1_BOOTSTRAP, len(y)))
-    yb, pb = y[idx], pred[idx]
-    boot = f1((yb & pb).sum(1), (~yb & pb).sum(1), (yb & ~pb).sum(1))
-    return point, float(np.quantile(boot, quantile))
+    cells = np.array([(y & pred).sum(), (~y & pred).sum(), (y & ~pred).sum(), (~y & ~pred).sum()])
+    point = float(f1(*cells[:3]))
+    if not len(y):
+        return point, point
+    boot = np.random.default_rng(seed).multinomial(len(y), cells / len(y), size=F1_BOOTSTRAP)
+    return point, float(np.quantile(f1(boot[:, 0], boot[:, 1], boot[:, 2]), quantile))
 
 
 def label_day_metrics(y: np.ndarray, scores: np.ndarray, threshold: float, confidence: float = 0.95) -> dict:

@@ -12,7 +12,8 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -20,11 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import numpy as np
 import pandas as pd
 
 from churnguard.config import DatasetConfig
 from churnguard.dataroot import DataRoot
-from churnguard.storage import Storage
+from churnguard.storage import Storage, release_arrow_memory
 from churnguard.validation.config import ValidationConfig, load_validation_config
 from churnguard.validation.suite import ERROR, WARN, build_suite, gx_context
 
@@ -34,6 +36,8 @@ EXIT_CODES = {"pass": 0, "warn": 1, "fail": 2, "unreadable": 3}
 _RULE_ORDER = ["readable", "row_count", "column_set", "type", "not_null", "unique", "finite", "domain",
                "range", "value_set", "evaluation"]
 _EXPECTED_TYPE = {"numeric": "numeric", "binary": "numeric 0/1", "categorical": "text"}
+# Rows of a frame GX validates at a time: its copy holds every text value as a Python string (~60 B each).
+GX_CHUNK_ROWS = 100_000
 
 
 class UnreadableBatch(Exception):
@@ -144,13 +148,18 @@ class ValidationResult(IssueReport):
                 "html": root.write_report(ds, "validation.html", self.to_html().encode())}
 
 
-def validate_batch(source: str | Path | pd.DataFrame, dataset_cfg: DatasetConfig, profile: Mapping[str, Any],
-                   validation_cfg: ValidationConfig | None = None, name: str | None = None) -> ValidationResult:
-    """Validate a batch (parquet file or partition folder, as path / ``file://`` / ``s3://``, or a frame).
+def validate_batch(source: str | Path | pd.DataFrame | Iterable[pd.DataFrame], dataset_cfg: DatasetConfig,
+                   profile: Mapping[str, Any], validation_cfg: ValidationConfig | None = None,
+                   name: str | None = None, chunk_rows: int = GX_CHUNK_ROWS) -> ValidationResult:
+    """Validate a batch (parquet file or partition folder, as path / ``file://`` / ``s3://``, a frame, or an
+    iterable of frames: the batch's row chunks, in order, for a batch too large to hold).
 
     ``name`` names a frame's source in the report. Never raises for bad *input*: unreadable files give
     status ``unreadable``. A profile or config that does not fit the dataset raises ``ValueError`` /
     ``ConfigError``.
+
+    GX validates ``chunk_rows`` rows at a time (a frame is sliced); the chunks' results are merged into one
+    result for the whole batch (:class:`_MergedResult`), with exactly the issues of validating it whole.
 
     Example::
 
@@ -164,34 +173,171 @@ def validate_batch(source: str | Path | pd.DataFrame, dataset_cfg: DatasetConfig
     common = {"source": name, "dataset": dataset_cfg.name, "suite_name": suite.name,
               "profile_version": (suite.meta or {}).get("profile_version")}
     try:
-        frame = source if isinstance(source, pd.DataFrame) else read_batch(source)
+        if isinstance(source, str | Path):
+            source = read_batch(source)
+        chunks = _slices(source, chunk_rows) if isinstance(source, pd.DataFrame) else iter(source)
+        first = _for_gx(next(chunks))
     except UnreadableBatch as exc:
         issue = Issue(ERROR, "readable", None, str(exc))
         return ValidationResult(status="unreadable", issues=[issue],
                                 elapsed_seconds=time.perf_counter() - started, **common)
-    frame = _for_gx(frame)
-    common.update(n_rows=len(frame), n_columns=len(frame.columns))
-    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    common["n_columns"] = len(first.columns)
+    duplicated = sorted({str(c) for c in first.columns[first.columns.duplicated()]})
     if duplicated:
         issue = Issue(ERROR, "column_set", None, f"duplicate column name(s) {', '.join(duplicated)}")
         return ValidationResult(status="fail", issues=[issue], elapsed_seconds=time.perf_counter() - started,
-                                **common)
+                                n_rows=len(source) if isinstance(source, pd.DataFrame) else None, **common)
     id_col = dataset_cfg.id.column
     result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": vcfg.sample_size}
-    if id_col in frame.columns:
+    if id_col in first.columns:
         result_format["unexpected_index_column_names"] = [id_col]
+    merged = _MergedResult(id_col if id_col in first.columns else None, vcfg.sample_size)
+    frame: pd.DataFrame | None = first
+    seen = 0
     try:
-        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-        gx_result = batch.validate(suite, result_format=result_format)
+        while frame is not None:
+            seen += len(frame)
+            batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+            merged.add(batch.validate(suite, result_format=result_format), frame)
+            batch = frame = None
+            _release_gx_batches()  # before the next chunk is converted: one chunk's copy at a time
+            release_arrow_memory()
+            frame = _for_gx(chunk) if (chunk := next(chunks, None)) is not None else None
+        gx_result = merged.result()
     except Exception as exc:  # GX itself broke on this input: report it as a failed batch, not a crash
         log.exception("GX could not validate %s", name)
         issue = Issue(ERROR, "evaluation", None, f"validation could not run: {_one_line(exc)}")
         return ValidationResult(status="fail", issues=[issue], elapsed_seconds=time.perf_counter() - started,
-                                **common)
-    issues = _issues(gx_result, frame, dataset_cfg, vcfg)
+                                n_rows=len(source) if isinstance(source, pd.DataFrame) else seen, **common)
+    issues = _issues(gx_result, first.columns, dataset_cfg, vcfg)
     status = "fail" if any(i.severity == ERROR for i in issues) else "warn" if issues else "pass"
-    return ValidationResult(status=status, issues=issues, evaluated=len(gx_result.results),
+    return ValidationResult(status=status, issues=issues, evaluated=len(gx_result.results), n_rows=merged.rows,
                             elapsed_seconds=time.perf_counter() - started, gx_result=gx_result, **common)
+
+
+def _slices(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
+    for start in range(0, max(len(frame), 1), rows):
+        yield frame.iloc[start : start + rows]
+
+
+class _MergedResult:
+    """GX's results of a batch's chunks, merged into the result of the whole batch.
+
+    Per expectation: counts (rows, unexpected, missing) are summed, the partial lists of unexpected values
+    and ids concatenated in row order up to the sample size, and success recomputed over the whole batch as
+    GX decides it (``mostly`` over the non-missing rows). What no chunk can see alone is checked across
+    them: the row count, and the id's uniqueness, from a 64-bit hash of every id (duplicates found by
+    sorting, then confirmed on the ids themselves).
+    """
+
+    def __init__(self, id_col: str | None, sample_size: int) -> None:
+        self.id_col, self.sample_size = id_col, sample_size
+        self.rows = 0
+        self.first: Any = None
+        self._ids: list[Any] = []  # Arrow arrays: compact, where GX's object copy holds Python strings
+        self._present: list[np.ndarray] = []
+        self._hashes: list[np.ndarray] = []
+
+    def add(self, gx_result: Any, frame: pd.DataFrame) -> None:
+        self.rows += len(frame)
+        if self.id_col is not None:
+            import pyarrow as pa
+
+            ids = frame[self.id_col]
+            self._ids.append(pa.array(ids, from_pandas=True))
+            self._present.append(ids.notna().to_numpy())
+            self._hashes.append(pd.util.hash_pandas_object(ids, index=False).to_numpy())
+        if self.first is None:
+            self.first = gx_result
+            return
+        for res, new in zip(self.first.results, gx_result.results, strict=True):
+            self._merge(res, new)
+
+    def _merge(self, res: Any, new: Any) -> None:
+        if _exception_message(res.exception_info):
+            return  # the first chunk GX could not evaluate this on says why
+        if _exception_message(new.exception_info):
+            res.exception_info, res.result, res.success = new.exception_info, new.result, False
+            return
+        acc, more = res.result, new.result or {}
+        if res.expectation_config.meta.get("rule") == "row_count":
+            acc["observed_value"] += more["observed_value"]
+        elif "element_count" in acc:
+            for key in ("element_count", "unexpected_count", "missing_count"):
+                if key in acc:
+                    acc[key] += more.get(key) or 0
+            for key in ("partial_unexpected_list", "partial_unexpected_index_list"):
+                if key in acc:
+                    acc[key] = (acc[key] + (more.get(key) or []))[: self.sample_size]
+
+    def result(self) -> Any:
+        """The whole batch's result (the first chunk's GX result object, updated)."""
+        merged = self.first
+        for res in merged.results:
+            if _exception_message(res.exception_info):
+                continue
+            rule, kwargs, result = (res.expectation_config.meta.get("rule"), res.expectation_config.kwargs,
+                                    res.result)
+            if rule == "row_count":
+                res.success = result["observed_value"] >= kwargs.get("min_value", 0)
+            elif rule == "unique" and self.id_col is not None and "element_count" in result:
+                self._unique(result)
+                res.success = result["unexpected_count"] == 0
+            elif "element_count" in result:
+                res.success = _mostly_success(result, kwargs.get("mostly"))
+            if "element_count" in result:
+                _percentages(result)
+        successful = sum(bool(r.success) for r in merged.results)
+        merged.success = successful == len(merged.results)
+        merged.statistics.update(successful_expectations=successful,
+                                 unsuccessful_expectations=len(merged.results) - successful,
+                                 success_percent=100 * successful / len(merged.results) if merged.results else None)
+        return merged
+
+    def _unique(self, result: dict) -> None:
+        """Rows whose (non-null) id occurs more than once in the whole batch, all occurrences, in row order."""
+        import pyarrow as pa
+
+        hashes, present = np.concatenate(self._hashes), np.concatenate(self._present)
+        ordered = np.sort(hashes[present])
+        twice = ordered[1:][ordered[1:] == ordered[:-1]]
+        candidates = np.flatnonzero(present & np.isin(hashes, twice))
+        kind = next((a.type for a in self._ids if a.type != pa.null()), pa.null())  # an all-null chunk: null type
+        arrays = [a.cast(kind) if a.type == pa.null() else a for a in self._ids]
+        ids = pd.Series(pa.chunked_array(arrays, type=kind).take(pa.array(candidates)).to_pylist(), dtype=object)
+        duplicated = ids[ids.duplicated(keep=False)]  # hashes collide rarely; the ids say which repeat
+        values = duplicated.head(self.sample_size).tolist()
+        result.update(unexpected_count=len(duplicated), partial_unexpected_list=values,
+                      partial_unexpected_index_list=[{self.id_col: v} for v in values])
+
+
+def _mostly_success(result: Mapping[str, Any], mostly: float | None) -> bool:
+    """GX's verdict of a column map expectation: vacuously true without rows to consider."""
+    considered = result["element_count"] - (result.get("missing_count") or 0)
+    if not result["element_count"] or considered <= 0:
+        return True
+    return (considered - result["unexpected_count"]) / considered >= (1.0 if mostly is None else mostly)
+
+
+def _percentages(result: dict) -> None:
+    """GX's percentages of a merged column map result, and its counts of the partial unexpected values."""
+    total, unexpected = result["element_count"], result["unexpected_count"]
+    if not total:
+        return
+    if "missing_count" in result:
+        considered = total - result["missing_count"]
+        nonmissing = unexpected / considered * 100 if considered > 0 else None
+        result.update(missing_percent=result["missing_count"] / total * 100,
+                      unexpected_percent_total=unexpected / total * 100, unexpected_percent_nonmissing=nonmissing,
+                      unexpected_percent=nonmissing)
+    else:
+        result["unexpected_percent"] = unexpected / total * 100
+    if "partial_unexpected_counts" in result:
+        try:
+            counted = Counter(result.get("partial_unexpected_list") or []).most_common()
+        except TypeError:  # unhashable values: GX's own counts of the first chunk stay
+            return
+        result["partial_unexpected_counts"] = [{"value": v, "count": n} for v, n in counted]
 
 
 # --- reading ---------------------------------------------------------------------------------------------
@@ -235,6 +381,54 @@ def read_stored(storage: Storage, folder: str) -> pd.DataFrame:
         raise UnreadableBatch("no such object") from None
 
 
+def stored_rows(storage: Storage, folder: str) -> int | None:
+    """Rows of every ``*.parquet`` below ``folder``, from the footers; None when a file has no readable
+    footer (:func:`read_stored` then says why)."""
+    import pyarrow.parquet as pq
+
+    total = 0
+    for key in storage.list_keys(folder):
+        if key.endswith(".parquet"):
+            try:
+                total += pq.ParquetFile(io.BytesIO(storage.read_bytes(key))).metadata.num_rows
+            except Exception:  # classified by read_stored, with its message
+                return None
+    return total
+
+
+def read_stored_chunks(storage: Storage, folder: str, rows: int) -> Iterator[pd.DataFrame]:
+    """:func:`read_stored` as frames of at most ``rows`` rows, one file in memory at a time (its bytes), and
+    classified as it reads: :class:`UnreadableBatch` when a file is not a table, or when a file's columns or
+    types differ from the first file's (a streamed batch has one schema; :func:`read_stored` concatenates)."""
+    import pyarrow.parquet as pq
+
+    files = [k for k in storage.list_keys(folder) if k.endswith(".parquet")]
+    if not files:
+        raise UnreadableBatch("no parquet files under this prefix")
+    first: tuple[str, pd.Series] | None = None
+    for key in files:
+        part = key.rsplit("/", 1)[-1]
+        try:
+            data = storage.read_bytes(key)
+        except FileNotFoundError:
+            raise UnreadableBatch("no such object") from None
+        _check_parquet_bytes(data, f"{part}: ")
+        try:
+            batches = pq.ParquetFile(io.BytesIO(data)).iter_batches(batch_size=rows)
+            for batch in batches:
+                chunk = batch.to_pandas()
+                if first is None:
+                    first = (part, chunk.dtypes)
+                elif not chunk.dtypes.equals(first[1]):
+                    raise UnreadableBatch(f"{part}: columns or types differ from {first[0]}'s (a batch this "
+                                          f"large is streamed, one schema for every file)")
+                yield chunk
+        except UnreadableBatch:
+            raise
+        except Exception as exc:  # pyarrow raises several types for corrupt files; all mean "unreadable"
+            raise UnreadableBatch(f"{part}: corrupt parquet file ({_one_line(exc)})") from None
+
+
 def _read_s3(bucket: str, key: str) -> pd.DataFrame:
     from churnguard.storage import open_storage
 
@@ -249,16 +443,20 @@ def _read_s3(bucket: str, key: str) -> pd.DataFrame:
 
 def _parse_parquet(data: bytes, part: str | None) -> pd.DataFrame:
     where = f"{part}: " if part else ""
+    _check_parquet_bytes(data, where)
+    try:
+        return pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises several types for corrupt files; all mean "unreadable"
+        raise UnreadableBatch(f"{where}corrupt parquet file ({_one_line(exc)})") from None
+
+
+def _check_parquet_bytes(data: bytes, where: str) -> None:
     if not data:
         raise UnreadableBatch(f"{where}empty file (0 bytes)")
     if not data.startswith(b"PAR1"):
         raise UnreadableBatch(f"{where}not a parquet file (no PAR1 magic bytes{_looks_like(data)})")
     if len(data) < 12 or not data.endswith(b"PAR1"):
         raise UnreadableBatch(f"{where}truncated parquet file ({len(data)} bytes, no footer)")
-    try:
-        return pd.read_parquet(io.BytesIO(data))
-    except Exception as exc:  # pyarrow raises several types for corrupt files; all mean "unreadable"
-        raise UnreadableBatch(f"{where}corrupt parquet file ({_one_line(exc)})") from None
 
 
 def _looks_like(data: bytes) -> str:
@@ -280,7 +478,7 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def _source_name(source: Any) -> str:
     if isinstance(source, pd.DataFrame):
         return "<DataFrame>"
-    return str(source)
+    return str(source) if isinstance(source, str | Path) else "<DataFrame chunks>"
 
 
 def _plural(n: int, word: str) -> str:
@@ -298,6 +496,17 @@ def _batch_definition():
     """A whole-DataFrame batch definition on the process-wide ephemeral context."""
     asset = gx_context().data_sources.add_pandas("churnguard").add_dataframe_asset("batch")
     return asset.add_batch_definition_whole_dataframe("whole")
+
+
+def _release_gx_batches() -> None:
+    """Drop the frames GX's execution engine keeps of the batches it validated (it caches the last one's
+    converted copy, which would stay resident for the rest of the process)."""
+    try:
+        manager = _batch_definition().data_asset.datasource.get_execution_engine().batch_manager
+        manager.reset_batch_cache()
+        manager.batch_data_cache.clear()
+    except AttributeError:  # a GX without these internals: its cache stays, nothing else changes
+        log.debug("GX batch cache not released", exc_info=True)
 
 
 def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
@@ -319,8 +528,8 @@ def _for_gx(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- results -> issues -------------------------------------------------------------------------------------
-def _issues(gx_result: Any, frame: pd.DataFrame, cfg: DatasetConfig, vcfg: ValidationConfig) -> list[Issue]:
-    present = set(frame.columns)
+def _issues(gx_result: Any, columns: pd.Index, cfg: DatasetConfig, vcfg: ValidationConfig) -> list[Issue]:
+    present = set(columns)
     found: list[Issue] = []
     for res in gx_result.results:
         if res.success:
