@@ -67,6 +67,15 @@ def interpolations(text: str) -> Iterator[tuple[str, bool]]:
             yield from interpolations(match.group("arg"))
 
 
+def compose_variables(compose_file: Path) -> dict[str, bool]:
+    """Every variable the compose file interpolates -> whether every use of it has a default."""
+    variables: dict[str, bool] = {}
+    for scalar in _scalars(yaml.compose(compose_file.read_text(), Loader=yaml.SafeLoader), set()):
+        for name, has_default in interpolations(scalar.value):
+            variables[name] = variables.get(name, True) and has_default
+    return variables
+
+
 def _scalars(node: yaml.Node, seen: set[int]) -> Iterator[yaml.ScalarNode]:
     """Every scalar of the document once: an anchor's nodes are shared by its aliases, so visit them once."""
     if id(node) in seen:
