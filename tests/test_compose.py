@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from compose_check import check, compose_variables, env_example_names
+from compose_check import INTERPOLATION, check, compose_variables, env_example_names
 from pydantic import AliasChoices
 
 from churnguard.settings import Settings
@@ -137,6 +138,30 @@ def test_a_one_shot_nobody_waits_for_to_complete_is_reported(tmp_path):
     assert lines(tmp_path / "docker-compose.yaml") == [
         f"docker-compose.yaml:{line}: service s3-init: healthcheck: no healthcheck, and no service waits for it "
         "with condition: service_completed_successfully"]
+
+
+def interpolate(text: str, values: dict[str, str]) -> str:
+    """What compose makes of ``text`` given ``values`` (a default applies when the value is missing)."""
+    def substitute(match: re.Match) -> str:
+        name = match.group("braced") or match.group("bare")
+        default = match.group("arg") if (match.group("op") or "").lstrip(":") == "-" else ""
+        return values.get(name, default)
+    return INTERPOLATION.sub(substitute, text)
+
+
+def test_the_airflow_connections_are_json_once_interpolated():
+    environment = yaml.safe_load(COMPOSE.read_text())["x-airflow-common"]["environment"]
+    values = {"AWS_ACCESS_KEY_ID": "a1b2", "AWS_SECRET_ACCESS_KEY": "c3d4", "STORE_DB_PASSWORD": "e5f6"}
+    s3 = json.loads(interpolate(environment["AIRFLOW_CONN_CHURNGUARD_S3"], values))
+    store = json.loads(interpolate(environment["AIRFLOW_CONN_CHURNGUARD_STORE"], values))
+    assert s3 == {"conn_type": "aws", "login": "a1b2", "password": "c3d4",
+                  "extra": {"endpoint_url": "http://s3:8333", "region_name": "us-east-1"}}
+    assert store == {"conn_type": "postgres", "host": "postgres", "port": 5432, "schema": "churnguard",
+                     "login": "churnguard", "password": "e5f6"}
+    # the library's fallback variables point at the same store and endpoint
+    assert interpolate(environment["CHURNGUARD_DB_URL"], values) == (
+        "postgresql+psycopg2://churnguard:e5f6@postgres:5432/churnguard")
+    assert environment["CHURNGUARD_S3_ENDPOINT_URL"] == s3["extra"]["endpoint_url"]
 
 
 # --- .env.example, both ways ------------------------------------------------------------------------------------
