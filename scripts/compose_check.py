@@ -167,10 +167,15 @@ def _host_ports(service: dict) -> Iterator[tuple[str, str]]:
                     yield f"{host_ip}/{number}/{protocol}", str(port["published"])
             continue
         text, _, protocol = str(port).partition("/")
-        parts = text.rsplit(":", 2) if not text.startswith("[") else re.split(r"(?<=\]):", text)
-        if len(parts) < 2:
+        host_ip = ""
+        if text.startswith("["):  # [::1]:8080:80
+            host_ip, _, text = text[1:].partition("]:")
+        parts = text.split(":")
+        if len(parts) == 1:
             continue  # container port only: Docker picks a free host port
-        host_ip, published = (parts[0], parts[1]) if len(parts) == 3 else ("", parts[0])
+        if len(parts) == 3:
+            host_ip = parts.pop(0)
+        published = parts[0]
         for number in _expand(published):
             yield f"{host_ip}/{number}/{protocol or 'tcp'}", str(port)
 
