@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo stop lint bench clean
+.PHONY: venv test demo stop lint bench clean compose-check
 
 venv: $(STAMP)
 
@@ -33,8 +33,11 @@ demo: $(STAMP)
 stop:
 	bash scripts/stop.sh
 
+compose-check: $(STAMP)
+	$(BIN)/python scripts/compose_check.py
+
 lint: $(STAMP)
-	$(BIN)/ruff check include dags plugins tests benchmarks
+	$(BIN)/ruff check include dags plugins tests benchmarks scripts
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/model_bench.py
