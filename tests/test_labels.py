@@ -287,3 +287,21 @@ def test_repeats_found_by_hashing_equal_pandas_duplicated(rows):
     frame.loc[5, "customer_id"] = None
     keys = ["customer_id", "observed_ds"]
     assert _repeated(frame, keys, rows).equals(frame.duplicated(keys, keep="last"))
+
+
+@pytest.mark.parametrize("hash_ids", [performance._hash_ids, lambda ids: np.zeros(len(ids), dtype=np.uint64)],
+                         ids=["hashed", "every-hash-shared"])
+def test_labelled_customers_are_found_among_chunks_of_scores_by_their_ids(hash_ids):
+    import pyarrow as pa
+
+    rng = np.random.default_rng(3)
+    labelled = [f"C{i}" for i in rng.permutation(60)[:40]]
+    scored = [f"C{i}" for i in rng.permutation(80)]  # 20 labelled ones are missing, 40 never labelled
+    matcher = performance._IdMatcher(pa.array(labelled, type=pa.large_string()), hash_ids)
+    pairs = []
+    for start in range(0, len(scored), 25):  # chunks of the day's scores
+        at, rows = matcher.match(pa.array(scored[start:start + 25], type=pa.large_string()))
+        pairs += [(labelled[a], scored[start + r]) for a, r in zip(at, rows, strict=True)]
+    assert all(a == b for a, b in pairs)
+    assert sorted(a for a, _ in pairs) == sorted(set(labelled) & set(scored))
+    assert [labelled[i] for i in np.flatnonzero(matcher.found)] == [c for c in labelled if c in set(scored)]

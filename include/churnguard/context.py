@@ -72,7 +72,7 @@ class DayContext:
     dataset: DatasetConfig
     model: ModelConfig
     monitoring: MonitoringConfig
-    profile: dict | None = field(default=None, repr=False)  # the pinned champion's reference profile, once loaded
+    _summaries: dict[tuple[int, str], Any] = field(default_factory=dict, repr=False)
     _versions: PinnedVersions | None = field(default=None, repr=False)
     _batch: pd.DataFrame | None = field(default=None, repr=False)
     _batch_rows: int | None = field(default=None, repr=False)
@@ -115,12 +115,14 @@ class DayContext:
 
     def model_summary(self, version: int, kind: str, compute: Callable[[], Any]) -> Any:
         """A summary that belongs to a model version (its reference profile, its failure-model reference):
-        computed by the first task that needs it and stored with the version, read by every later one."""
-        where = {"model_name": self.model_name, "model_version": version, "kind": kind}
-        stored = self.store.rows("model_summaries", where=where)
-        if stored:
-            return stored[0]["value"]
-        return self.store.add_if_absent("model_summaries", {**where, "value": compute()})["value"]
+        computed by the first task that needs it and stored with the version, read by every later one (once
+        per context)."""
+        if (version, kind) not in self._summaries:
+            where = {"model_name": self.model_name, "model_version": version, "kind": kind}
+            stored = self.store.rows("model_summaries", where=where)
+            self._summaries[version, kind] = (stored[0]["value"] if stored else self.store.add_if_absent(
+                "model_summaries", {**where, "value": compute()})["value"])
+        return self._summaries[version, kind]
 
     # -- the batch, read once ---------------------------------------------------------------------------
     @property

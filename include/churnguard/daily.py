@@ -33,8 +33,6 @@ from churnguard.scoring import score_day
 from churnguard.storage import release_arrow_memory
 
 log = logging.getLogger(__name__)
-STEPS = ("ingest", "validate", "score", "drift", "performance", "failure_risk", "decide", "retrain", "promote",
-         "publish")
 
 
 class BatchRejected(Exception):
@@ -166,11 +164,9 @@ def champion_profile(ctx: DayContext) -> dict:
     """The reference profile of the champion pinned for the day (from MLflow once per version)."""
     from churnguard.training import load_run_profile
 
-    if ctx.profile is None:
-        version = ctx.versions.champion
-        ctx.profile = ctx.model_summary(version, "reference_profile", lambda: load_run_profile(
-            registry.require_ready(ctx.model_name, version).run_id))
-    return ctx.profile
+    version = ctx.versions.champion
+    return ctx.model_summary(version, "reference_profile", lambda: load_run_profile(
+        registry.require_ready(ctx.model_name, version).run_id))
 
 
 def validate(ctx: DayContext) -> dict:

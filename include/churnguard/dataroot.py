@@ -114,9 +114,6 @@ class DataRoot:
     def staged_rows(self, ds: date | str) -> int:
         return self.storage.partition_rows(STAGED, ds)
 
-    def staged_days(self) -> list[date]:
-        return self.storage.list_partitions(STAGED)
-
     def quarantine_key(self, ds: date | str) -> str:
         return partition_key(QUARANTINE, ds)
 

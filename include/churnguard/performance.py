@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from churnguard import registry
 from churnguard.config import MonitoringConfig, load_model_config
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["champion_history", "day_metrics", "delong_auc", "is_measured_failure", "measure_day",
            "measured_failure_definition", "reference_metrics"]
 log = logging.getLogger(__name__)
+Y = "y"  # 1 = the dataset's positive class, in the joined labels
 STORED = ("labelled_rows", "roc_auc", "roc_auc_lower", "f1", "precision", "recall", "brier", "churn_rate")
 
 
@@ -108,7 +111,7 @@ def measure_day(ctx: DayContext) -> dict:
     labels = _latest_labels(checks.values(), data_cfg)
     release_arrow_memory()  # what reading and checking the deliveries used
     if observed_days:
-        inside = labels[OBSERVED].between(since.isoformat(), observed_days[-1])
+        inside = _days_between(labels[OBSERVED], since.isoformat(), observed_days[-1])
         labels = labels if inside.all() else labels[inside]
     joined, unknown = _join_scores(root, labels, data_cfg, scored)
     release_arrow_memory()
@@ -121,7 +124,7 @@ def measure_day(ctx: DayContext) -> dict:
         day = _rows(joined, joined[OBSERVED] == observed_ds)
         if day.empty:
             continue
-        y = target_array(day, data_cfg)
+        y = day[Y].to_numpy()
         for role in ROLES:
             if f"{role}_score" not in day or day[f"{role}_version"].isna().all():
                 continue
@@ -134,9 +137,9 @@ def measure_day(ctx: DayContext) -> dict:
                    **{k: metrics[k] for k in STORED}}
             if role == registry.CHAMPION:
                 first = (date.fromisoformat(observed_ds) - timedelta(days=definition.window_days - 1)).isoformat()
-                window = _rows(joined, joined[OBSERVED].between(first, observed_ds)
+                window = _rows(joined, _days_between(joined[OBSERVED], first, observed_ds)
                                & (joined[champion_version] == version))
-                pooled = day_metrics(target_array(window, data_cfg), window[f"{role}_score"].to_numpy(),
+                pooled = day_metrics(window[Y].to_numpy(), window[f"{role}_score"].to_numpy(),
                                      threshold, definition.confidence)
                 ref_auc, ref_f1 = reference_metrics(version)
                 if day_failure(pooled, ref_auc, ref_f1, definition) is True:
@@ -179,34 +182,60 @@ def _reject(root: DataRoot, store: MonitoringStore, check: LabelCheck) -> None:
 
 
 def _latest_labels(checks, data_cfg) -> pd.DataFrame:
-    """The valid deliveries as one frame with ``arrived_ds``; per (customer, observed day) the latest label."""
-    frames = [c.labels.assign(arrived_ds=c.ds) for c in sorted(checks, key=lambda c: c.ds) if c.ok]
+    """The valid deliveries as one frame of what measuring needs: the customer id, the observed day (a
+    category) and ``y`` (1 = the positive class); per (customer, observed day) the latest label. Each
+    delivery's checked frame is dropped once compacted (a day's 10M labels as text are about 1 GB)."""
+    id_col, frames = data_cfg.id.column, []
+    for check in sorted((c for c in checks if c.ok), key=lambda c: c.ds):
+        labels, check.labels = check.labels, None
+        frames.append(pd.DataFrame({id_col: labels[id_col], OBSERVED: labels[OBSERVED].astype("category"),
+                                    Y: target_array(labels, data_cfg).astype(np.int8)}))
+        del labels
     if not frames:
-        return pd.DataFrame(columns=[data_cfg.id.column, OBSERVED, data_cfg.target.column, "arrived_ds"])
+        return pd.DataFrame({id_col: pd.Series(dtype="str"), OBSERVED: pd.Series(dtype="category"),
+                             Y: pd.Series(dtype=np.int8)})
     if len(frames) == 1:  # a checked delivery keeps one label per (customer, observed day) already
         return frames[0]
-    return pd.concat(frames, ignore_index=True).drop_duplicates([data_cfg.id.column, OBSERVED], keep="last")
+    both = pd.concat(frames, ignore_index=True)
+    both[OBSERVED] = both[OBSERVED].astype(str)
+    return both.drop_duplicates([id_col, OBSERVED], keep="last").astype({OBSERVED: "category"})
 
 
 def _join_scores(root: DataRoot, labels: pd.DataFrame, data_cfg, scored: set[str]) -> tuple[pd.DataFrame, dict]:
-    """Labels joined to the scores of their observed days (in the labels' order), and per observed day how
-    many labels name a customer its scores do not have. Days never scored are left out (the label check
-    counted them). Ids are looked up, not merged: no frame of ids is copied."""
-    id_col, target, frames, unknown = data_cfg.id.column, data_cfg.target.column, [], {}
-    for observed_ds in sorted(labels[OBSERVED].unique()):
-        if observed_ds not in scored:
-            continue
-        day = _rows(labels[[id_col, target]], labels[OBSERVED] == observed_ds)
-        scores = root.read_scores(observed_ds)
-        found, at = _find_ids(day[id_col], scores[id_col])
-        unknown[observed_ds] = int(len(day) - found.sum())
-        known = np.flatnonzero(found)
-        matched = scores.drop(columns=[id_col]).take(at[known]).reset_index(drop=True)
-        del scores
-        frames.append(matched.assign(**{target: day[target].iloc[known].reset_index(drop=True),
-                                        OBSERVED: observed_ds}))
-    joined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[OBSERVED])
-    return joined, unknown
+    """Labels joined to the scores of their observed days (in the labels' order): per labelled customer
+    found in the day's scores, the observed day, ``y`` and each role's score and version; and per observed
+    day how many labels name a customer its scores do not have. Days never scored are left out (the label
+    check counted them). A day's scores are read a chunk at a time and matched by :func:`_match_ids`, so
+    neither side's ids are copied or held twice."""
+    id_col, frames, unknown = data_cfg.id.column, [], {}
+    days = sorted(d for d in (str(d) for d in labels[OBSERVED].unique()) if d in scored)
+    for observed_ds in days:
+        day = _rows(labels, labels[OBSERVED] == observed_ds)
+        ids = pa.array(day[id_col], type=pa.large_string())
+        matcher = _IdMatcher(ids)
+        columns: dict[str, np.ndarray] = {}
+        for chunk in root.read_scores_chunks(observed_ds):
+            at, rows = matcher.match(pa.array(chunk[id_col], type=pa.large_string()))
+            for name in chunk.columns.drop(id_col):
+                values = chunk[name].to_numpy()
+                if name not in columns:
+                    columns[name] = np.zeros(len(ids), dtype=values.dtype)
+                columns[name][at] = values[rows]
+        known = np.flatnonzero(matcher.found)
+        unknown[observed_ds] = int(len(ids) - len(known))
+        frames.append(pd.DataFrame({**{n: v[known] for n, v in columns.items()},
+                                    Y: day[Y].to_numpy()[known],
+                                    OBSERVED: pd.Categorical.from_codes(np.full(len(known), len(frames)),
+                                                                        categories=days)}))
+        del ids, matcher, columns
+    if not frames:
+        return pd.DataFrame({OBSERVED: pd.Categorical([], categories=days), Y: np.zeros(0, np.int8)}), unknown
+    return pd.concat(frames, ignore_index=True), unknown
+
+
+def _days_between(days: pd.Series, first: str, last: str) -> pd.Series:
+    """Which rows of a categorical column of ISO days fall in ``first``..``last``."""
+    return days.isin([d for d in days.cat.categories if first <= d <= last])
 
 
 def _rows(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
@@ -214,14 +243,46 @@ def _rows(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
     return frame if mask.all() else frame[mask]
 
 
-def _find_ids(ids: pd.Series, among: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """For each of ``ids``: is it in ``among`` (unique ids), and at which position (valid where found); one
-    Arrow hash look-up over the ids as they are (no Python strings, no copied frames)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def _hash_ids(ids: pa.Array, rows: int = 1_000_000) -> np.ndarray:
+    """64-bit hashes of the ids, a million at a time (pandas' hash of Arrow strings, no Python strings)."""
+    return np.concatenate([np.zeros(0, dtype=np.uint64), *(
+        pd.util.hash_pandas_object(pd.Series(ids.slice(i, rows).to_pandas(types_mapper=pd.ArrowDtype)),
+                                   index=False).to_numpy() for i in range(0, len(ids), rows))])
 
-    at = pc.index_in(pa.array(ids, type=pa.large_string()), value_set=pa.array(among, type=pa.large_string()))
-    return at.is_valid().to_numpy(zero_copy_only=False), at.fill_null(0).to_numpy()
+
+class _IdMatcher:
+    """Finds ids (unique, e.g. a day's labelled customers) among chunks of other ids (a day's scores) by
+    their hashes, sorted once; every match is confirmed on the ids themselves, so a hash collision never
+    pairs two customers. Holds 24 bytes an id instead of a hash table of the strings."""
+
+    def __init__(self, ids: pa.Array, hash_ids=_hash_ids):
+        self.ids, self.hash_ids = ids, hash_ids
+        hashes = hash_ids(ids)
+        self.order = np.argsort(hashes, kind="stable")
+        self.sorted = hashes[self.order]
+        self.found = np.zeros(len(ids), dtype=bool)
+
+    def match(self, chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Positions among ``self.ids`` and among ``chunk`` of the ids both hold (marked in ``found``)."""
+        hashes, last = self.hash_ids(chunk), len(self.sorted) - 1
+        if last < 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        by_hash = np.argsort(hashes)  # sorted keys: the binary searches walk the sorted hashes in order
+        first = np.empty(len(hashes), dtype=np.int64)
+        first[by_hash] = np.minimum(np.searchsorted(self.sorted, hashes[by_hash]), last)
+        rows = np.flatnonzero(self.sorted[first] == hashes)
+        at = self.order[first[rows]]
+        same = pc.equal(self.ids.take(pa.array(at)), chunk.take(pa.array(rows))).to_numpy(zero_copy_only=False)
+        for i in np.flatnonzero(~same):  # another id has the same hash: compare the ids that share it
+            j, row = first[rows[i]], chunk[int(rows[i])]
+            while j <= last and self.sorted[j] == hashes[rows[i]]:
+                if self.ids[int(self.order[j])] == row:
+                    at[i], same[i] = self.order[j], True
+                    break
+                j += 1
+        at, rows = at[same], rows[same]
+        self.found[at] = True
+        return at, rows
 
 
 def _delivery(check: LabelCheck) -> dict:

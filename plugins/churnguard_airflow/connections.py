@@ -1,0 +1,69 @@
+"""Credentials the Airflow way: a task takes the data root's S3 endpoint and keys, and the monitoring store's
+URL, from the Airflow connections ``churnguard_s3`` (type ``aws``, ``endpoint_url`` in its extras) and
+``churnguard_store`` (type ``postgres``) when they are defined, so a secrets backend or ``AIRFLOW_CONN_…``
+variables work. churnguard's own environment variables stay the fallback, and the only way outside Airflow.
+
+The connections become the variables churnguard's one settings object reads, in the task's own process.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+S3_CONN_ID = "churnguard_s3"
+STORE_CONN_ID = "churnguard_store"
+
+
+def _connection(conn_id: str) -> Any | None:
+    """The connection, or None when it is not defined; any other failure (a secrets backend down) raises."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def s3_env(conn: Any) -> dict[str, str]:
+    """The boto3 and churnguard variables an ``aws`` connection stands for."""
+    extra = conn.extra_dejson
+    endpoint = extra.get("endpoint_url") or extra.get("service_config", {}).get("s3", {}).get("endpoint_url")
+    env = {"AWS_ACCESS_KEY_ID": conn.login, "AWS_SECRET_ACCESS_KEY": conn.password,
+           "AWS_DEFAULT_REGION": extra.get("region_name"), "CHURNGUARD_S3_ENDPOINT_URL": endpoint}
+    return {k: v for k, v in env.items() if v}
+
+
+def store_url(conn: Any) -> str:
+    """The SQLAlchemy URL of a ``postgres`` (or ``sqlite``) connection."""
+    from sqlalchemy.engine import URL
+
+    if conn.conn_type == "sqlite":
+        return f"sqlite:///{conn.host}"
+    if conn.conn_type not in ("postgres", "postgresql"):
+        raise ValueError(f"connection {conn.conn_id}: type {conn.conn_type!r}, expected postgres or sqlite")
+    return URL.create("postgresql+psycopg2", username=conn.login or None, password=conn.password or None,
+                      host=conn.host or None, port=conn.port or None,
+                      database=conn.schema or None).render_as_string(hide_password=False)
+
+
+def connection_env() -> dict[str, str]:
+    """The variables the defined connections stand for (empty when neither is defined)."""
+    env = {}
+    if (s3 := _connection(S3_CONN_ID)) is not None:
+        env.update(s3_env(s3))
+    if (store := _connection(STORE_CONN_ID)) is not None:
+        env["CHURNGUARD_DB_URL"] = store_url(store)
+    return env
+
+
+def apply_connections() -> dict[str, str]:
+    """Put the connections' variables into this process's environment (a task's own); returns them."""
+    env = connection_env()
+    if env:
+        from churnguard.settings import get_settings
+
+        os.environ.update(env)
+        get_settings.cache_clear()
+    return env

@@ -1,0 +1,73 @@
+"""Credentials the Airflow way: inside Airflow, the data root's S3 and the monitoring store come from the
+connections ``churnguard_s3`` and ``churnguard_store`` (here as ``AIRFLOW_CONN_…`` JSON, as a deployment or
+a secrets backend gives them); churnguard's own variables are the fallback."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from churnguard.settings import get_settings
+from churnguard.storage import open_storage
+from churnguard.store import open_store
+from churnguard_airflow.connections import apply_connections, connection_env
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for var in ("CHURNGUARD_DB_URL", "CHURNGUARD_S3_ENDPOINT_URL", "AIRFLOW_CONN_CHURNGUARD_S3",
+                "AIRFLOW_CONN_CHURNGUARD_STORE"):
+        monkeypatch.delenv(var, raising=False)
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def test_without_connections_churnguard_keeps_its_own_variables(clean_env):
+    clean_env.setenv("CHURNGUARD_DB_URL", "sqlite:///kept.db")
+    assert connection_env() == {} and apply_connections() == {}
+    assert get_settings().db_url == "sqlite:///kept.db"
+
+
+def test_the_connections_give_the_store_and_the_data_root_credentials(clean_env, postgres_url, s3_endpoint):
+    import boto3
+
+    db = make_url(postgres_url)
+    clean_env.setenv("AIRFLOW_CONN_CHURNGUARD_STORE", json.dumps({
+        "conn_type": "postgres", "login": db.username, "host": db.host, "port": db.port, "schema": db.database}))
+    clean_env.setenv("AIRFLOW_CONN_CHURNGUARD_S3", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}))
+    bucket = f"cg-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    clean_env.setenv("CHURNGUARD_DATA_URL", f"s3://{bucket}/data")
+    clean_env.setenv("CHURNGUARD_DB_URL", "sqlite:///never-used.db")  # the connection wins inside Airflow
+
+    applied = apply_connections()
+
+    assert applied["CHURNGUARD_DB_URL"] == postgres_url
+    assert applied["CHURNGUARD_S3_ENDPOINT_URL"] == s3_endpoint
+    store = open_store()
+    assert store.engine.url.render_as_string(hide_password=False) == postgres_url
+    store.upsert("alerts", [{"ds": "2026-09-01", "kind": "decision", "severity": "warning", "message": "m"}])
+    assert [r["message"] for r in open_store(postgres_url).rows("alerts")] == ["m"]
+    open_storage().write_bytes("probe.txt", b"ok")
+    assert boto3.client("s3", endpoint_url=s3_endpoint).get_object(
+        Bucket=bucket, Key="data/probe.txt")["Body"].read() == b"ok"
+
+
+def test_a_password_with_url_characters_survives_into_the_store_url(clean_env):
+    clean_env.setenv("AIRFLOW_CONN_CHURNGUARD_STORE", json.dumps({
+        "conn_type": "postgres", "login": "cg", "password": "p@ss/w:rd", "host": "db", "port": 5432,
+        "schema": "churnguard"}))
+    url = make_url(connection_env()["CHURNGUARD_DB_URL"])
+    assert (url.drivername, url.password, url.host, url.database) == ("postgresql+psycopg2", "p@ss/w:rd", "db",
+                                                                      "churnguard")
+
+
+def test_a_store_connection_of_another_type_is_an_error_naming_it(clean_env):
+    clean_env.setenv("AIRFLOW_CONN_CHURNGUARD_STORE", json.dumps({"conn_type": "mysql", "host": "db"}))
+    with pytest.raises(ValueError, match="churnguard_store: type 'mysql', expected postgres or sqlite"):
+        connection_env()
