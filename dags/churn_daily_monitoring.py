@@ -20,6 +20,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Label, Param, TriggerRule, dag, task
 
 from churnguard.config import load_monitoring_config
+from churnguard_airflow.connections import use_connections
 from churnguard_airflow.operators import (
     DriftReportOperator,
     LandingSensor,
@@ -35,6 +36,7 @@ LAST_DAY = CFG.schedule.end_date.isoformat() if CFG.schedule.end_date else None
 
 @dag(
     doc_md=__doc__,
+    default_args={"pre_execute": use_connections},  # credentials from Airflow connections first
     schedule=DailyBatches(LAST_DAY),
     start_date=pendulum.datetime(*CFG.schedule.start_date.timetuple()[:3], tz="UTC"),
     catchup=True,

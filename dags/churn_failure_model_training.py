@@ -17,9 +17,12 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from churnguard_airflow.connections import use_connections
+
 
 @dag(
     doc_md=__doc__,
+    default_args={"pre_execute": use_connections},  # credentials from Airflow connections first
     schedule="@weekly",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

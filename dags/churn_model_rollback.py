@@ -16,11 +16,13 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag
 
+from churnguard_airflow.connections import use_connections
 from churnguard_airflow.operators import RollbackModelOperator
 
 
 @dag(
     doc_md=__doc__,
+    default_args={"pre_execute": use_connections},  # credentials from Airflow connections first
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

@@ -22,20 +22,9 @@ class QuietTaskWarnings:
         silence_third_party_warnings()
 
 
-class ConnectionSettings:
-    """Every task takes the data root's and the monitoring store's credentials from Airflow connections when
-    they are defined (:mod:`churnguard_airflow.connections`), before it opens either."""
-
-    @hookimpl
-    def on_task_instance_running(self, previous_state, task_instance):
-        from churnguard_airflow.connections import apply_connections
-
-        apply_connections()
-
-
 class ChurnguardPlugin(AirflowPlugin):
     name = "churnguard"
     operator_extra_links = [DriftReportLink(), ValidationReportLink(), MLflowRunLink(), ModelVersionLink()]
     timetables = [DailyBatches]
-    listeners = [QuietTaskWarnings(), ConnectionSettings()]
+    listeners = [QuietTaskWarnings()]
     fastapi_apps = [{"app": app, "url_prefix": "/churnguard", "name": "churnguard reports"}]

@@ -29,6 +29,11 @@ def test_every_dag_imports_without_errors_and_quickly(airflow_env, monkeypatch):
     undocumented = [f"{dag.dag_id}.{t.task_id}" for dag in bag.dags.values() for t in dag.tasks if not t.doc_md]
     assert undocumented == [], "every task shows its documentation in the UI"
     assert all(dag.doc_md for dag in bag.dags.values())
+    from churnguard_airflow.connections import use_connections
+
+    without = [f"{dag.dag_id}.{t.task_id}" for dag in bag.dags.values() for t in dag.tasks
+               if t._pre_execute_hook is not use_connections]
+    assert without == [], "every task takes its credentials from the Airflow connections first"
     assert elapsed < 10, f"parsing dags/ took {elapsed:.1f}s: heavy work at import"
 
 

@@ -3,7 +3,8 @@ URL, from the Airflow connections ``churnguard_s3`` (type ``aws``, ``endpoint_ur
 ``churnguard_store`` (type ``postgres``) when they are defined, so a secrets backend or ``AIRFLOW_CONN_…``
 variables work. churnguard's own environment variables stay the fallback, and the only way outside Airflow.
 
-The connections become the variables churnguard's one settings object reads, in the task's own process.
+The connections become the variables churnguard's one settings object reads, in the task's own process,
+before the task runs (:func:`use_connections`, every churnguard DAG's ``pre_execute`` hook).
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ def connection_env() -> dict[str, str]:
     if (store := _connection(STORE_CONN_ID)) is not None:
         env["CHURNGUARD_DB_URL"] = store_url(store)
     return env
+
+
+def use_connections(context: Any = None) -> None:
+    """A task's ``pre_execute`` hook (every churnguard DAG sets it in ``default_args``): the connections are
+    applied before the task opens anything, and a failure to read them (a secrets backend down) fails the
+    task instead of leaving it on the fallback."""
+    apply_connections()
 
 
 def apply_connections() -> dict[str, str]:
