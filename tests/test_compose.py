@@ -70,19 +70,17 @@ def test_the_check_exits_1_and_prints_one_line_per_problem(tmp_path):
     assert len(result.stdout.splitlines()) == 1
 
 
-def test_a_missing_depends_on_target_is_reported(tmp_path):
-    compose, text = mutated(tmp_path, "      mlflow:\n        condition: service_healthy",
-                            "      mlfow:\n        condition: service_healthy")
-    line = service_line(text, "airflow-worker")
-    assert lines(compose) == [f"docker-compose.yaml:{line}: service airflow-worker: depends_on: "
-                              "'mlfow' is not a service"]
-
-
-def test_an_undeclared_named_volume_is_reported(tmp_path):
-    compose, text = mutated(tmp_path, "- seaweedfs-data:/data", "- seaweed-data:/data")
-    line = service_line(text, "s3")
-    assert lines(compose) == [f"docker-compose.yaml:{line}: service s3: volumes: "
-                              "named volume 'seaweed-data' is not declared under top-level volumes:"]
+@pytest.mark.parametrize(("old", "new", "service", "problem"), [
+    ("      mlflow:\n        condition: service_healthy", "      mlfow:\n        condition: service_healthy",
+     "airflow-worker", "depends_on: 'mlfow' is not a service"),
+    ("- seaweedfs-data:/data", "- seaweed-data:/data",
+     "s3", "volumes: named volume 'seaweed-data' is not declared under top-level volumes:"),
+    ('      - "5555:5555"', '      - "8080:5555"',
+     "flower", "ports: host port 8080:5555 is already published by service airflow-apiserver"),
+], ids=["missing depends_on target", "undeclared named volume", "duplicate host port"])
+def test_a_broken_reference_is_reported_on_its_service_line(tmp_path, old, new, service, problem):
+    compose, text = mutated(tmp_path, old, new)
+    assert lines(compose) == [f"docker-compose.yaml:{service_line(text, service)}: service {service}: {problem}"]
 
 
 def test_a_variable_neither_defaulted_nor_listed_is_reported(tmp_path):
@@ -101,13 +99,6 @@ def test_a_defaulted_listed_or_escaped_variable_passes(tmp_path, written, env_ex
     compose, _ = mutated(tmp_path, "MLFLOW_S3_ENDPOINT_URL: http://s3:8333",
                          f"MLFLOW_S3_ENDPOINT_URL: {written}", env_extra)
     assert lines(compose) == []
-
-
-def test_a_duplicate_host_port_is_reported(tmp_path):
-    compose, text = mutated(tmp_path, '      - "5555:5555"', '      - "8080:5555"')
-    line = service_line(text, "flower")
-    assert lines(compose) == [f"docker-compose.yaml:{line}: service flower: ports: "
-                              "host port 8080:5555 is already published by service airflow-apiserver"]
 
 
 def test_a_schema_violation_is_reported(tmp_path):
