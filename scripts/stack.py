@@ -16,9 +16,12 @@ triggerer and two Celery workers of two processes each. Every server listens on 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +45,17 @@ def worker_hostname() -> str:
     """``[core] hostname_callable`` of the workers: the Celery worker's name, so each task instance records
     which of the workers (all on this host) ran it."""
     return os.environ.get("CHURNGUARD_WORKER_NAME") or socket.getfqdn()
+
+
+def __getattr__(name: str) -> dict:
+    """``stack.CELERY_CONFIG``, the workers' ``[celery] celery_config_options``, built on first access (``down``
+    never imports Airflow): Airflow's defaults, plus the preload module imported by each worker before it
+    forks its pool, so every task process starts with churnguard and its heavy dependencies imported."""
+    if name != "CELERY_CONFIG":
+        raise AttributeError(name)
+    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+
+    return {**DEFAULT_CELERY_CONFIG, "imports": ["churnguard_airflow.preload"]}
 
 
 def pg_url(database: str, driver: str = "postgresql+psycopg2") -> str:
@@ -212,6 +226,7 @@ def up(backfill: tuple[str, str, str] | None = None) -> dict:
             ["celery", "worker", "--celery-hostname", f"worker-{n}@{stack_id}",
              "--concurrency", str(WORKER_CONCURRENCY), "--skip-serve-logs"],  # logs are read from the shared folder
             {"CHURNGUARD_WORKER_NAME": f"worker-{n}", "AIRFLOW__CORE__HOSTNAME_CALLABLE": "stack.worker_hostname",
+             "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "stack.CELERY_CONFIG",
              "PYTHONPATH": os.pathsep.join((str(SCRIPTS), env["PYTHONPATH"]))})
             for n in range(1, WORKERS + 1)}
         info.update(s3=s3, env={**aws, "CHURNGUARD_S3_ENDPOINT_URL": s3})
@@ -230,6 +245,11 @@ def down() -> list[int]:
     """Stop every service of the stack recorded under this home, drop its databases, release its Redis
     database; returns the ports still open afterwards (none, unless something else took one)."""
     info = json.loads(stack_file().read_text()) if stack_file().exists() else {}
+    s3_pid = home() / "run" / "seaweedfs.pid"
+    if s3_pid.exists():  # its data goes with the databases, and it ignores SIGTERM past stop.sh's grace period
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(s3_pid.read_text()), signal.SIGKILL)
+        s3_pid.unlink()
     subprocess.run(["bash", str(SCRIPTS / "stop.sh")], env={**os.environ, "CHURNGUARD_HOME": str(home())},
                    check=False, capture_output=True)
     if info.get("databases"):
@@ -241,6 +261,7 @@ def down() -> list[int]:
         if name.endswith(".grpc"):
             kind = name.removeprefix("s3_").split(".")[0]
             Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock").unlink(missing_ok=True)
+    shutil.rmtree(home() / "seaweedfs", ignore_errors=True)
     stack_file().unlink(missing_ok=True)
     return [port for port in ports.values() if _listening(port)]
 

@@ -16,7 +16,10 @@ done
 # All were told at once, so a stack of many services stops in one grace period, not one each.
 for _ in $(seq 50); do
   alive=0
-  for pid in "${pids[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+  # a group counts while it has a live member: exited children of a still-running parent (a test) are zombies
+  for pid in "${pids[@]}"; do
+    ps -e -o pgid=,stat= | awk -v g="$pid" '$1 == g && $2 !~ /^Z/ {f = 1} END {exit !f}' && alive=1
+  done
   [ "$alive" = 0 ] && break
   sleep 0.2
 done
