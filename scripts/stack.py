@@ -220,6 +220,10 @@ def up(backfill: tuple[str, str, str] | None = None) -> dict:
                "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{info['redis_db']}",
                "AIRFLOW__CELERY__RESULT_BACKEND": pg_url(dbs["airflow"], "db+postgresql"),
                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+               # a task whose worker died is failed after 30 s of silence (not 5 min) and retried on another
+               "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+               "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "2",
+               "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode()}
         workers = {f"worker-{n}": (

@@ -19,7 +19,7 @@ from tests.conftest import BIN, ROOT, churnguard_cli, home_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("airflow_stack")]
 DAG = "churn_daily_monitoring"
-START, DAYS = date(2026, 9, 1), 4
+START, DAYS = date(2026, 9, 1), 14
 LAST = START + timedelta(days=DAYS - 1)
 DATES = [(START + timedelta(days=k)).isoformat() for k in range(DAYS)]
 SIMULATE = ("simulate", "--start", START.isoformat(), "--days", str(DAYS), "--scenario", "gradual+concept",
