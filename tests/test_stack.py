@@ -22,8 +22,38 @@ DAG = "churn_daily_monitoring"
 START, DAYS = date(2026, 9, 1), 14
 LAST = START + timedelta(days=DAYS - 1)
 DATES = [(START + timedelta(days=k)).isoformat() for k in range(DAYS)]
-SIMULATE = ("simulate", "--start", START.isoformat(), "--days", str(DAYS), "--scenario", "gradual+concept",
-            "--onset", (START + timedelta(days=DAYS // 2)).isoformat())
+DRILL_DAYS = 5
+
+
+def simulate(days: int) -> tuple[str, ...]:
+    return ("simulate", "--start", START.isoformat(), "--days", str(days), "--scenario", "gradual+concept",
+            "--onset", (START + timedelta(days=days // 2)).isoformat())
+
+
+def prepare(env: dict[str, str], days: int) -> None:
+    """A champion, ``days`` simulated days and their backfill created (the DAG stays paused)."""
+    for args in (("bootstrap",), simulate(days)):
+        proc = churnguard_cli(env, *args)
+        assert proc.returncode == 0, (args, proc.stderr[-3000:])
+    last = (START + timedelta(days=days - 1)).isoformat()
+    subprocess.run([str(BIN / "airflow"), "backfill", "create", "--dag-id", DAG, "--from-date", START.isoformat(),
+                    "--to-date", last, "--max-active-runs", "1"], env=env, check=True, capture_output=True)
+
+
+def task_instances(api: Api) -> list[dict]:
+    runs = api.get(f"/api/v2/dags/{DAG}/dagRuns?limit=100")["dag_runs"]
+    return [ti for run in runs
+            for ti in api.get(f"/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances")["task_instances"]]
+
+
+def rows_per_day(env: dict[str, str]) -> dict[str, int]:
+    from sqlalchemy import create_engine, text
+
+    store = create_engine(env["CHURNGUARD_DB_URL"])
+    with store.connect() as conn:
+        counts = dict(conn.execute(text("SELECT ds, COUNT(*) FROM daily_runs GROUP BY ds")).all())
+    store.dispose()
+    return counts
 
 
 def _alive(pid: int) -> bool:
@@ -39,17 +69,18 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def native_stack(churnguard_home, monkeypatch):
-    """The stack on a fresh home, its DAG scheduled over the simulated days; torn down afterwards, and checked
-    to have left no process, port or database."""
+def native_stack(churnguard_home, monkeypatch, request):
+    """The stack on a fresh home, its DAG scheduled over the first ``request.param`` (default ``DAYS``) simulated
+    days; torn down afterwards, and checked to have left no process, port or database."""
     from sqlalchemy import create_engine, text
 
+    last = START + timedelta(days=getattr(request, "param", DAYS) - 1)
     for key, value in {"AIRFLOW_HOME": str(churnguard_home / "airflow"),
                        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
                        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                        "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("CHURNGUARD_CONFIG_DIR", str(schedule_configs(START.isoformat(), LAST.isoformat())))
+    monkeypatch.setenv("CHURNGUARD_CONFIG_DIR", str(schedule_configs(START.isoformat(), last.isoformat())))
     try:
         yield native.up()
     finally:
@@ -68,15 +99,11 @@ def test_a_backfill_on_the_native_stack_decides_as_the_embedded_run(native_stack
     env = {**os.environ, **native_stack["env"]}
     embedded = {**home_env(tmp_path / "embedded"), "CHURNGUARD_CONFIG_DIR": os.environ["CHURNGUARD_CONFIG_DIR"]}
     # The embedded twin runs on the other core while the stack works through its backfill.
-    twin = subprocess.Popen(["bash", "-c", f"set -e; {BIN}/churnguard bootstrap; {BIN}/churnguard {' '.join(SIMULATE)};"
-                             f" {BIN}/churnguard run-days --start {START} --end {LAST}"],
+    twin = subprocess.Popen(["bash", "-c", f"set -e; {BIN}/churnguard bootstrap; {BIN}/churnguard "
+                             f"{' '.join(simulate(DAYS))}; {BIN}/churnguard run-days --start {START} --end {LAST}"],
                             env=embedded, stdout=subprocess.DEVNULL, stderr=(tmp_path / "embedded.log").open("w"))
     try:
-        for args in (("bootstrap",), SIMULATE):
-            proc = churnguard_cli(env, *args)
-            assert proc.returncode == 0, (args, proc.stderr[-3000:])
-        subprocess.run([str(BIN / "airflow"), "backfill", "create", "--dag-id", DAG, "--from-date", DATES[0],
-                        "--to-date", DATES[-1], "--max-active-runs", "1"], env=env, check=True, capture_output=True)
+        prepare(env, DAYS)
         result = follow(DAG, native_stack, timeout=1800)
         twin.wait(timeout=1800)
     finally:
@@ -87,9 +114,7 @@ def test_a_backfill_on_the_native_stack_decides_as_the_embedded_run(native_stack
     api = Api(native_stack)
     runs = api.get(f"/api/v2/dags/{DAG}/dagRuns?limit=100")["dag_runs"]
     assert sorted(r["logical_date"][:10] for r in runs) == DATES
-    hosts = {ti["hostname"] for run in runs for ti in api.get(
-        f"/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances")["task_instances"] if ti["hostname"]}
-    assert hosts == {"worker-1", "worker-2"}
+    assert {ti["hostname"] for ti in task_instances(api) if ti["hostname"]} == {"worker-1", "worker-2"}
 
     import boto3
 
@@ -102,13 +127,7 @@ def test_a_backfill_on_the_native_stack_decides_as_the_embedded_run(native_stack
         assert f"data/reports/ds={ds}/summary.json" in keys
     assert any(key.startswith("mlartifacts/") and key.endswith("model.skops") for key in keys)
 
-    from sqlalchemy import create_engine, text
-
-    store = create_engine(env["CHURNGUARD_DB_URL"])
-    with store.connect() as conn:
-        per_day = dict(conn.execute(text("SELECT ds, COUNT(*) FROM daily_runs GROUP BY ds")).all())
-    store.dispose()
-    assert per_day == dict.fromkeys(DATES, 1)
+    assert rows_per_day(env) == dict.fromkeys(DATES, 1)
     assert decisions(env) == decisions(embedded)
 
     def aliases(run_env: dict) -> dict[str, int]:
@@ -117,3 +136,48 @@ def test_a_backfill_on_the_native_stack_decides_as_the_embedded_run(native_stack
 
     assert "champion" in aliases(env)
     assert aliases(env) == aliases(embedded)
+
+
+@pytest.mark.parametrize("native_stack", [DRILL_DAYS], indirect=True)
+def test_a_worker_killed_mid_backfill_leaves_every_day_done_once(native_stack, monkeypatch):
+    """A Celery worker killed (its process group, SIGKILL) while it runs a task: the task is failed for silence,
+    retried on the other worker, and the backfill ends with every day done once and whole."""
+    import signal
+    import time
+
+    from mlflow import MlflowClient
+
+    from churnguard.dataroot import DataRoot
+
+    env = {**os.environ, **native_stack["env"]}
+    prepare(env, DRILL_DAYS)
+    api = Api(native_stack)
+    subprocess.run([str(BIN / "airflow"), "dags", "unpause", DAG], env=env, check=True, capture_output=True)
+    deadline, victim = time.monotonic() + 600, None
+    while victim is None and time.monotonic() < deadline:  # a real step (not run_settings) of a later day
+        victim = next((ti for ti in task_instances(api) if ti["state"] == "running" and ti["hostname"] == "worker-1"
+                       and ti["task_id"] != "run_settings" and ti["logical_date"][:10] > DATES[0]), None)
+        time.sleep(0.5)
+    assert victim, "no task ran on worker-1"
+    os.killpg(int((native.home() / "run" / "worker-1.pid").read_text()), signal.SIGKILL)
+
+    result = follow(DAG, native_stack, timeout=1800)
+    assert result["states"] == {"success": DRILL_DAYS}
+    retried = api.get(f"/api/v2/dags/{DAG}/dagRuns/{victim['dag_run_id']}/taskInstances/{victim['task_id']}")
+    assert retried["state"] == "success" and retried["try_number"] >= 2 and retried["hostname"] == "worker-2"
+    days = DATES[:DRILL_DAYS]
+    assert rows_per_day(env) == dict.fromkeys(days, 1)
+    for key, value in native_stack["env"].items():  # read the data root as the tasks do
+        monkeypatch.setenv(key, value)
+    from churnguard.settings import get_settings
+
+    get_settings.cache_clear()
+    root = DataRoot.open()
+    for ds in days:  # one whole file per partition: no half-written or doubled partition
+        for area in ("staged", "scores"):
+            assert root.storage.list_keys(f"{area}/ds={ds}") == [f"{area}/ds={ds}/part-00000.parquet"]
+        assert len(root.read_scores(ds)) == 500
+    versions = MlflowClient(tracking_uri=native_stack["mlflow"], registry_uri=native_stack["mlflow"]) \
+        .search_model_versions("name='churn-model'")
+    fingerprints = [v.tags.get("churnguard.fingerprint") for v in versions]
+    assert len(fingerprints) == len(set(fingerprints))
