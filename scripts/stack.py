@@ -145,7 +145,7 @@ def start_s3(ports: dict[str, int], access_key: str, secret_key: str) -> str:
     for flag in ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
                  "filer.port.grpc", "s3.port", "s3.port.grpc"):
         args += [f"-{flag}", str(ports[f"s3_{flag}"])]
-    _spawn("seaweedfs", args, dict(os.environ))
+    _start("seaweedfs", args, dict(os.environ))
     endpoint = f"http://127.0.0.1:{ports['s3_s3.port']}"
     wait_port(ports["s3_s3.port"])
     client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key,
@@ -161,6 +161,27 @@ def start_s3(ports: dict[str, int], access_key: str, secret_key: str) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def _start(name: str, args: list[str], env: dict[str, str]) -> None:
+    """Spawn a server the stack can restart (:func:`restart`): its command line is kept beside its PID file."""
+    command = home() / "run" / f"{name}.command.json"
+    command.parent.mkdir(parents=True, exist_ok=True)
+    command.touch(mode=0o600)  # its environment holds the stack's keys
+    command.write_text(json.dumps({"args": args, "env": env}))
+    _spawn(name, args, env)
+
+
+def stop(name: str) -> None:
+    """Kill server ``name`` (its process group) as a crash would, for the fault drills."""
+    os.killpg(int((home() / "run" / f"{name}.pid").read_text()), signal.SIGKILL)
+
+
+def restart(name: str, port: int) -> None:
+    """Start server ``name`` again as it was started, and wait until it listens on ``port``."""
+    command = json.loads((home() / "run" / f"{name}.command.json").read_text())
+    _spawn(name, command["args"], command["env"])
+    wait_port(port)
 
 
 def up(backfill: tuple[str, str, str] | None = None) -> dict:
@@ -194,7 +215,7 @@ def up(backfill: tuple[str, str, str] | None = None) -> dict:
         aws = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key,
                "AWS_DEFAULT_REGION": "us-east-1"}
         mlflow = f"http://127.0.0.1:{ports['mlflow']}"
-        _spawn("mlflow", [str(BIN / "mlflow"), "server", "--backend-store-uri", pg_url(dbs["mlflow"]),
+        _start("mlflow", [str(BIN / "mlflow"), "server", "--backend-store-uri", pg_url(dbs["mlflow"]),
                           "--artifacts-destination", f"s3://{BUCKET}/mlartifacts", "--host", "127.0.0.1",
                           "--port", str(ports["mlflow"]), "--workers", "1",
                           "--allowed-hosts", f"127.0.0.1:{ports['mlflow']},localhost:{ports['mlflow']}"],
@@ -222,8 +243,8 @@ def up(backfill: tuple[str, str, str] | None = None) -> dict:
                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
                # a task whose worker died is failed after 30 s of silence (not 5 min) and retried on another
                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-               "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "2",
-               "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
+               "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "3",  # over 30 s: S3 or MLflow restarting in between
+               "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "10",
                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode()}
         workers = {f"worker-{n}": (
@@ -249,11 +270,10 @@ def down() -> list[int]:
     """Stop every service of the stack recorded under this home, drop its databases, release its Redis
     database; returns the ports still open afterwards (none, unless something else took one)."""
     info = json.loads(stack_file().read_text()) if stack_file().exists() else {}
-    s3_pid = home() / "run" / "seaweedfs.pid"
-    if s3_pid.exists():  # its data goes with the databases, and it ignores SIGTERM past stop.sh's grace period
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(int(s3_pid.read_text()), signal.SIGKILL)
-        s3_pid.unlink()
+    if (home() / "run" / "seaweedfs.pid").exists():  # its data goes with the databases, and it ignores SIGTERM
+        with contextlib.suppress(ProcessLookupError):  # past stop.sh's grace period
+            stop("seaweedfs")
+        (home() / "run" / "seaweedfs.pid").unlink()
     subprocess.run(["bash", str(SCRIPTS / "stop.sh")], env={**os.environ, "CHURNGUARD_HOME": str(home())},
                    check=False, capture_output=True)
     if info.get("databases"):
@@ -265,6 +285,8 @@ def down() -> list[int]:
         if name.endswith(".grpc"):
             kind = name.removeprefix("s3_").split(".")[0]
             Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock").unlink(missing_ok=True)
+    for command in (home() / "run").glob("*.command.json"):
+        command.unlink()
     shutil.rmtree(home() / "seaweedfs", ignore_errors=True)
     stack_file().unlink(missing_ok=True)
     return [port for port in ports.values() if _listening(port)]

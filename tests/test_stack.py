@@ -181,3 +181,57 @@ def test_a_worker_killed_mid_backfill_leaves_every_day_done_once(native_stack, m
         .search_model_versions("name='churn-model'")
     fingerprints = [v.tags.get("churnguard.fingerprint") for v in versions]
     assert len(fingerprints) == len(set(fingerprints))
+
+
+def running(api: Api, task_ids: set[str] | None = None, timeout: float = 600) -> dict:
+    """The first task instance seen running (one of ``task_ids``, else any but run_settings) of a day after the
+    first: a real step, mid-backfill."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for ti in task_instances(api):
+            if ti["state"] == "running" and ti["logical_date"][:10] > DATES[0] and (
+                    ti["task_id"] in task_ids if task_ids else ti["task_id"] != "run_settings"):
+                return ti
+        time.sleep(0.5)
+    raise TimeoutError(f"no task of {task_ids or 'the DAG'} ran within {timeout:.0f}s")
+
+
+def first_failure(api: Api, seen: list[dict], timeout: float = 300) -> dict:
+    """The first task instance seen failed or waiting for its retry, other than those ``seen``."""
+    import time
+
+    known = {(ti["dag_run_id"], ti["task_id"]) for ti in seen}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        failed = [ti for ti in task_instances(api) if ti["state"] in ("up_for_retry", "failed")
+                  and (ti["dag_run_id"], ti["task_id"]) not in known]
+        if failed:
+            return failed[0]
+        time.sleep(0.5)
+    raise TimeoutError(f"no task failed within {timeout:.0f}s")
+
+
+@pytest.mark.parametrize("native_stack", [DRILL_DAYS], indirect=True)
+def test_tasks_retry_through_an_s3_and_an_mlflow_outage(native_stack):
+    """S3 killed while a task runs, then the MLflow server: the task that hit the outage fails, the server comes
+    back, its retry succeeds, and the backfill ends with every day done once."""
+    env = {**os.environ, **native_stack["env"]}
+    prepare(env, DRILL_DAYS)
+    api = Api(native_stack)
+    subprocess.run([str(BIN / "airflow"), "dags", "unpause", DAG], env=env, check=True, capture_output=True)
+    hit = []
+    for server, port, steps in (("seaweedfs", native_stack["ports"]["s3_s3.port"], {"ingest", "validate"}),
+                                ("mlflow", native_stack["ports"]["mlflow"], {"score"})):
+        running(api, steps)
+        native.stop(server)
+        hit.append(first_failure(api, hit))
+        native.restart(server, port)
+
+    result = follow(DAG, native_stack, timeout=1800)
+    assert result["states"] == {"success": DRILL_DAYS}
+    for ti in hit:
+        retried = api.get(f"/api/v2/dags/{DAG}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}")
+        assert retried["state"] == "success" and retried["try_number"] >= 2
+    assert rows_per_day(env) == dict.fromkeys(DATES[:DRILL_DAYS], 1)
