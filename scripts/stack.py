@@ -1,6 +1,7 @@
 """The docker-compose topology, run natively on loopback (``make stack`` / ``make stack-down``).
 
-    python scripts/stack.py up [DAG_ID FROM TO]   # the stack (+ a backfill created once it is up)
+    python scripts/stack.py up [DAG_ID FROM TO]   # the stack (+ a backfill created once it is up, DAG paused)
+    python scripts/airflow_stack.py follow DAG_ID # unpause, follow the backfill until it has finished
     python scripts/stack.py down                  # stop every service, drop its databases, free its ports
 
 On the machine's own PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379), fresh for each

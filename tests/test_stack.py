@@ -153,13 +153,23 @@ def test_a_worker_killed_mid_backfill_leaves_every_day_done_once(native_stack, m
     prepare(env, DRILL_DAYS)
     api = Api(native_stack)
     subprocess.run([str(BIN / "airflow"), "dags", "unpause", DAG], env=env, check=True, capture_output=True)
+    worker = int((native.home() / "run" / "worker-1.pid").read_text())
     deadline, victim = time.monotonic() + 600, None
-    while victim is None and time.monotonic() < deadline:  # a real step (not run_settings) of a later day
-        victim = next((ti for ti in task_instances(api) if ti["state"] == "running" and ti["hostname"] == "worker-1"
-                       and ti["task_id"] != "run_settings" and ti["logical_date"][:10] > DATES[0]), None)
-        time.sleep(0.5)
+    while victim is None and time.monotonic() < deadline:
+        candidate = next((ti for ti in api.get(f"/api/v2/dags/{DAG}/dagRuns/~/taskInstances?state=running")
+                          ["task_instances"] if ti["hostname"] == "worker-1" and ti["task_id"] != "run_settings"
+                          and ti["logical_date"][:10] > DATES[0]), None)  # a real step of a later day
+        if candidate is None:
+            time.sleep(0.2)
+            continue
+        os.killpg(worker, signal.SIGSTOP)  # frozen: the task cannot finish between this look and the kill
+        path = f"/api/v2/dags/{DAG}/dagRuns/{candidate['dag_run_id']}/taskInstances/{candidate['task_id']}"
+        if api.get(path)["state"] == "running":
+            os.killpg(worker, signal.SIGKILL)
+            victim = candidate
+        else:
+            os.killpg(worker, signal.SIGCONT)
     assert victim, "no task ran on worker-1"
-    os.killpg(int((native.home() / "run" / "worker-1.pid").read_text()), signal.SIGKILL)
 
     result = follow(DAG, native_stack, timeout=1800)
     assert result["states"] == {"success": DRILL_DAYS}
