@@ -137,13 +137,15 @@ def start(backfill: tuple[str, str, str] | None = None, with_mlflow: bool = True
                           "--default-artifact-root", settings.mlflow_artifact_uri, "--host", "127.0.0.1",
                           "--port", str(mlflow_port), "--workers", "1"],
                {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job runner + 7 workers
-    return launch(stack_env(api_port, mlflow_url), backfill)
+    return launch(stack_env(api_port, mlflow_url), backfill, mlflow_url=mlflow_url)
 
 
 def launch(env: dict[str, str], backfill: tuple[str, str, str] | None = None,
-           workers: dict[str, tuple[list[str], dict[str, str]]] | None = None, info: dict | None = None) -> dict:
+           workers: dict[str, tuple[list[str], dict[str, str]]] | None = None, info: dict | None = None,
+           mlflow_url: str | None = None) -> dict:
     """Migrate the metadata DB of ``env``, queue ``backfill``, start the Airflow services (and ``workers``:
-    name -> (arguments after ``airflow``, extra environment)); write run/stack.json (``info`` merged in)."""
+    name -> (arguments after ``airflow``, extra environment)), wait for them (and the MLflow server at
+    ``mlflow_url``); write run/stack.json (``info`` merged in)."""
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
     _sqlite_wal(env)
     # Serialize the DAGs now, so the backfill can be created before the dag-processor's first pass.
@@ -160,7 +162,6 @@ def launch(env: dict[str, str], backfill: tuple[str, str, str] | None = None,
         _spawn(name, [str(BIN / "airflow"), *args], {**env, **extra})
     api = env["AIRFLOW__API__BASE_URL"]
     wait_http(f"{api}/api/v2/monitor/health")
-    mlflow_url = env.get("CHURNGUARD_MLFLOW_UI_URL")
     if mlflow_url:
         wait_http(f"{mlflow_url}/health")
     passwords = Path(env.get("AIRFLOW_HOME", "")) / "simple_auth_manager_passwords.json.generated"

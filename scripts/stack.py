@@ -256,7 +256,7 @@ def up(backfill: tuple[str, str, str] | None = None) -> dict:
              "PYTHONPATH": os.pathsep.join((str(SCRIPTS), env["PYTHONPATH"]))})
             for n in range(1, WORKERS + 1)}
         info.update(s3=s3, env={**aws, "CHURNGUARD_S3_ENDPOINT_URL": s3})
-        stack = airflow_stack.launch(env, None, workers, info)
+        stack = airflow_stack.launch(env, None, workers, info, mlflow)
         if backfill:
             dag_id, first, last = backfill
             airflow_stack._airflow(env, "backfill", "create", "--dag-id", dag_id, "--from-date", first,
