@@ -137,7 +137,15 @@ def start(backfill: tuple[str, str, str] | None = None, with_mlflow: bool = True
                           "--default-artifact-root", settings.mlflow_artifact_uri, "--host", "127.0.0.1",
                           "--port", str(mlflow_port), "--workers", "1"],
                {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job runner + 7 workers
-    env = stack_env(api_port, mlflow_url)
+    return launch(stack_env(api_port, mlflow_url), backfill, mlflow_url=mlflow_url)
+
+
+def launch(env: dict[str, str], backfill: tuple[str, str, str] | None = None,
+           workers: dict[str, tuple[list[str], dict[str, str]]] | None = None, info: dict | None = None,
+           mlflow_url: str | None = None) -> dict:
+    """Migrate the metadata DB of ``env``, queue ``backfill``, start the Airflow services (and ``workers``:
+    name -> (arguments after ``airflow``, extra environment)), wait for them (and the MLflow server at
+    ``mlflow_url``); write run/stack.json (``info`` merged in)."""
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
     _sqlite_wal(env)
     # Serialize the DAGs now, so the backfill can be created before the dag-processor's first pass.
@@ -148,15 +156,19 @@ def start(backfill: tuple[str, str, str] | None = None, with_mlflow: bool = True
         _airflow(env, "backfill", "create", "--dag-id", dag_id, "--from-date", first, "--to-date", last,
                  "--max-active-runs", "1")
     for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
-        _spawn(name, [str(BIN / "airflow"), name], env)
-    api = f"http://127.0.0.1:{api_port}"
+        # the triggerer's log server would bind 0.0.0.0:8794 in every stack; its logs are read from the folder
+        _spawn(name, [str(BIN / "airflow"), name, *(["--skip-serve-logs"] if name == "triggerer" else [])], env)
+    for name, (args, extra) in (workers or {}).items():
+        _spawn(name, [str(BIN / "airflow"), *args], {**env, **extra})
+    api = env["AIRFLOW__API__BASE_URL"]
     wait_http(f"{api}/api/v2/monitor/health")
     if mlflow_url:
         wait_http(f"{mlflow_url}/health")
     passwords = Path(env.get("AIRFLOW_HOME", "")) / "simple_auth_manager_passwords.json.generated"
     login = json.loads(passwords.read_text()) if passwords.exists() else {}
-    stack = {"api": api, "mlflow": mlflow_url, "login": login, "env": {
-        k: v for k, v in env.items() if k.startswith(("AIRFLOW", "CHURNGUARD_", "MLFLOW_", "GX_"))}}
+    stack = {**(info or {}), "api": api, "mlflow": mlflow_url, "login": login, "env": {
+        **(info or {}).get("env", {}),
+        **{k: v for k, v in env.items() if k.startswith(("AIRFLOW", "CHURNGUARD_", "MLFLOW_", "GX_"))}}}
     stack_file().write_text(json.dumps(stack, indent=1))
     return stack
 
