@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo stop lint bench clean compose-check
+.PHONY: venv test demo stop lint bench clean compose-check stack stack-down
 
 venv: $(STAMP)
 
@@ -32,6 +32,12 @@ demo: $(STAMP)
 
 stop:
 	bash scripts/stop.sh
+
+stack: $(STAMP)
+	$(BIN)/python scripts/stack.py up
+
+stack-down: $(STAMP)
+	$(BIN)/python scripts/stack.py down
 
 compose-check: $(STAMP)
 	$(BIN)/python scripts/compose_check.py

@@ -29,11 +29,17 @@ def run_options(params: Mapping[str, Any]) -> RunOptions:
 
 
 def batch_date(context: Mapping[str, Any], ds: Any = None) -> str:
-    """``ds`` when the task was given one, else the ``batch_date`` Param, else the run's logical date."""
+    """``ds`` when the task was given one, else the ``batch_date`` Param, else the run's logical date. No date
+    (or one that is no date) fails the task at once: retrying cannot help."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     from churnguard.daily import resolve_ds
 
     params = context.get("params") or {}
-    return resolve_ds(ds or params.get("batch_date"), context.get("logical_date"))
+    try:
+        return resolve_ds(ds or params.get("batch_date"), context.get("logical_date"))
+    except ValueError as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def day_context(context: Mapping[str, Any] | None = None, ds: Any = None) -> DayContext:

@@ -1,4 +1,5 @@
-"""Credentials the Airflow way: inside Airflow, the data root's S3 and the monitoring store come from the
+"""The Airflow shell around churnguard (plugins/churnguard_airflow): the run's date, and credentials the
+Airflow way. Inside Airflow, the data root's S3 and the monitoring store come from the
 connections ``churnguard_s3`` and ``churnguard_store`` (here as ``AIRFLOW_CONN_…`` JSON, as a deployment or
 a secrets backend gives them); churnguard's own variables are the fallback."""
 
@@ -71,3 +72,16 @@ def test_a_store_connection_of_another_type_is_an_error_naming_it(clean_env):
     clean_env.setenv("AIRFLOW_CONN_CHURNGUARD_STORE", json.dumps({"conn_type": "mysql", "host": "db"}))
     with pytest.raises(ValueError, match="churnguard_store: type 'mysql', expected postgres or sqlite"):
         connection_env()
+
+
+@pytest.mark.parametrize(("context", "says"), [
+    ({"params": {}, "logical_date": None}, "no batch date: this run has no logical date"),
+    ({"params": {"batch_date": "yesterday"}, "logical_date": None}, "yesterday"),
+])
+def test_a_run_without_a_usable_date_fails_at_once_without_retries(context, says):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from churnguard_airflow.day import batch_date
+
+    with pytest.raises(AirflowFailException, match=says):
+        batch_date(context)
