@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo stop lint bench clean compose-check stack stack-down
+.PHONY: venv test demo stop lint bench clean compose-check stack stack-down test-stack
 
 venv: $(STAMP)
 
@@ -35,6 +35,9 @@ stop:
 
 stack: $(STAMP)
 	$(BIN)/python scripts/stack.py up
+
+test-stack: $(STAMP)
+	CHURNGUARD_STACK_TESTS=1 $(BIN)/pytest -p no:cacheprovider tests/test_stack.py
 
 stack-down: $(STAMP)
 	$(BIN)/python scripts/stack.py down

@@ -139,10 +139,12 @@ def start_s3(ports: dict[str, int], access_key: str, secret_key: str) -> str:
         "name": "churnguard", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
     config.chmod(0o600)
+    sockets = socket_dir(ports)  # a Unix socket path may not exceed 107 bytes: not under a deep home
+    sockets.mkdir(mode=0o700, exist_ok=True)
     args = [str(BIN / "weed"), "server", "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1", "-dir", str(folder),
             "-volume.max", "0", "-master.volumeSizeLimitMB", "256",  # small volumes: a test stack is tiny
-            "-filer.localSocket", str(folder / "filer.sock"), "-s3", "-s3.config", str(config),
-            "-s3.localSocket", str(folder / "s3.sock"), "-s3.port.iceberg", "0", "-s3.port.lance", "0"]
+            "-filer.localSocket", str(sockets / "filer.sock"), "-s3", "-s3.config", str(config),
+            "-s3.localSocket", str(sockets / "s3.sock"), "-s3.port.iceberg", "0", "-s3.port.lance", "0"]
     for flag in ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
                  "filer.port.grpc", "s3.port", "s3.port.grpc"):
         args += [f"-{flag}", str(ports[f"s3_{flag}"])]
@@ -162,6 +164,11 @@ def start_s3(ports: dict[str, int], access_key: str, secret_key: str) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def socket_dir(ports: dict[str, int]) -> Path:
+    """Where SeaweedFS's local sockets go: a short folder in /tmp named by the stack's S3 port."""
+    return Path("/tmp") / f"churnguard-weed-{ports['s3_s3.port']}"
 
 
 def _start(name: str, args: list[str], env: dict[str, str]) -> None:
@@ -288,6 +295,8 @@ def down() -> list[int]:
             Path(f"/tmp/seaweedfs-{kind}-grpc-{port}.sock").unlink(missing_ok=True)
     for command in (home() / "run").glob("*.command.json"):
         command.unlink()
+    if "s3_s3.port" in ports:
+        shutil.rmtree(socket_dir(ports), ignore_errors=True)
     shutil.rmtree(home() / "seaweedfs", ignore_errors=True)
     stack_file().unlink(missing_ok=True)
     return [port for port in ports.values() if _listening(port)]
