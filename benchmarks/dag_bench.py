@@ -81,8 +81,7 @@ def dags_with_twin(folder: Path, env: dict[str, str]) -> dict:
 def backfill_twin(stack: dict, first: str, last: str) -> dict:
     """Queue the twin's backfill as ``airflow_stack.start`` queues the real one (the twin is paused since its
     creation), then follow it the same way."""
-    airflow_stack._airflow({**os.environ, **stack["env"]}, "backfill", "create", "--dag-id", TWIN_ID,
-                           "--from-date", first, "--to-date", last, "--max-active-runs", "1")
+    airflow_stack.create_backfill({**os.environ, **stack["env"]}, TWIN_ID, first, last)
     return airflow_stack.follow(TWIN_ID, stack, on_progress=lambda s: print(
         "  no-op backfill: " + " ".join(f"{k}={v}" for k, v in sorted(s.items())), flush=True))
 

@@ -5,8 +5,10 @@ task ids, upstream lists, trigger rules, which tasks are EmptyOperators and whic
 timetable, start and end dates, catchup, max_active_runs and max_active_tasks. The twin written from that
 shape does no work: an EmptyOperator stays an EmptyOperator (the scheduler finishes those itself, no
 worker), a branch becomes a ``@task.branch`` that always follows ``--branch`` (default ``healthy``), and
-every other task (``@task``s, custom operators, the sensor) becomes a ``@task`` returning a small dict, so a
-worker runs it and it pushes an XCom as the real one does. It pulls no XComs: its data flow is its edges.
+``wait_for_previous_day`` (a ``PreviousDaySensor``) stays itself, since it is how runs of consecutive days
+overlap, which is Airflow's share too; every other task (``@task``s, custom operators, the landing sensor)
+becomes a ``@task`` returning a small dict, so a worker runs it and it pushes an XCom as the real one does. It
+pulls no XComs: its data flow is its edges.
 
 Generated from the DAG each time (``benchmarks/dag_bench.py`` does it on every run), it cannot drift from
 it. The schedule is rebuilt as the scheduler rebuilds it: the timetable's class ``deserialize``d from what
@@ -35,6 +37,8 @@ def shape(dag_file: Path, dag_id: str) -> dict:
     from airflow.sdk.bases.branch import BranchMixIn
     from airflow.serialization.encoders import encode_timetable
 
+    from churnguard_airflow.operators import PreviousDaySensor
+
     bag = DagBag(str(dag_file))
     if dag_id not in bag.dags:
         errors = "; ".join(f"{path}: {error.strip().splitlines()[-1]}" for path, error in bag.import_errors.items())
@@ -48,8 +52,10 @@ def shape(dag_file: Path, dag_id: str) -> dict:
         if getattr(task, "expand_input", None) is not None or task.is_setup or task.is_teardown:
             raise ValueError(f"{dag_id}.{task.task_id}: mapped, setup and teardown tasks are not mirrored")
         kind = ("empty" if task.inherits_from_empty_operator else
-                "branch" if isinstance(task, BranchMixIn) else "task")
+                "branch" if isinstance(task, BranchMixIn) else
+                "gate" if isinstance(task, PreviousDaySensor) else "task")
         tasks.append({"task_id": task.task_id, "kind": kind, "trigger_rule": str(task.trigger_rule.value),
+                      "poke_interval": getattr(task, "poke_interval", None), "mode": getattr(task, "mode", None),
                       "upstream": sorted(task.upstream_task_ids), "downstream": sorted(task.downstream_task_ids)})
     return {"dag_id": dag_id, "timetable": timetable["__type"], "timetable_data": timetable["__var"],
             "start_date": dag.start_date.isoformat() if dag.start_date else None,
@@ -64,7 +70,8 @@ def render(dag_shape: dict, twin_id: str, branch: str = "healthy") -> str:
              "from __future__ import annotations", "",
              "import pendulum",
              "from airflow.providers.standard.operators.empty import EmptyOperator",
-             "from airflow.sdk import dag, task", "", f"from {module} import {timetable}", "", "",
+             "from airflow.sdk import dag, task", "", "from churnguard_airflow.operators import PreviousDaySensor",
+             f"from {module} import {timetable}", "", "",
              "@task", "def noop() -> dict:", '    """Stands for one task of the real DAG: does nothing."""',
              '    return {"noop": True}', "", ""]
     routes = {}
@@ -90,6 +97,9 @@ def render(dag_shape: dict, twin_id: str, branch: str = "healthy") -> str:
         tid, rule = t["task_id"], t["trigger_rule"]
         if t["kind"] == "empty":
             make = f"EmptyOperator(task_id={tid!r}, trigger_rule={rule!r})"
+        elif t["kind"] == "gate":
+            make = (f"PreviousDaySensor(task_id={tid!r}, trigger_rule={rule!r}, poke_interval={t['poke_interval']!r}, "
+                    f"mode={t['mode']!r})")
         else:
             fn = f"follow_{routes[tid]}" if t["kind"] == "branch" else "noop"
             make = f"{fn}.override(task_id={tid!r}, trigger_rule={rule!r})().operator"

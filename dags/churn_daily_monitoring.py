@@ -22,8 +22,10 @@ from airflow.sdk import Label, Param, TriggerRule, dag, task
 from churnguard.config import load_monitoring_config
 from churnguard_airflow.connections import use_connections
 from churnguard_airflow.operators import (
+    DayStepOperator,
     DriftReportOperator,
     LandingSensor,
+    PreviousDaySensor,
     PromoteModelOperator,
     RetrainChallengerOperator,
     ValidateBatchOperator,
@@ -31,6 +33,7 @@ from churnguard_airflow.operators import (
 from churnguard_airflow.timetables import DailyBatches
 
 CFG = load_monitoring_config()
+STEPS = {"decide": "decide_day"}  # task id -> churnguard.daily function, where they differ
 LAST_DAY = CFG.schedule.end_date.isoformat() if CFG.schedule.end_date else None
 
 
@@ -72,80 +75,34 @@ def churn_daily_monitoring():
         check_run(options)
         return {"batch_date": day, **options.to_dict()}
 
-    @task
-    def ingest() -> dict:
-        """Read every file of the batch once (unreadable ones quarantine it) and stage it for the next steps."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from churnguard import daily
-        from churnguard_airflow.day import day_context
-
-        try:
-            return daily.ingest(day_context())
-        except daily.BatchRejected as exc:
-            raise AirflowFailException(str(exc)) from None
-
-    @task
-    def score() -> dict:
-        """Score with the champion, and the challenger as a shadow: the versions pinned for the day."""
-        from churnguard import daily
-        from churnguard_airflow.day import day_context
-
-        return daily.score(day_context())
-
-    @task
-    def performance() -> dict:
-        """Metrics on labels that arrived today, per observed day; 30-day history and slope."""
-        from churnguard import daily
-        from churnguard_airflow.day import day_context
-
-        return daily.performance(day_context())
-
-    @task
-    def failure_risk() -> dict:
-        """P(champion fails within the horizon), or unavailable with the reason."""
-        from churnguard import daily
-        from churnguard_airflow.day import day_context
-
-        return daily.failure_risk(day_context())
-
-    @task
-    def decide() -> dict:
-        """healthy / alert / retrain from the day's drift, performance and risk, with the reasons in one line."""
-        from churnguard import daily
-        from churnguard_airflow.day import day_context
-
-        return daily.decide_day(day_context())
-
     @task.branch
     def route(decision: dict) -> str:
         """Follow the decision."""
         return decision["decision"]
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-    def publish() -> dict:
-        """summary.json, the day's MLflow run, the monitoring-store row: from the day's recorded results."""
-        from churnguard import daily
-        from churnguard_airflow.day import day_context
-
-        return daily.publish(day_context())
+    def step(task_id: str, doc: str, **kwargs) -> DayStepOperator:
+        return DayStepOperator(task_id=task_id, step=STEPS.get(task_id, task_id), doc_md=doc, **kwargs)
 
     waited = LandingSensor(task_id="wait_for_landing", mode="reschedule",
                            poke_interval=CFG.schedule.sensor_poke_seconds,
                            timeout=CFG.schedule.sensor_timeout_minutes * 60,
                            fail_after_hours=CFG.schedule.missing_batch_fail_hours)
-    scored = score()
-    run_settings() >> waited >> ingest() >> ValidateBatchOperator(task_id="validate") >> scored
-    risk = failure_risk()
-    scored >> [DriftReportOperator(task_id="drift"), performance()] >> risk
-    decision = decide()
+    ingest = step("ingest", "Read every file of the batch once (unreadable ones quarantine it) and stage it.")
+    scored = step("score", "Score with the champion, and the challenger as a shadow: the versions pinned for the day.")
+    ready = run_settings() >> waited >> ingest >> PreviousDaySensor(task_id="wait_for_previous_day")
+    ready >> ValidateBatchOperator(task_id="validate") >> scored
+    risk = step("failure_risk", "P(champion fails within the horizon), or unavailable with the reason.")
+    performance = step("performance", "Metrics on labels that arrived today, per observed day; 30-day history.")
+    scored >> [DriftReportOperator(task_id="drift"), performance] >> risk
+    decision = step("decide", "healthy / alert / retrain from the day's drift, performance and risk, in one line.")
     risk >> decision
-    branch = route(decision)
+    branch = route(decision.output)
     promote = PromoteModelOperator(task_id="promote", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     for name, label in (("healthy", "no drift, no risk"), ("alert", "moderate drift or risk")):
         branch >> Label(label) >> EmptyOperator(task_id=name, doc_md=f"Decision: {label}.") >> promote
     branch >> Label("critical drift, risk or failure") >> RetrainChallengerOperator(task_id="retrain") >> promote
-    promote >> publish()
+    promote >> step("publish", "summary.json, the day's MLflow run, the store row: from the day's recorded results.",
+                    trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
 
 
 churn_daily_monitoring()

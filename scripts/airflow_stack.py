@@ -38,6 +38,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
+    """Until something listens on 127.0.0.1:``port``; fails at once when ``proc`` (the server) has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f}s (logs in {home() / 'logs'})")
+
+
 def home() -> Path:
     return Path(os.environ.get("CHURNGUARD_HOME", Path(__file__).resolve().parents[1] / ".churnguard")).resolve()
 
@@ -76,7 +90,8 @@ def stack_env(api_port: int, mlflow_url: str | None = None) -> dict[str, str]:
     url = f"http://127.0.0.1:{api_port}"
     env = {**os.environ,
            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-           "AIRFLOW__CORE__PARALLELISM": str(max(2, os.cpu_count() or 2)),
+           # one slot more than cores: while two days overlap, the later one's wait_for_previous_day sleeps in one
+           "AIRFLOW__CORE__PARALLELISM": str(max(2, os.cpu_count() or 2) + 1),
            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
            "AIRFLOW__API__BASE_URL": url, "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(api_port),
            "AIRFLOW__API__WORKERS": "1",
@@ -140,6 +155,16 @@ def start(backfill: tuple[str, str, str] | None = None, with_mlflow: bool = True
     return launch(stack_env(api_port, mlflow_url), backfill, mlflow_url=mlflow_url)
 
 
+def create_backfill(env: dict[str, str], dag_id: str, first: str, last: str) -> None:
+    """Queue a backfill of ``dag_id`` from ``first`` to ``last`` with as many runs at once as the DAG allows:
+    a backfill's own limit (default 10) replaces the DAG's ``max_active_runs``."""
+    details = subprocess.run([str(BIN / "airflow"), "dags", "details", dag_id, "-o", "json"], env=env,
+                             check=True, capture_output=True, text=True).stdout
+    runs = json.loads(next(line for line in details.splitlines()[::-1] if line.startswith("[{")))[0]["max_active_runs"]
+    _airflow(env, "backfill", "create", "--dag-id", dag_id, "--from-date", first, "--to-date", last,
+             "--max-active-runs", str(runs))
+
+
 def launch(env: dict[str, str], backfill: tuple[str, str, str] | None = None,
            workers: dict[str, tuple[list[str], dict[str, str]]] | None = None, info: dict | None = None,
            mlflow_url: str | None = None) -> dict:
@@ -153,8 +178,7 @@ def launch(env: dict[str, str], backfill: tuple[str, str, str] | None = None,
     if backfill:
         dag_id, first, last = backfill
         _airflow(env, "dags", "pause", dag_id)
-        _airflow(env, "backfill", "create", "--dag-id", dag_id, "--from-date", first, "--to-date", last,
-                 "--max-active-runs", "1")
+        create_backfill(env, dag_id, first, last)
     for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
         # the triggerer's log server would bind 0.0.0.0:8794 in every stack; its logs are read from the folder
         _spawn(name, [str(BIN / "airflow"), name, *(["--skip-serve-logs"] if name == "triggerer" else [])], env)

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import airflow_stack
-from airflow_stack import BIN, _spawn, free_port, home, stack_file
+from airflow_stack import BIN, _spawn, free_port, home, stack_file, wait_for_port
 
 SCRIPTS = Path(__file__).resolve().parent
 PG = "postgres@127.0.0.1:5432"
@@ -116,17 +116,6 @@ def release_redis_db(number: int, stack_id: str) -> None:
         client.close()
 
 
-def wait_port(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f}s (logs in {home() / 'logs'})")
-
-
 def start_s3(ports: dict[str, int], access_key: str, secret_key: str) -> str:
     """SeaweedFS (master, volume, filer and S3 gateway in one process) with one identity; returns the
     endpoint once bucket ``churnguard`` exists."""
@@ -150,7 +139,7 @@ def start_s3(ports: dict[str, int], access_key: str, secret_key: str) -> str:
         args += [f"-{flag}", str(ports[f"s3_{flag}"])]
     _start("seaweedfs", args, dict(os.environ))
     endpoint = f"http://127.0.0.1:{ports['s3_s3.port']}"
-    wait_port(ports["s3_s3.port"])
+    wait_for_port(ports["s3_s3.port"])
     client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key,
                           aws_secret_access_key=secret_key, region_name="us-east-1")
     deadline = time.monotonic() + 60
@@ -189,11 +178,13 @@ def restart(name: str, port: int) -> None:
     """Start server ``name`` again as it was started, and wait until it listens on ``port``."""
     command = json.loads((home() / "run" / f"{name}.command.json").read_text())
     _spawn(name, command["args"], command["env"])
-    wait_port(port)
+    wait_for_port(port)
 
 
-def up(backfill: tuple[str, str, str] | None = None) -> dict:
-    """Start the stack (``down`` first if one is recorded under this home); returns run/stack.json."""
+def up(backfill: tuple[str, str, str] | None = None, workers: int = WORKERS) -> dict:
+    """Start the stack (``down`` first if one is recorded under this home) with ``workers`` Celery workers, or
+    with ``workers=0`` on the LocalExecutor (the same PostgreSQL, S3 and MLflow, tasks run by the
+    scheduler); returns run/stack.json."""
     from cryptography.fernet import Fernet
 
     if stack_file().exists():
@@ -243,8 +234,8 @@ def up(backfill: tuple[str, str, str] | None = None) -> dict:
                 "schema": dbs["store"]}),
             **aws}
         env = {**airflow_stack.stack_env(ports["api"], mlflow), **churnguard,
-               "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-               "AIRFLOW__CORE__PARALLELISM": str(WORKERS * WORKER_CONCURRENCY),
+               **({"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                   "AIRFLOW__CORE__PARALLELISM": str(workers * WORKER_CONCURRENCY)} if workers else {}),
                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url(dbs["airflow"]),
                "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{info['redis_db']}",
                "AIRFLOW__CELERY__RESULT_BACKEND": pg_url(dbs["airflow"], "db+postgresql"),
@@ -261,13 +252,12 @@ def up(backfill: tuple[str, str, str] | None = None) -> dict:
             {"CHURNGUARD_WORKER_NAME": f"worker-{n}", "AIRFLOW__CORE__HOSTNAME_CALLABLE": "stack.worker_hostname",
              "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "stack.CELERY_CONFIG",
              "PYTHONPATH": os.pathsep.join((str(SCRIPTS), env["PYTHONPATH"]))})
-            for n in range(1, WORKERS + 1)}
+            for n in range(1, workers + 1)}
         info.update(s3=s3, env={**aws, "CHURNGUARD_S3_ENDPOINT_URL": s3})
         stack = airflow_stack.launch(env, None, workers, info, mlflow)
         if backfill:
             dag_id, first, last = backfill
-            airflow_stack._airflow(env, "backfill", "create", "--dag-id", dag_id, "--from-date", first,
-                                   "--to-date", last, "--max-active-runs", "1")
+            airflow_stack.create_backfill(env, dag_id, first, last)
         return stack
     except BaseException:
         down()

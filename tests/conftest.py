@@ -7,16 +7,14 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from airflow_stack import free_port
+from airflow_stack import free_port, wait_for_port
 from sqlalchemy import create_engine, text
 
 from churnguard.settings import get_settings
@@ -31,19 +29,6 @@ def pytest_configure(config):
     from churnguard.quiet import silence_third_party_warnings
 
     silence_third_party_warnings()
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
 def stop_process(proc: subprocess.Popen) -> None:

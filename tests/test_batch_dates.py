@@ -85,6 +85,20 @@ def test_every_way_of_naming_a_date_processes_that_days_batch(stack_home, config
     processed = {r["ds"] for r in open_store().rows("daily_runs")}
     assert processed == {f"2026-09-0{d}" for d in range(1, 7)}  # each run its own day, no day before it
 
+    # Runs of consecutive dates overlap (max_active_runs 2), but a day validates, pinning the champion, only
+    # once the run of the date before has ended.
+    def moment(value: str) -> datetime:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+    def started(run: dict, task_id: str) -> datetime:
+        tis = api.get(f"/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances")["task_instances"]
+        return moment(next(ti["start_date"] for ti in tis if ti["task_id"] == task_id))
+
+    chain = [by_kind[("scheduled", "2026-09-02")], by_kind[("scheduled", "2026-09-03")],
+             by_kind[("manual", "2026-09-04")]]
+    for before, after in zip(chain, chain[1:]):
+        assert started(after, "validate") >= moment(before["end_date"]), (before["dag_run_id"], after["dag_run_id"])
+
 
 def test_a_fresh_deployment_fails_its_catch_up_runs_without_waiting_for_batches(stack_home, monkeypatch):
     """The default config, a start date three days back (CHURNGUARD_START_DATE) and no batch at all: every

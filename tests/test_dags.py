@@ -37,6 +37,24 @@ def test_every_dag_imports_without_errors_and_quickly(airflow_env, monkeypatch):
     assert elapsed < 10, f"parsing dags/ took {elapsed:.1f}s: heavy work at import"
 
 
+def test_the_daily_graph_is_the_flow_of_the_day_and_days_overlap_only_until_ingest(monkeypatch):
+    """Edges are the flow of the day (no date fan-out from run_settings), the branch edges are labelled, and a
+    run validates (pinning the champion) only after the run of the day before has finished, so overlapping
+    days keep their order."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.syspath_prepend(str(ROOT / "plugins"))
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "churn_daily_monitoring.py")).dags["churn_daily_monitoring"]
+    edges = sum(len(t.upstream_task_ids) for t in dag.tasks)
+    assert len(dag.tasks) == 16 and edges <= 20, (len(dag.tasks), edges)
+    assert dag.max_active_runs >= 2
+    upstream = {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}
+    assert upstream["wait_for_previous_day"] == ["ingest"] and upstream["validate"] == ["wait_for_previous_day"]
+    assert upstream["run_settings"] == [] and upstream["publish"] == ["promote"]
+    labels = {dag.get_edge_info("route", t).get("label") for t in ("healthy", "alert", "retrain")}
+    assert None not in labels and len(labels) == 3
+
+
 def test_dag_files_do_not_import_heavy_libraries_at_top_level():
     heavy = ("xgboost", "mlflow", "great_expectations", "sklearn", "pandas", "numpy", "scipy")
     for path in Path(ROOT / "dags").glob("*.py"):

@@ -15,7 +15,7 @@ import pytest
 from churnguard import performance, registry
 from churnguard.config import TargetConfig, load_dataset_config
 from churnguard.dataroot import DataRoot
-from churnguard.labels import quarantine_labels, read_labels, validate_labels
+from churnguard.labels import quarantine_labels, read_labels, row_hashes, validate_labels
 from churnguard.storage import frame_to_parquet_bytes, open_storage
 from churnguard.store import open_store
 from tests.conftest import day_context
@@ -289,7 +289,7 @@ def test_repeats_found_by_hashing_equal_pandas_duplicated(rows):
     assert _repeated(frame, keys, rows).equals(frame.duplicated(keys, keep="last"))
 
 
-@pytest.mark.parametrize("hash_ids", [performance._hash_ids, lambda ids: np.zeros(len(ids), dtype=np.uint64)],
+@pytest.mark.parametrize("hash_ids", [row_hashes, lambda ids: np.zeros(len(ids), dtype=np.uint64)],
                          ids=["hashed", "every-hash-shared"])
 def test_labelled_customers_are_found_among_chunks_of_scores_by_their_ids(hash_ids):
     import pyarrow as pa

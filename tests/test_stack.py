@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 import pytest
 import stack as native
-from airflow_stack import Api, follow, schedule_configs
+from airflow_stack import Api, create_backfill, follow, schedule_configs
 
 from benchmarks.dag_bench import decisions
 from tests.conftest import BIN, ROOT, churnguard_cli, home_env
@@ -39,8 +39,7 @@ def prepare(env: dict[str, str], days: int) -> None:
         proc = churnguard_cli(env, *args)
         assert proc.returncode == 0, (args, proc.stderr[-3000:])
     last = (START + timedelta(days=days - 1)).isoformat()
-    subprocess.run([str(BIN / "airflow"), "backfill", "create", "--dag-id", DAG, "--from-date", START.isoformat(),
-                    "--to-date", last, "--max-active-runs", "1"], env=env, check=True, capture_output=True)
+    create_backfill(env, DAG, START.isoformat(), last)
 
 
 def task_instances(api: Api) -> list[dict]:

@@ -300,7 +300,7 @@ def load_drift_config(overrides: dict[str, Any] | None = None) -> DriftConfig:
 class ScheduleConfig(_Strict):
     start_date: date = date(2026, 9, 1)
     end_date: date | None = None
-    max_active_runs: int = Field(default=1, ge=1)
+    max_active_runs: int = Field(default=2, ge=1)
     sensor_timeout_minutes: float = Field(default=60, gt=0)
     sensor_poke_seconds: float = Field(default=60, gt=0)
     missing_batch_fail_hours: float = Field(default=2, gt=0)

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from churnguard.config import DatasetConfig
 from churnguard.dataroot import DataRoot
@@ -74,6 +75,12 @@ class LabelCheck(IssueReport):
     def ok(self) -> bool:
         """The delivery may be measured (it passed, perhaps with warnings)."""
         return self.status in ("pass", "warn")
+
+    def hand_over_labels(self) -> pd.DataFrame | None:
+        """The checked labels, which the check no longer holds: a day's 10M labels as text are about 1 GB, so
+        a caller that keeps a compact copy lets this one go."""
+        labels, self.labels = self.labels, None
+        return labels
 
     def reason(self) -> str:
         """Why the delivery was rejected, in one line."""
@@ -220,12 +227,22 @@ def _is_text(values: pd.Series) -> bool:
     return bool(values.dropna().map(lambda v: isinstance(v, str)).all())
 
 
+def row_hashes(data: pd.DataFrame | pa.Array | pa.ChunkedArray, rows: int = 1_000_000) -> np.ndarray:
+    """64-bit hashes of a frame's rows or an Arrow array's values (pandas' hash), a million at a time: no
+    factorising of every key at once, and an Arrow array is never turned into Python strings."""
+    def part(i: int):
+        if isinstance(data, pa.Array | pa.ChunkedArray):
+            return pd.Series(data.slice(i, rows).to_pandas(types_mapper=pd.ArrowDtype))
+        return data.iloc[i : i + rows]
+
+    return np.concatenate([np.zeros(0, dtype=np.uint64), *(
+        pd.util.hash_pandas_object(part(i), index=False).to_numpy() for i in range(0, len(data), rows))])
+
+
 def _repeated(frame: pd.DataFrame, keys: list[str], rows: int = 1_000_000) -> pd.Series:
     """``frame.duplicated(keys, keep="last")`` without factorising every key at once (1.5 GB for 10M labels):
-    rows are hashed a million at a time, and only the rows whose hash repeats are compared on the keys."""
-    hashes = np.concatenate([np.zeros(0, dtype=np.uint64), *(
-        pd.util.hash_pandas_object(frame[keys].iloc[i : i + rows], index=False).to_numpy()
-        for i in range(0, len(frame), rows))])
+    only the rows whose hash repeats are compared on the keys."""
+    hashes = row_hashes(frame[keys], rows)
     ordered = np.sort(hashes)
     twice = ordered[1:][ordered[1:] == ordered[:-1]]
     repeated = np.zeros(len(frame), dtype=bool)

@@ -27,7 +27,7 @@ from churnguard.data import target_array
 from churnguard.dataroot import DataRoot
 from churnguard.failure.config import FailureDefinition, load_failure_config
 from churnguard.failure.labels import day_failure, delong_auc, label_day_metrics
-from churnguard.labels import OBSERVED, LabelCheck, quarantine_labels, read_labels
+from churnguard.labels import OBSERVED, LabelCheck, quarantine_labels, read_labels, row_hashes
 from churnguard.scoring import ROLES
 from churnguard.storage import release_arrow_memory
 from churnguard.store import MonitoringStore
@@ -184,10 +184,10 @@ def _reject(root: DataRoot, store: MonitoringStore, check: LabelCheck) -> None:
 def _latest_labels(checks, data_cfg) -> pd.DataFrame:
     """The valid deliveries as one frame of what measuring needs: the customer id, the observed day (a
     category) and ``y`` (1 = the positive class); per (customer, observed day) the latest label. Each
-    delivery's checked frame is dropped once compacted (a day's 10M labels as text are about 1 GB)."""
+    delivery's checked frame is handed over by its check and dropped once compacted."""
     id_col, frames = data_cfg.id.column, []
     for check in sorted((c for c in checks if c.ok), key=lambda c: c.ds):
-        labels, check.labels = check.labels, None
+        labels = check.hand_over_labels()
         frames.append(pd.DataFrame({id_col: labels[id_col], OBSERVED: labels[OBSERVED].astype("category"),
                                     Y: target_array(labels, data_cfg).astype(np.int8)}))
         del labels
@@ -243,19 +243,12 @@ def _rows(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
     return frame if mask.all() else frame[mask]
 
 
-def _hash_ids(ids: pa.Array, rows: int = 1_000_000) -> np.ndarray:
-    """64-bit hashes of the ids, a million at a time (pandas' hash of Arrow strings, no Python strings)."""
-    return np.concatenate([np.zeros(0, dtype=np.uint64), *(
-        pd.util.hash_pandas_object(pd.Series(ids.slice(i, rows).to_pandas(types_mapper=pd.ArrowDtype)),
-                                   index=False).to_numpy() for i in range(0, len(ids), rows))])
-
-
 class _IdMatcher:
     """Finds ids (unique, e.g. a day's labelled customers) among chunks of other ids (a day's scores) by
     their hashes, sorted once; every match is confirmed on the ids themselves, so a hash collision never
     pairs two customers. Holds 24 bytes an id instead of a hash table of the strings."""
 
-    def __init__(self, ids: pa.Array, hash_ids=_hash_ids):
+    def __init__(self, ids: pa.Array, hash_ids=row_hashes):
         self.ids, self.hash_ids = ids, hash_ids
         hashes = hash_ids(ids)
         self.order = np.argsort(hashes, kind="stable")

@@ -73,7 +73,70 @@ class LandingSensor(BaseSensorOperator):
                 f"did not land within {self.timeout / 60:g} min")) from None
 
 
-class ValidateBatchOperator(BaseOperator):
+class PreviousDaySensor(BaseSensorOperator):
+    """Wait until this DAG's run for the date before has finished, whatever its end state.
+
+    Runs for consecutive dates overlap (``max_active_runs`` > 1): a day lands and is ingested (staged) while
+    the day before is still deciding. From here on every step needs what the day before left (validation
+    and scoring pin the champion it may have promoted; drift, risk and the decision read its rows in the
+    monitoring store), so the day goes on only once that run is done, and its results equal those of runs
+    one at a time. A failed day before does not hold this one, as with
+    runs one at a time; a day before that has not started (queued) is not waited for, so two runs never wait
+    on each other.
+    """
+
+    ui_color = "#f2f3f4"
+
+    def __init__(self, *, poke_interval: float = 0.25, mode: str = "poke", timeout: float = 24 * 3600, **kwargs):
+        super().__init__(**_documented(self, {"poke_interval": poke_interval, "mode": mode, "timeout": timeout,
+                                               **kwargs}))
+
+    def poke(self, context) -> bool:
+        previous = context["ti"].get_previous_dagrun()
+        if previous is None or previous.state != "running":
+            return True
+        self.log.info("waiting for %s (logical date %s) to finish", previous.run_id, previous.logical_date)
+        return False
+
+
+class DayStepOperator(BaseOperator):
+    """One step of the daily monitoring (a function of :mod:`churnguard.daily`) for the run's day.
+
+    A batch the step rejects fails the task at once (no retries) with its one-line reason.
+
+    :param step: the step's function in ``churnguard.daily`` (``ingest``, ``score``, ``performance``,
+        ``failure_risk``, ``decide_day``, ``publish``, ...)
+    :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
+    """
+
+    template_fields = ("ds",)
+    step = ""
+
+    def __init__(self, *, step: str | None = None, ds: str | None = None, **kwargs):
+        super().__init__(**_documented(self, kwargs))
+        self.step, self.ds = step or type(self).step, ds
+        if not self.step:
+            raise ValueError(f"{self.task_id}: no step given (a function name of churnguard.daily)")
+
+    def execute(self, context) -> dict:
+        from churnguard import daily
+        from churnguard_airflow.day import day_context
+
+        ctx = day_context(context, self.ds)
+        self.record_links(ctx, None)
+        try:
+            result = getattr(daily, self.step)(ctx)
+        except daily.BatchRejected as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.record_links(ctx, result)
+        return result
+
+    def record_links(self, ctx, result: dict | None) -> None:
+        """Extra links of the step: called before the work (``result`` None, so a failed task still shows
+        what it was writing) and after it."""
+
+
+class ValidateBatchOperator(DayStepOperator):
     """Validate the day's staged batch with the Great Expectations suite of the pinned champion's profile.
 
     Error-level failures quarantine the batch, raise an alert and fail the task (nothing downstream runs);
@@ -82,98 +145,62 @@ class ValidateBatchOperator(BaseOperator):
     :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
     """
 
-    template_fields = ("ds",)
+    step = "validate"
     operator_extra_links = (ValidationReportLink(),)
     ui_color = "#fdebd0"
 
-    def __init__(self, *, ds: str | None = None, **kwargs):
-        super().__init__(**_documented(self, kwargs))
-        self.ds = ds
-
-    def execute(self, context) -> dict:
-        from churnguard import daily
-        from churnguard_airflow.day import day_context
-
-        ctx = day_context(context, self.ds)
-        record_link(self, ValidationReportLink(), report_url(ctx.ds, "validation.json"))
-        try:
-            return daily.validate(ctx)
-        except daily.BatchRejected as exc:
-            raise AirflowFailException(str(exc)) from None
+    def record_links(self, ctx, result: dict | None) -> None:
+        if result is None:
+            record_link(self, ValidationReportLink(), report_url(ctx.ds, "validation.json"))
 
 
-class DriftReportOperator(BaseOperator):
+class DriftReportOperator(DayStepOperator):
     """Drift of the day's batch and scores against the pinned champion's reference profile (JSON + HTML).
 
     :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
     """
 
-    template_fields = ("ds",)
+    step = "drift"
     operator_extra_links = (DriftReportLink(),)
     ui_color = "#d6eaf8"
 
-    def __init__(self, *, ds: str | None = None, **kwargs):
-        super().__init__(**_documented(self, kwargs))
-        self.ds = ds
-
-    def execute(self, context) -> dict:
-        from churnguard import daily
-        from churnguard_airflow.day import day_context
-
-        ctx = day_context(context, self.ds)
-        result = daily.drift(ctx)
-        record_link(self, DriftReportLink(), report_url(ctx.ds, "drift.html"))
-        return result
+    def record_links(self, ctx, result: dict | None) -> None:
+        if result is not None:
+            record_link(self, DriftReportLink(), report_url(ctx.ds, "drift.html"))
 
 
-class RetrainChallengerOperator(BaseOperator):
+class RetrainChallengerOperator(DayStepOperator):
     """Train on recent labelled days, validate on the latest matured ones, register as ``challenger``.
 
     :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
     """
 
-    template_fields = ("ds",)
+    step = "retrain"
     operator_extra_links = (MLflowRunLink(), ModelVersionLink())
     ui_color = "#e8daef"
 
-    def __init__(self, *, ds: str | None = None, **kwargs):
-        super().__init__(**_documented(self, kwargs))
-        self.ds = ds
+    def record_links(self, ctx, result: dict | None) -> None:
+        from churnguard import registry
 
-    def execute(self, context) -> dict:
-        from churnguard import daily, registry
-        from churnguard_airflow.day import day_context
-
-        result = daily.retrain(day_context(context, self.ds))
-        if result.get("run_id"):
+        if result and result.get("run_id"):
             record_link(self, MLflowRunLink(), run_url(registry.configure_mlflow(), result["run_id"]))
-        if result.get("version"):
+        if result and result.get("version"):
             record_link(self, ModelVersionLink(), model_version_url(result["version"]))
-        return result
 
 
-class PromoteModelOperator(BaseOperator):
+class PromoteModelOperator(DayStepOperator):
     """Promote the challenger when it has proven itself (or the champion failed); aliases move atomically.
 
     :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
     """
 
-    template_fields = ("ds",)
+    step = "promote"
     operator_extra_links = (ModelVersionLink(),)
     ui_color = "#d5f5e3"
 
-    def __init__(self, *, ds: str | None = None, **kwargs):
-        super().__init__(**_documented(self, kwargs))
-        self.ds = ds
-
-    def execute(self, context) -> dict:
-        from churnguard import daily
-        from churnguard_airflow.day import day_context
-
-        result = daily.promote(day_context(context, self.ds))
-        if result.get("promoted"):
+    def record_links(self, ctx, result: dict | None) -> None:
+        if result and result.get("promoted"):
             record_link(self, ModelVersionLink(), model_version_url(result["version"]))
-        return result
 
 
 class RollbackModelOperator(BaseOperator):
