@@ -4,6 +4,8 @@
 # drift episode, start Airflow (api-server, scheduler, dag-processor, triggerer) and an MLflow server, run
 # churn_daily_monitoring over the 60 days as a real backfill through the scheduler, print the timeline, and
 # leave the UI up. `make stop` ends every process it started.
+# STACK=1 (make demo STACK=1): the same story on the native deployment topology (scripts/stack.py: PostgreSQL,
+# Redis, SeaweedFS as S3, an MLflow server on both, Airflow on Celery with two workers); `make stack-down` ends it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -15,6 +17,10 @@ DEMO_TRAJECTORIES=${DEMO_TRAJECTORIES:-90}
 DEMO_END=$(date -d "$DEMO_START + $((DEMO_DAYS - 1)) days" +%F)
 marker="$CHURNGUARD_HOME/.demo-home"
 
+STACK=${STACK:-}
+if [ -f "$CHURNGUARD_HOME/run/stack.json" ]; then
+  $BIN/python scripts/stack.py down >/dev/null  # an earlier stack demo: its services, databases and Redis db
+fi
 bash scripts/stop.sh  # services an earlier demo left up
 # Each demo tells the story from the start: an earlier demo's state goes (the trajectory cache stays).
 # Only a home the demo made itself is cleared.
@@ -40,8 +46,14 @@ dag_test() {  # airflow dags test logs a failing task instead of failing: read t
   fi
 }
 
-echo "==> Airflow metadata DB in $AIRFLOW_HOME"
-$BIN/airflow db migrate >>"$log" 2>&1
+if [ -n "$STACK" ]; then
+  echo "==> the native stack: PostgreSQL, Redis, SeaweedFS (S3), MLflow server, Airflow on Celery (2 workers)"
+  $BIN/python scripts/stack.py up churn_daily_monitoring "$DEMO_START" "$DEMO_END" >>"$log"
+  eval "$($BIN/python scripts/stack.py env)"  # every command below is a client of the stack
+else
+  echo "==> Airflow metadata DB in $AIRFLOW_HOME"
+  $BIN/airflow db migrate >>"$log" 2>&1
+fi
 echo "==> churn_bootstrap (airflow dags test): reference data -> XGBoost -> MLflow -> champion"
 dag_test churn_bootstrap
 $BIN/churnguard status --require-champion | grep "@champion"
@@ -50,8 +62,10 @@ dag_test churn_failure_model_training -c "{\"n_trajectories\": $DEMO_TRAJECTORIE
 echo "==> simulating $DEMO_DAYS daily batches from $DEMO_START ($DEMO_SCENARIO from $DEMO_ONSET)"
 $BIN/churnguard simulate --start "$DEMO_START" --days "$DEMO_DAYS" --scenario "$DEMO_SCENARIO" \
   --onset "$DEMO_ONSET" >>"$log" 2>&1
-echo "==> starting Airflow (api-server, scheduler, dag-processor, triggerer) and MLflow; backfill queued"
-$BIN/python scripts/airflow_stack.py start churn_daily_monitoring "$DEMO_START" "$DEMO_END" >>"$log"
+if [ -z "$STACK" ]; then
+  echo "==> starting Airflow (api-server, scheduler, dag-processor, triggerer) and MLflow; backfill queued"
+  $BIN/python scripts/airflow_stack.py start churn_daily_monitoring "$DEMO_START" "$DEMO_END" >>"$log"
+fi
 echo "==> churn_daily_monitoring: backfill $DEMO_START .. $DEMO_END through the scheduler"
 $BIN/python scripts/airflow_stack.py follow churn_daily_monitoring
 echo
@@ -66,7 +80,8 @@ print(f"""
 Airflow UI      {stack['api']}  (login {user} / {password})
   the runs      {stack['api']}/dags/churn_daily_monitoring  (grid: a task's "Drift report" / "MLflow run" buttons)
   a day report  {stack['api']}/churnguard/reports/YYYY-MM-DD/drift.html  (also summary.json, validation.json)
-MLflow UI       {stack['mlflow']}  (churn-model: champion / challenger / previous; failure-model)
-make stop       ends every process this demo started""")
+MLflow UI       {stack['mlflow']}  (churn-model: champion / challenger / previous; failure-model)""")
+print("make stack-down ends the stack: services, databases, ports" if stack.get("databases") else
+      "make stop       ends every process this demo started")
 EOF
 echo "Full log: $log"

@@ -2,6 +2,7 @@
 
     python scripts/stack.py up [DAG_ID FROM TO]   # the stack (+ a backfill created once it is up, DAG paused)
     python scripts/airflow_stack.py follow DAG_ID # unpause, follow the backfill until it has finished
+    python scripts/stack.py env                   # export lines: the environment a client of the stack needs
     python scripts/stack.py down                  # stop every service, drop its databases, free its ports
 
 On the machine's own PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379), fresh for each
@@ -306,6 +307,11 @@ def main(argv: list[str]) -> int:
         user, password = next(iter(stack["login"].items()))
         print(f"Airflow UI  {stack['api']}  (login {user} / {password})\nMLflow UI   {stack['mlflow']}\n"
               f"S3          {stack['s3']}  (bucket {BUCKET})\nstack.json  {stack_file()}")
+    elif argv == ["env"]:  # eval "$(python scripts/stack.py env)": a shell becomes a client of the stack
+        import shlex
+
+        for key, value in sorted(json.loads(stack_file().read_text())["env"].items()):
+            print(f"export {key}={shlex.quote(value)}")
     elif argv == ["down"]:
         still_open = down()
         if still_open:

@@ -113,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials in environment variables."
     if argv and argv[0] in DELEGATED:
         return importlib.import_module(DELEGATED[argv[0]]).cli_main(argv[1:])
     args = _parser().parse_args(argv)
