@@ -1,7 +1,8 @@
 """
 ### churn_daily_monitoring
 
-Every day: wait for the day's batch → ingest → validate (GX; errors quarantine the batch) → score with
+Every day: wait for the day's batch → ingest → wait for the run of the day before → validate (GX; errors
+quarantine the batch) → score with
 the champion (and the challenger, in shadow) → drift → performance on labels that arrived today →
 failure risk → **decide**: `healthy`, `alert`, or `retrain` (train on recent labelled days, validate,
 register as `challenger`) → promote when the challenger has proven itself → publish the day's summary.
@@ -9,8 +10,9 @@ register as `challenger`) → promote when the challenger has proven itself → 
 A run processes the day it is dated: a scheduled run, a backfill, `airflow dags test` with a date and a
 trigger with a logical date all process that day's batch; the `batch_date` Param picks another. Every
 task reads the day from the run itself and its inputs from the day's results in the monitoring store, so
-the graph's edges are the flow of the day. Logic lives in `churnguard.daily`; operators in
-`plugins/churnguard_airflow`.
+the graph's edges are the flow of the day. Two runs may be active at once: a day lands and is ingested while
+the day before decides, and validates (pinning the champion) only once that run has ended, so days decide as
+they would one at a time. Logic lives in `churnguard.daily`; operators in `plugins/churnguard_airflow`.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from airflow_stack import FINISHED, Api, start
@@ -96,7 +97,7 @@ def test_every_way_of_naming_a_date_processes_that_days_batch(stack_home, config
 
     chain = [by_kind[("scheduled", "2026-09-02")], by_kind[("scheduled", "2026-09-03")],
              by_kind[("manual", "2026-09-04")]]
-    for before, after in zip(chain, chain[1:]):
+    for before, after in pairwise(chain):
         assert started(after, "validate") >= moment(before["end_date"]), (before["dag_run_id"], after["dag_run_id"])
 
 
