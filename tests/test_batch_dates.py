@@ -95,8 +95,10 @@ def test_every_way_of_naming_a_date_processes_that_days_batch(stack_home, config
         tis = api.get(f"/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances")["task_instances"]
         return moment(next(ti["start_date"] for ti in tis if ti["task_id"] == task_id))
 
-    chain = [by_kind[("scheduled", "2026-09-02")], by_kind[("scheduled", "2026-09-03")],
-             by_kind[("manual", "2026-09-04")]]
+    # (the manual 09-04 run is left out: it may start before the scheduler has created the 09-03 run, and a
+    # run can only wait for runs that exist)
+    chain = [by_kind[("backfill", "2026-09-01")], by_kind[("scheduled", "2026-09-02")],
+             by_kind[("scheduled", "2026-09-03")]]
     for before, after in pairwise(chain):
         assert started(after, "validate") >= moment(before["end_date"]), (before["dag_run_id"], after["dag_run_id"])
 
