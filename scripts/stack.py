@@ -247,7 +247,7 @@ def up(backfill: tuple[str, str, str] | None = None, workers: int = WORKERS) -> 
                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "10",
                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode()}
-        workers = {f"worker-{n}": (
+        celery_workers = {f"worker-{n}": (
             ["celery", "worker", "--celery-hostname", f"worker-{n}@{stack_id}",
              "--concurrency", str(WORKER_CONCURRENCY), "--skip-serve-logs"],  # logs are read from the shared folder
             {"CHURNGUARD_WORKER_NAME": f"worker-{n}", "AIRFLOW__CORE__HOSTNAME_CALLABLE": "stack.worker_hostname",
@@ -255,7 +255,7 @@ def up(backfill: tuple[str, str, str] | None = None, workers: int = WORKERS) -> 
              "PYTHONPATH": os.pathsep.join((str(SCRIPTS), env["PYTHONPATH"]))})
             for n in range(1, workers + 1)}
         info.update(s3=s3, env={**aws, "CHURNGUARD_S3_ENDPOINT_URL": s3})
-        stack = airflow_stack.launch(env, None, workers, info, mlflow)
+        stack = airflow_stack.launch(env, None, celery_workers, info, mlflow)
         if backfill:
             dag_id, first, last = backfill
             airflow_stack.create_backfill(env, dag_id, first, last)
