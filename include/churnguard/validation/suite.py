@@ -47,7 +47,7 @@ ERROR, WARN = "error", "warn"
 NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                  "float16", "float32", "float64", "int", "float"]
 BINARY_TYPES = [*NUMERIC_TYPES, "bool"]
-TEXT_TYPES = ["str"]  # checked value by value: the runner hands text columns to GX as object dtype
+TEXT_TYPES = ["str", "StringDtype"]  # object columns value by value; the runner hands text over as StringDtype
 FLOAT_MAX = sys.float_info.max
 
 _SUITES: OrderedDict[str, ExpectationSuite] = OrderedDict()
