@@ -103,14 +103,52 @@ def grid_slots(grid: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.searchsorted(grid, x, side="right")
 
 
-def grid_counts(grid: np.ndarray, x: np.ndarray, slots: np.ndarray) -> GridCounts:
+def grid_ties(grid: np.ndarray, x: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Which values equal the grid point at the bottom of their slot."""
+    return (slots > 0) & (x == grid[np.maximum(slots - 1, 0)])
+
+
+def grid_counts(grid: np.ndarray, x: np.ndarray, slots: np.ndarray, tied: np.ndarray | None = None) -> GridCounts:
     size = len(grid) + 1
-    below = grid[np.maximum(slots - 1, 0)]
-    tied = (slots > 0) & (x == below)
+    tied = grid_ties(grid, x, slots) if tied is None else tied
     return GridCounts(
         np.bincount(slots, minlength=size),
         np.bincount(slots, weights=x, minlength=size),
         np.bincount(slots[tied], minlength=size),
+    )
+
+
+def grouped_grid_counts(
+    size: int, x: np.ndarray, slots: np.ndarray, tied: np.ndarray, groups: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`grid_counts` of each group at once: ``(n_groups, size)`` counts, sums and ties.
+
+    ``groups`` holds each value's group in ``0..n_groups-1``, or -1 for a value in no group (left out).
+    """
+    inside = groups >= 0
+    if not inside.all():  # values outside every group (missing or unseen segment) count nowhere here
+        x, slots, tied, groups = x[inside], slots[inside], tied[inside], groups[inside]
+    cell = groups * size + slots
+    shape, length = (n_groups, size), n_groups * size
+    return (
+        np.bincount(cell, minlength=length).reshape(shape),
+        np.bincount(cell, weights=x, minlength=length).reshape(shape),
+        np.bincount(cell[tied], minlength=length).reshape(shape),
+    )
+
+
+def coarsen(counts: GridCounts, grid: np.ndarray, target: np.ndarray) -> GridCounts:
+    """Counts on ``grid`` re-expressed on ``target``, a subset of its points (exact: slots nest).
+
+    A fine slot starting at a target point carries that point's ties; the others carry none.
+    """
+    slot = np.concatenate([[0], np.searchsorted(target, grid, side="right")])
+    starts = np.concatenate([[False], np.isin(grid, target)])
+    size = len(target) + 1
+    return GridCounts(
+        np.bincount(slot, weights=counts.counts, minlength=size).astype(np.int64),
+        np.bincount(slot, weights=counts.sums, minlength=size),
+        np.bincount(slot[starts], weights=counts.ties[starts], minlength=size).astype(np.int64),
     )
 
 
