@@ -196,17 +196,65 @@ def _zero_counts(size: int) -> stats.GridCounts:
     return stats.GridCounts(np.zeros(size, dtype=np.int64), np.zeros(size), np.zeros(size, np.int64))
 
 
+MAX_PACKED_CELLS = 64  # segment value combinations one bincount counts; more would make numeric tables large
+
+
+@dataclass(frozen=True)
+class _Packing:
+    """Segment columns packed into one code per row, ``Σ stride · (value + 1)`` (0: no value), so that one
+    ``bincount`` counts a chunk by every one of them; a column's counts are a marginal of that table."""
+
+    columns: tuple[str, ...]
+    sizes: tuple[int, ...]  # each column's values + 1, the "no value" slot
+
+    @property
+    def cells(self) -> int:
+        return math.prod(self.sizes)
+
+    def pack(self, groups: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The code of each row from its value index per column (-1: none)."""
+        code = groups[self.columns[0]] + 1
+        for col, size in zip(self.columns[1:], self.sizes[1:], strict=True):
+            code = code * size + (groups[col] + 1)
+        return code
+
+    def marginal(self, table: np.ndarray, col: str) -> np.ndarray:
+        """``table`` (a row per code) summed over the other columns: a row per value of ``col``."""
+        axis = self.columns.index(col)
+        shaped = table.reshape(*self.sizes, *table.shape[1:])
+        return shaped.sum(axis=tuple(i for i in range(len(self.sizes)) if i != axis))[1:]
+
+
+def _packings(sizes: Mapping[str, int]) -> list[_Packing]:
+    """Segment columns (-> number of values) packed in order while their combinations fit MAX_PACKED_CELLS."""
+    packs: list[list[str]] = []
+    cells = MAX_PACKED_CELLS + 1
+    for col, k in sizes.items():
+        if cells * (k + 1) <= MAX_PACKED_CELLS:
+            packs[-1].append(col)
+            cells *= k + 1
+        else:
+            packs.append([col])
+            cells = k + 1
+    return [_Packing(tuple(p), tuple(sizes[c] + 1 for c in p)) for p in packs]
+
+
 class _NumericAcc:
     """Grid counts and moments of one numeric column, chunk by chunk, overall and per segment value.
 
     Values are binned once, on the union of the column's reference grid and its segment references'
-    grids (``segment_refs``: segment column -> one summary per segment value), then counted per segment
-    value with one ``bincount``; each reference's counts are coarsened from the union grid at the end.
-    With an exact reference summary every segment grid is a subset of the pooled one: no extra points.
+    grids (``segment_refs``: segment column -> one summary per segment value), then counted by packed
+    segment code (:class:`_Packing`) with one ``bincount``; each reference's counts are coarsened from
+    the union grid at the end. With an exact reference summary every segment grid is a subset of the
+    pooled one: the union adds no point.
     """
 
     def __init__(
-        self, ref: Mapping[str, Any], keep_values: bool, segment_refs: Mapping[str, list[Mapping[str, Any]]]
+        self,
+        ref: Mapping[str, Any],
+        keep_values: bool,
+        segment_refs: Mapping[str, list[Mapping[str, Any]]],
+        packings: list[_Packing],
     ) -> None:
         self.ref = ref
         self.n_missing = 0
@@ -221,27 +269,27 @@ class _NumericAcc:
         self.segment_grids = {s: [_reference_grid(r) for r in refs] for s, refs in segment_refs.items()}
         grids = [g[0] for g in [self.reference, *sum(self.segment_grids.values(), [])] if g is not None]
         self.grid = functools.reduce(np.union1d, grids) if grids else None
+        self.packings = packings
         if self.grid is not None:
             size = len(self.grid) + 1
             self.counts = _zero_counts(size)
-            # per segment column: counts, sums and ties, one row per segment value
-            self.segment_counts = {
-                s: [np.zeros((len(r), size), np.int64), np.zeros((len(r), size)), np.zeros((len(r), size), np.int64)]
-                for s, r in segment_refs.items()
-            }
-        self.segment_missing = {s: np.zeros(len(refs), np.int64) for s, refs in segment_refs.items()}
+            # per packing: counts, sums and ties, one row per packed code
+            self.packed_counts = [
+                [np.zeros((p.cells, size), np.int64), np.zeros((p.cells, size)), np.zeros((p.cells, size), np.int64)]
+                for p in packings
+            ]
+        self.packed_missing = [np.zeros(p.cells, np.int64) for p in packings]
 
-    def update(self, x: np.ndarray, segments: Mapping[str, np.ndarray]) -> None:
-        """Add a chunk; ``segments``: segment column -> each row's segment value index (-1: none)."""
+    def update(self, x: np.ndarray, packed: list[np.ndarray]) -> None:
+        """Add a chunk; ``packed``: each row's code in each of the packings."""
         self.n_total += len(x)
         nan = np.isnan(x)
         has_nan = nan.any()
         present = x[~nan] if has_nan else x
         self.n_missing += len(x) - len(present)
         if has_nan:
-            for col, codes in segments.items():
-                missing = codes[nan]
-                self.segment_missing[col] += np.bincount(missing[missing >= 0], minlength=len(self.segment_refs[col]))
+            for missing, codes, packing in zip(self.packed_missing, packed, self.packings, strict=True):
+                missing += np.bincount(codes[nan], minlength=packing.cells)
         if not len(present):
             return
         self.moments += (len(present), present.sum(), present @ present)
@@ -254,12 +302,10 @@ class _NumericAcc:
         self.counts = stats.GridCounts(
             self.counts.counts + part.counts, self.counts.sums + part.sums, self.counts.ties + part.ties
         )
-        for col, codes in segments.items():
+        for totals, codes, packing in zip(self.packed_counts, packed, self.packings, strict=True):
             groups = codes[~nan] if has_nan else codes
-            parts = stats.grouped_grid_counts(
-                len(self.grid) + 1, present, slots, tied, groups, len(self.segment_refs[col])
-            )
-            for total, add in zip(self.segment_counts[col], parts, strict=True):
+            parts = stats.grouped_grid_counts(len(self.grid) + 1, present, slots, tied, groups, packing.cells)
+            for total, add in zip(totals, parts, strict=True):
                 total += add
         if self.keep_values:  # one in-memory chunk: keep it to make Wasserstein exact
             self.values, self.slots = present, slots
@@ -295,10 +341,11 @@ class _NumericAcc:
     def segment_view(self, col: str, index: int, n_total: int) -> _NumericView:
         """The rows of segment value ``index`` of ``col`` against that segment's reference."""
         reference = self.segment_grids[col][index]
-        n_missing = int(self.segment_missing[col][index])
+        at, packing = next((i, p) for i, p in enumerate(self.packings) if col in p.columns)
+        n_missing = int(packing.marginal(self.packed_missing[at], col)[index])
         view = _NumericView(self.segment_refs[col][index], reference, None, n_missing, n_total)
         if reference is not None and self.grid is not None:
-            counts, sums, ties = (part[index] for part in self.segment_counts[col])
+            counts, sums, ties = (packing.marginal(part, col)[index] for part in self.packed_counts[at])
             view.counts = stats.coarsen(stats.GridCounts(counts, sums, ties), self.grid, reference[0])
         return view
 
@@ -316,30 +363,37 @@ def _add_counts(into: dict[str, int], keys: list[str], counts: np.ndarray) -> No
 
 
 class _CategoricalAcc:
-    """Category counts and missing count of one column, chunk by chunk, overall and per segment value."""
+    """Category counts and missing count of ``column``, chunk by chunk, overall and per segment value of
+    every segment column but itself (within its own segments a column is constant)."""
 
-    def __init__(self, segment_sizes: Mapping[str, int]) -> None:
+    def __init__(self, column: str, packings: list[_Packing]) -> None:
         self.counts: dict[str, int] = {}
         self.n_missing = 0
-        self.segment_sizes = segment_sizes
-        self.segment_counts = {s: [{} for _ in range(k)] for s, k in segment_sizes.items()}
-        self.segment_missing = {s: np.zeros(k, np.int64) for s, k in segment_sizes.items()}
+        self.column = column
+        self.packings = packings
+        segments = [(c, size - 1) for p in packings for c, size in zip(p.columns, p.sizes, strict=True) if c != column]
+        self.segment_counts = {c: [{} for _ in range(k)] for c, k in segments}
+        self.segment_missing = {c: np.zeros(k, np.int64) for c, k in segments}
 
-    def update(self, factorized: tuple[np.ndarray, list[str]], segments: Mapping[str, np.ndarray]) -> None:
+    def update(self, factorized: tuple[np.ndarray, list[str]], packed: list[np.ndarray]) -> None:
         codes, keys = factorized
         width = len(keys) + 1  # slot 0: missing
         cells = codes + 1
         per_key = np.bincount(cells, minlength=width)
         self.n_missing += int(per_key[0])
         _add_counts(self.counts, keys, per_key[1:])
-        for col, groups in segments.items():
-            inside = groups >= 0
-            joint = groups * width + cells if inside.all() else groups[inside] * width + cells[inside]
-            k = self.segment_sizes[col]
-            table = np.bincount(joint, minlength=k * width).reshape(k, width)
-            self.segment_missing[col] += table[:, 0]
-            for counts, row in zip(self.segment_counts[col], table, strict=True):
-                _add_counts(counts, keys, row[1:])
+        for packing, segment_codes in zip(self.packings, packed, strict=True):
+            joint = segment_codes * width
+            joint += cells  # in place: one temporary the size of the chunk per job, not two
+            table = np.bincount(joint, minlength=packing.cells * width).reshape(packing.cells, width)
+            del joint
+            for col in packing.columns:
+                if col == self.column:
+                    continue
+                marginal = packing.marginal(table, col)
+                self.segment_missing[col] += marginal[:, 0]
+                for counts, row in zip(self.segment_counts[col], marginal, strict=True):
+                    _add_counts(counts, keys, row[1:])
 
 
 class _Accumulator:
@@ -348,18 +402,19 @@ class _Accumulator:
         self.n_rows = 0
         segments = segment_profiles(prof)
         self.segment_values = {col: list(values) for col, values in segments.items()}
+        self.packings = _packings({col: len(values) for col, values in segments.items()})
         self.numeric = {
             col: _NumericAcc(
-                ref, keep_values, {s: [v["numeric"][col] for v in values.values()] for s, values in segments.items()}
+                ref,
+                keep_values,
+                {s: [v["numeric"][col] for v in values.values()] for s, values in segments.items()},
+                self.packings,
             )
             for col, ref in prof["numeric"].items()
         }
-        self.categorical = {
-            col: _CategoricalAcc({s: len(values) for s, values in segments.items() if s != col})
-            for col in prof["categorical"]
-        }
+        self.categorical = {col: _CategoricalAcc(col, self.packings) for col in prof["categorical"]}
         pred = prof.get("prediction")
-        self.scores = _NumericAcc(pred, keep_values, {}) if pred else None
+        self.scores = _NumericAcc(pred, keep_values, {}, []) if pred else None
         self.score_hist = (
             np.zeros(len(pred["histogram"]["edges"]) - 1) if pred and "histogram" in pred else None
         )
@@ -388,15 +443,14 @@ class _Accumulator:
         segment_columns = list(self.segment_values)
         factorized = dict(zip(segment_columns, pool.map(_factorize, [chunk[c] for c in segment_columns]), strict=True))
         groups = {col: _segment_groups(factorized[col], values) for col, values in self.segment_values.items()}
+        packed = [packing.pack(groups) for packing in self.packings]
+        del groups  # packed, they are not needed while the jobs run
         numeric = {col: _as_float(chunk[col]) for col in self.numeric}
-        jobs = [pool.submit(acc.update, numeric[col], groups) for col, acc in self.numeric.items()]
-        jobs += [
-            pool.submit(self._count, col, chunk[col], factorized.get(col), _without(groups, col))
-            for col in self.categorical
-        ]
+        jobs = [pool.submit(acc.update, numeric[col], packed) for col, acc in self.numeric.items()]
+        jobs += [pool.submit(self._count, col, chunk[col], factorized.get(col), packed) for col in self.categorical]
         if scores is not None and self.scores is not None:
             self.seen_scores = True
-            jobs.append(pool.submit(self.scores.update, scores, {}))
+            jobs.append(pool.submit(self.scores.update, scores, []))
             if self.score_hist is not None:
                 self.score_hist += score_histogram(
                     scores, np.asarray(self.prof["prediction"]["histogram"]["edges"])
@@ -411,13 +465,8 @@ class _Accumulator:
         for job in jobs:
             job.result()
 
-    def _count(self, col: str, values: pd.Series, factorized, groups: Mapping[str, np.ndarray]) -> None:
-        self.categorical[col].update(factorized or _factorize(values), groups)
-
-
-def _without(groups: Mapping[str, np.ndarray], col: str) -> dict[str, np.ndarray]:
-    """A column is never counted within its own segments (it is constant there)."""
-    return {s: g for s, g in groups.items() if s != col}
+    def _count(self, col: str, values: pd.Series, factorized, packed: list[np.ndarray]) -> None:
+        self.categorical[col].update(factorized or _factorize(values), packed)
 
 
 def _segment_groups(factorized: tuple[np.ndarray, list[str]], values: list[str]) -> np.ndarray:
