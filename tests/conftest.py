@@ -285,3 +285,19 @@ class SavedWorld:
         shutil.rmtree(self.home)
         shutil.copytree(source or self.snapshot, self.home)
         return self.home / "data"
+
+
+def hidden_in_two_year(held_out, moved: int = 150):
+    """The held-out rows with ``moved`` random month-to-month customers relabelled as two-year ones.
+
+    Every feature column keeps exactly its values, so the pooled distributions do not change at all;
+    the month-to-month segment loses a random subset (no drift); only the two-year segment changes: it
+    now mixes in short-tenure customers.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    month_to_month = np.flatnonzero((held_out["contract"] == "Month-to-month").to_numpy())
+    batch = held_out.copy()
+    batch.iloc[rng.choice(month_to_month, moved, replace=False), batch.columns.get_loc("contract")] = "Two year"
+    return batch

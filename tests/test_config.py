@@ -75,3 +75,18 @@ def test_feature_listed_twice_is_rejected(config_dir):
 def test_overrides_merge_over_file_values():
     cfg = load_drift_config({"psi": {"critical": 0.5}})
     assert cfg.psi.critical == 0.5 and cfg.psi.moderate == load_drift_config().psi.moderate
+
+
+def test_segments_must_name_binary_or_categorical_columns(config_dir):
+    assert load_dataset_config("telco").segments == ["contract", "internet_service"]
+    path = config_dir / "datasets" / "telco.yaml"
+    original = path.read_text()
+    path.write_text(original.replace("segments: [contract, internet_service]", "segments: [contract, tenure]"))
+    with pytest.raises(ConfigError) as err:
+        load_dataset_config("telco")
+    assert str(err.value).endswith(
+        "telco.yaml: segments: 'tenure' is a numeric column; a segment must be a binary or categorical column"
+    )
+    path.write_text(original.replace("segments: [contract, internet_service]", "segments: [plan]"))
+    with pytest.raises(ConfigError, match=r"telco\.yaml: segments: 'plan' is not a feature"):
+        load_dataset_config("telco")

@@ -13,6 +13,7 @@ from churnguard.data import load_reference, split_reference, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.drift import ReferenceProfile, drift_report, fit_profile, render_html
 from churnguard.drift.cli import cli_main
+from tests.conftest import hidden_in_two_year
 
 
 @pytest.fixture(scope="module")
@@ -318,3 +319,74 @@ def test_cli_html_report_opens_offline(tmp_path, capsys, profile, telco):
     assert cli_main(argv) == 0
     page = (tmp_path / "out.html").read_text(encoding="utf-8")
     assert page.count("plotly.js v") == 1 and '<script charset="utf-8" src=' not in page
+
+
+def test_segment_too_small_for_the_test_is_reported_as_such_and_not_tested(profile, telco):
+    batch = telco[2].iloc[:150]  # 79 month-to-month, 39 two-year, 32 one-year customers
+    report = drift_report(profile, batch).to_dict()
+    contract = report["segments"]["columns"]["contract"]["values"]
+    sizes = batch["contract"].value_counts()
+    small = {v for v, n in sizes.items() if n < 50}
+    assert small == {"Two year", "One year"}
+    assert {v for v, b in contract.items() if b["status"] == "too_small"} == small
+    for value in small:
+        block = contract[value]
+        assert block["n_current"] == sizes[value] and block["features"] == {} and block["severity"] is None
+        assert block["reason"] == f"{sizes[value]} rows in the batch < segments.min_rows 50: not tested"
+    tested = sum(len(b["features"]) for c in report["segments"]["columns"].values() for b in c["values"].values())
+    assert report["segments"]["n_tests"] == tested < 108
+    relaxed = drift_report(profile, batch, overrides={"segments": {"min_rows": 10}}).to_dict()
+    assert all(b["status"] == "tested" for b in relaxed["segments"]["columns"]["contract"]["values"].values())
+
+
+def test_rows_outside_every_segment_are_counted_not_tested(profile, telco):
+    batch = telco[2].copy()
+    batch.loc[batch.index[:30], "contract"] = "Ten year"
+    batch.loc[batch.index[30:40], "contract"] = None
+    column = drift_report(profile, batch).to_dict()["segments"]["columns"]["contract"]
+    assert column["unseen"] == {"Ten year": 30} and column["missing"] == 10
+    assert sum(b["n_current"] for b in column["values"].values()) == len(batch) - 40
+
+
+def test_segments_leave_the_pooled_report_unchanged(telco):
+    cfg, train, held_out = telco
+    plain = cfg.model_copy(update={"segments": []})
+    batch = held_out.assign(monthly_charges=held_out["monthly_charges"] + 4.0)
+    with_segments = drift_report(fit_profile(train, cfg), batch).to_dict()
+    without = drift_report(fit_profile(train, plain), batch).to_dict()
+    assert without["segments"] is None and with_segments["segments"]["n_tests"] == 108
+    for name, feature in without["features"].items():
+        other = with_segments["features"][name]
+        # exact reference summaries: segment grids add no point, so not one bit of the pooled block moves
+        assert {k: v for k, v in other.items() if k != "segment_drift"} == {
+            k: v for k, v in feature.items() if k != "segment_drift"
+        }
+    assert with_segments["severity"] == without["severity"] and with_segments["n_drifted"] == without["n_drifted"]
+
+
+def test_profile_stored_before_segments_loads_keeps_its_version_and_reports_no_segments(telco):
+    cfg, train, held_out = telco
+    old = fit_profile(train, cfg.model_copy(update={"segments": []})).to_dict()
+    assert "segments" not in old  # a profile without segments hashes exactly the fields it always had
+    again = ReferenceProfile.from_json(json.dumps(old))
+    assert again.version == old["version"] != fit_profile(train, cfg).version
+    report = drift_report(again, held_out).to_dict()
+    assert report["segments"] is None and report["schema_version"] == 2
+    assert all(f["segment_drift"] == [] for f in report["features"].values())
+
+
+def test_raise_severity_makes_a_feature_drifting_within_a_segment_moderate(profile, telco):
+    batch = hidden_in_two_year(telco[2])
+    default = drift_report(profile, batch)
+    assert default.features["tenure"]["severity"] == "stable"  # pooled: the same values as without drift
+    assert default.features["tenure"]["segment_drift"] == ["contract=Two year"]
+    raised = drift_report(profile, batch, overrides={"segments": {"raise_severity": True}})
+    assert raised.features["tenure"]["severity"] == "moderate" and "segment_drift" in raised.features["tenure"]["notes"]
+    assert raised.severity == "moderate" and default.severity == "stable"
+
+
+def test_html_report_lists_segments_and_what_drifted_within_them(tmp_path, profile, telco):
+    page = render_html(drift_report(profile, hidden_in_two_year(telco[2])), profile, plotlyjs="plotly.js")
+    assert "<h2>Segments</h2>" in page
+    assert page.count("<td>contract</td>") == 1 + 3  # its feature row, then its three values
+    assert "<td>Two year</td>" in page and "tenure (" in page

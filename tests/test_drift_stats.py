@@ -12,6 +12,7 @@ from churnguard.config import load_dataset_config, load_drift_config
 from churnguard.data import load_reference, split_reference
 from churnguard.drift import drift_report, fit_profile
 from churnguard.drift.stats import adjust_p_values, chance_psi, chi2_test, js_distance, psi
+from tests.conftest import hidden_in_two_year
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +142,94 @@ def test_holm_and_benjamini_hochberg_adjusted_p_values():
     assert adjust_p_values([0.9, 0.8], "holm") == [1.0, 1.0]
     with pytest.raises(ValueError, match="holm"):
         adjust_p_values(p, "bonferroni")
+
+
+def test_drift_hidden_in_one_segment_is_missed_pooled_and_found_within_it_as_scipy_computes(telco):
+    cfg, train, held_out = telco
+    batch = hidden_in_two_year(held_out)
+    report = drift_report(fit_profile(train, cfg), batch).to_dict()
+    pooled = report["features"]["tenure"]
+    assert pooled["test"]["p_value"] == pytest.approx(
+        sps.ks_2samp(_present(train["tenure"]), _present(batch["tenure"]), method="asymp").pvalue, abs=1e-9
+    )
+    assert pooled["test"]["p_value"] > 0.4 and pooled["severity"] == "stable"  # 0.498: the pooled test misses it
+    assert report["severity"] == "stable"  # segment drift alone leaves the day's severity as it was
+
+    contract = report["segments"]["columns"]["contract"]["values"]
+    two_year = contract["Two year"]["features"]["tenure"]
+    ref = train["tenure"][train["contract"] == "Two year"]
+    cur = batch["tenure"][batch["contract"] == "Two year"]
+    ks = sps.ks_2samp(ref, cur, method="asymp")
+    assert two_year["test"]["statistic"] == pytest.approx(ks.statistic, abs=1e-12)  # 0.1448
+    assert two_year["test"]["p_value"] == pytest.approx(ks.pvalue, rel=1e-9)  # 8.7e-9
+    assert two_year["test"]["p_adjusted"] < 1e-5 and two_year["severity"] == "moderate"
+    assert contract["Two year"]["n_current"] == (batch["contract"] == "Two year").sum()
+    assert not contract["Month-to-month"]["features"]["tenure"]["drifted"]
+    assert not contract["One year"]["features"]["tenure"]["drifted"]
+    assert {(d["segment"], d["value"]) for d in report["segments"]["drifted"]} == {("contract", "Two year")}
+    assert report["features"]["tenure"]["segment_drift"] == ["contract=Two year"]
+
+    method = train["payment_method"][train["contract"] == "Two year"].value_counts()
+    now = batch["payment_method"][batch["contract"] == "Two year"].value_counts()
+    table = np.vstack([method.to_numpy(), now.reindex(method.index).to_numpy()])
+    chi2, p_value, _, _ = sps.chi2_contingency(table, correction=False)
+    payment = contract["Two year"]["features"]["payment_method"]["test"]
+    assert payment["statistic"] == pytest.approx(chi2, rel=1e-9) and payment["p_value"] == pytest.approx(
+        p_value, rel=1e-9
+    )
+
+
+def test_segment_tests_are_corrected_as_one_family_of_their_own(telco):
+    cfg, train, held_out = telco
+    profile = fit_profile(train, cfg)
+    report = drift_report(profile, hidden_in_two_year(held_out)).to_dict()
+    segments = report["segments"]
+    tests = [
+        f["test"]
+        for column in segments["columns"].values()
+        for block in column["values"].values()
+        for f in block["features"].values()
+        if f["test"] is not None
+    ]
+    # 3 contract values x 18 features + 3 internet values x 18 features
+    assert segments["n_tests"] == len(tests) == 108 and segments["correction"] == "holm"
+    assert [t["p_adjusted"] for t in tests] == pytest.approx(adjust_p_values([t["p_value"] for t in tests], "holm"))
+    pooled = [f["test"] for f in report["features"].values()]
+    assert [t["p_adjusted"] for t in pooled] == pytest.approx(adjust_p_values([t["p_value"] for t in pooled], "holm"))
+
+
+def test_chunked_batch_gives_the_same_segment_statistics(telco):
+    cfg, train, held_out = telco
+    profile = fit_profile(train, cfg, load_drift_config({"summary": {"exact_max": 50, "quantiles": 200}}))
+    batch = hidden_in_two_year(held_out).assign(monthly_charges=held_out["monthly_charges"] + 3.3)
+    whole = drift_report(profile, batch).to_dict()["segments"]["columns"]
+    chunked = drift_report(profile, (batch.iloc[i : i + 400] for i in range(0, len(batch), 400)))
+    other = chunked.to_dict()["segments"]["columns"]
+    for col, column in whole.items():
+        assert other[col]["values"].keys() == column["values"].keys()
+        for value, block in column["values"].items():
+            for name, feature in block["features"].items():
+                again = other[col]["values"][value]["features"][name]
+                assert again["psi"] == pytest.approx(feature["psi"], abs=1e-12)
+                assert again["test"]["statistic"] == pytest.approx(feature["test"]["statistic"], abs=1e-12)
+                assert again["test"]["p_adjusted"] == pytest.approx(feature["test"]["p_adjusted"], rel=1e-9)
+
+
+def test_segments_packed_into_several_bincounts_match_scipy_on_every_segment(telco):
+    from churnguard.drift.report import _packings
+
+    cfg, train, held_out = telco
+    segments = ["contract", "internet_service", "payment_method"]
+    assert len(_packings({"contract": 3, "internet_service": 3, "payment_method": 4})) == 2  # 16 x 5 cells > 64
+    batch = hidden_in_two_year(held_out)
+    report = drift_report(fit_profile(train, cfg.model_copy(update={"segments": segments})), batch).to_dict()
+    for col in segments:
+        for value, block in report["segments"]["columns"][col]["values"].items():
+            ref, cur = train[train[col] == value], batch[batch[col] == value]
+            assert block["n_current"] == len(cur)
+            ks = sps.ks_2samp(_present(ref["tenure"]), _present(cur["tenure"]), method="asymp")
+            assert block["features"]["tenure"]["test"]["statistic"] == pytest.approx(ks.statistic, abs=1e-12)
+            other = next(c for c in segments if c != col)
+            table = pd.crosstab(pd.concat([ref, cur])[other], np.repeat([0, 1], [len(ref), len(cur)]))
+            chi2 = sps.chi2_contingency(table.T.to_numpy(), correction=False)[0]
+            assert block["features"][other]["test"]["statistic"] == pytest.approx(chi2, rel=1e-9)

@@ -126,6 +126,7 @@ class DatasetConfig(_Strict):
     binary: list[str] = []
     categorical: list[str] = []
     domain: dict[str, RangeRule] = {}
+    segments: list[str] = []
     split: SplitConfig = SplitConfig()
     scenarios: ScenarioConfig
 
@@ -146,6 +147,12 @@ class DatasetConfig(_Strict):
         for name in self.domain:
             if name not in self.numeric:
                 raise ValueError(f"domain rule for '{name}', which is not a numeric column")
+        for position, name in enumerate(self.segments):
+            if name not in self.binary and name not in self.categorical:
+                what = "a numeric column" if name in self.numeric else "not a feature"
+                raise ValueError(f"segments: '{name}' is {what}; a segment must be a binary or categorical column")
+            if name in self.segments[:position]:
+                raise ValueError(f"segments: '{name}' is listed twice")
         return self
 
 
@@ -212,6 +219,11 @@ class DatasetDriftConfig(_Strict):
     drift_share: float = Field(default=0.5, gt=0, le=1)
 
 
+class SegmentsConfig(_Strict):
+    min_rows: int = Field(default=50, ge=2)
+    raise_severity: bool = False
+
+
 class DriftConfig(_Strict):
     psi: PsiConfig = PsiConfig()
     tests: TestsConfig = TestsConfig()
@@ -220,6 +232,7 @@ class DriftConfig(_Strict):
     label: ChangeConfig = ChangeConfig(max_change=0.05)
     correlation: ChangeConfig = ChangeConfig(max_change=0.2)
     dataset: DatasetDriftConfig = DatasetDriftConfig()
+    segments: SegmentsConfig = SegmentsConfig()
 
     def with_overrides(self, overrides: dict[str, Any] | None) -> DriftConfig:
         """A copy with ``overrides`` (nested dict, e.g. ``{"psi": {"moderate": 0.2}}``) merged in."""
@@ -321,6 +334,7 @@ class PerformanceConfig(_Strict):
     history_days: int = Field(default=30, ge=2)
     auc_tolerance: float = Field(default=0.05, ge=0)
     f1_relative_drop: float = Field(default=0.10, ge=0, le=1)
+    segment_min_labels: int = Field(default=50, ge=2)
 
 
 class DecisionConfig(_Strict):

@@ -8,6 +8,9 @@ reference, or F1 confidently more than ``f1_relative_drop`` below it; a window w
 one class) is no failure. The definition is ``failure.yaml``'s ``failure`` block with this run's knobs
 from ``monitoring.yaml`` (``performance.auc_tolerance``, ``performance.f1_relative_drop``,
 ``labels.min_labels``, ``labels.delay_days``) applied: :func:`measured_failure_definition`.
+
+Each measured day also gets the AUC within every segment the dataset config names (:func:`segment_aucs`),
+the customers' segment values read from the day's staged batch.
 """
 
 from __future__ import annotations
@@ -25,20 +28,22 @@ from churnguard import registry
 from churnguard.config import MonitoringConfig, load_model_config
 from churnguard.data import target_array
 from churnguard.dataroot import DataRoot
+from churnguard.drift.profile import category_key
 from churnguard.failure.config import FailureDefinition, load_failure_config
 from churnguard.failure.labels import day_failure, delong_auc, label_day_metrics
 from churnguard.labels import OBSERVED, LabelCheck, quarantine_labels, read_labels, row_hashes
 from churnguard.scoring import ROLES
-from churnguard.storage import release_arrow_memory
+from churnguard.storage import PartitionNotFound, release_arrow_memory
 from churnguard.store import MonitoringStore
 
 if TYPE_CHECKING:
     from churnguard.context import DayContext
 
 __all__ = ["champion_history", "day_metrics", "delong_auc", "is_measured_failure", "measure_day",
-           "measured_failure_definition", "reference_metrics"]
+           "measured_failure_definition", "reference_metrics", "segment_aucs"]
 log = logging.getLogger(__name__)
 Y = "y"  # 1 = the dataset's positive class, in the joined labels
+SEGMENT = "segment:"  # prefix of a dataset segment's column in the joined labels
 STORED = ("labelled_rows", "roc_auc", "roc_auc_lower", "f1", "precision", "recall", "brier", "churn_rate")
 
 
@@ -145,7 +150,9 @@ def measure_day(ctx: DayContext) -> dict:
                 if day_failure(pooled, ref_auc, ref_f1, definition) is True:
                     (failures if version == pinned else earlier).append(observed_ds)
             rows.append(row)
-            measured.append({**row, "roc_auc_upper": metrics["roc_auc_upper"], "unknown_ids": unknown[observed_ds]})
+            measured.append({**row, "roc_auc_upper": metrics["roc_auc_upper"], "unknown_ids": unknown[observed_ds],
+                             "segments": segment_aucs(y, day[f"{role}_score"].to_numpy(), _segments_of(day, data_cfg),
+                                                      cfg.performance.segment_min_labels)})
     # A re-run of an old date leaves the days a later run measured (with more labels) as that run left them.
     later = {(r["observed_ds"], r["role"]) for r in store.rows("performance", since=(today + timedelta(days=1)),
                                                                  day_column="measured_ds")}
@@ -208,6 +215,7 @@ def _join_scores(root: DataRoot, labels: pd.DataFrame, data_cfg, scored: set[str
     check counted them). A day's scores are read a chunk at a time and matched by :func:`_match_ids`, so
     neither side's ids are copied or held twice."""
     id_col, frames, unknown = data_cfg.id.column, [], {}
+    segment_values: dict[str, dict[str, int]] = {col: {} for col in data_cfg.segments}  # value -> code, all days
     days = sorted(d for d in (str(d) for d in labels[OBSERVED].unique()) if d in scored)
     for observed_ds in days:
         day = _rows(labels, labels[OBSERVED] == observed_ds)
@@ -223,14 +231,73 @@ def _join_scores(root: DataRoot, labels: pd.DataFrame, data_cfg, scored: set[str
                 columns[name][at] = values[rows]
         known = np.flatnonzero(matcher.found)
         unknown[observed_ds] = int(len(ids) - len(known))
+        segments = _segment_codes(root, observed_ds, matcher, id_col, segment_values, len(ids))
         frames.append(pd.DataFrame({**{n: v[known] for n, v in columns.items()},
+                                    **{SEGMENT + col: codes[known] for col, codes in segments.items()},
                                     Y: day[Y].to_numpy()[known],
                                     OBSERVED: pd.Categorical.from_codes(np.full(len(known), len(frames)),
                                                                         categories=days)}))
         del ids, matcher, columns
     if not frames:
         return pd.DataFrame({OBSERVED: pd.Categorical([], categories=days), Y: np.zeros(0, np.int8)}), unknown
-    return pd.concat(frames, ignore_index=True), unknown
+    joined = pd.concat(frames, ignore_index=True)
+    for col, values in segment_values.items():  # codes are shared by every day: one set of categories fits all
+        joined[SEGMENT + col] = pd.Categorical.from_codes(joined[SEGMENT + col], categories=list(values))
+    return joined, unknown
+
+
+def _segment_codes(root: DataRoot, observed_ds: str, matcher: _IdMatcher, id_col: str,
+                   values: dict[str, dict[str, int]], n: int) -> dict[str, np.ndarray]:
+    """Per segment column, each labelled customer's value as a code into ``values`` (extended as values
+    appear; -1: none), read from the day's staged batch a chunk at a time. A batch no longer staged leaves
+    every code -1: its customers are counted without a segment, not guessed."""
+    codes = {col: np.full(n, -1, dtype=np.int32) for col in values}
+    if not values:
+        return codes
+    try:
+        for chunk in root.read_staged_chunks(observed_ds, columns=[id_col, *values]):
+            at, rows = matcher.match(pa.array(chunk[id_col], type=pa.large_string()))
+            for col, index in values.items():
+                chunk_codes, uniques = pd.factorize(chunk[col].take(rows))
+                remap = [index.setdefault(category_key(u), len(index)) for u in uniques]
+                codes[col][at] = np.array([*remap, -1], dtype=np.int32)[chunk_codes]
+    except PartitionNotFound:
+        log.info("performance: the batch of %s is no longer staged: no per-segment AUC for it", observed_ds)
+    return codes
+
+
+def _segments_of(day: pd.DataFrame, data_cfg) -> dict[str, pd.Series]:
+    return {col: day[SEGMENT + col] for col in data_cfg.segments if SEGMENT + col in day}
+
+
+def segment_aucs(y: np.ndarray, scores: np.ndarray, segments: dict[str, pd.Series], min_labels: int) -> dict:
+    """ROC AUC of the labelled customers of each segment value (``segments``: column -> each customer's value,
+    categorical). A value with fewer than ``min_labels`` labels, or of one class only, gets ``roc_auc`` None
+    and the ``reason``; customers without a value (their batch is no longer staged) are only counted.
+
+    >>> segment_aucs(np.array([0, 1, 0, 1]), np.array([.1, .9, .2, .8]),
+    ...              {"contract": pd.Series(pd.Categorical(["a"] * 4))}, 2)["contract"]["values"]["a"]["roc_auc"]
+    1.0
+    """
+    out = {}
+    for col, values in segments.items():
+        codes = values.cat.codes.to_numpy()
+        blocks = {}
+        for code, value in enumerate(values.cat.categories):
+            inside = codes == code
+            n, positives = int(inside.sum()), int(y[inside].sum())
+            if n == 0:
+                continue
+            block = {"labelled_rows": n, "positives": positives, "roc_auc": None, "reason": None}
+            if n < min_labels:
+                block["reason"] = f"{n} labels < performance.segment_min_labels {min_labels}"
+            elif positives in (0, n):
+                block["reason"] = f"one class only: {'all' if positives else 'none'} of {n} churned"
+            else:
+                block["roc_auc"] = delong_auc(y[inside], scores[inside])[0]
+            blocks[str(value)] = block
+        out[col] = {"values": blocks, "without_value": int((codes < 0).sum())}
+    return out
 
 
 def _days_between(days: pd.Series, first: str, last: str) -> pd.Series:

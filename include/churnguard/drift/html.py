@@ -152,7 +152,40 @@ def _page(rep: dict[str, Any], divs: list[str]) -> str:
         f"{rep['n_features']} features drifted; importance-weighted PSI {_fmt(rep['weighted_psi'])}; "
         f"{rep['n_rows']} rows; profile {html.escape(rep['profile_version'])}.</p>"
         "<table><tr><th>feature</th><th>kind</th><th>PSI</th><th>adjusted p</th><th>severity</th>"
-        f"<th>days drifted</th><th>notes</th></tr>{rows}</table>{''.join(divs)}</body></html>"
+        f"<th>days drifted</th><th>notes</th></tr>{rows}</table>{_segment_table(rep.get('segments'))}"
+        f"{''.join(divs)}</body></html>"
+    )
+
+
+def _segment_table(segments: dict[str, Any] | None) -> str:
+    """One row per segment value: its sizes, whether it was tested, and the features drifting within it."""
+    if not segments:
+        return ""
+    rows = []
+    for col, column in segments["columns"].items():
+        for value, block in column["values"].items():
+            drifted = [(n, f) for n, f in block["features"].items() if f["drifted"]]
+            listed = ", ".join(f"{n} ({_fmt(f['test'] and f['test'].get('p_adjusted'))})" for n, f in drifted)
+            severity = block["severity"] or "stable"
+            status = block["status"] if block["status"] == "tested" else block["reason"]
+            rows.append(
+                f"<tr><td>{html.escape(col)}</td><td>{html.escape(value)}</td><td>{block['n_reference']}</td>"
+                f"<td>{block['n_current']}</td><td>{html.escape(status)}</td>"
+                f"<td style='color:{_COLOURS[severity]}'>{block['severity'] or '–'}</td>"
+                f"<td>{html.escape(listed)}</td></tr>"
+            )
+        if column["unseen"] or column["missing"]:
+            unseen = ", ".join(f"{k} ({v})" for k, v in column["unseen"].items())
+            rows.append(
+                f"<tr><td>{html.escape(col)}</td><td colspan='6'>not in any segment: {column['missing']} missing"
+                f"{html.escape('; unseen ' + unseen) if unseen else ''}</td></tr>"
+            )
+    return (
+        f"<h2>Segments</h2><p>{segments['n_drifted']} drifted feature × segment pairs of {segments['n_tests']} "
+        f"tests ({html.escape(segments['correction'])} across the segment tests; segments under "
+        f"{segments['min_rows']} rows are not tested).</p><table><tr><th>segment</th><th>value</th>"
+        "<th>reference rows</th><th>batch rows</th><th>status</th><th>severity</th>"
+        f"<th>drifted features (adjusted p)</th></tr>{''.join(rows)}</table>"
     )
 
 

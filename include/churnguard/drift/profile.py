@@ -13,6 +13,13 @@ is a sample value) with ECDF ``(j + 1)/Q``. Between ``q_j`` and ``q_{j+1}`` the 
 ``[(j + ½)/Q, (j + 1½)/Q)``, so the summary's ECDF is within ``1/(2Q)`` of the sample's everywhere:
 the KS statistic is off by at most ``1/(2Q)``, and Wasserstein by at most ``(max - min)/(2Q)``
 (``ks_bound`` and ``wasserstein_bound`` in the summary).
+
+Segments
+--------
+When the dataset config names ``segments`` (binary/categorical columns), ``profile["segments"][col][value]``
+holds ``{"n", "numeric", "categorical"}``: the same summaries, fitted on the reference rows with that value
+(every feature but ``col``), so the daily report compares each segment without reading the training data
+again. Profiles fitted without segments have no ``segments`` key (and keep the version they had).
 """
 
 from __future__ import annotations
@@ -108,8 +115,36 @@ def fit_profile(
         "label": _label(labels, len(df)),
         "importance": _importance(importance, dataset_cfg.features),
     }
+    if dataset_cfg.segments:  # only then: a profile without segments keeps the content hash it always had
+        data["segments"] = {col: _segment_summaries(df, col, dataset_cfg, cfg) for col in dataset_cfg.segments}
     data["version"] = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
     return ReferenceProfile(data)
+
+
+def _segment_summaries(
+    df: pd.DataFrame, col: str, dataset_cfg: DatasetConfig, cfg: DriftConfig
+) -> dict[str, dict[str, Any]]:
+    """Per value of ``col`` (as text, most frequent first): row count and every other feature's summary."""
+    codes, uniques = pd.factorize(df[col])
+    keys = np.array([category_key(u) for u in uniques] + [None], dtype=object)[codes]  # code -1: missing
+    out = {}
+    for key in _category_summary(df[col], "categorical")["categories"]:
+        rows = df[keys == key]
+        out[key] = {
+            "n": len(rows),
+            "numeric": {c: numeric_summary(_as_float(rows[c]), cfg) for c in dataset_cfg.numeric},
+            "categorical": {
+                c: _category_summary(rows[c], "binary" if c in dataset_cfg.binary else "categorical")
+                for c in [*dataset_cfg.binary, *dataset_cfg.categorical]
+                if c != col
+            },
+        }
+    return out
+
+
+def segment_profiles(prof: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``prof["segments"]``, or no segments for a profile fitted before segments existed."""
+    return prof.get("segments") or {}
 
 
 def _as_float(values: Any) -> np.ndarray:

@@ -11,11 +11,15 @@ not grow with the batch. Decisions:
   missing rate changed by ``missing.max_change``; it is **critical** when PSI reaches the critical
   threshold;
 * the batch is **critical** when a feature or the prediction is critical or the share of drifted
-  features reaches ``dataset.drift_share``; **moderate** when anything drifted; else **stable**.
+  features reaches ``dataset.drift_share``; **moderate** when anything drifted; else **stable**;
+* with segments in the profile, every feature is also judged within each segment value by the same
+  rules, its tests corrected as a family of their own (``segments`` in SCHEMA.md); segment drift is
+  reported and raises no severity unless ``segments.raise_severity``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -32,10 +36,11 @@ from churnguard.config import DriftConfig, load_drift_config
 from churnguard.drift import stats
 from churnguard.drift.profile import (
     ReferenceProfile,
-    category_counts,
+    category_key,
     correlation_from_moments,
     correlation_moments,
     score_histogram,
+    segment_profiles,
 )
 
 SEVERITIES = ("stable", "moderate", "critical")
@@ -62,7 +67,8 @@ class DriftReport:
     correlation: dict[str, Any] | None
     config: dict[str, Any]
     chunked: bool
-    schema_version: int = 1
+    segments: dict[str, Any] | None = None
+    schema_version: int = 2
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,10 +158,104 @@ def _as_float(values: Any) -> np.ndarray:
 
 
 # --- accumulation ----------------------------------------------------------------------------------------
-class _NumericAcc:
-    """Grid counts, PSI-bin mapping and moments of one numeric column, chunk by chunk."""
+def _reference_grid(ref: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A numeric summary's grid (support ∪ PSI edges), its ECDF there, and each slot's PSI bin."""
+    summary = ref["summary"]
+    if summary is None:
+        return None
+    support = np.asarray(summary["values"], dtype=float)
+    edges = np.asarray(ref["edges"], dtype=float)
+    grid = np.union1d(support, edges)
+    at = np.searchsorted(support, grid, side="right") - 1
+    cdf = np.where(at >= 0, np.asarray(summary["cdf"])[np.maximum(at, 0)], 0.0)
+    # PSI bin of each grid slot: edges are grid points, so a slot never straddles an edge
+    slot_bins = np.concatenate([[0], np.searchsorted(edges, grid, side="right")])
+    return grid, cdf, slot_bins
 
-    def __init__(self, ref: Mapping[str, Any], keep_values: bool) -> None:
+
+@dataclass
+class _NumericView:
+    """One numeric reference and the batch counted on its grid: what a feature block is computed from."""
+
+    ref: Mapping[str, Any]
+    reference: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # grid, cdf, slot_bins
+    counts: stats.GridCounts | None
+    n_missing: int
+    n_total: int
+    current: dict[str, Any] | None = None  # batch moments (the pooled column only)
+    values: np.ndarray | None = None  # the in-memory batch, to make Wasserstein exact
+    slots: np.ndarray | None = None
+
+    def bin_counts(self) -> np.ndarray:
+        return np.bincount(
+            self.reference[2], weights=self.counts.counts, minlength=len(self.ref["edges"]) + 1
+        )
+
+
+def _zero_counts(size: int) -> stats.GridCounts:
+    return stats.GridCounts(np.zeros(size, dtype=np.int64), np.zeros(size), np.zeros(size, np.int64))
+
+
+MAX_PACKED_CELLS = 64  # segment value combinations one bincount counts; more would make numeric tables large
+
+
+@dataclass(frozen=True)
+class _Packing:
+    """Segment columns packed into one code per row, ``Σ stride · (value + 1)`` (0: no value), so that one
+    ``bincount`` counts a chunk by every one of them; a column's counts are a marginal of that table."""
+
+    columns: tuple[str, ...]
+    sizes: tuple[int, ...]  # each column's values + 1, the "no value" slot
+
+    @property
+    def cells(self) -> int:
+        return math.prod(self.sizes)
+
+    def pack(self, groups: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The code of each row from its value index per column (-1: none)."""
+        code = groups[self.columns[0]] + 1
+        for col, size in zip(self.columns[1:], self.sizes[1:], strict=True):
+            code = code * size + (groups[col] + 1)
+        return code
+
+    def marginal(self, table: np.ndarray, col: str) -> np.ndarray:
+        """``table`` (a row per code) summed over the other columns: a row per value of ``col``."""
+        axis = self.columns.index(col)
+        shaped = table.reshape(*self.sizes, *table.shape[1:])
+        return shaped.sum(axis=tuple(i for i in range(len(self.sizes)) if i != axis))[1:]
+
+
+def _packings(sizes: Mapping[str, int]) -> list[_Packing]:
+    """Segment columns (-> number of values) packed in order while their combinations fit MAX_PACKED_CELLS."""
+    packs: list[list[str]] = []
+    cells = MAX_PACKED_CELLS + 1
+    for col, k in sizes.items():
+        if cells * (k + 1) <= MAX_PACKED_CELLS:
+            packs[-1].append(col)
+            cells *= k + 1
+        else:
+            packs.append([col])
+            cells = k + 1
+    return [_Packing(tuple(p), tuple(sizes[c] + 1 for c in p)) for p in packs]
+
+
+class _NumericAcc:
+    """Grid counts and moments of one numeric column, chunk by chunk, overall and per segment value.
+
+    Values are binned once, on the union of the column's reference grid and its segment references'
+    grids (``segment_refs``: segment column -> one summary per segment value), then counted by packed
+    segment code (:class:`_Packing`) with one ``bincount``; each reference's counts are coarsened from
+    the union grid at the end. With an exact reference summary every segment grid is a subset of the
+    pooled one: the union adds no point.
+    """
+
+    def __init__(
+        self,
+        ref: Mapping[str, Any],
+        keep_values: bool,
+        segment_refs: Mapping[str, list[Mapping[str, Any]]],
+        packings: list[_Packing],
+    ) -> None:
         self.ref = ref
         self.n_missing = 0
         self.n_total = 0
@@ -164,26 +264,32 @@ class _NumericAcc:
         self.keep_values = keep_values
         self.values: np.ndarray | None = None
         self.slots: np.ndarray | None = None
-        summary = ref["summary"]
-        self.grid: np.ndarray | None = None
-        if summary is not None:
-            support = np.asarray(summary["values"], dtype=float)
-            edges = np.asarray(ref["edges"], dtype=float)
-            self.grid = np.union1d(support, edges)
-            at = np.searchsorted(support, self.grid, side="right") - 1
-            self.cdf = np.where(at >= 0, np.asarray(summary["cdf"])[np.maximum(at, 0)], 0.0)
-            # PSI bin of each grid slot: edges are grid points, so a slot never straddles an edge
-            self.slot_bins = np.concatenate([[0], np.searchsorted(edges, self.grid, side="right")])
+        self.reference = _reference_grid(ref)
+        self.segment_refs = segment_refs
+        self.segment_grids = {s: [_reference_grid(r) for r in refs] for s, refs in segment_refs.items()}
+        grids = [g[0] for g in [self.reference, *sum(self.segment_grids.values(), [])] if g is not None]
+        self.grid = functools.reduce(np.union1d, grids) if grids else None
+        self.packings = packings
+        if self.grid is not None:
             size = len(self.grid) + 1
-            self.counts = stats.GridCounts(
-                np.zeros(size, dtype=np.int64), np.zeros(size), np.zeros(size, np.int64)
-            )
+            self.counts = _zero_counts(size)
+            # per packing: counts, sums and ties, one row per packed code
+            self.packed_counts = [
+                [np.zeros((p.cells, size), np.int64), np.zeros((p.cells, size)), np.zeros((p.cells, size), np.int64)]
+                for p in packings
+            ]
+        self.packed_missing = [np.zeros(p.cells, np.int64) for p in packings]
 
-    def update(self, x: np.ndarray) -> None:
+    def update(self, x: np.ndarray, packed: list[np.ndarray]) -> None:
+        """Add a chunk; ``packed``: each row's code in each of the packings."""
         self.n_total += len(x)
         nan = np.isnan(x)
-        present = x[~nan] if nan.any() else x
+        has_nan = nan.any()
+        present = x[~nan] if has_nan else x
         self.n_missing += len(x) - len(present)
+        if has_nan:
+            for missing, codes, packing in zip(self.packed_missing, packed, self.packings, strict=True):
+                missing += np.bincount(codes[nan], minlength=packing.cells)
         if not len(present):
             return
         self.moments += (len(present), present.sum(), present @ present)
@@ -191,10 +297,16 @@ class _NumericAcc:
         if self.grid is None:
             return
         slots = stats.grid_slots(self.grid, present)
-        part = stats.grid_counts(self.grid, present, slots)
+        tied = stats.grid_ties(self.grid, present, slots)
+        part = stats.grid_counts(self.grid, present, slots, tied)
         self.counts = stats.GridCounts(
             self.counts.counts + part.counts, self.counts.sums + part.sums, self.counts.ties + part.ties
         )
+        for totals, codes, packing in zip(self.packed_counts, packed, self.packings, strict=True):
+            groups = codes[~nan] if has_nan else codes
+            parts = stats.grouped_grid_counts(len(self.grid) + 1, present, slots, tied, groups, packing.cells)
+            for total, add in zip(totals, parts, strict=True):
+                total += add
         if self.keep_values:  # one in-memory chunk: keep it to make Wasserstein exact
             self.values, self.slots = present, slots
 
@@ -211,18 +323,98 @@ class _NumericAcc:
             "std": math.sqrt(max(squares / n - mean**2, 0.0)),
         }
 
-    def bin_counts(self) -> np.ndarray:
-        return np.bincount(self.slot_bins, weights=self.counts.counts, minlength=len(self.ref["edges"]) + 1)
+    def view(self) -> _NumericView:
+        """The pooled column against its reference."""
+        view = _NumericView(self.ref, self.reference, None, self.n_missing, self.n_total, self.current())
+        if self.reference is None or self.grid is None:
+            return view
+        grid = self.reference[0]
+        if len(grid) == len(self.grid):  # the union added no point: counts and slots are already on it
+            view.counts, view.slots = self.counts, self.slots
+        else:
+            view.counts = stats.coarsen(self.counts, self.grid, grid)
+            if self.slots is not None:
+                view.slots = np.concatenate([[0], np.searchsorted(grid, self.grid, side="right")])[self.slots]
+        view.values = self.values
+        return view
+
+    def segment_view(self, col: str, index: int, n_total: int) -> _NumericView:
+        """The rows of segment value ``index`` of ``col`` against that segment's reference."""
+        reference = self.segment_grids[col][index]
+        at, packing = next((i, p) for i, p in enumerate(self.packings) if col in p.columns)
+        n_missing = int(packing.marginal(self.packed_missing[at], col)[index])
+        view = _NumericView(self.segment_refs[col][index], reference, None, n_missing, n_total)
+        if reference is not None and self.grid is not None:
+            counts, sums, ties = (packing.marginal(part, col)[index] for part in self.packed_counts[at])
+            view.counts = stats.coarsen(stats.GridCounts(counts, sums, ties), self.grid, reference[0])
+        return view
+
+
+def _factorize(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each row's category code (-1: missing) and the categories as text (:func:`category_key`)."""
+    codes, uniques = pd.factorize(values)
+    return codes, [category_key(u) for u in uniques]
+
+
+def _add_counts(into: dict[str, int], keys: list[str], counts: np.ndarray) -> None:
+    for key, count in zip(keys, counts.tolist(), strict=True):
+        if count:  # two raw values may share a key (1 and 1.0): add, never overwrite
+            into[key] = into.get(key, 0) + count
+
+
+class _CategoricalAcc:
+    """Category counts and missing count of ``column``, chunk by chunk, overall and per segment value of
+    every segment column but itself (within its own segments a column is constant)."""
+
+    def __init__(self, column: str, packings: list[_Packing]) -> None:
+        self.counts: dict[str, int] = {}
+        self.n_missing = 0
+        self.column = column
+        self.packings = packings
+        segments = [(c, size - 1) for p in packings for c, size in zip(p.columns, p.sizes, strict=True) if c != column]
+        self.segment_counts = {c: [{} for _ in range(k)] for c, k in segments}
+        self.segment_missing = {c: np.zeros(k, np.int64) for c, k in segments}
+
+    def update(self, factorized: tuple[np.ndarray, list[str]], packed: list[np.ndarray]) -> None:
+        codes, keys = factorized
+        width = len(keys) + 1  # slot 0: missing
+        cells = codes + 1
+        per_key = np.bincount(cells, minlength=width)
+        self.n_missing += int(per_key[0])
+        _add_counts(self.counts, keys, per_key[1:])
+        for packing, segment_codes in zip(self.packings, packed, strict=True):
+            joint = segment_codes * width
+            joint += cells  # in place: one temporary the size of the chunk per job, not two
+            table = np.bincount(joint, minlength=packing.cells * width).reshape(packing.cells, width)
+            del joint
+            for col in packing.columns:
+                if col == self.column:
+                    continue
+                marginal = packing.marginal(table, col)
+                self.segment_missing[col] += marginal[:, 0]
+                for counts, row in zip(self.segment_counts[col], marginal, strict=True):
+                    _add_counts(counts, keys, row[1:])
 
 
 class _Accumulator:
     def __init__(self, prof: Mapping[str, Any], keep_values: bool) -> None:
         self.prof = prof
         self.n_rows = 0
-        self.numeric = {col: _NumericAcc(ref, keep_values) for col, ref in prof["numeric"].items()}
-        self.categorical = {col: [{}, 0] for col in prof["categorical"]}  # counts, missing
+        segments = segment_profiles(prof)
+        self.segment_values = {col: list(values) for col, values in segments.items()}
+        self.packings = _packings({col: len(values) for col, values in segments.items()})
+        self.numeric = {
+            col: _NumericAcc(
+                ref,
+                keep_values,
+                {s: [v["numeric"][col] for v in values.values()] for s, values in segments.items()},
+                self.packings,
+            )
+            for col, ref in prof["numeric"].items()
+        }
+        self.categorical = {col: _CategoricalAcc(col, self.packings) for col in prof["categorical"]}
         pred = prof.get("prediction")
-        self.scores = _NumericAcc(pred, keep_values) if pred else None
+        self.scores = _NumericAcc(pred, keep_values, {}, []) if pred else None
         self.score_hist = (
             np.zeros(len(pred["histogram"]["edges"]) - 1) if pred and "histogram" in pred else None
         )
@@ -247,12 +439,18 @@ class _Accumulator:
         if missing:
             raise ValueError(f"batch lacks feature column(s) {', '.join(missing)}")
         self.n_rows += len(chunk)
+        # segment columns are factorized first (once: their own counts reuse it), then every job groups by them
+        segment_columns = list(self.segment_values)
+        factorized = dict(zip(segment_columns, pool.map(_factorize, [chunk[c] for c in segment_columns]), strict=True))
+        groups = {col: _segment_groups(factorized[col], values) for col, values in self.segment_values.items()}
+        packed = [packing.pack(groups) for packing in self.packings]
+        del groups  # packed, they are not needed while the jobs run
         numeric = {col: _as_float(chunk[col]) for col in self.numeric}
-        jobs = [pool.submit(acc.update, numeric[col]) for col, acc in self.numeric.items()]
-        jobs += [pool.submit(self._count, col, chunk[col]) for col in self.categorical]
+        jobs = [pool.submit(acc.update, numeric[col], packed) for col, acc in self.numeric.items()]
+        jobs += [pool.submit(self._count, col, chunk[col], factorized.get(col), packed) for col in self.categorical]
         if scores is not None and self.scores is not None:
             self.seen_scores = True
-            jobs.append(pool.submit(self.scores.update, scores))
+            jobs.append(pool.submit(self.scores.update, scores, []))
             if self.score_hist is not None:
                 self.score_hist += score_histogram(
                     scores, np.asarray(self.prof["prediction"]["histogram"]["edges"])
@@ -267,12 +465,15 @@ class _Accumulator:
         for job in jobs:
             job.result()
 
-    def _count(self, col: str, values: pd.Series) -> None:
-        counts, n_missing = category_counts(values)
-        state = self.categorical[col]
-        for key, count in counts.items():
-            state[0][key] = state[0].get(key, 0) + count
-        state[1] += n_missing
+    def _count(self, col: str, values: pd.Series, factorized, packed: list[np.ndarray]) -> None:
+        self.categorical[col].update(factorized or _factorize(values), packed)
+
+
+def _segment_groups(factorized: tuple[np.ndarray, list[str]], values: list[str]) -> np.ndarray:
+    """Each row's segment value index, -1 for a missing or unseen segment value (counted, not tested)."""
+    codes, keys = factorized
+    index = {key: i for i, key in enumerate(values)}
+    return np.array([index.get(key, -1) for key in keys] + [-1], dtype=np.intp)[codes]
 
 
 # --- decisions -------------------------------------------------------------------------------------------
@@ -286,20 +487,29 @@ def _decide(
     importance = prof.get("importance")
     names = [*prof["numeric"], *prof["categorical"]]
     weights = importance or {name: 1 / len(names) for name in names}
-    features = {col: _numeric_feature(a, cfg) for col, a in acc.numeric.items()}
+    features = {col: _numeric_feature(a.view(), cfg) for col, a in acc.numeric.items()}
     features |= {
-        col: _categorical_feature(prof["categorical"][col], *acc.categorical[col], acc.n_rows, cfg)
-        for col in prof["categorical"]
+        col: _categorical_feature(
+            prof["categorical"][col], a.counts, a.n_missing, acc.n_rows, cfg
+        )
+        for col, a in acc.categorical.items()
     }
     tested = [name for name in names if features[name]["test"] is not None]
     adjusted = stats.adjust_p_values([features[n]["test"]["p_value"] for n in tested], cfg.tests.correction)
     for name, p_adj in zip(tested, adjusted, strict=True):
         features[name]["test"]["p_adjusted"] = p_adj
+    segments = _segments(prof, acc, cfg)
     for name in names:
         feature = features[name]
         feature["importance"] = weights.get(name, 0.0)
         feature["weighted_psi"] = None if feature["psi"] is None else weights.get(name, 0.0) * feature["psi"]
+        feature["segment_drift"] = [
+            f"{d['segment']}={d['value']}" for d in (segments or {}).get("drifted", []) if d["feature"] == name
+        ]
         feature["severity"] = _feature_severity(feature, cfg)
+        if feature["segment_drift"] and cfg.segments.raise_severity and feature["severity"] == "stable":
+            feature["severity"] = "moderate"  # drift within a segment warns; only the pooled PSI is critical
+            feature["notes"].append("segment_drift")
         feature["drifted"] = feature["severity"] != "stable"
         feature["drift_days"] = _drift_days(name, feature["drifted"], history)
     prediction = _prediction(prof, acc, cfg)
@@ -330,8 +540,81 @@ def _decide(
         correlation=correlation,
         config=cfg.model_dump(),
         chunked=chunked,
+        segments=segments,
         notes=notes,
     )
+
+
+# A segment's feature block: the pooled block without the plots' detail (bins, category counts, moments).
+SEGMENT_FEATURE_KEYS = ("kind", "psi", "psi_threshold", "js_distance", "test", "missing_rate", "unseen", "notes")
+
+
+def _segments(prof: Mapping[str, Any], acc: _Accumulator, cfg: DriftConfig) -> dict[str, Any] | None:
+    """Every feature within every segment value big enough on both sides, corrected as one family.
+
+    The family is the segment tests alone (not pooled with the per-feature tests), so adding segments
+    never makes the pooled tests less sensitive; see SCHEMA.md.
+    """
+    profiles = segment_profiles(prof)
+    if not profiles:
+        return None
+    min_rows = cfg.segments.min_rows
+    columns: dict[str, Any] = {}
+    for col, values in profiles.items():
+        seen = acc.categorical[col]
+        blocks = {}
+        for index, (value, ref) in enumerate(values.items()):
+            n_cur = seen.counts.get(value, 0)
+            block: dict[str, Any] = {"n_reference": ref["n"], "n_current": n_cur}
+            if min(ref["n"], n_cur) < min_rows:
+                side = "reference" if ref["n"] < min_rows else "batch"
+                blocks[value] = {**block, "status": "too_small", "reason": f"{min(ref['n'], n_cur)} rows in the "
+                                 f"{side} < segments.min_rows {min_rows}: not tested", "severity": None,
+                                 "n_drifted": 0, "features": {}}
+                continue
+            features = {c: _numeric_feature(a.segment_view(col, index, n_cur), cfg) for c, a in acc.numeric.items()}
+            features |= {
+                c: _categorical_feature(
+                    ref["categorical"][c], a.segment_counts[col][index], int(a.segment_missing[col][index]), n_cur, cfg
+                )
+                for c, a in acc.categorical.items()
+                if c != col
+            }
+            compact = {c: {k: f[k] for k in SEGMENT_FEATURE_KEYS if k in f} for c, f in features.items()}
+            blocks[value] = {**block, "status": "tested", "reason": None, "features": compact}
+        unseen = {k: v for k, v in seen.counts.items() if k not in values}
+        columns[col] = {"values": blocks, "unseen": unseen, "missing": seen.n_missing}
+    tested = [
+        (f, c, v) for c, col in columns.items() for v, b in col["values"].items()
+        for f in b["features"].values() if f["test"] is not None
+    ]
+    adjusted = stats.adjust_p_values([f["test"]["p_value"] for f, _, _ in tested], cfg.tests.correction)
+    for (feature, _, _), p_adj in zip(tested, adjusted, strict=True):
+        feature["test"]["p_adjusted"] = p_adj
+    drifted = []
+    for col, column in columns.items():
+        for value, block in column["values"].items():
+            for name, feature in block["features"].items():
+                feature["severity"] = _feature_severity(feature, cfg)
+                feature["drifted"] = feature["severity"] != "stable"
+                if feature["drifted"]:
+                    drifted.append({"segment": col, "value": value, "feature": name, "severity": feature["severity"],
+                                    "psi": feature["psi"], "p_adjusted": (feature["test"] or {}).get("p_adjusted")})
+            if block["status"] == "tested":
+                levels = [f["severity"] for f in block["features"].values()]
+                block["severity"] = max(levels, key=SEVERITIES.index, default="stable")
+                block["n_drifted"] = sum(f["drifted"] for f in block["features"].values())
+    levels = [d["severity"] for d in drifted]
+    return {
+        "family": "segments",
+        "correction": cfg.tests.correction,
+        "n_tests": len(tested),
+        "min_rows": min_rows,
+        "severity": max(levels, key=SEVERITIES.index, default="stable"),
+        "n_drifted": len(drifted),
+        "drifted": drifted,
+        "columns": columns,
+    }
 
 
 def _missing(ref_rate: float, n_missing: int, n_total: int) -> dict[str, Any]:
@@ -369,23 +652,23 @@ def _empty_feature(kind: str, missing: dict[str, Any], notes: list[str]) -> dict
     }
 
 
-def _numeric_feature(acc: _NumericAcc, cfg: DriftConfig) -> dict[str, Any]:
-    ref = acc.ref
-    missing = _missing(ref["missing_rate"], acc.n_missing, acc.n_total)
-    current = acc.current()
+def _numeric_feature(view: _NumericView, cfg: DriftConfig) -> dict[str, Any]:
+    ref = view.ref
+    missing = _missing(ref["missing_rate"], view.n_missing, view.n_total)
     notes = []
-    if acc.grid is None:
+    if view.reference is None:
         notes.append("all_missing_reference")
-    if current["n"] == 0:
-        notes.append("all_missing_current" if acc.n_total else "empty_batch")
+    if view.n_total == view.n_missing:
+        notes.append("all_missing_current" if view.n_total else "empty_batch")
     if notes:
-        return {**_empty_feature("numeric", missing, notes), "current": current, "wasserstein": None}
+        return {**_empty_feature("numeric", missing, notes), "current": view.current, "wasserstein": None}
     if ref["min"] == ref["max"]:
         notes.append("constant_reference")
+    grid, cdf, _ = view.reference
     ref_bins = np.asarray(ref["bin_counts"], dtype=float)
-    cur_bins = acc.bin_counts()
-    ks = stats.ks_test(acc.grid, acc.cdf, ref["n"], acc.counts)
-    distance, batch_bound = stats.wasserstein(acc.grid, acc.cdf, acc.counts, acc.values, acc.slots)
+    cur_bins = view.bin_counts()
+    ks = stats.ks_test(grid, cdf, ref["n"], view.counts)
+    distance, batch_bound = stats.wasserstein(grid, cdf, view.counts, view.values, view.slots)
     bound = ref["summary"]["wasserstein_bound"] + batch_bound
     scale = ref["std"] if ref["std"] > 0 else None
     return {
@@ -405,7 +688,7 @@ def _numeric_feature(acc: _NumericAcc, cfg: DriftConfig) -> dict[str, Any]:
             "normalised_bound": None if scale is None else bound / scale,
         },
         "missing_rate": missing,
-        "current": current,
+        "current": view.current,
         "notes": notes,
         "bins": {"edges": ref["edges"], "reference": ref_bins.tolist(), "current": cur_bins.tolist()},
     }
@@ -488,7 +771,7 @@ def _drift_days(name: str, drifted: bool, history: list[Mapping[str, Any]]) -> i
 def _prediction(prof: Mapping[str, Any], acc: _Accumulator, cfg: DriftConfig) -> dict[str, Any] | None:
     if acc.scores is None or not acc.seen_scores:
         return None
-    feature = _numeric_feature(acc.scores, cfg)
+    feature = _numeric_feature(acc.scores.view(), cfg)
     if feature["test"] is not None:
         feature["test"]["p_adjusted"] = feature["test"]["p_value"]  # a single test: nothing to correct
     feature["severity"] = _feature_severity(feature, cfg)

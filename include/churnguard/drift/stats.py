@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
-from scipy.special import rel_entr
+from scipy.special import chdtrc, gammaincinv, rel_entr
 
 
 def psi(ref_counts: np.ndarray, cur_counts: np.ndarray, epsilon: float) -> float:
@@ -42,7 +42,8 @@ def chance_psi(k: int, n_ref: int, n_cur: int, quantile: float) -> float:
     if k < 2 or n_ref == 0 or n_cur == 0:
         return 0.0
     n_eff = n_ref * n_cur / (n_ref + n_cur)
-    return float(sps.chi2.ppf(quantile, k - 1) / n_eff)
+    # chi2.ppf's own formula, without the distribution object's overhead (~0.1 ms a call, 100+ calls a report)
+    return float(2 * gammaincinv((k - 1) / 2, quantile) / n_eff)
 
 
 def js_distance(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
@@ -76,7 +77,7 @@ def chi2_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> TestResult:
         return TestResult(0.0, 1.0, 0.0)  # one category on both sides: nothing to compare
     expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
     statistic = float(((table - expected) ** 2 / expected).sum())
-    p_value = float(sps.chi2.sf(statistic, table.shape[1] - 1))
+    p_value = float(chdtrc(table.shape[1] - 1, statistic))  # = chi2.sf, without the distribution object
     return TestResult(statistic, p_value, float(np.sqrt(statistic / table.sum())))
 
 
@@ -103,14 +104,50 @@ def grid_slots(grid: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.searchsorted(grid, x, side="right")
 
 
-def grid_counts(grid: np.ndarray, x: np.ndarray, slots: np.ndarray) -> GridCounts:
+def grid_ties(grid: np.ndarray, x: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Which values equal the grid point at the bottom of their slot."""
+    return (slots > 0) & (x == grid[np.maximum(slots - 1, 0)])
+
+
+def grid_counts(grid: np.ndarray, x: np.ndarray, slots: np.ndarray, tied: np.ndarray | None = None) -> GridCounts:
     size = len(grid) + 1
-    below = grid[np.maximum(slots - 1, 0)]
-    tied = (slots > 0) & (x == below)
+    tied = grid_ties(grid, x, slots) if tied is None else tied
     return GridCounts(
         np.bincount(slots, minlength=size),
         np.bincount(slots, weights=x, minlength=size),
         np.bincount(slots[tied], minlength=size),
+    )
+
+
+def grouped_grid_counts(
+    size: int, x: np.ndarray, slots: np.ndarray, tied: np.ndarray, groups: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`grid_counts` of each group at once: ``(n_groups, size)`` counts, sums and ties.
+
+    ``groups`` holds each value's group in ``0..n_groups-1``.
+    """
+    cell = groups * size
+    cell += slots  # in place: one temporary the size of the chunk, not two
+    shape, length = (n_groups, size), n_groups * size
+    return (
+        np.bincount(cell, minlength=length).reshape(shape),
+        np.bincount(cell, weights=x, minlength=length).reshape(shape),
+        np.bincount(cell[tied], minlength=length).reshape(shape),
+    )
+
+
+def coarsen(counts: GridCounts, grid: np.ndarray, target: np.ndarray) -> GridCounts:
+    """Counts on ``grid`` re-expressed on ``target``, a subset of its points (exact: slots nest).
+
+    A fine slot starting at a target point carries that point's ties; the others carry none.
+    """
+    slot = np.concatenate([[0], np.searchsorted(target, grid, side="right")])
+    starts = np.concatenate([[False], np.isin(grid, target)])
+    size = len(target) + 1
+    return GridCounts(
+        np.bincount(slot, weights=counts.counts, minlength=size).astype(np.int64),
+        np.bincount(slot, weights=counts.sums, minlength=size),
+        np.bincount(slot[starts], weights=counts.ties[starts], minlength=size).astype(np.int64),
     )
 
 
