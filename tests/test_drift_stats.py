@@ -11,7 +11,7 @@ from scipy.spatial.distance import jensenshannon
 from churnguard.config import load_dataset_config, load_drift_config
 from churnguard.data import load_reference, split_reference
 from churnguard.drift import drift_report, fit_profile
-from churnguard.drift.stats import adjust_p_values, chance_psi, chi2_test, js_distance, psi
+from churnguard.drift.stats import adjust_p_values, chance_psi, chi2_sf, chi2_test, js_distance, psi
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +141,9 @@ def test_holm_and_benjamini_hochberg_adjusted_p_values():
     assert adjust_p_values([0.9, 0.8], "holm") == [1.0, 1.0]
     with pytest.raises(ValueError, match="holm"):
         adjust_p_values(p, "bonferroni")
+
+
+def test_chi2_survival_function_is_scipys_to_the_bit():
+    for df in (1, 2, 3, 9):
+        for statistic in (0.0, 1e-9, 0.3, 2.0, 11.07, 45.5, 400.0):
+            assert chi2_sf(statistic, df) == float(sps.chi2.sf(statistic, df))

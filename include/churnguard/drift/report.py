@@ -16,13 +16,14 @@ not grow with the batch. Decisions:
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from churnguard.drift import stats
 from churnguard.drift.profile import (
     ReferenceProfile,
     category_counts,
+    category_key,
     correlation_from_moments,
     correlation_moments,
     score_histogram,
@@ -41,6 +43,8 @@ from churnguard.drift.profile import (
 SEVERITIES = ("stable", "moderate", "critical")
 PARQUET_BATCH_ROWS = 1 << 18
 WORKERS = min(4, os.cpu_count() or 1)
+_SCORES = "\0scores"  # the model scores' key among the grids (no feature column can be named so)
+THREADED_ROWS = 20_000  # below this, starting and waking threads costs more than the columns' work
 Batch = pd.DataFrame | str | Path | Iterable[pd.DataFrame]
 
 
@@ -66,7 +70,8 @@ class DriftReport:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self))
+        # _clean copies every container, so the deep copy of dataclasses.asdict would be done twice
+        return _clean({f.name: getattr(self, f.name) for f in fields(self)})
 
     def drifted_features(self) -> list[str]:
         return [name for name, f in self.features.items() if f["drifted"]]
@@ -99,7 +104,8 @@ def drift_report(
     acc = _Accumulator(prof, keep_values=in_memory)
     chunks = _chunks(batch_df, acc.columns(scores, labels))
     # columns are independent and numpy/arrow release the GIL while binning, so threads overlap them
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+    threaded = not in_memory or len(batch_df) >= THREADED_ROWS
+    with ThreadPoolExecutor(max_workers=WORKERS) if threaded else _InlineExecutor() as pool:
         for offset, chunk in _with_offsets(chunks):
             acc.update(
                 chunk,
@@ -110,6 +116,80 @@ def drift_report(
     if in_memory and scores is not None and not isinstance(scores, str) and len(scores) != acc.n_rows:
         raise ValueError(f"scores has {len(scores)} values for {acc.n_rows} batch rows")
     return _decide(prof, acc, cfg, history or [], chunked=not in_memory)
+
+
+def drift_reports(
+    profile: ReferenceProfile | Mapping[str, Any],
+    batches: pd.DataFrame,
+    offsets: Sequence[int],
+    drift_cfg: DriftConfig | None = None,
+    scores: Any = None,
+) -> list[DriftReport]:
+    """:func:`drift_report` of each of several batches stacked in one frame (batch ``i`` is rows
+    ``offsets[i]:offsets[i + 1]``, ``scores`` aligned with the frame), the same as one call per batch.
+
+    For many small batches (a simulated trajectory's days): columns are converted, categories counted
+    and the reference grids built once for all batches instead of once per batch.
+    """
+    prof = profile.data if isinstance(profile, ReferenceProfile) else ReferenceProfile.from_dict(profile).data
+    cfg = drift_cfg or load_drift_config()
+    missing = [c for c in [*prof["numeric"], *prof["categorical"]] if c not in batches.columns]
+    if missing:
+        raise ValueError(f"batch lacks feature column(s) {', '.join(missing)}")
+    if scores is not None and len(scores) != len(batches):
+        raise ValueError(f"scores has {len(scores)} values for {len(batches)} batch rows")
+    grids = {col: _Grid.of(ref) for col, ref in prof["numeric"].items() if ref["summary"] is not None}
+    pred = prof.get("prediction")
+    if pred and pred["summary"] is not None:
+        grids[_SCORES] = _Grid.of(pred)
+    numeric = {col: _as_float(batches[col]) for col in prof["numeric"]}
+    counted = {col: _category_counts_by_batch(batches[col], offsets) for col in prof["categorical"]}
+    all_scores = None if scores is None else _as_float(np.asarray(scores))
+    pool = _InlineExecutor()
+    reports = []
+    for i, (lo, hi) in enumerate(itertools.pairwise(offsets)):
+        acc = _Accumulator(prof, keep_values=True, grids=grids)
+        rows = slice(int(lo), int(hi))
+        acc.add(hi - lo, {col: x[rows] for col, x in numeric.items()},
+                None if all_scores is None else all_scores[rows], None, pool)
+        for col, per_batch in counted.items():
+            acc.add_counts(col, *per_batch[i])
+        reports.append(_decide(prof, acc, cfg, [], chunked=False))
+    return reports
+
+
+def _category_counts_by_batch(values: pd.Series, offsets: Sequence[int]) -> list[tuple[dict[str, int], int]]:
+    """:func:`category_counts` of each batch's rows, keys in the order of first appearance in the batch
+    (as ``value_counts(sort=False)`` lists them), from one factorisation of the whole column."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    keys = [category_key(u) for u in uniques]
+    n_batches, width = len(offsets) - 1, len(uniques) + 1  # slot 0: missing
+    batch_of_row = np.repeat(np.arange(n_batches), np.diff(offsets))
+    cell = batch_of_row * width + codes + 1
+    counts = np.bincount(cell, minlength=n_batches * width).reshape(n_batches, width)
+    first = np.full(n_batches * width, len(values))
+    np.minimum.at(first, cell, np.arange(len(values)))
+    first = first.reshape(n_batches, width)
+    out = []
+    for i in range(n_batches):
+        found: dict[str, int] = {}
+        for j in np.argsort(first[i, 1:], kind="stable"):
+            if counts[i, j + 1]:
+                found[keys[j]] = found.get(keys[j], 0) + int(counts[i, j + 1])
+        out.append((found, int(counts[i, 0])))
+    return out
+
+
+class _InlineExecutor(Executor):
+    """Runs each submitted call at once, in the caller's thread."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # raised by result(), as a pool would
+            future.set_exception(exc)
+        return future
 
 
 # --- reading ---------------------------------------------------------------------------------------------
@@ -152,10 +232,29 @@ def _as_float(values: Any) -> np.ndarray:
 
 
 # --- accumulation ----------------------------------------------------------------------------------------
+class _Grid(NamedTuple):
+    """The reference value grid of a numeric column, its ECDF, and the PSI bin of each grid slot."""
+
+    grid: np.ndarray
+    cdf: np.ndarray
+    slot_bins: np.ndarray
+
+    @classmethod
+    def of(cls, ref: Mapping[str, Any]) -> _Grid:
+        summary = ref["summary"]
+        support = np.asarray(summary["values"], dtype=float)
+        edges = np.asarray(ref["edges"], dtype=float)
+        grid = np.union1d(support, edges)
+        at = np.searchsorted(support, grid, side="right") - 1
+        cdf = np.where(at >= 0, np.asarray(summary["cdf"])[np.maximum(at, 0)], 0.0)
+        # PSI bin of each grid slot: edges are grid points, so a slot never straddles an edge
+        return cls(grid, cdf, np.concatenate([[0], np.searchsorted(edges, grid, side="right")]))
+
+
 class _NumericAcc:
     """Grid counts, PSI-bin mapping and moments of one numeric column, chunk by chunk."""
 
-    def __init__(self, ref: Mapping[str, Any], keep_values: bool) -> None:
+    def __init__(self, ref: Mapping[str, Any], keep_values: bool, grid: _Grid | None = None) -> None:
         self.ref = ref
         self.n_missing = 0
         self.n_total = 0
@@ -164,16 +263,9 @@ class _NumericAcc:
         self.keep_values = keep_values
         self.values: np.ndarray | None = None
         self.slots: np.ndarray | None = None
-        summary = ref["summary"]
         self.grid: np.ndarray | None = None
-        if summary is not None:
-            support = np.asarray(summary["values"], dtype=float)
-            edges = np.asarray(ref["edges"], dtype=float)
-            self.grid = np.union1d(support, edges)
-            at = np.searchsorted(support, self.grid, side="right") - 1
-            self.cdf = np.where(at >= 0, np.asarray(summary["cdf"])[np.maximum(at, 0)], 0.0)
-            # PSI bin of each grid slot: edges are grid points, so a slot never straddles an edge
-            self.slot_bins = np.concatenate([[0], np.searchsorted(edges, self.grid, side="right")])
+        if ref["summary"] is not None:
+            self.grid, self.cdf, self.slot_bins = grid or _Grid.of(ref)
             size = len(self.grid) + 1
             self.counts = stats.GridCounts(
                 np.zeros(size, dtype=np.int64), np.zeros(size), np.zeros(size, np.int64)
@@ -216,13 +308,18 @@ class _NumericAcc:
 
 
 class _Accumulator:
-    def __init__(self, prof: Mapping[str, Any], keep_values: bool) -> None:
+    def __init__(
+        self, prof: Mapping[str, Any], keep_values: bool, grids: Mapping[str, _Grid | None] | None = None
+    ) -> None:
         self.prof = prof
         self.n_rows = 0
-        self.numeric = {col: _NumericAcc(ref, keep_values) for col, ref in prof["numeric"].items()}
+        grids = grids or {}
+        self.numeric = {
+            col: _NumericAcc(ref, keep_values, grids.get(col)) for col, ref in prof["numeric"].items()
+        }
         self.categorical = {col: [{}, 0] for col in prof["categorical"]}  # counts, missing
         pred = prof.get("prediction")
-        self.scores = _NumericAcc(pred, keep_values) if pred else None
+        self.scores = _NumericAcc(pred, keep_values, grids.get(_SCORES)) if pred else None
         self.score_hist = (
             np.zeros(len(pred["histogram"]["edges"]) - 1) if pred and "histogram" in pred else None
         )
@@ -241,15 +338,27 @@ class _Accumulator:
         chunk: pd.DataFrame,
         scores: np.ndarray | None,
         labels: np.ndarray | None,
-        pool: ThreadPoolExecutor,
+        pool: Executor,
     ) -> None:
         missing = [c for c in [*self.numeric, *self.categorical] if c not in chunk.columns]
         if missing:
             raise ValueError(f"batch lacks feature column(s) {', '.join(missing)}")
-        self.n_rows += len(chunk)
         numeric = {col: _as_float(chunk[col]) for col in self.numeric}
-        jobs = [pool.submit(acc.update, numeric[col]) for col, acc in self.numeric.items()]
-        jobs += [pool.submit(self._count, col, chunk[col]) for col in self.categorical]
+        jobs = [pool.submit(self._count, col, chunk[col]) for col in self.categorical]
+        self.add(len(chunk), numeric, scores, labels, pool, jobs)
+
+    def add(
+        self,
+        n_rows: int,
+        numeric: Mapping[str, np.ndarray],
+        scores: np.ndarray | None,
+        labels: np.ndarray | None,
+        pool: Executor,
+        jobs: list[Future] | None = None,
+    ) -> None:
+        """Everything but the categories (counted by the caller) of ``n_rows`` rows; waits for ``jobs``."""
+        self.n_rows += n_rows
+        jobs = [*(jobs or []), *(pool.submit(acc.update, numeric[col]) for col, acc in self.numeric.items())]
         if scores is not None and self.scores is not None:
             self.seen_scores = True
             jobs.append(pool.submit(self.scores.update, scores))
@@ -268,7 +377,9 @@ class _Accumulator:
             job.result()
 
     def _count(self, col: str, values: pd.Series) -> None:
-        counts, n_missing = category_counts(values)
+        self.add_counts(col, *category_counts(values))
+
+    def add_counts(self, col: str, counts: Mapping[str, int], n_missing: int) -> None:
         state = self.categorical[col]
         for key, count in counts.items():
             state[0][key] = state[0].get(key, 0) + count
