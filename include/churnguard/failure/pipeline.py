@@ -32,7 +32,7 @@ from churnguard.failure.evaluation import BASELINES, VISIBLE_EXCLUDED, alert_met
 from churnguard.failure.features import feature_frame, feature_names
 from churnguard.failure.model import FailureModel, fit_failure_model
 from churnguard.failure.signals import champion_reference
-from churnguard.failure.trajectories import simulate_trajectory, trajectory_specs
+from churnguard.failure.trajectories import cached_trajectory, simulate_trajectory, trajectory_specs
 from churnguard.progress import progress
 from churnguard.storage import Storage, frame_to_parquet_bytes, open_storage
 
@@ -93,19 +93,27 @@ def _simulate_one(args: tuple) -> pd.DataFrame:
 def simulate_trajectories(count: int | None = None, horizon: int | None = None,
                           tolerance: float | None = None, workers: int = 1,
                           storage: Storage | None = None, use_registry: bool = True) -> dict:
-    """Simulate the trajectory mix (cached per trajectory) and store its per-day table."""
+    """Simulate the trajectory mix (cached per trajectory; ``workers`` processes simulate the ones not
+    cached yet) and store its per-day table."""
     storage, cfg = storage or open_storage(), failure_config(horizon, tolerance)
     dataset_cfg = load_dataset_config()
     model, champion = champion_model(dataset_cfg, use_registry)
     reference, profile = build_champion_reference(model, dataset_cfg)
     specs = trajectory_specs(cfg, count)
-    jobs = [(spec, model, reference, profile, dataset_cfg, cfg) for spec in specs]
+    found = {s.trajectory: cached_trajectory(s, reference, profile, cfg) for s in specs}
+    todo = [s for s in specs if found[s.trajectory] is None]
+    workers = max(1, min(workers, len(todo)))
+    log.info("%d trajectories: %d cached, %d to simulate in %d process(es)", len(specs),
+             len(specs) - len(todo), len(todo), workers)
+    jobs = [(spec, model, reference, profile, dataset_cfg, cfg) for spec in todo]
     if workers > 1:
         # spawn, not fork: a forked child inherits OpenMP state of xgboost and can hang
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            frames = list(progress(pool.map(_simulate_one, jobs), len(jobs), "simulate trajectories"))
+            simulated = list(progress(pool.map(_simulate_one, jobs), len(jobs), "simulate trajectories"))
     else:
-        frames = [_simulate_one(job) for job in progress(jobs, len(jobs), "simulate trajectories")]
+        simulated = [_simulate_one(job) for job in progress(jobs, len(jobs), "simulate trajectories")]
+    found |= {spec.trajectory: frame for spec, frame in zip(todo, simulated, strict=True)}
+    frames = [found[s.trajectory] for s in specs]
     table = pd.concat(frames, ignore_index=True)
     ref_key = DataRoot.failure_key("reference", _hash(reference), ".json")
     storage.write_bytes(ref_key, json.dumps(reference).encode())
