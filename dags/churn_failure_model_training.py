@@ -7,7 +7,8 @@ trajectories, and make it `failure-model@champion`.
 `simulate_trajectories` → `build_dataset` → `train_model` → `evaluate_model` → `register_model`
 
 * Every scenario family gets the same number of trajectories, with random intensities and onsets;
-  simulated trajectories are cached under the churnguard home, so a re-run only simulates what is new.
+  simulated trajectories are cached under the churnguard home, so a re-run only simulates what is new,
+  in `workers` processes, logging its progress (`make demo` shows those lines).
 * The training table is stored as `failure/datasets/<version>.parquet` and logged to the MLflow run.
 * The logic lives in `churnguard.failure.pipeline`; this file is wiring only.
 """
@@ -38,6 +39,9 @@ from churnguard_airflow.connections import use_connections
         "tolerance": Param(0.05, type="number", minimum=0, maximum=0.5, title="AUC tolerance",
                            description="A day fails when the champion's AUC is confidently more than this "
                                        "below its reference AUC (or its F1 drops 10 % relative)."),
+        "workers": Param(2, type="integer", minimum=1, maximum=16, title="Simulation processes",
+                         description="Trajectories simulated in parallel (spawned processes; cached "
+                                     "trajectories are read, not simulated)."),
     },
 )
 def churn_failure_model_training():
@@ -46,7 +50,8 @@ def churn_failure_model_training():
         """Simulate the trajectory mix against the churn champion; store the per-day signals."""
         from churnguard.failure.pipeline import simulate_trajectories
 
-        return simulate_trajectories(params["n_trajectories"], params["horizon"], params["tolerance"])
+        return simulate_trajectories(params["n_trajectories"], params["horizon"], params["tolerance"],
+                                     params["workers"])
 
     @task
     def build_dataset(simulated: dict) -> dict:

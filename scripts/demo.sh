@@ -39,7 +39,14 @@ CHURNGUARD_CONFIG_DIR=$($BIN/python scripts/airflow_stack.py configs "$DEMO_STAR
 export CHURNGUARD_CONFIG_DIR
 
 dag_test() {  # airflow dags test logs a failing task instead of failing: read the run's final state
-  $BIN/airflow dags test "$@" >>"$log" 2>&1 || true
+  local from pid
+  from=$(($(wc -l <"$log") + 1))
+  $BIN/airflow dags test "$@" >>"$log" 2>&1 &
+  pid=$!
+  # the run's log goes to the file; its progress lines and the failure pipeline's steps go on screen too
+  tail -n "+$from" -F --pid="$pid" "$log" 2>/dev/null |
+    sed -un 's/^.*\[info *\] \(.*[^ ]\) *\[churnguard\.\(progress\|failure\.pipeline\)\].*$/    \1/p'
+  wait "$pid" || true
   if ! grep "DagRun Finished: dag_id=$1," "$log" | tail -1 | grep -q "state=success"; then
     echo "$1 did not succeed: see $log" >&2
     exit 1

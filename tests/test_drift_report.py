@@ -11,7 +11,7 @@ import pytest
 from churnguard.config import ConfigError, load_dataset_config, load_drift_config
 from churnguard.data import load_reference, split_reference, target_array
 from churnguard.dataroot import DataRoot
-from churnguard.drift import ReferenceProfile, drift_report, fit_profile, render_html
+from churnguard.drift import ReferenceProfile, drift_report, drift_reports, fit_profile, render_html
 from churnguard.drift.cli import cli_main
 from tests.conftest import hidden_in_two_year
 
@@ -170,6 +170,45 @@ def test_constant_all_missing_and_unseen_columns_are_reported_without_nan(telco)
     contract = report["features"]["contract"]
     assert contract["unseen"] == {"Ten year": 50} and "unseen_categories" in contract["notes"]
     assert report["correlation"]["max_change"] is None
+
+
+def test_reports_of_stacked_batches_equal_one_report_per_batch(telco):
+    cfg, train, held_out = telco
+    rng = np.random.default_rng(1)
+    prof = fit_profile(train, cfg, scores=rng.beta(2, 5, len(train)))
+    batches = [held_out.sample(n, random_state=i, replace=True).reset_index(drop=True)
+               for i, n in enumerate([300, 1, 250, 400])]
+    batches[2].loc[:40, "contract"] = "Ten year"  # unseen categories, counted in their own batch only
+    batches[2].loc[41:60, "payment_method"] = "Cheque by post"
+    batches[3].loc[:30, ["monthly_charges", "contract"]] = np.nan  # missing values
+    batches[3]["tenure"] += 30.0
+    stacked = pd.concat(batches, ignore_index=True)
+    offsets = np.cumsum([0, *map(len, batches)])
+    scores = rng.beta(2, 5, len(stacked))
+
+    reports = drift_reports(prof, stacked, offsets, scores=scores)
+
+    assert len(reports) == len(batches)
+    for i, batch in enumerate(batches):
+        one = drift_report(prof, batch, scores=scores[offsets[i]:offsets[i + 1]])
+        assert json.dumps(reports[i].to_dict()) == json.dumps(one.to_dict())  # every value and key order
+    assert reports[2].features["contract"]["unseen"] == {"Ten year": 41}
+    assert reports[3].features["contract"]["missing_rate"]["current"] == pytest.approx(31 / 400)
+    assert reports[2].segments["columns"]["contract"]["unseen"] == {"Ten year": 41}
+    assert any(b["status"] == "tested" for b in reports[3].segments["columns"]["contract"]["values"].values())
+
+    pooled = drift_reports(prof, stacked, offsets, scores=scores, segments=False)
+    for i, batch in enumerate(batches):
+        one = drift_report(prof, batch, scores=scores[offsets[i]:offsets[i + 1]], segments=False).to_dict()
+        assert json.dumps(pooled[i].to_dict()) == json.dumps(one)
+        assert one["segments"] is None and any("segments=False" in note for note in one["notes"])
+        full = reports[i].to_dict()
+        for report in (one, full):  # which segments drifted: the only trace of them in a feature block
+            report["features"] = {n: {k: v for k, v in f.items() if k != "segment_drift"}
+                                  for n, f in report["features"].items()}
+        assert {k: v for k, v in one.items() if k not in ("segments", "notes")} == {
+            k: v for k, v in full.items() if k not in ("segments", "notes")
+        }  # skipping the segments changes none of the pooled blocks (segments.raise_severity is off)
 
 
 def test_binary_column_read_as_float_matches_its_integer_categories(profile, telco):

@@ -233,3 +233,13 @@ def test_segments_packed_into_several_bincounts_match_scipy_on_every_segment(tel
             table = pd.crosstab(pd.concat([ref, cur])[other], np.repeat([0, 1], [len(ref), len(cur)]))
             chi2 = sps.chi2_contingency(table.T.to_numpy(), correction=False)[0]
             assert block["features"][other]["test"]["statistic"] == pytest.approx(chi2, rel=1e-9)
+
+
+def test_chi2_p_value_is_scipys_chi2_sf_to_the_bit():
+    rng = np.random.default_rng(11)
+    for k in (2, 3, 4, 10):
+        for scale in (1, 20, 500):
+            ref, cur = rng.integers(1, 50, k) * scale, rng.integers(1, 50, k)
+            result = chi2_test(ref, cur)
+            assert result.p_value == float(sps.chi2.sf(result.statistic, k - 1))
+    assert chi2_test(np.array([10, 20]), np.array([1, 2])).p_value == float(sps.chi2.sf(0.0, 1)) == 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
 from churnguard.config import ConfigError
@@ -19,7 +20,7 @@ from churnguard.failure import (
 )
 from churnguard.failure.config import FailureDefinition
 from churnguard.failure.features import LABEL_FREE, MATURED, feature_names
-from churnguard.failure.labels import delong_auc
+from churnguard.failure.labels import delong_auc, midranks
 from churnguard.failure.model import FailureModel, _estimator, calibrated_threshold, fit_failure_model
 from churnguard.failure.trajectories import FAMILIES, trajectory_specs
 
@@ -76,6 +77,13 @@ def test_delong_auc_equals_sklearn_and_its_error_shrinks_with_labels():
     assert auc == pytest.approx(roc_auc_score(y, s), abs=1e-12)
     assert 0.01 < se < 0.03
     assert delong_auc(*_day(200, auc_signal=1.0))[1] > se
+
+
+def test_midranks_are_scipys_average_ranks_with_ties_and_nan():
+    rng = np.random.default_rng(3)
+    for x in (rng.random(300), np.round(rng.random(300), 2), np.zeros(5), np.array([]), np.array([1.0, np.nan])):
+        ranks, expected = midranks(x), sps.rankdata(x)
+        assert ranks.dtype == expected.dtype and np.array_equal(ranks, expected, equal_nan=True)
 
 
 def test_failure_label_looks_ahead_over_the_horizon_only():
@@ -279,21 +287,28 @@ def test_scorer_never_raises_on_malformed_signals(small_model):
 
 
 # --- one simulated trajectory, end to end (drift engine, champion scores, labels) ------------------------
-def test_a_simulated_concept_drift_trajectory_fails_and_is_labelled_ahead(tmp_path):
+@pytest.fixture(scope="module")
+def champion():
+    """A churn champion trained on the reference, its reference metrics and drift profile."""
     from churnguard.config import load_dataset_config
     from churnguard.data import load_reference, split_reference
     from churnguard.failure.pipeline import build_champion_reference
-    from churnguard.failure.trajectories import TrajectorySpec, simulate_trajectory
     from churnguard.models import train_model
 
-    data_cfg, cfg = load_dataset_config(), load_failure_config()
+    data_cfg = load_dataset_config()
     split = split_reference(load_reference(data_cfg), data_cfg)
-    champion = train_model(split.train, split.validation, data_cfg)
-    reference, profile = build_champion_reference(champion, data_cfg)
+    model = train_model(split.train, split.validation, data_cfg)
+    return (model, *build_champion_reference(model, data_cfg), data_cfg)
+
+
+def test_a_simulated_concept_drift_trajectory_fails_and_is_labelled_ahead(champion):
+    from churnguard.failure.trajectories import TrajectorySpec, simulate_trajectory
+
+    cfg = load_failure_config()
     spec = TrajectorySpec(1, "concept", intensity=2.0, onset_day=20, seed=5, days=30, rows_per_day=300,
                           split="train")
 
-    days = simulate_trajectory(spec, champion, reference, profile, data_cfg, cfg).set_index("day")
+    days = simulate_trajectory(spec, *champion, cfg).set_index("day")
 
     assert list(days.index) == list(range(cfg.trajectories.warmup_days, 30))
     assert not days.loc[:19, "failed_today"].any() and days.loc[22:, "failed_today"].all()
@@ -303,3 +318,54 @@ def test_a_simulated_concept_drift_trajectory_fails_and_is_labelled_ahead(tmp_pa
     assert days["drift_share"].max() <= 0.2
     assert not days.loc[:26, "failure_seen"].any() and days.loc[29, "failure_seen"]
     assert days.loc[29, "matured_auc_drop"] > 0.1
+
+
+def _trajectory_day_by_day(spec, model, reference, profile, data_cfg, cfg) -> pd.DataFrame:
+    """The trajectory table computed the plain way: each day simulated, scored and drift-reported alone."""
+    from datetime import timedelta
+
+    from churnguard.data import target_array
+    from churnguard.drift import drift_report
+    from churnguard.failure.signals import day_signals
+    from churnguard.failure.trajectories import START
+    from churnguard.simulate import BatchSimulator
+
+    fd, sim = cfg.failure, BatchSimulator(data_cfg, rows_per_day=spec.rows_per_day, seed=spec.seed)
+    batches = [sim.day(START + timedelta(days=i), spec.scenario) for i in range(spec.days)]
+    scores = [model.predict_proba(b.landing) for b in batches]
+    ys = [target_array(b.labels, data_cfg) for b in batches]
+    metrics = [{"observed_ds": b.ds.isoformat(), **label_day_metrics(y, s, reference["threshold"], fd.confidence)}
+               for b, y, s in zip(batches, ys, scores, strict=True)]
+    failures = []
+    for d in range(spec.days):
+        lo = max(0, d - fd.window_days + 1)
+        pooled = label_day_metrics(np.concatenate(ys[lo:d + 1]), np.concatenate(scores[lo:d + 1]),
+                                   reference["threshold"], fd.confidence)
+        failures.append(day_failure(pooled, reference["reference_auc"], reference["reference_f1"], fd))
+    labels, window, rows = failure_labels(failures, fd.horizon_days), cfg.features.matured_window, []
+    for t in range(cfg.trajectories.warmup_days, spec.days):
+        matured_to = t - fd.label_delay_days
+        report = drift_report(profile, batches[t].landing, scores=scores[t]).to_dict()
+        signals = day_signals(report, scores[t], metrics[max(0, matured_to - window + 1):matured_to + 1],
+                              reference=reference, ds=batches[t].ds.isoformat(), matured_window=window,
+                              min_labels=fd.min_labels)
+        rows.append({**signals, "trajectory": spec.trajectory, "family": spec.family,
+                     "scenario": FAMILIES[spec.family], "intensity": spec.intensity,
+                     "onset_day": spec.onset_day, "split": spec.split, "day": t,
+                     "failed_today": failures[t], "failure_seen": any(f is True for f in failures[:matured_to + 1]),
+                     "roc_auc_today": metrics[t]["roc_auc"], "f1_today": metrics[t]["f1"], "label": labels[t]})
+    return pd.DataFrame(rows).astype({"failed_today": "boolean", "label": "Int64"})
+
+
+@pytest.mark.parametrize("family", ["covariate+concept", "new_category"])
+def test_a_trajectory_simulated_at_once_equals_its_days_computed_one_by_one(champion, family):
+    from churnguard.failure.trajectories import TrajectorySpec, simulate_trajectory
+
+    cfg = load_failure_config()
+    spec = TrajectorySpec(2, family, intensity=2.5, onset_day=18, seed=11, days=30, rows_per_day=300,
+                          split="train")
+
+    table = simulate_trajectory(spec, *champion, cfg, use_cache=False)
+
+    pd.testing.assert_frame_equal(table, _trajectory_day_by_day(spec, *champion, cfg), check_exact=True)
+    assert table["drift_share"].iloc[-1] > table["drift_share"].iloc[0]  # the drift is in the compared days

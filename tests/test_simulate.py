@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -68,6 +69,19 @@ def test_batches_never_contain_training_rows(sim):
     batch = sim.day(START, Scenario.parse("none")).landing
     source_ids = {cid.rsplit("-", 2)[0] for cid in batch["customer_id"]}
     assert source_ids and not source_ids & train_ids
+
+
+@pytest.mark.parametrize("name", ["gradual+sudden+seasonal+new_category+concept", "class_balance"])
+def test_days_simulated_at_once_are_row_for_row_the_days_one_at_a_time(sim, name):
+    scenario = Scenario.parse(name, onset=ONSET, intensity=2.5)
+    span = sim.days(days(8), scenario)
+    assert list(span.offsets) == [800 * i for i in range(9)]
+    for i, ds in enumerate(days(8)):
+        one = sim.day(ds, scenario)
+        pd.testing.assert_frame_equal(span.batch(i).landing, one.landing, check_exact=True)
+        pd.testing.assert_frame_equal(span.batch(i).labels, one.labels, check_exact=True)
+    shifted = span.batch(7).landing["monthly_charges"] != sim.day(days(8)[7], Scenario()).landing["monthly_charges"]
+    assert shifted.any() or name == "class_balance"  # the effects did apply after the onset
 
 
 def test_none_stays_within_noise_of_the_pool(sim):

@@ -22,8 +22,10 @@ Combine with ``+``: ``sudden+concept``.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 
@@ -79,6 +81,23 @@ class DayBatch:
     labels: pd.DataFrame  # customer_id, observed_ds, target
 
 
+@dataclass(frozen=True)
+class DaySpan:
+    """Consecutive day batches in one frame: day ``i`` is rows ``offsets[i]:offsets[i + 1]``."""
+
+    dates: list[date]
+    landing: pd.DataFrame
+    labels: pd.DataFrame
+    offsets: np.ndarray
+
+    def batch(self, i: int) -> DayBatch:
+        rows = slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+        if rows == slice(0, len(self.landing)):
+            return DayBatch(self.dates[i], self.landing, self.labels)
+        return DayBatch(self.dates[i], self.landing.iloc[rows].reset_index(drop=True),
+                        self.labels.iloc[rows].reset_index(drop=True))
+
+
 @dataclass
 class BatchSimulator:
     """Draws daily batches from the held-out pool of a dataset (never its training rows)."""
@@ -94,6 +113,12 @@ class BatchSimulator:
         self.pool = split.held_out
         self.train_stats = split.train[self.cfg.numeric].agg(["mean", "std"])
         self._y = target_array(self.pool, self.cfg)
+
+    def with_seed(self, seed: int) -> BatchSimulator:
+        """The same pool drawn with another seed (the pool is read once, not once per seed)."""
+        other = copy.copy(self)
+        other.seed = seed
+        return other
 
     def _rngs(self, ds: date) -> tuple[np.random.Generator, np.random.Generator]:
         draw = np.random.default_rng([self.seed, ds.toordinal(), 0])
@@ -112,37 +137,59 @@ class BatchSimulator:
         ])
 
     def day(self, ds: date, scenario: Scenario) -> DayBatch:
-        cfg, sc = self.cfg, self.cfg.scenarios
-        draw_rng, fx = self._rngs(ds)
-        active = scenario.days_active(ds)
-        on = set(scenario.families) if active is not None else set()
-        k = scenario.intensity
+        return self.days([ds], scenario).batch(0)
 
-        churn_rate = None
-        if "class_balance" in on:
-            base = float(self._y.mean())
-            churn_rate = float(np.clip(base + (sc.class_balance.target_rate - base) * k, 0.0, 1.0))
-        idx = self._draw(draw_rng, churn_rate)
-        # The effect stream is consumed in a fixed order whatever the families, so combinations reproduce.
-        noise = fx.random((3, len(idx)))
+    def days(self, dates: Sequence[date], scenario: Scenario) -> DaySpan:
+        """The batches of ``dates`` in one frame, row for row those of :meth:`day` for each date.
+
+        The draws stay per day (each day has its own random streams); the effects, the clipping and the
+        ids run once over all days, since one batch per day costs more in pandas overhead than in work.
+        """
+        cfg, sc, k = self.cfg, self.cfg.scenarios, scenario.intensity
+        actives = [scenario.days_active(ds) for ds in dates]
+        families = set(scenario.families)
+        idx_parts, noise_parts = [], []
+        for ds, active in zip(dates, actives, strict=True):
+            draw_rng, fx = self._rngs(ds)
+            churn_rate = None
+            if active is not None and "class_balance" in families:
+                base = float(self._y.mean())
+                churn_rate = float(np.clip(base + (sc.class_balance.target_rate - base) * k, 0.0, 1.0))
+            idx = self._draw(draw_rng, churn_rate)
+            idx_parts.append(idx)
+            # The effect stream is consumed in a fixed order whatever the families, so combinations reproduce.
+            noise_parts.append(fx.random((3, len(idx))))
+        sizes = np.array([len(idx) for idx in idx_parts])
+        day_of_row = np.repeat(np.arange(len(dates)), sizes)
+        on = np.array([a is not None for a in actives], dtype=bool)[day_of_row]
+        idx = np.concatenate(idx_parts)
+        noise = np.concatenate(noise_parts, axis=1)
         batch = self.pool.iloc[idx].reset_index(drop=True)
         y = self._y[idx].copy()
 
-        if "gradual" in on:
-            ramp = min(1.0, (active + 1) / sc.gradual.ramp_days)
+        def shift(col: str, per_day: Callable[[int], float]) -> None:
+            # each day's shift is the same Python scalar as a one-day batch adds, so sums are bit-identical
+            amounts = np.array([per_day(a) if a is not None else 0.0 for a in actives])[day_of_row]
+            values = batch[col].to_numpy(dtype="float64", copy=True)
+            values[on] = values[on] + amounts[on]
+            batch[col] = values
+
+        if "gradual" in families:
             for col in sc.gradual.columns:
-                batch[col] = batch[col] + k * sc.gradual.shift_std * self.train_stats.at["std", col] * ramp
-        if "sudden" in on:
-            batch[sc.sudden.column] = batch[sc.sudden.column] + k * sc.sudden.amount
-        if "seasonal" in on:
-            col = sc.seasonal.column
-            wave = np.sin(2 * np.pi * active / sc.seasonal.period_days)
-            batch[col] = batch[col] + k * sc.seasonal.amplitude_std * self.train_stats.at["std", col] * wave
-        if "new_category" in on:
-            hit = noise[0] < min(1.0, k * sc.new_category.rate)
+                std = self.train_stats.at["std", col]
+                shift(col, lambda a, std=std: k * sc.gradual.shift_std * std
+                      * min(1.0, (a + 1) / sc.gradual.ramp_days))
+        if "sudden" in families:
+            shift(sc.sudden.column, lambda a: k * sc.sudden.amount)
+        if "seasonal" in families:
+            std = self.train_stats.at["std", sc.seasonal.column]
+            shift(sc.seasonal.column, lambda a: k * sc.seasonal.amplitude_std * std
+                  * np.sin(2 * np.pi * a / sc.seasonal.period_days))
+        if "new_category" in families:
+            hit = on & (noise[0] < min(1.0, k * sc.new_category.rate))
             batch.loc[hit, sc.new_category.column] = sc.new_category.value
-        if "concept" in on:
-            segment = np.ones(len(batch), dtype=bool)
+        if "concept" in families:
+            segment = on.copy()
             for col, value in sc.concept.segment.items():
                 segment &= (batch[col] == value).to_numpy()
             flip = segment & (noise[1] < min(1.0, k * sc.concept.flip_rate))
@@ -152,16 +199,19 @@ class BatchSimulator:
             if rule is not None and rule.min is not None:
                 batch[col] = batch[col].clip(lower=rule.min)
 
-        ids = batch[cfg.id.column].str.cat([f"{ds:%Y%m%d}-{i:05d}" for i in range(len(batch))], sep="-")
+        days_text = [f"{ds:%Y%m%d}" for ds in dates]
+        rows = [f"{i:05d}" for i in range(int(sizes.max(initial=0)))]
+        suffixes = [f"{days_text[d]}-{rows[i]}" for d, n in enumerate(sizes) for i in range(n)]
+        ids = batch[cfg.id.column].str.cat(suffixes, sep="-")
         batch[cfg.id.column] = ids
         landing = batch[[cfg.id.column, *cfg.features]]
         negative = self._negative_label()
         labels = pd.DataFrame({
             cfg.id.column: ids,
-            "observed_ds": ds.isoformat(),
+            "observed_ds": np.array([ds.isoformat() for ds in dates], dtype=object)[day_of_row],
             cfg.target.column: np.where(y == 1, cfg.target.positive, negative),
         })
-        return DayBatch(ds, landing, labels)
+        return DaySpan(list(dates), landing, labels, np.concatenate([[0], np.cumsum(sizes)]))
 
     def _negative_label(self) -> str:
         if self.cfg.target.negative is not None:

@@ -14,17 +14,19 @@ not grow with the batch. Decisions:
   features reaches ``dataset.drift_share``; **moderate** when anything drifted; else **stable**;
 * with segments in the profile, every feature is also judged within each segment value by the same
   rules, its tests corrected as a family of their own (``segments`` in SCHEMA.md); segment drift is
-  reported and raises no severity unless ``segments.raise_severity``.
+  reported and raises no severity unless ``segments.raise_severity``. ``segments=False`` skips them
+  (the report's ``segments`` is then null, with a note), for callers that read only the pooled blocks.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,8 @@ from churnguard.drift.profile import (
 SEVERITIES = ("stable", "moderate", "critical")
 PARQUET_BATCH_ROWS = 1 << 18
 WORKERS = min(4, os.cpu_count() or 1)
+_SCORES = "\0scores"  # the model scores' key among the grids (no feature column can be named so)
+THREADED_ROWS = 20_000  # below this, starting and waking threads costs more than the columns' work
 Batch = pd.DataFrame | str | Path | Iterable[pd.DataFrame]
 
 
@@ -72,7 +76,8 @@ class DriftReport:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self))
+        # _clean copies every container, so the deep copy of dataclasses.asdict would be done twice
+        return _clean({f.name: getattr(self, f.name) for f in fields(self)})
 
     def drifted_features(self) -> list[str]:
         return [name for name, f in self.features.items() if f["drifted"]]
@@ -86,13 +91,15 @@ def drift_report(
     labels: Any = None,
     history: list[Mapping[str, Any]] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    segments: bool = True,
 ) -> DriftReport:
     """Compare a batch with the reference profile.
 
     ``scores`` / ``labels``: arrays aligned with an in-memory batch, or the name of a column of the
     batch (works for chunked input too). ``history``: earlier ``DriftReport.to_dict()`` results or
     ``{feature: drifted}`` dicts, most recent last, for the consecutive-days count. ``overrides``: a
-    nested dict merged over the drift config for this run only.
+    nested dict merged over the drift config for this run only. ``segments=False``: no segment-level
+    drift (not counted, not tested; ``segments`` is null), the pooled blocks unchanged.
 
     Example::
 
@@ -102,10 +109,11 @@ def drift_report(
     prof = profile.data if isinstance(profile, ReferenceProfile) else ReferenceProfile.from_dict(profile).data
     cfg = (drift_cfg or load_drift_config()).with_overrides(dict(overrides or {}))
     in_memory = isinstance(batch_df, pd.DataFrame)
-    acc = _Accumulator(prof, keep_values=in_memory)
+    acc = _Accumulator(prof, keep_values=in_memory, segments=segments)
     chunks = _chunks(batch_df, acc.columns(scores, labels))
     # columns are independent and numpy/arrow release the GIL while binning, so threads overlap them
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+    threaded = not in_memory or len(batch_df) >= THREADED_ROWS
+    with ThreadPoolExecutor(max_workers=WORKERS) if threaded else _InlineExecutor() as pool:
         for offset, chunk in _with_offsets(chunks):
             acc.update(
                 chunk,
@@ -116,6 +124,65 @@ def drift_report(
     if in_memory and scores is not None and not isinstance(scores, str) and len(scores) != acc.n_rows:
         raise ValueError(f"scores has {len(scores)} values for {acc.n_rows} batch rows")
     return _decide(prof, acc, cfg, history or [], chunked=not in_memory)
+
+
+def drift_reports(
+    profile: ReferenceProfile | Mapping[str, Any],
+    batches: pd.DataFrame,
+    offsets: Sequence[int],
+    drift_cfg: DriftConfig | None = None,
+    scores: Any = None,
+    segments: bool = True,
+) -> list[DriftReport]:
+    """:func:`drift_report` of each of several batches stacked in one frame (batch ``i`` is rows
+    ``offsets[i]:offsets[i + 1]``, ``scores`` aligned with the frame), the same as one call per batch
+    (``segments`` as there).
+
+    For many small batches (a simulated trajectory's days): columns are converted, categories
+    factorised, segment codes packed and the reference grids built once for all batches instead of
+    once per batch.
+    """
+    prof = profile.data if isinstance(profile, ReferenceProfile) else ReferenceProfile.from_dict(profile).data
+    cfg = drift_cfg or load_drift_config()
+    missing = [c for c in [*prof["numeric"], *prof["categorical"]] if c not in batches.columns]
+    if missing:
+        raise ValueError(f"batch lacks feature column(s) {', '.join(missing)}")
+    if scores is not None and len(scores) != len(batches):
+        raise ValueError(f"scores has {len(scores)} values for {len(batches)} batch rows")
+    template = _Accumulator(prof, keep_values=True, segments=segments)
+    grids = template.grids()
+    numeric = {col: _as_float(batches[col]) for col in prof["numeric"]}
+    factorized = {col: _factorize(batches[col]) for col in prof["categorical"]}
+    packed = template.pack(factorized)
+    all_scores = None if scores is None else _as_float(np.asarray(scores))
+    pool = _InlineExecutor()
+    reports = []
+    for lo, hi in itertools.pairwise(offsets):
+        acc = _Accumulator(prof, keep_values=True, segments=segments, grids=grids)
+        rows = slice(int(lo), int(hi))
+        acc.add(
+            hi - lo,
+            {col: x[rows] for col, x in numeric.items()},
+            {col: _refactorize(codes[rows], keys) for col, (codes, keys) in factorized.items()},
+            [codes[rows] for codes in packed],
+            None if all_scores is None else all_scores[rows],
+            None,
+            pool,
+        )
+        reports.append(_decide(prof, acc, cfg, [], chunked=False))
+    return reports
+
+
+class _InlineExecutor(Executor):
+    """Runs each submitted call at once, in the caller's thread."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # raised by result(), as a pool would
+            future.set_exception(exc)
+        return future
 
 
 # --- reading ---------------------------------------------------------------------------------------------
@@ -255,7 +322,9 @@ class _NumericAcc:
         keep_values: bool,
         segment_refs: Mapping[str, list[Mapping[str, Any]]],
         packings: list[_Packing],
+        grids: tuple[Any, Any, np.ndarray | None] | None = None,
     ) -> None:
+        """``grids``: another accumulator's :meth:`grids` for the same references, not built again."""
         self.ref = ref
         self.n_missing = 0
         self.n_total = 0
@@ -264,11 +333,13 @@ class _NumericAcc:
         self.keep_values = keep_values
         self.values: np.ndarray | None = None
         self.slots: np.ndarray | None = None
-        self.reference = _reference_grid(ref)
         self.segment_refs = segment_refs
-        self.segment_grids = {s: [_reference_grid(r) for r in refs] for s, refs in segment_refs.items()}
-        grids = [g[0] for g in [self.reference, *sum(self.segment_grids.values(), [])] if g is not None]
-        self.grid = functools.reduce(np.union1d, grids) if grids else None
+        if grids is None:
+            reference = _reference_grid(ref)
+            segment_grids = {s: [_reference_grid(r) for r in refs] for s, refs in segment_refs.items()}
+            points = [g[0] for g in [reference, *sum(segment_grids.values(), [])] if g is not None]
+            grids = reference, segment_grids, functools.reduce(np.union1d, points) if points else None
+        self.reference, self.segment_grids, self.grid = grids
         self.packings = packings
         if self.grid is not None:
             size = len(self.grid) + 1
@@ -309,6 +380,10 @@ class _NumericAcc:
                 total += add
         if self.keep_values:  # one in-memory chunk: keep it to make Wasserstein exact
             self.values, self.slots = present, slots
+
+    def grids(self) -> tuple[Any, Any, np.ndarray | None]:
+        """The reference grids (read only), to give another accumulator of the same references."""
+        return self.reference, self.segment_grids, self.grid
 
     def current(self) -> dict[str, Any]:
         n, total, squares = self.moments
@@ -356,6 +431,16 @@ def _factorize(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     return codes, [category_key(u) for u in uniques]
 
 
+def _refactorize(codes: np.ndarray, keys: list[str]) -> tuple[np.ndarray, list[str]]:
+    """:func:`_factorize` of some rows of a column from the whole column's: categories renumbered in the
+    order they first appear in these rows, as ``pd.factorize`` of the rows numbers them (so counts keep
+    the key order of a report of these rows alone)."""
+    local, uniques = pd.factorize(codes)
+    present = uniques >= 0
+    renumber = np.where(present, np.cumsum(present) - 1, -1)
+    return renumber[local], [keys[u] for u in uniques[present]]
+
+
 def _add_counts(into: dict[str, int], keys: list[str], counts: np.ndarray) -> None:
     for key, count in zip(keys, counts.tolist(), strict=True):
         if count:  # two raw values may share a key (1 and 1.0): add, never overwrite
@@ -397,10 +482,19 @@ class _CategoricalAcc:
 
 
 class _Accumulator:
-    def __init__(self, prof: Mapping[str, Any], keep_values: bool) -> None:
+    def __init__(
+        self,
+        prof: Mapping[str, Any],
+        keep_values: bool,
+        segments: bool = True,
+        grids: Mapping[str, tuple[Any, Any, np.ndarray | None]] | None = None,
+    ) -> None:
+        """``segments=False``: the pooled columns only; ``grids``: another accumulator's :meth:`grids`."""
         self.prof = prof
         self.n_rows = 0
-        segments = segment_profiles(prof)
+        self.with_segments = segments
+        grids = grids or {}
+        segments = segment_profiles(prof) if segments else {}
         self.segment_values = {col: list(values) for col, values in segments.items()}
         self.packings = _packings({col: len(values) for col, values in segments.items()})
         self.numeric = {
@@ -409,12 +503,13 @@ class _Accumulator:
                 keep_values,
                 {s: [v["numeric"][col] for v in values.values()] for s, values in segments.items()},
                 self.packings,
+                grids.get(col),
             )
             for col, ref in prof["numeric"].items()
         }
         self.categorical = {col: _CategoricalAcc(col, self.packings) for col in prof["categorical"]}
         pred = prof.get("prediction")
-        self.scores = _NumericAcc(pred, keep_values, {}, []) if pred else None
+        self.scores = _NumericAcc(pred, keep_values, {}, [], grids.get(_SCORES)) if pred else None
         self.score_hist = (
             np.zeros(len(pred["histogram"]["edges"]) - 1) if pred and "histogram" in pred else None
         )
@@ -433,21 +528,46 @@ class _Accumulator:
         chunk: pd.DataFrame,
         scores: np.ndarray | None,
         labels: np.ndarray | None,
-        pool: ThreadPoolExecutor,
+        pool: Executor,
     ) -> None:
         missing = [c for c in [*self.numeric, *self.categorical] if c not in chunk.columns]
         if missing:
             raise ValueError(f"batch lacks feature column(s) {', '.join(missing)}")
-        self.n_rows += len(chunk)
         # segment columns are factorized first (once: their own counts reuse it), then every job groups by them
         segment_columns = list(self.segment_values)
         factorized = dict(zip(segment_columns, pool.map(_factorize, [chunk[c] for c in segment_columns]), strict=True))
-        groups = {col: _segment_groups(factorized[col], values) for col, values in self.segment_values.items()}
-        packed = [packing.pack(groups) for packing in self.packings]
-        del groups  # packed, they are not needed while the jobs run
+        packed = self.pack(factorized)
         numeric = {col: _as_float(chunk[col]) for col in self.numeric}
+        self.add(len(chunk), numeric, factorized, packed, scores, labels, pool, chunk)
+
+    def grids(self) -> dict[str, tuple[Any, Any, np.ndarray | None]]:
+        """Every numeric column's (and the scores') reference grids, for another accumulator."""
+        out = {col: acc.grids() for col, acc in self.numeric.items()}
+        if self.scores is not None:
+            out[_SCORES] = self.scores.grids()
+        return out
+
+    def pack(self, factorized: Mapping[str, tuple[np.ndarray, list[str]]]) -> list[np.ndarray]:
+        """Each row's code in each packing, from the segment columns' :func:`_factorize`."""
+        groups = {col: _segment_groups(factorized[col], values) for col, values in self.segment_values.items()}
+        return [packing.pack(groups) for packing in self.packings]
+
+    def add(
+        self,
+        n_rows: int,
+        numeric: Mapping[str, np.ndarray],
+        factorized: Mapping[str, tuple[np.ndarray, list[str]]],
+        packed: list[np.ndarray],
+        scores: np.ndarray | None,
+        labels: np.ndarray | None,
+        pool: Executor,
+        chunk: pd.DataFrame | None = None,
+    ) -> None:
+        """``n_rows`` rows: the numeric columns as floats, categorical columns factorized (those missing from
+        ``factorized`` are factorized from ``chunk`` in the jobs), and the rows' :meth:`pack` codes."""
+        self.n_rows += n_rows
         jobs = [pool.submit(acc.update, numeric[col], packed) for col, acc in self.numeric.items()]
-        jobs += [pool.submit(self._count, col, chunk[col], factorized.get(col), packed) for col in self.categorical]
+        jobs += [pool.submit(self._count, col, chunk, factorized.get(col), packed) for col in self.categorical]
         if scores is not None and self.scores is not None:
             self.seen_scores = True
             jobs.append(pool.submit(self.scores.update, scores, []))
@@ -465,8 +585,8 @@ class _Accumulator:
         for job in jobs:
             job.result()
 
-    def _count(self, col: str, values: pd.Series, factorized, packed: list[np.ndarray]) -> None:
-        self.categorical[col].update(factorized or _factorize(values), packed)
+    def _count(self, col: str, chunk: pd.DataFrame | None, factorized, packed: list[np.ndarray]) -> None:
+        self.categorical[col].update(factorized or _factorize(chunk[col]), packed)
 
 
 def _segment_groups(factorized: tuple[np.ndarray, list[str]], values: list[str]) -> np.ndarray:
@@ -498,7 +618,7 @@ def _decide(
     adjusted = stats.adjust_p_values([features[n]["test"]["p_value"] for n in tested], cfg.tests.correction)
     for name, p_adj in zip(tested, adjusted, strict=True):
         features[name]["test"]["p_adjusted"] = p_adj
-    segments = _segments(prof, acc, cfg)
+    segments = _segments(prof, acc, cfg) if acc.with_segments else None
     for name in names:
         feature = features[name]
         feature["importance"] = weights.get(name, 0.0)
@@ -525,6 +645,8 @@ def _decide(
     notes = []
     if acc.n_rows == 0:
         notes.append("empty batch: no statistic could be computed")
+    if not acc.with_segments and segment_profiles(prof):
+        notes.append("segments skipped (segments=False): no segment-level drift computed")
     return DriftReport(
         profile_version=prof["version"],
         n_rows=acc.n_rows,

@@ -20,6 +20,7 @@ and vanishing as batches grow.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats as sps
@@ -37,6 +38,7 @@ def psi(ref_counts: np.ndarray, cur_counts: np.ndarray, epsilon: float) -> float
     return float(np.sum((c - r) * np.log(c / r)))
 
 
+@lru_cache(maxsize=4096)  # the same few (bins, sizes) recur every day, and the chi2 quantile is slow
 def chance_psi(k: int, n_ref: int, n_cur: int, quantile: float) -> float:
     """The ``quantile`` of PSI under no drift for ``k`` non-empty bins (see the module docstring)."""
     if k < 2 or n_ref == 0 or n_cur == 0:

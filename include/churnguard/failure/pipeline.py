@@ -32,7 +32,12 @@ from churnguard.failure.evaluation import BASELINES, VISIBLE_EXCLUDED, alert_met
 from churnguard.failure.features import feature_frame, feature_names
 from churnguard.failure.model import FailureModel, fit_failure_model
 from churnguard.failure.signals import champion_reference
-from churnguard.failure.trajectories import simulate_trajectory, trajectory_specs
+from churnguard.failure.trajectories import (
+    TrajectorySpec,
+    cached_trajectory,
+    simulate_trajectory,
+    trajectory_specs,
+)
 from churnguard.progress import progress
 from churnguard.storage import Storage, frame_to_parquet_bytes, open_storage
 
@@ -85,27 +90,45 @@ def build_champion_reference(model, dataset_cfg: DatasetConfig) -> tuple[dict, R
     return reference, profile
 
 
-def _simulate_one(args: tuple) -> pd.DataFrame:
-    spec, model, reference, profile, dataset_cfg, cfg = args
-    return simulate_trajectory(spec, model, reference, profile, dataset_cfg, cfg)
+_SHARED: tuple = ()  # a worker's (model, reference, profile, dataset config, failure config)
+
+
+def _share(*shared: Any) -> None:
+    """Worker initializer: the champion and configs arrive once per process, not once per trajectory."""
+    global _SHARED
+    _SHARED = shared
+
+
+def _simulate_one(spec: TrajectorySpec) -> pd.DataFrame:
+    return simulate_trajectory(spec, *_SHARED)
 
 
 def simulate_trajectories(count: int | None = None, horizon: int | None = None,
                           tolerance: float | None = None, workers: int = 1,
                           storage: Storage | None = None, use_registry: bool = True) -> dict:
-    """Simulate the trajectory mix (cached per trajectory) and store its per-day table."""
+    """Simulate the trajectory mix (cached per trajectory; ``workers`` processes simulate the ones not
+    cached yet) and store its per-day table."""
     storage, cfg = storage or open_storage(), failure_config(horizon, tolerance)
     dataset_cfg = load_dataset_config()
     model, champion = champion_model(dataset_cfg, use_registry)
     reference, profile = build_champion_reference(model, dataset_cfg)
     specs = trajectory_specs(cfg, count)
-    jobs = [(spec, model, reference, profile, dataset_cfg, cfg) for spec in specs]
+    found = {s.trajectory: cached_trajectory(s, reference, profile, cfg) for s in specs}
+    todo = [s for s in specs if found[s.trajectory] is None]
+    workers = max(1, min(workers, len(todo)))
+    log.info("%d trajectories: %d cached, %d to simulate in %d process(es)", len(specs),
+             len(specs) - len(todo), len(todo), workers)
+    shared = (model, reference, profile, dataset_cfg, cfg)
     if workers > 1:
         # spawn, not fork: a forked child inherits OpenMP state of xgboost and can hang
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            frames = list(progress(pool.map(_simulate_one, jobs), len(jobs), "simulate trajectories"))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_share,
+                                 initargs=shared) as pool:
+            simulated = list(progress(pool.map(_simulate_one, todo), len(todo), "simulate trajectories"))
     else:
-        frames = [_simulate_one(job) for job in progress(jobs, len(jobs), "simulate trajectories")]
+        simulated = [simulate_trajectory(spec, *shared)
+                     for spec in progress(todo, len(todo), "simulate trajectories")]
+    found |= {spec.trajectory: frame for spec, frame in zip(todo, simulated, strict=True)}
+    frames = [found[s.trajectory] for s in specs]
     table = pd.concat(frames, ignore_index=True)
     ref_key = DataRoot.failure_key("reference", _hash(reference), ".json")
     storage.write_bytes(ref_key, json.dumps(reference).encode())

@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
 from churnguard.failure.labels import delong_auc, f1_with_upper
+
+if TYPE_CHECKING:
+    from churnguard.drift import DriftReport
 
 PSI_EPS = 1e-4
 
@@ -90,6 +94,17 @@ def estimate_performance(scores: np.ndarray, reference: Mapping[str, Any]) -> di
 
 
 # --- the drift report ------------------------------------------------------------------------------------
+def signal_report(report: DriftReport) -> dict[str, Any]:
+    """``report.to_dict()`` cut to what :func:`day_signals` reads: the same signals, without converting
+    the bins, categories and config that make up most of a report (most of a simulated day's cost)."""
+    features = {name: {key: f.get(key) for key in ("psi", "js_distance", "test", "wasserstein", "missing_rate")}
+                for name, f in report.features.items()}
+    prediction = report.prediction and {key: report.prediction.get(key) for key in ("psi", "test")}
+    correlation = report.correlation and {"max_change": report.correlation.get("max_change")}
+    return replace(report, features=features, prediction=prediction, correlation=correlation, label=None,
+                   config={}, segments=None).to_dict()
+
+
 def _drift_features(report: Mapping[str, Any]) -> dict[str, float]:
     """Summaries of a ``churnguard.drift`` report dict (``DriftReport.to_dict()``) as flat numbers."""
     feats = [f for f in report["features"].values() if f.get("psi") is not None]

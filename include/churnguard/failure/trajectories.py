@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churnguard.config import DatasetConfig
+from churnguard.config import DatasetConfig, load_drift_config
 from churnguard.data import target_array
-from churnguard.drift import ReferenceProfile, drift_report
+from churnguard.drift import ReferenceProfile, drift_reports
 from churnguard.failure.config import FailureConfig
 from churnguard.failure.labels import day_failure, failure_labels, label_day_metrics
-from churnguard.failure.signals import day_signals
+from churnguard.failure.signals import day_signals, signal_report
 from churnguard.settings import get_settings
 from churnguard.simulate import BatchSimulator, Scenario
 
@@ -101,6 +101,17 @@ def _cache_path(spec: TrajectorySpec, reference: dict, cfg: FailureConfig) -> Pa
     return get_settings().home / "cache" / "failure-trajectories" / f"{key}.parquet"
 
 
+_SIMULATORS: dict[tuple[str, int], BatchSimulator] = {}
+
+
+def _simulator(dataset_cfg: DatasetConfig, rows_per_day: int) -> BatchSimulator:
+    """One simulator per dataset config and batch size in this process: it reads the pool once."""
+    key = (dataset_cfg.model_dump_json(), rows_per_day)
+    if key not in _SIMULATORS:
+        _SIMULATORS[key] = BatchSimulator(dataset_cfg, rows_per_day=rows_per_day)
+    return _SIMULATORS[key]
+
+
 def simulate_trajectory(spec: TrajectorySpec, model, reference: dict, profile: ReferenceProfile,
                         dataset_cfg: DatasetConfig, cfg: FailureConfig,
                         use_cache: bool = True) -> pd.DataFrame:
@@ -112,16 +123,33 @@ def simulate_trajectory(spec: TrajectorySpec, model, reference: dict, profile: R
     path = _cache_path(spec, {**reference, "profile": profile.version}, cfg)
     if use_cache and path.exists():
         return pd.read_parquet(path)
+    frame = _simulate(spec, model, reference, profile, dataset_cfg, cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return frame
+
+
+def cached_trajectory(spec: TrajectorySpec, reference: dict, profile: ReferenceProfile,
+                      cfg: FailureConfig) -> pd.DataFrame | None:
+    """The cached table of ``spec`` (as :func:`simulate_trajectory` stores it), or None."""
+    path = _cache_path(spec, {**reference, "profile": profile.version}, cfg)
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def _simulate(spec: TrajectorySpec, model, reference: dict, profile: ReferenceProfile,
+              dataset_cfg: DatasetConfig, cfg: FailureConfig) -> pd.DataFrame:
     fd = cfg.failure
-    sim = BatchSimulator(dataset_cfg, rows_per_day=spec.rows_per_day, seed=spec.seed)
-    scenario = spec.scenario
-    batches = [sim.day(START + timedelta(days=i), scenario) for i in range(spec.days)]
-    all_scores = model.predict_proba(pd.concat([b.landing for b in batches], ignore_index=True))
-    scores = np.split(all_scores, np.cumsum([len(b.landing) for b in batches])[:-1])
-    ys = [target_array(b.labels, dataset_cfg) for b in batches]
+    sim = _simulator(dataset_cfg, spec.rows_per_day).with_seed(spec.seed)
+    span = sim.days([START + timedelta(days=i) for i in range(spec.days)], spec.scenario)
+    bounds = span.offsets[1:-1]
+    all_scores = model.predict_proba(span.landing)
+    scores = np.split(all_scores, bounds)
+    ys = np.split(target_array(span.labels, dataset_cfg), bounds)
     threshold = reference["threshold"]
-    metrics = [{"observed_ds": b.ds.isoformat(), **label_day_metrics(y, s, threshold, fd.confidence)}
-               for b, y, s in zip(batches, ys, scores, strict=True)]
+    metrics = [{"observed_ds": ds.isoformat(), **label_day_metrics(y, s, threshold, fd.confidence)}
+               for ds, y, s in zip(span.dates, ys, scores, strict=True)]
     failures = []
     for d in range(spec.days):
         lo = max(0, d - fd.window_days + 1)
@@ -129,14 +157,20 @@ def simulate_trajectory(spec: TrajectorySpec, model, reference: dict, profile: R
                                    reference["threshold"], fd.confidence)
         failures.append(day_failure(pooled, reference["reference_auc"], reference["reference_f1"], fd))
     labels = failure_labels(failures, fd.horizon_days)
+    first = min(cfg.trajectories.warmup_days, spec.days)
+    start = span.offsets[first]  # the featured days' drift reports, all in one call
+    # day_signals reads no segment block, and segment drift changes the pooled blocks only when it raises
+    # severity: without that, the segments are skipped (not counted, not tested), the signals unchanged
+    drift_cfg = load_drift_config()
+    reports = drift_reports(profile, span.landing.iloc[start:], span.offsets[first:] - start, drift_cfg,
+                            scores=all_scores[start:], segments=drift_cfg.segments.raise_severity)
     rows = []
     window = cfg.features.matured_window
-    for t in range(cfg.trajectories.warmup_days, spec.days):
+    for t in range(first, spec.days):
         last_matured = t - fd.label_delay_days
         matured = metrics[max(0, last_matured - window + 1):last_matured + 1] if last_matured >= 0 else []
-        report = drift_report(profile, batches[t].landing, scores=scores[t]).to_dict()
-        signals = day_signals(report, scores[t], matured,
-                              reference=reference, ds=batches[t].ds.isoformat(), matured_window=window,
+        signals = day_signals(signal_report(reports[t - first]), scores[t], matured,
+                              reference=reference, ds=span.dates[t].isoformat(), matured_window=window,
                               min_labels=fd.min_labels)
         seen = [f for f in failures[:last_matured + 1] if f is True] if last_matured >= 0 else []
         rows.append({**signals, "trajectory": spec.trajectory, "family": spec.family,
@@ -148,8 +182,4 @@ def simulate_trajectory(spec: TrajectorySpec, model, reference: dict, profile: R
     frame = pd.DataFrame(rows)
     frame["failed_today"] = frame["failed_today"].astype("boolean")
     frame["label"] = frame["label"].astype("Int64")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
     return frame
