@@ -25,7 +25,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/pytest -n 2 --dist loadgroup --cov=churnguard --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup --cov=churnguard --cov-report=term --cov-fail-under=80 --durations=30 $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	bash scripts/demo.sh

@@ -327,7 +327,7 @@ def _trajectory_day_by_day(spec, model, reference, profile, data_cfg, cfg) -> pd
     from churnguard.data import target_array
     from churnguard.drift import drift_report
     from churnguard.failure.signals import day_signals
-    from churnguard.failure.trajectories import START
+    from churnguard.failure.trajectories import START, window_failures
     from churnguard.simulate import BatchSimulator
 
     fd, sim = cfg.failure, BatchSimulator(data_cfg, rows_per_day=spec.rows_per_day, seed=spec.seed)
@@ -336,12 +336,7 @@ def _trajectory_day_by_day(spec, model, reference, profile, data_cfg, cfg) -> pd
     ys = [target_array(b.labels, data_cfg) for b in batches]
     metrics = [{"observed_ds": b.ds.isoformat(), **label_day_metrics(y, s, reference["threshold"], fd.confidence)}
                for b, y, s in zip(batches, ys, scores, strict=True)]
-    failures = []
-    for d in range(spec.days):
-        lo = max(0, d - fd.window_days + 1)
-        pooled = label_day_metrics(np.concatenate(ys[lo:d + 1]), np.concatenate(scores[lo:d + 1]),
-                                   reference["threshold"], fd.confidence)
-        failures.append(day_failure(pooled, reference["reference_auc"], reference["reference_f1"], fd))
+    failures = window_failures(ys, scores, reference, fd)
     labels, window, rows = failure_labels(failures, fd.horizon_days), cfg.features.matured_window, []
     for t in range(cfg.trajectories.warmup_days, spec.days):
         matured_to = t - fd.label_delay_days

@@ -138,6 +138,17 @@ def cached_trajectory(spec: TrajectorySpec, reference: dict, profile: ReferenceP
     return pd.read_parquet(path) if path.exists() else None
 
 
+def window_failures(ys: list[np.ndarray], scores: list[np.ndarray], reference: dict, fd) -> list[bool | None]:
+    """Per day, whether the champion failed on the labels of the ``window_days`` days ending that day."""
+    failures = []
+    for d in range(len(ys)):
+        lo = max(0, d - fd.window_days + 1)
+        pooled = label_day_metrics(np.concatenate(ys[lo:d + 1]), np.concatenate(scores[lo:d + 1]),
+                                   reference["threshold"], fd.confidence)
+        failures.append(day_failure(pooled, reference["reference_auc"], reference["reference_f1"], fd))
+    return failures
+
+
 def _simulate(spec: TrajectorySpec, model, reference: dict, profile: ReferenceProfile,
               dataset_cfg: DatasetConfig, cfg: FailureConfig) -> pd.DataFrame:
     fd = cfg.failure
@@ -150,12 +161,7 @@ def _simulate(spec: TrajectorySpec, model, reference: dict, profile: ReferencePr
     threshold = reference["threshold"]
     metrics = [{"observed_ds": ds.isoformat(), **label_day_metrics(y, s, threshold, fd.confidence)}
                for ds, y, s in zip(span.dates, ys, scores, strict=True)]
-    failures = []
-    for d in range(spec.days):
-        lo = max(0, d - fd.window_days + 1)
-        pooled = label_day_metrics(np.concatenate(ys[lo:d + 1]), np.concatenate(scores[lo:d + 1]),
-                                   reference["threshold"], fd.confidence)
-        failures.append(day_failure(pooled, reference["reference_auc"], reference["reference_f1"], fd))
+    failures = window_failures(ys, scores, reference, fd)
     labels = failure_labels(failures, fd.horizon_days)
     first = min(cfg.trajectories.warmup_days, spec.days)
     start = span.offsets[first]  # the featured days' drift reports, all in one call
