@@ -181,10 +181,13 @@ def test_scoring_in_chunks_equals_scoring_whole(world):
     daily.score(ctx)
     models = {role: (v, registry.load_version_model(ctx.model_name, v))
               for role in ROLES if (v := ctx.versions.role(role)) is not None}
-    whole = score_chunk(ctx.batch(), "customer_id", models)
-    pieces = pd.concat([score_chunk(c, "customer_id", models) for c in ctx.batch_chunks(rows=70)], ignore_index=True)
+    segments = ctx.dataset.segments
+    whole = score_chunk(ctx.batch(), "customer_id", models, segments)
+    pieces = pd.concat([score_chunk(c, "customer_id", models, segments) for c in ctx.batch_chunks(rows=70)],
+                       ignore_index=True)
     pd.testing.assert_frame_equal(pieces, whole)
     pd.testing.assert_frame_equal(ctx.root.read_scores(DAY), whole)
+    assert list(whole.columns[:3]) == ["customer_id", "contract", "internet_service"]  # read back by performance
 
 
 def test_a_batch_over_the_in_memory_limit_is_streamed_to_the_same_staged_copy_version_and_scores(world, monkeypatch):

@@ -307,7 +307,7 @@ def test_labelled_customers_are_found_among_chunks_of_scores_by_their_ids(hash_i
     assert [labelled[i] for i in np.flatnonzero(matcher.found)] == [c for c in labelled if c in set(scored)]
 
 
-def test_auc_is_measured_per_segment_from_the_staged_batch(one_champion):
+def test_auc_is_measured_per_segment_from_the_values_scored_with_the_customers(one_champion):
     from sklearn.metrics import roc_auc_score
 
     storage, store = open_storage(), open_store()
@@ -315,13 +315,13 @@ def test_auc_is_measured_per_segment_from_the_staged_batch(one_champion):
     # 300 month-to-month, 70 two-year (all churned), 30 one-year: too few; internet service left empty
     contract = np.repeat(["Month-to-month", "Two year", "One year"], [300, 70, 30])
     labels.loc[300:369, "churn"] = "Yes"
-    storage.write_partition("staged", OBSERVED, pd.DataFrame(
-        {"customer_id": labels["customer_id"][::-1], "contract": contract[::-1], "internet_service": None}))
+    scored = storage.read_partition("scores", OBSERVED).assign(contract=contract, internet_service=None)
+    storage.write_partition("scores", OBSERVED, scored[::-1].reset_index(drop=True))  # matched by id, not row
     storage.write_partition("labels", ARRIVED, labels)
 
     (entry,) = performance.measure_day(day_context(ARRIVED, storage, store))["measured"]
 
-    scores = storage.read_partition("scores", OBSERVED)["champion_score"].to_numpy()
+    scores = scored["champion_score"].to_numpy()
     y = (labels["churn"] == "Yes").to_numpy()
     values = entry["segments"]["contract"]["values"]
     assert values["Month-to-month"]["roc_auc"] == pytest.approx(roc_auc_score(y[:300], scores[:300]), abs=1e-12)
@@ -332,7 +332,7 @@ def test_auc_is_measured_per_segment_from_the_staged_batch(one_champion):
     assert entry["segments"]["internet_service"] == {"values": {}, "without_value": 400}
 
 
-def test_a_day_whose_batch_is_no_longer_staged_counts_its_customers_without_a_segment(one_champion):
+def test_a_day_scored_before_segments_were_configured_counts_its_customers_without_a_segment(one_champion):
     storage, store = open_storage(), open_store()
     storage.write_partition("labels", ARRIVED, scored_day(storage, OBSERVED, 200))
 

@@ -10,7 +10,7 @@ key                                          what
 ``landing/ds=YYYY-MM-DD/*.parquet``          the day's batch as delivered (other tools write here)
 ``labels/ds=YYYY-MM-DD/*.parquet``           label deliveries, by arrival date (``observed_ds`` names the day)
 ``staged/ds=…/part-00000.parquet``           the batch as ingested: one file, read by every later step
-``scores/ds=…/part-00000.parquet``           champion (and shadow challenger) scores with their versions
+``scores/ds=…/part-00000.parquet``           ids, segment values, champion (and shadow challenger) scores and versions
 ``reports/ds=…/<name>``                      validation, drift and summary reports of the day
 ``reports/_assets/<name>``                   files every day's report shares (plotly.js)
 ``quarantine/ds=…/``                         a rejected batch, moved whole out of ``landing``

@@ -10,7 +10,7 @@ from ``monitoring.yaml`` (``performance.auc_tolerance``, ``performance.f1_relati
 ``labels.min_labels``, ``labels.delay_days``) applied: :func:`measured_failure_definition`.
 
 Each measured day also gets the AUC within every segment the dataset config names (:func:`segment_aucs`),
-the customers' segment values read from the day's staged batch.
+the customers' segment values read with their scores (the scores partition carries them).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from churnguard.failure.config import FailureDefinition, load_failure_config
 from churnguard.failure.labels import day_failure, delong_auc, label_day_metrics
 from churnguard.labels import OBSERVED, LabelCheck, quarantine_labels, read_labels, row_hashes
 from churnguard.scoring import ROLES
-from churnguard.storage import PartitionNotFound, release_arrow_memory
+from churnguard.storage import release_arrow_memory
 from churnguard.store import MonitoringStore
 
 if TYPE_CHECKING:
@@ -222,16 +222,19 @@ def _join_scores(root: DataRoot, labels: pd.DataFrame, data_cfg, scored: set[str
         ids = pa.array(day[id_col], type=pa.large_string())
         matcher = _IdMatcher(ids)
         columns: dict[str, np.ndarray] = {}
+        segments = {col: np.full(len(ids), -1, dtype=np.int32) for col in segment_values}  # -1: no value
         for chunk in root.read_scores_chunks(observed_ds):
             at, rows = matcher.match(pa.array(chunk[id_col], type=pa.large_string()))
             for name in chunk.columns.drop(id_col):
+                if name in segment_values:
+                    segments[name][at] = _segment_codes(chunk[name].take(rows), segment_values[name])
+                    continue
                 values = chunk[name].to_numpy()
                 if name not in columns:
                     columns[name] = np.zeros(len(ids), dtype=values.dtype)
                 columns[name][at] = values[rows]
         known = np.flatnonzero(matcher.found)
         unknown[observed_ds] = int(len(ids) - len(known))
-        segments = _segment_codes(root, observed_ds, matcher, id_col, segment_values, len(ids))
         frames.append(pd.DataFrame({**{n: v[known] for n, v in columns.items()},
                                     **{SEGMENT + col: codes[known] for col, codes in segments.items()},
                                     Y: day[Y].to_numpy()[known],
@@ -246,24 +249,11 @@ def _join_scores(root: DataRoot, labels: pd.DataFrame, data_cfg, scored: set[str
     return joined, unknown
 
 
-def _segment_codes(root: DataRoot, observed_ds: str, matcher: _IdMatcher, id_col: str,
-                   values: dict[str, dict[str, int]], n: int) -> dict[str, np.ndarray]:
-    """Per segment column, each labelled customer's value as a code into ``values`` (extended as values
-    appear; -1: none), read from the day's staged batch a chunk at a time. A batch no longer staged leaves
-    every code -1: its customers are counted without a segment, not guessed."""
-    codes = {col: np.full(n, -1, dtype=np.int32) for col in values}
-    if not values:
-        return codes
-    try:
-        for chunk in root.read_staged_chunks(observed_ds, columns=[id_col, *values]):
-            at, rows = matcher.match(pa.array(chunk[id_col], type=pa.large_string()))
-            for col, index in values.items():
-                chunk_codes, uniques = pd.factorize(chunk[col].take(rows))
-                remap = [index.setdefault(category_key(u), len(index)) for u in uniques]
-                codes[col][at] = np.array([*remap, -1], dtype=np.int32)[chunk_codes]
-    except PartitionNotFound:
-        log.info("performance: the batch of %s is no longer staged: no per-segment AUC for it", observed_ds)
-    return codes
+def _segment_codes(values: pd.Series, index: dict[str, int]) -> np.ndarray:
+    """Each value as its code in ``index`` (shared by every day; extended as values appear; -1: missing)."""
+    codes, uniques = pd.factorize(values)
+    remap = [index.setdefault(category_key(u), len(index)) for u in uniques]
+    return np.array([*remap, -1], dtype=np.int32)[codes]
 
 
 def _segments_of(day: pd.DataFrame, data_cfg) -> dict[str, pd.Series]:
@@ -273,7 +263,8 @@ def _segments_of(day: pd.DataFrame, data_cfg) -> dict[str, pd.Series]:
 def segment_aucs(y: np.ndarray, scores: np.ndarray, segments: dict[str, pd.Series], min_labels: int) -> dict:
     """ROC AUC of the labelled customers of each segment value (``segments``: column -> each customer's value,
     categorical). A value with fewer than ``min_labels`` labels, or of one class only, gets ``roc_auc`` None
-    and the ``reason``; customers without a value (their batch is no longer staged) are only counted.
+    and the ``reason``; customers without a value (missing, or scored before the segments were configured)
+    are only counted.
 
     >>> segment_aucs(np.array([0, 1, 0, 1]), np.array([.1, .9, .2, .8]),
     ...              {"contract": pd.Series(pd.Categorical(["a"] * 4))}, 2)["contract"]["values"]["a"]["roc_auc"]

@@ -1,9 +1,10 @@
 """Score a day's batch with the champion and, as a shadow, the challenger pinned for the day; scores go to
-the day's scores partition (customer id, score and model version per role)."""
+the day's scores partition (customer id, the dataset's segment columns, score and model version per role)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -29,7 +30,7 @@ def score_day(ctx: DayContext) -> dict:
         nonlocal rows
         for chunk in ctx.batch_chunks():
             rows += len(chunk)
-            yield score_chunk(chunk, ctx.dataset.id.column, models)
+            yield score_chunk(chunk, ctx.dataset.id.column, models, ctx.dataset.segments)
 
     uri = ctx.root.write_scores_chunks(ctx.ds, scored())
     used = {role: version for role, (version, _) in models.items()}
@@ -38,9 +39,10 @@ def score_day(ctx: DayContext) -> dict:
             "challenger_version": used.get(registry.CHALLENGER)}
 
 
-def score_chunk(batch: pd.DataFrame, id_column: str, models: dict) -> pd.DataFrame:
-    """The scores of ``batch``: its ids, then per role (``{role: (version, model)}``) the score and version."""
-    out = pd.DataFrame({id_column: batch[id_column]}).reset_index(drop=True)
+def score_chunk(batch: pd.DataFrame, id_column: str, models: dict, segments: Sequence[str] = ()) -> pd.DataFrame:
+    """The scores of ``batch``: its ids and ``segments`` columns (so measuring a day's labels reads one
+    partition), then per role (``{role: (version, model)}``) the score and version."""
+    out = batch[[id_column, *segments]].reset_index(drop=True)
     for role, (version, model) in models.items():
         out[f"{role}_score"] = model.predict_proba(batch)
         out[f"{role}_version"] = version
