@@ -33,6 +33,9 @@ def test_bootstrap_registers_a_champion_with_signature_metrics_and_data_version(
     assert run.data.params["data_version"] == result["reference"]["data_version"]
     model_info = mlflow.models.get_model_info("models:/churn-model@champion")
     assert model_info.signature is not None and "tenure" in model_info.signature.inputs.input_names()
+    requirements = mlflow.pyfunc.get_model_dependencies("models:/churn-model@champion")
+    pinned = {line.split("==")[0] for line in open(requirements).read().split()}
+    assert pinned == {"mlflow", *registry.MODEL_PACKAGES}  # named, not inferred (which also caught pytest)
     model, version = registry.load_alias_model("churn-model", "champion")
     assert model.threshold == pytest.approx(result["fit"]["threshold"], abs=1e-6)
     assert float(version.tags["threshold"]) == pytest.approx(model.threshold, abs=1e-6)

@@ -40,6 +40,9 @@ TRUSTED_TYPES = [
     "builtins.bytearray",
 ]
 
+# What a logged model needs to load and predict. Named, so MLflow does not infer them: inference runs the
+# model in a subprocess (~7 s per logged model) and also captured whatever the caller had imported (pytest).
+MODEL_PACKAGES = ("churnguard", "numpy", "pandas", "scikit-learn", "scipy", "skops", "xgboost")
 RETRY_ATTEMPTS = 4
 RETRY_BACKOFF_S = 0.5  # sleeps 0.5, 1, 2 s between the attempts: ~3.5 s in all against a refusing server
 RETRY_DEADLINE_S = 20.0  # no new attempt after this; with the 10 s request timeout a stalled server costs <= 30 s
@@ -314,8 +317,15 @@ def log_model(pipeline, input_example) -> str:
     signature = infer_signature(input_example, pipeline.predict_proba(input_example)[:, 1])
     info = mlflow.sklearn.log_model(pipeline, name="model", signature=signature,
                                     input_example=input_example, serialization_format="skops",
-                                    skops_trusted_types=TRUSTED_TYPES)
+                                    skops_trusted_types=TRUSTED_TYPES, pip_requirements=model_requirements())
     return info.model_uri
+
+
+def model_requirements() -> list[str]:
+    """``MODEL_PACKAGES`` pinned to the versions installed here (MLflow adds its own pin)."""
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in MODEL_PACKAGES]
 
 
 def load_run_model(run_id: str) -> TrainedModel:
