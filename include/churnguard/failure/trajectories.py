@@ -120,10 +120,10 @@ def simulate_trajectory(spec: TrajectorySpec, model, reference: dict, profile: R
     ``reference``: :func:`~churnguard.failure.signals.champion_reference` of ``model``; ``profile``: the
     drift profile of its training data (with its scores and importance), as the daily DAG uses.
     """
-    path = _cache_path(spec, {**reference, "profile": profile.version}, cfg)
-    if use_cache and path.exists():
-        return pd.read_parquet(path)
+    if use_cache and (cached := cached_trajectory(spec, reference, profile, cfg)) is not None:
+        return cached
     frame = _simulate(spec, model, reference, profile, dataset_cfg, cfg)
+    path = _cache_path(spec, {**reference, "profile": profile.version}, cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     frame.to_parquet(tmp, index=False)
