@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -34,7 +35,7 @@ def test_bootstrap_registers_a_champion_with_signature_metrics_and_data_version(
     model_info = mlflow.models.get_model_info("models:/churn-model@champion")
     assert model_info.signature is not None and "tenure" in model_info.signature.inputs.input_names()
     requirements = mlflow.pyfunc.get_model_dependencies("models:/churn-model@champion")
-    pinned = {line.split("==")[0] for line in open(requirements).read().split()}
+    pinned = {line.split("==")[0] for line in Path(requirements).read_text().split()}
     assert pinned == {"mlflow", *registry.MODEL_PACKAGES}  # named, not inferred (which also caught pytest)
     model, version = registry.load_alias_model("churn-model", "champion")
     assert model.threshold == pytest.approx(result["fit"]["threshold"], abs=1e-6)

@@ -93,10 +93,11 @@ def trajectory_specs(cfg: FailureConfig, count: int | None = None) -> list[Traje
     return specs
 
 
-def _cache_path(spec: TrajectorySpec, reference: dict, cfg: FailureConfig) -> Path:
+def _cache_path(spec: TrajectorySpec, reference: dict, profile: ReferenceProfile, cfg: FailureConfig) -> Path:
+    champion = {**reference, "profile": profile.version}
     payload = {"v": CACHE_VERSION, "spec": asdict(spec), "failure": cfg.failure.model_dump(),
                "features": cfg.features.model_dump(),
-               "champion": hashlib.sha256(json.dumps(reference, sort_keys=True).encode()).hexdigest()}
+               "champion": hashlib.sha256(json.dumps(champion, sort_keys=True).encode()).hexdigest()}
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
     return get_settings().home / "cache" / "failure-trajectories" / f"{key}.parquet"
 
@@ -123,7 +124,7 @@ def simulate_trajectory(spec: TrajectorySpec, model, reference: dict, profile: R
     if use_cache and (cached := cached_trajectory(spec, reference, profile, cfg)) is not None:
         return cached
     frame = _simulate(spec, model, reference, profile, dataset_cfg, cfg)
-    path = _cache_path(spec, {**reference, "profile": profile.version}, cfg)
+    path = _cache_path(spec, reference, profile, cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     frame.to_parquet(tmp, index=False)
@@ -134,7 +135,7 @@ def simulate_trajectory(spec: TrajectorySpec, model, reference: dict, profile: R
 def cached_trajectory(spec: TrajectorySpec, reference: dict, profile: ReferenceProfile,
                       cfg: FailureConfig) -> pd.DataFrame | None:
     """The cached table of ``spec`` (as :func:`simulate_trajectory` stores it), or None."""
-    path = _cache_path(spec, {**reference, "profile": profile.version}, cfg)
+    path = _cache_path(spec, reference, profile, cfg)
     return pd.read_parquet(path) if path.exists() else None
 
 
