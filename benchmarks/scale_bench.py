@@ -137,7 +137,14 @@ def big_day(home: Path, start: date, rows: int) -> dict:
         run_s = (datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])).total_seconds()
         per_task = {names.get(ti_id, ti_id): kb * 1024 / 1e9 for ti_id, kb in memory.peak_kb.items()}
         heaviest = max(per_task, key=per_task.get) if per_task else None
-        return {**result, "run_s": run_s, "per_task_gb": per_task, "heaviest": heaviest,
+        began = datetime.fromisoformat(run["start_date"])
+
+        def offset(ts: str | None) -> float:
+            return (datetime.fromisoformat(ts) - began).total_seconds() if ts else float("nan")
+
+        timing = sorted(((ti["task_id"], offset(ti.get("queued_when")), offset(ti["start_date"]),
+                          offset(ti["end_date"]), ti.get("hostname")) for ti in tis), key=lambda t: t[2])
+        return {**result, "run_s": run_s, "per_task_gb": per_task, "heaviest": heaviest, "timing": timing,
                 "peak_gb": per_task[heaviest] if heaviest else float("nan")}
 
 
@@ -179,8 +186,10 @@ def main() -> None:
         print(f"\n{args.big_rows:,}-row day through the scheduler on S3 (2 workers): {big['states']}; the run took "
               f"{big_s:.1f} s as Airflow recorded it (start to end), {big['seconds']:.1f} s from unpausing the DAG "
               f"until the bench saw it finished (polled every 2 s)")
-        for task, gb in sorted(big["per_task_gb"].items(), key=lambda kv: -kv[1]):
-            print(f"  {task:<24}{gb:>6.2f} GB")
+        print(f"  {'task':<24}{'peak GB':>8}{'queued':>8}{'start':>8}{'end':>8}  worker (seconds from the run's start)")
+        for task, queued, began, ended, host in big["timing"]:
+            print(f"  {task:<24}{big['per_task_gb'].get(task, float('nan')):>8.2f}{queued:>8.1f}{began:>8.1f}"
+                  f"{ended:>8.1f}  {host}")
         print(f"day: {verdict(big_s, TARGETS['big_batch_s'])} s; heaviest task {big['heaviest']}: "
               f"{verdict(big_gb, TARGETS['big_batch_peak_gb'])} GB")
     seconds = {name: results[name]["seconds"] if name in results else float("nan") for name, _, _ in CONFIGS}
