@@ -19,6 +19,7 @@ from churnguard.failure import (
     score_failure_risk,
 )
 from churnguard.failure.config import FailureDefinition
+from churnguard.failure.evaluation import validation_metrics
 from churnguard.failure.features import LABEL_FREE, MATURED, feature_names
 from churnguard.failure.labels import delong_auc, midranks
 from churnguard.failure.model import FailureModel, _estimator, calibrated_threshold, fit_failure_model
@@ -220,18 +221,72 @@ def test_missing_matured_performance_becomes_zero_not_nan():
 
 
 # --- the scorer ----------------------------------------------------------------------------------------
+def _dataset(trajectories: int, evaluation_every: int | None = None) -> pd.DataFrame:
+    """Feature rows of 30-day trajectories as ``build_dataset`` makes them: every other one fails from day
+    20 (labelled from day 13); with ``evaluation_every``, the last of every such block is held out."""
+    rows = []
+    for tid in range(trajectories):
+        failing = tid % 2 == 1
+        frame = feature_frame(_signals(30, drop_from=20 if failing else None, seed=tid))
+        held_out = evaluation_every is not None and tid % evaluation_every == evaluation_every - 1
+        frame = frame.assign(trajectory=tid, family="gradual" if failing else "none",
+                             split="evaluation" if held_out else "train", day=range(30),
+                             failed_today=[failing and t >= 20 for t in range(30)],
+                             label=[int(failing and t >= 13) for t in range(30)])
+        rows.append(frame)
+    return pd.concat(rows, ignore_index=True)
+
+
 @pytest.fixture(scope="module")
 def small_model() -> FailureModel:
-    rows = []
-    for tid in range(12):
-        frame = feature_frame(_signals(30, drop_from=20 if tid % 2 else None, seed=tid))
-        frame["label"] = [int(tid % 2 == 1 and t >= 13) for t in range(30)]
-        frame["trajectory"] = tid
-        rows.append(frame)
-    table = pd.concat(rows, ignore_index=True)
-    model, report = fit_failure_model(table, feature_names(), load_failure_config().training)
+    model, report = fit_failure_model(_dataset(12), feature_names(), load_failure_config())
     assert set(report["cv_auroc"]) == {"logistic", "xgboost"}
     return model
+
+
+def test_held_out_trajectories_cannot_move_the_model_or_its_threshold():
+    table, cfg = _dataset(18, evaluation_every=3), load_failure_config()
+    model, report = fit_failure_model(table, feature_names(), cfg)
+
+    held_out = table["split"] == "evaluation"
+    scrambled = table.copy()
+    scrambled.loc[held_out, feature_names()] = np.random.default_rng(1).normal(
+        size=(int(held_out.sum()), len(feature_names())))
+    scrambled.loc[held_out, "label"] = 1 - scrambled.loc[held_out, "label"]
+    again, report_again = fit_failure_model(scrambled, feature_names(), cfg)
+    leaky, _ = fit_failure_model(scrambled.assign(split="train"), feature_names(), cfg)
+
+    assert report_again == report
+    assert (again.kind, again.platt, again.threshold) == (model.kind, model.platt, model.threshold)
+    np.testing.assert_array_equal(again.predict_risk(table), model.predict_risk(table))
+    assert report["train_trajectories"] == 12
+    assert leaky.platt != model.platt  # the scrambled rows do matter once they are training rows
+    validation = report["validation"]
+    assert validation["threshold"] == model.threshold
+    assert validation["false_alarms_per_90d"] <= cfg.training.max_false_alarms_per_90d
+    assert validation["failing_trajectories"] == 6
+
+
+def test_the_threshold_is_reported_with_its_out_of_fold_numbers_averaged_over_repeats():
+    # one failing trajectory (first failure day 6, shown on day 8 with a 2-day label delay) and a healthy one
+    table = pd.DataFrame({"trajectory": [1] * 7 + [2] * 9, "family": ["gradual"] * 7 + ["none"] * 9,
+                          "day": list(range(7)) + list(range(9)),
+                          "failed_today": [False] * 6 + [True] + [False] * 9,
+                          "label": [0, 0, 0, 1, 1, 1, 1] + [0] * 9})
+    first = np.array([0.1, 0.1, 0.1, 0.2, 0.6, 0.7, 0.8] + [0.1] * 5 + [0.7] + [0.1] * 3)
+    second = np.array([0.1, 0.1, 0.1, 0.2, 0.3, 0.4, 0.9] + [0.1] * 9)
+    # first repeat: alerts on days 4-6 and one false alarm (12 negative days): precision 3/4, recall 3/4,
+    # 7.5 false alarms / 90 days, lead 8 - 4 = 4; second: day 6 only: precision 1, recall 1/4, lead 2
+    validation = validation_metrics(table, [first, second], threshold=0.5, delay=2, horizon=3)
+    assert validation == {"auroc": pytest.approx((45.5 / 48 + 1.0) / 2), "threshold": 0.5,
+                          "precision": pytest.approx(0.875), "recall": pytest.approx(0.5),
+                          "false_alarms_per_90d": pytest.approx(3.75), "failing_trajectories": 1,
+                          "detected": 1.0, "median_lead_days": 3.0}
+
+
+def test_fitting_names_the_columns_a_failure_dataset_lacks():
+    with pytest.raises(ValueError, match="lacks column.s. split"):
+        fit_failure_model(_dataset(4).drop(columns="split"), feature_names(), load_failure_config())
 
 
 def test_the_alarm_threshold_keeps_the_false_alarm_rate_averaged_over_cv_repeats_within_budget():

@@ -5,7 +5,10 @@ Platt scaling on the out-of-fold scores, with an alarm threshold set on those ca
 
 The cross-validation is repeated (``cv_repeats`` fold assignments) because false alarms cluster in a few
 trajectories (harmless drift, a degraded model just short of a confirmed failure): one split's threshold
-swings with where those trajectories fall. Nothing about the threshold is read off evaluation trajectories.
+swings with where those trajectories fall. :func:`fit_failure_model` drops the evaluation trajectories
+before anything else, so no choice (model kind, calibration, threshold) can read them; the threshold's
+numbers on the out-of-fold scores (:func:`~churnguard.failure.evaluation.validation_metrics`) are returned
+with the model.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from churnguard.failure.config import TrainingConfig
+from churnguard.failure.config import FailureConfig
+from churnguard.failure.evaluation import false_alarms_per_90, validation_metrics
 
 log = logging.getLogger(__name__)
 KINDS = ("logistic", "xgboost")
@@ -82,12 +86,6 @@ class FailureModel:
                  "value": round(float(row.get(self.features[i], 0.0)), 4)} for i in order]
 
 
-def false_alarms_per_90(y: np.ndarray, alerts: np.ndarray) -> float:
-    """Alert days among days without a coming failure, per 90 such days."""
-    negatives = y == 0
-    return float(90 * alerts[negatives].sum() / max(negatives.sum(), 1))
-
-
 def calibrated_threshold(y: np.ndarray, risks: list[np.ndarray], max_fa_per_90: float) -> float:
     """The lowest risk threshold whose false alarms per 90 negative days, averaged over the out-of-fold
     ``risks`` of the repeats, are at most ``max_fa_per_90``."""
@@ -108,35 +106,49 @@ def _out_of_fold(X: np.ndarray, y: np.ndarray, kind: str, folds: list, seed: int
     return pred
 
 
-def fit_failure_model(train: pd.DataFrame, features: list[str], cfg: TrainingConfig,
+REQUIRED = ("split", "trajectory", "label", "day", "failed_today", "family")
+
+
+def fit_failure_model(table: pd.DataFrame, features: list[str], cfg: FailureConfig,
                       seed: int = 0) -> tuple[FailureModel, dict]:
-    """Fit both candidates on ``train`` (rows with ``label`` and ``trajectory``); keep the better one.
+    """Fit both candidates on the training trajectories of ``table`` (``split == "train"``; the evaluation
+    rows are dropped first) and keep the better one.
 
     Model choice, Platt calibration and the alarm threshold all come from out-of-fold scores of
     ``cv_repeats`` different grouped ``cv_folds``-fold splits of the training trajectories: the threshold is
-    the lowest whose false-alarm rate, averaged over the repeats, stays within the budget.
+    the lowest whose false-alarm rate, averaged over the repeats, stays within the budget. The report's
+    ``validation`` holds that alarm's numbers on those out-of-fold scores.
     """
+    missing = [c for c in (*REQUIRED, *features) if c not in table.columns]
+    if missing:
+        raise ValueError(f"the failure dataset lacks column(s) {', '.join(missing)}")
+    train = table[table["split"] == "train"]
+    tc, fd = cfg.training, cfg.failure
     X = train[features].astype(float).fillna(0.0).to_numpy()
     y = train["label"].astype(int).to_numpy()
     groups = train["trajectory"].to_numpy()
     if len(np.unique(y)) < 2:
-        raise ValueError(f"training days have a single label ({y[0]}): simulate more trajectories")
-    splits = [list(StratifiedGroupKFold(n_splits=cfg.cv_folds, shuffle=True, random_state=seed + r)
-                   .split(X, y, groups)) for r in range(cfg.cv_repeats)]
+        raise ValueError(f"training days have a single label ({y[0] if len(y) else 'no rows'}): "
+                         "simulate more trajectories")
+    splits = [list(StratifiedGroupKFold(n_splits=tc.cv_folds, shuffle=True, random_state=seed + r)
+                   .split(X, y, groups)) for r in range(tc.cv_repeats)]
     oof = {kind: [_out_of_fold(X, y, kind, folds, seed) for folds in splits] for kind in KINDS}
     cv_auc = {kind: float(np.mean([roc_auc_score(y, p) for p in oof[kind]])) for kind in KINDS}
     kind = max(KINDS, key=lambda k: cv_auc[k])
     stacked = np.concatenate(oof[kind])
     platt_lr = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(stacked).reshape(-1, 1),
-                                                            np.tile(y, cfg.cv_repeats))
+                                                            np.tile(y, tc.cv_repeats))
     platt = (float(platt_lr.coef_[0, 0]), float(platt_lr.intercept_[0]))
     risks = [1 / (1 + np.exp(-(platt[0] * _logit(p) + platt[1]))) for p in oof[kind]]
-    threshold = calibrated_threshold(y, risks, cfg.max_false_alarms_per_90d)
+    threshold = calibrated_threshold(y, risks, tc.max_false_alarms_per_90d)
+    validation = validation_metrics(train, risks, threshold, fd.label_delay_days, fd.horizon_days)
     model = FailureModel(kind, _estimator(kind, seed).fit(X, y), list(features), platt, threshold,
                          meta={"cv_auroc": cv_auc})
-    log.info("failure model: %s (grouped-CV AUROC %s), threshold %.2f", kind,
-             ", ".join(f"{k}={v:.4f}" for k, v in cv_auc.items()), threshold)
+    log.info("failure model: %s (grouped-CV AUROC %s), threshold %.2f (out-of-fold: %.2f false alarms / 90 "
+             "days, %s of failing trajectories detected)", kind,
+             ", ".join(f"{k}={v:.4f}" for k, v in cv_auc.items()), threshold,
+             validation["false_alarms_per_90d"], validation["detected"])
     return model, {"chosen": kind, "cv_auroc": cv_auc, "threshold": threshold, "platt": list(platt),
-                   "cv_folds": cfg.cv_folds, "cv_repeats": cfg.cv_repeats,
+                   "validation": validation, "cv_folds": tc.cv_folds, "cv_repeats": tc.cv_repeats,
                    "train_rows": len(y), "train_positive_rate": float(y.mean()),
                    "train_trajectories": int(len(np.unique(groups)))}
