@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from churnguard.config import ConfigError
@@ -20,9 +21,15 @@ from churnguard.failure import (
 )
 from churnguard.failure.config import FailureDefinition
 from churnguard.failure.evaluation import validation_metrics
-from churnguard.failure.features import LABEL_FREE, MATURED, feature_names
+from churnguard.failure.features import FREE, LABEL_FREE, MATURED, SIGNED, feature_names, monotone_directions
 from churnguard.failure.labels import delong_auc, midranks
-from churnguard.failure.model import FailureModel, _estimator, calibrated_threshold, fit_failure_model
+from churnguard.failure.model import (
+    FailureModel,
+    MonotoneLogistic,
+    _estimator,
+    calibrated_threshold,
+    fit_failure_model,
+)
 from churnguard.failure.trajectories import FAMILIES, trajectory_specs
 
 RULES = FailureDefinition(tolerance=0.05, f1_relative_drop=0.10, min_labels=200, min_class_count=20)
@@ -213,6 +220,13 @@ def test_features_of_a_day_use_only_that_day_and_earlier_ones():
     assert list(full.columns) == feature_names()
 
 
+def test_a_score_shift_counts_by_its_size_whichever_way_the_scores_moved():
+    history = _signals(12, drop_from=6)
+    mirrored = [{**row, **{name: -row[name] for name in SIGNED}} for row in history]
+    pd.testing.assert_frame_equal(feature_frame(mirrored), feature_frame(history))
+    assert "cbpe_auc_drop_abs" in feature_names() and "cbpe_auc_drop" not in feature_names()
+
+
 def test_missing_matured_performance_becomes_zero_not_nan():
     history = _signals(3)
     for row in history:
@@ -289,6 +303,31 @@ def test_fitting_names_the_columns_a_failure_dataset_lacks():
         fit_failure_model(_dataset(4).drop(columns="split"), feature_names(), load_failure_config())
 
 
+def test_the_monotone_logistic_keeps_constrained_weights_non_negative_and_leaves_free_ones_alone():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    y = (X[:, 0] - X[:, 1] - X[:, 2] + rng.normal(scale=0.5, size=400) > 0).astype(int)
+    coef = MonotoneLogistic(C=1.0, monotone=(1, 1, 0)).fit(X, y).coef_[0]
+    assert coef[0] > 1.0 and coef[1] == 0.0 and coef[2] < -1.0
+    unconstrained = LogisticRegression(C=1.0).fit(X[:, [0, 2]], y)  # the same objective, nothing bound
+    np.testing.assert_allclose(MonotoneLogistic(C=1.0, monotone=(0, 0)).fit(X[:, [0, 2]], y).coef_,
+                               unconstrained.coef_, rtol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["logistic", "xgboost"])
+def test_more_of_a_feature_that_grows_with_trouble_never_lowers_the_risk(kind):
+    table = _dataset(12)
+    estimator = _estimator(kind, monotone_directions(feature_names()))
+    model = FailureModel(kind, estimator.fit(table[feature_names()].to_numpy(), table["label"]),
+                         feature_names(), (1.0, 0.0), 0.5)
+    rows = table[feature_names()].iloc[::37].reset_index(drop=True)
+    for name in feature_names():
+        if name in FREE:
+            continue
+        worse = rows.assign(**{name: rows[name] + rows[name].abs().max() + 1.0})
+        assert (model.predict_risk(worse) >= model.predict_risk(rows) - 1e-12).all(), name
+
+
 def test_the_alarm_threshold_keeps_the_false_alarm_rate_averaged_over_cv_repeats_within_budget():
     y = np.array([0] * 90 + [1] * 10)
     first, second = np.full(100, 0.1), np.full(100, 0.1)
@@ -317,7 +356,8 @@ def test_both_model_kinds_explain_a_risk_by_their_top_three_pushes(small_model, 
     table = pd.concat([feature_frame(_signals(30, drop_from=15 if tid % 2 else None, seed=tid))
                        for tid in range(6)], ignore_index=True)
     y = ([0] * 30 + [0] * 13 + [1] * 17) * 3
-    model = FailureModel(kind, _estimator(kind).fit(table[feature_names()].to_numpy(), y), feature_names(),
+    estimator = _estimator(kind, monotone_directions(feature_names()))
+    model = FailureModel(kind, estimator.fit(table[feature_names()].to_numpy(), y), feature_names(),
                          (1.0, 0.0), 0.5)
     result = score_failure_risk(_signals(10, drop_from=5), model=(model, 2))
     assert result["available"] and 0.0 <= result["risk"] <= 1.0

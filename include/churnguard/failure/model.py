@@ -1,7 +1,13 @@
 """The failure model: a logistic regression and a gradient-boosted alternative on the day features,
-chosen by grouped (by trajectory) cross-validated AUROC on the training trajectories, calibrated with
-Platt scaling on the out-of-fold scores, with an alarm threshold set on those calibrated scores to at most
-``max_false_alarms_per_90d`` false alarms per 90 days without a coming failure.
+both monotone (the risk never falls as a feature that grows with trouble grows, see
+:func:`~churnguard.failure.features.monotone_directions`), chosen by grouped (by trajectory)
+cross-validated AUROC on the training trajectories, calibrated with Platt scaling on the out-of-fold
+scores, with an alarm threshold set on those calibrated scores to at most ``max_false_alarms_per_90d``
+false alarms per 90 days without a coming failure.
+
+Monotone, because without it the logistic model leaned on opposite-signed weights of correlated drift
+statistics that cancel on Telco's trajectories and not on another dataset's, whose drift statistics sit
+at other levels (unconstrained, it ranked mlc_churn's days worse than chance).
 
 The cross-validation is repeated (``cv_repeats`` fold assignments) because false alarms cluster in a few
 trajectories (harmless drift, a degraded model just short of a confirmed failure): one split's threshold
@@ -19,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
@@ -27,19 +35,62 @@ from sklearn.preprocessing import StandardScaler
 
 from churnguard.failure.config import FailureConfig
 from churnguard.failure.evaluation import false_alarms_per_90, validation_metrics
+from churnguard.failure.features import monotone_directions
 
 log = logging.getLogger(__name__)
 KINDS = ("logistic", "xgboost")
 
 
-def _estimator(kind: str, seed: int = 0):
+class MonotoneLogistic(ClassifierMixin, BaseEstimator):
+    """L2-penalised logistic regression (scikit-learn's objective with ``C``) whose coefficients are at
+    least 0 where ``monotone`` is 1 and free where it is 0.
+
+    >>> MonotoneLogistic(C=1.0, monotone=(1,)).fit([[0.0], [1.0], [2.0], [3.0]], [1, 0, 1, 0]).coef_
+    array([[0.]])
+    """
+
+    def __init__(self, C: float = 1.0, monotone: tuple[int, ...] = ()):
+        self.C = C
+        self.monotone = monotone
+
+    def fit(self, X, y) -> MonotoneLogistic:
+        X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+        if len(self.monotone) != X.shape[1]:
+            raise ValueError(f"monotone has {len(self.monotone)} entries, X has {X.shape[1]} columns")
+
+        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+            z = X @ w[:-1] + w[-1]
+            err = 1 / (1 + np.exp(-z)) - y
+            grad = self.C * np.append(X.T @ err, err.sum())
+            grad[:-1] += w[:-1]
+            return self.C * float(np.sum(np.logaddexp(0, z) - y * z)) + 0.5 * float(w[:-1] @ w[:-1]), grad
+
+        bounds = [(0.0, None) if m else (None, None) for m in self.monotone] + [(None, None)]
+        w = minimize(loss, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B", bounds=bounds,
+                     options={"maxiter": 5000}).x
+        self.coef_, self.intercept_ = w[:-1].reshape(1, -1), w[-1:]
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        p = 1 / (1 + np.exp(-(np.asarray(X, dtype=float) @ self.coef_[0] + self.intercept_[0])))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+def _estimator(kind: str, monotone: list[int], seed: int = 0):
+    """A candidate whose risk may only rise with the features marked 1 in ``monotone`` (a positive
+    scaling keeps the logistic model's directions)."""
     if kind == "logistic":
-        return Pipeline([("scale", StandardScaler()), ("model", LogisticRegression(C=0.3, max_iter=5000))])
+        return Pipeline([("scale", StandardScaler()), ("model", MonotoneLogistic(C=0.3, monotone=tuple(monotone)))])
     from xgboost import XGBClassifier
 
     return XGBClassifier(n_estimators=300, learning_rate=0.05, max_depth=3, min_child_weight=5, subsample=0.8,
                          colsample_bytree=0.8, reg_lambda=1.0, n_jobs=1, random_state=seed,
-                         tree_method="hist", eval_metric="logloss")
+                         tree_method="hist", eval_metric="logloss", monotone_constraints=tuple(monotone))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -95,14 +146,16 @@ def calibrated_threshold(y: np.ndarray, risks: list[np.ndarray], max_fa_per_90: 
     return 0.99
 
 
-def _out_of_fold(X: np.ndarray, y: np.ndarray, kind: str, folds: list, seed: int) -> np.ndarray:
+def _out_of_fold(X: np.ndarray, y: np.ndarray, kind: str, monotone: list[int], folds: list,
+                 seed: int) -> np.ndarray:
     """Scores of every row by the candidate fitted on the other folds."""
     pred = np.zeros(len(y))
     for fit_idx, test_idx in folds:
         if len(np.unique(y[fit_idx])) < 2:  # tiny runs: a fold without failures predicts the base rate
             pred[test_idx] = y[fit_idx].mean()
             continue
-        pred[test_idx] = _estimator(kind, seed).fit(X[fit_idx], y[fit_idx]).predict_proba(X[test_idx])[:, 1]
+        candidate = _estimator(kind, monotone, seed).fit(X[fit_idx], y[fit_idx])
+        pred[test_idx] = candidate.predict_proba(X[test_idx])[:, 1]
     return pred
 
 
@@ -132,7 +185,8 @@ def fit_failure_model(table: pd.DataFrame, features: list[str], cfg: FailureConf
                          "simulate more trajectories")
     splits = [list(StratifiedGroupKFold(n_splits=tc.cv_folds, shuffle=True, random_state=seed + r)
                    .split(X, y, groups)) for r in range(tc.cv_repeats)]
-    oof = {kind: [_out_of_fold(X, y, kind, folds, seed) for folds in splits] for kind in KINDS}
+    monotone = monotone_directions(features)
+    oof = {kind: [_out_of_fold(X, y, kind, monotone, folds, seed) for folds in splits] for kind in KINDS}
     cv_auc = {kind: float(np.mean([roc_auc_score(y, p) for p in oof[kind]])) for kind in KINDS}
     kind = max(KINDS, key=lambda k: cv_auc[k])
     stacked = np.concatenate(oof[kind])
@@ -142,7 +196,7 @@ def fit_failure_model(table: pd.DataFrame, features: list[str], cfg: FailureConf
     risks = [1 / (1 + np.exp(-(platt[0] * _logit(p) + platt[1]))) for p in oof[kind]]
     threshold = calibrated_threshold(y, risks, tc.max_false_alarms_per_90d)
     validation = validation_metrics(train, risks, threshold, fd.label_delay_days, fd.horizon_days)
-    model = FailureModel(kind, _estimator(kind, seed).fit(X, y), list(features), platt, threshold,
+    model = FailureModel(kind, _estimator(kind, monotone, seed).fit(X, y), list(features), platt, threshold,
                          meta={"cv_auroc": cv_auc})
     log.info("failure model: %s (grouped-CV AUROC %s), threshold %.2f (out-of-fold: %.2f false alarms / 90 "
              "days, %s of failing trajectories detected)", kind,

@@ -156,7 +156,9 @@ def build_dataset(simulated: dict, storage: Storage | None = None) -> dict:
     for _, days in progress(groups, groups.ngroups, "build features"):
         days = days.sort_values("day").reset_index(drop=True)
         features = feature_frame(days, cfg.features.trend_days)
-        parts.append(pd.concat([days[META], features], axis=1))
+        # the baselines' raw signals that are no model feature as such (signed ones enter as sizes)
+        raw = [column for column, _ in BASELINES.values() if column not in features.columns]
+        parts.append(pd.concat([days[META + raw], features], axis=1))
     dataset = pd.concat(parts, ignore_index=True)
     dataset = dataset[dataset["label"].notna()].reset_index(drop=True)
     version = _hash({"trajectories": simulated["version"],
