@@ -376,6 +376,14 @@ def test_scorer_without_signals_is_unavailable(small_model):
     assert result["available"] is False and "no day signals" in result["reason"]
 
 
+def test_a_model_trained_on_features_no_longer_built_is_unavailable_not_fed_zeros(small_model):
+    renamed = [name.removesuffix("_abs") for name in small_model.features]  # the names before the sizes
+    old = FailureModel(small_model.kind, small_model.estimator, renamed, small_model.platt, small_model.threshold)
+    result = score_failure_risk(_signals(10), model=(old, 1))
+    assert result["available"] is False
+    assert "score_mean_change" in result["reason"] and "retrain" in result["reason"]
+
+
 def test_scorer_never_raises_on_malformed_signals(small_model):
     result = score_failure_risk([{"ds": "2026-01-01"}], model=(small_model, 1))
     assert result["available"] is False and "could not be computed" in result["reason"]

@@ -110,7 +110,12 @@ class FailureModel:
     meta: dict = field(default_factory=dict)
 
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
-        return X.reindex(columns=self.features).astype(float).fillna(0.0).to_numpy()
+        # a model trained on features that are no longer built (renamed, dropped) must not score zeros
+        missing = [name for name in self.features if name not in X.columns]
+        if missing:
+            raise ValueError(f"the model needs feature(s) {', '.join(missing[:3])}"
+                             f"{' ...' if len(missing) > 3 else ''} that are not built any more: retrain it")
+        return X[self.features].astype(float).fillna(0.0).to_numpy()
 
     def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
         raw = self.estimator.predict_proba(self._matrix(X))[:, 1]
