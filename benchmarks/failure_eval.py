@@ -7,8 +7,13 @@ measured AUC drop on labels that have arrived. Reports every number overall, on 
 (all but pure concept drift) and per family, with trajectory-bootstrap 95 % intervals, a threshold
 sensitivity table, and a Plotly HTML plot next to the JSON output. Not a test: numbers to read.
 
-    python benchmarks/failure_eval.py            # full: 432 trajectories (about 12 minutes on 2 cores)
-    python benchmarks/failure_eval.py --quick    # 72 trajectories
+The alarm threshold is chosen on the training trajectories' out-of-fold scores; its numbers there
+("validation") are printed next to the held-out ones, which are computed once, at the end. Transfer: the
+same model, unchanged (threshold included), scores every trajectory of a second dataset
+(``--transfer-dataset``, default mlc_churn; its own churn champion, its own simulated mix of the same size).
+
+    python benchmarks/failure_eval.py            # full: 432 trajectories per dataset
+    python benchmarks/failure_eval.py --quick    # 72 trajectories per dataset
 """
 
 from __future__ import annotations
@@ -47,10 +52,11 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def _table(rows: dict[str, dict], keys: list[str]) -> str:
-    lines = [f"{'score':34s} " + " ".join(f"{k:>12s}" for k in keys)]
+def _table(rows: dict[str, dict], keys: list[str], label: str = "score") -> str:
+    width = max(34, *(len(name) for name in rows))
+    lines = [f"{label:{width}s} " + " ".join(f"{k:>12s}" for k in keys)]
     for name, metrics in rows.items():
-        lines.append(f"{name:34s} " + " ".join(f"{_fmt(metrics.get(k)):>12s}" for k in keys))
+        lines.append(f"{name:{width}s} " + " ".join(f"{_fmt(metrics.get(k)):>12s}" for k in keys))
     return "\n".join(lines)
 
 
@@ -73,6 +79,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="simulation processes")
     parser.add_argument("--bootstrap", type=int, default=500, help="trajectory-bootstrap resamples")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default <home>/benchmarks)")
+    parser.add_argument("--transfer-dataset", default="mlc_churn",
+                        help="dataset config whose trajectories the unchanged model is also scored on")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("churnguard.failure.model", "churnguard.failure.pipeline"):
@@ -88,7 +96,7 @@ def main() -> None:
     days = _read_parquet(storage, simulated["trajectories_key"])
     table = _read_parquet(storage, dataset["dataset_key"])
     train, held_out = table[table["split"] == "train"], table[table["split"] == "evaluation"].copy()
-    model, fit = fit_failure_model(train, feature_names(cfg.features.trend_days), cfg.training)
+    model, fit = fit_failure_model(table, feature_names(cfg.features.trend_days), cfg)
     held_out["risk"] = model.predict_risk(held_out)
     visible = held_out[~held_out["family"].isin(VISIBLE_EXCLUDED)]
     scores = {MODEL: ("risk", model.threshold), **BASELINES}
@@ -117,6 +125,20 @@ def main() -> None:
         "visible_auroc": trajectory_bootstrap(visible, column_auroc("risk"), n),
         "visible_margin_over_best": trajectory_bootstrap(visible, margin(BASELINES[best_visible][0]), n),
     }
+    # transfer: every trajectory of the second dataset, none of which the model (or its threshold) has seen
+    transfer_sim = simulate_trajectories(count, workers=args.workers, use_registry=False,
+                                         dataset=args.transfer_dataset)
+    transfer_set = build_dataset(transfer_sim)
+    transfer = _read_parquet(storage, transfer_set["dataset_key"])
+    transfer["risk"] = model.predict_risk(transfer)
+    transfer_visible = transfer[~transfer["family"].isin(VISIBLE_EXCLUDED)]
+    on_transfer, on_transfer_visible = metrics_of(transfer), metrics_of(transfer_visible)
+    intervals["transfer_auroc"] = trajectory_bootstrap(transfer, column_auroc("risk"), n)
+    intervals["transfer_visible_auroc"] = trajectory_bootstrap(transfer_visible, column_auroc("risk"), n)
+    transfer_family = {f: {"auroc": column_auroc("risk")(g), "days": len(g), "pos": float(g["label"].mean())}
+                       for f, g in transfer.groupby("family")}
+    transfer_failures = family_failures(_read_parquet(storage, transfer_sim["trajectories_key"]))
+
     per_family = {}
     for family, group in held_out.groupby("family"):
         per_family[family] = metrics_of(group)
@@ -132,7 +154,12 @@ def main() -> None:
               "mix": dataset["mix"], "fit": fit, "overall": overall, "visible": on_visible,
               "best_baseline": best, "best_visible_baseline": best_visible, "intervals": intervals,
               "per_family": per_family, "family_failures": failures.reset_index().to_dict("records"),
-              "sensitivity_visible": sensitivity.to_dict("records"), "leads": leads.to_dict("records")}
+              "sensitivity_visible": sensitivity.to_dict("records"), "leads": leads.to_dict("records"),
+              "transfer": {"dataset": transfer_sim["dataset"], "champion": transfer_sim["champion"],
+                           "trajectories": transfer_sim["trajectories"],
+                           "dataset_version": transfer_set["dataset_version"], "mix": transfer_set["mix"],
+                           "overall": on_transfer, "visible": on_transfer_visible, "per_family": transfer_family,
+                           "family_failures": transfer_failures.reset_index().to_dict("records")}}
     (out / "failure_eval.json").write_text(json.dumps(result, indent=2, default=str))
     _plot(sensitivity, model.threshold, out / "failure_eval.html")
 
@@ -149,10 +176,14 @@ def main() -> None:
     print("\ndid the champion fail? (all trajectories; day AUC/F1 on that day's 500 labels)")
     print(failures.to_string())
     keys = ["auroc", "precision", "recall", "false_alarms_per_90d", "detected", "median_lead_days"]
+    m, v = overall[MODEL], on_visible[MODEL]
     print(f"\nheld-out, all families ({len(held_out)} days):")
     print(_table(overall, keys))
     print(f"\nheld-out, visible families (all but pure concept; {len(visible)} days):")
     print(_table(on_visible, keys))
+    print(f"\nalarm at threshold {model.threshold:.2f}, chosen on the validation numbers; held out computed once:")
+    print(_table({"validation (out-of-fold, training trajectories)": fit["validation"],
+                  "held out (evaluation trajectories)": m}, keys, label="failure model, all families"))
     print("\nAUROC per family (held out; '-' = no failure-coming day in that family's held-out days):")
     fam_rows = {f: {**{n: per_family[f][n]["auroc"] for n in scores}, "days": per_family[f]["_days"]["days"],
                     "pos": per_family[f]["_days"]["positive_rate"]} for f in per_family}
@@ -163,16 +194,26 @@ def main() -> None:
     print(sensitivity.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print("\nthreshold sensitivity, all families:")
     print(sensitivity_all.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"\ntransfer: the model above, unchanged (threshold {model.threshold:.2f}), on all "
+          f"{transfer_sim['trajectories']} {transfer_sim['dataset']} trajectories ({len(transfer)} labelled days; "
+          f"their churn champion: {transfer_sim['champion']}; dataset {transfer_set['dataset_version']})")
+    print(transfer_failures.to_string())
+    print(f"\ntransfer, all families ({len(transfer)} days):")
+    print(_table(on_transfer, keys))
+    print(f"\ntransfer, visible families ({len(transfer_visible)} days):")
+    print(_table(on_transfer_visible, keys))
+    print("\ntransfer AUROC per family (failure model):")
+    print(pd.DataFrame(transfer_family).T.to_string(float_format=lambda v: f"{v:.3f}"))
     print("\n95 % trajectory-bootstrap intervals (" + str(n) + " resamples):")
     for key, (lo, hi) in intervals.items():
         print(f"  {key:26s} [{lo:.4f}, {hi:.4f}]")
     print(f"best baseline overall: {best}; on visible families: {best_visible}")
     print(f"outputs: {out / 'failure_eval.json'}, {out / 'failure_eval.html'}; "
           f"{time.monotonic() - started:.0f}s")
-    m, v = overall[MODEL], on_visible[MODEL]
     print(f"failure-eval auroc={m['auroc']:.4f} best_baseline_auroc={overall[best]['auroc']:.4f} "
           f"visible_auroc={v['auroc']:.4f} lead_days={_fmt(v['median_lead_days'], 1)} "
-          f"detected={_fmt(v['detected'], 3)} false_alarms_per_90d={m['false_alarms_per_90d']:.3f}")
+          f"detected={_fmt(v['detected'], 3)} false_alarms_per_90d={m['false_alarms_per_90d']:.3f} "
+          f"transfer_auroc={_fmt(on_transfer[MODEL]['auroc'], 4)}")
 
 
 def _plot(sensitivity: pd.DataFrame, chosen: float, path: Path) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from churnguard.config import ConfigError
@@ -19,9 +20,16 @@ from churnguard.failure import (
     score_failure_risk,
 )
 from churnguard.failure.config import FailureDefinition
-from churnguard.failure.features import LABEL_FREE, MATURED, feature_names
+from churnguard.failure.evaluation import validation_metrics
+from churnguard.failure.features import FREE, LABEL_FREE, MATURED, SIGNED, feature_names, monotone_directions
 from churnguard.failure.labels import delong_auc, midranks
-from churnguard.failure.model import FailureModel, _estimator, calibrated_threshold, fit_failure_model
+from churnguard.failure.model import (
+    FailureModel,
+    MonotoneLogistic,
+    _estimator,
+    calibrated_threshold,
+    fit_failure_model,
+)
 from churnguard.failure.trajectories import FAMILIES, trajectory_specs
 
 RULES = FailureDefinition(tolerance=0.05, f1_relative_drop=0.10, min_labels=200, min_class_count=20)
@@ -212,6 +220,13 @@ def test_features_of_a_day_use_only_that_day_and_earlier_ones():
     assert list(full.columns) == feature_names()
 
 
+def test_a_score_shift_counts_by_its_size_whichever_way_the_scores_moved():
+    history = _signals(12, drop_from=6)
+    mirrored = [{**row, **{name: -row[name] for name in SIGNED}} for row in history]
+    pd.testing.assert_frame_equal(feature_frame(mirrored), feature_frame(history))
+    assert "cbpe_auc_drop_abs" in feature_names() and "cbpe_auc_drop" not in feature_names()
+
+
 def test_missing_matured_performance_becomes_zero_not_nan():
     history = _signals(3)
     for row in history:
@@ -220,18 +235,97 @@ def test_missing_matured_performance_becomes_zero_not_nan():
 
 
 # --- the scorer ----------------------------------------------------------------------------------------
+def _dataset(trajectories: int, evaluation_every: int | None = None) -> pd.DataFrame:
+    """Feature rows of 30-day trajectories as ``build_dataset`` makes them: every other one fails from day
+    20 (labelled from day 13); with ``evaluation_every``, the last of every such block is held out."""
+    rows = []
+    for tid in range(trajectories):
+        failing = tid % 2 == 1
+        frame = feature_frame(_signals(30, drop_from=20 if failing else None, seed=tid))
+        held_out = evaluation_every is not None and tid % evaluation_every == evaluation_every - 1
+        frame = frame.assign(trajectory=tid, family="gradual" if failing else "none",
+                             split="evaluation" if held_out else "train", day=range(30),
+                             failed_today=[failing and t >= 20 for t in range(30)],
+                             label=[int(failing and t >= 13) for t in range(30)])
+        rows.append(frame)
+    return pd.concat(rows, ignore_index=True)
+
+
 @pytest.fixture(scope="module")
 def small_model() -> FailureModel:
-    rows = []
-    for tid in range(12):
-        frame = feature_frame(_signals(30, drop_from=20 if tid % 2 else None, seed=tid))
-        frame["label"] = [int(tid % 2 == 1 and t >= 13) for t in range(30)]
-        frame["trajectory"] = tid
-        rows.append(frame)
-    table = pd.concat(rows, ignore_index=True)
-    model, report = fit_failure_model(table, feature_names(), load_failure_config().training)
+    model, report = fit_failure_model(_dataset(12), feature_names(), load_failure_config())
     assert set(report["cv_auroc"]) == {"logistic", "xgboost"}
     return model
+
+
+def test_held_out_trajectories_cannot_move_the_model_or_its_threshold():
+    table, cfg = _dataset(18, evaluation_every=3), load_failure_config()
+    model, report = fit_failure_model(table, feature_names(), cfg)
+
+    held_out = table["split"] == "evaluation"
+    scrambled = table.copy()
+    scrambled.loc[held_out, feature_names()] = np.random.default_rng(1).normal(
+        size=(int(held_out.sum()), len(feature_names())))
+    scrambled.loc[held_out, "label"] = 1 - scrambled.loc[held_out, "label"]
+    again, report_again = fit_failure_model(scrambled, feature_names(), cfg)
+    leaky, _ = fit_failure_model(scrambled.assign(split="train"), feature_names(), cfg)
+
+    assert report_again == report
+    assert (again.kind, again.platt, again.threshold) == (model.kind, model.platt, model.threshold)
+    np.testing.assert_array_equal(again.predict_risk(table), model.predict_risk(table))
+    assert report["train_trajectories"] == 12
+    assert leaky.platt != model.platt  # the scrambled rows do matter once they are training rows
+    validation = report["validation"]
+    assert validation["threshold"] == model.threshold
+    assert validation["false_alarms_per_90d"] <= cfg.training.max_false_alarms_per_90d
+    assert validation["failing_trajectories"] == 6
+
+
+def test_the_threshold_is_reported_with_its_out_of_fold_numbers_averaged_over_repeats():
+    # one failing trajectory (first failure day 6, shown on day 8 with a 2-day label delay) and a healthy one
+    table = pd.DataFrame({"trajectory": [1] * 7 + [2] * 9, "family": ["gradual"] * 7 + ["none"] * 9,
+                          "day": list(range(7)) + list(range(9)),
+                          "failed_today": [False] * 6 + [True] + [False] * 9,
+                          "label": [0, 0, 0, 1, 1, 1, 1] + [0] * 9})
+    first = np.array([0.1, 0.1, 0.1, 0.2, 0.6, 0.7, 0.8] + [0.1] * 5 + [0.7] + [0.1] * 3)
+    second = np.array([0.1, 0.1, 0.1, 0.2, 0.3, 0.4, 0.9] + [0.1] * 9)
+    # first repeat: alerts on days 4-6 and one false alarm (12 negative days): precision 3/4, recall 3/4,
+    # 7.5 false alarms / 90 days, lead 8 - 4 = 4; second: day 6 only: precision 1, recall 1/4, lead 2
+    validation = validation_metrics(table, [first, second], threshold=0.5, delay=2, horizon=3)
+    assert validation == {"auroc": pytest.approx((45.5 / 48 + 1.0) / 2), "threshold": 0.5,
+                          "precision": pytest.approx(0.875), "recall": pytest.approx(0.5),
+                          "false_alarms_per_90d": pytest.approx(3.75), "failing_trajectories": 1,
+                          "detected": 1.0, "median_lead_days": 3.0}
+
+
+def test_fitting_names_the_columns_a_failure_dataset_lacks():
+    with pytest.raises(ValueError, match="lacks column.s. split"):
+        fit_failure_model(_dataset(4).drop(columns="split"), feature_names(), load_failure_config())
+
+
+def test_the_monotone_logistic_keeps_constrained_weights_non_negative_and_leaves_free_ones_alone():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    y = (X[:, 0] - X[:, 1] - X[:, 2] + rng.normal(scale=0.5, size=400) > 0).astype(int)
+    coef = MonotoneLogistic(C=1.0, monotone=(1, 1, 0)).fit(X, y).coef_[0]
+    assert coef[0] > 1.0 and coef[1] == 0.0 and coef[2] < -1.0
+    unconstrained = LogisticRegression(C=1.0).fit(X[:, [0, 2]], y)  # the same objective, nothing bound
+    np.testing.assert_allclose(MonotoneLogistic(C=1.0, monotone=(0, 0)).fit(X[:, [0, 2]], y).coef_,
+                               unconstrained.coef_, rtol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["logistic", "xgboost"])
+def test_more_of_a_feature_that_grows_with_trouble_never_lowers_the_risk(kind):
+    table = _dataset(12)
+    estimator = _estimator(kind, monotone_directions(feature_names()))
+    model = FailureModel(kind, estimator.fit(table[feature_names()].to_numpy(), table["label"]),
+                         feature_names(), (1.0, 0.0), 0.5)
+    rows = table[feature_names()].iloc[::37].reset_index(drop=True)
+    for name in feature_names():
+        if name in FREE:
+            continue
+        worse = rows.assign(**{name: rows[name] + rows[name].abs().max() + 1.0})
+        assert (model.predict_risk(worse) >= model.predict_risk(rows) - 1e-12).all(), name
 
 
 def test_the_alarm_threshold_keeps_the_false_alarm_rate_averaged_over_cv_repeats_within_budget():
@@ -262,7 +356,8 @@ def test_both_model_kinds_explain_a_risk_by_their_top_three_pushes(small_model, 
     table = pd.concat([feature_frame(_signals(30, drop_from=15 if tid % 2 else None, seed=tid))
                        for tid in range(6)], ignore_index=True)
     y = ([0] * 30 + [0] * 13 + [1] * 17) * 3
-    model = FailureModel(kind, _estimator(kind).fit(table[feature_names()].to_numpy(), y), feature_names(),
+    estimator = _estimator(kind, monotone_directions(feature_names()))
+    model = FailureModel(kind, estimator.fit(table[feature_names()].to_numpy(), y), feature_names(),
                          (1.0, 0.0), 0.5)
     result = score_failure_risk(_signals(10, drop_from=5), model=(model, 2))
     assert result["available"] and 0.0 <= result["risk"] <= 1.0
@@ -279,6 +374,14 @@ def test_scorer_without_a_registered_model_is_unavailable_and_says_why():
 def test_scorer_without_signals_is_unavailable(small_model):
     result = score_failure_risk([], model=(small_model, 1))
     assert result["available"] is False and "no day signals" in result["reason"]
+
+
+def test_a_model_trained_on_features_no_longer_built_is_unavailable_not_fed_zeros(small_model):
+    renamed = [name.removesuffix("_abs") for name in small_model.features]  # the names before the sizes
+    old = FailureModel(small_model.kind, small_model.estimator, renamed, small_model.platt, small_model.threshold)
+    result = score_failure_risk(_signals(10), model=(old, 1))
+    assert result["available"] is False
+    assert "score_mean_change" in result["reason"] and "retrain" in result["reason"]
 
 
 def test_scorer_never_raises_on_malformed_signals(small_model):

@@ -49,6 +49,9 @@ def test_failure_model_training_dag_registers_a_champion(airflow_env, churnguard
     assert champion.tags["horizon_days"] == "5"
     run = registry.client().get_run(champion.run_id)
     assert 0.0 <= run.data.metrics["eval_auroc"] <= 1.0
+    # the threshold's numbers on the training trajectories' out-of-fold scores sit next to the held-out ones
+    assert run.data.metrics["validation_false_alarms_per_90d"] >= 0.0
+    assert 0.0 <= run.data.metrics["validation_auroc"] <= 1.0
     assert any(key.startswith("failure/datasets/") for key in _data_keys(churnguard_home))
 
     # the daily path: the stored signal history of one simulated trajectory, scored by the champion

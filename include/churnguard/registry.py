@@ -35,6 +35,7 @@ FINGERPRINT_TAG = "churnguard.fingerprint"
 # Types inside the churn pipeline that the skops loader must be told to trust.
 TRUSTED_TYPES = [
     "churnguard.models.NumericCleaner",
+    "churnguard.failure.model.MonotoneLogistic",
     "xgboost.sklearn.XGBClassifier",
     "xgboost.core.Booster",
     "builtins.bytearray",

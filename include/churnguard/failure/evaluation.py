@@ -1,4 +1,6 @@
-"""Evaluation of failure-risk scores on held-out trajectories, next to simple baselines.
+"""Evaluation of failure-risk scores on held-out trajectories, next to simple baselines, and the same
+numbers on the training trajectories' out-of-fold scores (:func:`validation_metrics`, what the alarm
+threshold was chosen on).
 
 Every score is judged on the days that have a failure label. Besides AUROC: precision and recall of
 the alarm ``score >= threshold``; false alarms (alert days without a failure in the next ``horizon``
@@ -16,8 +18,6 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from churnguard.failure.model import false_alarms_per_90
-
 # name -> (column of the evaluation table, alert threshold of the rule)
 BASELINES: dict[str, tuple[str, float]] = {
     "max PSI > 0.25": ("drift_psi_max", 0.25),
@@ -27,6 +27,12 @@ BASELINES: dict[str, tuple[str, float]] = {
     "latest measured AUC drop > 0.05": ("matured_auc_drop", 0.05),
 }
 VISIBLE_EXCLUDED = ("concept",)  # pure concept drift: no label-free signal can see it
+
+
+def false_alarms_per_90(y: np.ndarray, alerts: np.ndarray) -> float:
+    """Alert days among days without a coming failure, per 90 such days."""
+    negatives = y == 0
+    return float(90 * alerts[negatives].sum() / max(negatives.sum(), 1))
 
 
 def auroc(y: np.ndarray, score: np.ndarray) -> float | None:
@@ -81,6 +87,20 @@ def alert_metrics(table: pd.DataFrame, score: str, threshold: float, delay: int,
             "failing_trajectories": len(leads),
             "detected": float(leads["detected"].mean()) if len(leads) else None,
             "median_lead_days": float(leads["lead_days"].median()) if len(leads) else None}
+
+
+def validation_metrics(table: pd.DataFrame, risks: list[np.ndarray], threshold: float, delay: int,
+                       horizon: int) -> dict:
+    """:func:`alert_metrics` of the alarm ``risk >= threshold`` on the out-of-fold ``risks`` of ``table``'s
+    rows (one array per cross-validation repeat), each number averaged over the repeats where it is defined:
+    the numbers the threshold was chosen on, from training trajectories only."""
+    runs = [alert_metrics(table.assign(risk=risk), "risk", threshold, delay, horizon) for risk in risks]
+    out = {}
+    for key in runs[0]:
+        values = [run[key] for run in runs if run[key] is not None]
+        out[key] = float(np.mean(values)) if values else None
+    out["failing_trajectories"] = runs[0]["failing_trajectories"]
+    return out
 
 
 def threshold_sensitivity(table: pd.DataFrame, score: str, delay: int, horizon: int,

@@ -105,11 +105,16 @@ def _simulate_one(spec: TrajectorySpec) -> pd.DataFrame:
 
 def simulate_trajectories(count: int | None = None, horizon: int | None = None,
                           tolerance: float | None = None, workers: int = 1,
-                          storage: Storage | None = None, use_registry: bool = True) -> dict:
+                          storage: Storage | None = None, use_registry: bool = True,
+                          dataset: str | None = None) -> dict:
     """Simulate the trajectory mix (cached per trajectory; ``workers`` processes simulate the ones not
-    cached yet) and store its per-day table."""
+    cached yet) and store its per-day table.
+
+    ``dataset``: the dataset config to draw customers from (default ``CHURNGUARD_DATASET``); the registered
+    champion is that of the configured dataset, so another one needs ``use_registry=False``.
+    """
     storage, cfg = storage or open_storage(), failure_config(horizon, tolerance)
-    dataset_cfg = load_dataset_config()
+    dataset_cfg = load_dataset_config(dataset)
     model, champion = champion_model(dataset_cfg, use_registry)
     reference, profile = build_champion_reference(model, dataset_cfg)
     specs = trajectory_specs(cfg, count)
@@ -137,6 +142,7 @@ def simulate_trajectories(count: int | None = None, horizon: int | None = None,
     storage.write_bytes(key, frame_to_parquet_bytes(table))
     log.info("%d trajectories, %d days -> %s", len(specs), len(table), key)
     return {"trajectories_key": key, "reference_key": ref_key, "version": version, "champion": champion,
+            "dataset": dataset_cfg.name,
             "trajectories": len(specs), "days": len(table), "config": cfg.model_dump()}
 
 
@@ -150,7 +156,9 @@ def build_dataset(simulated: dict, storage: Storage | None = None) -> dict:
     for _, days in progress(groups, groups.ngroups, "build features"):
         days = days.sort_values("day").reset_index(drop=True)
         features = feature_frame(days, cfg.features.trend_days)
-        parts.append(pd.concat([days[META], features], axis=1))
+        # the baselines' raw signals that are no model feature as such (signed ones enter as sizes)
+        raw = [column for column, _ in BASELINES.values() if column not in features.columns]
+        parts.append(pd.concat([days[META + raw], features], axis=1))
     dataset = pd.concat(parts, ignore_index=True)
     dataset = dataset[dataset["label"].notna()].reset_index(drop=True)
     version = _hash({"trajectories": simulated["version"],
@@ -174,7 +182,7 @@ def train_failure_model(dataset: dict, seed: int = 0, storage: Storage | None = 
     cfg = FailureConfig.model_validate(dataset["config"])
     table = _read_parquet(storage, dataset["dataset_key"])
     features = feature_names(cfg.features.trend_days)
-    model, report = fit_failure_model(table[table["split"] == "train"], features, cfg.training, seed)
+    model, report = fit_failure_model(table, features, cfg, seed)
     registry.configure_mlflow()
     with mlflow.start_run(run_name=f"failure-model-{dataset['dataset_version']}") as run:
         mlflow.set_tags({"churnguard.kind": "failure-model", "dataset_version": dataset["dataset_version"],
@@ -185,8 +193,12 @@ def train_failure_model(dataset: dict, seed: int = 0, storage: Storage | None = 
                            "dataset_version": dataset["dataset_version"],
                            "train_rows": report["train_rows"], "seed": seed})
         mlflow.log_metrics({f"cv_auroc_{k}": v for k, v in report["cv_auroc"].items()})
+        # the threshold's numbers on the training trajectories' out-of-fold scores (what it was chosen on)
+        mlflow.log_metrics({f"validation_{k}": v for k, v in report["validation"].items()
+                            if v is not None and k != "threshold"})
         mlflow.log_dict({"kind": model.kind, "features": model.features, "platt": list(model.platt),
-                         "threshold": model.threshold, "trend_days": cfg.features.trend_days,
+                         "threshold": model.threshold, "validation": report["validation"],
+                         "trend_days": cfg.features.trend_days,
                          "config": cfg.model_dump(), "mix": dataset["mix"]}, "failure_model.json")
         mlflow.log_dict(json.loads(storage.read_bytes(dataset["reference_key"])), "champion_reference.json")
         with tempfile.TemporaryDirectory() as tmp:
