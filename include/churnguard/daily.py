@@ -349,7 +349,8 @@ def decide_day(ctx: DayContext) -> dict:
 
 def retrain(ctx: DayContext) -> dict:
     """Train, validate and register a challenger, once per date: a re-run reports the first run's result
-    instead of moving the ``challenger`` alias again (a dry run is not the date's retrain: nothing recorded)."""
+    instead of moving the ``challenger`` alias again (a dry run is not the date's retrain: nothing recorded).
+    The change point comes from the champion's measured history and the day's measured failures."""
     from churnguard.retrain import change_point, retrain_challenger
 
     done = ctx.result("retrain")
