@@ -138,9 +138,17 @@ def test_a_retrain_whose_challenger_does_not_clear_a_gate_registers_nothing_and_
     assert daily.retrain(context(force_retrain=True)) == result  # the date's retrain happened: reported again
 
 
+def validated_after_change(version: int, change_day: str = "2026-09-07") -> None:
+    """Mark ``version`` as a challenger validated on post-change days (what a retrain after a change tags)."""
+    from churnguard import registry
+
+    registry.client().set_model_version_tag("churn-model", str(version), registry.POST_CHANGE_TAG, change_day)
+
+
 def test_promotion_happens_once_per_date(world):
     from churnguard import daily
 
+    validated_after_change(2)
     ctx = context()
     ctx.record("performance", {"measured_failure": True})  # the champion measurably failed today
     promoted = daily.promote(ctx)
@@ -148,6 +156,42 @@ def test_promotion_happens_once_per_date(world):
     assert aliases() == {"champion": 2, "challenger": None, "previous": 1}
     assert daily.promote(context()) == promoted  # a re-run of the date reports it, moves nothing
     assert aliases() == {"champion": 2, "challenger": None, "previous": 1}
+
+
+def test_a_failing_champion_is_replaced_at_once_only_by_a_challenger_validated_after_the_change(world):
+    from churnguard import daily
+    from churnguard.promotion import should_promote
+
+    ctx = context()
+    ctx.record("performance", {"measured_failure": True})
+    held = daily.promote(ctx)  # v2 was validated on days before any change: it stays in shadow
+    assert not held["promoted"] and "challenger v2 in shadow" in held["reason"]
+    assert aliases() == {"champion": 1, "challenger": 2, "previous": None}
+    validated_after_change(2)
+    ok, reason = should_promote(ctx.store, True, ctx.monitoring)
+    assert ok and "passed validation on labelled days from the change on 2026-09-07" in reason
+
+
+def test_after_a_change_a_retrain_waits_for_post_change_labels_then_validates_on_them_only(world):
+    from churnguard import daily
+    from churnguard.retrain import retrain_challenger
+
+    ctx = context(dry_run=True)
+    daily.ingest(ctx)  # pins v1 / v2; labels of observed days up to 09-14 have arrived by 09-21
+    waiting = retrain_challenger(ctx, "measured failure on 2026-09-14", change_day="2026-09-13")
+    assert not waiting["registered"] and waiting["rejected"].startswith(
+        "waiting for post-change labels: 2 labelled day(s) since the change on 2026-09-13")
+
+    result = retrain_challenger(ctx, "measured failure on 2026-09-14", change_day="2026-09-07")
+    # 8 post-change days: the last third (2 days) is the holdout, the rest trains and chooses the candidate
+    assert result["window"] == {"train_from": "2026-08-13", "train_to": "2026-09-12", "change_day": "2026-09-07",
+                                "holdout_from": "2026-09-13", "holdout_to": "2026-09-14"}
+    assert result["metrics"]["holdout_rows"] == 600  # 300 customers a day, both days, nothing older
+    chosen = result["candidate_validation_auc"]
+    assert set(chosen) == {"window", "post_change_weighted", "recency", "post_change_only"}
+    assert chosen[result["candidate"]] == max(chosen.values())
+    assert 0.5 < result["metrics"]["champion_holdout_auc"] < 1  # the champion, on the same post-change holdout
+    assert not result["registered"] and result["rejected"] == "dry run: nothing registered"
 
 
 def test_rerunning_a_date_after_a_promotion_reproduces_its_summary_and_rows_exactly(world):

@@ -44,9 +44,17 @@ def test_measured_failure_and_force_retrain_retrain():
 
 def test_a_challenger_in_shadow_holds_retraining_unless_forced():
     failed = {"measured_failure": True, "measured_failure_days": ["2026-09-03"]}
-    held = decide(CALM, failed, NO_RISK, CFG, challenger_version=3)
+    held = decide(CALM, failed, NO_RISK, CFG, challenger_version=3, challenger_post_change=True)
     assert held.decision == ALERT and "challenger v3 already in shadow" in held.line()
     assert decide(CALM, failed, NO_RISK, CFG, challenger_version=3, force_retrain=True).decision == RETRAIN
+    critical = {**CALM, "severity": "critical", "drift_share": 0.6, "top_features": ["tenure"]}
+    assert decide(critical, NO_FAILURE, NO_RISK, CFG, challenger_version=3).decision == ALERT
+
+
+def test_a_measured_failure_replaces_a_challenger_not_validated_after_the_change():
+    # v2 was trained before the change showed: as wrong about the new concept as the failing champion
+    failed = {"measured_failure": True, "measured_failure_days": ["2026-09-26"]}
+    assert decide(CALM, failed, NO_RISK, CFG, challenger_version=2).decision == RETRAIN
 
 
 def test_delong_auc_equals_sklearn_and_its_error_matches_the_bootstrap():

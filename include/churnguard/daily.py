@@ -26,7 +26,7 @@ from churnguard.crashpoints import crash_point
 from churnguard.data import data_version
 from churnguard.dataroot import DataRoot
 from churnguard.decision import decide
-from churnguard.performance import measure_day
+from churnguard.performance import champion_history, measure_day
 from churnguard.progress import progress
 from churnguard.promotion import promote_day
 from churnguard.scoring import score_day
@@ -333,10 +333,13 @@ def decide_day(ctx: DayContext) -> dict:
     store, ds = ctx.store, ctx.ds
     last = max((e["ds"] for e in store.rows("model_events", where={"event": "registered"}, until=ds)
                 if e["ds"] < ds), default=None)
+    challenger = ctx.versions.challenger
     decision = decide(ctx.require("drift"), ctx.require("performance"), ctx.require("failure_risk"),
-                      ctx.monitoring, challenger_version=ctx.versions.challenger,
+                      ctx.monitoring, challenger_version=challenger,
                       force_retrain=ctx.options.force_retrain,
-                      days_since_registered=(ctx.day - date.fromisoformat(last)).days if last else None)
+                      days_since_registered=(ctx.day - date.fromisoformat(last)).days if last else None,
+                      challenger_post_change=challenger is not None and registry.POST_CHANGE_TAG in
+                      registry.require_ready(ctx.model_name, challenger).tags)
     log.info("%s %s", ds, decision.line())
     if decision.decision != "healthy":
         store.upsert("alerts", [{"ds": ds, "kind": "decision", "severity": decision.decision,
@@ -346,13 +349,17 @@ def decide_day(ctx: DayContext) -> dict:
 
 def retrain(ctx: DayContext) -> dict:
     """Train, validate and register a challenger, once per date: a re-run reports the first run's result
-    instead of moving the ``challenger`` alias again (a dry run is not the date's retrain: nothing recorded)."""
-    from churnguard.retrain import retrain_challenger
+    instead of moving the ``challenger`` alias again (a dry run is not the date's retrain: nothing recorded).
+    The change point comes from the champion's measured history and the day's measured failures."""
+    from churnguard.retrain import change_point, retrain_challenger
 
     done = ctx.result("retrain")
     if done is not None:
         return done
-    result = retrain_challenger(ctx, "; ".join(ctx.require("decide")["reasons"]))
+    history = champion_history(ctx.store, ctx.ds, ctx.monitoring)
+    change = change_point(history["observed_ds"], history["roc_auc"],
+                          ctx.require("performance")["measured_failure_days"], ctx.monitoring.performance.auc_tolerance)
+    result = retrain_challenger(ctx, "; ".join(ctx.require("decide")["reasons"]), change_day=change)
     if result["registered"]:
         ctx.store.record_event(ctx.ds, "registered", ctx.model_name, result["version"], reason=result["reason"])
     return result if ctx.options.dry_run else ctx.record("retrain", result)

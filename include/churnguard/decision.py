@@ -2,7 +2,9 @@
 
 - ``retrain``: critical drift, failure risk above ``decision.risk_retrain``, a measured failure, or the
   manual ``force_retrain``; unless a challenger is already in its shadow period (then ``alert``: a second
-  challenger would only replace the first before it could prove itself), which ``force_retrain`` overrides.
+  challenger would only replace the first before it could prove itself), which ``force_retrain`` overrides,
+  and so does a measured failure when that challenger was not validated on post-change days (it was trained
+  before the change showed, and the failing champion must be replaced by one that learnt it).
   Within ``decision.retrain_cooldown_days`` of the last registered version, drift and risk alone only
   alert: the new model was trained on the drifted days, so the same drift says nothing new about it.
 - ``alert``: moderate drift or failure risk above ``decision.risk_warn``.
@@ -34,7 +36,7 @@ class Decision:
 
 def decide(drift: dict | None, performance: dict, risk: dict, cfg: MonitoringConfig,
            challenger_version: int | None = None, force_retrain: bool = False,
-           days_since_registered: int | None = None) -> Decision:
+           days_since_registered: int | None = None, challenger_post_change: bool = False) -> Decision:
     retrain, alert = [], []
     cooling = days_since_registered is not None and days_since_registered < cfg.decision.retrain_cooldown_days
     if force_retrain:
@@ -55,7 +57,8 @@ def decide(drift: dict | None, performance: dict, risk: dict, cfg: MonitoringCon
             retrain.append(f"failure risk {value:.2f} >= {cfg.decision.risk_retrain}")
         elif value >= cfg.decision.risk_warn:
             alert.append(f"failure risk {value:.2f} >= {cfg.decision.risk_warn}")
-    if retrain and challenger_version is not None and not force_retrain:
+    replace_stale = bool(performance.get("measured_failure")) and not challenger_post_change
+    if retrain and challenger_version is not None and not force_retrain and not replace_stale:
         return Decision(ALERT, [*retrain, f"challenger v{challenger_version} already in shadow: not retraining",
                                 *alert])
     if retrain:

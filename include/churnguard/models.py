@@ -35,6 +35,7 @@ from churnguard.config import DatasetConfig, ModelConfig, load_model_config
 from churnguard.data import target_array
 
 log = logging.getLogger(__name__)
+SAMPLE_WEIGHT = "__sample_weight"
 
 
 class NumericCleaner(TransformerMixin, BaseEstimator):
@@ -140,10 +141,16 @@ def train_model(
     cfg: DatasetConfig,
     model_cfg: ModelConfig | None = None,
     random_state: int = 0,
+    sample_weight: np.ndarray | None = None,
 ) -> TrainedModel:
-    """Fit cleaning and encoding on ``train``; early-stop and choose the threshold on ``validation``."""
+    """Fit cleaning and encoding on ``train``; early-stop and choose the threshold on ``validation``.
+    ``sample_weight``: one weight per row of ``train`` for the booster (cleaning and encoding are unweighted)."""
     model_cfg = model_cfg or load_model_config()
+    weighted = sample_weight is not None
+    if weighted:  # carried as a column, so deduplication keeps each row's weight with it
+        train = train.assign(**{SAMPLE_WEIGHT: np.asarray(sample_weight, dtype=float)})
     train, validation = dedupe_customers(train, cfg), dedupe_customers(validation, cfg)
+    weights = train.pop(SAMPLE_WEIGHT).to_numpy() if weighted else None
     y_train, y_val = target_array(train, cfg), target_array(validation, cfg)
     for name, y in (("train", y_train), ("validation", y_val)):
         if len(np.unique(y)) < 2:
@@ -151,7 +158,7 @@ def train_model(
     pipe = build_pipeline(cfg, model_cfg, random_state)
     prep = Pipeline(pipe.steps[:-1]).fit(train[cfg.features], y_train)
     booster = pipe.named_steps["model"]
-    booster.fit(prep.transform(train[cfg.features]), y_train,
+    booster.fit(prep.transform(train[cfg.features]), y_train, sample_weight=weights,
                 eval_set=[(prep.transform(validation[cfg.features]), y_val)], verbose=False)
     trained = TrainedModel(pipe, 0.5, list(cfg.features), int(booster.best_iteration),
                            params={**model_cfg.xgboost.model_dump(), "random_state": random_state})

@@ -2,8 +2,9 @@
 
 A challenger becomes ``champion`` when, on matured labels of its shadow period, it beat the champion by
 ``promotion.shadow_margin`` AUC on each of the last ``promotion.shadow_days`` days measured for both, or
-at once when the champion has measurably failed and the challenger passed validation. The old champion
-keeps alias ``previous``.
+at once when the champion has measurably failed and the challenger passed validation on labelled days after
+the change (tag ``registry.POST_CHANGE_TAG``): one validated on older days may be as wrong about the new
+concept as the champion. The old champion keeps alias ``previous``.
 
 Crash safety: a move is first written to the monitoring store (``alias_moves``, state ``pending``) with the
 versions it moves from and to, then applied in steps that are each idempotent, then marked ``done`` in the
@@ -55,15 +56,18 @@ def should_promote(store: MonitoringStore, champion_failed: bool,
     """Whether the ``challenger`` should become champion now, and why (or why not).
 
     A version carries the ``challenger`` alias only once it has passed the retraining gates (validation),
-    so a measured failure of the champion promotes it at once.
+    so a measured failure of the champion promotes it at once if that validation was on post-change days;
+    any other challenger stays in shadow.
     """
     cfg = cfg or load_monitoring_config()
     name = load_model_config().registered_name
     challenger = registry.version_by_alias(name, registry.CHALLENGER)
     if challenger is None:
         return False, "no challenger"
-    if champion_failed:
-        return True, f"champion measurably failed and challenger v{challenger.version} passed validation"
+    post_change = challenger.tags.get(registry.POST_CHANGE_TAG)
+    if champion_failed and post_change:
+        return True, (f"champion measurably failed and challenger v{challenger.version} passed validation on "
+                      f"labelled days from the change on {post_change}")
     wins = shadow_wins(store, challenger.version, cfg)
     if len(wins) == cfg.promotion.shadow_days and all(w["margin"] > cfg.promotion.shadow_margin for w in wins):
         days = ", ".join(f"{w['observed_ds']} (+{w['margin']:.3f})" for w in wins)

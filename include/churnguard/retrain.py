@@ -1,6 +1,12 @@
 """Retraining: a challenger trained on recent labelled days plus the reference, validated on the most
 recent matured days, registered as ``challenger`` with its data window, trigger and metrics.
 
+After a measured failure or a detected change in the champion's daily AUC (:func:`change_point`), a
+challenger is validated on post-change labelled days only, never on older ones, and waits for them
+(``retrain.min_post_change_days``); its training set is chosen among :func:`training_candidates` by its AUC
+on post-change days disjoint from the holdout (:func:`train_after_change`). A challenger that learnt the old
+concept well would otherwise pass on pre-change days and fail as champion.
+
 Gates, in order (all from ``monitoring.yaml``): holdout AUC ≥ ``min_roc_auc``; train AUC − validation AUC ≤
 ``max_overfit_gap`` (the validation split is drawn from the same pool as the training rows, so the gap is
 overfitting, not the drift the holdout may carry); holdout AUC > champion's holdout AUC +
@@ -11,6 +17,7 @@ fails a gate is logged (with the reason) but never registered; neither is one fr
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
@@ -20,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from churnguard import registry
-from churnguard.config import DatasetConfig, load_dataset_config
+from churnguard.config import DatasetConfig, RetrainConfig, load_dataset_config
 from churnguard.data import data_version, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.models import TrainedModel, train_model
@@ -31,6 +38,39 @@ if TYPE_CHECKING:
     from churnguard.context import DayContext
 
 log = logging.getLogger(__name__)
+
+
+CHANGE_SCORE = 3.0  # a drop this many standard errors of the mean difference is a change, not noise
+
+
+def change_point(days: list[str], aucs: list[float], failure_days: list[str], min_drop: float) -> str | None:
+    """The first observed day after a change in the champion's quality, or None when there is no sign of one.
+
+    The change is the split of the champion's daily AUCs (``days`` in order) into before and after that
+    maximises the drop of the mean, in standard errors; it counts when the mean falls by at least ``min_drop``
+    and by ``CHANGE_SCORE`` standard errors. A measured failure (``failure_days``) without such a split
+    (too few days after it to tell) puts the change on its first failure day: a day whose own labels fail is
+    after the change, and a later first post-change day only costs a day of labels, while an earlier one
+    would hold pre-change days out as if they were the new concept. A split after the first failure day is
+    not believed for the same reason.
+
+    >>> change_point(["09-01", "09-02", "09-03", "09-04", "09-05"], [.85, .86, .84, .61, .60], [], .05)
+    '09-04'
+    """
+    first_failure = min(failure_days, default=None)
+    best, best_score = None, CHANGE_SCORE
+    values = np.asarray(aucs, dtype=float)
+    for k in range(2, len(values)):  # at least two days before the change, one after
+        before, after = values[:k], values[k:]
+        drop = before.mean() - after.mean()
+        residuals = np.concatenate([before - before.mean(), after - after.mean()])
+        sd = max(float(residuals.std(ddof=min(2, len(values) - 1))), 0.01)  # 0.01: an AUC is never exact
+        score = drop / (sd * np.sqrt(1 / len(before) + 1 / len(after)))
+        if drop >= min_drop and score > best_score:
+            best, best_score = days[k], score
+    if best is not None and (first_failure is None or best <= first_failure):
+        return best
+    return first_failure
 
 
 def labelled_days(root: DataRoot, ds: date, first: date, last: date, cfg: DatasetConfig) -> pd.DataFrame:
@@ -75,38 +115,137 @@ def shap_importance(model: TrainedModel, df: pd.DataFrame) -> dict[str, float]:
     return model.per_input_column(np.abs(contribs).mean(axis=0))
 
 
-def retrain_challenger(ctx: DayContext, reason: str, seed: int = 0) -> dict:
-    """Train, validate and (unless the run is a dry run or a gate fails) register a challenger for the day,
-    held against the champion pinned for the day."""
-    import mlflow
+def post_change_split(days: list[str], holdout_days: int, min_days: int) -> tuple[list[str], list[str]] | None:
+    """The post-change labelled ``days`` (in order) as (training days, holdout days): the last third, at most
+    ``holdout_days``, is held out; None while fewer than ``min_days`` are labelled (nothing to validate on yet).
 
+    >>> post_change_split(["d1", "d2", "d3", "d4"], holdout_days=5, min_days=3)
+    (['d1', 'd2', 'd3'], ['d4'])
+    """
+    if len(days) < min_days:
+        return None
+    held = max(1, min(holdout_days, len(days) // 3))
+    return days[:-held], days[-held:]
+
+
+REFERENCE_WEIGHT = 0.1  # rows from before the change, down-weighted: the old concept, still the same customers
+RECENCY_HALF_LIFE_DAYS = 7.0
+
+
+def training_candidates(reference: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame
+                        ) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
+    """The training sets a post-change challenger chooses from, each rows and their weights: ``window`` (the
+    reference and every labelled day alike, as without a change), ``post_change_weighted`` (rows from before
+    the change down-weighted to ``REFERENCE_WEIGHT``), ``recency`` (weights halving every
+    ``RECENCY_HALF_LIFE_DAYS`` back from the latest post-change day, the reference as old as the oldest day)
+    and ``post_change_only``. ``before``/``after``: labelled rows of days before/after the change."""
+    landed = pd.concat([before, after], ignore_index=True)[reference.columns.union(["observed_ds"], sort=False)]
+    rows = pd.concat([reference, landed.drop(columns="observed_ds")], ignore_index=True)
+    post = np.r_[np.zeros(len(reference) + len(before)), np.ones(len(after))].astype(bool)
+    age = (pd.Timestamp(after["observed_ds"].max()) - pd.to_datetime(landed["observed_ds"])).dt.days.to_numpy()
+    age = np.r_[np.full(len(reference), age.max(initial=0)), age]
+    return {
+        "window": (rows, np.ones(len(rows))),
+        "post_change_weighted": (rows, np.where(post, 1.0, REFERENCE_WEIGHT)),
+        "recency": (rows, 0.5 ** (age / RECENCY_HALF_LIFE_DAYS)),
+        "post_change_only": (rows[post].reset_index(drop=True), np.ones(int(post.sum()))),
+    }
+
+
+@dataclass
+class Trained:
+    """A challenger and the rows it was trained, validated and held out on."""
+
+    model: TrainedModel
+    train: pd.DataFrame  # what it was trained on (its data version)
+    fit_rows: pd.DataFrame  # the rows of the overfit gate's train AUC, from the same pool as ``val``
+    val: pd.DataFrame
+    holdout: pd.DataFrame
+    profile_rows: pd.DataFrame  # what its drift reference describes
+    window: dict
+    candidate: str | None = None
+    candidate_validation_auc: dict[str, float] | None = None
+
+
+def train_on_window(labelled: pd.DataFrame, reference: pd.DataFrame, holdout_first: date, window: dict,
+                    data_cfg: DatasetConfig, seed: int) -> Trained | str:
+    """No change in sight: trained on the reference plus the labelled days before ``holdout_first``,
+    held out on the days from it; or why not (a line)."""
+    recent = labelled[labelled["observed_ds"] < holdout_first.isoformat()]
+    holdout = labelled[labelled["observed_ds"] >= holdout_first.isoformat()]
+    if len(recent) < 50 or len(holdout) < 50 or len(np.unique(target_array(holdout, data_cfg))) < 2:
+        return f"not enough labelled data: {len(recent)} recent rows, {len(holdout)} holdout rows"
+    pool = pd.concat([reference, recent[reference.columns]], ignore_index=True)
+    train, val = train_test_split(pool, test_size=0.2, stratify=target_array(pool, data_cfg), random_state=seed)
+    return Trained(train_model(train, val, data_cfg, random_state=seed), train, train, val, holdout, train, window)
+
+
+def train_after_change(labelled: pd.DataFrame, reference: pd.DataFrame, change_day: str, train_from: date,
+                       cfg: RetrainConfig, data_cfg: DatasetConfig, seed: int) -> Trained | str:
+    """After a change on ``change_day``: held out on the last post-change labelled days, trained on the
+    :func:`training_candidates` candidate with the best AUC on a validation split of the earlier ones;
+    or why not yet (a line)."""
+    observed = labelled["observed_ds"]
+    post_days = sorted(observed[observed >= change_day].unique())
+    split = post_change_split(post_days, cfg.holdout_days, cfg.min_post_change_days)
+    if split is None:
+        return (f"waiting for post-change labels: {len(post_days)} labelled day(s) since the change on "
+                f"{change_day}, retrain.min_post_change_days is {cfg.min_post_change_days}")
+    train_days, holdout_days = split
+    holdout, after = labelled[observed.isin(holdout_days)], labelled[observed.isin(train_days)]
+    if min(len(np.unique(target_array(rows, data_cfg))) for rows in (holdout, after)) < 2:
+        return "waiting for post-change labels: one class only in the post-change days"
+    after_fit, val = train_test_split(after, test_size=0.3, stratify=target_array(after, data_cfg), random_state=seed)
+    candidates = training_candidates(reference, labelled[observed < change_day], after_fit)
+    candidate, model, aucs = choose_candidate(candidates, val, data_cfg, seed)
+    window = {"train_from": train_from.isoformat(), "train_to": train_days[-1], "change_day": change_day,
+              "holdout_from": holdout_days[0], "holdout_to": holdout_days[-1]}
+    # the overfit gate compares like with like: post-change rows trained on against post-change rows held out
+    return Trained(model, candidates[candidate][0], after_fit, val, holdout, after, window, candidate, aucs)
+
+
+def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = None, seed: int = 0) -> dict:
+    """Train, validate and (unless the run is a dry run or a gate fails) register a challenger for the day,
+    held against the champion pinned for the day.
+
+    ``change_day``: the first observed day after a measured failure or a detected change
+    (:func:`change_point`). Then the holdout is post-change labelled days only (no challenger until there are
+    ``retrain.min_post_change_days``), the training set is chosen by validation (:func:`train_after_change`),
+    and the version is tagged ``registry.POST_CHANGE_TAG``: only such a challenger is promoted at once when the
+    champion fails."""
     ds, root, cfg, dry_run = ctx.day, ctx.root, ctx.monitoring, ctx.options.dry_run
     data_cfg, name = ctx.dataset, ctx.model_name
     last_matured = ds - timedelta(days=cfg.labels.delay_days)
     holdout_first = last_matured - timedelta(days=cfg.retrain.holdout_days - 1)
     window_first = holdout_first - timedelta(days=cfg.retrain.window_days)
+    if change_day is not None:
+        window_first = min(window_first, date.fromisoformat(change_day))
     labelled = labelled_days(root, ds, window_first, last_matured, data_cfg)
-    observed = labelled["observed_ds"] if len(labelled) else pd.Series(dtype=str)
-    recent = labelled[observed < holdout_first.isoformat()]
-    holdout = labelled[observed >= holdout_first.isoformat()]
-    window = {"train_from": window_first.isoformat(), "train_to": (holdout_first - timedelta(days=1)).isoformat(),
-              "holdout_from": holdout_first.isoformat(), "holdout_to": last_matured.isoformat()}
-    result = {"ds": ds.isoformat(), "reason": reason, "dry_run": dry_run, "window": window,
+    if labelled.empty:
+        labelled = pd.DataFrame({"observed_ds": pd.Series(dtype=str)})
+    result = {"ds": ds.isoformat(), "reason": reason, "dry_run": dry_run, "change_day": change_day,
               "registered": False, "version": None, "passed": False, "gates": {}}
-    if len(recent) < 50 or len(holdout) < 50 or len(np.unique(target_array(holdout, data_cfg))) < 2:
-        result["rejected"] = f"not enough labelled data: {len(recent)} recent rows, {len(holdout)} holdout rows"
-        log.warning("retrain %s: %s", ds, result["rejected"])
-        return result
-
     reference = root.read_reference(data_cfg.name, "train")
-    pool = pd.concat([reference, recent[reference.columns]], ignore_index=True)
-    train, val = train_test_split(pool, test_size=0.2, stratify=target_array(pool, data_cfg), random_state=seed)
-    challenger = train_model(train, val, data_cfg, random_state=seed)
+    if change_day is None:
+        window = {"train_from": window_first.isoformat(), "train_to": (holdout_first - timedelta(days=1)).isoformat(),
+                  "holdout_from": holdout_first.isoformat(), "holdout_to": last_matured.isoformat()}
+        result["window"] = window
+        trained = train_on_window(labelled, reference, holdout_first, window, data_cfg, seed)
+    else:
+        trained = train_after_change(labelled, reference, change_day, window_first, cfg.retrain, data_cfg, seed)
+    if isinstance(trained, str):
+        result["rejected"] = trained
+        log.warning("retrain %s: %s", ds, trained)
+        return result
+    result.update(window=trained.window, candidate=trained.candidate)
+    if trained.candidate_validation_auc is not None:
+        result["candidate_validation_auc"] = trained.candidate_validation_auc
+    challenger, holdout, val = trained.model, trained.holdout, trained.val
     champion = registry.load_version_model(name, ctx.versions.champion)
-    metrics = {"train_auc": _auc(challenger, train), "validation_auc": _auc(challenger, val),
+    metrics = {"train_auc": _auc(challenger, trained.fit_rows), "validation_auc": _auc(challenger, val),
                "holdout_auc": _auc(challenger, holdout),
                "champion_holdout_auc": _auc(champion, holdout), "holdout_rows": len(holdout),
-               "recent_rows": len(recent)}
+               "recent_rows": len(labelled) - len(holdout)}
     from churnguard.models import evaluate
 
     holdout_eval = evaluate(challenger, holdout, data_cfg)
@@ -117,35 +256,64 @@ def retrain_challenger(ctx: DayContext, reason: str, seed: int = 0) -> dict:
     }
     passed = all(gates.values())
     result.update(metrics=metrics, gates=gates, passed=passed)
-    log.info("retrain %s (%s): holdout AUC %.4f vs champion %.4f, train %.4f, validation %.4f; gates %s", ds,
-             reason, metrics["holdout_auc"], metrics["champion_holdout_auc"], metrics["train_auc"],
-             metrics["validation_auc"], gates)
+    log.info("retrain %s (%s): holdout AUC %.4f vs champion %.4f, train %.4f, validation %.4f; candidate %s; "
+             "gates %s", ds, reason, metrics["holdout_auc"], metrics["champion_holdout_auc"], metrics["train_auc"],
+             metrics["validation_auc"], trained.candidate, gates)
     if dry_run or not passed:
         result["rejected"] = "dry run: nothing registered" if dry_run else \
             "failed gate(s): " + ", ".join(g for g, ok in gates.items() if not ok)
         return result
+    return _register(ctx, reason, seed, result, trained, holdout_eval)
 
+
+def choose_candidate(candidates: dict[str, tuple[pd.DataFrame, np.ndarray]], val: pd.DataFrame,
+                     data_cfg: DatasetConfig, seed: int) -> tuple[str, TrainedModel, dict[str, float]]:
+    """Train each candidate (early-stopped on ``val``) and keep the one with the best AUC on ``val``;
+    returns its name, its model and every candidate's validation AUC."""
+    models, aucs = {}, {}
+    for label, (rows, weights) in candidates.items():
+        models[label] = train_model(rows, val, data_cfg, random_state=seed, sample_weight=weights)
+        aucs[label] = _auc(models[label], val)
+    best = max(aucs, key=lambda k: aucs[k])
+    log.info("training candidates (validation AUC on post-change days): %s; chosen %s",
+             ", ".join(f"{k} {v:.4f}" for k, v in aucs.items()), best)
+    return best, models[best], aucs
+
+
+def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Trained, holdout_eval: dict) -> dict:
+    """Log the challenger's run and register it (or find the version of the same data, candidate and seed) as
+    ``challenger``. Its drift reference describes ``trained.profile_rows``: after a change, the post-change rows
+    it is meant for, not the down-weighted reference."""
+    import mlflow
+
+    ds, root, data_cfg, name = ctx.day, ctx.root, ctx.dataset, ctx.model_name
+    window, metrics, candidate = result["window"], result["metrics"], trained.candidate
+    challenger, train, val = trained.model, trained.train, trained.val
     version_of_data = data_version(train, val)
-    fingerprint = model_fingerprint(version_of_data, seed)
+    chosen = {} if candidate is None else {
+        registry.POST_CHANGE_TAG: result["change_day"], "candidate": candidate,
+        **{f"candidate_validation_auc.{k}": f"{v:.4f}" for k, v in trained.candidate_validation_auc.items()}}
+    # candidates share rows and differ in weights: the candidate is part of what was trained
+    fingerprint = model_fingerprint(version_of_data + (f":{candidate}" if candidate else ""), seed)
     existing = registry.find_version(name, fingerprint)
     if existing is None:
         registry.configure_mlflow()
         with mlflow.start_run(run_name=f"retrain-{ds.isoformat()}") as run:
             mlflow.set_tags({registry.FINGERPRINT_TAG: fingerprint, "churnguard.kind": "retrain",
-                             "trigger": reason, "data_version": version_of_data, **window})
+                             "trigger": reason, "data_version": version_of_data, **window, **chosen})
             mlflow.log_params({"threshold": round(challenger.threshold, 6), "best_iteration": challenger.best_iteration,
-                               "seed": seed, "data_version": version_of_data, **window,
+                               "seed": seed, "data_version": version_of_data, **window, **chosen,
                                "trigger": reason[:250]})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             mlflow.log_dict({"features": challenger.features}, "features.json")
             mlflow.log_dict(challenger.feature_importance(), "feature_importance.json")
-            mlflow.log_dict(shap_importance(challenger, holdout), "shap_importance.json")
+            mlflow.log_dict(shap_importance(challenger, trained.holdout), "shap_importance.json")
             registry.log_model(challenger.pipeline, train[challenger.features].head(5))
-            log_reference_profile(challenger, train, data_cfg, root)
+            log_reference_profile(challenger, trained.profile_rows, data_cfg, root)
         existing = registry.register_run_model(run.info.run_id, name, {
             registry.FINGERPRINT_TAG: fingerprint, "trigger": reason[:250], "threshold": f"{challenger.threshold:.6f}",
             "reference_auc": f"{metrics['holdout_auc']:.6f}", "reference_f1": f"{holdout_eval['f1']:.6f}",
-            **window})
+            **window, **chosen})
     registry.set_alias(name, registry.CHALLENGER, existing.version)
     result.update(registered=True, version=existing.version, run_id=existing.run_id)
     return result

@@ -1,0 +1,199 @@
+"""Does the loop heal? Per drift family and seed: a fresh churnguard home (bootstrap v1, simulate the days,
+run them with :func:`churnguard.daily.run_days`, no Airflow), then the champion of each day held against an
+oracle on that day's customers.
+
+- oracle: the same model class (:func:`churnguard.models.train_model`) trained on the post-change
+  distribution with all its labels: the scenario's days from onset to onset + 29 drawn, with another seed,
+  from the reference's train split (the customers v1 was trained on) instead of the held-out pool the days
+  are drawn from. Drawn from the pool, the oracle would have seen the evaluated customers themselves: it
+  beat v1 by 0.04 AUC on the gradual family's first day, before anything had moved.
+- ``days_to_heal``: days from onset until the first day from which the champion's AUC stays within
+  ``HEAL_GAP`` of the oracle's (the mean gap of that day and the next two: one day of 500 customers is good to
+  about ±0.03 only); not within the horizon: ``>29`` in the table, ``HORIZON`` (30) in the median.
+- ``auc_gap_30d``: oracle AUC − champion AUC averaged over the ``HORIZON`` days from onset.
+- ``promotions_that_failed``: promotions whose champion, on the labels of its first week as champion (up to
+  7 days it scored), measurably fails under the daily run's own rule (:func:`~churnguard.performance.
+  is_measured_failure` against the version's reference AUC and F1).
+
+Each world runs in its own process (``--world FAMILY SEED``): churnguard's settings and stores are per
+process. ``--quick``: one seed, 7 days before onset; the full run: seeds 0, 1, 2 and 14 days before onset.
+Not a test: numbers to read. The last line: ``heal-bench days_to_heal=… auc_gap_30d=… promotions_that_failed=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+FAMILIES = ("concept", "sudden+concept", "gradual")  # concept, covariate+concept, gradual
+ONSET = date(2026, 9, 26)
+HORIZON = 30  # days from onset that are scored against the oracle
+HEAL_GAP = 0.03
+LABEL_DELAY = 7
+ROWS_PER_DAY = 500
+
+
+def run_world(family: str, seed: int, before_days: int) -> dict:
+    """Build one world in this process's ``CHURNGUARD_HOME`` and measure it (see the module docstring)."""
+    from churnguard.daily import run_days
+    from churnguard.simulate import Scenario, simulate
+    from churnguard.training import bootstrap
+
+    start, end = ONSET - timedelta(days=before_days), ONSET + timedelta(days=HORIZON - 1)
+    scenario = Scenario.parse(family, onset=ONSET)
+    t0 = time.perf_counter()
+    bootstrap(seed=0)
+    # labels of the last run day are written too (they land after it): the evaluation reads them
+    simulate(start, (end - start).days + 1 + LABEL_DELAY, scenario, rows_per_day=ROWS_PER_DAY,
+             label_delay=LABEL_DELAY, seed=seed)
+    run_days(start, end)
+    return {"family": family, "seed": seed, **measure_world(scenario, seed, end),
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def measure_world(scenario, seed: int, end: date) -> dict:
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    from churnguard import registry
+    from churnguard.config import load_dataset_config, load_model_config, load_monitoring_config
+    from churnguard.data import load_reference, split_reference, target_array
+    from churnguard.dataroot import DataRoot
+    from churnguard.models import train_model
+    from churnguard.performance import day_metrics, is_measured_failure, reference_metrics
+    from churnguard.simulate import BatchSimulator
+    from churnguard.store import open_store
+
+    cfg, name, monitoring = load_dataset_config(), load_model_config().registered_name, load_monitoring_config()
+    root, store = DataRoot.open(), open_store()
+    days = [ONSET + timedelta(days=i) for i in range(HORIZON)]
+
+    sim = copy.copy(BatchSimulator(cfg, rows_per_day=ROWS_PER_DAY, seed=10_000 + seed))
+    sim.pool = split_reference(load_reference(cfg), cfg).train  # v1's customers, not the evaluated ones
+    sim._y = target_array(sim.pool, cfg)
+    span = sim.days(days, scenario)
+    post = span.landing.merge(span.labels.drop(columns="observed_ds"), on=cfg.id.column)
+    fit, val = train_test_split(post, test_size=0.2, stratify=target_array(post, cfg), random_state=seed)
+    oracle = train_model(fit, val, cfg, random_state=0)
+
+    runs = {r["ds"]: r for r in store.rows("daily_runs")}
+    models: dict[int, object] = {}
+
+    def model(version: int):
+        if version not in models:
+            models[version] = registry.load_version_model(name, version)
+        return models[version]
+
+    def labelled(ds: date) -> pd.DataFrame:
+        labels = root.storage.read_partition("labels", (ds + timedelta(days=LABEL_DELAY)).isoformat())
+        return root.read_batch(ds.isoformat()).merge(labels[labels["observed_ds"] == ds.isoformat()],
+                                                     on=cfg.id.column)
+
+    per_day = []
+    for ds in days:
+        run = runs.get(ds.isoformat())
+        if run is None or run["champion_version"] is None:  # quarantined day: no champion scored it
+            continue
+        day = labelled(ds)
+        y = target_array(day, cfg)
+        champion = float(roc_auc_score(y, model(run["champion_version"]).predict_proba(day)))
+        per_day.append({"ds": ds.isoformat(), "champion": run["champion_version"], "auc": champion,
+                        "oracle_auc": float(roc_auc_score(y, oracle.predict_proba(day)))})
+    gaps = [d["oracle_auc"] - d["auc"] for d in per_day]
+    healed = next((i for i in range(len(gaps) - 2) if np.mean(gaps[i:i + 3]) <= HEAL_GAP), None)
+    days_to_heal = (date.fromisoformat(per_day[healed]["ds"]) - ONSET).days if healed is not None else None
+
+    promotions = []
+    for event in store.rows("model_events", where={"event": "promoted"}, order_by="id"):
+        version, first = event["model_version"], date.fromisoformat(event["ds"]) + timedelta(days=1)
+        week = [first + timedelta(days=i) for i in range(7)
+                if first + timedelta(days=i) <= end
+                and (runs.get((first + timedelta(days=i)).isoformat()) or {}).get("champion_version") == version]
+        entry = {"ds": event["ds"], "version": version, "from": event["from_version"], "days": len(week),
+                 "reason": event["reason"]}
+        if len(week) >= 3:  # fewer labelled days than the failure window: no verdict
+            rows = pd.concat([labelled(d) for d in week], ignore_index=True)
+            metrics = day_metrics(target_array(rows, cfg), model(version).predict_proba(rows),
+                                  model(version).threshold)
+            ref_auc, ref_f1 = reference_metrics(version)
+            entry.update(auc=metrics["roc_auc"], reference_auc=ref_auc,
+                         failed=is_measured_failure(metrics, ref_auc, ref_f1, monitoring))
+        promotions.append(entry)
+    registered = [{"ds": e["ds"], "version": e["model_version"]}
+                  for e in store.rows("model_events", where={"event": "registered"}, order_by="id")]
+    return {"days_to_heal": days_to_heal, "auc_gap_30d": float(np.mean(gaps)) if gaps else None,
+            "promotions_that_failed": sum(bool(p.get("failed")) for p in promotions),
+            "champion_auc_30d": float(np.mean([d["auc"] for d in per_day])),
+            "oracle_auc_30d": float(np.mean([d["oracle_auc"] for d in per_day])),
+            "promotions": promotions, "registered": registered, "per_day": per_day}
+
+
+def world_in_subprocess(family: str, seed: int, before_days: int, base: Path) -> dict:
+    home = base / f"{family.replace('+', '_')}-{seed}"
+    env = {**os.environ, "CHURNGUARD_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true",
+           "GX_ANALYTICS_ENABLED": "false"}
+    proc = subprocess.run([sys.executable, __file__, "--world", family, str(seed), "--before-days", str(before_days)],
+                          env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"world {family} seed {seed} failed:\n{proc.stderr[-4000:]}")
+    (base / f"{home.name}.log").write_text(proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def summary(results: list[dict]) -> dict:
+    heal = [r["days_to_heal"] if r["days_to_heal"] is not None else HORIZON for r in results]
+    return {"days_to_heal": statistics.median(heal),
+            "auc_gap_30d": statistics.fmean(r["auc_gap_30d"] for r in results),
+            "promotions_that_failed": sum(r["promotions_that_failed"] for r in results)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one seed, 7 days before onset")
+    parser.add_argument("--seeds", default=None, help="comma-separated seeds (default: 0 quick, 0,1,2 full)")
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--before-days", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="folder for the worlds (default: a temp dir)")
+    parser.add_argument("--world", nargs=2, metavar=("FAMILY", "SEED"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    before = args.before_days if args.before_days is not None else (7 if args.quick else 14)
+    if args.world:
+        print(json.dumps(run_world(args.world[0], int(args.world[1]), before)))
+        return
+    seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
+    base = args.out or Path(tempfile.mkdtemp(prefix="heal-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
+    results = []
+    print(f"{'family':<16}{'seed':>5}{'heal d':>8}{'gap 30d':>9}{'champ':>7}{'oracle':>8}{'promos':>7}"
+          f"{'failed':>7}{'s':>7}  promotions (day vA->vB first-week AUC)")
+    for family in args.families.split(","):
+        for seed in seeds:
+            r = world_in_subprocess(family, seed, before, base)
+            results.append(r)
+            heal = str(r["days_to_heal"]) if r["days_to_heal"] is not None else f">{HORIZON - 1}"
+            promos = ", ".join(f"{p['ds'][5:]} v{p['from']}->v{p['version']}"
+                               + (f" {p['auc']:.3f}{'!' if p['failed'] else ''}" if "auc" in p else "")
+                               for p in r["promotions"])
+            print(f"{family:<16}{seed:>5}{heal:>8}{r['auc_gap_30d']:>9.3f}{r['champion_auc_30d']:>7.3f}"
+                  f"{r['oracle_auc_30d']:>8.3f}{len(r['promotions']):>7}{r['promotions_that_failed']:>7}"
+                  f"{r['seconds']:>7.0f}  {promos}", flush=True)
+    (base / "results.json").write_text(json.dumps(results, indent=1))
+    s = summary(results)
+    print(f"worlds and per-day numbers: {base}")
+    print(f"heal-bench days_to_heal={s['days_to_heal']:g} auc_gap_30d={s['auc_gap_30d']:.3f} "
+          f"promotions_that_failed={s['promotions_that_failed']}")
+
+
+if __name__ == "__main__":
+    main()
