@@ -63,3 +63,28 @@ def test_reopening_a_migrated_store_keeps_its_rows(tmp_path):
 
     migrate(core._engines[url])
     assert open_store(url).count("alerts") == 1
+
+
+def test_sqlite_locks_live_in_one_folder_beside_the_database_and_exclude_each_other(tmp_path):
+    import threading
+
+    from churnguard.store import core
+
+    store = open_store(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    order: list[str] = []
+    inside = threading.Event()
+
+    def second() -> None:
+        with core.exclusive(store.engine, "churnguard-daily-run-2026-09-02"):
+            order.append("second")
+
+    with core.exclusive(store.engine, "churnguard-daily-run-2026-09-02"):
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        inside.wait(0.5)  # the waiter is blocked on the lock meanwhile
+        order.append("first")
+    waiter.join(10)
+    assert order == ["first", "second"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".lock")]
+    assert sorted(p.name for p in (tmp_path / "monitoring.db.locks").iterdir()) == [
+        "churnguard-daily-run-2026-09-02.lock", "churnguard-migrate.lock"]

@@ -35,8 +35,9 @@ def _alembic_config(connection: Connection):
 
 @contextlib.contextmanager
 def exclusive(engine: Engine, name: str) -> Iterator[None]:
-    """Held by one process at a time per ``name``: a PostgreSQL advisory lock, or a file lock beside the
-    SQLite file (an in-memory database is private to its process and needs none)."""
+    """Held by one process at a time per ``name``: a PostgreSQL advisory lock, or a file lock in the folder
+    ``<database>.locks`` beside the SQLite file (an in-memory database is private to its process and needs
+    none). The lock files stay: removing a flocked file lets a waiter and a newcomer hold two different files."""
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), {"name": name})
@@ -50,7 +51,9 @@ def exclusive(engine: Engine, name: str) -> Iterator[None]:
     if not database or database == ":memory:":
         yield
         return
-    with Path(f"{database}.{name}.lock").open("w") as handle:
+    folder = Path(f"{database}.locks")
+    folder.mkdir(exist_ok=True)
+    with (folder / f"{name}.lock").open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
