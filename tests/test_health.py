@@ -1,0 +1,254 @@
+"""churnguard.health on a real monitoring store (SQLite, and PostgreSQL once) filled through the store's own
+upserts, and on drift reports written to a real data root: the numbers each health chart gets."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from churnguard import health
+from churnguard.dataroot import DataRoot
+from churnguard.store import open_store
+
+DAYS = ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
+
+
+def fill(store) -> None:
+    """Four monitored days: drift rising on tenure, performance measured for the first two days only (labels
+    of the last two have not arrived), a challenger registered on day 2 and promoted on day 3, two alerts."""
+    store.upsert("daily_runs", [
+        {"ds": d, "dataset": "telco", "rows": 100 + i, "validation_status": "passed",
+         "drift_severity": ["stable", "stable", "moderate", "critical"][i], "drift_share": 0.1 * i,
+         "weighted_drift": 0.05 * i, "prediction_psi": [0.01, 0.02, 0.12, 0.3][i],
+         "champion_version": 1 if i < 2 else 2, "challenger_version": 2 if i == 1 else None,
+         "failure_risk": 0.2 * i, "decision": ["healthy", "retrain", "promoted", "healthy"][i],
+         "reasons": [f"reason {i}"], "promoted": i == 2} for i, d in enumerate(DAYS)])
+    store.upsert("feature_drift", [
+        {"ds": d, "feature": f, "kind": "numeric", "psi": psi, "psi_threshold": 0.1, "drifted": psi >= 0.1}
+        for d, (tenure, charges) in zip(DAYS, [(0.01, 0.02), (0.05, 0.01), (0.2, 0.03), (0.4, 0.02)], strict=True)
+        for f, psi in (("tenure", tenure), ("monthly_charges", charges))])
+    store.upsert("performance", [
+        {"observed_ds": DAYS[0], "role": "champion", "model_version": 1, "measured_ds": "2026-03-08",
+         "labelled_rows": 400, "roc_auc": 0.84, "roc_auc_lower": 0.80, "f1": 0.6, "precision": 0.5, "recall": 0.75,
+         "churn_rate": 0.25},
+        {"observed_ds": DAYS[1], "role": "champion", "model_version": 1, "measured_ds": "2026-03-09",
+         "labelled_rows": 400, "roc_auc": 0.78, "roc_auc_lower": 0.74, "f1": 0.55, "precision": 0.5,
+         "recall": 0.6, "churn_rate": 0.25},
+        {"observed_ds": DAYS[1], "role": "challenger", "model_version": 2, "measured_ds": "2026-03-09",
+         "labelled_rows": 400, "roc_auc": 0.83, "roc_auc_lower": 0.79, "f1": 0.58, "precision": 0.52,
+         "recall": 0.65, "churn_rate": 0.25}])
+    store.upsert("failure_risk", [
+        {"ds": DAYS[3], "available": True, "risk": 0.6, "model_version": 3, "reason": "risk 0.60 vs 0.50",
+         "drivers": [{"feature": "auc_trend", "contribution": 0.4, "value": -0.02}]}])
+    store.record_event(DAYS[1], "registered", "churn-model", 2, reason="drift: critical")
+    store.record_event(DAYS[2], "promoted", "churn-model", 2, from_version=1, reason="challenger better")
+    store.upsert("alerts", [
+        {"ds": DAYS[2], "kind": "drift", "severity": "warn", "message": "moderate drift"},
+        {"ds": DAYS[3], "kind": "drift", "severity": "critical", "message": "critical drift"},
+        {"ds": "2026-02-01", "kind": "validation", "severity": "critical", "message": "old"}])
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    fill(s)
+    return s
+
+
+@pytest.fixture
+def root():
+    return DataRoot.open()
+
+
+def drift_doc(shift: int) -> dict:
+    """A drift.json (schema 2) with a numeric and a categorical feature and the prediction's histogram."""
+    return {"schema_version": 2, "severity": "moderate", "n_rows": 100, "n_features": 2, "n_drifted": 1,
+            "drift_share": 0.5, "weighted_psi": 0.1, "profile_version": "p1", "notes": [],
+            "features": {
+                "tenure": {"kind": "numeric", "psi": 0.25, "severity": "critical", "drifted": True,
+                           "bins": {"edges": [10.0, 30.0], "reference": [30, 40, 30],
+                                    "current": [60 - shift, 20, 20 + shift]}},
+                "contract": {"kind": "categorical", "psi": 0.02, "severity": "stable", "drifted": False,
+                             "categories": {"reference": {"Month": 50, "Year": 50}, "current": {"Month": 40,
+                                                                                             "Two": 60}}}},
+            "prediction": {"kind": "numeric", "psi": 0.12,
+                           "histogram": {"edges": [0.0, 0.5, 1.0], "reference": [75, 25],
+                                         "current": [50 + shift, 50 - shift]}}}
+
+
+def test_overview_of_the_last_day_has_versions_decision_risk_drivers_and_open_alerts(store):
+    o = health.overview(store)
+    assert o["ds"] == DAYS[3]
+    assert o["run"]["champion_version"] == 2 and o["run"]["challenger_version"] is None
+    assert o["run"]["decision"] == "healthy" and o["run"]["reasons"] == ["reason 3"]
+    assert o["failure_risk"]["risk"] == 0.6 and o["failure_risk"]["drivers"][0]["feature"] == "auc_trend"
+    # alerts of the last 7 days, newest and most severe first; the February one is not open any more
+    assert [(a["ds"], a["severity"]) for a in o["open_alerts"]] == [(DAYS[3], "critical"), (DAYS[2], "warn")]
+    assert o["last_promotion"] == {"ds": DAYS[2], "event": "promoted", "version": 2, "from_version": 1,
+                                   "reason": "challenger better"}
+    assert health.overview(store, DAYS[1])["run"]["challenger_version"] == 2
+    assert health.overview(store, "2027-01-01")["note"] == "2027-01-01 has no daily run recorded"
+    assert json.dumps(o)
+
+
+def test_overview_of_an_empty_store(tmp_path):
+    assert health.overview(open_store(f"sqlite:///{tmp_path / 'empty.db'}"))["note"] == "no day monitored yet"
+
+
+def test_drift_heatmap_is_features_by_days_most_drifted_first(store):
+    h = health.drift_heatmap(store)
+    assert h["days"] == DAYS and h["features"] == ["tenure", "monthly_charges"]
+    assert h["psi"] == [[0.01, 0.05, 0.2, 0.4], [0.02, 0.01, 0.03, 0.02]]
+    assert h["drifted"][0] == [False, False, True, True] and h["drifted_per_day"] == [0, 0, 1, 1]
+    window = health.drift_heatmap(store, start=DAYS[1], end=DAYS[2])
+    assert window["days"] == DAYS[1:3] and window["psi"][0] == [0.05, 0.2]
+
+
+def test_score_distribution_has_psi_every_day_and_histograms_from_drift_reports(store, root):
+    root.write_report(DAYS[2], "drift.json", json.dumps(drift_doc(0)).encode())
+    root.write_report(DAYS[3], "drift.json", json.dumps(drift_doc(20)).encode())
+    s = health.score_distribution(store, root)
+    assert s["days"] == DAYS and s["prediction_psi"] == [0.01, 0.02, 0.12, 0.3]
+    hist = s["histogram"]
+    assert hist["edges"] == [0.0, 0.5, 1.0] and hist["reference"] == [0.75, 0.25]
+    assert hist["days"] == DAYS[2:] and hist["current"] == [[0.5, 0.5], [0.7, 0.3]]
+    assert [m["ds"] for m in s["missing"]] == DAYS[:2]
+    assert s["missing"][0]["why"] == f"drift.json of {DAYS[0]} does not exist"
+    assert health.score_distribution(store, root, max_days=1)["histogram"]["days"] == [DAYS[3]]
+
+
+def test_feature_distribution_reference_vs_current_of_a_numeric_and_a_categorical_feature(root):
+    root.write_report(DAYS[3], "drift.json", json.dumps(drift_doc(20)).encode())
+    numeric = health.feature_distribution(DAYS[3], root=root)  # default: the most drifted feature
+    assert numeric["feature"] == "tenure" and numeric["features"] == ["tenure", "contract"]
+    assert numeric["labels"] == ["< 10", "[10, 30)", "≥ 30"]
+    assert numeric["reference"] == [0.3, 0.4, 0.3] and numeric["current"] == [0.4, 0.2, 0.4]
+    cat = health.feature_distribution(DAYS[3], "contract", root=root)
+    assert cat["labels"] == ["Month", "Two", "Year"] and cat["reference_counts"] == [50, 0, 50]
+    assert cat["current"] == [0.4, 0.6, 0.0]
+    unknown = health.feature_distribution(DAYS[3], "nope", root=root)
+    assert unknown["why"] == f"'nope' is not in the drift report of {DAYS[3]}"
+    assert health.feature_distribution(DAYS[0], root=root)["available"] is False
+
+
+def test_performance_series_per_role_with_bands_and_the_label_delay(store):
+    p = health.performance(store, delay_days=7)
+    champion, challenger = p["series"]["champion"], p["series"]["challenger"]
+    assert p["roles"] == ["champion", "challenger"]
+    assert champion["observed_ds"] == DAYS[:2] and champion["roc_auc"] == [0.84, 0.78]
+    assert champion["roc_auc_lower"] == [0.8, 0.74] and champion["model_version"] == [1, 1]
+    assert challenger["observed_ds"] == [DAYS[1]] and challenger["roc_auc"] == [0.83]
+    # recall 0.75 of 100 churners (400 × 0.25): Wilson 95 % = 0.6569 .. 0.8245
+    assert champion["recall_lower"][0] == pytest.approx(0.6569, abs=1e-4)
+    assert champion["recall_upper"][0] == pytest.approx(0.8245, abs=1e-4)
+    # precision 0.5 over 150 predicted churners (75 true positives / 0.5)
+    assert champion["precision_lower"][0] == pytest.approx(0.4210, abs=1e-4)
+    assert p["last_measured"] == DAYS[1]
+    assert p["label_delay"] == {"delay_days": 7, "pending_days": DAYS[2:], "from": DAYS[2], "to": DAYS[3]}
+
+
+def test_wilson_interval():
+    low, high = health.wilson(0.5, 100)
+    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+    assert health.wilson(0.5, 0) == (None, None) and health.wilson(None, 10) == (None, None)
+    assert health.wilson(1.0, 10)[1] == 1.0
+
+
+def test_models_from_events_runs_and_the_registry(store):
+    calls = []
+
+    def lookup(name):
+        calls.append(name)
+        return {1: {"trigger": "bootstrap", "shap_importance": None},
+                2: {"trigger": "drift: critical", "training_window": {"train_from": "2026-01-01"},
+                    "shap_importance": {"tenure": 0.7, "contract": 0.3}}}
+
+    m = health.models(store, lookup=lookup, model_name="churn-model")
+    assert calls == ["churn-model"]
+    v2, v1 = m["versions"]
+    assert (v2["version"], v2["role_now"], v2["champion_days"], v2["challenger_days"]) == (2, "champion", 2, 1)
+    assert [e["event"] for e in v2["events"]] == ["registered", "promoted"]
+    assert v2["shap_importance"] == {"tenure": 0.7, "contract": 0.3} and v2["shap_note"] is None
+    assert v1["champion_days"] == 2 and v1["last_champion"] == DAYS[1]
+    assert v1["shap_note"].startswith("not recorded")
+    assert m["history"] == [{"ds": DAYS[2], "event": "promoted", "version": 2, "from_version": 1,
+                             "reason": "challenger better"}]
+
+
+def test_models_say_why_when_the_registry_fails_or_hangs(store, monkeypatch):
+    def broken(name):
+        raise ConnectionError("refused")
+
+    m = health.models(store, lookup=broken, model_name="churn-model")
+    assert m["registry_note"] == "the MLflow registry failed: ConnectionError: refused"
+    assert m["versions"][0]["shap_note"] == m["registry_note"]
+    import threading
+
+    release = threading.Event()
+    monkeypatch.setattr(health, "REGISTRY_TIMEOUT_S", 0.2)
+    slow = health.models(store, lookup=lambda name: release.wait(5), model_name="churn-model")
+    release.set()
+    assert slow["registry_note"] == "the MLflow registry did not answer within 0.2 s"
+    assert [v["version"] for v in health.models(store, lookup=False, model_name="churn-model")["versions"]] == [2, 1]
+
+
+def test_alerts_history_newest_and_most_severe_first(store):
+    a = health.alerts(store)
+    assert [(x["ds"], x["severity"]) for x in a["alerts"]] == [(DAYS[3], "critical"), (DAYS[2], "warn"),
+                                                              ("2026-02-01", "critical")]
+    assert a["by_severity"] == {"critical": 2, "warn": 1} and a["by_kind"] == {"drift": 2, "validation": 1}
+    assert health.alerts(store, start=DAYS[0])["total"] == 2
+    assert health.alerts(store, severity="warn")["total"] == 1
+
+
+def test_run_day_has_the_row_reports_and_drift_headline(store, root):
+    root.write_report(DAYS[3], "drift.json", json.dumps(drift_doc(0)).encode())
+    root.write_report(DAYS[3], "validation.json", json.dumps({"status": "passed", "summary": "ok",
+                                                              "failures": [], "warnings": ["w"]}).encode())
+    day = health.run_day(DAYS[3], store, root)
+    assert day["run"]["decision"] == "healthy" and day["run"]["rows"] == 103
+    assert day["validation"]["status"] == "passed" and day["validation"]["warnings"] == ["w"]
+    assert day["drift"]["severity"] == "moderate" and day["drift"]["prediction_psi"] == 0.12
+    assert [f["feature"] for f in day["drift"]["top_features"]] == ["tenure", "contract"]
+    assert day["reports"] == {"summary.json": False, "validation.json": True, "validation.html": False,
+                              "drift.json": True, "drift.html": False}
+    assert day["why_missing"] == {"summary.json": f"summary.json of {DAYS[3]} does not exist"}
+    assert day["failure_risk"]["risk"] == 0.6 and [a["kind"] for a in day["alerts"]] == ["drift"]
+    json.dumps(day)
+    promoted = health.run_day(DAYS[2], store, root)
+    assert promoted["model_events"] == [{"event": "promoted", "version": 2, "from_version": 1,
+                                         "reason": "challenger better"}]
+    with pytest.raises(ValueError):
+        health.run_day("not-a-day", store, root)
+
+
+def test_no_nan_reaches_the_json(tmp_path):
+    s = open_store(f"sqlite:///{tmp_path / 'nan.db'}")
+    s.upsert("daily_runs", [{"ds": DAYS[0], "dataset": "telco", "prediction_psi": math.nan}])
+    s.upsert("performance", [{"observed_ds": DAYS[0], "role": "champion", "model_version": 1,
+                              "measured_ds": DAYS[0], "labelled_rows": 10, "roc_auc": math.nan}])
+    text = json.dumps([health.score_distribution(s, max_days=0), health.performance(s, delay_days=7)],
+                      allow_nan=False)
+    assert "NaN" not in text
+
+
+@pytest.mark.integration
+def test_the_same_answers_on_postgresql(postgres_url, tmp_path):
+    pg = open_store(postgres_url)
+    fill(pg)
+    sqlite = open_store(f"sqlite:///{tmp_path / 'same.db'}")
+    fill(sqlite)
+    for call in (health.overview, health.drift_heatmap, lambda s: health.performance(s, delay_days=7),
+                 lambda s: health.models(s, lookup=False, model_name="churn-model")):
+        assert _without_times(call(pg)) == _without_times(call(sqlite))
+    assert len(health.alerts(pg)["alerts"]) == 3
+
+
+def _without_times(value):
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if k != "created_at"}
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
