@@ -186,11 +186,22 @@ def test_models_say_why_when_the_registry_fails_or_hangs(store, monkeypatch):
     assert m["versions"][0]["shap_note"] == m["registry_note"]
     import threading
 
-    release = threading.Event()
+    release, calls = threading.Event(), []
+
+    def hanging(name):
+        calls.append(name)
+        release.wait(5)
+        return {2: {"trigger": "late"}}
+
     monkeypatch.setattr(health, "REGISTRY_TIMEOUT_S", 0.2)
-    slow = health.models(store, lookup=lambda name: release.wait(5), model_name="churn-model")
-    release.set()
+    slow = health.models(store, lookup=hanging, model_name="churn-model")
     assert slow["registry_note"] == "the MLflow registry did not answer within 0.2 s"
+    again = health.models(store, lookup=hanging, model_name="churn-model")  # waits on the same lookup
+    release.set()
+    assert again["registry_note"] == slow["registry_note"] and calls == ["churn-model"]
+    late = health.models(store, lookup=hanging, model_name="churn-model")  # its answer, once it came
+    assert late["registry_note"] is None and late["versions"][0]["registry"] == {"trigger": "late"}
+    assert calls == ["churn-model"]
     assert [v["version"] for v in health.models(store, lookup=False, model_name="churn-model")["versions"]] == [2, 1]
 
 

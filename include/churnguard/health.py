@@ -337,7 +337,9 @@ def models(store: MonitoringStore | None = None, lookup: RegistryLookup | None |
     """Every churn-model version the store knows (from ``model_events``) with its history (registered,
     promoted, rolled back: day, from which version, why), the days it was champion or challenger, and what the
     registry says of it (``lookup``: name → {version: info}; default :func:`registry_versions`, False for
-    none): trigger, training window, reference metrics, test metrics and SHAP importance where recorded."""
+    none; at most :data:`REGISTRY_TIMEOUT_S` is waited for it, and its answer is reused for
+    :data:`REGISTRY_TTL_S`): trigger, training window, reference metrics, run metrics and SHAP importance
+    where recorded."""
     store = _store(store)
     if model_name is None:
         from churnguard.config import load_model_config
@@ -366,7 +368,7 @@ def models(store: MonitoringStore | None = None, lookup: RegistryLookup | None |
     found: dict[int, dict] = {}
     if lookup is not False:
         lookup = registry_versions if lookup is True or lookup is None else lookup
-        found, registry_note = _bounded(lambda: lookup(model_name), REGISTRY_TIMEOUT_S)
+        found, registry_note = _registry_answer(lookup, model_name, REGISTRY_TIMEOUT_S)
         found = found or {}
     for v in found:
         entry(v)
@@ -391,18 +393,32 @@ def _shap_note(info: dict | None, registry_note: str | None) -> str | None:
     return None
 
 
-def _bounded(call: Callable[[], Any], timeout: float) -> tuple[Any, str | None]:
-    """``call()`` in a worker thread for at most ``timeout`` seconds: (result, None) or (None, why not)."""
-    pool = ThreadPoolExecutor(max_workers=1)
+_lookups: dict[tuple[Any, str], tuple[float, Any]] = {}  # (lookup, name) → (started, future)
+_lookups_lock = threading.Lock()
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="churnguard-registry")
+REGISTRY_TTL_S = 30.0
+
+
+def _registry_answer(lookup: RegistryLookup, name: str, timeout: float) -> tuple[Any, str | None]:
+    """``lookup(name)`` in a worker thread, waited for at most ``timeout`` seconds: (result, None) or (None, why
+    not). An answer is reused for :data:`REGISTRY_TTL_S`; a lookup still running is waited for again, never
+    started twice (a registry that hangs holds one thread, not one per page view)."""
+    key = (lookup, name)
+    with _lookups_lock:
+        started, future = _lookups.get(key, (0.0, None))
+        if future is None or (future.done() and time.monotonic() - started > REGISTRY_TTL_S):
+            started, future = time.monotonic(), _pool.submit(lookup, name)
+            _lookups[key] = (started, future)
     try:
-        return pool.submit(call).result(timeout=timeout), None
+        return future.result(timeout=timeout), None
     except FutureTimeout:
         return None, f"the MLflow registry did not answer within {timeout:g} s"
     except Exception as exc:
+        with _lookups_lock:  # a failure is not remembered: the next page view asks again
+            if _lookups.get(key, (0, None))[1] is future:
+                del _lookups[key]
         log.warning("registry lookup failed: %s", exc)
         return None, f"the MLflow registry failed: {type(exc).__name__}: {str(exc)[:200]}"
-    finally:
-        pool.shutdown(wait=False)
 
 
 _run_details: dict[str, dict] = {}
