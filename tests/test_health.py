@@ -263,3 +263,87 @@ def _without_times(value):
     if isinstance(value, list):
         return [_without_times(v) for v in value]
     return value
+
+
+# -- the pages' script, run by node against the JSON of this store ------------------------------------------
+PAGES_HARNESS = r"""
+const fs = require("fs");
+const [script, fixtures, page, init] = process.argv.slice(2);
+const api = JSON.parse(fs.readFileSync(fixtures, "utf8"));
+const els = {}, charts = [], fetched = [];
+const el = (id) => els[id] || (els[id] = {id, innerHTML: "", style: {}, value: "", on(ev, f) { this[ev] = f; }});
+global.document = {getElementById: el, querySelectorAll: () => [], body: {getAttribute: (k) => (
+  {"data-page": page, "data-base": "../", "data-init": init})[k]}};
+global.window = global;
+global.Plotly = {react: (node, traces, layout) => charts.push(
+  {id: node.id, traces: traces.length, title: layout.title.text, shapes: (layout.shapes || []).length})};
+global.fetch = (url) => {
+  const path = decodeURIComponent(url.replace("../health/api/", ""));
+  fetched.push(path);
+  const body = api[path];
+  return Promise.resolve(body === undefined ? {ok: false, status: 404, text: async () => path}
+                                            : {ok: true, json: async () => body});
+};
+eval(fs.readFileSync(script, "utf8") + "; global.ChurnHealth = ChurnHealth;");
+ChurnHealth.start();
+setTimeout(() => {
+  if (page === "drift") { els.day.value = "2026-03-04"; els.feature.value = "contract"; els.feature.onchange(); }
+  setTimeout(() => console.log(JSON.stringify({html: els.main.innerHTML, charts, fetched})), 50);
+}, 50);
+"""
+
+
+@pytest.fixture
+def page_fixtures(store, root, tmp_path):
+    """The JSON each page fetches, as the app answers it for the rows of ``fill``."""
+    root.write_report(DAYS[3], "drift.json", json.dumps(drift_doc(20)).encode())
+    root.write_report(DAYS[3], "drift.html", b"<html></html>")
+    models = health.models(store, lookup=lambda name: {2: {"trigger": "drift: critical", "training_window": {},
+                                                           "shap_importance": {"tenure": 0.7, "contract": 0.3}}},
+                           model_name="churn-model")
+    api = {"overview": health.overview(store), "drift/heatmap": health.drift_heatmap(store),
+           "drift/scores": health.score_distribution(store, root), "performance": health.performance(store),
+           "models": models, "alerts": health.alerts(store), f"run/{DAYS[3]}": health.run_day(DAYS[3], store, root),
+           f"drift/feature?ds={DAYS[3]}&feature=contract": health.feature_distribution(DAYS[3], "contract", root)}
+    path = tmp_path / "api.json"
+    path.write_text(json.dumps(api))
+    (tmp_path / "harness.js").write_text(PAGES_HARNESS)
+    return tmp_path
+
+
+def draw(page_fixtures, page: str, init: dict | None = None) -> dict:
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    script = Path(__file__).resolve().parents[1] / "plugins/churnguard_airflow/health/health.js"
+    out = subprocess.run([node, str(page_fixtures / "harness.js"), str(script), str(page_fixtures / "api.json"), page,
+                          json.dumps(init or {})], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert 'class="error"' not in result["html"], result["html"][:500]
+    return result
+
+
+def test_every_page_draws_its_charts_from_its_json(page_fixtures):
+    overview = draw(page_fixtures, "overview")
+    assert "v2 / none" in overview["html"] and "critical drift" in overview["html"]
+    assert [c["id"] for c in overview["charts"]] == ["drivers"]
+    drift = draw(page_fixtures, "drift")
+    assert [c["id"] for c in drift["charts"]] == ["heatmap", "psi", "scores", "feature-chart"]
+    assert drift["charts"][-1]["title"] == "contract: PSI 0.020 (stable)"
+    perf = draw(page_fixtures, "performance")
+    # AUC: band (2 traces) + line per role; the label-delay band shaded on each of the four charts
+    assert [(c["id"], c["traces"], c["shapes"]) for c in perf["charts"]] == [
+        ("perf-roc_auc", 6, 1), ("perf-f1", 2, 1), ("perf-precision", 6, 1), ("perf-recall", 6, 1)]
+    models = draw(page_fixtures, "models")
+    assert "drift: critical" in models["html"] and models["charts"][0]["title"].startswith("SHAP importance of v2")
+    alerts = draw(page_fixtures, "alerts")
+    assert alerts["html"].count("<button disabled") == 3
+    run = draw(page_fixtures, "run", {"ds": DAYS[3], "run_id": "scheduled__x"})
+    assert run["fetched"] == [f"run/{DAYS[3]}"] and f'src="../reports/{DAYS[3]}/drift.html"' in run["html"]
+    other = draw(page_fixtures, "run", {"ds": None, "note": "another DAG"})
+    assert other["html"] == '<p class="muted">another DAG</p>' and other["fetched"] == []

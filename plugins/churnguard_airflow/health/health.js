@@ -201,7 +201,7 @@ var ChurnHealth = (function () {
       var r = d.run || {}, v = d.validation, dr = d.drift;
       var reports = base + "reports/" + encodeURIComponent(d.ds) + "/";
       var links = Object.keys(d.reports).filter(function (k) { return d.reports[k]; })
-        .map(function (k) { return '<a target="_blank" rel="noopener" href="' + reports + esc(k) + '">' + esc(k) + "</a>"; }).join(" · ");
+        .map(function (k) { return '<a href="' + reports + esc(k) + '">' + esc(k) + "</a>"; }).join(" · ");
       main.innerHTML = "<h2>" + esc(d.ds) + (init.run_id ? ' <span class="muted">(' + esc(init.run_id) + ")</span>" : "") + "</h2>" +
         (d.note ? '<p class="muted">' + esc(d.note) + "</p>" : "") + '<div class="cards">' +
         card("Decision", '<div class="big">' + esc(r.decision) + (r.promoted ? " + promoted" : "") + "</div><ul>" +
