@@ -347,3 +347,33 @@ def test_every_page_draws_its_charts_from_its_json(page_fixtures):
     assert run["fetched"] == [f"run/{DAYS[3]}"] and f'src="../reports/{DAYS[3]}/drift.html"' in run["html"]
     other = draw(page_fixtures, "run", {"ds": None, "note": "another DAG"})
     assert other["html"] == '<p class="muted">another DAG</p>' and other["fetched"] == []
+
+
+def test_registry_versions_from_a_real_mlflow_registry():
+    """Tags, run metrics and the SHAP importance retraining logs, read from MLflow (a SQLite store)."""
+    from mlflow import MlflowClient
+
+    from churnguard.settings import get_settings
+
+    settings = get_settings()
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+    experiment = client.create_experiment("health-test", artifact_location=settings.mlflow_artifact_uri)
+    client.create_registered_model("churn-model")
+    for version, shap in ((1, None), (2, {"contract": 0.25, "tenure": 0.75})):
+        run = client.create_run(experiment).info.run_id
+        client.log_metric(run, "holdout_auc", 0.8 + version / 100)
+        if shap:
+            client.log_dict(run, shap, "shap_importance.json")
+        client.set_terminated(run)
+        client.create_model_version("churn-model", f"runs:/{run}/model", run_id=run, tags={
+            "trigger": "bootstrap" if version == 1 else "drift: critical", "reference_auc": "0.810000",
+            **({"train_from": "2026-01-01", "train_to": "2026-02-01"} if version == 2 else {})})
+    client.set_registered_model_alias("churn-model", "champion", "2")
+    found = health.registry_versions("churn-model")
+    assert sorted(found) == [1, 2]
+    assert found[2]["trigger"] == "drift: critical" and found[2]["aliases"] == ["champion"]
+    assert found[2]["training_window"] == {"train_from": "2026-01-01", "train_to": "2026-02-01"}
+    assert found[2]["metrics"] == {"holdout_auc": 0.82} and found[2]["reference_auc"] == 0.81
+    assert list(found[2]["shap_importance"].items()) == [("tenure", 0.75), ("contract", 0.25)]
+    assert found[1]["shap_importance"] is None and found[1]["training_window"] == {}
+    assert health.registry_versions("never-registered") == {}

@@ -428,10 +428,31 @@ def registry_versions(model_name: str) -> dict[int, dict]:
     """The registry's versions of ``model_name``: tags (trigger, training window, reference metrics), aliases,
     the run's metrics and its SHAP importance (``shap_importance.json``, logged by retraining). A run's
     metrics and artifacts never change, so they are fetched once per process."""
-    from churnguard import registry
+    import os
 
-    client = registry.client()
+    from mlflow import MlflowClient
+
+    from churnguard import registry
+    from churnguard.settings import get_settings
+
+    for var, value in registry.MLFLOW_HTTP_DEFAULTS.items():  # no retries: an unreachable server fails in seconds
+        os.environ.setdefault(var, value)
+    uri = get_settings().mlflow_tracking_uri
+    # A client of its own, not registry.client(): reading must neither create the experiment nor move the
+    # process's global tracking URI (this runs inside the API server).
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     out = {}
+    aliases: dict[int, list[str]] = {}  # search_model_versions leaves a version's aliases out
+    from mlflow.exceptions import MlflowException
+
+    try:
+        registered = client.get_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":  # nothing registered yet: no versions, not a failure
+            return out
+        raise
+    for alias, version in sorted((registered.aliases or {}).items()):
+        aliases.setdefault(int(version), []).append(alias)
     for mv in client.search_model_versions(f"name = '{model_name}'"):
         tags = dict(mv.tags or {})
         run_id = mv.run_id
@@ -441,7 +462,7 @@ def registry_versions(model_name: str) -> dict[int, dict]:
         window = {k: tags[k] for k in ("train_from", "train_to", "holdout_from", "holdout_to", "change_day",
                                        registry.POST_CHANGE_TAG) if tags.get(k)}
         out[int(mv.version)] = {
-            "run_id": run_id, "status": mv.status, "aliases": list(getattr(mv, "aliases", []) or []),
+            "run_id": run_id, "status": mv.status, "aliases": aliases.get(int(mv.version), []),
             "created": _num(mv.creation_timestamp, 0), "trigger": tags.get("trigger"), "training_window": window,
             "threshold": _num(tags.get("threshold")), "reference_auc": _num(tags.get("reference_auc")),
             "reference_f1": _num(tags.get("reference_f1")), "metrics": detail.get("metrics", {}),
@@ -453,9 +474,12 @@ def _run_detail(client, run_id: str) -> dict:
     metrics = {k: _num(v) for k, v in sorted(client.get_run(run_id).data.metrics.items())}
     shap = None
     try:
-        import mlflow
+        import tempfile
+        from pathlib import Path
 
-        shap = mlflow.artifacts.load_dict(f"runs:/{run_id}/shap_importance.json")
+        with tempfile.TemporaryDirectory() as folder:
+            local = client.download_artifacts(run_id, "shap_importance.json", folder)
+            shap = json.loads(Path(local).read_text())
         shap = dict(sorted(((k, _num(v)) for k, v in shap.items()), key=lambda kv: -(kv[1] or 0)))
     except Exception:  # not logged for this run (bootstrap versions)
         shap = None
