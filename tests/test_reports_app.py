@@ -1,5 +1,7 @@
 """The reports app inside a real `airflow api-server` (SimpleAuthManager, a known viewer): every route wants
-an Airflow user, by bearer token or by the UI's `_token` cookie; reports and plotly.js come from the data root."""
+an Airflow user, by bearer token or by the UI's `_token` cookie; reports and plotly.js come from the data root.
+The Model Health pages and JSON (under /churnguard/health) and the plugin's external views, as the UI reads
+them from GET /api/v2/plugins."""
 
 from __future__ import annotations
 
@@ -9,8 +11,9 @@ import re
 import secrets
 import subprocess
 import sys
+import uuid
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import httpx
 import pytest
@@ -27,8 +30,17 @@ DAY = "2026-09-01"
 SUMMARY = {"ds": DAY, "decision": "healthy", "drift": {"severity": "stable"}}
 EMPTY_REPORT = {"features": {}, "severity": "stable", "n_drifted": 0, "n_features": 0, "weighted_psi": None,
                 "n_rows": 0, "profile_version": "test"}
+HEALTH_DAY = "2026-03-04"  # the last day tests.test_health.fill writes
+HEALTH_PAGES = ["/health/", "/health/overview", "/health/drift", "/health/performance", "/health/models",
+                "/health/alerts", f"/health/run/{HEALTH_DAY}", "/health/dag_run/churn_daily_monitoring/no-such-run",
+                "/health/static/health.js", "/health/static/health.css"]
+HEALTH_API = ["/health/api/overview", "/health/api/drift/heatmap", "/health/api/drift/scores",
+              f"/health/api/drift/feature?ds={HEALTH_DAY}", "/health/api/performance", "/health/api/models",
+              "/health/api/alerts", f"/health/api/run/{HEALTH_DAY}",
+              "/health/api/dag_run/churn_daily_monitoring/no-such-run", "/health/api/openapi.json"]
+HEALTH_ROUTES = HEALTH_PAGES + HEALTH_API
 ROUTES = [f"/reports/{DAY}/summary.json", f"/reports/{DAY}/drift.html", "/reports/2031-01-01/drift.json",
-          f"/reports/{DAY}/not-a-report.json", "/reports/_assets/plotly-0.0.0.min.js"]
+          f"/reports/{DAY}/not-a-report.json", "/reports/_assets/plotly-0.0.0.min.js", *HEALTH_ROUTES]
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +191,122 @@ def test_reports_app_imports_without_the_api_server_stack():
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")},
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# -- Model Health ----------------------------------------------------------------------------------------------
+@pytest.fixture
+def health_store(served_storage):
+    """The server's monitoring store with the rows of tests.test_health (four days, two roles, events, alerts)."""
+    from churnguard.store import open_store
+    from tests.test_health import fill
+
+    store = open_store()
+    fill(store)
+    return store
+
+
+@pytest.mark.parametrize("path", HEALTH_ROUTES)
+def test_every_health_route_answers_200_with_a_bearer_token(client, health_store, token, path):
+    response = client.get(path, headers=bearer(token))
+    assert response.status_code == 200, response.text[:500]
+    kind = "application/json" if "/api/" in path else "text/javascript" if path.endswith(".js") else \
+        "text/css" if path.endswith(".css") else "text/html"
+    assert response.headers["content-type"].startswith(kind)
+
+
+def test_the_plugin_lists_its_model_health_views(api_server, token):
+    """What the UI builds its Browse menu and DAG-run tabs from: an invalid entry would drop the plugin here."""
+    response = httpx.get(f"{api_server['url']}/api/v2/plugins", headers=bearer(token), timeout=30)
+    assert response.status_code == 200
+    (plugin,) = [p for p in response.json()["plugins"] if p["name"] == "churnguard"]
+    views = {v["url_route"]: v for v in plugin["external_views"]}
+    assert views["churnguard-model-health"] | {"icon": None} == {
+        "name": "Model Health", "href": "/churnguard/health/overview", "url_route": "churnguard-model-health",
+        "category": "browse", "destination": "nav", "icon": None, "icon_dark_mode": None, "nav_top_level": False}
+    run_view = views["churnguard-model-health-run"]
+    assert (run_view["destination"], run_view["href"]) == ("dag_run", "/churnguard/health/dag_run/{DAG_ID}/{RUN_ID}")
+    assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == ["/churnguard"]
+    errors = httpx.get(f"{api_server['url']}/api/v2/plugins/importErrors", headers=bearer(token), timeout=30)
+    assert errors.json()["import_errors"] == []
+
+
+def test_health_json_has_the_numbers_of_the_rows_written(client, health_store, token):
+    get = lambda path: client.get(path, headers=bearer(token)).json()  # noqa: E731
+    overview = get("/health/api/overview")
+    assert overview["ds"] == HEALTH_DAY and overview["run"]["champion_version"] == 2
+    assert overview["failure_risk"]["risk"] == 0.6 and overview["open_alerts"][0]["severity"] == "critical"
+    heatmap = get("/health/api/drift/heatmap?start=2026-03-02")
+    assert heatmap["days"] == ["2026-03-02", "2026-03-03", "2026-03-04"]
+    assert heatmap["features"] == ["tenure", "monthly_charges"] and heatmap["psi"][0] == [0.05, 0.2, 0.4]
+    perf = get("/health/api/performance")
+    assert perf["series"]["champion"]["roc_auc"] == [0.84, 0.78]
+    assert perf["series"]["challenger"]["roc_auc_lower"] == [0.79]
+    assert perf["label_delay"]["pending_days"] == ["2026-03-03", "2026-03-04"]
+    models = get("/health/api/models")
+    assert [(v["version"], v["role_now"]) for v in models["versions"]][:2] == [(2, "champion"), (1, None)]
+    assert models["history"][0]["from_version"] == 1
+    assert get("/health/api/alerts?severity=critical")["total"] == 2
+    assert client.get("/health/api/drift/heatmap?start=2026-02-30", headers=bearer(token)).status_code == 422
+
+
+def test_the_health_openapi_documents_every_json_endpoint(client, token):
+    doc = client.get("/health/api/openapi.json", headers=bearer(token)).json()
+    documented = {path: op["get"]["summary"] for path, op in doc["paths"].items()}
+    expected = {p.split("?")[0] for p in HEALTH_API if not p.endswith("openapi.json")}
+    assert {p.replace("{ds}", HEALTH_DAY).replace("{dag_id}/{run_id}", "churn_daily_monitoring/no-such-run")
+            for p in documented} == expected
+    assert all(documented.values()) and doc["servers"] == [{"url": "/churnguard"}]
+
+
+def test_a_health_page_loads_plotly_and_its_script_from_the_app(api_server, client, health_store, token):
+    page_url = f"{api_server['url']}/churnguard/health/drift"
+    page = client.get(page_url, cookies={"_token": token})
+    assert page.status_code == 200 and "cdn" not in page.text.lower()
+    sources = re.findall(r'<script charset="utf-8" src="([^"]+)"', page.text)
+    assert [urljoin(page_url, s) for s in sources] == [f"{api_server['url']}/churnguard{plotly_asset_url()}",
+                                                      f"{api_server['url']}/churnguard/health/static/health.js"]
+    for src in sources:  # plotly.js offline, from the data root the page just made sure of
+        script = client.get(urljoin(page_url, src), cookies={"_token": token})
+        assert script.status_code == 200 and len(script.content) > 10_000
+    nav = re.findall(r'<a href="([^"]+)"', page.text)
+    assert [urljoin(page_url, h) for h in nav] == [f"{api_server['url']}/churnguard/health/{p}" for p in
+                                                   ("overview", "drift", "performance", "models", "alerts")]
+
+
+def add_dag_runs(env: dict, runs: list[tuple[str, str, str | None, dict]]) -> None:
+    """DAG runs (dag_id, run_id, logical date, conf) in the server's metadata DB, as the scheduler records them."""
+    code = """
+import json, sys
+from datetime import datetime
+from airflow.models.dagrun import DagRun
+from airflow.utils.session import create_session
+with create_session() as session:
+    for dag_id, run_id, logical, conf in json.loads(sys.argv[1]):
+        when = datetime.fromisoformat(logical) if logical else None
+        session.add(DagRun(dag_id=dag_id, run_id=run_id, logical_date=when, run_type="manual", conf=conf,
+                           run_after=when or datetime.now().astimezone(), state="success"))
+"""
+    subprocess.run([sys.executable, "-c", code, json.dumps(runs)], env=env, check=True, capture_output=True,
+                   timeout=300)
+
+
+def test_the_dag_run_tab_resolves_a_run_to_its_batch_date(airflow_env, client, health_store, token):
+    suffix = uuid.uuid4().hex[:8]
+    scheduled, param, dateless = f"scheduled__{suffix}", f"manual__{suffix}:+1", f"dateless__{suffix}"
+    add_dag_runs(airflow_env, [
+        ("churn_daily_monitoring", scheduled, "2026-03-03T00:00:00+00:00", {}),
+        ("churn_daily_monitoring", param, "2026-05-01T06:00:00+00:00", {"batch_date": "2026-03-02"}),
+        ("churn_daily_monitoring", dateless, None, {})])
+    get = lambda path: client.get(path, headers=bearer(token))  # noqa: E731
+    resolved = get(f"/health/api/dag_run/churn_daily_monitoring/{scheduled}").json()
+    assert resolved == {"dag_id": "churn_daily_monitoring", "run_id": scheduled, "ds": "2026-03-03", "note": None}
+    # the UI encodes the run id it puts in {RUN_ID}
+    assert get(f"/health/api/dag_run/churn_daily_monitoring/{quote(param, safe='')}").json()["ds"] == "2026-03-02"
+    assert "no logical date" in get(f"/health/api/dag_run/churn_daily_monitoring/{dateless}").json()["note"]
+    other = get(f"/health/api/dag_run/churn_bootstrap/{scheduled}").json()
+    assert other["ds"] is None and "another DAG" in other["note"]
+    page = get(f"/health/dag_run/churn_daily_monitoring/{scheduled}")
+    assert page.status_code == 200 and 'data-base="../../../"' in page.text
+    assert "&quot;ds&quot;: &quot;2026-03-03&quot;" in page.text
+    day = get("/health/api/run/2026-03-03").json()
+    assert day["run"]["decision"] == "promoted" and day["model_events"][0]["event"] == "promoted"

@@ -1,6 +1,7 @@
 """A small FastAPI app mounted in the Airflow API server at ``/churnguard``: serves a day's reports
 (drift HTML, validation and summary JSON) and their shared assets (plotly.js) from the data root, wherever
-it is (file:// or S3).
+it is (file:// or S3), and the Model Health pages and their JSON under ``/churnguard/health``
+(:mod:`churnguard_airflow.health_app`).
 
 Airflow does not authenticate the routes of a plugin's app, so every route here depends on
 :func:`read_access`: an Airflow user (JWT as ``Authorization: Bearer`` or the UI's ``_token`` cookie) allowed
@@ -15,6 +16,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from churnguard_airflow.health_app import router as health_router
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,8 @@ def read_access(request: Request, user: Annotated[Any, Depends(_airflow_user)]) 
     requires_access_dag("GET", param_dag_id=REPORTS_DAG_ID)(request, user)
 
 
-# No /docs or /openapi.json: they would be the only routes without read_access.
+# No /docs or /openapi.json: they would be the only routes without read_access (the health JSON's OpenAPI is
+# served at /health/api/openapi.json, behind read_access like every route).
 app = FastAPI(
     title="churnguard reports",
     dependencies=[Depends(read_access)],
@@ -54,6 +58,7 @@ app = FastAPI(
     redoc_url=None,
     openapi_url=None,
 )
+app.include_router(health_router)
 
 
 @app.get("/reports/_assets/{name}")
