@@ -212,7 +212,13 @@ def main() -> None:
     print(lead_rows.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"\nalarm at threshold {model.threshold:.2f}, chosen on the validation numbers; held out computed once:")
     print(_table({"validation (out-of-fold, training trajectories)": fit["validation"],
-                  "held out (evaluation trajectories)": m}, keys, label="failure model, all families"))
+                  "held out (evaluation trajectories)": unweighted["all families"]}, keys,
+                 label="failure model, all families, unweighted"))
+    print(_table({"validation (out-of-fold, training trajectories)": fit["validation_visible"],
+                  "held out (evaluation trajectories)": v}, keys,
+                 label="failure model, visible failures, family-weighted"))
+    print(f"training: early-warning weight {cfg.training.early_warning_weight:g} on the days from "
+          f"{horizon} days before a first failure to the day before its labels show it")
     print("\nAUROC per family (held out; '-' = no failure-coming day in that family's held-out days):")
     fam_rows = {f: {**{n: per_family[f][n]["auroc"] for n in scores}, "days": per_family[f]["_days"]["days"],
                     "pos": per_family[f]["_days"]["positive_rate"]} for f in per_family}

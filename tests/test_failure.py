@@ -554,3 +554,29 @@ def test_headline_detection_and_lead_weigh_every_family_the_same():
     assert weighted_median(np.array([3.0, 1.0, 2.0]), np.ones(3)) == 2.0
     assert weighted_median(np.array([1.0, 2.0, 3.0, 4.0]), np.ones(4)) == 2.5
     assert weighted_median(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 5.0])) == 3.0
+
+
+def test_early_warning_weights_cover_the_days_an_alert_counts_as_detection_only():
+    from churnguard.failure.model import early_warning_weights
+
+    days = pd.DataFrame({"trajectory": [1] * 30 + [2] * 30, "day": list(range(30)) * 2,
+                         "failed_today": [d >= 20 for d in range(30)] + [False] * 30})
+
+    weights = early_warning_weights(days, 5.0, delay=7, horizon=7)
+
+    run_up = (days["trajectory"] == 1) & days["day"].between(13, 26)  # first failure 20, labels show it on 27
+    assert (weights[run_up.to_numpy()] == 5.0).all() and (weights[~run_up.to_numpy()] == 1.0).all()
+    assert early_warning_weights(days, 1.0, delay=7, horizon=7) is None
+
+
+def test_a_sample_weight_of_two_is_a_row_counted_twice_in_the_monotone_logistic():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] + rng.normal(size=200) > 0).astype(int)
+    w = np.where(np.arange(200) < 50, 2.0, 1.0)
+
+    weighted = MonotoneLogistic(C=0.5, monotone=(1, 1, 0)).fit(X, y, sample_weight=w)
+    doubled = MonotoneLogistic(C=0.5, monotone=(1, 1, 0)).fit(np.vstack([X, X[:50]]), np.append(y, y[:50]))
+
+    np.testing.assert_allclose(weighted.coef_, doubled.coef_, atol=1e-4)
+    np.testing.assert_allclose(weighted.intercept_, doubled.intercept_, atol=1e-4)

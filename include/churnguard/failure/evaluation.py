@@ -138,11 +138,11 @@ def alert_metrics(table: pd.DataFrame, score: str, threshold: float, delay: int,
 
 
 def validation_metrics(table: pd.DataFrame, risks: list[np.ndarray], threshold: float, delay: int,
-                       horizon: int) -> dict:
+                       horizon: int, weighted: bool = False) -> dict:
     """:func:`alert_metrics` of the alarm ``risk >= threshold`` on the out-of-fold ``risks`` of ``table``'s
     rows (one array per cross-validation repeat), each number averaged over the repeats where it is defined:
     the numbers the threshold was chosen on, from training trajectories only."""
-    runs = [alert_metrics(table.assign(risk=risk), "risk", threshold, delay, horizon) for risk in risks]
+    runs = [alert_metrics(table.assign(risk=risk), "risk", threshold, delay, horizon, weighted) for risk in risks]
     out = {}
     for key in runs[0]:
         values = [run[key] for run in runs if run[key] is not None]

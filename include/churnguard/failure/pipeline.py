@@ -211,8 +211,11 @@ def train_failure_model(dataset: dict, seed: int = 0, storage: Storage | None = 
         # the threshold's numbers on the training trajectories' out-of-fold scores (what it was chosen on)
         mlflow.log_metrics({f"validation_{k}": v for k, v in report["validation"].items()
                             if v is not None and k != "threshold"})
+        mlflow.log_metrics({f"validation_visible_{k}": v for k, v in report["validation_visible"].items()
+                            if v is not None and k != "threshold"})
         mlflow.log_dict({"kind": model.kind, "features": model.features, "platt": list(model.platt),
                          "threshold": model.threshold, "validation": report["validation"],
+                         "validation_visible": report["validation_visible"],
                          "trend_days": cfg.features.trend_days,
                          "config": cfg.model_dump(), "mix": dataset["mix"]}, "failure_model.json")
         mlflow.log_dict(json.loads(storage.read_bytes(dataset["reference_key"])), "champion_reference.json")
