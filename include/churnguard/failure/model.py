@@ -9,6 +9,10 @@ Monotone, because without it the logistic model leaned on opposite-signed weight
 statistics that cancel on Telco's trajectories and not on another dataset's, whose drift statistics sit
 at other levels (unconstrained, it ranked mlc_churn's days worse than chance).
 
+Early warning: the days on which an alert counts as detecting a coming failure (from ``horizon`` days
+before a trajectory's first failure to the day before its labels show it) weigh ``early_warning_weight``
+in every fit (:func:`early_warning_weights`); the calibration and the threshold use unweighted days.
+
 The cross-validation is repeated (``cv_repeats`` fold assignments) because false alarms cluster in a few
 trajectories (harmless drift, a degraded model just short of a confirmed failure): one split's threshold
 swings with where those trajectories fall. :func:`fit_failure_model` drops the evaluation trajectories
