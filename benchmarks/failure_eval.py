@@ -3,9 +3,14 @@
 Simulates the trajectory mix of ``configs/failure.yaml`` (cached under ``<home>/cache/``, so re-runs are
 fast), trains the failure model on the training trajectories and scores the held-out ones next to:
 max PSI > 0.25; half of the features drifted; the CBPE estimated AUC drop; the ATC estimate; the latest
-measured AUC drop on labels that have arrived. Reports every number overall, on the visible families
-(all but pure concept drift) and per family, with trajectory-bootstrap 95 % intervals, a threshold
+measured AUC drop on labels that have arrived. Reports every number overall, on the visible failures and
+on the concept-only ones (decided per trajectory by its counterfactual without the concept component, see
+``churnguard.failure.trajectories``) and per family, with trajectory-bootstrap 95 % intervals, a threshold
 sensitivity table, and a Plotly HTML plot next to the JSON output. Not a test: numbers to read.
+
+Every family weighs the same in the headline numbers (``alert_metrics(..., weighted=True)``): AUROC with
+sample weights 1 / (days of the family), detection as the mean of the per-family shares, the median lead
+weighted 1 / (failing trajectories of the family); false alarms per 90 days are a plain rate over days.
 
 The alarm threshold is chosen on the training trajectories' out-of-fold scores; its numbers there
 ("validation") are printed next to the held-out ones, which are computed once, at the end. Transfer: the
@@ -30,12 +35,14 @@ import pandas as pd
 from churnguard.failure.config import load_failure_config
 from churnguard.failure.evaluation import (
     BASELINES,
-    VISIBLE_EXCLUDED,
     alert_metrics,
     auroc,
+    concept_only_rows,
+    family_weights,
     lead_times,
     threshold_sensitivity,
     trajectory_bootstrap,
+    visible_rows,
 )
 from churnguard.failure.features import feature_names
 from churnguard.failure.model import fit_failure_model
@@ -68,6 +75,11 @@ def family_failures(days: pd.DataFrame) -> pd.DataFrame:
     out = per.groupby("family").agg(trajectories=("failed", "size"), failing=("failed", "sum"),
                                     max_intensity=("intensity", "max"), min_day_auc=("min_auc", "min"),
                                     min_day_f1=("min_f1", "min"))
+    if "failure_kind" in days.columns:
+        kinds = days.groupby("trajectory")["failure_kind"].first()
+        per = per.join(kinds)
+        out = out.join(per.groupby("family")["failure_kind"].agg(
+            visible=lambda k: int((k == "visible").sum()), concept_only=lambda k: int((k == "concept_only").sum())))
     lowest = per[per["failed"]].groupby("family")["intensity"].min().rename("lowest_failing_intensity")
     return out.join(lowest).round(3)
 
@@ -98,19 +110,24 @@ def main() -> None:
     train, held_out = table[table["split"] == "train"], table[table["split"] == "evaluation"].copy()
     model, fit = fit_failure_model(table, feature_names(cfg.features.trend_days), cfg)
     held_out["risk"] = model.predict_risk(held_out)
-    visible = held_out[~held_out["family"].isin(VISIBLE_EXCLUDED)]
+    visible, concept_only = visible_rows(held_out), concept_only_rows(held_out)
     scores = {MODEL: ("risk", model.threshold), **BASELINES}
 
-    def metrics_of(frame: pd.DataFrame) -> dict[str, dict]:
-        return {name: alert_metrics(frame, col, thr, delay, horizon) for name, (col, thr) in scores.items()}
+    def metrics_of(frame: pd.DataFrame, weighted: bool = True) -> dict[str, dict]:
+        return {name: alert_metrics(frame, col, thr, delay, horizon, weighted)
+                for name, (col, thr) in scores.items()}
 
-    overall, on_visible = metrics_of(held_out), metrics_of(visible)
+    overall, on_visible, on_concept = metrics_of(held_out), metrics_of(visible), metrics_of(concept_only)
+    unweighted = {"all families": alert_metrics(held_out, "risk", model.threshold, delay, horizon),
+                  "visible failures": alert_metrics(visible, "risk", model.threshold, delay, horizon),
+                  "concept-only failures": alert_metrics(concept_only, "risk", model.threshold, delay, horizon)}
     best = max(BASELINES, key=lambda name: overall[name]["auroc"] or 0.0)
     best_visible = max(BASELINES, key=lambda name: on_visible[name]["auroc"] or 0.0)
 
     def column_auroc(col: str):
         def stat(t: pd.DataFrame) -> float | None:
-            return auroc(t["label"].astype(int).to_numpy(), t[col].astype(float).fillna(-1e9).to_numpy())
+            return auroc(t["label"].astype(int).to_numpy(), t[col].astype(float).fillna(-1e9).to_numpy(),
+                         family_weights(t["family"]))
 
         return stat
 
@@ -131,7 +148,7 @@ def main() -> None:
     transfer_set = build_dataset(transfer_sim)
     transfer = _read_parquet(storage, transfer_set["dataset_key"])
     transfer["risk"] = model.predict_risk(transfer)
-    transfer_visible = transfer[~transfer["family"].isin(VISIBLE_EXCLUDED)]
+    transfer_visible = visible_rows(transfer)
     on_transfer, on_transfer_visible = metrics_of(transfer), metrics_of(transfer_visible)
     intervals["transfer_auroc"] = trajectory_bootstrap(transfer, column_auroc("risk"), n)
     intervals["transfer_visible_auroc"] = trajectory_bootstrap(transfer_visible, column_auroc("risk"), n)
@@ -145,14 +162,16 @@ def main() -> None:
         per_family[family]["_days"] = {"days": len(group), "positive_rate": float(group["label"].mean())}
     sensitivity = threshold_sensitivity(visible, "risk", delay, horizon)
     sensitivity_all = threshold_sensitivity(held_out, "risk", delay, horizon)
-    leads = lead_times(visible, "risk", model.threshold, delay, horizon)
+    leads = lead_times(held_out, "risk", model.threshold, delay, horizon).merge(
+        held_out.groupby("trajectory")["failure_kind"].first().reset_index(), on="trajectory")
     failures = family_failures(days)
 
     out = args.out or get_settings().home / "benchmarks"
     out.mkdir(parents=True, exist_ok=True)
     result = {"trajectories": simulated["trajectories"], "dataset_version": dataset["dataset_version"],
               "mix": dataset["mix"], "fit": fit, "overall": overall, "visible": on_visible,
-              "best_baseline": best, "best_visible_baseline": best_visible, "intervals": intervals,
+              "concept_only": on_concept, "unweighted": unweighted, "best_baseline": best,
+              "best_visible_baseline": best_visible, "intervals": intervals,
               "per_family": per_family, "family_failures": failures.reset_index().to_dict("records"),
               "sensitivity_visible": sensitivity.to_dict("records"), "leads": leads.to_dict("records"),
               "transfer": {"dataset": transfer_sim["dataset"], "champion": transfer_sim["champion"],
@@ -179,11 +198,27 @@ def main() -> None:
     m, v = overall[MODEL], on_visible[MODEL]
     print(f"\nheld-out, all families ({len(held_out)} days):")
     print(_table(overall, keys))
-    print(f"\nheld-out, visible families (all but pure concept; {len(visible)} days):")
+    print(f"\nheld-out, visible failures (every trajectory but the concept-only ones; {len(visible)} days):")
     print(_table(on_visible, keys))
+    print(f"\nheld-out, concept-only failures (the counterfactual without concept does not fail; "
+          f"{len(concept_only)} days):")
+    print(_table(on_concept, keys))
+    print("\nfailure model, every day and failing trajectory weighing the same (not family-weighted):")
+    print(_table(unweighted, keys, label="failure model, unweighted"))
+    print("\nfailure model alarm per family and kind of failure (held out, failing trajectories):")
+    lead_rows = (leads.groupby(["family", "failure_kind"])
+                 .agg(failing=("detected", "size"), detected=("detected", "mean"),
+                      median_lead_days=("lead_days", "median")))
+    print(lead_rows.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"\nalarm at threshold {model.threshold:.2f}, chosen on the validation numbers; held out computed once:")
     print(_table({"validation (out-of-fold, training trajectories)": fit["validation"],
-                  "held out (evaluation trajectories)": m}, keys, label="failure model, all families"))
+                  "held out (evaluation trajectories)": unweighted["all families"]}, keys,
+                 label="failure model, all families, unweighted"))
+    print(_table({"validation (out-of-fold, training trajectories)": fit["validation_visible"],
+                  "held out (evaluation trajectories)": v}, keys,
+                 label="failure model, visible failures, family-weighted"))
+    print(f"training: early-warning weight {cfg.training.early_warning_weight:g} on the days from "
+          f"{horizon} days before a first failure to the day before its labels show it")
     print("\nAUROC per family (held out; '-' = no failure-coming day in that family's held-out days):")
     fam_rows = {f: {**{n: per_family[f][n]["auroc"] for n in scores}, "days": per_family[f]["_days"]["days"],
                     "pos": per_family[f]["_days"]["positive_rate"]} for f in per_family}
@@ -200,7 +235,7 @@ def main() -> None:
     print(transfer_failures.to_string())
     print(f"\ntransfer, all families ({len(transfer)} days):")
     print(_table(on_transfer, keys))
-    print(f"\ntransfer, visible families ({len(transfer_visible)} days):")
+    print(f"\ntransfer, visible failures ({len(transfer_visible)} days):")
     print(_table(on_transfer_visible, keys))
     print("\ntransfer AUROC per family (failure model):")
     print(pd.DataFrame(transfer_family).T.to_string(float_format=lambda v: f"{v:.3f}"))

@@ -467,3 +467,116 @@ def test_a_trajectory_simulated_at_once_equals_its_days_computed_one_by_one(cham
 
     pd.testing.assert_frame_equal(table, _trajectory_day_by_day(spec, *champion, cfg), check_exact=True)
     assert table["drift_share"].iloc[-1] > table["drift_share"].iloc[0]  # the drift is in the compared days
+
+
+# --- visible failures: decided by the counterfactual without the concept component ---------------------
+def _spec(family: str, intensity: float):
+    from churnguard.failure.trajectories import TrajectorySpec
+
+    return TrajectorySpec(3, family, intensity=intensity, onset_day=18, seed=5, days=30, rows_per_day=300,
+                          split="train")
+
+
+def test_a_failure_whose_counterfactual_without_concept_does_not_fail_is_concept_only(champion):
+    from churnguard.failure.trajectories import (
+        CONCEPT_ONLY,
+        counterfactual_failures,
+        failure_kind,
+        simulate_trajectory,
+    )
+
+    cfg = load_failure_config()
+    for family in ("concept", "covariate+concept"):
+        spec = _spec(family, 1.0)
+        days = simulate_trajectory(spec, *champion, cfg, use_cache=False)
+        counterfactual = counterfactual_failures(spec, *champion, cfg, use_cache=False)
+
+        assert days["failed_today"].fillna(False).any()  # the labels show a failure ...
+        assert list(counterfactual["day"]) == list(days["day"])
+        assert not counterfactual["failed_today"].fillna(False).any()  # ... which the drift alone never causes
+        assert failure_kind(days["failed_today"], counterfactual) == CONCEPT_ONLY
+
+
+def test_a_concept_failure_is_visible_when_its_covariate_part_alone_makes_the_champion_fail(champion):
+    from churnguard.failure.trajectories import VISIBLE, counterfactual_failures, failure_kind, simulate_trajectory
+
+    cfg = load_failure_config()
+    spec = _spec("covariate+concept", 3.0)
+    days = simulate_trajectory(spec, *champion, cfg, use_cache=False)
+    counterfactual = counterfactual_failures(spec, *champion, cfg, use_cache=False)
+    # the counterfactual is the covariate trajectory of the same seed: the same customers, the same failures
+    covariate = simulate_trajectory(_spec("covariate", 3.0), *champion, cfg, use_cache=False)
+
+    assert counterfactual["failed_today"].tolist() == covariate["failed_today"].tolist()
+    assert counterfactual["failed_today"].fillna(False).any()
+    assert failure_kind(days["failed_today"], counterfactual) == VISIBLE
+
+
+def test_a_family_without_concept_is_its_own_counterfactual_and_is_not_simulated_again(champion, monkeypatch):
+    from churnguard.failure import trajectories
+    from churnguard.failure.trajectories import NO_FAILURE, VISIBLE, counterfactual_failures, failure_kind
+
+    cfg = load_failure_config()
+    days = trajectories.simulate_trajectory(_spec("covariate", 3.0), *champion, cfg, use_cache=False)
+    monkeypatch.setattr(trajectories, "_simulator", lambda *a: pytest.fail("simulated a counterfactual"))
+
+    assert counterfactual_failures(_spec("covariate", 3.0), *champion, cfg, use_cache=False) is None
+    assert failure_kind(days["failed_today"], None) == VISIBLE
+    assert failure_kind(days["failed_today"].where(days["day"] < 20, False), None) == NO_FAILURE
+    assert trajectories.counterfactual_scenario_name("covariate+concept") == "gradual+sudden"
+    assert trajectories.counterfactual_scenario_name("concept") == "none"
+
+
+def _leads_table(detected_per_family: dict[str, list[bool]]) -> pd.DataFrame:
+    """One failing trajectory per entry: failure on day 20, labels show it on day 27, an alert on day 18
+    (lead 9) when detected; negative days 0-12 without alerts."""
+    rows, tid = [], 0
+    for family, detected in detected_per_family.items():
+        for hit in detected:
+            tid += 1
+            for day in range(0, 28):
+                rows.append({"trajectory": tid, "family": family, "day": day, "failed_today": day >= 20,
+                             "label": int(day >= 13), "risk": 0.9 if hit and day >= 18 else 0.1})
+    return pd.DataFrame(rows)
+
+
+def test_headline_detection_and_lead_weigh_every_family_the_same():
+    from churnguard.failure.evaluation import alert_metrics, weighted_median
+
+    table = _leads_table({"gradual": [True, True, True], "covariate": [False]})
+
+    weighted = alert_metrics(table, "risk", 0.5, delay=7, horizon=7, weighted=True)
+    plain = alert_metrics(table, "risk", 0.5, delay=7, horizon=7)
+
+    assert plain["detected"] == 0.75 and weighted["detected"] == 0.5
+    assert plain["median_lead_days"] == 9.0  # leads 9, 9, 9, 0
+    assert weighted["median_lead_days"] == 4.5  # half the weight at 0, half at 9
+    assert weighted_median(np.array([3.0, 1.0, 2.0]), np.ones(3)) == 2.0
+    assert weighted_median(np.array([1.0, 2.0, 3.0, 4.0]), np.ones(4)) == 2.5
+    assert weighted_median(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 5.0])) == 3.0
+
+
+def test_early_warning_weights_cover_the_days_an_alert_counts_as_detection_only():
+    from churnguard.failure.model import early_warning_weights
+
+    days = pd.DataFrame({"trajectory": [1] * 30 + [2] * 30, "day": list(range(30)) * 2,
+                         "failed_today": [d >= 20 for d in range(30)] + [False] * 30})
+
+    weights = early_warning_weights(days, 5.0, delay=7, horizon=7)
+
+    run_up = (days["trajectory"] == 1) & days["day"].between(13, 26)  # first failure 20, labels show it on 27
+    assert (weights[run_up.to_numpy()] == 5.0).all() and (weights[~run_up.to_numpy()] == 1.0).all()
+    assert early_warning_weights(days, 1.0, delay=7, horizon=7) is None
+
+
+def test_a_sample_weight_of_two_is_a_row_counted_twice_in_the_monotone_logistic():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] + rng.normal(size=200) > 0).astype(int)
+    w = np.where(np.arange(200) < 50, 2.0, 1.0)
+
+    weighted = MonotoneLogistic(C=0.5, monotone=(1, 1, 0)).fit(X, y, sample_weight=w)
+    doubled = MonotoneLogistic(C=0.5, monotone=(1, 1, 0)).fit(np.vstack([X, X[:50]]), np.append(y, y[:50]))
+
+    np.testing.assert_allclose(weighted.coef_, doubled.coef_, atol=1e-4)
+    np.testing.assert_allclose(weighted.intercept_, doubled.intercept_, atol=1e-4)

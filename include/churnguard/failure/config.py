@@ -53,6 +53,7 @@ class TrainingConfig(_Strict):
     cv_folds: int = Field(default=3, ge=2)
     cv_repeats: int = Field(default=1, ge=1)
     max_false_alarms_per_90d: float = Field(default=1.0, ge=0)
+    early_warning_weight: float = Field(default=1.0, ge=1.0)
 
 
 class FailureConfig(_Strict):

@@ -8,6 +8,17 @@ days, harmless drift included) per 90 such days; and, per failing trajectory, th
 from the first alert in the run-up to the first failure (from ``horizon`` days before it) to the day
 the failure shows in measured performance (the failure day plus the label delay), 0 when no alert came
 before the labels did (then the failure counts as not *detected*).
+
+**Visible** failures are decided by the data (``failure_kind`` of each trajectory, see
+:mod:`churnguard.failure.trajectories`): a failure is visible when the same trajectory without its concept
+component also makes the champion fail, else *concept-only*. :func:`visible_rows` is every trajectory but
+the concept-only ones (the harmless-drift and no-failure trajectories stay as negatives);
+:func:`concept_only_rows` the concept-only ones.
+
+**Every family equally weighted** (``weighted=True`` of :func:`alert_metrics`): AUROC with sample weight
+1 / (labelled days of the day's family in the table), the detection share as the mean of the per-family
+shares, and the median lead as the weighted median with weight 1 / (failing trajectories of its family).
+False alarms per 90 days stay a plain rate over all days without a coming failure.
 """
 
 from __future__ import annotations
@@ -26,7 +37,37 @@ BASELINES: dict[str, tuple[str, float]] = {
     "ATC est. accuracy drop > 0.05": ("atc_accuracy_drop", 0.05),
     "latest measured AUC drop > 0.05": ("matured_auc_drop", 0.05),
 }
-VISIBLE_EXCLUDED = ("concept",)  # pure concept drift: no label-free signal can see it
+CONCEPT_ONLY = "concept_only"  # failure_kind of a failure only the labels can show (see trajectories.py)
+
+
+def visible_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Days of every trajectory but those whose failure is concept-only."""
+    return table[table["failure_kind"] != CONCEPT_ONLY]
+
+
+def concept_only_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Days of the trajectories whose failure is concept-only (their counterfactual does not fail)."""
+    return table[table["failure_kind"] == CONCEPT_ONLY]
+
+
+def family_weights(families: pd.Series) -> np.ndarray:
+    """Per row, 1 / (rows of its family): every family weighs the same in total."""
+    counts = families.map(families.value_counts())
+    return (1.0 / counts.astype(float)).to_numpy()
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float | None:
+    """The median of ``values`` with ``weights`` (equal weights: ``np.median``)."""
+    values, weights = np.asarray(values, dtype=float), np.asarray(weights, dtype=float)
+    if not len(values):
+        return None
+    order = np.argsort(values, kind="stable")
+    v, w = values[order], weights[order]
+    cum, half = np.cumsum(w), w.sum() / 2
+    i = int(np.searchsorted(cum, half - 1e-12 * w.sum()))
+    if np.isclose(cum[i], half) and i + 1 < len(v):
+        return float((v[i] + v[i + 1]) / 2)
+    return float(v[i])
 
 
 def false_alarms_per_90(y: np.ndarray, alerts: np.ndarray) -> float:
@@ -35,8 +76,8 @@ def false_alarms_per_90(y: np.ndarray, alerts: np.ndarray) -> float:
     return float(90 * alerts[negatives].sum() / max(negatives.sum(), 1))
 
 
-def auroc(y: np.ndarray, score: np.ndarray) -> float | None:
-    return float(roc_auc_score(y, score)) if len(np.unique(y)) == 2 else None
+def auroc(y: np.ndarray, score: np.ndarray, weights: np.ndarray | None = None) -> float | None:
+    return float(roc_auc_score(y, score, sample_weight=weights)) if len(np.unique(y)) == 2 else None
 
 
 def trajectory_bootstrap(table: pd.DataFrame, stat: Callable[[pd.DataFrame], float | None],
@@ -73,28 +114,35 @@ def lead_times(table: pd.DataFrame, score: str, threshold: float, delay: int, ho
                                        "first_alert_day", "lead_days", "detected"])
 
 
-def alert_metrics(table: pd.DataFrame, score: str, threshold: float, delay: int, horizon: int) -> dict:
-    """AUROC plus the alarm's precision, recall, false alarms per 90 days, detection share and lead."""
+def alert_metrics(table: pd.DataFrame, score: str, threshold: float, delay: int, horizon: int,
+                  weighted: bool = False) -> dict:
+    """AUROC plus the alarm's precision, recall, false alarms per 90 days, detection share and lead;
+    ``weighted``: every family weighs the same (see the module docstring)."""
     y = table["label"].astype(int).to_numpy()
     s = table[score].astype(float).fillna(-np.inf).to_numpy()
     alerts = s >= threshold
     tp = int((alerts & (y == 1)).sum())
     leads = lead_times(table, score, threshold, delay, horizon)
-    return {"auroc": auroc(y, np.nan_to_num(s, neginf=-1e9)), "threshold": threshold,
+    if weighted and len(leads):
+        detected = float(leads.groupby("family")["detected"].mean().mean())
+        lead = weighted_median(leads["lead_days"].to_numpy(), family_weights(leads["family"]))
+    else:
+        detected = float(leads["detected"].mean()) if len(leads) else None
+        lead = float(leads["lead_days"].median()) if len(leads) else None
+    weights = family_weights(table["family"]) if weighted else None
+    return {"auroc": auroc(y, np.nan_to_num(s, neginf=-1e9), weights), "threshold": threshold,
             "precision": tp / alerts.sum() if alerts.sum() else None,
             "recall": tp / (y == 1).sum() if (y == 1).sum() else None,
             "false_alarms_per_90d": false_alarms_per_90(y, alerts),
-            "failing_trajectories": len(leads),
-            "detected": float(leads["detected"].mean()) if len(leads) else None,
-            "median_lead_days": float(leads["lead_days"].median()) if len(leads) else None}
+            "failing_trajectories": len(leads), "detected": detected, "median_lead_days": lead}
 
 
 def validation_metrics(table: pd.DataFrame, risks: list[np.ndarray], threshold: float, delay: int,
-                       horizon: int) -> dict:
+                       horizon: int, weighted: bool = False) -> dict:
     """:func:`alert_metrics` of the alarm ``risk >= threshold`` on the out-of-fold ``risks`` of ``table``'s
     rows (one array per cross-validation repeat), each number averaged over the repeats where it is defined:
     the numbers the threshold was chosen on, from training trajectories only."""
-    runs = [alert_metrics(table.assign(risk=risk), "risk", threshold, delay, horizon) for risk in risks]
+    runs = [alert_metrics(table.assign(risk=risk), "risk", threshold, delay, horizon, weighted) for risk in risks]
     out = {}
     for key in runs[0]:
         values = [run[key] for run in runs if run[key] is not None]

@@ -28,13 +28,16 @@ from churnguard.data import load_reference, split_reference, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.drift import ReferenceProfile, fit_profile
 from churnguard.failure.config import FailureConfig, load_failure_config
-from churnguard.failure.evaluation import BASELINES, VISIBLE_EXCLUDED, alert_metrics
+from churnguard.failure.evaluation import BASELINES, alert_metrics, concept_only_rows, visible_rows
 from churnguard.failure.features import feature_frame, feature_names
 from churnguard.failure.model import FailureModel, fit_failure_model
 from churnguard.failure.signals import champion_reference
 from churnguard.failure.trajectories import (
     TrajectorySpec,
+    cached_counterfactual,
     cached_trajectory,
+    counterfactual_failures,
+    failure_kind,
     simulate_trajectory,
     trajectory_specs,
 )
@@ -43,7 +46,7 @@ from churnguard.storage import Storage, frame_to_parquet_bytes, open_storage
 
 log = logging.getLogger(__name__)
 META = ["trajectory", "family", "scenario", "intensity", "onset_day", "split", "day", "failed_today",
-        "failure_seen", "label"]
+        "failure_seen", "label", "failure_kind"]
 
 
 def _hash(payload: Any) -> str:
@@ -99,8 +102,15 @@ def _share(*shared: Any) -> None:
     _SHARED = shared
 
 
+def _with_kind(spec: TrajectorySpec, shared: tuple) -> pd.DataFrame:
+    """The trajectory's table with its ``failure_kind`` (the counterfactual simulated when not cached)."""
+    frame = simulate_trajectory(spec, *shared)
+    kind = failure_kind(frame["failed_today"], counterfactual_failures(spec, *shared))
+    return frame.assign(failure_kind=kind)
+
+
 def _simulate_one(spec: TrajectorySpec) -> pd.DataFrame:
-    return simulate_trajectory(spec, *_SHARED)
+    return _with_kind(spec, _SHARED)
 
 
 def simulate_trajectories(count: int | None = None, horizon: int | None = None,
@@ -119,6 +129,11 @@ def simulate_trajectories(count: int | None = None, horizon: int | None = None,
     reference, profile = build_champion_reference(model, dataset_cfg)
     specs = trajectory_specs(cfg, count)
     found = {s.trajectory: cached_trajectory(s, reference, profile, cfg) for s in specs}
+    found = {s.trajectory: None if found[s.trajectory] is None
+             or (counterfactual := cached_counterfactual(s, reference, profile, cfg)) is False
+             else found[s.trajectory].assign(failure_kind=failure_kind(found[s.trajectory]["failed_today"],
+                                                                       counterfactual))
+             for s in specs}
     todo = [s for s in specs if found[s.trajectory] is None]
     workers = max(1, min(workers, len(todo)))
     log.info("%d trajectories: %d cached, %d to simulate in %d process(es)", len(specs),
@@ -130,14 +145,14 @@ def simulate_trajectories(count: int | None = None, horizon: int | None = None,
                                  initargs=shared) as pool:
             simulated = list(progress(pool.map(_simulate_one, todo), len(todo), "simulate trajectories"))
     else:
-        simulated = [simulate_trajectory(spec, *shared)
-                     for spec in progress(todo, len(todo), "simulate trajectories")]
+        simulated = [_with_kind(spec, shared) for spec in progress(todo, len(todo), "simulate trajectories")]
     found |= {spec.trajectory: frame for spec, frame in zip(todo, simulated, strict=True)}
     frames = [found[s.trajectory] for s in specs]
     table = pd.concat(frames, ignore_index=True)
     ref_key = DataRoot.failure_key("reference", _hash(reference), ".json")
     storage.write_bytes(ref_key, json.dumps(reference).encode())
-    version = _hash({"specs": [s.__dict__ for s in specs], "reference": ref_key, "cfg": cfg.model_dump()})
+    version = _hash({"specs": [s.__dict__ for s in specs], "reference": ref_key, "cfg": cfg.model_dump(),
+                     "columns": list(table.columns)})
     key = DataRoot.failure_key("trajectories", version, ".parquet")
     storage.write_bytes(key, frame_to_parquet_bytes(table))
     log.info("%d trajectories, %d days -> %s", len(specs), len(table), key)
@@ -196,8 +211,11 @@ def train_failure_model(dataset: dict, seed: int = 0, storage: Storage | None = 
         # the threshold's numbers on the training trajectories' out-of-fold scores (what it was chosen on)
         mlflow.log_metrics({f"validation_{k}": v for k, v in report["validation"].items()
                             if v is not None and k != "threshold"})
+        mlflow.log_metrics({f"validation_visible_{k}": v for k, v in report["validation_visible"].items()
+                            if v is not None and k != "threshold"})
         mlflow.log_dict({"kind": model.kind, "features": model.features, "platt": list(model.platt),
                          "threshold": model.threshold, "validation": report["validation"],
+                         "validation_visible": report["validation_visible"],
                          "trend_days": cfg.features.trend_days,
                          "config": cfg.model_dump(), "mix": dataset["mix"]}, "failure_model.json")
         mlflow.log_dict(json.loads(storage.read_bytes(dataset["reference_key"])), "champion_reference.json")
@@ -230,7 +248,8 @@ def score_table(model: FailureModel, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def evaluate_failure_model(run_id: str, dataset: dict, storage: Storage | None = None) -> dict:
-    """Held-out trajectories: the model next to the baselines, overall, visible families and per family."""
+    """Held-out trajectories: the model next to the baselines, overall, on visible failures and on
+    concept-only ones (every family equally weighted)."""
     import mlflow
 
     storage = storage or open_storage()
@@ -240,11 +259,13 @@ def evaluate_failure_model(run_id: str, dataset: dict, storage: Storage | None =
     held_out = table[table["split"] == "evaluation"]
     delay, horizon = cfg.failure.label_delay_days, cfg.failure.horizon_days
     scores = {"failure model": ("risk", model.threshold), **BASELINES}
-    result = {"overall": {}, "visible": {}}
-    visible = held_out[~held_out["family"].isin(VISIBLE_EXCLUDED)]
+    result = {"overall": {}, "visible": {}, "concept_only": {}}
+    visible, concept_only = visible_rows(held_out), concept_only_rows(held_out)
     for name, (column, threshold) in scores.items():
-        result["overall"][name] = alert_metrics(held_out, column, threshold, delay, horizon)
-        result["visible"][name] = alert_metrics(visible, column, threshold, delay, horizon)
+        result["overall"][name] = alert_metrics(held_out, column, threshold, delay, horizon, weighted=True)
+        result["visible"][name] = alert_metrics(visible, column, threshold, delay, horizon, weighted=True)
+        result["concept_only"][name] = alert_metrics(concept_only, column, threshold, delay, horizon,
+                                                     weighted=True) if len(concept_only) else {}
     metrics = {"eval_auroc": result["overall"]["failure model"]["auroc"],
                "eval_visible_auroc": result["visible"]["failure model"]["auroc"],
                "eval_false_alarms_per_90d": result["overall"]["failure model"]["false_alarms_per_90d"]}

@@ -13,6 +13,16 @@ afterwards: a family whose drift never hurts the champion stays in the mix as ha
 
 Each finished trajectory is cached as parquet under ``<home>/cache/failure-trajectories/`` keyed by
 its spec, the champion and the failure definition, so re-runs only simulate what is new.
+
+**Visible failures** are defined by the data, not by the family name (:func:`counterfactual_failures`):
+for a trajectory whose family has a concept component, the same trajectory (same seed, onset, intensity,
+days, customers) is simulated again without that component, and its failure days are computed with the
+same rule. The decision is per trajectory: the trajectory's failure is *visible* when its counterfactual
+fails on at least one day too, else *concept-only* (the label-free signals cannot see it: only the labels,
+``label_delay_days`` late, show it). For a family without a concept component, the counterfactual is the
+trajectory itself, so its failure is visible by definition (nothing is simulated again). The counterfactual
+needs no drift report (only the champion's scores and the labels), so it costs a small part of a
+trajectory; it is cached next to the trajectories (``<home>/cache/failure-counterfactuals/``).
 """
 
 from __future__ import annotations
@@ -54,6 +64,19 @@ FAMILIES = {
 }
 
 
+CONCEPT = "concept"
+# failure_kind of a trajectory: no failure at all, a visible failure, a failure only the labels can show
+NO_FAILURE, VISIBLE, CONCEPT_ONLY = "none", "visible", "concept_only"
+
+
+def counterfactual_scenario_name(family: str) -> str | None:
+    """The simulator scenario of ``family`` without its concept component, or None when it has none."""
+    parts = FAMILIES[family].split("+")
+    if CONCEPT not in parts:
+        return None
+    return "+".join(p for p in parts if p != CONCEPT) or "none"
+
+
 @dataclass(frozen=True)
 class TrajectorySpec:
     trajectory: int
@@ -69,6 +92,14 @@ class TrajectorySpec:
     def scenario(self) -> Scenario:
         return Scenario.parse(FAMILIES[self.family], onset=START + timedelta(days=self.onset_day),
                               intensity=self.intensity)
+
+    @property
+    def counterfactual(self) -> Scenario | None:
+        """The same scenario without its concept component (None: the family has none)."""
+        name = counterfactual_scenario_name(self.family)
+        if name is None:
+            return None
+        return Scenario.parse(name, onset=START + timedelta(days=self.onset_day), intensity=self.intensity)
 
 
 def trajectory_specs(cfg: FailureConfig, count: int | None = None) -> list[TrajectorySpec]:
@@ -93,13 +124,23 @@ def trajectory_specs(cfg: FailureConfig, count: int | None = None) -> list[Traje
     return specs
 
 
-def _cache_path(spec: TrajectorySpec, reference: dict, profile: ReferenceProfile, cfg: FailureConfig) -> Path:
+def _cache_path(spec: TrajectorySpec, reference: dict, profile: ReferenceProfile, cfg: FailureConfig,
+                kind: str = "trajectories") -> Path:
     champion = {**reference, "profile": profile.version}
     payload = {"v": CACHE_VERSION, "spec": asdict(spec), "failure": cfg.failure.model_dump(),
                "features": cfg.features.model_dump(),
                "champion": hashlib.sha256(json.dumps(champion, sort_keys=True).encode()).hexdigest()}
+    if kind != "trajectories":
+        payload["kind"] = kind
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
-    return get_settings().home / "cache" / "failure-trajectories" / f"{key}.parquet"
+    return get_settings().home / "cache" / f"failure-{kind}" / f"{key}.parquet"
+
+
+def _write_cache(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
 
 
 _SIMULATORS: dict[tuple[str, int], BatchSimulator] = {}
@@ -124,11 +165,7 @@ def simulate_trajectory(spec: TrajectorySpec, model, reference: dict, profile: R
     if use_cache and (cached := cached_trajectory(spec, reference, profile, cfg)) is not None:
         return cached
     frame = _simulate(spec, model, reference, profile, dataset_cfg, cfg)
-    path = _cache_path(spec, reference, profile, cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    _write_cache(frame, _cache_path(spec, reference, profile, cfg))
     return frame
 
 
@@ -148,6 +185,51 @@ def window_failures(ys: list[np.ndarray], scores: list[np.ndarray], reference: d
                                    reference["threshold"], fd.confidence)
         failures.append(day_failure(pooled, reference["reference_auc"], reference["reference_f1"], fd))
     return failures
+
+
+def counterfactual_failures(spec: TrajectorySpec, model, reference: dict, profile: ReferenceProfile,
+                            dataset_cfg: DatasetConfig, cfg: FailureConfig,
+                            use_cache: bool = True) -> pd.DataFrame | None:
+    """Per day, ``failed_today`` of the same trajectory without its concept component (same seed, onset,
+    intensity, days and customers, the same failure rule), or None when the family has no concept
+    component (the counterfactual is the trajectory itself). Columns: ``day``, ``failed_today``; the days of
+    the trajectory's table (from ``warmup_days`` on)."""
+    scenario = spec.counterfactual
+    if scenario is None:
+        return None
+    path = _cache_path(spec, reference, profile, cfg, kind="counterfactuals")
+    if use_cache and path.exists():
+        return pd.read_parquet(path)
+    sim = _simulator(dataset_cfg, spec.rows_per_day).with_seed(spec.seed)
+    span = sim.days([START + timedelta(days=i) for i in range(spec.days)], scenario)
+    bounds = span.offsets[1:-1]
+    scores = np.split(model.predict_proba(span.landing), bounds)
+    ys = np.split(target_array(span.labels, dataset_cfg), bounds)
+    failures = window_failures(ys, scores, reference, cfg.failure)
+    first = min(cfg.trajectories.warmup_days, spec.days)
+    frame = pd.DataFrame({"day": np.arange(first, spec.days),
+                          "failed_today": pd.array(failures[first:], dtype="boolean")})
+    _write_cache(frame, path)
+    return frame
+
+
+def cached_counterfactual(spec: TrajectorySpec, reference: dict, profile: ReferenceProfile,
+                          cfg: FailureConfig) -> pd.DataFrame | None | bool:
+    """The cached counterfactual of ``spec``; None when the family needs none; False when not cached."""
+    if spec.counterfactual is None:
+        return None
+    path = _cache_path(spec, reference, profile, cfg, kind="counterfactuals")
+    return pd.read_parquet(path) if path.exists() else False
+
+
+def failure_kind(failed_today: pd.Series, counterfactual: pd.DataFrame | None) -> str:
+    """:data:`NO_FAILURE`, :data:`VISIBLE` or :data:`CONCEPT_ONLY` for one trajectory (per trajectory: a
+    failure is visible when the counterfactual fails on any day; no counterfactual: visible)."""
+    if not failed_today.fillna(False).astype(bool).any():
+        return NO_FAILURE
+    if counterfactual is None:
+        return VISIBLE
+    return VISIBLE if counterfactual["failed_today"].fillna(False).astype(bool).any() else CONCEPT_ONLY
 
 
 def _simulate(spec: TrajectorySpec, model, reference: dict, profile: ReferenceProfile,
