@@ -74,3 +74,26 @@ def test_training_candidates_weigh_the_days_before_the_change_down_or_leave_them
     assert weights[-1] == 1.0 and weights[10] == 0.5 ** (7 / 7) and weights[0] == weights[10]
     rows, weights = candidates["post_change_only"]
     assert list(rows["customer_id"]) == list(after["customer_id"]) and len(weights) == 6
+
+
+def test_the_change_point_sees_every_failure_measured_for_the_champion_not_only_todays(tmp_path):
+    """Each day's performance step reports the failure days it measured; retraining must see them all (else the
+    change point moves forward with each retrain), and only those measured while the champion was pinned."""
+    from churnguard.config import load_monitoring_config
+    from churnguard.performance import champion_failure_days
+    from churnguard.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'monitoring.db'}")
+    pinned = {"2026-10-01": 1, "2026-10-02": 1, "2026-10-03": 1, "2026-10-04": 2}
+    measured = {"2026-10-01": ["2026-09-24"], "2026-10-02": ["2026-09-25"], "2026-10-03": [],
+                "2026-10-04": ["2026-09-27"]}
+    store.upsert("day_models", [{"ds": d, "champion_version": v, "challenger_version": None}
+                                for d, v in pinned.items()])
+    store.upsert("day_steps", [{"ds": d, "step": "performance", "result": {"measured_failure_days": f}}
+                               for d, f in measured.items()])
+    cfg = load_monitoring_config()
+
+    assert champion_failure_days(store, "2026-10-03", 1, cfg) == ["2026-09-24", "2026-09-25"]
+    assert champion_failure_days(store, "2026-10-04", 2, cfg) == ["2026-09-27"]
+    assert champion_failure_days(store, "2026-10-01", 1, cfg) == ["2026-09-24"]  # nothing from later days
+    assert change_point(DAYS[:12], BEFORE, champion_failure_days(store, "2026-10-03", 1, cfg), 0.05) == "2026-09-24"

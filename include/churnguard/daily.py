@@ -26,7 +26,7 @@ from churnguard.crashpoints import crash_point
 from churnguard.data import data_version
 from churnguard.dataroot import DataRoot
 from churnguard.decision import decide
-from churnguard.performance import champion_history, measure_day
+from churnguard.performance import champion_failure_days, champion_history, measure_day
 from churnguard.progress import progress
 from churnguard.promotion import promote_day
 from churnguard.scoring import score_day
@@ -350,15 +350,16 @@ def decide_day(ctx: DayContext) -> dict:
 def retrain(ctx: DayContext) -> dict:
     """Train, validate and register a challenger, once per date: a re-run reports the first run's result
     instead of moving the ``challenger`` alias again (a dry run is not the date's retrain: nothing recorded).
-    The change point comes from the champion's measured history and the day's measured failures."""
+    The change point comes from the champion's measured history and every failure measured for it so far."""
     from churnguard.retrain import change_point, retrain_challenger
 
     done = ctx.result("retrain")
     if done is not None:
         return done
     history = champion_history(ctx.store, ctx.ds, ctx.monitoring)
-    change = change_point(history["observed_ds"], history["roc_auc"],
-                          ctx.require("performance")["measured_failure_days"], ctx.monitoring.performance.auc_tolerance)
+    failures = champion_failure_days(ctx.store, ctx.ds, ctx.versions.champion, ctx.monitoring)
+    change = change_point(history["observed_ds"], history["roc_auc"], failures,
+                          ctx.monitoring.performance.auc_tolerance)
     result = retrain_challenger(ctx, "; ".join(ctx.require("decide")["reasons"]), change_day=change)
     if result["registered"]:
         ctx.store.record_event(ctx.ds, "registered", ctx.model_name, result["version"], reason=result["reason"])

@@ -354,3 +354,17 @@ def champion_history(store: MonitoringStore, ds: date | str, cfg: MonitoringConf
     aucs = [r["roc_auc"] for r in rows]
     slope = float(np.polyfit(days, aucs, 1)[0]) if len(rows) >= 3 else None
     return {"observed_ds": [r["observed_ds"] for r in rows], "roc_auc": aucs, "slope": slope}
+
+
+def champion_failure_days(store: MonitoringStore, ds: date | str, champion: int, cfg: MonitoringConfig) -> list[str]:
+    """Every observed day (over the last ``history_days`` up to ``ds``) measured as a failure of ``champion``:
+    the failure days each day's performance step found while ``champion`` was that day's pinned champion.
+    One day's step reports only the days it measured; a change point taken from them alone would move forward
+    with every retrain and never gather the post-change labelled days a challenger needs."""
+    since = (date.fromisoformat(str(ds)) - timedelta(days=cfg.performance.history_days)).isoformat()
+    pinned = {r["ds"]: r["champion_version"] for r in store.rows("day_models", since=since, until=str(ds))}
+    days: set[str] = set()
+    for step in store.rows("day_steps", where={"step": "performance"}, since=since, until=str(ds)):
+        if pinned.get(step["ds"]) == champion:
+            days.update(step["result"].get("measured_failure_days", []))
+    return sorted(days)
