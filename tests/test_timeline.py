@@ -100,19 +100,45 @@ def test_the_early_warning_line_says_plainly_when_there_was_none(risks, reasons,
     assert line in format_timeline(timeline()).splitlines()
 
 
-def test_the_change_point_is_shown_with_the_retrains_that_used_it():
+WAITING = "waiting for post-change labels: {} labelled day(s) since the change on {}, retrain.min_post_change_days is 3"
+
+
+def test_the_change_point_is_shown_with_the_retrain_that_used_it_and_those_that_waited():
     from churnguard.status import format_timeline, timeline
 
     monitored([0.2] * 15, FAILED)
     retrained("2026-09-20", change_day=None, registered=True, version=2)  # on drift: no change point
-    retrained("2026-10-01", change_day="2026-09-24", registered=False, rejected=(
-        "waiting for post-change labels: 1 labelled day(s) since the change on 2026-09-24, "
-        "retrain.min_post_change_days is 3"))
+    retrained("2026-10-01", change_day="2026-09-24", registered=False, rejected=WAITING.format(1, "2026-09-24"))
+    retrained("2026-10-02", change_day="2026-09-24", registered=False, rejected=WAITING.format(2, "2026-09-24"))
     retrained("2026-10-03", change_day="2026-09-24", registered=True, version=3)
     points = timeline()["milestones"]["change_points"]
     assert points == [{"change_day": "2026-09-24", "retrains": [
         {"ds": "2026-10-01", "version": None, "outcome": "waiting for post-change labels"},
+        {"ds": "2026-10-02", "version": None, "outcome": "waiting for post-change labels"},
         {"ds": "2026-10-03", "version": 3, "outcome": "registered"}]}]
-    assert ("change point: 2026-09-24 (challengers validated on labelled days from it on; retrains that used "
-            "it: 2026-10-01 waiting for post-change labels; 2026-10-03 registered v3)"
-            ) in format_timeline(timeline()).splitlines()
+    assert ("change point: 2026-09-24 (used by the retrain of 2026-10-03: challenger v3 validated on labelled days "
+            "from it on; before it: 2026-10-01 waiting for post-change labels; 2026-10-02 waiting for post-change "
+            "labels)") in format_timeline(timeline()).splitlines()
+
+
+def test_change_points_that_move_with_every_retrain_are_one_line():
+    from churnguard.status import format_timeline, timeline
+
+    # each day's retrain takes that day's newly measured failure as the change: never 3 labelled days after it
+    monitored([0.9] * 15, FAILED)
+    for day in range(1, 5):
+        change = f"2026-09-{23 + day}"
+        retrained(f"2026-10-{day:02d}", change_day=change, registered=False, rejected=WAITING.format(1, change))
+    lines = format_timeline(timeline()).splitlines()
+    assert ("change points without a registered challenger: 4, from 2026-09-24 to 2026-09-27 (retrains of "
+            "2026-10-01 .. 2026-10-04: waiting for post-change labels)") in lines
+    assert not [line for line in lines if line.startswith("change point:")]
+
+
+def test_a_change_point_no_challenger_came_from_says_why():
+    from churnguard.status import format_timeline, timeline
+
+    monitored([0.9] * 15, FAILED)
+    retrained("2026-10-03", change_day="2026-09-24", registered=False, rejected="failed gate(s): beats_champion")
+    assert ("change point: 2026-09-24 (no challenger registered from it: 2026-10-03 failed gate(s))"
+            in format_timeline(timeline()).splitlines())

@@ -209,14 +209,35 @@ def format_early_warning(warning: dict) -> str:
             f"ahead (the risk was at or above {warning['risk_warn']:g} on {held} of those {span} days)")
 
 
-def format_change_point(point: dict) -> str:
-    """A change point and the retrains that used it, in one line."""
-    used = []
-    for r in point["retrains"]:
-        used.append(f"{r['ds']} registered v{r['version']}" if r["version"] is not None else
-                    f"{r['ds']} {r['outcome'] or 'registered nothing'}")
-    return (f"change point: {point['change_day']} (challengers validated on labelled days from it on; "
-            f"retrains that used it: {'; '.join(used)})")
+def format_change_points(points: list[dict]) -> list[str]:
+    """A line for each change point a registered challenger was validated from (with the retrains before it
+    that waited); the change points no registered challenger used, one line each, or one line for all
+    when there are more than two (a change point that moves on every retrain is one finding, not many)."""
+    lines, unused = [], []
+    for point in points:
+        registered = [r for r in point["retrains"] if r["version"] is not None]
+        if not registered:
+            unused.append(point)
+            continue
+        first = registered[0]
+        before = [r for r in point["retrains"] if r["ds"] < first["ds"]]
+        waited = f"; before it: {_retrain_outcomes(before)}" if before else ""
+        lines.append(f"change point: {point['change_day']} (used by the retrain of {first['ds']}: challenger "
+                     f"v{first['version']} validated on labelled days from it on{waited})")
+    if len(unused) <= 2:
+        lines.extend(f"change point: {p['change_day']} (no challenger registered from it: "
+                     f"{_retrain_outcomes(p['retrains'])})" for p in unused)
+    else:
+        retrains = [r for p in unused for r in p["retrains"]]
+        outcomes = sorted({r["outcome"] or "registered nothing" for r in retrains})
+        lines.append(f"change points without a registered challenger: {len(unused)}, from "
+                     f"{unused[0]['change_day']} to {unused[-1]['change_day']} (retrains of {retrains[0]['ds']} .. "
+                     f"{retrains[-1]['ds']}: {', '.join(outcomes)})")
+    return lines
+
+
+def _retrain_outcomes(retrains: list[dict]) -> str:
+    return "; ".join(f"{r['ds']} {r['outcome'] or 'registered nothing'}" for r in retrains)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -242,7 +263,7 @@ def format_timeline(tl: dict) -> str:
                  f"first failure-risk alert: {m['first_risk_alert'] or '-'}; "
                  f"first measured failure reported: {m['first_measured_failure_reported'] or '-'}")
     lines.append(format_early_warning(m["early_warning"]))
-    lines.extend(format_change_point(p) for p in m["change_points"])
+    lines.extend(format_change_points(m["change_points"]))
     for e in m["registered"]:
         lines.append(f"challenger v{e['version']} registered on {e['ds']}: {e['reason']}")
     for e in m["promoted"]:
