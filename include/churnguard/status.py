@@ -228,11 +228,11 @@ def format_change_points(points: list[dict]) -> list[str]:
         lines.extend(f"change point: {p['change_day']} (no challenger registered from it: "
                      f"{_retrain_outcomes(p['retrains'])})" for p in unused)
     else:
-        retrains = [r for p in unused for r in p["retrains"]]
-        outcomes = sorted({r["outcome"] or "registered nothing" for r in retrains})
+        days = sorted(r["ds"] for p in unused for r in p["retrains"])
+        outcomes = sorted({r["outcome"] or "registered nothing" for p in unused for r in p["retrains"]})
         lines.append(f"change points without a registered challenger: {len(unused)}, from "
-                     f"{unused[0]['change_day']} to {unused[-1]['change_day']} (retrains of {retrains[0]['ds']} .. "
-                     f"{retrains[-1]['ds']}: {', '.join(outcomes)})")
+                     f"{unused[0]['change_day']} to {unused[-1]['change_day']} (retrains of {days[0]} .. "
+                     f"{days[-1]}: {', '.join(outcomes)})")
     return lines
 
 
