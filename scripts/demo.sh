@@ -11,8 +11,15 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 DEMO_START=${DEMO_START:-2026-09-01}
 DEMO_DAYS=${DEMO_DAYS:-60}
-DEMO_SCENARIO=${DEMO_SCENARIO:-gradual+concept}
+# The story (issue #12): from day 26 monthly charges jump and tenure starts to drift (gradual+sudden: covariate
+# shifts, seen in that day's batch) while churn changes in the two-year segment (concept: seen only in the
+# labels, 7 days late). The failure risk alerts on the day of the change, the labels confirm the failure a
+# week later (the timeline's "early warning" line), and retraining on post-change labels heals.
+# Intensity 2: twice the dataset's configured shifts. DEMO_SEED: the simulator's seed.
+DEMO_SCENARIO=${DEMO_SCENARIO:-gradual+sudden+concept}
 DEMO_ONSET=${DEMO_ONSET:-$(date -d "$DEMO_START + 25 days" +%F)}
+DEMO_INTENSITY=${DEMO_INTENSITY:-2}
+DEMO_SEED=${DEMO_SEED:-0}
 DEMO_TRAJECTORIES=${DEMO_TRAJECTORIES:-90}
 DEMO_END=$(date -d "$DEMO_START + $((DEMO_DAYS - 1)) days" +%F)
 marker="$CHURNGUARD_HOME/.demo-home"
@@ -66,9 +73,9 @@ dag_test churn_bootstrap
 $BIN/churnguard status --require-champion | grep "@champion"
 echo "==> churn_failure_model_training (airflow dags test): $DEMO_TRAJECTORIES simulated trajectories -> failure-model"
 dag_test churn_failure_model_training -c "{\"n_trajectories\": $DEMO_TRAJECTORIES}"
-echo "==> simulating $DEMO_DAYS daily batches from $DEMO_START ($DEMO_SCENARIO from $DEMO_ONSET)"
+echo "==> simulating $DEMO_DAYS daily batches from $DEMO_START ($DEMO_SCENARIO from $DEMO_ONSET, intensity $DEMO_INTENSITY)"
 $BIN/churnguard simulate --start "$DEMO_START" --days "$DEMO_DAYS" --scenario "$DEMO_SCENARIO" \
-  --onset "$DEMO_ONSET" >>"$log" 2>&1
+  --onset "$DEMO_ONSET" --intensity "$DEMO_INTENSITY" --seed "$DEMO_SEED" >>"$log" 2>&1
 if [ -z "$STACK" ]; then
   echo "==> starting Airflow (api-server, scheduler, dag-processor, triggerer) and MLflow; backfill queued"
   $BIN/python scripts/airflow_stack.py start churn_daily_monitoring "$DEMO_START" "$DEMO_END" >>"$log"

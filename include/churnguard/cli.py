@@ -101,7 +101,9 @@ def _parser() -> argparse.ArgumentParser:
 
     tl = command("timeline", "the monitored days and the milestones (drift, risk, retrain, promotion)",
                  "One line per monitored day (validation, drift, failure risk, measured AUC, decision), then "
-                 "the milestones: first drift, first risk alert, challengers registered, promotions.")
+                 "the milestones: first drift, first risk alert, the early warning (the risk alert's lead over "
+                 "the labels' confirmation of a failure), the change points retraining used, challengers "
+                 "registered, promotions.")
     tl.add_argument("--json", action="store_true", help="print the days and milestones as JSON")
 
     for name, helptext in (("drift", "drift of a batch against a reference profile or data"),

@@ -84,7 +84,8 @@ def format_status(status: dict) -> str:
 def timeline() -> dict:
     """Every monitored day (decision, drift, failure risk, the champion's measured AUC on that day's
     customers once their labels arrived) and the milestones of the story: first drift, first risk alert,
-    first measured failure, challengers registered, promotions, and the AUC before and after."""
+    first measured failure, the early warning (the risk alert's lead over the labels' confirmation), the
+    change points retraining used, challengers registered, promotions, and the AUC before and after."""
     store = open_store()
     perf = {(r["observed_ds"], r["role"]): r for r in store.rows("performance")}
     events = store.rows("model_events", order_by="id")
@@ -116,7 +117,9 @@ def timeline() -> dict:
         "promoted": [{"ds": e["ds"], "version": e["model_version"], "from_version": e["from_version"],
                       "reason": e["reason"]} for e in promoted],
         "quarantined": [d["ds"] for d in days if d["decision"] == "quarantined"],
+        "change_points": change_points(store.rows("day_steps", where={"step": "retrain"}, order_by="ds")),
     }
+    milestones["early_warning"] = early_warning(days, risk_warn)
     drift_on, initial = milestones["first_drift"], days[0]["champion"] if days else None
     by_version: dict[str, list[float]] = {}
     for d in days:
@@ -142,6 +145,101 @@ def first_sustained_drift(days: list[dict], sustained: int) -> str | None:
     return None
 
 
+def early_warning(days: list[dict], risk_warn: float) -> dict:
+    """How far ahead the failure risk warned: the first day its risk reached ``risk_warn`` (the decision's
+    alert threshold), the first day a measured failure was reported (the labels confirmed it; the day they
+    measured is in the reason), the lead in days from the one to the other (negative: the risk came after the
+    labels) and, of the days from the alert up to the confirmation, on how many the risk was at or above
+    ``risk_warn`` (a lone blip weeks ahead warns of little)."""
+    alert = next((d for d in days if d["failure_risk"] is not None and d["failure_risk"] >= risk_warn), None)
+    confirmed = next((d for d in days if any(r.startswith(MEASURED_FAILURE) for r in d["reasons"])), None)
+    warning = {"risk_warn": risk_warn, "alert_ds": alert["ds"] if alert else None,
+               "alert_risk": alert["failure_risk"] if alert else None,
+               "confirmed_ds": confirmed["ds"] if confirmed else None,
+               "failed_ds": _measured_days(confirmed["reasons"])[0] if confirmed else None,
+               "lead_days": None, "alert_days": None}
+    if alert and confirmed:
+        warning["lead_days"] = (date.fromisoformat(confirmed["ds"]) - date.fromisoformat(alert["ds"])).days
+        if warning["lead_days"] > 0:
+            ahead = [d for d in days if alert["ds"] <= d["ds"] < confirmed["ds"]]
+            warning["alert_days"] = [sum((d["failure_risk"] or 0) >= risk_warn for d in ahead), len(ahead)]
+    return warning
+
+
+def _measured_days(reasons: list[str]) -> list[str]:
+    """The failed days a measured-failure reason names ("measured failure on 2026-10-09, 2026-10-10")."""
+    reason = next(r for r in reasons if r.startswith(MEASURED_FAILURE))
+    return [d.strip() for d in reason.removeprefix(MEASURED_FAILURE).split(",")]
+
+
+def change_points(retrains: list[dict]) -> list[dict]:
+    """The change points retraining used (the first observed day after a measured failure or a detected change
+    in the champion's AUC; its challenger is validated on labelled days from it on), each with the retrains
+    that used it: ``{"change_day", "retrains": [{"ds", "version" (None: nothing registered), "outcome"}]}``,
+    from the retrain step's results in the store."""
+    found: dict[str, list[dict]] = {}
+    for step in retrains:
+        result = step["result"]
+        if result.get("change_day") and not result.get("dry_run"):
+            outcome = "registered" if result.get("registered") else str(result.get("rejected", "")).split(":")[0]
+            found.setdefault(result["change_day"], []).append(
+                {"ds": step["ds"], "version": result.get("version") if result.get("registered") else None,
+                 "outcome": outcome})
+    return [{"change_day": day, "retrains": used} for day, used in sorted(found.items())]
+
+
+def format_early_warning(warning: dict) -> str:
+    """The early warning as one line: when the risk alerted, when the labels confirmed, the lead between."""
+    warn = f"{warning['risk_warn']:g} (decision.risk_warn)"
+    alert, confirmed, lead = warning["alert_ds"], warning["confirmed_ds"], warning["lead_days"]
+    measured = f" (the customers of {warning['failed_ds']})" if warning["failed_ds"] else ""
+    if alert is None:
+        return (f"no early warning: the failure risk never reached {warn}"
+                + (f"; the labels confirmed the failure{measured} on {confirmed}" if confirmed else
+                   "; the labels confirmed no failure"))
+    risk = f"failure risk {warning['alert_risk']:.2f} >= {warn} on {alert}"
+    if confirmed is None:
+        return f"early warning: {risk}; the labels confirmed no failure (none measured)"
+    if lead <= 0:
+        when = "the same day" if lead == 0 else f"{-lead} day(s) after"
+        return (f"no early warning: the {risk}, {when} the labels confirmed the failure{measured} "
+                f"on {confirmed}")
+    held, span = warning["alert_days"]
+    return (f"early warning: {risk}; the labels confirmed the failure{measured} on {confirmed}: {lead} days "
+            f"ahead (the risk was at or above {warning['risk_warn']:g} on {held} of those {span} days)")
+
+
+def format_change_points(points: list[dict]) -> list[str]:
+    """A line for each change point a registered challenger was validated from (with the retrains before it
+    that waited); the change points no registered challenger used, one line each, or one line for all
+    when there are more than two (a change point that moves on every retrain is one finding, not many)."""
+    lines, unused = [], []
+    for point in points:
+        registered = [r for r in point["retrains"] if r["version"] is not None]
+        if not registered:
+            unused.append(point)
+            continue
+        first = registered[0]
+        before = [r for r in point["retrains"] if r["ds"] < first["ds"]]
+        waited = f"; before it: {_retrain_outcomes(before)}" if before else ""
+        lines.append(f"change point: {point['change_day']} (used by the retrain of {first['ds']}: challenger "
+                     f"v{first['version']} validated on labelled days from it on{waited})")
+    if len(unused) <= 2:
+        lines.extend(f"change point: {p['change_day']} (no challenger registered from it: "
+                     f"{_retrain_outcomes(p['retrains'])})" for p in unused)
+    else:
+        days = sorted(r["ds"] for p in unused for r in p["retrains"])
+        outcomes = sorted({r["outcome"] or "registered nothing" for p in unused for r in p["retrains"]})
+        lines.append(f"change points without a registered challenger: {len(unused)}, from "
+                     f"{unused[0]['change_day']} to {unused[-1]['change_day']} (retrains of {days[0]} .. "
+                     f"{days[-1]}: {', '.join(outcomes)})")
+    return lines
+
+
+def _retrain_outcomes(retrains: list[dict]) -> str:
+    return "; ".join(f"{r['ds']} {r['outcome'] or 'registered nothing'}" for r in retrains)
+
+
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
@@ -164,6 +262,8 @@ def format_timeline(tl: dict) -> str:
     lines.append(f"first drift: {m['first_drift'] or '-'} (critical: {m['first_critical_drift'] or '-'}); "
                  f"first failure-risk alert: {m['first_risk_alert'] or '-'}; "
                  f"first measured failure reported: {m['first_measured_failure_reported'] or '-'}")
+    lines.append(format_early_warning(m["early_warning"]))
+    lines.extend(format_change_points(m["change_points"]))
     for e in m["registered"]:
         lines.append(f"challenger v{e['version']} registered on {e['ds']}: {e['reason']}")
     for e in m["promoted"]:
