@@ -256,7 +256,8 @@ def test_synthetic_days_at_once_are_row_for_row_the_days_one_at_a_time(synth, na
 def test_synthetic_subranges_reproduce_byte_identically(tmp_path):
     full, part = open_storage((tmp_path / "a").as_uri()), open_storage((tmp_path / "b").as_uri())
     scenario = Scenario.parse("sudden+concept", onset=ONSET)
-    simulate(START, 6, scenario, rows_per_day=100, seed=7, root=DataRoot(full), cfg=SYNTHETIC)
+    assert simulate(START, 6, scenario, rows_per_day=100, seed=7, root=DataRoot(full), cfg=SYNTHETIC).customers == \
+        "synthetic"
     simulate(START + timedelta(days=4), 2, scenario, rows_per_day=100, seed=7, root=DataRoot(part), cfg=SYNTHETIC)
     for ds in days(2, START + timedelta(days=4)):
         for area, when in (("landing", ds), ("labels", ds + timedelta(days=7))):

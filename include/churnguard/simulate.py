@@ -417,6 +417,7 @@ class SimulationSummary:
     label_delay: int
     seed: int
     data_url: str
+    customers: str = "pool"
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -447,6 +448,6 @@ def simulate(
         root.write_batch(ds, batch.landing)
         root.write_labels(ds + timedelta(days=label_delay), batch.labels)
     summary = SimulationSummary(start, dates[-1], days, scenario.name, scenario.onset, scenario.intensity,
-                                rows_per_day, label_delay, seed, root.url)
+                                rows_per_day, label_delay, seed, root.url, sim.customers)
     root.write_manifest(json.dumps(summary.to_dict(), indent=2).encode())
     return summary
