@@ -21,6 +21,10 @@ oracle on that day's customers.
   7 days it scored), measurably fails under the daily run's own rule (:func:`~churnguard.performance.
   is_measured_failure` against the version's reference AUC and F1).
 
+``--flattery``: no worlds; how much a model trained on 20 days of the simulator's customers is flattered on
+20 later days of the same simulator (another seed), against the same model class trained on 20 days of
+customers drawn from the reference's train split: pool and synthetic customers, no drift.
+
 Each world runs in its own process (``--world FAMILY SEED``): churnguard's settings and stores are per
 process. ``--quick``: one seed, 7 days before onset; the full run: seeds 0, 1, 2 and 14 days before onset.
 Not a test: numbers to read. The last line: ``heal-bench days_to_heal=… auc_gap_30d=… promotions_that_failed=…``.
@@ -173,6 +177,38 @@ def world_in_subprocess(family: str, seed: int, before_days: int, base: Path, cu
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def flattery(days: int = 20) -> None:
+    """Print, per kind of customers, the AUC on later simulated days of a model trained on the simulator's days
+    and of one trained on days of the train split's customers (see the module docstring)."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    from churnguard.data import load_reference, split_reference, target_array
+    from churnguard.models import train_model
+    from churnguard.simulate import BatchSimulator, Scenario
+
+    first, later = ONSET - timedelta(days=days), ONSET + timedelta(days=60)
+    for customers in ("pool", "synthetic"):
+        cfg = dataset_config(customers)
+        train_split = split_reference(load_reference(cfg), cfg).train
+
+        def rows(sim, start: date, cfg=cfg) -> object:
+            span = sim.days([start + timedelta(days=i) for i in range(days)], Scenario())
+            return span.landing.merge(span.labels.drop(columns="observed_ds"), on=cfg.id.column)
+
+        def fit(frame, cfg=cfg):
+            a, b = train_test_split(frame, test_size=0.2, stratify=target_array(frame, cfg), random_state=0)
+            return train_model(a, b, cfg, random_state=0)
+
+        test = rows(BatchSimulator(cfg, rows_per_day=ROWS_PER_DAY, seed=2), later)
+        y = target_array(test, cfg)
+        seen = fit(rows(BatchSimulator(cfg, rows_per_day=ROWS_PER_DAY, seed=1), first))
+        other = fit(rows(BatchSimulator(cfg, rows_per_day=ROWS_PER_DAY, seed=1).use_pool(train_split), first))
+        a_seen, a_other = (float(roc_auc_score(y, m.predict_proba(test))) for m in (seen, other))
+        print(f"flattery customers={customers} trained_on_simulator={a_seen:.4f} trained_on_other_customers="
+              f"{a_other:.4f} flattery={a_seen - a_other:+.4f}", flush=True)
+
+
 def summary(results: list[dict]) -> dict:
     heal = [r["days_to_heal"] if r["days_to_heal"] is not None else HORIZON for r in results]
     return {"days_to_heal": statistics.median(heal),
@@ -189,9 +225,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="folder for the worlds (default: a temp dir)")
     parser.add_argument("--customers", choices=("pool", "synthetic"), default=None,
                         help="the simulator's customers (default: the dataset config's simulation.customers)")
+    parser.add_argument("--flattery", action="store_true", help="no worlds: the flattery of each kind of customers")
     parser.add_argument("--world", nargs=2, metavar=("FAMILY", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     before = args.before_days if args.before_days is not None else (7 if args.quick else 14)
+    if args.flattery:
+        flattery()
+        return
     if args.world:
         print(json.dumps(run_world(args.world[0], int(args.world[1]), before, args.customers)))
         return
