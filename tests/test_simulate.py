@@ -185,6 +185,10 @@ def test_bad_arguments_are_rejected(tmp_path):
         Scenario.parse("sudden", intensity=-1)
     with pytest.raises(ValueError, match="rows_per_day must be >= 1"):
         BatchSimulator(CFG, rows_per_day=0)
+    with pytest.raises(ValueError, match="customers must be 'pool' or 'synthetic'"):
+        BatchSimulator(CFG, customers="resampled")
+    with pytest.raises(ValueError, match="customers"):
+        CFG.simulation.model_validate({"customers": "resampled"})
 
 
 # --- new customers (simulation.customers: synthetic) ----------------------------------------------------
