@@ -132,6 +132,9 @@ class SyntheticCustomers:
         self.y = y
         n = len(pool)
         self.sorted = [np.sort(pool[c].dropna().to_numpy(dtype="float64")) for c in cfg.numeric]
+        # the normal score of the value at each sorted position (ties share their mid-rank's)
+        self.sorted_scores = [ndtri((np.searchsorted(t, t, "left") + np.searchsorted(t, t, "right")) / (2 * len(t)))
+                              for t in self.sorted]
         scores = np.full((n, len(cfg.numeric)), np.nan)
         for j, col in enumerate(cfg.numeric):
             values = pool[col].to_numpy(dtype="float64")
@@ -214,9 +217,19 @@ class SyntheticCustomers:
     def _fit_label_model(self) -> None:
         from sklearn.linear_model import LogisticRegression
 
-        self.label_model = LogisticRegression(C=1.0, max_iter=5000).fit(self._design(self.scores, self.codes),
-                                                                         self.y)
+        model = LogisticRegression(C=1.0, max_iter=5000).fit(self._design(self.scores, self.codes), self.y)
+        coef, k = model.coef_[0], len(self.cfg.numeric)
+        self.intercept, self.coef_numeric = float(model.intercept_[0]), coef[:k]
+        bounds = np.cumsum([k, *(len(levels) for levels in self.levels)])
+        self.coef_levels = [coef[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         self.base_rate = float(self.y.mean())
+
+    def _logit(self, scores: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """The label model's log-odds: ``decision_function`` of its design, without building the design."""
+        logit = self.intercept + np.nan_to_num(scores) @ self.coef_numeric
+        for j, coef in enumerate(self.coef_levels):
+            logit += coef[codes[:, j]]
+        return logit
 
     def sample(self, donors: pd.DataFrame, idx: np.ndarray, noise: np.ndarray,
                churn_rate: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
@@ -233,10 +246,8 @@ class SyntheticCustomers:
             table, n = self.sorted[j], len(self.sorted[j])
             at = np.minimum((np.nan_to_num(u[:, j]) * n).astype(np.int64), n - 1)
             missing = np.isnan(z[:, j])
-            values = np.where(missing, np.nan, table[at])
-            donors[col] = values
-            lo, hi = np.searchsorted(table, table[at], "left"), np.searchsorted(table, table[at], "right")
-            scores[:, j] = np.where(missing, np.nan, ndtri((lo + hi) / (2 * n)))  # the value's own mid-rank score
+            donors[col] = np.where(missing, np.nan, table[at])
+            scores[:, j] = np.where(missing, np.nan, self.sorted_scores[j][at])  # the value's own mid-rank score
         redraw, pick = noise[:, k:k + d], noise[:, k + d:k + 2 * d]
         codes = self.codes[idx].copy()
         for j, col in enumerate(self.discrete):
@@ -247,7 +258,7 @@ class SyntheticCustomers:
             cum = self.cum[j][y[hit], self.codes[idx[hit], p] if p is not None else 0]
             codes[hit, j] = np.minimum((pick[hit, j, None] >= cum).sum(axis=1), cum.shape[1] - 1)
             donors[col] = self.levels[j].take(codes[:, j])
-        logit = self.label_model.decision_function(self._design(scores, codes))
+        logit = self._logit(scores, codes)
         shifted = ~np.isnan(churn_rate)
         if shifted.any():
             rate = np.clip(churn_rate[shifted], 1e-6, 1 - 1e-6)
