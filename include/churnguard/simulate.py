@@ -113,18 +113,20 @@ class SyntheticCustomers:
     Features: a donor row (the draw stream picks it as for ``pool``), then its numeric columns' normal scores
     (``ndtri`` of the column's mid-ranks) ``z`` become ``mu + (z - mu + h * e) / sqrt(1 + h^2)``, ``e ~ N(0, S)``,
     with ``mu``, ``S`` the mean and covariance of the scores among the pool rows of the donor's class and
-    stratum (the discrete column explaining most of the scores' variance: Telco's ``internet_service``, which
-    sets the monthly charges) and ``h`` the bandwidth: a Gaussian kernel shaped like the group and shrunk so its
-    means and covariances are kept; back through the pool's empirical quantiles, so every value is one the column
-    takes (a missing value stays missing). Binary and categorical columns keep the donor's value, or with
-    probability ``resample_rate`` are redrawn from their frequencies among the pool rows of the donor's class
-    that share the donor's value of the column's parent (the other discrete column with the most mutual
-    information with it), so Telco's "No internet service" levels stay consistent; the stratum is kept.
+    stratum (the discrete column explaining most of the scores' variance: Telco's ``streaming_movies``, whose
+    levels "No internet service", "No", "Yes" order the monthly charges) and ``h`` the bandwidth: a Gaussian
+    kernel shaped like the group and shrunk so its means and covariances are kept; back through the pool's
+    empirical quantiles, so every value is one the column takes (a missing value stays missing). Binary and
+    categorical columns keep the donor's value, or with probability ``resample_rate`` are redrawn from their
+    frequencies among the pool rows of the donor's class that share the donor's value of the column's parent
+    (the other discrete column with the most mutual information with it), so Telco's "No internet service"
+    levels stay consistent; the stratum is kept.
 
     Label: Bernoulli of a logistic regression fitted to the pool (normal scores and one-hot levels), which
-    keeps the pool's churn rate and the label's covariance with every feature (the likelihood equations of a
-    logistic regression), while a model that memorised donors gains nothing on a new customer. A prior shift
-    (``class_balance``) draws donors by class and moves the regression's log-odds by the prior's.
+    keeps the pool's churn rate and, nearly, the label's covariance with every feature (the likelihood
+    equations of a logistic regression, up to its L2 penalty), while a model that memorised donors gains
+    nothing on a new customer. A prior shift (``class_balance``) draws donors by class and moves the
+    regression's log-odds by the prior's.
     """
 
     def __init__(self, pool: pd.DataFrame, y: np.ndarray, cfg: DatasetConfig, spec: SimulationConfig) -> None:
@@ -149,7 +151,7 @@ class SyntheticCustomers:
             self.levels.append(pd.array(levels, dtype=pool[col].dtype))
         self.codes = codes
         # the kernel's stratum: the discrete column explaining most of the numeric scores' variance (Telco:
-        # internet_service, which sets the monthly charges); the kernel is per (class, stratum value)
+        # streaming_movies; mlc_churn: voice_mail_plan); the kernel is per (class, stratum value)
         self.stratum = self._stratum()
         strata = codes[:, self.stratum] if self.stratum is not None else np.zeros(n, dtype=np.int64)
         n_strata = int(strata.max(initial=0)) + 1
