@@ -23,7 +23,8 @@ CFG = load_dataset_config("telco")
 
 @pytest.fixture(scope="module")
 def sim() -> BatchSimulator:
-    return BatchSimulator(CFG, rows_per_day=800, seed=3)
+    # the pool's rows: the exact counts below (a stratified churn rate, donor ids) are the pool's
+    return BatchSimulator(CFG, rows_per_day=800, seed=3, customers="pool")
 
 
 @pytest.fixture(scope="module")
