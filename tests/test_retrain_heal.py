@@ -164,3 +164,46 @@ def test_the_shadow_margin_leaves_out_the_challengers_training_customers(tmp_pat
     nobody = unseen_margin(root, CFG, day, customer_hashes(pd.Series(["someone else"])), min_labels=50)
     assert nobody == {"observed_ds": ds.isoformat(), "margin": stored}
     assert unseen_margin(root, CFG, day, trained_customers([batch], CFG), min_labels=50) is None
+
+
+def test_shadow_wins_count_only_days_measured_on_customers_the_challenger_was_not_trained_on(tmp_path):
+    from churnguard.config import load_monitoring_config
+    from churnguard.dataroot import DataRoot
+    from churnguard.promotion import shadow_wins
+    from churnguard.simulate import simulate
+    from churnguard.storage import open_storage
+
+    cfg = load_monitoring_config()  # shadow_days 3, min_labels 200
+    root, first = DataRoot(open_storage(tmp_path.as_uri())), date(2026, 9, 1)
+    days = [first + timedelta(days=i) for i in range(4)]
+    simulate(first, 4, "none", rows_per_day=600, label_delay=1, seed=2, root=root, cfg=CFG)
+    rng, performance, known = np.random.default_rng(1), [], []
+    for i, ds in enumerate(days):
+        batch = root.read_batch(ds)
+        y = target_array(root.storage.read_partition("labels", ds + timedelta(days=1)), CFG)
+        # on the last day the challenger meets 500 customers it was trained on and knows their labels
+        seen = np.arange(len(y)) < (500 if i == 3 else 0)
+        known += list(batch["customer_id"][seen])
+        challenger = np.where(seen, y, 0.5 * rng.random(len(y)) + 0.15 * y)
+        champion = 0.5 * rng.random(len(y)) + 0.1 * y
+        root.write_scores(ds, pd.DataFrame({"customer_id": batch["customer_id"], "champion_score": champion,
+                                            "champion_version": 1, "challenger_score": challenger,
+                                            "challenger_version": 2}))
+        for role, scores, version in (("champion", champion, 1), ("challenger", challenger, 2)):
+            performance.append({"observed_ds": ds.isoformat(), "role": role, "model_version": version,
+                                "roc_auc": roc_auc_score(y, scores), "labelled_rows": len(y),
+                                "measured_ds": (ds + timedelta(days=1)).isoformat()})
+
+    class Store:
+        def rows(self, table, **_):
+            return performance
+
+    plain = shadow_wins(Store(), 2, cfg)
+    assert [w["observed_ds"] for w in plain] == [d.isoformat() for d in days[1:]] and plain[-1]["margin"] > 0.2
+    judged = shadow_wins(Store(), 2, cfg, trained_customers([pd.DataFrame({"customer_id": known})], CFG), root,
+                         CFG)
+    # the last day keeps 100 unseen labels (< min_labels): it does not count, an earlier day does
+    assert [w["observed_ds"] for w in judged] == [d.isoformat() for d in days[:3]]
+    auc = {(r["observed_ds"], r["role"]): r["roc_auc"] for r in performance}
+    assert judged == [{"observed_ds": d.isoformat(), "margin": auc[d.isoformat(), "challenger"]
+                       - auc[d.isoformat(), "champion"]} for d in days[:3]]  # days without X: margins as stored
