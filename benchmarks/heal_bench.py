@@ -3,17 +3,27 @@ run them with :func:`churnguard.daily.run_days`, no Airflow), then the champion 
 oracle on that day's customers.
 
 - oracle: the same model class (:func:`churnguard.models.train_model`) trained on the post-change
-  distribution with all its labels: the scenario's days from onset to onset + 29 drawn, with another seed,
-  from the reference's train split (the customers v1 was trained on) instead of the held-out pool the days
-  are drawn from. Drawn from the pool, the oracle would have seen the evaluated customers themselves: it
-  beat v1 by 0.04 AUC on the gradual family's first day, before anything had moved.
+  distribution with all its labels: the scenario's days from onset to onset + 29 drawn with another seed.
+  ``--customers pool`` (the simulator draws held-out rows again and again): drawn from the reference's train
+  split (the customers v1 was trained on) instead of the held-out pool the days are drawn from; drawn from the
+  pool, the oracle would have seen the evaluated customers themselves (it beat v1 by 0.04 AUC on the gradual
+  family's first day, before anything had moved). ``--customers synthetic`` (every customer new, the label
+  drawn from a model of the pool): new customers of the same world as the days, so no champion can beat it
+  by having seen the evaluated customers.
 - ``days_to_heal``: days from onset until the first day from which the champion's AUC stays within
   ``HEAL_GAP`` of the oracle's (the mean gap of that day and the next two: one day of 500 customers is good to
   about ±0.03 only); not within the horizon: ``>29`` in the table, ``HORIZON`` (30) in the median.
 - ``auc_gap_30d``: oracle AUC − champion AUC averaged over the ``HORIZON`` days from onset.
+- ``new champ`` / ``new gap``: the AUC of the champions promoted after v1 over their days, and the oracle's
+  AUC minus theirs on those days (negative: above the oracle). ``promotions``: each promotion's retrain
+  holdout AUC (``ref``, the AUC it was registered with) against its AUC on its first week as champion.
 - ``promotions_that_failed``: promotions whose champion, on the labels of its first week as champion (up to
   7 days it scored), measurably fails under the daily run's own rule (:func:`~churnguard.performance.
   is_measured_failure` against the version's reference AUC and F1).
+
+``--flattery``: no worlds; how much a model trained on 20 days of the simulator's customers is flattered on
+20 later days of the same simulator (another seed), against the same model class trained on 20 days of
+customers drawn from the reference's train split: pool and synthetic customers, no drift.
 
 Each world runs in its own process (``--world FAMILY SEED``): churnguard's settings and stores are per
 process. ``--quick``: one seed, 7 days before onset; the full run: seeds 0, 1, 2 and 14 days before onset.
@@ -23,7 +33,6 @@ Not a test: numbers to read. The last line: ``heal-bench days_to_heal=… auc_ga
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import statistics
@@ -42,7 +51,17 @@ LABEL_DELAY = 7
 ROWS_PER_DAY = 500
 
 
-def run_world(family: str, seed: int, before_days: int) -> dict:
+def dataset_config(customers: str | None):
+    """The dataset config, its simulator drawing ``customers`` (None: as configured)."""
+    from churnguard.config import load_dataset_config
+
+    cfg = load_dataset_config()
+    if customers is None:
+        return cfg
+    return cfg.model_copy(update={"simulation": cfg.simulation.model_copy(update={"customers": customers})})
+
+
+def run_world(family: str, seed: int, before_days: int, customers: str | None = None) -> dict:
     """Build one world in this process's ``CHURNGUARD_HOME`` and measure it (see the module docstring)."""
     from churnguard.daily import run_days
     from churnguard.simulate import Scenario, simulate
@@ -53,21 +72,22 @@ def run_world(family: str, seed: int, before_days: int) -> dict:
     t0 = time.perf_counter()
     bootstrap(seed=0)
     # labels of the last run day are written too (they land after it): the evaluation reads them
+    cfg = dataset_config(customers)
     simulate(start, (end - start).days + 1 + LABEL_DELAY, scenario, rows_per_day=ROWS_PER_DAY,
-             label_delay=LABEL_DELAY, seed=seed)
+             label_delay=LABEL_DELAY, seed=seed, cfg=cfg)
     run_days(start, end)
-    return {"family": family, "seed": seed, **measure_world(scenario, seed, end),
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return {"family": family, "seed": seed, "customers": cfg.simulation.customers,
+            **measure_world(scenario, seed, end, cfg), "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def measure_world(scenario, seed: int, end: date) -> dict:
+def measure_world(scenario, seed: int, end: date, cfg) -> dict:
     import numpy as np
     import pandas as pd
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import train_test_split
 
     from churnguard import registry
-    from churnguard.config import load_dataset_config, load_model_config, load_monitoring_config
+    from churnguard.config import load_model_config, load_monitoring_config
     from churnguard.data import load_reference, split_reference, target_array
     from churnguard.dataroot import DataRoot
     from churnguard.models import train_model
@@ -75,13 +95,13 @@ def measure_world(scenario, seed: int, end: date) -> dict:
     from churnguard.simulate import BatchSimulator
     from churnguard.store import open_store
 
-    cfg, name, monitoring = load_dataset_config(), load_model_config().registered_name, load_monitoring_config()
+    name, monitoring = load_model_config().registered_name, load_monitoring_config()
     root, store = DataRoot.open(), open_store()
     days = [ONSET + timedelta(days=i) for i in range(HORIZON)]
 
-    sim = copy.copy(BatchSimulator(cfg, rows_per_day=ROWS_PER_DAY, seed=10_000 + seed))
-    sim.pool = split_reference(load_reference(cfg), cfg).train  # v1's customers, not the evaluated ones
-    sim._y = target_array(sim.pool, cfg)
+    sim = BatchSimulator(cfg, rows_per_day=ROWS_PER_DAY, seed=10_000 + seed)
+    if sim.customers == "pool":
+        sim.use_pool(split_reference(load_reference(cfg), cfg).train)  # v1's customers, not the evaluated ones
     span = sim.days(days, scenario)
     post = span.landing.merge(span.labels.drop(columns="observed_ds"), on=cfg.id.column)
     fit, val = train_test_split(post, test_size=0.2, stratify=target_array(post, cfg), random_state=seed)
@@ -111,6 +131,8 @@ def measure_world(scenario, seed: int, end: date) -> dict:
         per_day.append({"ds": ds.isoformat(), "champion": run["champion_version"], "auc": champion,
                         "oracle_auc": float(roc_auc_score(y, oracle.predict_proba(day)))})
     gaps = [d["oracle_auc"] - d["auc"] for d in per_day]
+    first = per_day[0]["champion"] if per_day else None
+    new = [d for d in per_day if d["champion"] != first]  # days of champions promoted after the first
     healed = next((i for i in range(len(gaps) - 2) if np.mean(gaps[i:i + 3]) <= HEAL_GAP), None)
     days_to_heal = (date.fromisoformat(per_day[healed]["ds"]) - ONSET).days if healed is not None else None
 
@@ -136,19 +158,55 @@ def measure_world(scenario, seed: int, end: date) -> dict:
             "promotions_that_failed": sum(bool(p.get("failed")) for p in promotions),
             "champion_auc_30d": float(np.mean([d["auc"] for d in per_day])),
             "oracle_auc_30d": float(np.mean([d["oracle_auc"] for d in per_day])),
+            "new_champion_auc": float(np.mean([d["auc"] for d in new])) if new else None,
+            "new_champion_gap": float(np.mean([d["oracle_auc"] - d["auc"] for d in new])) if new else None,
+            "new_champion_days": len(new),
             "promotions": promotions, "registered": registered, "per_day": per_day}
 
 
-def world_in_subprocess(family: str, seed: int, before_days: int, base: Path) -> dict:
+def world_in_subprocess(family: str, seed: int, before_days: int, base: Path, customers: str | None = None) -> dict:
     home = base / f"{family.replace('+', '_')}-{seed}"
     env = {**os.environ, "CHURNGUARD_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true",
            "GX_ANALYTICS_ENABLED": "false"}
-    proc = subprocess.run([sys.executable, __file__, "--world", family, str(seed), "--before-days", str(before_days)],
+    proc = subprocess.run([sys.executable, __file__, "--world", family, str(seed), "--before-days", str(before_days),
+                           *(["--customers", customers] if customers else [])],
                           env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"world {family} seed {seed} failed:\n{proc.stderr[-4000:]}")
     (base / f"{home.name}.log").write_text(proc.stderr)
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def flattery(days: int = 20) -> None:
+    """Print, per kind of customers, the AUC on later simulated days of a model trained on the simulator's days
+    and of one trained on days of the train split's customers (see the module docstring)."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    from churnguard.data import load_reference, split_reference, target_array
+    from churnguard.models import train_model
+    from churnguard.simulate import BatchSimulator, Scenario
+
+    first, later = ONSET - timedelta(days=days), ONSET + timedelta(days=60)
+    for customers in ("pool", "synthetic"):
+        cfg = dataset_config(customers)
+        train_split = split_reference(load_reference(cfg), cfg).train
+
+        def rows(sim, start: date, cfg=cfg) -> object:
+            span = sim.days([start + timedelta(days=i) for i in range(days)], Scenario())
+            return span.landing.merge(span.labels.drop(columns="observed_ds"), on=cfg.id.column)
+
+        def fit(frame, cfg=cfg):
+            a, b = train_test_split(frame, test_size=0.2, stratify=target_array(frame, cfg), random_state=0)
+            return train_model(a, b, cfg, random_state=0)
+
+        test = rows(BatchSimulator(cfg, rows_per_day=ROWS_PER_DAY, seed=2), later)
+        y = target_array(test, cfg)
+        seen = fit(rows(BatchSimulator(cfg, rows_per_day=ROWS_PER_DAY, seed=1), first))
+        other = fit(rows(BatchSimulator(cfg, rows_per_day=ROWS_PER_DAY, seed=1).use_pool(train_split), first))
+        a_seen, a_other = (float(roc_auc_score(y, m.predict_proba(test))) for m in (seen, other))
+        print(f"flattery customers={customers} trained_on_simulator={a_seen:.4f} trained_on_other_customers="
+              f"{a_other:.4f} flattery={a_seen - a_other:+.4f}", flush=True)
 
 
 def summary(results: list[dict]) -> dict:
@@ -165,28 +223,37 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--before-days", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="folder for the worlds (default: a temp dir)")
+    parser.add_argument("--customers", choices=("pool", "synthetic"), default=None,
+                        help="the simulator's customers (default: the dataset config's simulation.customers)")
+    parser.add_argument("--flattery", action="store_true", help="no worlds: the flattery of each kind of customers")
     parser.add_argument("--world", nargs=2, metavar=("FAMILY", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     before = args.before_days if args.before_days is not None else (7 if args.quick else 14)
+    if args.flattery:
+        flattery()
+        return
     if args.world:
-        print(json.dumps(run_world(args.world[0], int(args.world[1]), before)))
+        print(json.dumps(run_world(args.world[0], int(args.world[1]), before, args.customers)))
         return
     seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
     base = args.out or Path(tempfile.mkdtemp(prefix="heal-bench-"))
     base.mkdir(parents=True, exist_ok=True)
     results = []
-    print(f"{'family':<16}{'seed':>5}{'heal d':>8}{'gap 30d':>9}{'champ':>7}{'oracle':>8}{'promos':>7}"
-          f"{'failed':>7}{'s':>7}  promotions (day vA->vB first-week AUC)")
+    print(f"{'family':<16}{'seed':>5}{'heal d':>8}{'gap 30d':>9}{'champ':>7}{'oracle':>8}{'new champ':>10}"
+          f"{'new gap':>8}{'promos':>7}{'failed':>7}{'s':>7}  promotions (day vA->vB holdout AUC -> first-week AUC)")
     for family in args.families.split(","):
         for seed in seeds:
-            r = world_in_subprocess(family, seed, before, base)
+            r = world_in_subprocess(family, seed, before, base, args.customers)
             results.append(r)
             heal = str(r["days_to_heal"]) if r["days_to_heal"] is not None else f">{HORIZON - 1}"
             promos = ", ".join(f"{p['ds'][5:]} v{p['from']}->v{p['version']}"
-                               + (f" {p['auc']:.3f}{'!' if p['failed'] else ''}" if "auc" in p else "")
+                               + (f" {p['reference_auc']:.3f}->{p['auc']:.3f}{'!' if p['failed'] else ''}"
+                                  if "auc" in p else "")
                                for p in r["promotions"])
+            new = (f"{r['new_champion_auc']:>10.3f}{r['new_champion_gap']:>8.3f}" if r["new_champion_days"]
+                   else f"{'-':>10}{'-':>8}")
             print(f"{family:<16}{seed:>5}{heal:>8}{r['auc_gap_30d']:>9.3f}{r['champion_auc_30d']:>7.3f}"
-                  f"{r['oracle_auc_30d']:>8.3f}{len(r['promotions']):>7}{r['promotions_that_failed']:>7}"
+                  f"{r['oracle_auc_30d']:>8.3f}{new}{len(r['promotions']):>7}{r['promotions_that_failed']:>7}"
                   f"{r['seconds']:>7.0f}  {promos}", flush=True)
     (base / "results.json").write_text(json.dumps(results, indent=1))
     s = summary(results)

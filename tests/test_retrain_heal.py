@@ -97,3 +97,135 @@ def test_the_change_point_sees_every_failure_measured_for_the_champion_not_only_
     assert champion_failure_days(store, "2026-10-04", 2, cfg) == ["2026-09-27"]
     assert champion_failure_days(store, "2026-10-01", 1, cfg) == ["2026-09-24"]  # nothing from later days
     assert change_point(DAYS[:12], BEFORE, champion_failure_days(store, "2026-10-03", 1, cfg), 0.05) == "2026-09-24"
+
+# --- challengers judged on customers they were not trained on --------------------------------------------
+from datetime import date, timedelta  # noqa: E402
+
+import pytest  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+from churnguard.config import load_dataset_config  # noqa: E402
+from churnguard.data import load_reference, split_reference, target_array  # noqa: E402
+from churnguard.retrain import customer_hashes, train_on_window, trained_customers, unseen  # noqa: E402
+
+CFG = load_dataset_config("telco")
+
+
+def test_unseen_leaves_out_exactly_the_rows_of_trained_customers():
+    trained = trained_customers([pd.DataFrame({"customer_id": ["A", "B", "B"]})], CFG)
+    assert trained.dtype == np.uint64 and len(trained) == 2 and list(trained) == sorted(trained)
+    rows = pd.DataFrame({"customer_id": ["A", "C", "B", "D", "A"], "v": range(5)})
+    assert list(unseen(rows, trained, CFG)["v"]) == [1, 3]
+    assert unseen(rows, np.zeros(0, np.uint64), CFG) is rows
+    assert np.isin(customer_hashes(pd.Series(["C"])), trained).sum() == 0
+
+
+def _recurring_customers() -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Labelled days 09-01..09-10 whose customers (held-out Telco rows, under their own ids) each come back
+    on a later day: the first 300 customers on 09-01..09-05 and again on 09-06..09-10, 300 others on the
+    holdout days only. The reference: 1,500 training rows."""
+    split = split_reference(load_reference(CFG), CFG)
+    pool = split.held_out.sample(600, random_state=0).reset_index(drop=True)
+    again, fresh = pool.iloc[:300], pool.iloc[300:]
+    days = [f"2026-09-{d:02d}" for d in range(1, 11)]
+    parts = [again.iloc[i::5].assign(observed_ds=day) for i, day in enumerate(days[:5])]
+    parts += [pd.concat([again.iloc[i::5], fresh.iloc[i::5]]).assign(observed_ds=day)
+              for i, day in enumerate(days[5:])]
+    return pd.concat(parts, ignore_index=True), split.train.iloc[:1500], list(again["customer_id"])
+
+
+def test_a_challenger_trained_on_days_with_customer_x_is_not_held_out_on_x():
+    labelled, reference, again = _recurring_customers()
+    trained = train_on_window(labelled, reference, date(2026, 9, 6), {}, CFG, seed=0)
+    holdout_ids = set(trained.holdout["customer_id"])
+    assert holdout_ids and not holdout_ids & set(again)  # X trained on 09-01..09-05, not judged on 09-06..
+    assert trained.holdout_seen_rows == 300 and len(trained.holdout) == 300
+    assert np.isin(customer_hashes(pd.Series(again)), trained.trained_customers).all()
+    # held out on everyone, as before, the challenger would be judged on customers whose labels it learnt
+    everyone = labelled[labelled["observed_ds"] >= "2026-09-06"]
+    y_all, y_new = target_array(everyone, CFG), target_array(trained.holdout, CFG)
+    flattered = roc_auc_score(y_all, trained.model.predict_proba(everyone))
+    assert flattered > roc_auc_score(y_new, trained.model.predict_proba(trained.holdout))
+
+
+def test_a_holdout_of_customers_it_was_trained_on_only_is_no_holdout():
+    labelled, reference, _ = _recurring_customers()
+    only_again = labelled[labelled["customer_id"].isin(labelled.loc[labelled["observed_ds"] < "2026-09-06",
+                                                                    "customer_id"])]
+    result = train_on_window(only_again, reference, date(2026, 9, 6), {}, CFG, seed=0)
+    assert result == ("not enough labelled data: 300 recent rows, 0 holdout rows of customers it was not "
+                      "trained on (300 left out)")
+
+
+def test_the_shadow_margin_leaves_out_the_challengers_training_customers(tmp_path):
+    from churnguard.dataroot import DataRoot
+    from churnguard.promotion import unseen_margin
+    from churnguard.simulate import simulate
+    from churnguard.storage import open_storage
+
+    root, ds = DataRoot(open_storage(tmp_path.as_uri())), date(2026, 9, 1)
+    simulate(ds, 1, "none", rows_per_day=400, label_delay=2, seed=1, root=root, cfg=CFG)
+    batch = root.read_batch(ds)
+    labels = root.storage.read_partition("labels", ds + timedelta(days=2))
+    y = target_array(labels, CFG)
+    rng = np.random.default_rng(0)
+    trained_ids = batch["customer_id"].iloc[::2]  # customer X: every other row of the day
+    seen = batch["customer_id"].isin(trained_ids).to_numpy()
+    # the challenger knows the labels of the customers it was trained on and guesses on the others
+    challenger = np.where(seen, y + rng.normal(0, 0.1, len(y)), rng.random(len(y)))
+    champion = rng.random(len(y)) * 0.5 + y * 0.1  # AUC about 0.68 on anyone
+    root.write_scores(ds, pd.DataFrame({"customer_id": batch["customer_id"], "champion_score": champion,
+                                        "champion_version": 1, "challenger_score": challenger,
+                                        "challenger_version": 2}))
+    stored = roc_auc_score(y, challenger) - roc_auc_score(y, champion)
+    day = {"observed_ds": ds.isoformat(), "margin": stored, "measured_ds": (ds + timedelta(days=2)).isoformat()}
+    kept = unseen_margin(root, CFG, day, trained_customers([batch[seen]], CFG), min_labels=50)
+    expected = roc_auc_score(y[~seen], challenger[~seen]) - roc_auc_score(y[~seen], champion[~seen])
+    assert kept["left_out"] == 200 and kept["margin"] == pytest.approx(expected)
+    assert stored > 0.1 and kept["margin"] < 0  # what it learnt about X no longer wins it the day
+    nobody = unseen_margin(root, CFG, day, customer_hashes(pd.Series(["someone else"])), min_labels=50)
+    assert nobody == {"observed_ds": ds.isoformat(), "margin": stored}
+    assert unseen_margin(root, CFG, day, trained_customers([batch], CFG), min_labels=50) is None
+
+
+def test_shadow_wins_count_only_days_measured_on_customers_the_challenger_was_not_trained_on(tmp_path):
+    from churnguard.config import load_monitoring_config
+    from churnguard.dataroot import DataRoot
+    from churnguard.promotion import shadow_wins
+    from churnguard.simulate import simulate
+    from churnguard.storage import open_storage
+
+    cfg = load_monitoring_config()  # shadow_days 3, min_labels 200
+    root, first = DataRoot(open_storage(tmp_path.as_uri())), date(2026, 9, 1)
+    days = [first + timedelta(days=i) for i in range(4)]
+    simulate(first, 4, "none", rows_per_day=600, label_delay=1, seed=2, root=root, cfg=CFG)
+    rng, performance, known = np.random.default_rng(1), [], []
+    for i, ds in enumerate(days):
+        batch = root.read_batch(ds)
+        y = target_array(root.storage.read_partition("labels", ds + timedelta(days=1)), CFG)
+        # on the last day the challenger meets 500 customers it was trained on and knows their labels
+        seen = np.arange(len(y)) < (500 if i == 3 else 0)
+        known += list(batch["customer_id"][seen])
+        challenger = np.where(seen, y, 0.5 * rng.random(len(y)) + 0.15 * y)
+        champion = 0.5 * rng.random(len(y)) + 0.1 * y
+        root.write_scores(ds, pd.DataFrame({"customer_id": batch["customer_id"], "champion_score": champion,
+                                            "champion_version": 1, "challenger_score": challenger,
+                                            "challenger_version": 2}))
+        for role, scores, version in (("champion", champion, 1), ("challenger", challenger, 2)):
+            performance.append({"observed_ds": ds.isoformat(), "role": role, "model_version": version,
+                                "roc_auc": roc_auc_score(y, scores), "labelled_rows": len(y),
+                                "measured_ds": (ds + timedelta(days=1)).isoformat()})
+
+    class Store:
+        def rows(self, table, **_):
+            return performance
+
+    plain = shadow_wins(Store(), 2, cfg)
+    assert [w["observed_ds"] for w in plain] == [d.isoformat() for d in days[1:]] and plain[-1]["margin"] > 0.2
+    judged = shadow_wins(Store(), 2, cfg, trained_customers([pd.DataFrame({"customer_id": known})], CFG), root,
+                         CFG)
+    # the last day keeps 100 unseen labels (< min_labels): it does not count, an earlier day does
+    assert [w["observed_ds"] for w in judged] == [d.isoformat() for d in days[:3]]
+    auc = {(r["observed_ds"], r["role"]): r["roc_auc"] for r in performance}
+    assert judged == [{"observed_ds": d.isoformat(), "margin": auc[d.isoformat(), "challenger"]
+                       - auc[d.isoformat(), "champion"]} for d in days[:3]]  # days without X: margins as stored

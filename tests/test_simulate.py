@@ -23,7 +23,8 @@ CFG = load_dataset_config("telco")
 
 @pytest.fixture(scope="module")
 def sim() -> BatchSimulator:
-    return BatchSimulator(CFG, rows_per_day=800, seed=3)
+    # the pool's rows: the exact counts below (a stratified churn rate, donor ids) are the pool's
+    return BatchSimulator(CFG, rows_per_day=800, seed=3, customers="pool")
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +186,105 @@ def test_bad_arguments_are_rejected(tmp_path):
         Scenario.parse("sudden", intensity=-1)
     with pytest.raises(ValueError, match="rows_per_day must be >= 1"):
         BatchSimulator(CFG, rows_per_day=0)
+    with pytest.raises(ValueError, match="customers must be 'pool' or 'synthetic'"):
+        BatchSimulator(CFG, customers="resampled")
+    with pytest.raises(ValueError, match="customers"):
+        CFG.simulation.model_validate({"customers": "resampled"})
+
+
+# --- new customers (simulation.customers: synthetic) ----------------------------------------------------
+SYNTHETIC = CFG.model_copy(update={"simulation": CFG.simulation.model_copy(update={"customers": "synthetic"})})
+# The stated tolerance of the synthetic customers against the held-out pool they are fitted to, on 40,000
+# drawn rows (measured at bandwidth 0.3, resample_rate 0.05: KS 0.008, frequencies 0.004, correlations 0.047).
+KS_MAX, FREQUENCY_MAX, CORRELATION_MAX = 0.02, 0.01, 0.06
+
+
+@pytest.fixture(scope="module")
+def synth() -> BatchSimulator:
+    return BatchSimulator(SYNTHETIC, rows_per_day=800, seed=3)
+
+
+def _with_labels(span) -> pd.DataFrame:
+    return span.landing.assign(churn=span.labels["churn"].to_numpy())
+
+
+def _encoded(df: pd.DataFrame) -> pd.DataFrame:
+    """Numeric and binary columns, categorical levels one-hot, and the label: what the correlations cover."""
+    onehot = pd.get_dummies(df[CFG.categorical].astype(object), dtype=float)
+    return pd.concat([df[[*CFG.numeric, *CFG.binary]].astype(float), onehot,
+                      pd.Series(target_array(df, CFG), index=df.index, name="churn", dtype=float)], axis=1)
+
+
+def test_synthetic_customers_keep_the_pools_marginals_and_correlations_within_tolerance():
+    from scipy.stats import ks_2samp
+
+    sim = BatchSimulator(SYNTHETIC, rows_per_day=1000, seed=5)
+    drawn, pool = _with_labels(sim.days(days(40), Scenario())), sim.pool
+    for col in CFG.numeric:
+        assert ks_2samp(drawn[col].dropna(), pool[col].dropna()).statistic <= KS_MAX, col
+        assert drawn[col].isna().mean() == pytest.approx(pool[col].isna().mean(), abs=0.002), col
+    for col in [*CFG.binary, *CFG.categorical, "churn"]:
+        gap = drawn[col].value_counts(normalize=True).sub(pool[col].value_counts(normalize=True), fill_value=0)
+        assert gap.abs().max() <= FREQUENCY_MAX, col
+    a, b = _encoded(drawn), _encoded(pool)
+    assert list(a.columns) == list(b.columns)  # no level appears that the pool lacks, none is lost
+    assert np.nanmax(np.abs(a.corr().to_numpy() - b.corr().to_numpy())) <= CORRELATION_MAX
+    # the strongest relations are there: tenure with total charges, fiber with the monthly charges
+    assert a["tenure"].corr(a["total_charges"]) == pytest.approx(b["tenure"].corr(b["total_charges"]), abs=0.03)
+
+
+def test_synthetic_customers_are_new_with_ids_of_their_own(synth):
+    pool_ids = set(synth.pool["customer_id"])
+    span = synth.days(days(5), Scenario())
+    ids = span.landing["customer_id"]
+    assert ids.is_unique and ids.str.startswith("TELCO-N3-").all() and not set(ids) & pool_ids
+    assert list(ids[:2]) == ["TELCO-N3-20260501-00000", "TELCO-N3-20260501-00001"]
+    key = lambda df: pd.util.hash_pandas_object(df[CFG.features], index=False)  # noqa: E731
+    assert key(span.landing).isin(set(key(synth.pool))).mean() < 0.01  # hardly any row is a pool row again
+    # "No internet service" stays consistent across the add-on columns (redraws are given the parent's value)
+    addons = ["online_security", "online_backup", "device_protection", "tech_support", "streaming_tv"]
+    none = span.landing[addons].eq("No internet service")
+    assert (none.all(axis=1) | ~none.any(axis=1)).mean() > 0.99
+    assert (none.all(axis=1) == span.landing["internet_service"].eq("No")).mean() > 0.99
+
+
+@pytest.mark.parametrize("name", ["gradual+sudden+seasonal+new_category+concept", "class_balance"])
+def test_synthetic_days_at_once_are_row_for_row_the_days_one_at_a_time(synth, name):
+    scenario = Scenario.parse(name, onset=ONSET, intensity=2.5)
+    span = synth.days(days(6), scenario)
+    for i, ds in enumerate(days(6)):
+        one = synth.day(ds, scenario)
+        pd.testing.assert_frame_equal(span.batch(i).landing, one.landing, check_exact=True)
+        pd.testing.assert_frame_equal(span.batch(i).labels, one.labels, check_exact=True)
+
+
+def test_synthetic_subranges_reproduce_byte_identically(tmp_path):
+    full, part = open_storage((tmp_path / "a").as_uri()), open_storage((tmp_path / "b").as_uri())
+    scenario = Scenario.parse("sudden+concept", onset=ONSET)
+    assert simulate(START, 6, scenario, rows_per_day=100, seed=7, root=DataRoot(full), cfg=SYNTHETIC).customers == \
+        "synthetic"
+    simulate(START + timedelta(days=4), 2, scenario, rows_per_day=100, seed=7, root=DataRoot(part), cfg=SYNTHETIC)
+    for ds in days(2, START + timedelta(days=4)):
+        for area, when in (("landing", ds), ("labels", ds + timedelta(days=7))):
+            key = f"{area}/ds={when.isoformat()}/part-00000.parquet"
+            assert full.read_bytes(key) == part.read_bytes(key)
+
+
+def test_synthetic_labels_follow_the_features_and_the_scenarios(synth, fixed_model):
+    base = Scenario()
+    ys, ss = [], []
+    for ds in days(4):
+        batch = synth.day(ds, base)
+        ys.append(target_array(batch.labels, CFG))
+        ss.append(fixed_model.predict_proba(batch.landing))
+    y = np.concatenate(ys)
+    assert y.mean() == pytest.approx(synth._y.mean(), abs=0.03)
+    assert 0.78 < roc_auc_score(y, np.concatenate(ss)) < 0.92  # a model of the real customers ranks the new ones
+    balance = Scenario.parse("class_balance", onset=ONSET)
+    after = np.concatenate([target_array(synth.day(ds, balance).labels, CFG) for ds in days(4, ONSET)])
+    assert after.mean() == pytest.approx(CFG.scenarios.class_balance.target_rate, abs=0.03)
+    sudden = Scenario.parse("sudden", onset=ONSET)
+    shifted, plain = synth.day(ONSET, sudden), synth.day(ONSET, base)
+    assert np.allclose(shifted.landing["monthly_charges"] - plain.landing["monthly_charges"],
+                       CFG.scenarios.sudden.amount)
+    assert shifted.labels.equals(plain.labels)  # a covariate shift: the labels stay

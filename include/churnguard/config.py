@@ -115,6 +115,21 @@ class ScenarioConfig(_Strict):
     class_balance: ClassBalanceConfig
 
 
+class SimulationConfig(_Strict):
+    """Where the simulator's customers come from (:class:`churnguard.simulate.BatchSimulator`).
+
+    ``pool``: rows of the held-out pool drawn with replacement, so a pool customer and its label reappear day
+    after day (under a new id each time). ``synthetic``: every row is a new customer
+    (:class:`churnguard.simulate.SyntheticCustomers`): a donor row's numeric columns moved by a Gaussian kernel
+    of ``bandwidth`` standard deviations of its group in normal-score space, each binary/categorical column
+    redrawn with probability ``resample_rate`` from its frequencies given the class and the column most
+    dependent on it, the label drawn from a logistic regression fitted to the pool; an id of its own."""
+
+    customers: Literal["pool", "synthetic"] = "pool"
+    bandwidth: float = Field(default=0.3, gt=0, le=2)
+    resample_rate: float = Field(default=0.05, ge=0, le=1)
+
+
 class DatasetConfig(_Strict):
     """Schema of a tabular churn dataset: which column is what, and how the simulator may shift it."""
 
@@ -129,6 +144,7 @@ class DatasetConfig(_Strict):
     segments: list[str] = []
     split: SplitConfig = SplitConfig()
     scenarios: ScenarioConfig
+    simulation: SimulationConfig = SimulationConfig()
 
     @property
     def features(self) -> list[str]:

@@ -6,6 +6,10 @@ at once when the champion has measurably failed and the challenger passed valida
 the change (tag ``registry.POST_CHANGE_TAG``): one validated on older days may be as wrong about the new
 concept as the champion. The old champion keeps alias ``previous``.
 
+The shadow comparison holds both on customers the challenger was not trained on: on a day whose scores name
+customers in the challenger's ``trained_customers.npy`` (:mod:`churnguard.retrain`), the two AUCs are computed
+again without those rows (:func:`unseen_margin`); other days keep the margin measured daily.
+
 Crash safety: a move is first written to the monitoring store (``alias_moves``, state ``pending``) with the
 versions it moves from and to, then applied in steps that are each idempotent, then marked ``done`` in the
 same transaction that records its model event. Any later promotion, rollback or re-run of the day first
@@ -19,6 +23,9 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
 from sqlalchemy import insert, select, update
 
 from churnguard import registry
@@ -37,18 +44,58 @@ def _alias_lock(store: MonitoringStore, name: str):
     return exclusive(store.engine, f"churnguard-promote-{name}")
 
 
-def shadow_wins(store: MonitoringStore, challenger_version: int, cfg: MonitoringConfig) -> list[dict]:
-    """Last ``shadow_days`` observed days with matured labels for both roles, with the AUC margin."""
+def shadow_wins(store: MonitoringStore, challenger_version: int, cfg: MonitoringConfig,
+                trained: np.ndarray | None = None, root=None, dataset=None) -> list[dict]:
+    """Last ``shadow_days`` observed days with matured labels for both roles, with the AUC margin; with
+    ``trained`` (the challenger's training customers), on each day without the rows of those customers
+    (:func:`unseen_margin`; a day left with too few labels does not count)."""
     rows = store.rows("performance", order_by="observed_ds", day_column="observed_ds")
     by_day: dict[str, dict] = {}
     for r in rows:
         if r["roc_auc"] is None or r["labelled_rows"] < cfg.labels.min_labels:
             continue
         by_day.setdefault(r["observed_ds"], {})[r["role"]] = r
-    shared = [{"observed_ds": d, "margin": v["challenger"]["roc_auc"] - v["champion"]["roc_auc"]}
+    shared = [{"observed_ds": d, "margin": v["challenger"]["roc_auc"] - v["champion"]["roc_auc"],
+               "measured_ds": v["challenger"]["measured_ds"]}
               for d, v in sorted(by_day.items())
               if "champion" in v and "challenger" in v and v["challenger"]["model_version"] == challenger_version]
-    return shared[-cfg.promotion.shadow_days:]
+    if trained is None or not len(trained):
+        return [{k: w[k] for k in ("observed_ds", "margin")} for w in shared[-cfg.promotion.shadow_days:]]
+    wins: list[dict] = []
+    for day in reversed(shared):  # newest first, until shadow_days days count
+        kept = unseen_margin(root, dataset, day, trained, cfg.labels.min_labels)
+        if kept is not None:
+            wins.insert(0, kept)
+        if len(wins) == cfg.promotion.shadow_days:
+            break
+    return wins
+
+
+def unseen_margin(root, dataset, day: dict, trained: np.ndarray, min_labels: int) -> dict | None:
+    """The shadow margin of observed ``day`` on the customers the challenger was not trained on: the stored
+    margin when the day's scores name none of ``trained``, else both AUCs again on the other labelled rows
+    (labels as they had arrived when the day was measured); None when too few labels (or one class) are left."""
+    from churnguard.data import target_array
+    from churnguard.retrain import customer_hashes, labelled_days
+
+    id_col, observed = dataset.id.column, day["observed_ds"]
+    plain = {"observed_ds": observed, "margin": day["margin"]}
+    scores = root.read_scores(observed)
+    if scores is None or "challenger_score" not in scores:
+        return plain
+    seen = np.isin(customer_hashes(scores[id_col].to_numpy()), trained)
+    if not seen.any():
+        return plain
+    first = pd.Timestamp(observed).date()
+    labels = labelled_days(root, pd.Timestamp(day["measured_ds"]).date(), first, first, dataset)
+    if labels.empty:
+        return None
+    rows = scores[~seen].merge(labels[[id_col, dataset.target.column]], on=id_col)
+    y = target_array(rows, dataset)
+    if len(rows) < min_labels or len(np.unique(y)) < 2:
+        return None
+    margin = float(roc_auc_score(y, rows["challenger_score"]) - roc_auc_score(y, rows["champion_score"]))
+    return {**plain, "margin": margin, "left_out": int(seen.sum())}
 
 
 def should_promote(store: MonitoringStore, champion_failed: bool,
@@ -68,7 +115,13 @@ def should_promote(store: MonitoringStore, champion_failed: bool,
     if champion_failed and post_change:
         return True, (f"champion measurably failed and challenger v{challenger.version} passed validation on "
                       f"labelled days from the change on {post_change}")
-    wins = shadow_wins(store, challenger.version, cfg)
+    from churnguard.config import load_dataset_config
+    from churnguard.dataroot import DataRoot
+    from churnguard.retrain import load_trained_customers
+
+    trained = load_trained_customers(challenger.run_id)
+    wins = shadow_wins(store, challenger.version, cfg, trained, DataRoot.open() if trained is not None else None,
+                       load_dataset_config())
     if len(wins) == cfg.promotion.shadow_days and all(w["margin"] > cfg.promotion.shadow_margin for w in wins):
         days = ", ".join(f"{w['observed_ds']} (+{w['margin']:.3f})" for w in wins)
         margin = cfg.promotion.shadow_margin

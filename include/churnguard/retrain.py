@@ -7,6 +7,11 @@ challenger is validated on post-change labelled days only, never on older ones, 
 on post-change days disjoint from the holdout (:func:`train_after_change`). A challenger that learnt the old
 concept well would otherwise pass on pre-change days and fail as champion.
 
+The holdout never holds a customer the challenger was trained on: rows whose id is among the reference's or
+the labelled days' before the holdout are left out (:func:`unseen`), and the champion is held on the same
+rows; the ids it was trained on are kept next to the model (``TRAINED_CUSTOMERS``, sorted 64-bit hashes) so
+the shadow comparison can leave them out too (:func:`churnguard.promotion.shadow_wins`).
+
 Gates, in order (all from ``monitoring.yaml``): holdout AUC ≥ ``min_roc_auc``; train AUC − validation AUC ≤
 ``max_overfit_gap`` (the validation split is drawn from the same pool as the training rows, so the gap is
 overfitting, not the drift the holdout may carry); holdout AUC > champion's holdout AUC +
@@ -100,6 +105,28 @@ def labelled_days(root: DataRoot, ds: date, first: date, last: date, cfg: Datase
     return pd.concat(frames, ignore_index=True).drop_duplicates(cfg.id.column, keep="last")
 
 
+TRAINED_CUSTOMERS = "trained_customers.npy"  # artifact of a challenger's run: whom it was trained on
+
+
+def customer_hashes(ids: pd.Series | np.ndarray) -> np.ndarray:
+    """64-bit hashes of customer ids (pandas' hash of the id text), in the given order."""
+    return pd.util.hash_array(np.asarray(ids, dtype=object).astype(str).astype(object))
+
+
+def trained_customers(frames: list[pd.DataFrame], cfg: DatasetConfig) -> np.ndarray:
+    """The distinct customers of ``frames`` as sorted 64-bit hashes of their ids: 8 bytes a customer."""
+    ids = [f[cfg.id.column].to_numpy() for f in frames if cfg.id.column in f and len(f)]
+    return np.unique(customer_hashes(np.concatenate(ids))) if ids else np.zeros(0, dtype=np.uint64)
+
+
+def unseen(rows: pd.DataFrame, trained: np.ndarray, cfg: DatasetConfig) -> pd.DataFrame:
+    """``rows`` without those of customers in ``trained`` (:func:`trained_customers`)."""
+    if rows.empty or not len(trained) or cfg.id.column not in rows:
+        return rows
+    seen = np.isin(customer_hashes(rows[cfg.id.column].to_numpy()), trained)
+    return rows[~seen] if seen.any() else rows
+
+
 def _auc(model: TrainedModel, df: pd.DataFrame) -> float:
     y = target_array(df, load_dataset_config())
     return float(roc_auc_score(y, model.predict_proba(df))) if len(np.unique(y)) == 2 else float("nan")
@@ -165,6 +192,8 @@ class Trained:
     window: dict
     candidate: str | None = None
     candidate_validation_auc: dict[str, float] | None = None
+    trained_customers: np.ndarray | None = None  # whom it was trained on (:func:`trained_customers`)
+    holdout_seen_rows: int = 0  # holdout rows left out: customers it was trained on
 
 
 def train_on_window(labelled: pd.DataFrame, reference: pd.DataFrame, holdout_first: date, window: dict,
@@ -172,12 +201,17 @@ def train_on_window(labelled: pd.DataFrame, reference: pd.DataFrame, holdout_fir
     """No change in sight: trained on the reference plus the labelled days before ``holdout_first``,
     held out on the days from it; or why not (a line)."""
     recent = labelled[labelled["observed_ds"] < holdout_first.isoformat()]
-    holdout = labelled[labelled["observed_ds"] >= holdout_first.isoformat()]
+    held = labelled[labelled["observed_ds"] >= holdout_first.isoformat()]
+    pool = pd.concat([reference, recent[reference.columns]], ignore_index=True) if len(recent) else reference
+    seen = trained_customers([pool], data_cfg)
+    holdout = unseen(held, seen, data_cfg)
     if len(recent) < 50 or len(holdout) < 50 or len(np.unique(target_array(holdout, data_cfg))) < 2:
-        return f"not enough labelled data: {len(recent)} recent rows, {len(holdout)} holdout rows"
-    pool = pd.concat([reference, recent[reference.columns]], ignore_index=True)
+        return (f"not enough labelled data: {len(recent)} recent rows, {len(holdout)} holdout rows"
+                + (f" of customers it was not trained on ({len(held) - len(holdout)} left out)"
+                   if len(held) > len(holdout) else ""))
     train, val = train_test_split(pool, test_size=0.2, stratify=target_array(pool, data_cfg), random_state=seed)
-    return Trained(train_model(train, val, data_cfg, random_state=seed), train, train, val, holdout, train, window)
+    return Trained(train_model(train, val, data_cfg, random_state=seed), train, train, val, holdout, train, window,
+                   trained_customers=seen, holdout_seen_rows=len(held) - len(holdout))
 
 
 def train_after_change(labelled: pd.DataFrame, reference: pd.DataFrame, change_day: str, train_from: date,
@@ -192,16 +226,22 @@ def train_after_change(labelled: pd.DataFrame, reference: pd.DataFrame, change_d
         return (f"waiting for post-change labels: {len(post_days)} labelled day(s) since the change on "
                 f"{change_day}, retrain.min_post_change_days is {cfg.min_post_change_days}")
     train_days, holdout_days = split
-    holdout, after = labelled[observed.isin(holdout_days)], labelled[observed.isin(train_days)]
+    held, after = labelled[observed.isin(holdout_days)], labelled[observed.isin(train_days)]
+    # whom any candidate may be trained or validated on: the reference and every labelled day before the holdout
+    seen = trained_customers([reference, labelled[observed < holdout_days[0]]], data_cfg)
+    holdout = unseen(held, seen, data_cfg)
     if min(len(np.unique(target_array(rows, data_cfg))) for rows in (holdout, after)) < 2:
-        return "waiting for post-change labels: one class only in the post-change days"
+        return "waiting for post-change labels: one class only in the post-change days" + (
+            f" (holdout without the {len(held) - len(holdout)} rows of customers trained on)"
+            if len(held) > len(holdout) else "")
     after_fit, val = train_test_split(after, test_size=0.3, stratify=target_array(after, data_cfg), random_state=seed)
     candidates = training_candidates(reference, labelled[observed < change_day], after_fit)
     candidate, model, aucs = choose_candidate(candidates, val, data_cfg, seed)
     window = {"train_from": train_from.isoformat(), "train_to": train_days[-1], "change_day": change_day,
               "holdout_from": holdout_days[0], "holdout_to": holdout_days[-1]}
     # the overfit gate compares like with like: post-change rows trained on against post-change rows held out
-    return Trained(model, candidates[candidate][0], after_fit, val, holdout, after, window, candidate, aucs)
+    return Trained(model, candidates[candidate][0], after_fit, val, holdout, after, window, candidate, aucs,
+                   trained_customers=seen, holdout_seen_rows=len(held) - len(holdout))
 
 
 def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = None, seed: int = 0) -> dict:
@@ -245,7 +285,8 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
     metrics = {"train_auc": _auc(challenger, trained.fit_rows), "validation_auc": _auc(challenger, val),
                "holdout_auc": _auc(challenger, holdout),
                "champion_holdout_auc": _auc(champion, holdout), "holdout_rows": len(holdout),
-               "recent_rows": len(labelled) - len(holdout)}
+               "holdout_seen_rows": trained.holdout_seen_rows,  # left out: customers the challenger saw
+               "recent_rows": len(labelled) - len(holdout) - trained.holdout_seen_rows}
     from churnguard.models import evaluate
 
     holdout_eval = evaluate(challenger, holdout, data_cfg)
@@ -308,6 +349,8 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
             mlflow.log_dict({"features": challenger.features}, "features.json")
             mlflow.log_dict(challenger.feature_importance(), "feature_importance.json")
             mlflow.log_dict(shap_importance(challenger, trained.holdout), "shap_importance.json")
+            if trained.trained_customers is not None:
+                _log_trained_customers(trained.trained_customers)
             registry.log_model(challenger.pipeline, train[challenger.features].head(5))
             log_reference_profile(challenger, trained.profile_rows, data_cfg, root)
         existing = registry.register_run_model(run.info.run_id, name, {
@@ -317,3 +360,28 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
     registry.set_alias(name, registry.CHALLENGER, existing.version)
     result.update(registered=True, version=existing.version, run_id=existing.run_id)
     return result
+
+
+def _log_trained_customers(hashes: np.ndarray) -> None:
+    """Log whom the challenger was trained on as the run's ``TRAINED_CUSTOMERS`` artifact (sorted uint64)."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / TRAINED_CUSTOMERS
+        np.save(path, np.asarray(hashes, dtype=np.uint64))
+        mlflow.log_artifact(str(path))
+
+
+def load_trained_customers(run_id: str) -> np.ndarray | None:
+    """The ``TRAINED_CUSTOMERS`` of a run, or None when it has none (a bootstrap model, an older version)."""
+    import mlflow
+
+    registry.configure_mlflow()
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=TRAINED_CUSTOMERS)
+    except (mlflow.exceptions.MlflowException, OSError):  # no such artifact: nothing recorded to leave out
+        return None
+    return np.load(path)
