@@ -11,14 +11,13 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 DEMO_START=${DEMO_START:-2026-09-01}
 DEMO_DAYS=${DEMO_DAYS:-60}
-# The story (issue #12): from day 26 monthly charges jump and tenure starts to drift (gradual+sudden: covariate
-# shifts, seen in that day's batch) while churn changes in the two-year segment (concept: seen only in the
-# labels, 7 days late). The failure risk alerts on the day of the change, the labels confirm the failure a
-# week later (the timeline's "early warning" line), and retraining on post-change labels heals.
-# Intensity 2: twice the dataset's configured shifts. DEMO_SEED: the simulator's seed.
-DEMO_SCENARIO=${DEMO_SCENARIO:-gradual+sudden+concept}
-DEMO_ONSET=${DEMO_ONSET:-$(date -d "$DEMO_START + 25 days" +%F)}
-DEMO_INTENSITY=${DEMO_INTENSITY:-2}
+# The story (issue #12): from day 21 monthly charges and tenure drift up, 3 reference stds over 28 days
+# (gradual, intensity 3: a covariate shift with no change in who churns). The failure risk rises from the
+# drift within days; the labels, 7 days late, confirm the champion's failure weeks later (the timeline's
+# "early warning" line), and retraining on the labelled days after the change heals. DEMO_SEED: the simulator's.
+DEMO_SCENARIO=${DEMO_SCENARIO:-gradual}
+DEMO_ONSET=${DEMO_ONSET:-$(date -d "$DEMO_START + 20 days" +%F)}
+DEMO_INTENSITY=${DEMO_INTENSITY:-3}
 DEMO_SEED=${DEMO_SEED:-0}
 DEMO_TRAJECTORIES=${DEMO_TRAJECTORIES:-90}
 DEMO_END=$(date -d "$DEMO_START + $((DEMO_DAYS - 1)) days" +%F)
