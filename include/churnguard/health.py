@@ -545,7 +545,7 @@ def run_day(ds: str, store: MonitoringStore | None = None, root: DataRoot | None
             "alerts": [_alert(a) for a in store.rows("alerts", where={"ds": ds})],
             "model_events": [{"event": e["event"], "version": e["model_version"], "from_version": e["from_version"],
                               "reason": e["reason"]} for e in store.rows("model_events", where={"ds": ds})],
-            "reports": reports,
+            "report_exists": reports,
             "why_missing": {k: v for k, v in (("summary.json", summary_why), ("validation.json", validation_why),
                                               ("drift.json", drift_why)) if v},
             "note": None if run else f"{ds} has no daily run recorded"}

@@ -186,6 +186,7 @@ def resolve_dag_run(dag_id: str, run_id: str) -> dict:
 def _page(page: str, title: str, depth: int, data: dict | None = None) -> HTMLResponse:
     """The shared template for ``page``; ``depth``: path segments of the page below ``/churnguard/health/``
     (``overview`` 1, ``run/{ds}`` 2): its links are relative, so the pages work under any base URL."""
+    from churnguard.dataroot import DataRoot
     from churnguard.drift.html import PLOTLY_SRC
 
     _ensure_plotly()
@@ -195,7 +196,7 @@ def _page(page: str, title: str, depth: int, data: dict | None = None) -> HTMLRe
     template = (HERE / "page.html").read_text(encoding="utf-8")
     body = (template.replace("{{title}}", html.escape(title)).replace("{{nav}}", nav)
             .replace("{{base}}", base).replace("{{page}}", page)
-            .replace("{{plotly}}", base + "reports/_assets/" + PLOTLY_SRC.rsplit("/", 1)[1])
+            .replace("{{plotly}}", base + DataRoot.asset_key(PLOTLY_SRC.rsplit("/", 1)[1]))  # served at its key
             .replace("{{data}}", html.escape(json.dumps(data or {}), quote=True)))
     return HTMLResponse(body)
 

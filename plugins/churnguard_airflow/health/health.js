@@ -200,7 +200,7 @@ var ChurnHealth = (function () {
     return api("run/" + encodeURIComponent(init.ds)).then(function (d) {
       var r = d.run || {}, v = d.validation, dr = d.drift;
       var reports = base + "reports/" + encodeURIComponent(d.ds) + "/";
-      var links = Object.keys(d.reports).filter(function (k) { return d.reports[k]; })
+      var links = Object.keys(d.report_exists).filter(function (k) { return d.report_exists[k]; })
         .map(function (k) { return '<a href="' + reports + esc(k) + '">' + esc(k) + "</a>"; }).join(" · ");
       main.innerHTML = "<h2>" + esc(d.ds) + (init.run_id ? ' <span class="muted">(' + esc(init.run_id) + ")</span>" : "") + "</h2>" +
         (d.note ? '<p class="muted">' + esc(d.note) + "</p>" : "") + '<div class="cards">' +
@@ -221,7 +221,7 @@ var ChurnHealth = (function () {
         "<h3>Alerts</h3>" + table(["kind", "severity", "message"], d.alerts.map(function (a) { return [esc(a.kind), sev(a.severity), esc(a.message)]; })) +
         (d.model_events.length ? "<h3>Model events</h3>" + table(["event", "version", "from", "reason"], d.model_events.map(function (e) {
           return [esc(e.event), "v" + esc(e.version), e.from_version ? "v" + esc(e.from_version) : "–", esc(e.reason)]; })) : "") +
-        (d.reports["drift.html"] ? '<h3>Drift report</h3><iframe class="report" src="' + reports + 'drift.html" title="drift report"></iframe>' : "");
+        (d.report_exists["drift.html"] ? '<h3>Drift report</h3><iframe class="report" src="' + reports + 'drift.html" title="drift report"></iframe>' : "");
     });
   }
 
