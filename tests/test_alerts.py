@@ -125,3 +125,217 @@ def test_the_decision_maps_to_severities():
     assert [alerts.decision_severity(d) for d in ("healthy", "alert", "retrain")] == [None, WARNING, CRITICAL]
     with pytest.raises(ValueError, match="severity"):
         Alert(day(1), DECISION, "retrain", "m")
+
+
+# --- delivery to real local endpoints ----------------------------------------------------------------------
+class Webhook:
+    """A Slack incoming webhook on loopback (stdlib HTTP server in a thread): every POST lands in ``posts``
+    (path, JSON body) and is answered with ``status``."""
+
+    def __init__(self, status: int = 200):
+        import queue
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.status, self.posts = status, queue.Queue()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                import json
+
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.posts.put((self.path, json.loads(body)))
+                self.send_response(hook.status)
+                self.end_headers()
+                self.wfile.write(b"ok" if hook.status == 200 else b"internal error")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T0/B0/secret"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def texts(self) -> list[str]:
+        """Every message received so far (none is waited for: the sends are synchronous)."""
+        got = []
+        while not self.posts.empty():
+            path, body = self.posts.get_nowait()
+            assert path == "/services/T0/B0/secret"
+            got.append(body["text"])
+        return got
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class MailSink:
+    """aiosmtpd on a free loopback port; ``messages()`` are the mails it received, parsed."""
+
+    def __init__(self):
+        import queue
+
+        from aiosmtpd.controller import Controller
+        from airflow_stack import free_port
+
+        self.received = queue.Queue()
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                sink.received.put(envelope)
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def messages(self) -> list:
+        import email
+        from email import policy
+
+        got = []
+        while not self.received.empty():
+            envelope = self.received.get_nowait()
+            message = email.message_from_bytes(envelope.content, policy=policy.default)
+            html = message.get_body(("html",)).get_content()
+            got.append({"to": envelope.rcpt_tos, "from": envelope.mail_from, "subject": message["Subject"],
+                        "html": html})
+        return got
+
+    def close(self):
+        self.controller.stop()
+
+
+@pytest.fixture
+def webhook():
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture
+def mail():
+    sink = MailSink()
+    yield sink
+    sink.close()
+
+
+def slack_connection(url: str) -> str:
+    import json
+
+    return json.dumps({"conn_type": "slackwebhook", "password": url})
+
+
+def smtp_connection(port: int) -> str:
+    import json
+
+    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+                       "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "churnguard@example.test",
+                                 "retry_limit": 0, "timeout": 5}})
+
+
+@pytest.fixture
+def channels(webhook, mail, monkeypatch):
+    """Both channels configured, their connections as AIRFLOW_CONN_… JSON pointing at the local endpoints."""
+    from churnguard.config import AlertsConfig
+
+    monkeypatch.setenv("AIRFLOW_CONN_CHURNGUARD_SLACK", slack_connection(webhook.url))
+    monkeypatch.setenv("AIRFLOW_CONN_CHURNGUARD_SMTP", smtp_connection(mail.port))
+    return AlertsConfig(channels=["slack", "smtp"], email_to=["oncall@example.test"],
+                        ui_url="http://airflow.example.test:8080/")
+
+
+def test_pending_notifications_arrive_on_slack_and_by_mail_once(store, channels, webhook, mail):
+    from churnguard_airflow import notify
+
+    see(store, 6, WARNING, message="decision=alert: moderate drift (share drifted 0.31, top tenure)")
+    see(store, 7, CRITICAL, message="decision=retrain: critical drift (share drifted 0.52, top tenure)")
+    see(store, 8, None)
+
+    done = notify.deliver_pending(store, channels)
+
+    assert [(d["ds"], d["change"], d["state"], d["channels"]) for d in done] == [
+        (day(6), "opened", "sent", {"slack": "sent", "smtp": "sent"}),
+        (day(7), "escalated", "sent", {"slack": "sent", "smtp": "sent"}),
+        (day(8), "cleared", "sent", {"slack": "sent", "smtp": "sent"})]
+    link = "http://airflow.example.test:8080/churnguard/health/run/"
+    texts = webhook.texts()
+    assert len(texts) == 3
+    assert texts[0].splitlines() == ["WARNING decision opened on 2026-09-06, since 2026-09-06 (1 day(s))",
+                                     "decision=alert: moderate drift (share drifted 0.31, top tenure)",
+                                     f"{link}2026-09-06"]
+    assert texts[1].startswith("CRITICAL decision escalated on 2026-09-07, since 2026-09-06 (2 day(s))\n"
+                               "decision=retrain: critical drift")
+    assert texts[2].startswith("INFO decision cleared on 2026-09-08, open 2026-09-06 .. 2026-09-07")
+    mails = mail.messages()
+    assert [m["subject"] for m in mails] == ["[churnguard] WARNING decision opened on 2026-09-06",
+                                             "[churnguard] CRITICAL decision escalated on 2026-09-07",
+                                             "[churnguard] INFO decision cleared on 2026-09-08"]
+    assert all(m["to"] == ["oncall@example.test"] and m["from"] == "churnguard@example.test" for m in mails)
+    assert "critical drift (share drifted 0.52, top tenure)" in mails[1]["html"]
+    assert f'href="{link}2026-09-07"' in mails[1]["html"]
+
+    assert notify.deliver_pending(store, channels) == []  # delivered: never again
+    see(store, 8, None)  # a re-run of the last day
+    assert notify.deliver_pending(store, channels) == [] and webhook.texts() == [] and mail.messages() == []
+
+
+def test_a_failing_notifier_never_raises_and_is_recorded(store, monkeypatch, caplog):
+    """The webhook answers 500, nobody listens on the SMTP port: delivery returns, both errors recorded."""
+    from airflow_stack import free_port
+
+    from churnguard.config import AlertsConfig
+    from churnguard_airflow import notify
+
+    broken = Webhook(status=500)
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_CHURNGUARD_SLACK", slack_connection(broken.url))
+        monkeypatch.setenv("AIRFLOW_CONN_CHURNGUARD_SMTP", smtp_connection(free_port()))
+        cfg = AlertsConfig(channels=["slack", "smtp"], email_to=["oncall@example.test"])
+        see(store, 1, CRITICAL, kind=alerts.VALIDATION)
+
+        (done,) = notify.deliver_pending(store, cfg)
+
+        assert len(broken.texts()) == 1  # the webhook was called, and failed
+    finally:
+        broken.close()
+    assert done["state"] == "failed"
+    assert "500" in done["channels"]["slack"]
+    assert "Connection refused" in done["channels"]["smtp"] or "connect" in done["channels"]["smtp"].lower()
+    (row,) = alerts.notifications(store)
+    assert row["state"] == "failed" and row["channels"] == done["channels"]
+    assert "not sent to slack" in caplog.text and "not sent to smtp" in caplog.text
+    assert notify.deliver_pending(store, cfg) == []  # at most once: a failed send is not retried
+
+
+def test_an_undefined_connection_is_a_logged_failure_naming_the_variable(store, monkeypatch, caplog):
+    from churnguard.config import AlertsConfig
+    from churnguard_airflow import notify
+
+    monkeypatch.delenv("AIRFLOW_CONN_CHURNGUARD_SLACK", raising=False)
+    see(store, 1, WARNING)
+    (done,) = notify.deliver_pending(store, AlertsConfig(channels=["slack"]))
+    assert done["state"] == "failed" and "churnguard_slack" in done["channels"]["slack"]
+    assert "AIRFLOW_CONN_CHURNGUARD_SLACK" in caplog.text
+
+
+def test_without_channels_notifications_are_recorded_as_skipped(store):
+    from churnguard.config import AlertsConfig
+    from churnguard_airflow import notify
+
+    see(store, 1, WARNING)
+    (done,) = notify.deliver_pending(store, AlertsConfig())
+    assert done["state"] == "skipped" and alerts.notifications(store)[0]["state"] == "skipped"
+
+
+def test_the_connection_variables_are_those_of_the_default_conn_ids():
+    from churnguard.config import AlertsConfig
+    from churnguard_airflow.notify import CONNECTION_VARIABLES
+
+    cfg = AlertsConfig()
+    assert CONNECTION_VARIABLES == {"slack": f"AIRFLOW_CONN_{cfg.slack_conn_id.upper()}",
+                                    "smtp": f"AIRFLOW_CONN_{cfg.smtp_conn_id.upper()}"}

@@ -19,7 +19,8 @@ De-duplication, per condition ``kind`` (``decision``, ``validation``, ``label_de
 
 Notifications are rows of ``alert_notifications``, at most one per (episode, change, severity) (a unique key):
 recorded ``pending`` in the transaction that changes the episode, then :func:`claim` moves one to
-``claimed`` atomically before it is sent and :func:`finish` records the outcome. A crash between the claim
+``claimed`` atomically before it is sent and :func:`finish` records the outcome (``sent``, ``failed``,
+``skipped`` without channels). A crash between the claim
 and the outcome leaves it ``claimed``: it is never sent again (at most once; the row says the delivery is
 unknown). A crash before the claim leaves it ``pending``, sent by the next delivery (the day's re-run).
 """
@@ -205,7 +206,8 @@ def pending(store: MonitoringStore) -> list[Notification]:
                             .where(notes.c.state == "pending").order_by(notes.c.id)).all()
     return [Notification(id=r.id, episode_id=r.episode_id, ds=r.ds, kind=r.kind,
                          severity=r.severity, change=r.change,
-                         message=r.message, link=r.link, first_ds=r.first_ds, last_ds=r.last_ds) for r in rows]
+                         message=r.message, link=r.link, first_ds=r.first_ds,
+                         last_ds=r.last_ds if r.change == "cleared" else r.ds) for r in rows]  # as of its day
 
 
 def claim(store: MonitoringStore, note: Notification) -> bool:
@@ -218,8 +220,9 @@ def claim(store: MonitoringStore, note: Notification) -> bool:
 
 
 def finish(store: MonitoringStore, note: Notification, channels: dict[str, str]) -> str:
-    """Record how a claimed notification went: ``sent`` when any channel took it, else ``failed``."""
-    state = "sent" if any(v == "sent" for v in channels.values()) else "failed"
+    """Record how a claimed notification went: ``sent`` when any channel took it, ``skipped`` without
+    channels, else ``failed``."""
+    state = "skipped" if not channels else "sent" if "sent" in channels.values() else "failed"
     notes = store.table("alert_notifications")
     with store.engine.begin() as conn:
         conn.execute(update(notes).where(notes.c.id == note.id)

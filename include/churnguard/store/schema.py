@@ -139,7 +139,7 @@ alert_notifications = Table(
     Column("change", String(16), nullable=False),  # opened | escalated | cleared
     Column("message", Text, nullable=False),
     Column("link", Text),
-    Column("state", String(8), nullable=False),  # pending | claimed | sent | failed
+    Column("state", String(8), nullable=False),  # pending | claimed | sent | failed | skipped
     Column("channels", JSON),  # channel -> "sent" or the error
     Column("created_at", DateTime(timezone=True), server_default=func.now()),
     Column("sent_at", DateTime(timezone=True)),
