@@ -339,3 +339,145 @@ def test_the_connection_variables_are_those_of_the_default_conn_ids():
     cfg = AlertsConfig()
     assert CONNECTION_VARIABLES == {"slack": f"AIRFLOW_CONN_{cfg.slack_conn_id.upper()}",
                                     "smtp": f"AIRFLOW_CONN_{cfg.smtp_conn_id.upper()}"}
+
+
+# --- the DAG's callbacks and deadline --------------------------------------------------------------------
+TINY_DAG = '''
+import pendulum
+from airflow.sdk import dag, task
+
+from churnguard_airflow.notify import on_task_failure
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2026, 9, 1, tz="UTC"),
+     default_args={"on_failure_callback": on_task_failure, "retries": 0})
+def alerts_tiny():
+    @task
+    def explode():
+        raise RuntimeError("the {{ store }} is down")
+
+    explode()
+
+
+alerts_tiny()
+'''
+
+
+def both_channels(config_dir) -> None:
+    """The active monitoring.yaml (a copy) with both channels on."""
+    import yaml
+
+    path = config_dir / "monitoring.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg["alerts"].update(channels=["slack", "smtp"], email_to=["oncall@example.test"],
+                         ui_url="http://airflow.example.test:8080")
+    path.write_text(yaml.safe_dump(cfg))
+
+
+@pytest.mark.integration
+def test_a_failed_task_of_a_real_dag_run_is_one_critical_alert_by_mail_and_slack(
+        airflow_env, churnguard_home, config_dir, tmp_path, webhook, mail):
+    """`airflow dags test` of a DAG whose task fails: its on_failure_callback records the alert in the
+    churnguard store and the mail and the Slack message arrive; a second failed run of the day sends nothing."""
+    from churnguard.store import open_store
+    from tests.conftest import dag_test, with_home
+
+    both_channels(config_dir)
+    dags = tmp_path / "tiny-dags"
+    dags.mkdir()
+    (dags / "alerts_tiny.py").write_text(TINY_DAG)
+    env = with_home(airflow_env, churnguard_home, AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+                    CHURNGUARD_CONFIG_DIR=str(config_dir),
+                    AIRFLOW_CONN_CHURNGUARD_SLACK=slack_connection(webhook.url),
+                    AIRFLOW_CONN_CHURNGUARD_SMTP=smtp_connection(mail.port))
+
+    state, log = dag_test(env, "alerts_tiny", "2026-09-07")
+
+    assert state == "failed", log[-3000:]
+    (mailed,) = mail.messages()
+    assert mailed["subject"] == "[churnguard] CRITICAL run_failed opened on 2026-09-07"
+    assert "task alerts_tiny.explode failed for 2026-09-07: RuntimeError: the {{ store }} is down" in mailed["html"]
+    (text,) = webhook.texts()
+    assert text.startswith("CRITICAL run_failed opened on 2026-09-07")
+    assert "RuntimeError: the {{ store }} is down" in text  # literal: never rendered as a template
+    assert "dag_id=alerts_tiny" in text.splitlines()[-1] or "alerts_tiny" in text.splitlines()[-1]  # the log link
+    (row,) = open_store().rows("alerts")
+    assert (row["ds"], row["kind"], row["severity"]) == ("2026-09-07", "run_failed", "critical")
+
+    state, log = dag_test(env, "alerts_tiny", "2026-09-07")  # failed again: the same episode
+
+    assert state == "failed" and mail.messages() == [] and webhook.texts() == []
+
+
+def daily_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import ROOT
+
+    return DagBag(dag_folder=str(ROOT / "dags" / "churn_daily_monitoring.py")).dags["churn_daily_monitoring"]
+
+
+def test_the_daily_dag_has_the_deadline_and_the_callbacks():
+    from datetime import timedelta
+
+    from airflow.sdk import AsyncCallback, DeadlineReference
+
+    from churnguard.config import load_monitoring_config
+    from churnguard_airflow.connections import use_connections
+    from churnguard_airflow.notify import on_day_published, on_task_failure
+
+    dag = daily_dag()
+    (deadline,) = dag.deadline
+    assert deadline.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
+    hours = load_monitoring_config().alerts.deadline_hours
+    assert deadline.interval == timedelta(days=1, hours=hours)  # the batch is due at the end of its day
+    assert isinstance(deadline.callback, AsyncCallback)
+    assert deadline.callback.path == "churnguard_airflow.notify.deadline_missed"
+    assert [t.task_id for t in dag.tasks if t.on_failure_callback != [on_task_failure]] == []
+    assert dag.get_task("publish").on_success_callback == [on_day_published]
+    assert all(t._pre_execute_hook is use_connections for t in dag.tasks)
+
+
+def run_context(**run) -> dict:
+    """The context a deadline callback gets (built by the scheduler: the run as the REST API returns it)."""
+    from datetime import UTC, datetime
+
+    dag_run = {"dag_run_id": "scheduled__2026-09-07T00:00:00+00:00", "dag_id": "churn_daily_monitoring",
+               "logical_date": "2026-09-07T00:00:00Z", "queued_at": "2026-09-08T00:00:05Z",
+               "run_type": "scheduled", "state": "running", "conf": {}, **run}
+    return {"dag_run": dag_run, "deadline": {"id": "d1", "deadline_time": datetime(2026, 9, 8, 6, tzinfo=UTC)}}
+
+
+def test_the_deadline_callback_alerts_a_late_run_once(store, channels, webhook, mail, monkeypatch, config_dir):
+    import asyncio
+
+    from churnguard_airflow import notify
+
+    both_channels(config_dir)
+    monkeypatch.setattr(notify, "_config", lambda cfg=None: channels)
+
+    asyncio.run(notify.deadline_missed(run_context()))
+
+    (text,) = webhook.texts()
+    assert text.startswith("CRITICAL deadline opened on 2026-09-07")
+    assert "of 2026-09-07 has not finished by 2026-09-08 06:00:00+00:00" in text
+    assert text.endswith("/churnguard/health/run/2026-09-07")
+    (mailed,) = mail.messages()
+    assert mailed["subject"] == "[churnguard] CRITICAL deadline opened on 2026-09-07"
+
+    asyncio.run(notify.deadline_missed(run_context()))  # the callback again (a retried trigger): nothing new
+    assert webhook.texts() == [] and mail.messages() == []
+
+    notify.end_of_day("2026-09-07", store, channels)  # the run finished after all: cleared
+    (text,) = webhook.texts()
+    assert text.startswith("INFO deadline cleared on 2026-09-07")
+
+
+@pytest.mark.parametrize("run", [{"state": "failed"}, {"state": "success"}, {"run_type": "backfill"},
+                                 {"queued_at": "2026-10-01T00:00:00Z"}],
+                         ids=["failed", "succeeded", "backfill", "queued-after-its-deadline"])
+def test_the_deadline_raises_nothing_for_runs_not_late_in_running(run):
+    from churnguard_airflow.notify import deadline_alert
+
+    assert deadline_alert(run_context(**run), 6) is None
+    assert deadline_alert(run_context(conf={"batch_date": "2026-09-03"}), 6).ds == "2026-09-03"

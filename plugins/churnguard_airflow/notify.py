@@ -181,13 +181,23 @@ def deadline_alert(context: Mapping, hours: float) -> alerts.Alert | None:
     deadline = (context.get("deadline") or {}).get("deadline_time")
     if run.get("state") not in (None, "queued", "running") or run.get("run_type") == "backfill":
         return None
-    queued = run.get("queued_at") or run.get("start_date")
-    if deadline is not None and queued is not None and str(queued) >= str(deadline):
+    queued = _when(run.get("queued_at") or run.get("start_date"))
+    if deadline is not None and queued is not None and queued >= _when(deadline):
         return None
     ds = resolve_ds((run.get("conf") or {}).get("batch_date"), run.get("logical_date"))
     return alerts.Alert(ds, alerts.DEADLINE, alerts.CRITICAL,
                         f"the run {run.get('dag_run_id') or run.get('run_id')} of {ds} has not finished by "
                         f"{deadline} ({hours:g} h after its batch was due)")
+
+
+def _when(value: Any):
+    """A datetime from the context (a datetime, or its ISO text as the API's JSON gives it), UTC if naive."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _deadline_missed(context: Mapping) -> None:
