@@ -17,15 +17,13 @@ they would one at a time. Logic lives in `churnguard.daily`; operators in `plugi
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Label, Param, TriggerRule, dag, task
+from airflow.sdk import Label, Param, TriggerRule, dag, task
 
 from churnguard.config import load_monitoring_config
 from churnguard_airflow.connections import use_connections
-from churnguard_airflow.notify import deadline_missed, on_day_published, on_task_failure
+from churnguard_airflow.notify import day_deadline, on_day_published, on_task_failure
 from churnguard_airflow.operators import (
     DayStepOperator,
     DriftReportOperator,
@@ -46,11 +44,7 @@ LAST_DAY = CFG.schedule.end_date.isoformat() if CFG.schedule.end_date else None
     doc_md=__doc__,
     default_args={"pre_execute": use_connections,  # credentials from Airflow connections first
                   "on_failure_callback": on_task_failure},  # a failed task: a critical alert, delivered
-    # The batch of day D is due at D+1 00:00 (the logical date is D 00:00): a run unfinished
-    # alerts.deadline_hours later is a critical alert, raised from the triggerer.
-    deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
-                           interval=timedelta(days=1, hours=CFG.alerts.deadline_hours),
-                           callback=AsyncCallback(deadline_missed), name="churnguard_day_late"),
+    deadline=day_deadline(CFG.alerts.deadline_hours),  # unfinished alerts.deadline_hours after the batch was due
     schedule=DailyBatches(LAST_DAY),
     start_date=pendulum.datetime(*CFG.schedule.start_date.timetuple()[:3], tz="UTC"),
     catchup=True,

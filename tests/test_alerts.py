@@ -435,6 +435,16 @@ def test_the_daily_dag_has_the_deadline_and_the_callbacks():
     assert all(t._pre_execute_hook is use_connections for t in dag.tasks)
 
 
+def test_no_deadline_when_unset_or_under_airflow_dags_test(monkeypatch):
+    """``dag.test()`` of Airflow 3.3.2 crashes at the end of a successful run of a DAG with a deadline."""
+    from churnguard_airflow.notify import day_deadline
+
+    assert day_deadline(None) is None
+    assert day_deadline(2).interval.total_seconds() == 26 * 3600
+    monkeypatch.setattr("sys.argv", ["airflow", "dags", "test", "churn_daily_monitoring", "2026-09-07"])
+    assert day_deadline(2) is None
+
+
 def run_context(**run) -> dict:
     """The context a deadline callback gets (built by the scheduler: the run as the REST API returns it)."""
     from datetime import UTC, datetime

@@ -371,7 +371,7 @@ class AlertsConfig(_Strict):
     email_to: list[str] = []
     email_from: str | None = None
     notify_cleared: bool = True
-    deadline_hours: float = Field(default=6, gt=0)
+    deadline_hours: float | None = Field(default=6, gt=0)  # None: no deadline
     ui_url: str | None = None
 
     @model_validator(mode="after")

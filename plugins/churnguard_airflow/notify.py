@@ -187,7 +187,7 @@ def deadline_alert(context: Mapping, hours: float) -> alerts.Alert | None:
     ds = resolve_ds((run.get("conf") or {}).get("batch_date"), run.get("logical_date"))
     return alerts.Alert(ds, alerts.DEADLINE, alerts.CRITICAL,
                         f"the run {run.get('dag_run_id') or run.get('run_id')} of {ds} has not finished by "
-                        f"{deadline} ({hours:g} h after its batch was due)")
+                        f"{deadline}" + (f" ({hours:g} h after its batch was due)" if hours else ""))
 
 
 def _when(value: Any):
@@ -211,6 +211,26 @@ def _deadline_missed(context: Mapping) -> None:
         deliver_pending(store, cfg)
     except Exception:
         log.exception("deadline alert not recorded or delivered")
+
+
+def day_deadline(hours: float | None):
+    """The daily DAG's ``DeadlineAlert``: the batch of day D is due at D+1 00:00 (the run's logical date is
+    D 00:00), so a run unfinished ``hours`` later is late: :func:`deadline_missed` runs in the triggerer.
+
+    None when ``hours`` is None (``alerts.deadline_hours: null``), and while ``airflow dags test`` parses the
+    DAG: in Airflow 3.3.2 ``dag.test()`` runs an in-memory copy whose deadlines are still definitions where
+    ``DagRun.update_state`` expects their database ids, so every successful test run would end in a crash
+    (``'dict' object has no attribute 'hex'``). A test run has no scheduler to watch a deadline anyway.
+    """
+    import sys
+    from datetime import timedelta
+
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    if hours is None or sys.argv[1:3] == ["dags", "test"]:
+        return None
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=timedelta(days=1, hours=hours),
+                         callback=AsyncCallback(deadline_missed), name="churnguard_day_late")
 
 
 async def deadline_missed(context: Mapping, **kwargs) -> None:
