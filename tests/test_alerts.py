@@ -94,6 +94,13 @@ def test_a_backfill_of_past_days_records_them_and_notifies_nothing(store):
     assert rows[day(11)]["episode_id"] == episode["id"] and rows[day(11)]["severity"] == CRITICAL
 
 
+def test_the_runs_own_conditions_are_episodes_without_rows_of_the_day(store):
+    assert see(store, 1, CRITICAL, kind=alerts.RUN_FAILED).change == "opened"
+    assert see(store, 2, CRITICAL, kind=alerts.DEADLINE).change == "opened"
+    assert see(store, 2, CRITICAL, kind=alerts.RUN_FAILED) is None
+    assert store.rows("alerts") == [] and len(alerts.episodes(store)) == 2
+
+
 def test_kinds_are_independent_and_events_notify_each_time_once(store):
     assert see(store, 1, WARNING).change == "opened"
     assert see(store, 1, CRITICAL, kind=alerts.VALIDATION).change == "opened"
@@ -401,9 +408,11 @@ def test_a_failed_task_of_a_real_dag_run_is_one_critical_alert_by_mail_and_slack
     assert text.startswith("CRITICAL run_failed opened on 2026-09-07")
     assert "RuntimeError: the {{ store }} is down" in text  # literal: never rendered as a template
     assert "/dags/alerts_tiny/runs/" in text.splitlines()[-1] and "explode" in text.splitlines()[-1], text  # log
-    (row,) = open_store().rows("alerts")
-    assert (row["ds"], row["kind"], row["severity"]) == ("2026-09-07", "run_failed", "critical")
+    (episode,) = alerts.episodes(open_store())
+    assert (episode["first_ds"], episode["kind"], episode["severity"], episode["state"]) == (
+        "2026-09-07", "run_failed", "critical", "open")
     assert [n["state"] for n in alerts.notifications(open_store())] == ["sent"]
+    assert open_store().rows("alerts") == []  # the day's findings: a failed run found nothing
 
 
 def daily_dag():
@@ -455,13 +464,12 @@ def run_context(**run) -> dict:
     return {"dag_run": dag_run, "deadline": {"id": "d1", "deadline_time": datetime(2026, 9, 8, 6, tzinfo=UTC)}}
 
 
-def test_the_deadline_callback_alerts_a_late_run_once(store, channels, webhook, mail, monkeypatch, config_dir):
+def test_the_deadline_callback_alerts_a_late_run_once(store, channels, webhook, mail, monkeypatch):
     import asyncio
 
     from churnguard_airflow import notify
 
-    both_channels(config_dir)
-    monkeypatch.setattr(notify, "_config", lambda cfg=None: channels)
+    monkeypatch.setattr(notify, "_config", lambda cfg=None: channels)  # the triggerer's config: both channels
 
     asyncio.run(notify.deadline_missed(run_context()))
 

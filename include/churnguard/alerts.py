@@ -13,6 +13,8 @@ De-duplication, per condition ``kind`` (``decision``, ``validation``, ``label_de
   unless its severity is above every severity notified in the episode (``escalated``, once per severity);
 - a clear ends the open episode (``cleared``, one ``info`` notification when ``notify_cleared`` and the
   episode was notified);
+- ``run_failed`` and ``deadline`` (the run's own conditions, raised by Airflow callbacks) are kept in the
+  episodes only: the day's ``alerts`` rows are what the monitoring steps found;
 - a day older than the newest day already observed for the kind (a backfill, a re-run of an older date)
   is recorded (its ``alerts`` row, in the episode that covers it) and changes and notifies nothing; a re-run
   of the newest day finds the episode it already extended: nothing new to send.
@@ -43,6 +45,9 @@ RANK = {INFO: 0, WARNING: 1, CRITICAL: 2}
 DECISION, VALIDATION, LABEL_DELIVERY, RUN_FAILED, DEADLINE, PROMOTION = (
     "decision", "validation", "label_delivery", "run_failed", "deadline", "promotion")
 EVENTS = (PROMOTION,)  # each one is news: its own episode, notified and closed at once
+# Conditions of the Airflow run itself, not findings of the monitoring steps: kept in the episodes (and sent),
+# never as rows of the day's ``alerts`` (a run that failed on a missing batch wrote nothing for the day).
+RUN_KINDS = (RUN_FAILED, DEADLINE)
 LOCK = "churnguard-alerts"
 
 
@@ -110,7 +115,7 @@ def observe(store: MonitoringStore, ds: str, kind: str, alert: Alert | None, *,
         raise ValueError(f"alert of {alert.ds}/{alert.kind} observed as {ds}/{kind}")
     with exclusive(store.engine, LOCK), store.engine.begin() as conn:
         result = _observe(store, conn, ds, kind, alert, notify_cleared)
-    if alert is not None:
+    if alert is not None and kind not in RUN_KINDS:
         crash_point("store.alerts.written")
     if result is not None:
         log.info("alert %s: %s", result.change, result.subject())
@@ -173,6 +178,8 @@ def _latest_covers(store, conn, kind: str, ds: str) -> bool:
 
 
 def _row(store, conn, alert: Alert, episode_id: int | None) -> None:
+    if alert.kind in RUN_KINDS:
+        return
     store.upsert("alerts", [{"ds": alert.ds, "kind": alert.kind, "severity": alert.severity,
                              "message": alert.message, "episode_id": episode_id, "link": alert.link}], conn=conn)
 
