@@ -23,6 +23,7 @@ from airflow.sdk import Label, Param, TriggerRule, dag, task
 
 from churnguard.config import load_monitoring_config
 from churnguard_airflow.connections import use_connections
+from churnguard_airflow.notify import day_deadline, on_day_published, on_task_failure
 from churnguard_airflow.operators import (
     DayStepOperator,
     DriftReportOperator,
@@ -41,7 +42,9 @@ LAST_DAY = CFG.schedule.end_date.isoformat() if CFG.schedule.end_date else None
 
 @dag(
     doc_md=__doc__,
-    default_args={"pre_execute": use_connections},  # credentials from Airflow connections first
+    default_args={"pre_execute": use_connections,  # credentials from Airflow connections first
+                  "on_failure_callback": on_task_failure},  # a failed task: a critical alert, delivered
+    deadline=day_deadline(CFG.alerts.deadline_hours),  # unfinished alerts.deadline_hours after the batch was due
     schedule=DailyBatches(LAST_DAY),
     start_date=pendulum.datetime(*CFG.schedule.start_date.timetuple()[:3], tz="UTC"),
     catchup=True,
@@ -103,8 +106,9 @@ def churn_daily_monitoring():
     for name, label in (("healthy", "no drift, no risk"), ("alert", "moderate drift or risk")):
         branch >> Label(label) >> EmptyOperator(task_id=name, doc_md=f"Decision: {label}.") >> promote
     branch >> Label("critical drift, risk or failure") >> RetrainChallengerOperator(task_id="retrain") >> promote
-    promote >> step("publish", "summary.json, the day's MLflow run, the store row: from the day's recorded results.",
-                    trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    promote >> step("publish", "summary.json, the day's MLflow run, the store row: from the day's recorded results; "
+                    "then the day's alerts are delivered.", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+                    on_success_callback=on_day_published)
 
 
 churn_daily_monitoring()

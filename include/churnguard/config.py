@@ -377,6 +377,28 @@ class TimelineConfig(_Strict):
     sustained_drift_days: int = Field(default=3, ge=1)
 
 
+class AlertsConfig(_Strict):
+    """Where alerts go (``churnguard.alerts`` decides what): Airflow notifiers over the connections
+    ``slack_conn_id`` (type ``slackwebhook``) and ``smtp_conn_id`` (type ``smtp``)."""
+
+    channels: list[Literal["slack", "smtp"]] = []
+    slack_conn_id: str = "churnguard_slack"
+    smtp_conn_id: str = "churnguard_smtp"
+    email_to: list[str] = []
+    email_from: str | None = None
+    notify_cleared: bool = True
+    deadline_hours: float | None = Field(default=6, gt=0)  # None: no deadline
+    ui_url: str | None = None
+
+    @model_validator(mode="after")
+    def _recipients(self) -> AlertsConfig:
+        if "smtp" in self.channels and not self.email_to:
+            raise ValueError("alerts.channels has smtp but alerts.email_to is empty")
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError(f"alerts.channels lists a channel twice: {self.channels}")
+        return self
+
+
 class MonitoringConfig(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     labels: LabelsConfig = LabelsConfig()
@@ -385,6 +407,7 @@ class MonitoringConfig(_Strict):
     retrain: RetrainConfig = RetrainConfig()
     promotion: PromotionConfig = PromotionConfig()
     timeline: TimelineConfig = TimelineConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> MonitoringConfig:

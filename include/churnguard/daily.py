@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
-from churnguard import registry
+from churnguard import alerts, registry
 from churnguard.context import IN_MEMORY_ROWS, DayContext, RunOptions
 from churnguard.crashpoints import crash_point
 from churnguard.data import data_version
@@ -180,6 +180,8 @@ def validate(ctx: DayContext) -> dict:
     if result.exit_code >= 2:
         _reject(ctx, result)
     result.save(root, ds)
+    _observe(ctx, alerts.VALIDATION, alerts.WARNING if result.warnings else None,
+             f"batch {ds} passed validation with warnings: " + "; ".join(result.warnings[:3]))
     return ctx.record("validate", {"ds": ds, "status": result.status, "exit_code": result.exit_code,
                                    "failures": result.failures, "warnings": result.warnings,
                                    "report_uri": root.report_uri(ds, "validation.json")})
@@ -202,7 +204,7 @@ def _record_rejection(ctx: DayContext) -> None:
     root.drop_staged(ds)  # a crash may have left it between the move and the drop
     report = json.loads(root.read_report(ds, "validation.json"))
     message = f"batch {ds} quarantined to {root.uri(root.quarantine_key(ds))}: " + "; ".join(report["failures"][:3])
-    ctx.store.upsert("alerts", [{"ds": ds, "kind": "validation", "severity": "critical", "message": message}])
+    _observe(ctx, alerts.VALIDATION, alerts.CRITICAL, message)
     ctx.store.upsert("daily_runs", [{"ds": ds, "dataset": ctx.dataset.name, "validation_status": report["status"],
                                      "decision": "quarantined", "reasons": report["failures"][:10]}])
     raise BatchRejected(message)
@@ -282,7 +284,10 @@ def _feature_row(name: str, f: dict) -> dict:
 
 
 def performance(ctx: DayContext) -> dict:
-    return ctx.record("performance", measure_day(ctx))
+    result = measure_day(ctx)
+    if result.get("deliveries") and not any(d.get("quarantined_to") for d in result["deliveries"]):
+        _observe(ctx, alerts.LABEL_DELIVERY, None, "")  # labels arrived and every delivery was accepted
+    return ctx.record("performance", result)
 
 
 def failure_risk(ctx: DayContext) -> dict:
@@ -341,10 +346,14 @@ def decide_day(ctx: DayContext) -> dict:
                       challenger_post_change=challenger is not None and registry.POST_CHANGE_TAG in
                       registry.require_ready(ctx.model_name, challenger).tags)
     log.info("%s %s", ds, decision.line())
-    if decision.decision != "healthy":
-        store.upsert("alerts", [{"ds": ds, "kind": "decision", "severity": decision.decision,
-                                 "message": decision.line()}])
+    _observe(ctx, alerts.DECISION, alerts.decision_severity(decision.decision), decision.line())
     return ctx.record("decide", decision.to_dict())
+
+
+def _observe(ctx: DayContext, kind: str, severity: str | None, message: str) -> None:
+    """What the day found for condition ``kind`` (severity None: it is clear), through the alert episodes."""
+    alert = alerts.Alert(ctx.ds, kind, severity, message) if severity else None
+    alerts.observe(ctx.store, ctx.ds, kind, alert, notify_cleared=ctx.monitoring.alerts.notify_cleared)
 
 
 def retrain(ctx: DayContext) -> dict:
@@ -377,7 +386,11 @@ def promote(ctx: DayContext) -> dict:
     if ctx.options.dry_run:
         return DRY_RUN_PROMOTION
     failed = ctx.require("performance").get("measured_failure", False)
-    return ctx.record("promote", promote_day(ctx.ds, failed, ctx.monitoring, ctx.store))
+    result = promote_day(ctx.ds, failed, ctx.monitoring, ctx.store)
+    if result.get("promoted"):
+        _observe(ctx, alerts.PROMOTION, alerts.INFO, f"{ctx.model_name} v{result['version']} promoted to "
+                 f"champion (was v{result.get('from_version')}): {result.get('reason') or ''}".rstrip(": "))
+    return ctx.record("promote", result)
 
 
 def publish(ctx: DayContext) -> dict:

@@ -184,8 +184,11 @@ def _last_measuring_date(store: MonitoringStore, today: date) -> date | None:
 def _reject(root: DataRoot, store: MonitoringStore, check: LabelCheck) -> None:
     """Quarantine a rejected delivery and raise an alert dated by its arrival."""
     where = quarantine_labels(root, check)
-    store.upsert("alerts", [{"ds": check.ds, "kind": "label_delivery", "severity": "critical",
-                             "message": f"{check.reason()} (quarantined to {where})"}])
+    from churnguard import alerts
+
+    ds = check.ds.isoformat() if hasattr(check.ds, "isoformat") else str(check.ds)
+    alerts.observe(store, ds, alerts.LABEL_DELIVERY, alerts.Alert(
+        ds, alerts.LABEL_DELIVERY, alerts.CRITICAL, f"{check.reason()} (quarantined to {where})"))
 
 
 def _latest_labels(checks, data_cfg) -> pd.DataFrame:

@@ -98,6 +98,8 @@ model_events = Table(
     UniqueConstraint("ds", "event", "model_name", "model_version", name="uq_model_event"),
 )
 
+# What a day found, one row per (day, condition kind): severity info | warning | critical. The row belongs to
+# the episode of that condition it extended (churnguard.alerts), which decides what is notified.
 alerts = Table(
     "alerts", metadata,
     Column("ds", String(10), primary_key=True),
@@ -105,6 +107,50 @@ alerts = Table(
     Column("severity", String(16), nullable=False),
     Column("message", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    Column("episode_id", Integer),  # alert_episodes.id (null: a backfilled day outside any episode)
+    Column("link", Text),
+)
+
+# One condition (kind) from the day it was first seen until a day found it cleared: consecutive days extend
+# it instead of raising new alerts.
+alert_episodes = Table(
+    "alert_episodes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("first_ds", String(10), nullable=False),
+    Column("last_ds", String(10), nullable=False),  # the last day the condition was seen
+    Column("severity", String(16), nullable=False),  # the highest severity seen in the episode
+    Column("message", Text, nullable=False),  # the latest day's message
+    Column("state", String(8), nullable=False),  # open | cleared
+    Column("cleared_ds", String(10)),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), onupdate=func.now()),
+)
+
+# Notifications decided by churnguard.alerts, recorded before anything is sent: at most one per (episode,
+# change, severity). pending -> claimed (by one deliverer, atomically) -> sent | failed; a crash after the claim
+# leaves it claimed, never sent twice.
+alert_notifications = Table(
+    "alert_notifications", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("episode_id", Integer, nullable=False),
+    Column("ds", String(10), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("change", String(16), nullable=False),  # opened | escalated | cleared
+    Column("message", Text, nullable=False),
+    Column("link", Text),
+    Column("state", String(8), nullable=False),  # pending | claimed | sent | failed | skipped
+    Column("channels", JSON),  # channel -> "sent" or the error
+    Column("created_at", DateTime(timezone=True), server_default=func.now()),
+    Column("sent_at", DateTime(timezone=True)),
+    UniqueConstraint("episode_id", "change", "severity", name="uq_alert_notification"),
+)
+
+# The newest day observed per condition kind (alert or clear): an older day is a backfill and notifies nothing.
+alert_watermarks = Table(
+    "alert_watermarks", metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("last_ds", String(10), nullable=False),
 )
 
 # An alias move (promotion or rollback) recorded as an intention before the first alias changes: a retry
