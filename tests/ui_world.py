@@ -73,15 +73,17 @@ def last_day(days: int = HISTORY_DAYS) -> str:
 
 
 @contextlib.contextmanager
-def api_server(airflow_env: dict[str, str], home: Path, user: str = "admin") -> Iterator[dict]:
-    """`airflow api-server` on a free loopback port over the churnguard home ``home``, with one ``user`` (role
-    admin) whose password is known; the DAGs are serialized first. Stopped (with its workers) on exit."""
-    password = secrets.token_urlsafe(12)
-    (home / "passwords.json").write_text(json.dumps({user: password}))
+def api_server(airflow_env: dict[str, str], home: Path, viewer: str | None = None) -> Iterator[dict]:
+    """`airflow api-server` on a free loopback port over the churnguard home ``home``, with a user ``admin``
+    (role admin) and optionally ``viewer`` (role viewer: may read, not trigger), passwords known; the DAGs are
+    serialized first. Stopped (with its workers) on exit."""
+    roles = {"admin": "admin", **({viewer: "viewer"} if viewer else {})}
+    passwords = {user: secrets.token_urlsafe(12) for user in roles}
+    (home / "passwords.json").write_text(json.dumps(passwords))
     env = {**airflow_env, "CHURNGUARD_HOME": str(home),
            "AIRFLOW__CORE__AUTH_MANAGER":
                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{user}:admin",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in roles.items()),
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json")}
     result = subprocess.run([str(BIN / "airflow"), "dags", "reserialize"], env=env, capture_output=True, text=True,
                             timeout=600)
@@ -98,7 +100,7 @@ def api_server(airflow_env: dict[str, str], home: Path, user: str = "admin") -> 
         wait_for_port(port, proc, timeout=120)
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/api/v2/monitor/health")
-        yield {"url": url, "home": home, "user": user, "password": password, "env": env}
+        yield {"url": url, "home": home, "passwords": passwords, "env": env}
     finally:
         stop_group(proc)
         pid_file.unlink()

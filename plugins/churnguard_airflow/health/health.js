@@ -52,6 +52,17 @@ var ChurnHealth = (function () {
       return String(d || response.statusText).replace(/\s+/g, " ").slice(0, 300);
     });
   }
+  // Airflow's UI shows these pages in an iframe sandboxed without allow-top-navigation, so a target="_top" link
+  // is refused there; the frame is same-origin, so the UI's router is told instead (pushState + popstate).
+  function openInUi(ev) {
+    if (window.top === window) { return; }  // the page on its own: the link works as it is
+    try {
+      var url = new URL(this.getAttribute("href"), window.location.href);
+      window.top.history.pushState(null, "", url.pathname + url.search);
+      window.top.dispatchEvent(new window.top.PopStateEvent("popstate", { state: null }));
+      ev.preventDefault();
+    } catch (e) { /* not reachable: leave it to the browser */ }
+  }
   var WHY = { 401: "not logged in", 403: "your Airflow user may not trigger", 404: "no such DAG in Airflow:",
     409: "a run with this id already exists for" };
   function trigger(dagId, conf, note, out) {
@@ -71,6 +82,7 @@ var ChurnHealth = (function () {
             out.innerHTML = "Started " + esc(dagId) + ' run <a target="_top" data-run-id="' + esc(run.dag_run_id) + '" href="' + esc(href) + '">' +
               esc(run.dag_run_id) + "</a> (" + esc(run.state) + ")" +
               (dag.is_paused ? ' <span class="sev-warn">the DAG is paused: the run waits until it is unpaused</span>' : "");
+            out.querySelector("a").onclick = openInUi;
             return run;
           });
       });
