@@ -106,11 +106,11 @@ var ChurnHealth = (function () {
           ", weighted PSI " + num(run.weighted_drift) + ", prediction PSI " + num(run.prediction_psi)) +
         card("Failure risk", risk ? (risk.available ? '<div class="big">' + num(risk.risk, 2) + "</div>" : "not available") +
           '<p class="muted">' + esc(risk.reason) + "</p>" : '<p class="muted">not recorded</p>');
-      main.innerHTML = '<div class="cards">' + cards + '</div><h2>Failure-risk drivers</h2><div id="drivers" class="chart"></div>' +
+      main.innerHTML = '<div class="actions"><button id="retrain" type="button">Retrain now</button> ' +
+        '<span class="muted">runs ' + esc(MONITORING_DAG) + " for " + esc(o.ds) + ' with force_retrain</span> <span id="action-result" class="action-result"></span></div>' +
+        '<div class="cards">' + cards + '</div><h2>Failure-risk drivers</h2><div id="drivers" class="chart"></div>' +
         "<h2>Open alerts (last 7 days)</h2>" + table(["day", "kind", "severity", "message"], o.open_alerts.map(function (a) {
           return [esc(a.ds), esc(a.kind), sev(a.severity), esc(a.message)]; }));
-      main.insertAdjacentHTML("afterbegin", '<div class="actions"><button id="retrain" type="button">Retrain now</button> ' +
-        '<span class="muted">runs ' + esc(MONITORING_DAG) + " for " + esc(o.ds) + ' with force_retrain</span> <span id="action-result" class="action-result"></span></div>');
       document.getElementById("retrain").onclick = function () {
         trigger(MONITORING_DAG, { force_retrain: true, batch_date: o.ds }, "Retrain now (Model Health, " + o.ds + ")",
           document.getElementById("action-result"));
