@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,6 +19,7 @@ import pytest
 from playwright import sync_api
 from playwright.sync_api import expect
 
+from tests.conftest import BIN
 from tests.ui_world import HISTORY_DAYS, api_server, build_history
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("airflow_stack")]
@@ -48,8 +50,12 @@ def world(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(airflow_env, world) -> dict:
-    with api_server(airflow_env, world["home"], viewer="viewer") as srv:
+def server(airflow_env, world, tmp_path_factory) -> dict:
+    """The api-server on its own metadata DB: the runs this module triggers stay out of the session's."""
+    env = {**airflow_env, "AIRFLOW_HOME": str(tmp_path_factory.mktemp("ui-airflow-home"))}
+    migrated = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True)
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    with api_server(env, world["home"], viewer="viewer") as srv:
         warm_registry(srv)
         yield srv
 
