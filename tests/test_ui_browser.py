@@ -157,7 +157,8 @@ def open_page(ui: Session, name: str):
     frame = ui.frame()
     if name != "overview":
         frame.locator(f"nav.bar a[href$='health/{name}']").click()
-        expect(frame.locator("nav.bar a.active")).to_have_attribute("href", re.compile(f"health/{name}$"))
+        active = frame.locator("nav.bar a.active")
+        expect(active).to_have_attribute("href", re.compile(f"health/{name}$"), timeout=30_000)
         frame = ui.frame()
     return frame
 
