@@ -217,7 +217,7 @@ def test_each_page_draws_its_charts_without_console_errors(ui, world, shots, nam
 
 
 def test_the_dag_run_tab_shows_the_day_the_run_processed(ui, server, world, shots):
-    body = {"logical_date": None, "conf": {"batch_date": world["days"][-2]}, "dag_run_id": "manual__ui-run-tab"}
+    body = {"logical_date": None, "conf": {"batch_date": world["last"]}, "dag_run_id": "manual__ui-run-tab"}
     response = httpx.post(f"{server['url']}/api/v2/dags/{MONITORING}/dagRuns", json=body, headers=bearer(server),
                           timeout=30)
     assert response.status_code == 200, response.text
@@ -225,8 +225,10 @@ def test_the_dag_run_tab_shows_the_day_the_run_processed(ui, server, world, shot
     frame = ui.frame()
     assert "/churnguard/health/dag_run/churn_daily_monitoring/manual__ui-run-tab" in location(frame)
     heading = frame.locator("#main h2").inner_text()
-    assert heading == f"{world['days'][-2]} (manual__ui-run-tab)"
-    assert "drift.json" in frame.locator("#main").inner_text()
+    assert heading == f"{world['last']} (manual__ui-run-tab)"
+    text = frame.locator("#main").inner_text()
+    assert "Validation\npassed\nall 42 expectations met" in text
+    assert "Reports: validation.json · drift.json" in text
     shoot(ui, shots, "run")
 
 
