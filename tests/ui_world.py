@@ -1,8 +1,8 @@
 """A simulated 60-day history for the Model Health pages, in a real churnguard home: the monitoring store filled
 through its own upserts the way :mod:`benchmarks.health_bench` fills it (daily runs, feature drift, performance
 per role, failure risk, model events, alerts), a drift.json per day shaped and sized like a real one, and the
-last day's validation result; and `airflow api-server` over it (SimpleAuthManager, one admin with a known
-password, the DAGs serialized into the metadata DB so they can be triggered)."""
+last day's validation result; and `airflow api-server` over it (SimpleAuthManager, an admin and a viewer with known
+passwords, the DAGs serialized into the metadata DB so they can be triggered)."""
 
 from __future__ import annotations
 
