@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 PYTEST_ARGS ?=
 
-.PHONY: venv test demo stop lint bench clean compose-check stack stack-down test-stack
+.PHONY: venv browser test demo stop lint bench clean compose-check stack stack-down test-stack
 
 venv: $(STAMP)
 
@@ -24,7 +24,16 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
-test: $(STAMP)
+# Debian's chromium for tests/test_ui_browser.py (Playwright drives /usr/bin/chromium; it never downloads one).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium (apt-get) for the browser tests"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null && \
+	  test -x $(CHROMIUM); }
+
+test: $(STAMP) browser
 	$(BIN)/pytest -n 2 --dist loadgroup --cov=churnguard --cov-report=term --cov-fail-under=80 --durations=30 $(PYTEST_ARGS)
 
 demo: $(STAMP)

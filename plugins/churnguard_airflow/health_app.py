@@ -15,6 +15,11 @@ route (under ``/churnguard/health``)             what
 ``/static/{name}``                               the pages' script and style
 ==============================================  ===========================================================
 
+The pages' actions ("Retrain now" on Overview, "Roll back to vN" on Models) are no routes here: the page calls
+Airflow's own REST API (``POST /api/v2/dags/{dag_id}/dagRuns``, same origin, authenticated by the UI's HttpOnly
+``_token`` cookie that ``get_user`` of Airflow's ``core_api/security.py`` falls back to), so Airflow's permissions
+decide who may trigger ``churn_daily_monitoring`` (``force_retrain``) and ``churn_model_rollback`` (a reason).
+
 Nothing heavy is imported at module level: every task process loads the plugin, and the library (pandas,
 SQLAlchemy, the store) is imported when a route is first called, inside the API server.
 """

@@ -4,6 +4,7 @@ var ChurnHealth = (function () {
   "use strict";
   var body, base, main;
   var ROLE_COLOURS = { champion: "#2b6cb0", challenger: "#dd6b20" };
+  var MONITORING_DAG = "churn_daily_monitoring", ROLLBACK_DAG = "churn_model_rollback";
   var METRIC_NAMES = { roc_auc: "ROC AUC", f1: "F1", precision: "Precision", recall: "Recall" };
 
   function esc(value) {
@@ -37,6 +38,57 @@ var ChurnHealth = (function () {
   function card(title, html) { return '<div class="card"><h3>' + esc(title) + "</h3>" + html + "</div>"; }
   function fail(error) { main.innerHTML = '<p class="error">' + esc(error.message || error) + "</p>"; }
 
+  // -- Actions: Airflow's own REST API, same origin (the UI's HttpOnly _token cookie authenticates it; Airflow
+  // checks the user may trigger the DAG) --------------------------------------------------------------------
+  function airflowApi(path, options) {
+    return fetch(base + "../api/v2/" + path, Object.assign({ credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" } }, options || {}));
+  }
+  function detail(response) {
+    return response.text().then(function (text) {
+      var d = text;
+      try { d = JSON.parse(text).detail; } catch (e) { /* not JSON: the text itself */ }
+      if (typeof d !== "string") { d = JSON.stringify(d); }
+      return String(d || response.statusText).replace(/\s+/g, " ").slice(0, 300);
+    });
+  }
+  // Airflow's UI shows these pages in an iframe sandboxed without allow-top-navigation, so a target="_top" link
+  // is refused there; the frame is same-origin, so the UI's router is told instead (pushState + popstate).
+  function openInUi(ev) {
+    if (window.top === window) { return; }  // the page on its own: the link works as it is
+    try {
+      var url = new URL(this.getAttribute("href"), window.location.href);
+      window.top.history.pushState(null, "", url.pathname + url.search);
+      window.top.dispatchEvent(new window.top.PopStateEvent("popstate", { state: null }));
+      ev.preventDefault();
+    } catch (e) { /* not reachable: leave it to the browser */ }
+  }
+  var WHY = { 401: "not logged in", 403: "your Airflow user may not trigger", 404: "no such DAG in Airflow:",
+    409: "a run with this id already exists for" };
+  function trigger(dagId, conf, note, out) {
+    out.className = "action-result muted"; out.textContent = "triggering " + dagId + "…";
+    return airflowApi("dags/" + encodeURIComponent(dagId) + "/dagRuns", { method: "POST",
+      body: JSON.stringify({ logical_date: null, conf: conf, note: note }) }).then(function (r) {
+      if (!r.ok) {
+        return detail(r).then(function (d) {
+          throw new Error("Triggering " + dagId + " failed: " + r.status + " " + (WHY[r.status] ? WHY[r.status] + " " + dagId + ": " : "") + d);
+        });
+      }
+      return r.json().then(function (run) {
+        return airflowApi("dags/" + encodeURIComponent(dagId)).then(function (d) { return d.ok ? d.json() : {}; })
+          .catch(function () { return {}; }).then(function (dag) {
+            var href = base + "../dags/" + encodeURIComponent(dagId) + "/runs/" + encodeURIComponent(run.dag_run_id);
+            out.className = "action-result";
+            out.innerHTML = "Started " + esc(dagId) + ' run <a target="_top" data-run-id="' + esc(run.dag_run_id) + '" href="' + esc(href) + '">' +
+              esc(run.dag_run_id) + "</a> (" + esc(run.state) + ")" +
+              (dag.is_paused ? ' <span class="sev-warn">the DAG is paused: the run waits until it is unpaused</span>' : "");
+            out.querySelector("a").onclick = openInUi;
+            return run;
+          });
+      });
+    }).catch(function (error) { out.className = "action-result error"; out.textContent = error.message || String(error); });
+  }
+
   // -- Overview ---------------------------------------------------------------------------------------
   function overview() {
     return api("overview").then(function (o) {
@@ -54,9 +106,15 @@ var ChurnHealth = (function () {
           ", weighted PSI " + num(run.weighted_drift) + ", prediction PSI " + num(run.prediction_psi)) +
         card("Failure risk", risk ? (risk.available ? '<div class="big">' + num(risk.risk, 2) + "</div>" : "not available") +
           '<p class="muted">' + esc(risk.reason) + "</p>" : '<p class="muted">not recorded</p>');
-      main.innerHTML = '<div class="cards">' + cards + '</div><h2>Failure-risk drivers</h2><div id="drivers" class="chart"></div>' +
+      main.innerHTML = '<div class="actions"><button id="retrain" type="button">Retrain now</button> ' +
+        '<span class="muted">runs ' + esc(MONITORING_DAG) + " for " + esc(o.ds) + ' with force_retrain</span> <span id="action-result" class="action-result"></span></div>' +
+        '<div class="cards">' + cards + '</div><h2>Failure-risk drivers</h2><div id="drivers" class="chart"></div>' +
         "<h2>Open alerts (last 7 days)</h2>" + table(["day", "kind", "severity", "message"], o.open_alerts.map(function (a) {
           return [esc(a.ds), esc(a.kind), sev(a.severity), esc(a.message)]; }));
+      document.getElementById("retrain").onclick = function () {
+        trigger(MONITORING_DAG, { force_retrain: true, batch_date: o.ds }, "Retrain now (Model Health, " + o.ds + ")",
+          document.getElementById("action-result"));
+      };
       var drivers = (risk && risk.drivers) || [];
       chart("drivers", [{ type: "bar", orientation: "h", y: drivers.map(function (d) { return d.feature; }),
         x: drivers.map(function (d) { return d.contribution; }),
@@ -152,10 +210,14 @@ var ChurnHealth = (function () {
           "AUC " + num(r.reference_auc) + "<br>F1 " + num(r.reference_f1), metrics,
           esc(v.champion_days) + " / " + esc(v.challenger_days),
           v.events.map(function (e) { return esc(e.ds) + " " + esc(e.event) + (e.reason ? ": " + esc(e.reason) : ""); }).join("<br>") || "–",
-          v.shap_importance ? '<a href="#" data-shap="' + esc(v.version) + '">show</a>' : '<span class="muted">' + esc(v.shap_note) + "</span>"];
+          v.shap_importance ? '<a href="#" data-shap="' + esc(v.version) + '">show</a>' : '<span class="muted">' + esc(v.shap_note) + "</span>",
+          v.role_now === "champion" ? '<span class="muted">champion</span>' :
+            '<button type="button" data-rollback="' + esc(v.version) + '">Roll back to v' + esc(v.version) + "</button>"];
       });
       main.innerHTML = (m.registry_note ? '<p class="error">' + esc(m.registry_note) + "</p>" : "") + "<h2>Versions of " + esc(m.model_name) + "</h2>" +
-        table(["version", "trigger", "training window", "reference", "run metrics", "days champion / challenger", "events", "SHAP"], rows) +
+        '<div class="actions"><label>reason for a rollback <input id="rollback-reason" size="40" placeholder="why (required)"></label> ' +
+        '<span id="action-result" class="action-result"></span></div>' +
+        table(["version", "trigger", "training window", "reference", "run metrics", "days champion / challenger", "events", "SHAP", ""], rows) +
         '<div id="shap" class="chart"></div><h2>Promotions and rollbacks</h2>' +
         table(["day", "event", "from", "to", "reason"], m.history.map(function (e) {
           return [esc(e.ds), esc(e.event), "v" + esc(e.from_version), "v" + esc(e.version), esc(e.reason)]; }));
@@ -168,6 +230,14 @@ var ChurnHealth = (function () {
       }
       Array.prototype.forEach.call(document.querySelectorAll("[data-shap]"), function (a) {
         a.onclick = function (ev) { ev.preventDefault(); shap(a.getAttribute("data-shap")); };
+      });
+      Array.prototype.forEach.call(document.querySelectorAll("[data-rollback]"), function (b) {
+        b.onclick = function () {
+          var out = document.getElementById("action-result"), reason = document.getElementById("rollback-reason").value.trim();
+          if (!reason) { out.className = "action-result error"; out.textContent = "Type a reason for the rollback first."; return; }
+          var version = b.getAttribute("data-rollback");
+          trigger(ROLLBACK_DAG, { version: version, reason: reason }, "Roll back to v" + version + " (Model Health): " + reason, out);
+        };
       });
       var first = m.versions.filter(function (v) { return v.shap_importance; })[0];
       if (first) { shap(first.version); } else { document.getElementById("shap").style.display = "none"; }

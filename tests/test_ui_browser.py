@@ -1,0 +1,280 @@
+"""Model Health in a real browser (issue #13's acceptance): a simulated 60-day history, `airflow api-server` with
+the plugin on a loopback port, headless Chromium (Debian's, driven by Playwright; no browser download) logging in
+through Airflow's login page, opening Browse → Model Health and every page and the DAG-run tab: the charts are
+drawn, no console error, and the actions ("Retrain now", "Roll back to vN") start DAG runs through Airflow's REST
+API with the conf they should carry (a user who may not trigger gets one line with the 403).
+
+Screenshots of each page go to the test's tmp folder, or to ``$CHURNGUARD_SCREENSHOTS`` (e.g. ``docs/img``)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from playwright import sync_api
+from playwright.sync_api import expect
+
+from tests.conftest import BIN
+from tests.ui_world import HISTORY_DAYS, api_server, build_history
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("airflow_stack")]
+
+CHROMIUM = "/usr/bin/chromium"
+VIEWPORT = {"width": 1280, "height": 800}
+NAV_ROUTE = "churnguard-model-health"
+RUN_ROUTE = "churnguard-model-health-run"
+MONITORING, ROLLBACK = "churn_daily_monitoring", "churn_model_rollback"
+# page → the Plotly charts it draws from the 60 days (models: SHAP only with a registry, none here)
+CHARTS = {"overview": 1, "drift": 4, "performance": 4, "models": 0, "alerts": 1}
+
+
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    """A churnguard home with 60 monitored days (store rows, a drift.json a day, a validation result)."""
+    home = tmp_path_factory.mktemp("ui-home")
+    from churnguard.settings import get_settings
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CHURNGUARD_HOME", str(home))
+        days = build_history(home)
+    get_settings.cache_clear()
+    assert len(days) == HISTORY_DAYS
+    return {"home": home, "days": days, "last": days[-1]}
+
+
+@pytest.fixture(scope="module")
+def server(airflow_env, world, tmp_path_factory) -> dict:
+    """The api-server on its own metadata DB: the runs this module triggers stay out of the session's."""
+    env = {**airflow_env, "AIRFLOW_HOME": str(tmp_path_factory.mktemp("ui-airflow-home"))}
+    migrated = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True)
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    with api_server(env, world["home"], viewer="viewer") as srv:
+        warm_registry(srv)
+        yield srv
+
+
+def warm_registry(server: dict, timeout: float = 120) -> None:
+    """The server's first MLflow registry lookup imports MLflow, which takes longer than the models endpoint
+    waits (health.REGISTRY_TIMEOUT_S) on a busy machine; its answer is kept, so ask until it has one."""
+    import time
+
+    headers, deadline = bearer(server), time.monotonic() + timeout
+    while True:
+        response = httpx.get(f"{server['url']}/churnguard/health/api/models", headers=headers, timeout=60)
+        assert response.status_code == 200, response.text
+        if response.json()["registry_note"] is None or time.monotonic() > deadline:
+            return
+        time.sleep(1)
+
+
+def bearer(server: dict, user: str = "admin") -> dict[str, str]:
+    body = {"username": user, "password": server["passwords"][user]}
+    response = httpx.post(f"{server['url']}/auth/token", json=body, timeout=30)
+    assert response.status_code == 201, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def dag_runs(server: dict, dag_id: str) -> list[dict]:
+    response = httpx.get(f"{server['url']}/api/v2/dags/{dag_id}/dagRuns", headers=bearer(server), timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()["dag_runs"]
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    target = os.environ.get("CHURNGUARD_SCREENSHOTS")
+    folder = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # `make test` installs it (the Makefile's `browser` target): missing, the test fails rather than skips
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make browser` (apt-get install chromium)"
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Session:
+    """A logged-in browser tab and every console error and uncaught exception of it and its frames."""
+
+    def __init__(self, browser, server: dict, user: str) -> None:
+        self.url = server["url"]
+        self.context = browser.new_context(viewport=VIEWPORT)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.goto(f"{self.url}/")
+        self.page.wait_for_url(re.compile(r"/auth/login"))  # not logged in: Airflow sends us to its login page
+        # Listening from here: before login the UI's own probe of the API is a 401 by design
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text} {m.location}"))
+        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        self.page.get_by_label(re.compile("username", re.I)).fill(user)
+        self.page.get_by_label(re.compile("password", re.I)).fill(server["passwords"][user])
+        self.page.get_by_role("button", name=re.compile("sign in|log ?in", re.I)).click()
+        self.page.wait_for_url(lambda u: "/auth/login" not in u, timeout=30_000)
+
+    def frame(self):
+        """The Model Health iframe of the current UI page (a locator: it survives the UI re-rendering the iframe),
+        once its script has replaced "Loading…"."""
+        frame = self.page.frame_locator("iframe[src*='/churnguard/health/']")
+        expect(frame.locator("#main")).not_to_have_text(re.compile(r"^\s*Loading"), timeout=30_000)
+        return frame
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def admin(browser, server):
+    session = Session(browser, server, "admin")
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def ui(admin):
+    """The admin's tab; no console error may have happened during the test."""
+    admin.errors.clear()
+    yield admin
+    assert admin.errors == []
+
+
+def open_page(ui: Session, name: str):
+    """Browse → Model Health, then the page ``name`` through the iframe's nav bar."""
+    ui.page.goto(f"{ui.url}/plugin/{NAV_ROUTE}")
+    frame = ui.frame()
+    if name != "overview":
+        frame.locator(f"nav.bar a[href$='health/{name}']").click()
+        active = frame.locator("nav.bar a.active")
+        expect(active).to_have_attribute("href", re.compile(f"health/{name}$"), timeout=30_000)
+        frame = ui.frame()
+    return frame
+
+
+def location(frame) -> str:
+    return frame.locator("body").evaluate("() => location.href")
+
+
+def wait_charts(frame, n: int) -> int:
+    """The Plotly charts drawn in ``frame`` (each an SVG inside ``.js-plotly-plot``), once ``n`` are."""
+    if n:  # a chart Plotly has drawn holds its SVG layers (.main-svg)
+        expect(frame.locator(".js-plotly-plot:has(.main-svg)")).to_have_count(n, timeout=30_000)
+    return frame.locator(".js-plotly-plot").count()
+
+
+def shoot(ui: Session, shots: Path, name: str) -> None:
+    """The whole UI (Airflow's chrome with the iframe) as ``model-health-<name>.png``: small enough for a README."""
+    path = shots / f"model-health-{name}.png"
+    ui.page.screenshot(path=str(path))
+    assert 10_000 < path.stat().st_size < 400_000
+
+
+def test_login_then_browse_menu_opens_model_health(ui, shots):
+    cookies = {c["name"] for c in ui.context.cookies()}
+    assert "_token" in cookies
+    ui.page.goto(f"{ui.url}/")
+    ui.page.get_by_role("button", name=re.compile("^browse$", re.I)).click()
+    ui.page.get_by_role("menuitem", name="Model Health").click()
+    ui.page.wait_for_url(re.compile(f"/plugin/{NAV_ROUTE}$"))
+    frame = ui.frame()
+    assert location(frame).endswith("/churnguard/health/overview")
+    assert wait_charts(frame, CHARTS["overview"]) == CHARTS["overview"]
+
+
+@pytest.mark.parametrize("name", list(CHARTS))
+def test_each_page_draws_its_charts_without_console_errors(ui, world, shots, name):
+    frame = open_page(ui, name)
+    assert wait_charts(frame, CHARTS[name]) == CHARTS[name]
+    text = frame.locator("#main").inner_text()
+    assert frame.locator("#main .error").all_inner_texts() == []
+    expected = {
+        "overview": [world["last"], "v2 / none", "Retrain now"],
+        "drift": ["Reference vs current"],
+        "performance": ["Shaded grey: monitored days without labels yet"],
+        "models": ["Versions of churn-model", "Roll back to v1", "challenger better on 9 labelled days"],
+        "alerts": ["History ("],
+    }[name]
+    for snippet in expected:
+        assert snippet in text, (name, snippet)
+    if name == "drift":  # the heatmap has all 60 days and 20 features
+        days = frame.locator("#heatmap").evaluate("el => el.data[0].x.length")
+        features = frame.locator("#heatmap").evaluate("el => el.data[0].y.length")
+        assert (days, features) == (HISTORY_DAYS, 20)
+    ui.page.wait_for_timeout(300)  # Plotly's transitions
+    shoot(ui, shots, name)
+
+
+def test_the_dag_run_tab_shows_the_day_the_run_processed(ui, server, world, shots):
+    body = {"logical_date": None, "conf": {"batch_date": world["last"]}, "dag_run_id": "manual__ui-run-tab"}
+    response = httpx.post(f"{server['url']}/api/v2/dags/{MONITORING}/dagRuns", json=body, headers=bearer(server),
+                          timeout=30)
+    assert response.status_code == 200, response.text
+    ui.page.goto(f"{ui.url}/dags/{MONITORING}/runs/manual__ui-run-tab/plugin/{RUN_ROUTE}")
+    frame = ui.frame()
+    assert "/churnguard/health/dag_run/churn_daily_monitoring/manual__ui-run-tab" in location(frame)
+    heading = frame.locator("#main h2").inner_text()
+    assert heading == f"{world['last']} (manual__ui-run-tab)"
+    text = frame.locator("#main").inner_text()
+    assert "Validation\npassed\nall 42 expectations met" in text
+    assert "Reports: validation.json · drift.json" in text
+    shoot(ui, shots, "run")
+
+
+def test_retrain_now_starts_a_monitoring_run_with_force_retrain(ui, server, world):
+    before = {r["dag_run_id"] for r in dag_runs(server, MONITORING)}
+    frame = open_page(ui, "overview")
+    frame.locator("#retrain").click()
+    link = frame.locator("#action-result a[data-run-id]")
+    expect(link).to_have_count(1, timeout=30_000)
+    run_id = link.get_attribute("data-run-id")
+    assert link.get_attribute("target") == "_top"
+    assert link.get_attribute("href") == f"../../dags/{MONITORING}/runs/{quote(run_id, safe='')}"
+    assert "the DAG is paused" in frame.locator("#action-result").inner_text()  # nothing unpaused it: the run waits
+    (new,) = [r for r in dag_runs(server, MONITORING) if r["dag_run_id"] not in before]
+    assert new["dag_run_id"] == run_id and new["run_type"] == "manual" and new["state"] == "queued"
+    assert new["conf"] == {"force_retrain": True, "batch_date": world["last"]}
+    link.click()  # the link opens the run in Airflow's UI
+    ui.page.wait_for_url(re.compile(f"/dags/{MONITORING}/runs/{re.escape(quote(run_id, safe=''))}$"))
+    expect(ui.page.get_by_text(run_id).first).to_be_visible(timeout=30_000)
+
+
+def test_roll_back_wants_a_reason_then_starts_the_rollback_dag(ui, server):
+    frame = open_page(ui, "models")
+    frame.locator("button[data-rollback='1']").click()
+    assert frame.locator("#action-result").inner_text() == "Type a reason for the rollback first."
+    assert dag_runs(server, ROLLBACK) == []
+    frame.locator("#rollback-reason").fill("v2 misses the new contract mix")
+    frame.locator("button[data-rollback='1']").click()
+    link = frame.locator("#action-result a[data-run-id]")
+    expect(link).to_have_count(1, timeout=30_000)
+    (run,) = dag_runs(server, ROLLBACK)
+    assert run["dag_run_id"] == link.get_attribute("data-run-id")
+    assert run["conf"] == {"version": "1", "reason": "v2 misses the new contract mix"}
+
+
+def test_a_user_who_may_not_trigger_gets_one_line_with_the_403(browser, server):
+    viewer = Session(browser, server, "viewer")
+    try:
+        viewer.page.goto(f"{server['url']}/plugin/{NAV_ROUTE}")
+        frame = viewer.frame()
+        frame.locator("#retrain").click()
+        expect(frame.locator("#action-result.error")).to_have_count(1, timeout=30_000)
+        line = frame.locator("#action-result").inner_text()
+        assert line.startswith(f"Triggering {MONITORING} failed: 403 your Airflow user may not trigger"), line
+        assert "\n" not in line
+        # the browser logs the refused request itself; nothing else went wrong
+        assert [e for e in viewer.errors if "403" not in e] == []
+    finally:
+        viewer.close()
