@@ -301,3 +301,28 @@ def hidden_in_two_year(held_out, moved: int = 150):
     batch = held_out.copy()
     batch.iloc[rng.choice(month_to_month, moved, replace=False), batch.columns.get_loc("contract")] = "Two year"
     return batch
+
+
+@contextlib.contextmanager
+def running_api_server(env: dict[str, str], home: Path) -> Iterator[str]:
+    """`airflow api-server` with ``env`` on a free loopback port, logging to ``home/api-server.log``; yields its
+    URL once healthy. Its PID file under ``home/run`` lets `make stop` with that home end it; stopped (with
+    its workers: its own process group) on exit."""
+    from airflow_stack import wait_http
+
+    port = free_port()
+    (home / "run").mkdir(exist_ok=True)
+    with (home / "api-server.log").open("w") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    pid_file = home / "run" / "api-server.pid"
+    pid_file.write_text(str(proc.pid))
+    try:
+        wait_for_port(port, proc, timeout=120)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/api/v2/monitor/health")
+        yield url
+    finally:
+        stop_group(proc)
+        pid_file.unlink()

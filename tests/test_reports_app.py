@@ -17,12 +17,11 @@ from urllib.parse import quote, urljoin
 
 import httpx
 import pytest
-from airflow_stack import wait_http
 
 from churnguard.dataroot import DataRoot
 from churnguard.settings import get_settings
 from churnguard.storage import open_storage
-from tests.conftest import BIN, ROOT, free_port, stop_group, wait_for_port
+from tests.conftest import ROOT, running_api_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("airflow_stack")]
 
@@ -49,28 +48,13 @@ def api_server(airflow_env, tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("reports-home")
     password = secrets.token_urlsafe(12)
     (home / "passwords.json").write_text(json.dumps({"viewer": password}))
-    port = free_port()
     env = {**airflow_env, "CHURNGUARD_HOME": str(home),
            "AIRFLOW__CORE__AUTH_MANAGER":
                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json")}
-    (home / "run").mkdir()
-    with (home / "api-server.log").open("w") as log:
-        proc = subprocess.Popen(
-            [str(BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)  # its own process group: its workers stop with it
-    pid_file = home / "run" / "api-server.pid"
-    pid_file.write_text(str(proc.pid))  # `make stop` with this home ends it too
-    try:
-        wait_for_port(port, proc, timeout=120)
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/api/v2/monitor/health")
+    with running_api_server(env, home) as url:
         yield {"url": url, "home": home, "user": "viewer", "password": password}
-    finally:
-        stop_group(proc)
-        pid_file.unlink()
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
-from airflow_stack import wait_http
-
-from tests.conftest import BIN, ROOT, free_port, stop_group, wait_for_port
+from tests.conftest import BIN, ROOT, running_api_server
 
 HISTORY_DAYS = 60
 
@@ -88,19 +86,5 @@ def api_server(airflow_env: dict[str, str], home: Path, viewer: str | None = Non
     result = subprocess.run([str(BIN / "airflow"), "dags", "reserialize"], env=env, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    port = free_port()
-    (home / "run").mkdir(exist_ok=True)
-    with (home / "api-server.log").open("w") as log:
-        proc = subprocess.Popen(
-            [str(BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    pid_file = home / "run" / "api-server.pid"
-    pid_file.write_text(str(proc.pid))  # `make stop` with this home ends it too
-    try:
-        wait_for_port(port, proc, timeout=120)
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/api/v2/monitor/health")
+    with running_api_server(env, home) as url:
         yield {"url": url, "home": home, "passwords": passwords, "env": env}
-    finally:
-        stop_group(proc)
-        pid_file.unlink()
