@@ -32,7 +32,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 
 from churnguard.dataroot import DataRoot
 from churnguard.store import MonitoringStore, open_store
@@ -67,24 +67,6 @@ def _num(value: Any, digits: int = 6) -> float | None:
         return None
     value = float(value)
     return round(value, digits) if math.isfinite(value) else None
-
-
-def _select(store: MonitoringStore, name: str, columns: list[str], start: str | None = None,
-            end: str | None = None, day_column: str = "ds", order_by: tuple[str, ...] = ("ds",),
-            where: dict[str, Any] | None = None) -> list[tuple]:
-    """Rows of ``columns`` of table ``name`` with ``day_column`` in ``start``..``end``, ordered."""
-    table = store.table(name)
-    clauses = [table.c[k] == v for k, v in (where or {}).items()]
-    if start is not None:
-        clauses.append(table.c[day_column] >= start)
-    if end is not None:
-        clauses.append(table.c[day_column] <= end)
-    stmt = select(*(table.c[c] for c in columns))
-    if clauses:
-        stmt = stmt.where(and_(*clauses))
-    stmt = stmt.order_by(*(table.c[c] for c in order_by))
-    with store.engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(stmt)]
 
 
 def _last_day(store: MonitoringStore, name: str = "daily_runs", column: str = "ds") -> str | None:
@@ -131,8 +113,8 @@ def overview(store: MonitoringStore | None = None, ds: str | None = None) -> dic
     since = (date.fromisoformat(ds) - timedelta(days=6)).isoformat()
     open_alerts = [_alert(a) for a in store.rows("alerts", since=since, until=ds)]
     open_alerts.sort(key=lambda a: (a["ds"], SEVERITY_RANK.get(a["severity"], 0)), reverse=True)
-    events = _select(store, "model_events", ["ds", "event", "model_version", "from_version", "reason"],
-                     end=ds, order_by=("ds", "id"))
+    events = store.tuples("model_events", ["ds", "event", "model_version", "from_version", "reason"],
+                         until=ds, order_by=("ds", "id"))
     moves = [e for e in events if e[1] in ("promoted", "rolled_back")]
     last_move = None if not moves else {"ds": moves[-1][0], "event": moves[-1][1], "version": moves[-1][2],
                                         "from_version": moves[-1][3], "reason": moves[-1][4]}
@@ -145,7 +127,7 @@ def drift_heatmap(store: MonitoringStore | None = None, start: str | None = None
     """PSI of every feature on every day with drift recorded: ``psi[i][j]`` is feature ``features[i]`` on
     ``days[j]`` (None where not computed), ``drifted`` the same shape of flags; features ordered by their
     mean PSI, most drifted first."""
-    rows = _select(_store(store), "feature_drift", ["ds", "feature", "psi", "drifted", "psi_threshold"],
+    rows = _store(store).tuples("feature_drift", ["ds", "feature", "psi", "drifted", "psi_threshold"],
                    _day(start), _day(end), order_by=("ds", "feature"))
     days = sorted({r[0] for r in rows})
     col = {d: j for j, d in enumerate(days)}
@@ -175,7 +157,7 @@ def score_distribution(store: MonitoringStore | None = None, root: DataRoot | No
     range), and the champion's score histogram of the last ``max_days`` days in range with a drift report
     (``prediction.histogram`` of each day's drift.json, shares per bin, with the reference's shares)."""
     store, root = _store(store), _root(root)
-    runs = _select(store, "daily_runs", ["ds", "prediction_psi"], _day(start), _day(end))
+    runs = store.tuples("daily_runs", ["ds", "prediction_psi"], _day(start), _day(end))
     psi = {"days": [r[0] for r in runs], "prediction_psi": [_num(r[1]) for r in runs]}
     days = [r[0] for r in runs][-max_days:] if max_days > 0 else []
     hist_days, current, missing = [], [], []
@@ -282,7 +264,7 @@ def performance(store: MonitoringStore | None = None, start: str | None = None, 
         from churnguard.config import load_monitoring_config
 
         delay_days = load_monitoring_config().labels.delay_days
-    rows = _select(store, "performance",
+    rows = store.tuples("performance",
                    ["observed_ds", "role", "model_version", "measured_ds", "labelled_rows", "roc_auc", "roc_auc_lower",
                     "f1", "precision", "recall", "churn_rate"],
                    start, end, day_column="observed_ds", order_by=("observed_ds", "role"))
@@ -307,7 +289,7 @@ def performance(store: MonitoringStore | None = None, start: str | None = None, 
             s[f"{metric}_upper"].append(high)
     measured_days = {r[0] for r in rows}
     last_measured = max(measured_days) if measured_days else None
-    runs = [r[0] for r in _select(store, "daily_runs", ["ds"], start, end)]
+    runs = [r[0] for r in store.tuples("daily_runs", ["ds"], start, end)]
     pending = [d for d in runs if last_measured is None or d > last_measured]
     return {"roles": [r for r in ROLES if r in series] + sorted(set(series) - set(ROLES)), "series": series,
             "metrics": list(METRICS), "last_measured": last_measured,
@@ -345,9 +327,9 @@ def models(store: MonitoringStore | None = None, lookup: RegistryLookup | None |
         from churnguard.config import load_model_config
 
         model_name = load_model_config().registered_name
-    events = _select(store, "model_events", ["ds", "event", "model_version", "from_version", "reason"],
-                     order_by=("ds", "id"), where={"model_name": model_name})
-    runs = _select(store, "daily_runs", ["ds", "champion_version", "challenger_version"])
+    events = store.tuples("model_events", ["ds", "event", "model_version", "from_version", "reason"],
+                         order_by=("ds", "id"), where={"model_name": model_name})
+    runs = store.tuples("daily_runs", ["ds", "champion_version", "challenger_version"])
     versions: dict[int, dict] = {}
 
     def entry(v: int) -> dict:

@@ -166,19 +166,35 @@ class MonitoringStore:
                "from_version": from_version, "reason": reason}
         self.upsert("model_events", [row], keys=["ds", "event", "model_name", "model_version"], conn=conn)
 
-    def rows(self, name: str, where: dict[str, Any] | None = None, since: str | None = None,
-             until: str | None = None, order_by: str | None = None, day_column: str = "ds") -> list[dict]:
+    def _select(self, name: str, columns: list[str] | None, where: dict[str, Any] | None, since: str | None,
+                until: str | None, order_by: str | tuple[str, ...] | None, day_column: str):
+        """The SELECT of ``columns`` (all: None) of table ``name``, filtered by ``where`` and the day range."""
         table = self.table(name)
         clauses = [table.c[k] == v for k, v in (where or {}).items()]
         if since is not None:
             clauses.append(table.c[day_column] >= _iso(since))
         if until is not None:
             clauses.append(table.c[day_column] <= _iso(until))
-        stmt = select(table).where(and_(*clauses)) if clauses else select(table)
-        if order_by:
-            stmt = stmt.order_by(table.c[order_by])
+        stmt = select(*(table.c[col] for col in columns)) if columns else select(table)
+        if clauses:
+            stmt = stmt.where(and_(*clauses))
+        for col in (order_by,) if isinstance(order_by, str) else order_by or ():
+            stmt = stmt.order_by(table.c[col])
+        return stmt
+
+    def rows(self, name: str, where: dict[str, Any] | None = None, since: str | None = None,
+             until: str | None = None, order_by: str | None = None, day_column: str = "ds") -> list[dict]:
+        stmt = self._select(name, None, where, since, until, order_by, day_column)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    def tuples(self, name: str, columns: list[str], since: str | None = None, until: str | None = None,
+               day_column: str = "ds", order_by: str | tuple[str, ...] = ("ds",),
+               where: dict[str, Any] | None = None) -> list[tuple]:
+        """Only ``columns``, as tuples: what a page over a long history reads (a dict per row costs more)."""
+        stmt = self._select(name, columns, where, since, until, order_by, day_column)
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(stmt)]
 
     def count(self, name: str) -> int:
         with self.engine.connect() as conn:
