@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := false
 PYTEST_ARGS ?=
 
-.PHONY: venv browser test demo stop lint bench clean compose-check stack stack-down test-stack
+.PHONY: venv browser test demo screenshots stop lint bench clean compose-check stack stack-down test-stack
 
 venv: $(STAMP)
 
@@ -41,6 +41,10 @@ demo: $(STAMP)
 
 stop:
 	bash scripts/stop.sh
+
+# after make demo, while its UI is up: every Model Health page and a run tab of the demo's real history
+screenshots: $(STAMP) browser
+	$(BIN)/python scripts/ui_browser.py docs/img
 
 stack: $(STAMP)
 	$(BIN)/python scripts/stack.py up
