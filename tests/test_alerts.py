@@ -496,3 +496,83 @@ def test_the_deadline_raises_nothing_for_runs_not_late_in_running(run):
 
     assert deadline_alert(run_context(**run), 6) is None
     assert deadline_alert(run_context(conf={"batch_date": "2026-09-03"}), 6).ds == "2026-09-03"
+
+
+DEADLINE_DAG = '''
+import pendulum
+from airflow.sdk import dag, task
+
+from churnguard_airflow.notify import day_deadline
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2026, 9, 1, tz="UTC"), deadline=day_deadline(0))
+def alerts_late():
+    @task
+    def work():
+        pass
+
+    work()
+
+
+alerts_late()
+'''
+
+
+@pytest.mark.integration
+def test_a_run_unfinished_at_its_deadline_is_alerted_by_the_real_scheduler_and_triggerer(
+        airflow_env, churnguard_home, config_dir, tmp_path, webhook, mail):
+    """The deadline of the daily DAG's kind (its batch due at the end of the logical day, ``deadline_hours: 0``)
+    watched by a real `airflow scheduler` and its callback run by a real `airflow triggerer`: a run queued
+    before its deadline (its DAG paused, so it never starts) is one critical alert in the store, on Slack and
+    by mail, once its deadline passes."""
+    import subprocess
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from churnguard.store import open_store
+    from tests.conftest import BIN, run_airflow, stop_group, with_home
+
+    both_channels(config_dir)
+    dags = tmp_path / "late-dags"
+    dags.mkdir()
+    (dags / "alerts_late.py").write_text(DEADLINE_DAG)
+    env = with_home(airflow_env, churnguard_home, AIRFLOW_HOME=str(tmp_path / "airflow-home"),
+                    AIRFLOW__CORE__DAGS_FOLDER=str(dags), CHURNGUARD_CONFIG_DIR=str(config_dir),
+                    AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
+                    AIRFLOW_CONN_CHURNGUARD_SLACK=slack_connection(webhook.url),
+                    AIRFLOW_CONN_CHURNGUARD_SMTP=smtp_connection(mail.port))
+    for args in (["db", "migrate"], ["dags", "reserialize"], ["dags", "pause", "alerts_late"]):
+        done = run_airflow(env, *args)
+        assert done.returncode == 0, done.stderr[-3000:]
+    # the batch of `logical`'s day is due at its end: in 40 s, time for the trigger below to queue the run before
+    deadline = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=40)
+    logical = deadline - timedelta(days=1)
+    done = run_airflow(env, "dags", "trigger", "alerts_late", "--logical-date", logical.isoformat(),
+                       "--run-id", "manual__late")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert datetime.now(UTC) < deadline, "the run was queued after its deadline: no alert is due"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    services = [subprocess.Popen([str(BIN / "airflow"), *args], env=env, start_new_session=True,
+                                 stdout=(logs / f"{args[0]}.log").open("w"), stderr=subprocess.STDOUT)
+                for args in (["scheduler"], ["triggerer", "--skip-serve-logs"])]
+    try:
+        until = time.monotonic() + 180
+        while not alerts.episodes(open_store()) and time.monotonic() < until:
+            time.sleep(1)
+        (episode,) = alerts.episodes(open_store())
+        until = time.monotonic() + 30  # the callback delivers right after it records
+        while (webhook.posts.empty() or mail.received.empty()) and time.monotonic() < until:
+            time.sleep(0.5)
+    finally:
+        for proc in services:
+            stop_group(proc)
+    assert datetime.now(UTC) >= deadline
+    ds = logical.date().isoformat()
+    assert (episode["first_ds"], episode["kind"], episode["severity"], episode["state"]) == (
+        ds, "deadline", "critical", "open"), episode
+    (text,) = webhook.texts()
+    assert text.startswith(f"CRITICAL deadline opened on {ds}")
+    assert f"the run manual__late of {ds} has not finished by" in text
+    (mailed,) = mail.messages()
+    assert mailed["subject"] == f"[churnguard] CRITICAL deadline opened on {ds}"

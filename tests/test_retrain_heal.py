@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churnguard.retrain import REFERENCE_WEIGHT, change_point, post_change_split, training_candidates
+from churnguard.retrain import REFERENCE_WEIGHT, best_candidate, change_point, post_change_split, training_candidates
 
 DAYS = [f"2026-09-{d:02d}" for d in range(14, 30)]  # observed days 09-14 .. 09-29
 BEFORE = [0.85, 0.83, 0.87, 0.84, 0.86, 0.82, 0.85, 0.86, 0.84, 0.85, 0.87, 0.83]  # 09-14 .. 09-25
@@ -74,6 +74,14 @@ def test_training_candidates_weigh_the_days_before_the_change_down_or_leave_them
     assert weights[-1] == 1.0 and weights[10] == 0.5 ** (7 / 7) and weights[0] == weights[10]
     rows, weights = candidates["post_change_only"]
     assert list(rows["customer_id"]) == list(after["customer_id"]) and len(weights) == 6
+
+
+def test_the_candidate_chosen_is_the_best_one_the_overfit_gate_would_pass():
+    aucs = {"window": 0.74, "post_change_weighted": 0.80, "recency": 0.78, "post_change_only": 0.79}
+    gaps = {"window": 0.02, "post_change_weighted": 0.15, "recency": 0.04, "post_change_only": 0.11}
+    assert best_candidate(aucs, gaps, max_overfit_gap=0.10) == "recency"  # the best, 0.80, overfits
+    assert best_candidate(aucs, gaps, max_overfit_gap=0.20) == "post_change_weighted"
+    assert best_candidate(aucs, gaps, max_overfit_gap=0.01) == "post_change_weighted"  # none passes: the gate says so
 
 
 def test_the_change_point_sees_every_failure_measured_for_the_champion_not_only_todays(tmp_path):

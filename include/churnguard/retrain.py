@@ -217,8 +217,8 @@ def train_on_window(labelled: pd.DataFrame, reference: pd.DataFrame, holdout_fir
 def train_after_change(labelled: pd.DataFrame, reference: pd.DataFrame, change_day: str, train_from: date,
                        cfg: RetrainConfig, data_cfg: DatasetConfig, seed: int) -> Trained | str:
     """After a change on ``change_day``: held out on the last post-change labelled days, trained on the
-    :func:`training_candidates` candidate with the best AUC on a validation split of the earlier ones;
-    or why not yet (a line)."""
+    :func:`training_candidates` candidate with the best AUC on a validation split of the earlier ones that
+    the overfit gate would pass (:func:`choose_candidate`); or why not yet (a line)."""
     observed = labelled["observed_ds"]
     post_days = sorted(observed[observed >= change_day].unique())
     split = post_change_split(post_days, cfg.holdout_days, cfg.min_post_change_days)
@@ -236,7 +236,7 @@ def train_after_change(labelled: pd.DataFrame, reference: pd.DataFrame, change_d
             if len(held) > len(holdout) else "")
     after_fit, val = train_test_split(after, test_size=0.3, stratify=target_array(after, data_cfg), random_state=seed)
     candidates = training_candidates(reference, labelled[observed < change_day], after_fit)
-    candidate, model, aucs = choose_candidate(candidates, val, data_cfg, seed)
+    candidate, model, aucs = choose_candidate(candidates, after_fit, val, cfg.max_overfit_gap, data_cfg, seed)
     window = {"train_from": train_from.isoformat(), "train_to": train_days[-1], "change_day": change_day,
               "holdout_from": holdout_days[0], "holdout_to": holdout_days[-1]}
     # the overfit gate compares like with like: post-change rows trained on against post-change rows held out
@@ -307,18 +307,29 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
     return _register(ctx, reason, seed, result, trained, holdout_eval)
 
 
-def choose_candidate(candidates: dict[str, tuple[pd.DataFrame, np.ndarray]], val: pd.DataFrame,
-                     data_cfg: DatasetConfig, seed: int) -> tuple[str, TrainedModel, dict[str, float]]:
-    """Train each candidate (early-stopped on ``val``) and keep the one with the best AUC on ``val``;
-    returns its name, its model and every candidate's validation AUC."""
-    models, aucs = {}, {}
+def choose_candidate(candidates: dict[str, tuple[pd.DataFrame, np.ndarray]], fit_rows: pd.DataFrame,
+                     val: pd.DataFrame, max_overfit_gap: float, data_cfg: DatasetConfig, seed: int
+                     ) -> tuple[str, TrainedModel, dict[str, float]]:
+    """Train each candidate (early-stopped on ``val``) and keep the one with the best AUC on ``val`` among
+    those the overfit gate would pass (AUC on the post-change rows ``fit_rows`` it was trained on minus AUC on
+    ``val`` at most ``max_overfit_gap``): the best of all only when none would, so the gate rejects it.
+    Returns its name, its model and every candidate's validation AUC."""
+    models, aucs, gaps = {}, {}, {}
     for label, (rows, weights) in candidates.items():
         models[label] = train_model(rows, val, data_cfg, random_state=seed, sample_weight=weights)
         aucs[label] = _auc(models[label], val)
-    best = max(aucs, key=lambda k: aucs[k])
-    log.info("training candidates (validation AUC on post-change days): %s; chosen %s",
-             ", ".join(f"{k} {v:.4f}" for k, v in aucs.items()), best)
+        gaps[label] = _auc(models[label], fit_rows) - aucs[label]
+    best = best_candidate(aucs, gaps, max_overfit_gap)
+    log.info("training candidates (validation AUC on post-change days, overfit gap): %s; chosen %s",
+             ", ".join(f"{k} {aucs[k]:.4f} ({gaps[k]:+.4f})" for k in aucs), best)
     return best, models[best], aucs
+
+
+def best_candidate(aucs: dict[str, float], gaps: dict[str, float], max_overfit_gap: float) -> str:
+    """The candidate with the best validation AUC among those whose overfit gap is at most ``max_overfit_gap``;
+    the best of all when none is."""
+    eligible = [k for k in aucs if gaps[k] <= max_overfit_gap] or list(aucs)
+    return max(eligible, key=lambda k: aucs[k])
 
 
 def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Trained, holdout_eval: dict) -> dict:
