@@ -10,7 +10,8 @@ De-duplication, per condition ``kind`` (``decision``, ``validation``, ``label_de
 
 - an alert with no open episode of its kind opens one and notifies (``opened``);
 - an alert while the episode is open extends it (``last_ds``, message, the day's row): no notification,
-  unless its severity is above every severity notified in the episode (``escalated``, once per severity);
+  unless its severity is above every severity notified in the episode (``escalated``, once per severity)
+  and nobody has acknowledged the episode;
 - a clear ends the open episode (``cleared``, one ``info`` notification when ``notify_cleared`` and the
   episode was notified);
 - ``run_failed`` and ``deadline`` (the run's own conditions, raised by Airflow callbacks) are kept in the
@@ -18,6 +19,12 @@ De-duplication, per condition ``kind`` (``decision``, ``validation``, ``label_de
 - a day older than the newest day already observed for the kind (a backfill, a re-run of an older date)
   is recorded (its ``alerts`` row, in the episode that covers it) and changes and notifies nothing; a re-run
   of the newest day finds the episode it already extended: nothing new to send.
+
+Acknowledging (:func:`acknowledge`, the Alerts page's button) records who took an episode on and when, once
+(the first acknowledgement stays). It says "someone is on it": while the episode stays open nothing more is
+notified (not even an escalation; the page shows its severity); its clear is still notified (with
+``notify_cleared``), so the one who took it on hears it is over; a new episode of the kind after the clear is
+unacknowledged and notified again. A notification already recorded (pending) is still sent.
 
 Notifications are rows of ``alert_notifications``, at most one per (episode, change, severity) (a unique key):
 recorded ``pending`` in the transaction that changes the episode, then :func:`claim` moves one to
@@ -162,6 +169,8 @@ def _observe(store, conn, ds, kind, alert, notify_cleared) -> Notification | Non
     conn.execute(update(episodes).where(episodes.c.id == current["id"]).values(
         last_ds=max(ds, current["last_ds"]), severity=severity, message=alert.message, updated_at=func.now()))
     _row(store, conn, alert, current["id"])
+    if current["acknowledged_at"] is not None:
+        return None  # someone is on it: nothing more until it clears
     notified = _notified(store, conn, current["id"])
     if notified is not None and RANK[alert.severity] <= RANK[notified]:
         return None
@@ -202,6 +211,23 @@ def _notify(store, conn, episode: dict, ds: str, severity: str, change: str, mes
     return Notification(id=note_id, episode_id=episode["id"], ds=ds, kind=row["kind"], severity=severity,
                         change=change, message=message, link=link, first_ds=episode["first_ds"],
                         last_ds=episode["last_ds"])
+
+
+def acknowledge(store: MonitoringStore, episode_id: int, by: str) -> dict | None:
+    """Record that ``by`` acknowledged the episode ``episode_id`` now, unless it was acknowledged before (the
+    first acknowledgement stays); under the alerts lock, so it is ordered with :func:`observe`. Returns the
+    episode as stored, or None when there is no such episode."""
+    episodes = store.table("alert_episodes")
+    with exclusive(store.engine, LOCK), store.engine.begin() as conn:
+        conn.execute(update(episodes).where(and_(episodes.c.id == episode_id, episodes.c.acknowledged_at.is_(None)))
+                     .values(acknowledged_by=by, acknowledged_at=datetime.now(UTC)))
+        row = conn.execute(select(episodes).where(episodes.c.id == episode_id)).first()
+    if row is None:
+        return None
+    episode = dict(row._mapping)
+    log.info("alert episode %s (%s since %s) acknowledged by %s", episode_id, episode["kind"], episode["first_ds"],
+             episode["acknowledged_by"])
+    return episode
 
 
 def pending(store: MonitoringStore) -> list[Notification]:
