@@ -1,7 +1,7 @@
-"""The reports app inside a real `airflow api-server` (SimpleAuthManager, a known viewer): every route wants
-an Airflow user, by bearer token or by the UI's `_token` cookie; reports and plotly.js come from the data root.
-The Model Health pages and JSON (under /churnguard/health) and the plugin's external views, as the UI reads
-them from GET /api/v2/plugins."""
+"""The reports app inside a real `airflow api-server` (SimpleAuthManager, a known viewer and editor): every route
+wants an Airflow user, by bearer token or by the UI's `_token` cookie; reports and plotly.js come from the data
+root. The Model Health pages and JSON (under /churnguard/health), acknowledging an alert episode (the editor may,
+the viewer may not), and the plugin's external views, as the UI reads them from GET /api/v2/plugins."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 the plugin on a loopback port, headless Chromium (Debian's, driven by Playwright; no browser download) logging in
 through Airflow's login page, opening Browse → Model Health and every page and the DAG-run tab: the charts are
 drawn, no console error, and the actions ("Retrain now", "Roll back to vN") start DAG runs through Airflow's REST
-API with the conf they should carry (a user who may not trigger gets one line with the 403).
+API with the conf they should carry (a user who may not trigger gets one line with the 403); "Acknowledge" on the
+Alerts page records the user on the open alert episode and shows it.
 
 Screenshots of each page go to the test's tmp folder, or to ``$CHURNGUARD_SCREENSHOTS`` (e.g. ``docs/img``)."""
 
