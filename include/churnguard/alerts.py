@@ -10,8 +10,7 @@ De-duplication, per condition ``kind`` (``decision``, ``validation``, ``label_de
 
 - an alert with no open episode of its kind opens one and notifies (``opened``);
 - an alert while the episode is open extends it (``last_ds``, message, the day's row): no notification,
-  unless its severity is above every severity notified in the episode (``escalated``, once per severity)
-  and nobody has acknowledged the episode;
+  unless its severity is above every severity notified in the episode (``escalated``, once per severity);
 - a clear ends the open episode (``cleared``, one ``info`` notification when ``notify_cleared`` and the
   episode was notified);
 - ``run_failed`` and ``deadline`` (the run's own conditions, raised by Airflow callbacks) are kept in the
@@ -21,8 +20,9 @@ De-duplication, per condition ``kind`` (``decision``, ``validation``, ``label_de
   of the newest day finds the episode it already extended: nothing new to send.
 
 Acknowledging (:func:`acknowledge`, the Alerts page's button) records who took an episode on and when, once
-(the first acknowledgement stays). It says "someone is on it": while the episode stays open nothing more is
-notified (not even an escalation; the page shows its severity); its clear is still notified (with
+(the first acknowledgement stays). It says "someone is on it" at the episode's severity: while the episode stays
+open at it nothing more is notified; an escalation is notified and takes the acknowledgement back (a critical
+condition someone took on as a warning needs taking on again); its clear is still notified (with
 ``notify_cleared``), so the one who took it on hears it is over; a new episode of the kind after the clear is
 unacknowledged and notified again. A notification already recorded (pending) is still sent.
 
@@ -166,13 +166,17 @@ def _observe(store, conn, ds, kind, alert, notify_cleared) -> Notification | Non
         episode = {"id": episode_id, "kind": kind, "first_ds": ds, "last_ds": ds}
         return _notify(store, conn, episode, ds, alert.severity, "opened", alert.message, alert.link)
     severity = max(current["severity"], alert.severity, key=RANK.__getitem__)
-    conn.execute(update(episodes).where(episodes.c.id == current["id"]).values(
-        last_ds=max(ds, current["last_ds"]), severity=severity, message=alert.message, updated_at=func.now()))
-    _row(store, conn, alert, current["id"])
-    if current["acknowledged_at"] is not None:
-        return None  # someone is on it: nothing more until it clears
     notified = _notified(store, conn, current["id"])
-    if notified is not None and RANK[alert.severity] <= RANK[notified]:
+    escalated = notified is not None and RANK[alert.severity] > RANK[notified]
+    # an acknowledgement holds for the severity it was given at: an escalation takes it back
+    taken_back = {"acknowledged_by": None, "acknowledged_at": None} if escalated else {}
+    conn.execute(update(episodes).where(episodes.c.id == current["id"]).values(
+        last_ds=max(ds, current["last_ds"]), severity=severity, message=alert.message, updated_at=func.now(),
+        **taken_back))
+    _row(store, conn, alert, current["id"])
+    if current["acknowledged_at"] is not None and not escalated:
+        return None  # someone is on it: nothing more at this severity until it clears
+    if notified is not None and not escalated:
         return None
     episode = {**current, "last_ds": max(ds, current["last_ds"])}
     return _notify(store, conn, episode, ds, alert.severity, "escalated" if notified else "opened",
