@@ -3,6 +3,7 @@
     python scripts/airflow_stack.py configs FROM TO          # $CHURNGUARD_HOME/configs: the DAG scheduled FROM..TO
     python scripts/airflow_stack.py start [DAG_ID FROM TO]   # services (+ a backfill queued before they start)
     python scripts/airflow_stack.py follow DAG_ID            # unpause, follow the backfill until it has finished
+    python scripts/airflow_stack.py urls [--final]           # once the api-server answers: UI, login, Model Health
     bash scripts/stop.sh                                     # (make stop) ends every service and its children
 
 Each service runs in its own process group with a PID file under ``$CHURNGUARD_HOME/run`` and a log under
@@ -30,6 +31,10 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 PLUGINS = Path(os.environ.get("AIRFLOW__CORE__PLUGINS_FOLDER", Path(__file__).resolve().parents[1] / "plugins"))
 FINISHED = {"success", "failed"}
+HEALTH = "/api/v2/monitor/health"
+# Model Health: the page the plugin's "nav" view shows (churnguard_plugin.HEALTH_VIEWS: its href under the app's
+# /churnguard mount), and the UI's page that frames it (Browse -> Model Health, its url_route).
+MODEL_HEALTH, MODEL_HEALTH_IN_UI = "/churnguard/health/overview", "/plugin/churnguard-model-health"
 
 
 def free_port() -> int:
@@ -185,7 +190,7 @@ def launch(env: dict[str, str], backfill: tuple[str, str, str] | None = None,
     for name, (args, extra) in (workers or {}).items():
         _spawn(name, [str(BIN / "airflow"), *args], {**env, **extra})
     api = env["AIRFLOW__API__BASE_URL"]
-    wait_http(f"{api}/api/v2/monitor/health")
+    wait_http(f"{api}{HEALTH}")
     if mlflow_url:
         wait_http(f"{mlflow_url}/health")
     passwords = Path(env.get("AIRFLOW_HOME", "")) / "simple_auth_manager_passwords.json.generated"
@@ -215,6 +220,35 @@ def _airflow(env: dict[str, str], *args: str, tries: int = 5) -> None:
             errors = [line for line in result.stderr.splitlines() if "Error" in line or "Exception" in line]
             raise RuntimeError(f"airflow {' '.join(args)} failed: {(errors or ['see its output'])[-1].strip()}")
         time.sleep(2)
+
+
+def ui_urls(stack: dict, final: bool = False) -> str:
+    """What to open, as ``make demo`` prints it: the UI with its login, the monitoring runs and Model Health
+    (``final``: also a day's report and MLflow, then how to stop; Model Health last)."""
+    api, login = stack["api"], stack.get("login") or {}
+    user = next(iter(login), None)
+    credentials = f"login {user} / {login[user]}" if user else "login: your auth manager's users"
+    lines = [f"Airflow UI      {api}  ({credentials})",
+             f"  the runs      {api}/dags/churn_daily_monitoring  (grid: a task's \"Drift report\" / "
+             "\"MLflow run\" buttons)"]
+    if final:
+        lines.append(f"  a day report  {api}/churnguard/reports/YYYY-MM-DD/drift.html  (also summary.json, "
+                     "validation.json)")
+        if stack.get("mlflow"):
+            lines.append(f"MLflow UI       {stack['mlflow']}  (churn-model: champion / challenger / previous; "
+                         "failure-model)")
+        lines.append("make stack-down ends the stack: services, databases, ports" if stack.get("databases") else
+                     "make stop       ends every process this demo started")
+    lines.append(f"Model Health    {api}{MODEL_HEALTH}  (in the UI: Browse -> Model Health, "
+                 f"{api}{MODEL_HEALTH_IN_UI})")
+    return "\n".join(lines)
+
+
+def wait_for_ui(stack: dict | None = None, timeout: float = 300.0) -> dict:
+    """Poll the api-server's health endpoint until it answers; the stack (default: run/stack.json)."""
+    stack = stack or json.loads(stack_file().read_text())
+    wait_http(f"{stack['api']}{HEALTH}", timeout)
+    return stack
 
 
 class Api:
@@ -270,6 +304,8 @@ def main(argv: list[str]) -> int:
             print(" ".join(f"{k}={v}" for k, v in sorted(states.items())), flush=True)
 
         print(json.dumps(follow(argv[1], on_progress=show)))
+    elif argv[:1] == ["urls"] and argv[1:] in ([], ["--final"]):
+        print(ui_urls(wait_for_ui(), final=argv[1:] == ["--final"]), flush=True)
     else:
         print(__doc__, file=sys.stderr)
         return 2

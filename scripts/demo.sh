@@ -79,22 +79,13 @@ if [ -z "$STACK" ]; then
   echo "==> starting Airflow (api-server, scheduler, dag-processor, triggerer) and MLflow; backfill queued"
   $BIN/python scripts/airflow_stack.py start churn_daily_monitoring "$DEMO_START" "$DEMO_END" >>"$log"
 fi
+# The UI is worth opening while the backfill runs: its URL and login as soon as the api-server answers.
+echo "==> the Airflow UI (the backfill below runs for minutes: watch it there; the timeline follows it)"
+$BIN/python scripts/airflow_stack.py urls
 echo "==> churn_daily_monitoring: backfill $DEMO_START .. $DEMO_END through the scheduler"
 $BIN/python scripts/airflow_stack.py follow churn_daily_monitoring
 echo
 $BIN/churnguard timeline
-$BIN/python - <<'EOF'
-import json, os
-from pathlib import Path
-
-stack = json.loads((Path(os.environ["CHURNGUARD_HOME"]) / "run" / "stack.json").read_text())
-user, password = next(iter(stack["login"].items()))
-print(f"""
-Airflow UI      {stack['api']}  (login {user} / {password})
-  the runs      {stack['api']}/dags/churn_daily_monitoring  (grid: a task's "Drift report" / "MLflow run" buttons)
-  a day report  {stack['api']}/churnguard/reports/YYYY-MM-DD/drift.html  (also summary.json, validation.json)
-MLflow UI       {stack['mlflow']}  (churn-model: champion / challenger / previous; failure-model)""")
-print("make stack-down ends the stack: services, databases, ports" if stack.get("databases") else
-      "make stop       ends every process this demo started")
-EOF
+echo
 echo "Full log: $log"
+$BIN/python scripts/airflow_stack.py urls --final

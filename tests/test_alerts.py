@@ -128,6 +128,43 @@ def test_a_claimed_notification_is_sent_at_most_once(store):
     assert row["state"] == "failed" and row["channels"] == {"slack": "HTTP 500"}
 
 
+# --- acknowledging ------------------------------------------------------------------------------------------
+def test_acknowledging_records_who_and_when_once_and_the_first_stays(store):
+    opened = see(store, 1, WARNING)
+    first = alerts.acknowledge(store, opened.episode_id, "ana")
+    assert first["acknowledged_by"] == "ana" and first["acknowledged_at"] is not None
+    again = alerts.acknowledge(store, opened.episode_id, "bo")
+    assert (again["acknowledged_by"], again["acknowledged_at"]) == ("ana", first["acknowledged_at"])
+    (stored,) = alerts.episodes(store)
+    assert (stored["acknowledged_by"], stored["state"]) == ("ana", "open")
+    assert alerts.acknowledge(store, opened.episode_id + 1, "ana") is None  # no such episode
+
+
+def test_an_acknowledged_open_episode_notifies_nothing_until_it_clears_then_a_new_one_is_notified(store):
+    opened = see(store, 1, WARNING)
+    alerts.acknowledge(store, opened.episode_id, "ana")
+    assert see(store, 2, WARNING) is None  # someone is on it
+    assert see(store, 3, WARNING) is None
+    (episode,) = alerts.episodes(store)
+    assert (episode["last_ds"], episode["severity"], episode["acknowledged_by"]) == (day(3), WARNING, "ana")
+    assert see(store, 4, None).change == "cleared"  # the one who took it on hears it is over
+    reopened = see(store, 5, WARNING)
+    assert reopened.change == "opened" and reopened.episode_id != opened.episode_id
+    assert alerts.episodes(store)[-1]["acknowledged_at"] is None
+    assert changes(store) == [(day(1), "opened", WARNING), (day(4), "cleared", INFO), (day(5), "opened", WARNING)]
+
+
+def test_an_escalation_of_an_acknowledged_episode_is_notified_and_takes_the_acknowledgement_back(store):
+    opened = see(store, 1, WARNING)
+    alerts.acknowledge(store, opened.episode_id, "ana")
+    assert see(store, 2, CRITICAL).change == "escalated"
+    (episode,) = alerts.episodes(store)
+    assert (episode["severity"], episode["acknowledged_by"], episode["acknowledged_at"]) == (CRITICAL, None, None)
+    assert see(store, 3, CRITICAL) is None
+    alerts.acknowledge(store, opened.episode_id, "bo")  # taken on again, at critical
+    assert see(store, 4, CRITICAL) is None and alerts.episodes(store)[0]["acknowledged_by"] == "bo"
+
+
 def test_the_decision_maps_to_severities():
     assert [alerts.decision_severity(d) for d in ("healthy", "alert", "retrain")] == [None, WARNING, CRITICAL]
     with pytest.raises(ValueError, match="severity"):

@@ -214,6 +214,36 @@ def test_alerts_history_newest_and_most_severe_first(store):
     assert health.alerts(store, severity="warn")["total"] == 1
 
 
+def episodes_of_alerts(store) -> int:
+    """Alerts observed the way the daily run records them: a decision episode open since DAYS[2] and acknowledged
+    by ana, a validation episode of DAYS[1] cleared on DAYS[2]; returns the decision episode's id."""
+    from churnguard import alerts
+    from churnguard.alerts import Alert
+
+    opened = alerts.observe(store, DAYS[2], "decision", Alert(DAYS[2], "decision", "warning", "decision=alert"))
+    alerts.observe(store, DAYS[3], "decision", Alert(DAYS[3], "decision", "critical", "decision=retrain"))
+    alerts.observe(store, DAYS[1], "validation", Alert(DAYS[1], "validation", "critical", "3 expectations failed"))
+    alerts.observe(store, DAYS[2], "validation", None)
+    alerts.acknowledge(store, opened.episode_id, "ana")
+    return opened.episode_id
+
+
+def test_alerts_carry_their_episode_with_its_acknowledgement_and_the_open_episodes(store):
+    decision = episodes_of_alerts(store)
+    a = health.alerts(store)
+    by_day = {(x["ds"], x["kind"]): x["episode"] for x in a["alerts"]}
+    assert by_day[(DAYS[3], "decision")] == by_day[(DAYS[2], "decision")]
+    acked = by_day[(DAYS[3], "decision")]
+    assert (acked["id"], acked["state"], acked["first_ds"], acked["last_ds"], acked["severity"]) == (
+        decision, "open", DAYS[2], DAYS[3], "critical")
+    assert acked["acknowledged_by"] == "ana" and acked["acknowledged_at"].endswith("+00:00")
+    cleared = by_day[(DAYS[1], "validation")]
+    assert (cleared["state"], cleared["cleared_ds"], cleared["acknowledged_by"]) == ("cleared", DAYS[2], None)
+    assert by_day[(DAYS[3], "drift")] is None  # a row outside any episode
+    assert [e["id"] for e in a["open_episodes"]] == [decision]
+    assert json.dumps(a)
+
+
 def test_run_day_has_the_row_reports_and_drift_headline(store, root):
     root.write_report(DAYS[3], "drift.json", json.dumps(drift_doc(0)).encode())
     root.write_report(DAYS[3], "validation.json", json.dumps({"status": "passed", "summary": "ok",
@@ -342,11 +372,24 @@ def test_every_page_draws_its_charts_from_its_json(page_fixtures):
     models = draw(page_fixtures, "models")
     assert "drift: critical" in models["html"] and models["charts"][0]["title"].startswith("SHAP importance of v2")
     alerts = draw(page_fixtures, "alerts")
-    assert alerts["html"].count("<button disabled") == 3
+    assert alerts["html"].count("no episode") == 3 and "Open episodes (0)" in alerts["html"]
     run = draw(page_fixtures, "run", {"ds": DAYS[3], "run_id": "scheduled__x"})
     assert run["fetched"] == [f"run/{DAYS[3]}"] and f'src="../reports/{DAYS[3]}/drift.html"' in run["html"]
     other = draw(page_fixtures, "run", {"ds": None, "note": "another DAG"})
     assert other["html"] == '<p class="muted">another DAG</p>' and other["fetched"] == []
+
+
+def test_the_alerts_page_offers_acknowledge_until_an_episode_is_acknowledged(page_fixtures, store):
+    decision = episodes_of_alerts(store)
+    api = json.loads((page_fixtures / "api.json").read_text())
+    api["alerts"] = health.alerts(store)
+    (page_fixtures / "api.json").write_text(json.dumps(api))
+    page = draw(page_fixtures, "alerts")["html"]
+    assert "Open episodes (1)" in page
+    # the open decision episode: acknowledged by ana (its row in the open episodes and its two days' rows); the
+    # cleared validation episode: its one day's row still offers the button
+    assert page.count(f'data-acked="{decision}">acknowledged by ana') == 3
+    assert page.count("data-ack=") == 1 and page.count("no episode") == 3
 
 
 def test_registry_versions_from_a_real_mlflow_registry():

@@ -1,7 +1,7 @@
-"""The reports app inside a real `airflow api-server` (SimpleAuthManager, a known viewer): every route wants
-an Airflow user, by bearer token or by the UI's `_token` cookie; reports and plotly.js come from the data root.
-The Model Health pages and JSON (under /churnguard/health) and the plugin's external views, as the UI reads
-them from GET /api/v2/plugins."""
+"""The reports app inside a real `airflow api-server` (SimpleAuthManager, a known viewer and editor): every route
+wants an Airflow user, by bearer token or by the UI's `_token` cookie; reports and plotly.js come from the data
+root. The Model Health pages and JSON (under /churnguard/health), acknowledging an alert episode (the editor may,
+the viewer may not), and the plugin's external views, as the UI reads them from GET /api/v2/plugins."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote, urljoin
 
+import airflow_stack
 import httpx
 import pytest
 
@@ -38,32 +39,39 @@ HEALTH_API = ["/health/api/overview", "/health/api/drift/heatmap", "/health/api/
               "/health/api/alerts", f"/health/api/run/{HEALTH_DAY}",
               "/health/api/dag_run/churn_daily_monitoring/no-such-run", "/health/api/openapi.json"]
 HEALTH_ROUTES = HEALTH_PAGES + HEALTH_API
+ACKNOWLEDGE = "/health/api/alerts/episodes/{episode_id}/acknowledge"
 ROUTES = [f"/reports/{DAY}/summary.json", f"/reports/{DAY}/drift.html", "/reports/2031-01-01/drift.json",
           f"/reports/{DAY}/not-a-report.json", "/reports/_assets/plotly-0.0.0.min.js", *HEALTH_ROUTES]
 
 
 @pytest.fixture(scope="module")
 def api_server(airflow_env, tmp_path_factory) -> dict:
-    """`airflow api-server` on a free port, its own churnguard home, one viewer with a known password."""
+    """`airflow api-server` on a free port, its own churnguard home, users with known passwords: a viewer (may
+    read) and an editor (role user: may also edit DAG runs)."""
     home = tmp_path_factory.mktemp("reports-home")
-    password = secrets.token_urlsafe(12)
-    (home / "passwords.json").write_text(json.dumps({"viewer": password}))
+    passwords = {"viewer": secrets.token_urlsafe(12), "editor": secrets.token_urlsafe(12)}
+    (home / "passwords.json").write_text(json.dumps(passwords))
     env = {**airflow_env, "CHURNGUARD_HOME": str(home),
            "AIRFLOW__CORE__AUTH_MANAGER":
                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer,editor:user",
            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json")}
     with running_api_server(env, home) as url:
-        yield {"url": url, "home": home, "user": "viewer", "password": password}
+        yield {"url": url, "home": home, "user": "viewer", "password": passwords["viewer"], "passwords": passwords}
+
+
+def user_token(api_server, user: str) -> str:
+    """A JWT of ``user`` from `POST /auth/token`, as a script would get one."""
+    body = {"username": user, "password": api_server["passwords"][user]}
+    response = httpx.post(f"{api_server['url']}/auth/token", json=body, timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()["access_token"]
 
 
 @pytest.fixture(scope="module")
 def token(api_server) -> str:
-    """A JWT from `POST /auth/token`, as a script would get one."""
-    body = {"username": api_server["user"], "password": api_server["password"]}
-    response = httpx.post(f"{api_server['url']}/auth/token", json=body, timeout=30)
-    assert response.status_code == 201, response.text
-    return response.json()["access_token"]
+    """The viewer's JWT."""
+    return user_token(api_server, "viewer")
 
 
 @pytest.fixture
@@ -207,6 +215,9 @@ def test_the_plugin_lists_its_model_health_views(api_server, token):
     assert views["churnguard-model-health"] | {"icon": None} == {
         "name": "Model Health", "href": "/churnguard/health/overview", "url_route": "churnguard-model-health",
         "category": "browse", "destination": "nav", "icon": None, "icon_dark_mode": None, "nav_top_level": False}
+    # what make demo prints as Model Health (scripts/airflow_stack.py)
+    assert (airflow_stack.MODEL_HEALTH, airflow_stack.MODEL_HEALTH_IN_UI) == (
+        views["churnguard-model-health"]["href"], "/plugin/churnguard-model-health")
     run_view = views["churnguard-model-health-run"]
     assert (run_view["destination"], run_view["href"]) == ("dag_run", "/churnguard/health/dag_run/{DAG_ID}/{RUN_ID}")
     assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == ["/churnguard"]
@@ -235,10 +246,11 @@ def test_health_json_has_the_numbers_of_the_rows_written(client, health_store, t
 
 def test_the_health_openapi_documents_every_json_endpoint(client, token):
     doc = client.get("/health/api/openapi.json", headers=bearer(token)).json()
-    documented = {path: op["get"]["summary"] for path, op in doc["paths"].items()}
-    expected = {p.split("?")[0] for p in HEALTH_API if not p.endswith("openapi.json")}
+    documented = {path: op["summary"] for path, ops in doc["paths"].items() for op in ops.values()}
+    expected = {p.split("?")[0] for p in HEALTH_API if not p.endswith("openapi.json")} | {ACKNOWLEDGE}
     assert {p.replace("{ds}", HEALTH_DAY).replace("{dag_id}/{run_id}", "churn_daily_monitoring/no-such-run")
             for p in documented} == expected
+    assert list(doc["paths"][ACKNOWLEDGE]) == ["post"]
     assert all(documented.values()) and doc["servers"] == [{"url": "/churnguard"}]
 
 
@@ -294,3 +306,30 @@ def test_the_dag_run_tab_resolves_a_run_to_its_batch_date(airflow_env, client, h
     assert "&quot;ds&quot;: &quot;2026-03-03&quot;" in page.text
     day = get("/health/api/run/2026-03-03").json()
     assert day["run"]["decision"] == "promoted" and day["model_events"][0]["event"] == "promoted"
+
+
+def test_acknowledging_an_episode_wants_a_user_who_may_edit_runs_and_keeps_the_first(client, health_store, token,
+                                                                                        api_server):
+    from churnguard import alerts
+    from churnguard.alerts import Alert
+
+    alerts.observe(health_store, "2026-09-05", "decision", Alert("2026-09-05", "decision", "warning", "alert"))
+    (episode,) = alerts.episodes(health_store, kind="decision")
+    path = ACKNOWLEDGE.format(episode_id=episode["id"])
+    assert client.post(path).status_code == 401
+    refused = client.post(path, headers=bearer(token))  # the viewer reads Model Health, may not edit runs
+    assert refused.status_code == 403 and refused.json() == {"detail": "Forbidden"}
+    assert alerts.episodes(health_store, kind="decision")[0]["acknowledged_at"] is None
+
+    editor = user_token(api_server, "editor")
+    done = client.post(path, cookies={"_token": editor})  # as the page sends it
+    assert done.status_code == 200, done.text
+    assert done.json()["acknowledged_by"] == "editor" and done.json()["state"] == "open"
+    (stored,) = alerts.episodes(health_store, kind="decision")
+    assert stored["acknowledged_by"] == "editor" and stored["acknowledged_at"] is not None
+    again = client.post(path, headers=bearer(editor))  # by a script, later: the first acknowledgement stays
+    assert again.status_code == 200 and again.json() == done.json()
+    listed = client.get("/health/api/alerts", headers=bearer(token)).json()
+    assert [(e["id"], e["acknowledged_by"]) for e in listed["open_episodes"]] == [(episode["id"], "editor")]
+    missing = client.post(ACKNOWLEDGE.format(episode_id=episode["id"] + 1000), headers=bearer(editor))
+    assert missing.status_code == 404 and missing.json() == {"detail": f"no alert episode {episode['id'] + 1000}"}

@@ -2,7 +2,8 @@
 the plugin on a loopback port, headless Chromium (Debian's, driven by Playwright; no browser download) logging in
 through Airflow's login page, opening Browse → Model Health and every page and the DAG-run tab: the charts are
 drawn, no console error, and the actions ("Retrain now", "Roll back to vN") start DAG runs through Airflow's REST
-API with the conf they should carry (a user who may not trigger gets one line with the 403).
+API with the conf they should carry (a user who may not trigger gets one line with the 403); "Acknowledge" on the
+Alerts page records the user on the open alert episode and shows it.
 
 Screenshots of each page go to the test's tmp folder, or to ``$CHURNGUARD_SCREENSHOTS`` (e.g. ``docs/img``)."""
 
@@ -262,6 +263,24 @@ def test_roll_back_wants_a_reason_then_starts_the_rollback_dag(ui, server):
     (run,) = dag_runs(server, ROLLBACK)
     assert run["dag_run_id"] == link.get_attribute("data-run-id")
     assert run["conf"] == {"version": "1", "reason": "v2 misses the new contract mix"}
+
+
+def test_acknowledge_on_the_alerts_page_records_the_user_and_shows_it(ui, server):
+    def open_episodes() -> list[dict]:
+        response = httpx.get(f"{server['url']}/churnguard/health/api/alerts", headers=bearer(server), timeout=30)
+        return response.json()["open_episodes"]
+
+    (episode,) = open_episodes()
+    assert episode["acknowledged_at"] is None
+    frame = open_page(ui, "alerts")
+    buttons = frame.locator(f"button[data-ack='{episode['id']}']")
+    assert buttons.count() == 4  # its row in the open episodes and its three days in the history
+    buttons.first.click()
+    expect(frame.locator(f"[data-acked='{episode['id']}']")).to_have_count(4, timeout=30_000)
+    assert frame.locator(f"[data-acked='{episode['id']}']").first.inner_text() == "acknowledged by admin"
+    assert buttons.count() == 0 and frame.locator("#main .error").count() == 0
+    (stored,) = open_episodes()
+    assert stored["acknowledged_by"] == "admin" and stored["acknowledged_at"] is not None
 
 
 def test_a_user_who_may_not_trigger_gets_one_line_with_the_403(browser, server):

@@ -33,7 +33,9 @@ def _health_bench(days: int):
 def build_history(home: Path, days: int = HISTORY_DAYS) -> list[str]:
     """Fill the churnguard home ``home`` (CHURNGUARD_HOME must point at it) with ``days`` monitored days; returns
     the days. A retrain registers v2 on day 60 of health_bench's cycle, so with 60 days v1 is the only champion:
-    one extra promotion of v2 on the last but ten day gives the Models page a version to roll back to."""
+    one extra promotion of v2 on the last but ten day gives the Models page a version to roll back to; the last
+    three days' decision, observed as the daily run records it, is an open alert episode to acknowledge."""
+    from churnguard import alerts
     from churnguard.dataroot import DataRoot
     from churnguard.settings import get_settings
     from churnguard.store import open_store
@@ -54,6 +56,9 @@ def build_history(home: Path, days: int = HISTORY_DAYS) -> list[str]:
                    promoted=k == 10, decision="promoted" if k == 10 else row["decision"])
         moved.append(row)
     store.upsert("daily_runs", moved)
+    for ds in all_days[-3:]:
+        alerts.observe(store, ds, alerts.DECISION, alerts.Alert(ds, alerts.DECISION, alerts.WARNING,
+                                                                "decision=alert: moderate drift (top tenure)"))
     for ds in all_days:
         root.write_report(ds, "drift.json", json.dumps(bench.drift_doc(rng)).encode())
     root.write_report(all_days[-1], "validation.json",

@@ -19,6 +19,13 @@ De-duplication, per condition ``kind`` (``decision``, ``validation``, ``label_de
   is recorded (its ``alerts`` row, in the episode that covers it) and changes and notifies nothing; a re-run
   of the newest day finds the episode it already extended: nothing new to send.
 
+Acknowledging (:func:`acknowledge`, the Alerts page's button) records who took an episode on and when, once
+(the first acknowledgement stays). It says "someone is on it" at the episode's severity: while the episode stays
+open at it nothing more is notified; an escalation is notified and takes the acknowledgement back (a critical
+condition someone took on as a warning needs taking on again); its clear is still notified (with
+``notify_cleared``), so the one who took it on hears it is over; a new episode of the kind after the clear is
+unacknowledged and notified again. A notification already recorded (pending) is still sent.
+
 Notifications are rows of ``alert_notifications``, at most one per (episode, change, severity) (a unique key):
 recorded ``pending`` in the transaction that changes the episode, then :func:`claim` moves one to
 ``claimed`` atomically before it is sent and :func:`finish` records the outcome (``sent``, ``failed``,
@@ -159,11 +166,17 @@ def _observe(store, conn, ds, kind, alert, notify_cleared) -> Notification | Non
         episode = {"id": episode_id, "kind": kind, "first_ds": ds, "last_ds": ds}
         return _notify(store, conn, episode, ds, alert.severity, "opened", alert.message, alert.link)
     severity = max(current["severity"], alert.severity, key=RANK.__getitem__)
-    conn.execute(update(episodes).where(episodes.c.id == current["id"]).values(
-        last_ds=max(ds, current["last_ds"]), severity=severity, message=alert.message, updated_at=func.now()))
-    _row(store, conn, alert, current["id"])
     notified = _notified(store, conn, current["id"])
-    if notified is not None and RANK[alert.severity] <= RANK[notified]:
+    escalated = notified is not None and RANK[alert.severity] > RANK[notified]
+    # an acknowledgement holds for the severity it was given at: an escalation takes it back
+    taken_back = {"acknowledged_by": None, "acknowledged_at": None} if escalated else {}
+    conn.execute(update(episodes).where(episodes.c.id == current["id"]).values(
+        last_ds=max(ds, current["last_ds"]), severity=severity, message=alert.message, updated_at=func.now(),
+        **taken_back))
+    _row(store, conn, alert, current["id"])
+    if current["acknowledged_at"] is not None and not escalated:
+        return None  # someone is on it: nothing more at this severity until it clears
+    if notified is not None and not escalated:
         return None
     episode = {**current, "last_ds": max(ds, current["last_ds"])}
     return _notify(store, conn, episode, ds, alert.severity, "escalated" if notified else "opened",
@@ -202,6 +215,23 @@ def _notify(store, conn, episode: dict, ds: str, severity: str, change: str, mes
     return Notification(id=note_id, episode_id=episode["id"], ds=ds, kind=row["kind"], severity=severity,
                         change=change, message=message, link=link, first_ds=episode["first_ds"],
                         last_ds=episode["last_ds"])
+
+
+def acknowledge(store: MonitoringStore, episode_id: int, by: str) -> dict | None:
+    """Record that ``by`` acknowledged the episode ``episode_id`` now, unless it was acknowledged before (the
+    first acknowledgement stays); under the alerts lock, so it is ordered with :func:`observe`. Returns the
+    episode as stored, or None when there is no such episode."""
+    episodes = store.table("alert_episodes")
+    with exclusive(store.engine, LOCK), store.engine.begin() as conn:
+        conn.execute(update(episodes).where(and_(episodes.c.id == episode_id, episodes.c.acknowledged_at.is_(None)))
+                     .values(acknowledged_by=by, acknowledged_at=datetime.now(UTC)))
+        row = conn.execute(select(episodes).where(episodes.c.id == episode_id)).first()
+    if row is None:
+        return None
+    episode = dict(row._mapping)
+    log.info("alert episode %s (%s since %s) acknowledged by %s", episode_id, episode["kind"], episode["first_ds"],
+             episode["acknowledged_by"])
+    return episode
 
 
 def pending(store: MonitoringStore) -> list[Notification]:

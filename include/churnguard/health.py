@@ -14,7 +14,7 @@ function                    what
 :func:`feature_distribution` reference vs current bins of one feature on one day (that day's drift.json)
 :func:`performance`         AUC, F1, precision, recall per role and observed day, bands, label delay
 :func:`models`              versions: events (registered, promoted, rolled back) + registry tags/metrics
-:func:`alerts`              the alert history with severities
+:func:`alerts`              the alert history with severities, episodes and who acknowledged them
 :func:`run_day`             one day: its row, summary, validation result, drift report and report links
 =========================  ===========================================================================
 """
@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -472,24 +472,45 @@ def _run_detail(client, run_id: str) -> dict:
 def _alert(row: dict) -> dict:
     created = row.get("created_at")
     return {"ds": row["ds"], "kind": row["kind"], "severity": row["severity"], "message": row["message"],
-            "created_at": created.isoformat() if hasattr(created, "isoformat") else created}
+            "created_at": created.isoformat() if hasattr(created, "isoformat") else created,
+            "episode_id": row.get("episode_id")}
+
+
+def _utc(value: datetime | None) -> str | None:
+    """A stored time as ISO text in UTC (SQLite gives it back without its zone)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).isoformat(timespec="seconds")
+
+
+def episode(row: dict) -> dict:
+    """An alert episode as the Alerts page shows it: its span, state and who acknowledged it when."""
+    return {"id": row["id"], "kind": row["kind"], "first_ds": row["first_ds"], "last_ds": row["last_ds"],
+            "severity": row["severity"], "message": row["message"], "state": row["state"],
+            "cleared_ds": row["cleared_ds"], "acknowledged_by": row["acknowledged_by"],
+            "acknowledged_at": _utc(row["acknowledged_at"])}
 
 
 def alerts(store: MonitoringStore | None = None, start: str | None = None, end: str | None = None,
            severity: str | None = None) -> dict:
-    """The alert history in range, newest first, with counts per severity and kind (acknowledging is not
-    recorded yet: every alert is unacknowledged)."""
-    rows = [_alert(r) for r in _store(store).rows("alerts", since=_day(start), until=_day(end))]
+    """The alert history in range, newest first, with counts per severity and kind; each day's alert with the
+    episode it belongs to (``episode``: its state and acknowledgement; None for a row outside any episode), and
+    every open episode (``open_episodes``, newest first: what is wrong now, whatever the range)."""
+    store = _store(store)
+    rows = [_alert(r) for r in store.rows("alerts", since=_day(start), until=_day(end))]
     if severity:
         rows = [r for r in rows if r["severity"] == severity]
     rows.sort(key=lambda a: (a["ds"], SEVERITY_RANK.get(a["severity"], 0), a["kind"]), reverse=True)
+    episodes = {e["id"]: episode(e) for e in store.rows("alert_episodes", order_by="id")}
     by_severity: dict[str, int] = {}
     by_kind: dict[str, int] = {}
     for r in rows:
+        r["episode"] = episodes.get(r["episode_id"])
         by_severity[r["severity"]] = by_severity.get(r["severity"], 0) + 1
         by_kind[r["kind"]] = by_kind.get(r["kind"], 0) + 1
+    open_episodes = [e for e in reversed(episodes.values()) if e["state"] == "open"]
     return {"alerts": rows, "total": len(rows), "by_severity": by_severity, "by_kind": by_kind,
-            "acknowledge": "not available yet"}
+            "open_episodes": open_episodes}
 
 
 # -- one day ---------------------------------------------------------------------------------------------

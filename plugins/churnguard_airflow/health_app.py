@@ -11,6 +11,8 @@ route (under ``/churnguard/health``)             what
 ``/dag_run/{dag_id}/{run_id}``                   the same for an Airflow run (the DAG-run tab): the run's
                                                  ``batch_date`` Param, else its logical date
 ``/api/<chart>``                                 the JSON of each chart (``start``, ``end``, ``ds``, ``feature``)
+``POST /api/alerts/episodes/{id}/acknowledge``  acknowledge an alert episode (who, when; the first one stays):
+                                                 wants ``PUT`` on the runs of ``churn_daily_monitoring``
 ``/api/openapi.json``                            the OpenAPI of these endpoints (authenticated like the rest)
 ``/static/{name}``                               the pages' script and style
 ==============================================  ===========================================================
@@ -19,6 +21,11 @@ The pages' actions ("Retrain now" on Overview, "Roll back to vN" on Models) are 
 Airflow's own REST API (``POST /api/v2/dags/{dag_id}/dagRuns``, same origin, authenticated by the UI's HttpOnly
 ``_token`` cookie that ``get_user`` of Airflow's ``core_api/security.py`` falls back to), so Airflow's permissions
 decide who may trigger ``churn_daily_monitoring`` (``force_retrain``) and ``churn_model_rollback`` (a reason).
+
+Acknowledging is a write of churnguard's own (the monitoring store's ``alert_episodes``), so it is a route here:
+besides reading the DAG (every route) it wants what Airflow asks to set a run's note or state (``PUT`` on
+``DagAccessEntity.RUN`` of ``churn_daily_monitoring``, :func:`~churnguard_airflow.access.dag_access`): Airflow's
+``User`` role and above, not ``Viewer``. The acknowledger is the Airflow user's name.
 
 Nothing heavy is imported at module level: every task process loads the plugin, and the library (pandas,
 SQLAlchemy, the store) is imported when a route is first called, inside the API server.
@@ -32,9 +39,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse
+
+from churnguard_airflow.access import AirflowUser, dag_access
 
 HERE = Path(__file__).resolve().parent / "health"
 PAGES = {"overview": "Overview", "drift": "Drift", "performance": "Performance", "models": "Models",
@@ -131,6 +140,21 @@ def api_alerts(start: Start = None, end: End = None,
     return _json(_call(health.alerts, None, start, end, severity))
 
 
+@router.post("/api/alerts/episodes/{episode_id}/acknowledge", tags=[API_TAG], summary="Acknowledge an alert episode",
+             dependencies=[Depends(dag_access("PUT", "RUN"))])
+def api_acknowledge(episode_id: Annotated[int, PathParam(ge=1, description="the episode's id")],
+                    user: AirflowUser) -> JSONResponse:
+    """Record that the calling Airflow user acknowledged the episode now; acknowledging it again keeps the
+    first acknowledgement. While it stays open the episode notifies nothing more; 404 for no such episode."""
+    from churnguard import alerts, health
+    from churnguard.store import open_store
+
+    stored = alerts.acknowledge(open_store(), episode_id, user.get_name())
+    if stored is None:
+        raise HTTPException(404, f"no alert episode {episode_id}")
+    return _json(health.episode(stored))
+
+
 @router.get("/api/run/{ds}", tags=[API_TAG], summary="One day: its run, summary, validation, drift report")
 def api_run(ds: DsPath) -> JSONResponse:
     """The day's daily run row, summary.json, validation result, drift headline, failure risk, alerts, model
@@ -156,7 +180,8 @@ def api_openapi(request: Request) -> JSONResponse:
               and getattr(r, "include_in_schema", False)]
     doc = get_openapi(title="churnguard Model Health", version="1", routes=routes,
                       description="JSON behind the Model Health pages. Every route needs an Airflow user "
-                                  "(bearer token or the UI's _token cookie) allowed to read churn_daily_monitoring.")
+                                  "(bearer token or the UI's _token cookie) allowed to read churn_daily_monitoring; "
+                                  "acknowledging wants the permission to edit its runs.")
     doc["servers"] = [{"url": request.scope.get("root_path", "") or "/"}]
     return _json(doc)
 

@@ -15,8 +15,8 @@ import re
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from churnguard_airflow.access import airflow_user
 from churnguard_airflow.health_app import router as health_router
 
 log = logging.getLogger(__name__)
@@ -27,22 +27,7 @@ DS = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ASSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.js$")
 MEDIA_TYPES = {"html": "text/html", "json": "application/json", "js": "text/javascript"}  # text/*: utf-8 added
 
-# The bearer scheme Airflow's get_user reads, built from FastAPI alone (see _airflow_user).
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
-
-
-async def _airflow_user(request: Request, bearer: BearerDep) -> Any:
-    """Airflow's ``get_user``: the bearer token if one is sent, else the UI's ``_token`` cookie; 401 without.
-
-    Airflow's security module is imported here, not at the top: every task process loads this plugin, and
-    that import would pull the API server's stack (~235 modules, ~0.2 s) into each of them.
-    """
-    from airflow.api_fastapi.core_api.security import get_user
-
-    return await get_user(request, _oauth_token=None, bearer_credentials=bearer)
-
-
-def read_access(request: Request, user: Annotated[Any, Depends(_airflow_user)]) -> None:
+def read_access(request: Request, user: Annotated[Any, Depends(airflow_user)]) -> None:
     """Airflow's ``requires_access_dag("GET")`` on the DAG that writes the reports; 403 if not allowed."""
     from airflow.api_fastapi.core_api.security import requires_access_dag
 

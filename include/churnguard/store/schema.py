@@ -112,7 +112,8 @@ alerts = Table(
 )
 
 # One condition (kind) from the day it was first seen until a day found it cleared: consecutive days extend
-# it instead of raising new alerts.
+# it instead of raising new alerts. Acknowledged (once: the first acknowledgement stays), an open episode
+# notifies nothing more until it clears.
 alert_episodes = Table(
     "alert_episodes", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -124,6 +125,8 @@ alert_episodes = Table(
     Column("state", String(8), nullable=False),  # open | cleared
     Column("cleared_ds", String(10)),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), onupdate=func.now()),
+    Column("acknowledged_by", Text),  # the Airflow user who acknowledged it
+    Column("acknowledged_at", DateTime(timezone=True)),
 )
 
 # Notifications decided by churnguard.alerts, recorded before anything is sent: at most one per (episode,

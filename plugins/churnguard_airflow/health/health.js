@@ -245,12 +245,44 @@ var ChurnHealth = (function () {
   }
 
   // -- Alerts -----------------------------------------------------------------------------------------
+  // Acknowledging an episode is a route of this app (it writes the monitoring store); the _token cookie goes with
+  // it and the app asks Airflow whether the user may edit the monitoring DAG's runs.
+  var ACK_WHY = { 401: "not logged in", 403: "your Airflow user may not acknowledge alerts (it needs to edit runs of " +
+    MONITORING_DAG + ")", 404: "no such alert episode" };
+  function acknowledged(e) {
+    if (!e) { return '<span class="muted">no episode</span>'; }
+    if (e.acknowledged_at) {
+      return '<span class="acked" data-acked="' + esc(e.id) + '">acknowledged by ' + esc(e.acknowledged_by) +
+        '</span><br><span class="muted">' + esc(e.acknowledged_at.replace("T", " ")) + "</span>";
+    }
+    return '<button type="button" data-ack="' + esc(e.id) + '">Acknowledge</button>';
+  }
+  function acknowledge(id, out) {
+    out.className = "action-result muted"; out.textContent = "acknowledging…";
+    return fetch(base + "health/api/alerts/episodes/" + encodeURIComponent(id) + "/acknowledge",
+      { method: "POST", credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
+      if (!r.ok) {
+        return detail(r).then(function (d) {
+          throw new Error("Acknowledging failed: " + r.status + " " + (ACK_WHY[r.status] ? ACK_WHY[r.status] + ": " : "") + d);
+        });
+      }
+      return alerts();  // the page again, with who acknowledged it
+    }).catch(function (error) { out.className = "action-result error"; out.textContent = error.message || String(error); });
+  }
   function alerts() {
     return api("alerts").then(function (a) {
-      main.innerHTML = '<div id="counts" class="chart"></div><h2>History (' + esc(a.total) + ")</h2>" +
-        table(["day", "kind", "severity", "message", ""], a.alerts.map(function (x) {
-          return [esc(x.ds), esc(x.kind), sev(x.severity), esc(x.message),
-            '<button disabled title="acknowledging is not available yet">acknowledge</button>']; }));
+      main.innerHTML = '<div id="counts" class="chart"></div>' +
+        '<div class="actions"><span class="muted">Acknowledged, an open episode notifies nothing more until it clears.</span> ' +
+        '<span id="action-result" class="action-result"></span></div>' +
+        "<h2>Open episodes (" + esc(a.open_episodes.length) + ")</h2>" +
+        table(["kind", "since", "last seen", "severity", "message", "acknowledged"], a.open_episodes.map(function (e) {
+          return [esc(e.kind), esc(e.first_ds), esc(e.last_ds), sev(e.severity), esc(e.message), acknowledged(e)]; })) +
+        "<h2>History (" + esc(a.total) + ")</h2>" +
+        table(["day", "kind", "severity", "message", "acknowledged"], a.alerts.map(function (x) {
+          return [esc(x.ds), esc(x.kind), sev(x.severity), esc(x.message), acknowledged(x.episode)]; }));
+      Array.prototype.forEach.call(document.querySelectorAll("[data-ack]"), function (b) {
+        b.onclick = function () { acknowledge(b.getAttribute("data-ack"), document.getElementById("action-result")); };
+      });
       var days = {}, severities = Object.keys(a.by_severity);
       a.alerts.forEach(function (x) { days[x.ds] = days[x.ds] || {}; days[x.ds][x.severity] = (days[x.ds][x.severity] || 0) + 1; });
       var x = Object.keys(days).sort();
