@@ -471,9 +471,9 @@ def test_the_daily_dag_has_the_deadline_and_the_callbacks():
 
     dag = daily_dag()
     (deadline,) = dag.deadline
-    assert deadline.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
+    assert deadline.reference == DeadlineReference.DAGRUN_QUEUED_AT  # a scheduled run: when its batch was due
     hours = load_monitoring_config().alerts.deadline_hours
-    assert deadline.interval == timedelta(days=1, hours=hours)  # the batch is due at the end of its day
+    assert deadline.interval == timedelta(hours=hours)
     assert isinstance(deadline.callback, AsyncCallback)
     assert deadline.callback.path == "churnguard_airflow.notify.deadline_missed"
     assert [t.task_id for t in dag.tasks if t.on_failure_callback != [on_task_failure]] == []
@@ -486,7 +486,7 @@ def test_no_deadline_when_unset_or_under_airflow_dags_test(monkeypatch):
     from churnguard_airflow.notify import day_deadline
 
     assert day_deadline(None) is None
-    assert day_deadline(2).interval.total_seconds() == 26 * 3600
+    assert day_deadline(2).interval.total_seconds() == 2 * 3600
     monkeypatch.setattr("sys.argv", ["airflow", "dags", "test", "churn_daily_monitoring", "2026-09-07"])
     assert day_deadline(2) is None
 
@@ -525,14 +525,13 @@ def test_the_deadline_callback_alerts_a_late_run_once(store, channels, webhook, 
     assert text.startswith("INFO deadline cleared on 2026-09-07")
 
 
-@pytest.mark.parametrize("run", [{"state": "failed"}, {"state": "success"}, {"run_type": "backfill"},
-                                 {"queued_at": "2026-10-01T00:00:00Z"}],
-                         ids=["failed", "succeeded", "backfill", "queued-after-its-deadline"])
+@pytest.mark.parametrize("run", [{"state": "failed"}, {"state": "success"}, {"run_type": "backfill"}],
+                         ids=["failed", "succeeded", "backfill"])
 def test_the_deadline_raises_nothing_for_runs_not_late_in_running(run):
     from churnguard_airflow.notify import deadline_alert
 
-    assert deadline_alert(run_context(**run), 6) is None
-    assert deadline_alert(run_context(conf={"batch_date": "2026-09-03"}), 6).ds == "2026-09-03"
+    assert deadline_alert(run_context(**run)) is None
+    assert deadline_alert(run_context(conf={"batch_date": "2026-09-03"})).ds == "2026-09-03"
 
 
 DEADLINE_DAG = '''
@@ -542,7 +541,7 @@ from airflow.sdk import dag, task
 from churnguard_airflow.notify import day_deadline
 
 
-@dag(schedule=None, start_date=pendulum.datetime(2026, 9, 1, tz="UTC"), deadline=day_deadline(0))
+@dag(schedule=None, start_date=pendulum.datetime(2026, 9, 1, tz="UTC"), deadline=day_deadline(0.004))
 def alerts_late():
     @task
     def work():
@@ -558,10 +557,9 @@ alerts_late()
 @pytest.mark.integration
 def test_a_run_unfinished_at_its_deadline_is_alerted_by_the_real_scheduler_and_triggerer(
         airflow_env, churnguard_home, config_dir, tmp_path, webhook, mail):
-    """The deadline of the daily DAG's kind (its batch due at the end of the logical day, ``deadline_hours: 0``)
-    watched by a real `airflow scheduler` and its callback run by a real `airflow triggerer`: a run queued
-    before its deadline (its DAG paused, so it never starts) is one critical alert in the store, on Slack and
-    by mail, once its deadline passes."""
+    """The daily DAG's deadline (here 0.004 h, 14.4 s, after the run was queued) watched by a real `airflow
+    scheduler` and its callback run by a real `airflow triggerer`: a run that has not finished (its DAG paused,
+    so it never starts) is one critical alert in the store, on Slack and by mail, once its deadline passes."""
     import subprocess
     import time
     from datetime import UTC, datetime, timedelta
@@ -581,13 +579,10 @@ def test_a_run_unfinished_at_its_deadline_is_alerted_by_the_real_scheduler_and_t
     for args in (["db", "migrate"], ["dags", "reserialize"], ["dags", "pause", "alerts_late"]):
         done = run_airflow(env, *args)
         assert done.returncode == 0, done.stderr[-3000:]
-    # the batch of `logical`'s day is due at its end: in 40 s, time for the trigger below to queue the run before
-    deadline = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=40)
-    logical = deadline - timedelta(days=1)
-    done = run_airflow(env, "dags", "trigger", "alerts_late", "--logical-date", logical.isoformat(),
+    triggered = datetime.now(UTC)
+    done = run_airflow(env, "dags", "trigger", "alerts_late", "--logical-date", "2026-09-07T00:00:00+00:00",
                        "--run-id", "manual__late")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert datetime.now(UTC) < deadline, "the run was queued after its deadline: no alert is due"
     logs = tmp_path / "logs"
     logs.mkdir()
     services = [subprocess.Popen([str(BIN / "airflow"), *args], env=env, start_new_session=True,
@@ -604,12 +599,12 @@ def test_a_run_unfinished_at_its_deadline_is_alerted_by_the_real_scheduler_and_t
     finally:
         for proc in services:
             stop_group(proc)
-    assert datetime.now(UTC) >= deadline
-    ds = logical.date().isoformat()
+    assert datetime.now(UTC) >= triggered + timedelta(hours=0.004)
+    ds = "2026-09-07"
     assert (episode["first_ds"], episode["kind"], episode["severity"], episode["state"]) == (
         ds, "deadline", "critical", "open"), episode
     (text,) = webhook.texts()
     assert text.startswith(f"CRITICAL deadline opened on {ds}")
-    assert f"the run manual__late of {ds} has not finished by" in text
+    assert f"the run manual__late of {ds} has not finished by" in text and "(queued 2026-12-" in text
     (mailed,) = mail.messages()
     assert mailed["subject"] == f"[churnguard] CRITICAL deadline opened on {ds}"

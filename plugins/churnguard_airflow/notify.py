@@ -12,7 +12,7 @@ notifier failure never fails the monitoring run.
 - :func:`on_task_failure`: a task's ``on_failure_callback``: a failed run is a critical ``run_failed`` alert
   (unless the day already recorded a critical alert explaining it, e.g. a quarantined batch);
 - :func:`deadline_missed`: the ``DeadlineAlert`` callback (runs in the triggerer): the day's run has not
-  finished ``alerts.deadline_hours`` after its batch was due.
+  finished ``alerts.deadline_hours`` after it was queued (for a scheduled run: after its batch was due).
 
 Messages are passed to the notifiers as literal text (``notify`` is called, not ``__call__``, which would
 render them as Jinja templates: a ``{{`` in an exception message must not break the alert).
@@ -170,40 +170,27 @@ def on_task_failure(context: Mapping) -> None:
         log.exception("alerts of the failed task not recorded or delivered")
 
 
-def deadline_alert(context: Mapping, hours: float) -> alerts.Alert | None:
+def deadline_alert(context: Mapping) -> alerts.Alert | None:
     """The critical ``deadline`` alert of a run still unfinished at its deadline, from the deadline
     callback's context (``dag_run`` as the API returns it, ``deadline``); None for a run that ended (a
-    failed run is a ``run_failed`` alert already) or that was queued after its deadline had passed (a
-    backfill or a catch-up of old days: late by construction, not late in running)."""
+    failed run is a ``run_failed`` alert already) or a backfill (a catch-up of old days: its runs queue
+    behind each other, late by construction, not late in running)."""
     from churnguard.daily import resolve_ds
 
     run = context.get("dag_run") or {}
     deadline = (context.get("deadline") or {}).get("deadline_time")
     if run.get("state") not in (None, "queued", "running") or run.get("run_type") == "backfill":
         return None
-    queued = _when(run.get("queued_at") or run.get("start_date"))
-    if deadline is not None and queued is not None and queued >= _when(deadline):
-        return None
     ds = resolve_ds((run.get("conf") or {}).get("batch_date"), run.get("logical_date"))
     return alerts.Alert(ds, alerts.DEADLINE, alerts.CRITICAL,
                         f"the run {run.get('dag_run_id') or run.get('run_id')} of {ds} has not finished by "
-                        f"{deadline}" + (f" ({hours:g} h after its batch was due)" if hours else ""))
-
-
-def _when(value: Any):
-    """A datetime from the context (a datetime, or its ISO text as the API's JSON gives it), UTC if naive."""
-    from datetime import UTC, datetime
-
-    if value is None:
-        return None
-    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+                        f"{deadline} (queued {run.get('queued_at')})")
 
 
 def _deadline_missed(context: Mapping) -> None:
     try:
         cfg, store = _config(), _store()
-        alert = deadline_alert(context, cfg.deadline_hours)
+        alert = deadline_alert(context)
         if alert is None:
             log.info("deadline passed for a run that ended or started late: no alert")
             return
@@ -214,8 +201,10 @@ def _deadline_missed(context: Mapping) -> None:
 
 
 def day_deadline(hours: float | None):
-    """The daily DAG's ``DeadlineAlert``: the batch of day D is due at D+1 00:00 (the run's logical date is
-    D 00:00), so a run unfinished ``hours`` later is late: :func:`deadline_missed` runs in the triggerer.
+    """The daily DAG's ``DeadlineAlert``: a run unfinished ``hours`` after it was queued is late, and
+    :func:`deadline_missed` runs in the triggerer. The scheduler queues day D's run when D ends, when its batch
+    is due, so that is ``hours`` after the batch was due; a run queued later (a catch-up after downtime, a
+    trigger, a backfill) gets its ``hours`` from then, and never shows a deadline missed before it was queued.
 
     None when ``hours`` is None (``alerts.deadline_hours: null``), and while ``airflow dags test`` parses the
     DAG: in Airflow 3.3.2 ``dag.test()`` runs an in-memory copy whose deadlines are still definitions where
@@ -229,7 +218,7 @@ def day_deadline(hours: float | None):
 
     if hours is None or sys.argv[1:3] == ["dags", "test"]:
         return None
-    return DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE, interval=timedelta(days=1, hours=hours),
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(hours=hours),
                          callback=AsyncCallback(deadline_missed), name="churnguard_day_late")
 
 
