@@ -196,6 +196,21 @@ def day_context(ds, storage=None, store=None, options=None):
     return DayContext.build(ds, options, root=DataRoot(storage or open_storage()), store=store or open_store())
 
 
+def warn_level_validation(ds: str):
+    """Day ``ds``'s validation result as validate_batch makes it: one expectation failed at warn level."""
+    from churnguard.validation.runner import Issue, Outcome, ValidationResult
+
+    observed = "3 of 300 rows (1.0%) with a category not seen in the reference, e.g. 'Digital wallet'"
+    issue = Issue("warn", "value_set", "payment_method", observed, ("TELCO-00007",))
+    return ValidationResult(
+        source=f"file:///data/landing/ds={ds}", dataset="telco", status="warn", issues=[issue], n_rows=300,
+        n_columns=20, profile_version="v1", suite_name="telco-v1", evaluated=2, expectations=[
+            Outcome("pass", "error", "not_null", "customer_id", "0 of 300 rows (0.0%) null",
+                    "expect_column_values_to_not_be_null"),
+            Outcome("warn", "warn", "value_set", "payment_method", observed, "expect_column_values_to_be_in_set",
+                    ("TELCO-00007",))])
+
+
 def run_day(env: dict[str, str], day: str, **conf) -> str:
     """churn_daily_monitoring dated ``day`` (no ``batch_date``: the logical date names the batch) with ``conf``;
     the run's final state."""

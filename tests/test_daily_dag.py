@@ -50,11 +50,22 @@ def latest_link(env: dict[str, str], task_id: str, key: str) -> str:
     return json.loads(value)
 
 
+def task_states(env: dict[str, str], day: str) -> dict[str, str]:
+    """The end state of every task of the latest churn_daily_monitoring run dated ``day``, as the grid shows it."""
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        rows = db.execute("SELECT ti.task_id, ti.state FROM task_instance ti JOIN dag_run dr ON dr.dag_id = ti.dag_id "
+                          "AND dr.run_id = ti.run_id WHERE dr.id = (SELECT MAX(id) FROM dag_run WHERE dag_id = ? "
+                          "AND substr(logical_date, 1, 10) = ?)", ("churn_daily_monitoring", day)).fetchall()
+    return dict(rows)
+
+
 def test_a_stable_day_is_healthy_and_a_rerun_changes_no_row_counts(world):
     assert run_day(world, "2026-09-05") == "success"
     assert latest_link(world, "drift", "_link_DriftReportLink") == "/churnguard/reports/2026-09-05/drift.html"
     assert latest_link(world, "validate", "_link_ValidationReportLink") == \
-        "/churnguard/reports/2026-09-05/validation.json"
+        "/churnguard/reports/2026-09-05/validation.html"
+    states = task_states(world, "2026-09-05")
+    assert (states["promote"], states["publish"]) == ("skipped", "success")  # no promotion: promote is not green
     store, storage = open_store(), open_storage()
     (row,) = store.rows("daily_runs")
     assert row["decision"] == "healthy" and row["rows"] == 300 and row["validation_status"] in ("pass", "warn")
@@ -162,7 +173,11 @@ def test_a_concept_drift_with_measured_failure_ends_with_a_promoted_champion_tha
     promoted_on = None
     for day in ("2026-09-01", "2026-09-02", "2026-09-03", "2026-09-04"):  # labels of the concept days arrive
         assert run_day(world, day) == "success"
-        if open_store().rows("model_events", where={"event": "promoted"}):
+        promoted = bool(open_store().rows("model_events", where={"event": "promoted"}))
+        # in the grid, promote is green on the promotion day only; publish runs on every day
+        assert (task_states(world, day)["promote"], task_states(world, day)["publish"]) == (
+            "success" if promoted else "skipped", "success")
+        if promoted:
             promoted_on = day
             break
     assert promoted_on is not None, open_store().rows("daily_runs", since="2026-09-01")

@@ -253,7 +253,7 @@ def test_run_day_has_the_row_reports_and_drift_headline(store, root):
     assert day["validation"]["status"] == "passed" and day["validation"]["warnings"] == ["w"]
     assert day["drift"]["severity"] == "moderate" and day["drift"]["prediction_psi"] == 0.12
     assert [f["feature"] for f in day["drift"]["top_features"]] == ["tenure", "contract"]
-    assert day["report_exists"] == {"summary.json": False, "validation.json": True, "validation.html": False,
+    assert day["report_exists"] == {"summary.json": False, "validation.json": True, "validation.html": True,
                               "drift.json": True, "drift.html": False}
     assert day["why_missing"] == {"summary.json": f"summary.json of {DAYS[3]} does not exist"}
     assert day["failure_risk"]["risk"] == 0.6 and [a["kind"] for a in day["alerts"]] == ["drift"]

@@ -22,7 +22,7 @@ import pytest
 from churnguard.dataroot import DataRoot
 from churnguard.settings import get_settings
 from churnguard.storage import open_storage
-from tests.conftest import ROOT, running_api_server
+from tests.conftest import ROOT, running_api_server, warn_level_validation
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("airflow_stack")]
 
@@ -40,7 +40,8 @@ HEALTH_API = ["/health/api/overview", "/health/api/drift/heatmap", "/health/api/
               "/health/api/dag_run/churn_daily_monitoring/no-such-run", "/health/api/openapi.json"]
 HEALTH_ROUTES = HEALTH_PAGES + HEALTH_API
 ACKNOWLEDGE = "/health/api/alerts/episodes/{episode_id}/acknowledge"
-ROUTES = [f"/reports/{DAY}/summary.json", f"/reports/{DAY}/drift.html", "/reports/2031-01-01/drift.json",
+ROUTES = [f"/reports/{DAY}/summary.json", f"/reports/{DAY}/drift.html", f"/reports/{DAY}/validation.html",
+          "/reports/2031-01-01/drift.json",
           f"/reports/{DAY}/not-a-report.json", "/reports/_assets/plotly-0.0.0.min.js", *HEALTH_ROUTES]
 
 
@@ -150,6 +151,28 @@ def test_a_drift_page_loads_plotly_from_the_asset_route(api_server, client, serv
     assert script.status_code == 200 and script.headers["content-type"] == "text/javascript; charset=utf-8"
     assert script.content == plotly_asset_bytes() and "immutable" in script.headers["cache-control"]
     assert client.get(script_url).status_code == 401
+
+
+def test_the_validation_page_shows_churnguards_warn_rendered_from_the_days_json(
+        api_server, client, served_storage, token):
+    served_storage.write_bytes(f"reports/ds={DAY}/validation.json", warn_level_validation(DAY).to_json().encode())
+
+    page = client.get(f"/reports/{DAY}/validation.html", cookies={"_token": token})
+
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    assert f"Validation of {DAY}: <span class='status warn'>WARN</span>" in page.text
+    assert ("<td><span class='status warn'>WARN</span></td><td>payment_method</td><td>value_set</td><td>warn</td>"
+            "<td>3 of 300 rows (1.0%)") in page.text
+    assert f"file:///data/landing/ds={DAY}" in page.text and "1 passed" in page.text
+    assert "Failed" not in page.text and "<script" not in page.text and "http" not in page.text  # offline
+    links = {href: urljoin(str(page.url), href) for href in re.findall(r'href="([^"]+)"', page.text)}
+    assert links == {"validation.json": f"{api_server['url']}/churnguard/reports/{DAY}/validation.json",
+                     f"../../health/run/{DAY}": f"{api_server['url']}/churnguard/health/run/{DAY}"}
+    assert client.get(links["validation.json"], cookies={"_token": token}).json()["status"] == "warn"
+    assert client.get(links[f"../../health/run/{DAY}"], cookies={"_token": token}).status_code == 200
+    missing = client.get("/reports/2031-01-01/validation.html", cookies={"_token": token})
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == "reports/ds=2031-01-01/validation.json does not exist (yet)"
 
 
 def test_an_unknown_report_day_or_asset_is_404_with_one_line(client, served_storage, token):

@@ -228,9 +228,17 @@ def test_the_dag_run_tab_shows_the_day_the_run_processed(ui, server, world, shot
     heading = frame.locator("#main h2").inner_text()
     assert heading == f"{world['last']} (manual__ui-run-tab)"
     text = frame.locator("#main").inner_text()
-    assert "Validation\npassed\nall 42 expectations met" in text
-    assert "Reports: validation.json · drift.json" in text
+    assert (f"Validation\nwarn\n\nOpen the validation page (every expectation)\n\nfile:///data/landing/"
+            f"ds={world['last']}: WARN (exit 1): 300 rows") in text
+    assert "Reports: validation.json · validation.html · drift.json" in text
     shoot(ui, shots, "run")
+
+    frame.get_by_role("link", name="Open the validation page").click()  # the day's validation page, in the tab
+    page = ui.page.frame_locator("iframe[src*='/churnguard/health/']")
+    expect(page.locator("h1")).to_have_text(f"Validation of {world['last']}: WARN", timeout=30_000)
+    assert page.locator("tbody tr").first.inner_text().split("\t")[:4] == ["WARN", "payment_method", "value_set",
+                                                                             "warn"]
+    shoot(ui, shots, "validation")
 
 
 def test_retrain_now_starts_a_monitoring_run_with_force_retrain(ui, server, world):

@@ -166,9 +166,8 @@ def test_a_batch_validated_in_chunks_has_exactly_the_issues_of_the_whole(telco, 
     streamed = validate_batch((bad.iloc[i : i + 300].reset_index(drop=True) for i in range(0, 1000, 300)),
                               cfg, profile, name="<DataFrame>")
     assert comparable(sliced) == comparable(whole) == comparable(streamed)
-    assert whole.gx_result.statistics["evaluated_expectations"] == sliced.gx_result.statistics[
-        "evaluated_expectations"]
-    assert sliced.gx_result.success is whole.gx_result.success is False
+    assert whole.evaluated == sliced.evaluated == len(sliced.expectations)  # every outcome, merged alike
+    assert {o.status for o in sliced.expectations} >= {"fail", "warn", "pass"}
     lines = "\n".join(whole.failures)
     assert "column 'customer_id' unique: 5 of 1000 rows" in lines and bad.loc[10, "customer_id"] in lines
     assert ("column 'total_charges' not_null" in lines) == (len(missing_charges) > 50)
@@ -187,7 +186,10 @@ def test_a_chunk_without_any_id_merges_like_the_whole(telco, profile, good):
     assert any("unique: 2 of 1000 rows" in line for line in whole.failures)
 
 
-def test_unseen_category_is_a_warning(telco, profile, good):
+def test_unseen_category_is_a_warning_and_warn_on_the_validation_page_not_failed(telco, profile, good):
+    """GX calls any unmet expectation failed; churnguard's page says WARN where the batch goes on."""
+    from churnguard.validation.html import render_page
+
     cfg, _ = telco
     good.loc[[3, 8], "payment_method"] = "Digital wallet"
     result = validate_batch(good, cfg, profile)
@@ -196,6 +198,21 @@ def test_unseen_category_is_a_warning(telco, profile, good):
     [line] = result.warnings
     assert "column 'payment_method' value_set" in line and "'Digital wallet'" in line
     assert good.customer_id[3] in line and good.customer_id[8] in line
+
+    report = json.loads(result.to_json())
+    outcomes = report["expectations"]
+    assert len(outcomes) == report["evaluated_expectations"] > 60
+    (warned,) = [o for o in outcomes if o["status"] != "pass"]
+    assert warned | {"observed": None, "sample_ids": None} == {
+        "status": "warn", "severity": "warn", "rule": "value_set", "column": "payment_method", "observed": None,
+        "expectation": "expect_column_values_to_be_in_set", "sample_ids": None}
+    assert sorted(warned["sample_ids"]) == sorted(good.customer_id[[3, 8]])
+    page = render_page(report, "2026-09-01", {"validation.json (raw)": "validation.json"})
+    assert "Validation of 2026-09-01: <span class='status warn'>WARN</span>" in page
+    assert "<td>payment_method</td><td>value_set</td><td>warn</td><td>2 of 1000 rows (0.2%)" in page
+    assert "Failed" not in page and "FAIL<" not in page
+    assert f"{len(outcomes) - 1} passed" in page and '<a href="validation.json">' in page
+    assert "<script" not in page and "http" not in page  # nothing fetched: the same page offline
 
 
 def test_out_of_range_rows_warn_by_default_even_many(telco, profile, good):
@@ -218,6 +235,8 @@ def test_with_an_error_share_a_small_share_warns_and_a_large_share_fails(telco, 
     assert warned.exit_code == 1 and "column 'monthly_charges' range: 2 of 1000 rows" in warned.warnings[0]
     assert failed.exit_code == 2 and "allowed 5.0%" in failed.failures[0]
     assert failed.warnings == []  # the warn-level twin of a failed range check is not repeated
+    twins = {o.severity: o.status for o in failed.expectations if (o.column, o.rule) == ("monthly_charges", "range")}
+    assert twins == {"error": "fail", "warn": "skip"}  # on the page too: one FAIL, its twin SKIP
 
 
 def test_optional_feature_may_be_missing_up_to_the_allowed_share(telco, profile, good):
@@ -240,6 +259,8 @@ def test_mixed_text_in_numeric_frame_column_fails_type(telco, profile, good):
     assert result.exit_code == 2
     assert result.failures == [f"column 'tenure' type: 1 of 1000 rows (0.1%) not numeric, e.g. 'twelve'; "
                                f"rows {good.customer_id[4]}"]
+    tenure = {o.rule: o.status for o in result.expectations if o.column == "tenure"}
+    assert tenure == {"type": "fail", "not_null": "pass", "finite": "skip", "domain": "skip", "range": "skip"}
 
 
 def test_binary_value_outside_zero_one_warns(telco, profile, good):
@@ -249,7 +270,7 @@ def test_binary_value_outside_zero_one_warns(telco, profile, good):
     assert result.exit_code == 1 and "column 'partner' value_set" in result.warnings[0]
 
 
-def test_result_is_json_and_saved_with_gx_data_docs(telco, profile, good):
+def test_result_is_json_and_saved_with_every_expectations_outcome(telco, profile, good):
     cfg, _ = telco
     good.loc[0, "tenure"] = -1
     result = validate_batch(good, cfg, profile)
@@ -260,21 +281,24 @@ def test_result_is_json_and_saved_with_gx_data_docs(telco, profile, good):
         "observed": "1 of 1000 rows (0.1%) outside the domain rule [0, inf], e.g. -1",
         "sample_ids": [good.customer_id[0]]}
     storage = open_storage()
-    uris = result.save(DataRoot(storage), "2026-09-01")
-    assert uris["json"].endswith("reports/ds=2026-09-01/validation.json")
+    uri = result.save(DataRoot(storage), "2026-09-01")
+    assert uri.endswith("reports/ds=2026-09-01/validation.json")
     saved = json.loads(storage.read_bytes("reports/ds=2026-09-01/validation.json"))
     assert saved["failures"] == result.failures
-    page = storage.read_bytes("reports/ds=2026-09-01/validation.html").decode()
-    assert "Data documentation compiled by Great Expectations" in page
-    assert "Expectation Validation Result" in page and "tenure" in page
+    (failed,) = [o for o in saved["expectations"] if o["status"] == "fail"]
+    assert (failed["column"], failed["rule"], failed["observed"]) == ("tenure", "domain", data["issues"][0]["observed"])
+    assert storage.list_keys("reports/ds=2026-09-01") == ["reports/ds=2026-09-01/validation.json"]  # no GX docs
 
 
-def test_unreadable_result_is_saved_as_plain_page(tmp_path, telco, profile):
+def test_an_unreadable_result_is_a_fail_page_naming_the_file(tmp_path, telco, profile):
+    from churnguard.validation.html import render_page
+
     cfg, _ = telco
     result = validate_batch(tmp_path / "nothing.parquet", cfg, profile)
-    result.save(DataRoot.open(), "2026-09-02")
-    page = open_storage().read_bytes("reports/ds=2026-09-02/validation.html").decode()
-    assert "unreadable" in page and "no such file" in page
+    page = render_page(result.to_dict(), "2026-09-02")
+    assert "<span class='status fail'>FAIL</span>" in page and "could not be read as a table" in page
+    assert "<td>(file)</td><td>readable</td><td>error</td><td>no such file</td>" in page
+    assert "nothing.parquet" in page and "no expectation was evaluated" in page
 
 
 def test_partition_folder_reads_every_part(tmp_path, telco, profile, good):
@@ -295,7 +319,7 @@ def test_batch_on_s3_is_validated_and_reported_there(s3_data_url, telco, profile
     result = validate_batch(uri, cfg, profile)
     assert result.exit_code == 0
     result.save(DataRoot(storage), "2026-09-03")
-    assert storage.exists("reports/ds=2026-09-03/validation.html")
+    assert storage.exists("reports/ds=2026-09-03/validation.json")
 
 
 # --- config ------------------------------------------------------------------------------------------------

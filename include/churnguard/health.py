@@ -43,6 +43,7 @@ ROLES = ("champion", "challenger")
 METRICS = ("roc_auc", "f1", "precision", "recall")
 SEVERITY_RANK = {"info": 0, "warn": 1, "warning": 1, "moderate": 1, "critical": 2}
 REPORT_NAMES = ("summary.json", "validation.json", "validation.html", "drift.json", "drift.html")
+RENDERED_FROM = {"validation.html": "validation.json"}  # pages the reports app renders from a day's JSON
 REGISTRY_TIMEOUT_S = 3.0
 WILSON_Z = 1.959964  # two-sided 95 %
 
@@ -539,7 +540,7 @@ def run_day(ds: str, store: MonitoringStore | None = None, root: DataRoot | None
     if validation is not None:
         validation = {k: validation.get(k) for k in ("status", "summary", "n_rows", "n_columns", "failures",
                                                      "warnings", "evaluated_expectations", "validated_at")}
-    reports = {name: root.report_exists(ds, name) for name in REPORT_NAMES}
+    reports = {name: root.report_exists(ds, RENDERED_FROM.get(name, name)) for name in REPORT_NAMES}
     risk = store.rows("failure_risk", where={"ds": ds})
     return {"ds": ds, "run": run, "summary": summary, "validation": validation, "drift": drift,
             "failure_risk": ({"available": bool(risk[0]["available"]), "risk": _num(risk[0]["risk"]),

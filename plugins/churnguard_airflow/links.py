@@ -1,5 +1,5 @@
-"""Operator extra links: buttons on a task instance that open its drift report, MLflow run or model
-version. An operator records each URL on itself while it runs (:func:`record_link`); when the task
+"""Operator extra links: buttons on a task instance that open its drift report, validation page, MLflow run
+or model version. An operator records each URL on itself while it runs (:func:`record_link`); when the task
 finishes, Airflow 3's task runner asks every extra link for its URL and stores it in XCom under the
 link's key, which the API server reads to draw the button."""
 

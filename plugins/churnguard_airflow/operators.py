@@ -151,7 +151,7 @@ class ValidateBatchOperator(DayStepOperator):
 
     def record_links(self, ctx, result: dict | None) -> None:
         if result is None:
-            record_link(self, ValidationReportLink(), report_url(ctx.ds, "validation.json"))
+            record_link(self, ValidationReportLink(), report_url(ctx.ds, "validation.html"))
 
 
 class DriftReportOperator(DayStepOperator):
@@ -191,6 +191,10 @@ class RetrainChallengerOperator(DayStepOperator):
 class PromoteModelOperator(DayStepOperator):
     """Promote the challenger when it has proven itself (or the champion failed); aliases move atomically.
 
+    Ends **skipped** on a day that promotes nothing (its log says "Skipping task." with the reason), so in the
+    grid and graph only a promotion day's task is green. A task downstream that must run either way needs a trigger
+    rule that accepts a skip, e.g. ``none_failed``.
+
     :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
     """
 
@@ -201,6 +205,16 @@ class PromoteModelOperator(DayStepOperator):
     def record_links(self, ctx, result: dict | None) -> None:
         if result and result.get("promoted"):
             record_link(self, ModelVersionLink(), model_version_url(result["version"]))
+
+    def execute(self, context) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        result = super().execute(context)  # recorded for publish first, promoted or not
+        if not result.get("promoted"):
+            # A skip is the one mark a task can set on itself: Airflow 3.3's task SDK cannot write a run's or
+            # task instance's note.
+            raise AirflowSkipException(f"no promotion: {result.get('reason') or 'nothing to promote'}")
+        return result
 
 
 class RollbackModelOperator(BaseOperator):

@@ -6,7 +6,6 @@ failed, 3 the input could not be read as a table at all.
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import logging
@@ -66,6 +65,28 @@ class Issue:
                 "observed": self.observed, "sample_ids": list(self.sample_ids), "line": self.line()}
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation of the suite with churnguard's verdict on it.
+
+    ``status``: ``pass``; ``warn`` (failed at warn level: reported, the batch goes on); ``fail`` (failed at
+    error level: the batch is rejected); ``skip`` (failed, but not counted: ``observed`` says which issue
+    covers it, e.g. a range check on a column of the wrong type).
+    """
+
+    status: str
+    severity: str  # the level it was configured at: "error" or "warn"
+    rule: str
+    column: str | None
+    observed: str
+    expectation: str  # GX's expectation type, e.g. expect_column_values_to_be_between
+    sample_ids: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "severity": self.severity, "rule": self.rule, "column": self.column,
+                "observed": self.observed, "expectation": self.expectation, "sample_ids": list(self.sample_ids)}
+
+
 class IssueReport:
     """What a batch's and a label delivery's checks share: their issues as one line each."""
 
@@ -102,7 +123,7 @@ class ValidationResult(IssueReport):
     evaluated: int = 0
     elapsed_seconds: float = 0.0
     validated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    gx_result: Any = field(default=None, repr=False, compare=False)  # GX's own result, for data docs
+    expectations: list[Outcome] = field(default_factory=list)  # empty when GX never ran (unreadable, ...)
 
     @property
     def exit_code(self) -> int:
@@ -124,29 +145,17 @@ class ValidationResult(IssueReport):
             "suite": self.suite_name, "evaluated_expectations": self.evaluated,
             "failures": self.failures, "warnings": self.warnings,
             "issues": [i.to_dict() for i in self.issues], "summary": self.summary(),
+            "expectations": [e.to_dict() for e in self.expectations],
             "validated_at": self.validated_at, "elapsed_seconds": round(self.elapsed_seconds, 3),
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
-    def to_html(self) -> str:
-        """GX's data-docs page for the run; a self-contained summary page when GX has none to render."""
-        if self.gx_result is not None:
-            try:
-                from great_expectations.render.renderer import ValidationResultsPageRenderer
-                from great_expectations.render.view import DefaultJinjaPageView
-
-                return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(self.gx_result))
-            except Exception:  # a renderer bug must not lose the report: fall back to our own page
-                log.warning("GX data docs rendering failed for %s; writing a plain page", self.source,
-                            exc_info=True)
-        return _plain_html(self)
-
-    def save(self, root: DataRoot, ds: date | str) -> dict[str, str]:
-        """Write the day's ``validation.json`` and ``validation.html`` reports; returns their URIs."""
-        return {"json": root.write_report(ds, "validation.json", self.to_json().encode()),
-                "html": root.write_report(ds, "validation.html", self.to_html().encode())}
+    def save(self, root: DataRoot, ds: date | str) -> str:
+        """Write the day's ``validation.json`` report (the reports app renders its page from it); returns its
+        URI."""
+        return root.write_report(ds, "validation.json", self.to_json().encode())
 
 
 def validate_batch(source: str | Path | pd.DataFrame | Iterable[pd.DataFrame], dataset_cfg: DatasetConfig,
@@ -214,7 +223,8 @@ def validate_batch(source: str | Path | pd.DataFrame | Iterable[pd.DataFrame], d
     issues = _issues(gx_result, first.columns, dataset_cfg, vcfg)
     status = "fail" if any(i.severity == ERROR for i in issues) else "warn" if issues else "pass"
     return ValidationResult(status=status, issues=issues, evaluated=len(gx_result.results), n_rows=merged.rows,
-                            elapsed_seconds=time.perf_counter() - started, gx_result=gx_result, **common)
+                            elapsed_seconds=time.perf_counter() - started,
+                            expectations=_outcomes(gx_result, issues, first.columns, dataset_cfg, vcfg), **common)
 
 
 def _slices(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
@@ -552,10 +562,41 @@ def _issues(gx_result: Any, columns: pd.Index, cfg: DatasetConfig, vcfg: Validat
     kept = [i for i in found
             if not (i.column in bad_type and i.rule not in ("type", "not_null"))  # noise from a wrong type
             and not (i.severity == WARN and (i.column, i.rule) in errors)]
+    return sorted(kept, key=_report_order(cfg))
+
+
+def _report_order(cfg: DatasetConfig):
+    """Sort key of issues and outcomes: table checks, the id, then the features in config order; by rule;
+    error before warn."""
     order = {c: n for n, c in enumerate([None, cfg.id.column, *cfg.features])}
-    return sorted(kept, key=lambda i: (order.get(i.column, len(order)), _RULE_ORDER.index(i.rule)
-                                       if i.rule in _RULE_ORDER else len(_RULE_ORDER),
-                                       i.severity != ERROR))
+    return lambda i: (order.get(i.column, len(order)),
+                      _RULE_ORDER.index(i.rule) if i.rule in _RULE_ORDER else len(_RULE_ORDER),
+                      i.severity != ERROR)
+
+
+def _outcomes(gx_result: Any, issues: list[Issue], columns: pd.Index, cfg: DatasetConfig,
+              vcfg: ValidationConfig) -> list[Outcome]:
+    """Every expectation with churnguard's verdict (:class:`Outcome`), consistent with ``issues``: a failure
+    that is no issue (see :func:`_issues`) is a ``skip`` naming what covers it."""
+    present, counted = set(columns), set(issues)
+    bad_type = {i.column for i in issues if i.rule == "type"}
+    out = []
+    for res in gx_result.results:
+        meta = res.expectation_config.meta or {}
+        severity, rule, column = meta.get("severity", ERROR), meta.get("rule", "?"), meta.get("column")
+        found = _describe(res, meta, cfg, vcfg)
+        status, observed, ids = ("fail" if severity == ERROR else "warn"), found.observed, found.sample_ids
+        if res.success:
+            status, ids = "pass", ()
+            if rule == "column_set":
+                observed = f"the {len(present)} columns of the dataset config"
+        elif found not in counted:
+            status, ids = "skip", ()
+            observed = ("column missing (see column_set)" if column is not None and column not in present else
+                        "not judged: the column has the wrong type (see type)" if column in bad_type else
+                        "reported by the error-level check of the same rule")
+        out.append(Outcome(status, severity, rule, column, observed, res.expectation_config.type, ids))
+    return sorted(out, key=_report_order(cfg))
 
 
 def _describe(res: Any, meta: Mapping[str, Any], cfg: DatasetConfig, vcfg: ValidationConfig) -> Issue:
@@ -652,14 +693,3 @@ def _fmt(value: Any, quote: bool = True) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
-
-
-def _plain_html(result: ValidationResult) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(i.severity)}</td><td>{html.escape(i.column or '')}</td>"
-        f"<td>{html.escape(i.rule)}</td><td>{html.escape(i.observed)}</td>"
-        f"<td>{html.escape(', '.join(i.sample_ids))}</td></tr>" for i in result.issues)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Validation: "
-            f"{html.escape(result.source)}</title></head><body><h1>Validation {html.escape(result.status)}"
-            f"</h1><p>{html.escape(result.summary())}</p><table border='1'><tr><th>severity</th><th>column"
-            f"</th><th>rule</th><th>observed</th><th>sample ids</th></tr>{rows}</table></body></html>")

@@ -309,7 +309,8 @@ var ChurnHealth = (function () {
         card("Decision", '<div class="big">' + esc(r.decision) + (r.promoted ? " + promoted" : "") + "</div><ul>" +
           (r.reasons || []).map(function (x) { return "<li>" + esc(x) + "</li>"; }).join("") + "</ul>rows " + esc(r.rows) +
           ", champion v" + esc(r.champion_version) + ", challenger " + (r.challenger_version ? "v" + esc(r.challenger_version) : "none")) +
-        card("Validation", v ? '<div class="big">' + sev(v.status) + "</div>" + esc(v.summary) +
+        card("Validation", v ? '<div class="big">' + sev(v.status) + '</div><p><a href="' + reports +
+          'validation.html">Open the validation page</a> (every expectation)</p>' + esc(v.summary) +
           ((v.failures || []).length ? "<ul>" + v.failures.map(function (x) { return "<li>" + esc(x) + "</li>"; }).join("") + "</ul>" : "") +
           ((v.warnings || []).length ? '<p class="muted">warnings: ' + v.warnings.map(esc).join("; ") + "</p>" : "")
           : '<p class="muted">' + esc(d.why_missing["validation.json"]) + "</p>") +
