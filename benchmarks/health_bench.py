@@ -161,6 +161,7 @@ def main() -> int:
     cold = health._histograms.clear
     endpoints = {
         "overview": lambda: health.overview(store),
+        "story": lambda: health.story(store),
         "drift/heatmap": lambda: health.drift_heatmap(store),
         "drift/scores (60 days of histograms, cold)": lambda: health.score_distribution(store, root),
         "drift/feature": lambda: health.feature_distribution(last, "feature_03", root),

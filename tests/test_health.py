@@ -93,6 +93,19 @@ def test_overview_of_the_last_day_has_versions_decision_risk_drivers_and_open_al
     assert json.dumps(o)
 
 
+def test_the_story_has_each_days_risk_and_auc_and_the_days_that_matter(store):
+    s = health.story(store)
+    assert s["days"] == DAYS and s["risk"] == [0.0, 0.2, 0.4, 0.6]
+    assert s["auc"] == [0.84, 0.78, None, None] and s["auc_version"] == [1, 1, None, None]  # labels of 2 days only
+    assert (s["risk_warn"], s["alarm"]) == (0.5, DAYS[3])  # the first day at or above the threshold
+    assert s["first_drift"] is None  # two drifted days in a row; the timeline wants 3
+    assert (s["confirmed"], s["failed"], s["lead_days"]) == (None, None, None)  # no measured failure
+    assert s["moves"] == [{"ds": DAYS[2], "event": "promoted", "version": 2, "from_version": 1}]
+    store.record_event(DAYS[3], "rolled_back", "churn-model", 1, from_version=2, reason="v2 misses the new mix")
+    assert health.story(store)["moves"][-1] == {"ds": DAYS[3], "event": "rolled_back", "version": 1,
+                                                "from_version": 2}
+
+
 def test_overview_of_an_empty_store(tmp_path):
     assert health.overview(open_store(f"sqlite:///{tmp_path / 'empty.db'}"))["note"] == "no day monitored yet"
 
@@ -331,7 +344,8 @@ def page_fixtures(store, root, tmp_path):
     models = health.models(store, lookup=lambda name: {2: {"trigger": "drift: critical", "training_window": {},
                                                            "shap_importance": {"tenure": 0.7, "contract": 0.3}}},
                            model_name="churn-model")
-    api = {"overview": health.overview(store), "drift/heatmap": health.drift_heatmap(store),
+    api = {"overview": health.overview(store), "story": health.story(store),
+           "drift/heatmap": health.drift_heatmap(store),
            "drift/scores": health.score_distribution(store, root), "performance": health.performance(store),
            "models": models, "alerts": health.alerts(store), f"run/{DAYS[3]}": health.run_day(DAYS[3], store, root),
            f"drift/feature?ds={DAYS[3]}&feature=contract": health.feature_distribution(DAYS[3], "contract", root)}
@@ -361,7 +375,8 @@ def draw(page_fixtures, page: str, init: dict | None = None) -> dict:
 def test_every_page_draws_its_charts_from_its_json(page_fixtures):
     overview = draw(page_fixtures, "overview")
     assert "v2 / none" in overview["html"] and "critical drift" in overview["html"]
-    assert [c["id"] for c in overview["charts"]] == ["drivers"]
+    # the story: the alarm threshold, the risk alarm and the promotion marked; then the drivers
+    assert [(c["id"], c["traces"], c["shapes"]) for c in overview["charts"]] == [("story", 2, 3), ("drivers", 1, 0)]
     drift = draw(page_fixtures, "drift")
     assert [c["id"] for c in drift["charts"]] == ["heatmap", "psi", "scores", "feature-chart"]
     assert drift["charts"][-1]["title"] == "contract: PSI 0.020 (stable)"

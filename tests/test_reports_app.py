@@ -34,7 +34,7 @@ HEALTH_DAY = "2026-03-04"  # the last day tests.test_health.fill writes
 HEALTH_PAGES = ["/health/", "/health/overview", "/health/drift", "/health/performance", "/health/models",
                 "/health/alerts", f"/health/run/{HEALTH_DAY}", "/health/dag_run/churn_daily_monitoring/no-such-run",
                 "/health/static/health.js", "/health/static/health.css"]
-HEALTH_API = ["/health/api/overview", "/health/api/drift/heatmap", "/health/api/drift/scores",
+HEALTH_API = ["/health/api/overview", "/health/api/story", "/health/api/drift/heatmap", "/health/api/drift/scores",
               f"/health/api/drift/feature?ds={HEALTH_DAY}", "/health/api/performance", "/health/api/models",
               "/health/api/alerts", f"/health/api/run/{HEALTH_DAY}",
               "/health/api/dag_run/churn_daily_monitoring/no-such-run", "/health/api/openapi.json"]

@@ -31,7 +31,7 @@ NAV_ROUTE = "churnguard-model-health"
 RUN_ROUTE = "churnguard-model-health-run"
 MONITORING, ROLLBACK = "churn_daily_monitoring", "churn_model_rollback"
 # page → the Plotly charts it draws from the 60 days (models: SHAP only with a registry, none here)
-CHARTS = {"overview": 1, "drift": 4, "performance": 4, "models": 0, "alerts": 1}
+CHARTS = {"overview": 2, "drift": 4, "performance": 4, "models": 0, "alerts": 1}
 
 
 

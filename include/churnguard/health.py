@@ -123,6 +123,25 @@ def overview(store: MonitoringStore | None = None, ds: str | None = None) -> dic
             "note": None if run else f"{ds} has no daily run recorded"}
 
 
+def story(store: MonitoringStore | None = None) -> dict:
+    """The monitored days as one story (the chart on top of Overview): the failure risk of each day with the
+    alarm threshold, the champion's AUC on each day's customers once their labels arrived, and the milestones of
+    :func:`churnguard.status.timeline`: the first sustained drift, the risk alarm, the day the labels confirmed
+    the failure (and the day they measured), the lead between them, promotions and rollbacks."""
+    from churnguard.status import timeline
+
+    tl = timeline(_store(store))
+    days, m = tl["days"], tl["milestones"]
+    warning = m["early_warning"]
+    moves = [{"ds": e["ds"], "event": event, "version": e["version"], "from_version": e["from_version"]}
+             for event in ("promoted", "rolled_back") for e in m[event]]
+    return {"days": [d["ds"] for d in days], "risk": [_num(d["failure_risk"]) for d in days],
+            "auc": [_num(d["auc"]) for d in days], "auc_version": [d["auc_version"] for d in days],
+            "risk_warn": warning["risk_warn"], "first_drift": m["first_drift"], "alarm": warning["alert_ds"],
+            "confirmed": warning["confirmed_ds"], "failed": warning["failed_ds"], "lead_days": warning["lead_days"],
+            "moves": sorted(moves, key=lambda e: e["ds"])}
+
+
 # -- drift -----------------------------------------------------------------------------------------------
 def drift_heatmap(store: MonitoringStore | None = None, start: str | None = None, end: str | None = None) -> dict:
     """PSI of every feature on every day with drift recorded: ``psi[i][j]`` is feature ``features[i]`` on

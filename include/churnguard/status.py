@@ -11,7 +11,7 @@ from churnguard.config import load_model_config, load_monitoring_config
 from churnguard.dataroot import DataRoot
 from churnguard.decision import MEASURED_FAILURE
 from churnguard.settings import get_settings
-from churnguard.store import open_store
+from churnguard.store import MonitoringStore, open_store
 
 
 def project_status() -> dict:
@@ -81,12 +81,13 @@ def format_status(status: dict) -> str:
     return "\n".join(lines)
 
 
-def timeline() -> dict:
+def timeline(store: MonitoringStore | None = None) -> dict:
     """Every monitored day (decision, drift, failure risk, the champion's measured AUC on that day's
     customers once their labels arrived) and the milestones of the story: first drift, first risk alert,
     first measured failure, the early warning (the risk alert's lead over the labels' confirmation), the
-    change points retraining used, challengers registered, promotions, and the AUC before and after."""
-    store = open_store()
+    change points retraining used, challengers registered, promotions and rollbacks, and the AUC before and
+    after. ``store``: default, the configured one."""
+    store = store or open_store()
     perf = {(r["observed_ds"], r["role"]): r for r in store.rows("performance")}
     events = store.rows("model_events", order_by="id")
     days = []
@@ -116,6 +117,8 @@ def timeline() -> dict:
                        for e in events if e["event"] == "registered"],
         "promoted": [{"ds": e["ds"], "version": e["model_version"], "from_version": e["from_version"],
                       "reason": e["reason"]} for e in promoted],
+        "rolled_back": [{"ds": e["ds"], "version": e["model_version"], "from_version": e["from_version"],
+                         "reason": e["reason"]} for e in events if e["event"] == "rolled_back"],
         "quarantined": [d["ds"] for d in days if d["decision"] == "quarantined"],
         "change_points": change_points(store.rows("day_steps", where={"step": "retrain"}, order_by="ds")),
     }

@@ -84,6 +84,16 @@ def api_overview(ds: Day = None) -> JSONResponse:
     return _json(_call(health.overview, None, ds))
 
 
+@router.get("/api/story", tags=[API_TAG], summary="The story: failure risk, champion AUC and milestones per day")
+def api_story() -> JSONResponse:
+    """Every monitored day's failure risk (``risk_warn``: the alarm threshold) and the champion's AUC on its
+    customers once labelled; the first sustained drift, the risk alarm, the labels' confirmation (``failed``: the
+    day they measured), the lead between them, and promotions and rollbacks (``moves``)."""
+    from churnguard import health
+
+    return _json(health.story())
+
+
 @router.get("/api/drift/heatmap", tags=[API_TAG], summary="PSI per feature and day (heatmap)")
 def api_drift_heatmap(start: Start = None, end: End = None) -> JSONResponse:
     """``psi[i][j]``: PSI of ``features[i]`` on ``days[j]``; ``drifted`` the same shape; most drifted first."""

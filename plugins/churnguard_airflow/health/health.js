@@ -90,8 +90,38 @@ var ChurnHealth = (function () {
   }
 
   // -- Overview ---------------------------------------------------------------------------------------
+  // The story in one chart: the failure risk against its alarm threshold, the champion's AUC once labels
+  // arrived, and the days that matter: drift, the risk alarm, the labels' confirmation, promotions, rollbacks.
+  function storyChart(s) {
+    var shapes = [], notes = [];
+    function mark(ds, colour, text, dash) {
+      if (!ds) { return; }
+      shapes.push({ type: "line", xref: "x", yref: "paper", x0: ds, x1: ds, y0: 0, y1: 1, line: { color: colour, width: 2, dash: dash || "solid" } });
+      notes.push({ x: ds, xref: "x", yref: "paper", y: 1, yanchor: "bottom", yshift: (notes.length % 2) * 15, text: text,
+        showarrow: false, font: { color: colour, size: 11 } });
+    }
+    if (s.alarm && s.confirmed && s.alarm < s.confirmed) {
+      shapes.push({ type: "rect", xref: "x", yref: "paper", x0: s.alarm, x1: s.confirmed, y0: 0, y1: 1, fillcolor: "#dd6b20",
+        opacity: 0.08, line: { width: 0 } });
+    }
+    shapes.push({ type: "line", xref: "paper", yref: "y", x0: 0, x1: 1, y0: s.risk_warn, y1: s.risk_warn,
+      line: { color: "#dd6b20", width: 1, dash: "dot" } });
+    mark(s.first_drift, "#718096", "drift", "dot");
+    mark(s.alarm, "#dd6b20", "risk alarm");
+    mark(s.confirmed, "#c53030", "labels confirm" + (s.lead_days > 0 ? ": " + s.lead_days + " days later" : ""));
+    s.moves.forEach(function (m) { mark(m.ds, "#2f855a", "v" + m.version + (m.event === "promoted" ? " promoted" : " rolled back")); });
+    chart("story", [
+      { type: "scatter", mode: "lines", name: "failure risk", x: s.days, y: s.risk, line: { color: "#dd6b20" },
+        hovertemplate: "%{x}: risk %{y:.2f}<extra></extra>" },
+      { type: "scatter", mode: "lines+markers", name: "champion AUC on the day's customers", x: s.days, y: s.auc, yaxis: "y2",
+        line: { color: "#2b6cb0" }, marker: { size: 4 }, customdata: s.auc_version, hovertemplate: "v%{customdata} %{x}: AUC %{y:.3f}<extra></extra>" }],
+      { title: { text: "Failure risk (dotted: alarm at " + num(s.risk_warn, 2) + ") and the champion's AUC, per day" }, height: 360,
+        margin: { t: 80, r: 60, b: 40, l: 60 }, shapes: shapes, annotations: notes, legend: { orientation: "h", y: -0.12 },
+        yaxis: { title: { text: "failure risk" }, range: [0, 1] }, yaxis2: { title: { text: "AUC" }, overlaying: "y", side: "right" } });
+  }
   function overview() {
-    return api("overview").then(function (o) {
+    return Promise.all([api("overview"), api("story")]).then(function (answers) {
+      var o = answers[0], story = answers[1];
       if (!o.ds) { main.innerHTML = '<p class="muted">' + esc(o.note) + "</p>"; return; }
       var run = o.run || {}, risk = o.failure_risk;
       var cards = card("Day", '<div class="big">' + esc(o.ds) + "</div>" + (o.note ? '<p class="muted">' + esc(o.note) + "</p>" : "") +
@@ -108,13 +138,14 @@ var ChurnHealth = (function () {
           '<p class="muted">' + esc(risk.reason) + "</p>" : '<p class="muted">not recorded</p>');
       main.innerHTML = '<div class="actions"><button id="retrain" type="button">Retrain now</button> ' +
         '<span class="muted">runs ' + esc(MONITORING_DAG) + " for " + esc(o.ds) + ' with force_retrain</span> <span id="action-result" class="action-result"></span></div>' +
-        '<div class="cards">' + cards + '</div><h2>Failure-risk drivers</h2><div id="drivers" class="chart"></div>' +
+        '<div id="story" class="chart"></div><div class="cards">' + cards + '</div><h2>Failure-risk drivers</h2><div id="drivers" class="chart"></div>' +
         "<h2>Open alerts (last 7 days)</h2>" + table(["day", "kind", "severity", "message"], o.open_alerts.map(function (a) {
           return [esc(a.ds), esc(a.kind), sev(a.severity), esc(a.message)]; }));
       document.getElementById("retrain").onclick = function () {
         trigger(MONITORING_DAG, { force_retrain: true, batch_date: o.ds }, "Retrain now (Model Health, " + o.ds + ")",
           document.getElementById("action-result"));
       };
+      storyChart(story);
       var drivers = (risk && risk.drivers) || [];
       chart("drivers", [{ type: "bar", orientation: "h", y: drivers.map(function (d) { return d.feature; }),
         x: drivers.map(function (d) { return d.contribution; }),
