@@ -130,9 +130,10 @@ def _promotion_day() -> str | None:
 
 
 def screenshots(stack: dict, folder: Path, day: str) -> list[Path]:
-    """Every Model Health page and the run tab of ``day`` of the running UI ``stack`` (run/stack.json) into
-    ``folder``; raises when a page logged a console error."""
+    """Every Model Health page, the run tab of ``day`` and its validation page, of the running UI ``stack``
+    (run/stack.json), into ``folder``; raises when a page logged a console error."""
     from playwright import sync_api
+    from playwright.sync_api import expect
 
     folder.mkdir(parents=True, exist_ok=True)
     user, password = next(iter(stack["login"].items()))
@@ -145,8 +146,13 @@ def screenshots(stack: dict, folder: Path, day: str) -> list[Path]:
             for name in PAGES:
                 wait_charts(session.open_page(name))
                 paths.append(session.shoot(folder, name))
-            wait_charts(session.open_run_tab(run_id))
+            frame = session.open_run_tab(run_id)
+            wait_charts(frame)
             paths.append(session.shoot(folder, "run"))
+            frame.get_by_role("link", name="Open the validation page").click()  # the day's validation page
+            expect(session.page.frame_locator("iframe[src*='/churnguard/health/']").locator("h1")).to_have_text(
+                re.compile(f"^Validation of {day}"), timeout=30_000)
+            paths.append(session.shoot(folder, "validation"))
         finally:
             session.close()
             browser.close()

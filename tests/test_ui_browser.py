@@ -19,17 +19,14 @@ import httpx
 import pytest
 from playwright import sync_api
 from playwright.sync_api import expect
+from ui_browser import MONITORING, NAV_ROUTE, Session, launch, location, wait_charts
 
 from tests.conftest import BIN
 from tests.ui_world import HISTORY_DAYS, api_server, build_history
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("airflow_stack")]
 
-CHROMIUM = "/usr/bin/chromium"
-VIEWPORT = {"width": 1280, "height": 800}
-NAV_ROUTE = "churnguard-model-health"
-RUN_ROUTE = "churnguard-model-health-run"
-MONITORING, ROLLBACK = "churn_daily_monitoring", "churn_model_rollback"
+ROLLBACK = "churn_model_rollback"
 # page → the Plotly charts it draws from the 60 days (models: SHAP only with a registry, none here)
 CHARTS = {"overview": 2, "drift": 4, "performance": 4, "models": 0, "alerts": 1}
 
@@ -98,48 +95,22 @@ def shots(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    # `make test` installs it (the Makefile's `browser` target): missing, the test fails rather than skips
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make browser` (apt-get install chromium)"
+    # `make test` installs Chromium (the Makefile's `browser` target): missing, the test fails rather than skips
     with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        chromium = launch(p)
         try:
             yield chromium
         finally:
             chromium.close()
 
 
-class Session:
-    """A logged-in browser tab and every console error and uncaught exception of it and its frames."""
-
-    def __init__(self, browser, server: dict, user: str) -> None:
-        self.url = server["url"]
-        self.context = browser.new_context(viewport=VIEWPORT)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.goto(f"{self.url}/")
-        self.page.wait_for_url(re.compile(r"/auth/login"))  # not logged in: Airflow sends us to its login page
-        # Listening from here: before login the UI's own probe of the API is a 401 by design
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text} {m.location}"))
-        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        self.page.get_by_label(re.compile("username", re.I)).fill(user)
-        self.page.get_by_label(re.compile("password", re.I)).fill(server["passwords"][user])
-        self.page.get_by_role("button", name=re.compile("sign in|log ?in", re.I)).click()
-        self.page.wait_for_url(lambda u: "/auth/login" not in u, timeout=30_000)
-
-    def frame(self):
-        """The Model Health iframe of the current UI page (a locator: it survives the UI re-rendering the iframe),
-        once its script has replaced "Loading…"."""
-        frame = self.page.frame_locator("iframe[src*='/churnguard/health/']")
-        expect(frame.locator("#main")).not_to_have_text(re.compile(r"^\s*Loading"), timeout=30_000)
-        return frame
-
-    def close(self) -> None:
-        self.context.close()
+def login(browser, server: dict, user: str) -> Session:
+    return Session(browser, server["url"], user, server["passwords"][user])
 
 
 @pytest.fixture(scope="module")
 def admin(browser, server):
-    session = Session(browser, server, "admin")
+    session = login(browser, server, "admin")
     yield session
     session.close()
 
@@ -152,34 +123,9 @@ def ui(admin):
     assert admin.errors == []
 
 
-def open_page(ui: Session, name: str):
-    """Browse → Model Health, then the page ``name`` through the iframe's nav bar."""
-    ui.page.goto(f"{ui.url}/plugin/{NAV_ROUTE}")
-    frame = ui.frame()
-    if name != "overview":
-        frame.locator(f"nav.bar a[href$='health/{name}']").click()
-        active = frame.locator("nav.bar a.active")
-        expect(active).to_have_attribute("href", re.compile(f"health/{name}$"), timeout=30_000)
-        frame = ui.frame()
-    return frame
-
-
-def location(frame) -> str:
-    return frame.locator("body").evaluate("() => location.href")
-
-
-def wait_charts(frame, n: int) -> int:
-    """The Plotly charts drawn in ``frame`` (each an SVG inside ``.js-plotly-plot``), once ``n`` are."""
-    if n:  # a chart Plotly has drawn holds its SVG layers (.main-svg)
-        expect(frame.locator(".js-plotly-plot:has(.main-svg)")).to_have_count(n, timeout=30_000)
-    return frame.locator(".js-plotly-plot").count()
-
-
 def shoot(ui: Session, shots: Path, name: str) -> None:
-    """The whole UI (Airflow's chrome with the iframe) as ``model-health-<name>.png``: small enough for a README."""
-    path = shots / f"model-health-{name}.png"
-    ui.page.screenshot(path=str(path))
-    assert 10_000 < path.stat().st_size < 400_000
+    """The whole UI as ``model-health-<name>.png``: small enough for a README."""
+    assert 10_000 < ui.shoot(shots, name).stat().st_size < 400_000
 
 
 def test_login_then_browse_menu_opens_model_health(ui, shots):
@@ -196,7 +142,7 @@ def test_login_then_browse_menu_opens_model_health(ui, shots):
 
 @pytest.mark.parametrize("name", list(CHARTS))
 def test_each_page_draws_its_charts_without_console_errors(ui, world, shots, name):
-    frame = open_page(ui, name)
+    frame = ui.open_page(name)
     assert wait_charts(frame, CHARTS[name]) == CHARTS[name]
     text = frame.locator("#main").inner_text()
     assert frame.locator("#main .error").all_inner_texts() == []
@@ -213,7 +159,6 @@ def test_each_page_draws_its_charts_without_console_errors(ui, world, shots, nam
         days = frame.locator("#heatmap").evaluate("el => el.data[0].x.length")
         features = frame.locator("#heatmap").evaluate("el => el.data[0].y.length")
         assert (days, features) == (HISTORY_DAYS, 20)
-    ui.page.wait_for_timeout(300)  # Plotly's transitions
     shoot(ui, shots, name)
 
 
@@ -222,8 +167,7 @@ def test_the_dag_run_tab_shows_the_day_the_run_processed(ui, server, world, shot
     response = httpx.post(f"{server['url']}/api/v2/dags/{MONITORING}/dagRuns", json=body, headers=bearer(server),
                           timeout=30)
     assert response.status_code == 200, response.text
-    ui.page.goto(f"{ui.url}/dags/{MONITORING}/runs/manual__ui-run-tab/plugin/{RUN_ROUTE}")
-    frame = ui.frame()
+    frame = ui.open_run_tab("manual__ui-run-tab")
     assert "/churnguard/health/dag_run/churn_daily_monitoring/manual__ui-run-tab" in location(frame)
     heading = frame.locator("#main h2").inner_text()
     assert heading == f"{world['last']} (manual__ui-run-tab)"
@@ -243,7 +187,7 @@ def test_the_dag_run_tab_shows_the_day_the_run_processed(ui, server, world, shot
 
 def test_retrain_now_starts_a_monitoring_run_with_force_retrain(ui, server, world):
     before = {r["dag_run_id"] for r in dag_runs(server, MONITORING)}
-    frame = open_page(ui, "overview")
+    frame = ui.open_page("overview")
     frame.locator("#retrain").click()
     link = frame.locator("#action-result a[data-run-id]")
     expect(link).to_have_count(1, timeout=30_000)
@@ -260,7 +204,7 @@ def test_retrain_now_starts_a_monitoring_run_with_force_retrain(ui, server, worl
 
 
 def test_roll_back_wants_a_reason_then_starts_the_rollback_dag(ui, server):
-    frame = open_page(ui, "models")
+    frame = ui.open_page("models")
     frame.locator("button[data-rollback='1']").click()
     assert frame.locator("#action-result").inner_text() == "Type a reason for the rollback first."
     assert dag_runs(server, ROLLBACK) == []
@@ -280,7 +224,7 @@ def test_acknowledge_on_the_alerts_page_records_the_user_and_shows_it(ui, server
 
     (episode,) = open_episodes()
     assert episode["acknowledged_at"] is None
-    frame = open_page(ui, "alerts")
+    frame = ui.open_page("alerts")
     buttons = frame.locator(f"button[data-ack='{episode['id']}']")
     assert buttons.count() == 4  # its row in the open episodes and its three days in the history
     buttons.first.click()
@@ -292,7 +236,7 @@ def test_acknowledge_on_the_alerts_page_records_the_user_and_shows_it(ui, server
 
 
 def test_a_user_who_may_not_trigger_gets_one_line_with_the_403(browser, server):
-    viewer = Session(browser, server, "viewer")
+    viewer = login(browser, server, "viewer")
     try:
         viewer.page.goto(f"{server['url']}/plugin/{NAV_ROUTE}")
         frame = viewer.frame()

@@ -116,8 +116,8 @@ var ChurnHealth = (function () {
       { type: "scatter", mode: "lines+markers", name: "champion AUC on the day's customers", x: s.days, y: s.auc, yaxis: "y2",
         line: { color: "#2b6cb0" }, marker: { size: 4 }, customdata: s.auc_version, hovertemplate: "v%{customdata} %{x}: AUC %{y:.3f}<extra></extra>" }],
       { title: { text: "Failure risk (dotted: alarm at " + num(s.risk_warn, 2) + ") and the champion's AUC, per day" }, height: 360,
-        margin: { t: 80, r: 60, b: 40, l: 60 }, shapes: shapes, annotations: notes, legend: { orientation: "h", y: -0.12 },
-        yaxis: { title: { text: "failure risk" }, range: [0, 1] }, yaxis2: { title: { text: "AUC" }, overlaying: "y", side: "right" } });
+        margin: { t: 80, r: 60, b: 50, l: 60 }, shapes: shapes, annotations: notes, legend: { orientation: "h", y: -0.16 },
+        yaxis: { title: { text: "failure risk" }, range: [0, 1] }, yaxis2: { title: { text: "AUC" }, overlaying: "y", side: "right", tickformat: ".2f" } });
   }
   function overview() {
     return Promise.all([api("overview"), api("story")]).then(function (answers) {
