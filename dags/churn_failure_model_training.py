@@ -30,7 +30,7 @@ from churnguard_airflow.connections import use_connections
     max_active_runs=1,
     tags=["churnguard", "failure-model"],
     params={
-        "n_trajectories": Param(432, type="integer", minimum=9, title="Number of trajectories",
+        "n_trajectories": Param(864, type="integer", minimum=9, title="Number of trajectories",
                                 description="Simulated trajectories, split evenly over the nine scenario "
                                             "families (rounded up to a multiple of nine)."),
         "horizon": Param(7, type="integer", minimum=1, maximum=30, title="Horizon (days)",

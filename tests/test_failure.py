@@ -494,11 +494,17 @@ def test_a_failure_whose_counterfactual_without_concept_does_not_fail_is_concept
         assert days["failed_today"].fillna(False).any()  # the labels show a failure ...
         assert list(counterfactual["day"]) == list(days["day"])
         assert not counterfactual["failed_today"].fillna(False).any()  # ... which the drift alone never causes
-        assert failure_kind(days["failed_today"], counterfactual) == CONCEPT_ONLY
+        assert failure_kind(days, counterfactual, cfg.failure.label_delay_days) == CONCEPT_ONLY
 
 
-def test_a_concept_failure_is_visible_when_its_covariate_part_alone_makes_the_champion_fail(champion):
-    from churnguard.failure.trajectories import VISIBLE, counterfactual_failures, failure_kind, simulate_trajectory
+def test_a_concept_failure_is_visible_only_when_its_covariate_part_alone_fails_before_the_labels_show_it(champion):
+    from churnguard.failure.trajectories import (
+        CONCEPT_ONLY,
+        VISIBLE,
+        counterfactual_failures,
+        failure_kind,
+        simulate_trajectory,
+    )
 
     cfg = load_failure_config()
     spec = _spec("covariate+concept", 3.0)
@@ -506,10 +512,14 @@ def test_a_concept_failure_is_visible_when_its_covariate_part_alone_makes_the_ch
     counterfactual = counterfactual_failures(spec, *champion, cfg, use_cache=False)
     # the counterfactual is the covariate trajectory of the same seed: the same customers, the same failures
     covariate = simulate_trajectory(_spec("covariate", 3.0), *champion, cfg, use_cache=False)
+    first = days.loc[days["failed_today"].fillna(False).astype(bool), "day"].min()
+    first_visible = counterfactual.loc[counterfactual["failed_today"].fillna(False).astype(bool), "day"].min()
 
     assert counterfactual["failed_today"].tolist() == covariate["failed_today"].tolist()
-    assert counterfactual["failed_today"].fillna(False).any()
-    assert failure_kind(days["failed_today"], counterfactual) == VISIBLE
+    # the concept fails the champion on the onset day; the covariate part alone 11 days later
+    assert (first, first_visible) == (18, 29)
+    assert failure_kind(days, counterfactual, label_delay_days=7) == CONCEPT_ONLY  # labels show it on day 25
+    assert failure_kind(days, counterfactual, label_delay_days=12) == VISIBLE  # ... on day 30
 
 
 def test_a_family_without_concept_is_its_own_counterfactual_and_is_not_simulated_again(champion, monkeypatch):
@@ -521,10 +531,28 @@ def test_a_family_without_concept_is_its_own_counterfactual_and_is_not_simulated
     monkeypatch.setattr(trajectories, "_simulator", lambda *a: pytest.fail("simulated a counterfactual"))
 
     assert counterfactual_failures(_spec("covariate", 3.0), *champion, cfg, use_cache=False) is None
-    assert failure_kind(days["failed_today"], None) == VISIBLE
-    assert failure_kind(days["failed_today"].where(days["day"] < 20, False), None) == NO_FAILURE
+    assert failure_kind(days, None, 7) == VISIBLE
+    assert failure_kind(days.assign(failed_today=days["failed_today"].where(days["day"] < 20, False)), None,
+                        7) == NO_FAILURE
     assert trajectories.counterfactual_scenario_name("covariate+concept") == "gradual+sudden"
     assert trajectories.counterfactual_scenario_name("concept") == "none"
+
+
+def _failing_from(first: int | None, days: int = 40) -> pd.DataFrame:
+    day = np.arange(14, days)
+    return pd.DataFrame({"day": day, "failed_today": pd.array(day >= (first or days), dtype="boolean")})
+
+
+def test_a_failure_is_concept_only_when_the_drift_alone_fails_only_after_the_labels_show_it():
+    from churnguard.failure.trajectories import CONCEPT_ONLY, VISIBLE, failure_kind, with_failure_kind
+
+    real = _failing_from(20)  # the labels show the first failure on day 20 + 7
+    assert failure_kind(real, _failing_from(26), label_delay_days=7) == VISIBLE
+    assert failure_kind(real, _failing_from(27), label_delay_days=7) == CONCEPT_ONLY  # another, later failure
+    assert failure_kind(real, _failing_from(None), label_delay_days=7) == CONCEPT_ONLY
+    assert with_failure_kind(real, _failing_from(33), 7)["visible_failure_day"].eq(33).all()
+    assert with_failure_kind(real, None, 7)["visible_failure_day"].eq(20).all()
+    assert with_failure_kind(real, _failing_from(None), 7)["visible_failure_day"].isna().all()
 
 
 def _leads_table(detected_per_family: dict[str, list[bool]]) -> pd.DataFrame:

@@ -27,7 +27,7 @@ class FeatureConfig(_Strict):
 
 
 class TrajectoryConfig(_Strict):
-    count: int = Field(default=432, ge=9)
+    count: int = Field(default=864, ge=9)
     days: int = Field(default=80, ge=20)
     rows_per_day: int = Field(default=500, ge=50)
     onset_min: int = Field(default=20, ge=1)

@@ -11,7 +11,8 @@ before the labels did (then the failure counts as not *detected*).
 
 **Visible** failures are decided by the data (``failure_kind`` of each trajectory, see
 :mod:`churnguard.failure.trajectories`): a failure is visible when the same trajectory without its concept
-component also makes the champion fail, else *concept-only*. :func:`visible_rows` is every trajectory but
+component also makes the champion fail, and before the labels show the first failure (first failure day +
+label delay), else *concept-only*. :func:`visible_rows` is every trajectory but
 the concept-only ones (the harmless-drift and no-failure trajectories stay as negatives);
 :func:`concept_only_rows` the concept-only ones.
 

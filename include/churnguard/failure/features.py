@@ -1,5 +1,6 @@
 """Model features of a day from the signal history up to it: the day's signals, their recent mean,
-their change and slope over ``trend_days``, and how many recent days showed drift.
+their change and slope over ``trend_days``, the slow trend (change and slope over twice ``trend_days``) of
+the main drift and score signals, and how many recent days showed drift.
 
 :func:`feature_frame` builds every day of a history at once (training); :func:`failure_features` the
 last day only (production). Both run the same code, so the model sees the same features in both.
@@ -25,6 +26,9 @@ SIGNED = ("score_mean_change", "score_std_change", "positive_rate_change", "cbpe
 # Label-free signals whose recent trend matters (drift that keeps growing is what hurts).
 TRENDED = ("drift_weighted", "drift_psi_max", "drift_psi_mean", "drift_ks_max", "drift_share", "score_psi",
            "score_mean_change", "positive_rate_change", "cbpe_auc_drop", "cbpe_f1_drop", "atc_accuracy_drop")
+# ... and whose slow trend (over twice trend_days) matters too: a covariate shift that ramps for weeks.
+SLOW = ("drift_weighted", "drift_psi_max", "drift_js_max", "score_psi", "prediction_psi", "score_mean_change",
+        "cbpe_auc_drop", "cbpe_f1_drop")
 LABEL_FREE = (*TRENDED, "drift_js_max", "drift_js_mean", "drift_ks_mean", "drift_wasserstein_max",
               "drift_missing_max", "drift_correlation", "prediction_psi", "prediction_ks", "score_std_change")
 # Features that do not grow with trouble: how many labelled days there are, and the churn rate's change
@@ -63,6 +67,11 @@ def feature_frame(history: pd.DataFrame | Sequence[Mapping[str, Any]], trend_day
         out[f"{_feature(name)}_mean3"] = values.rolling(3, min_periods=1).mean()
         out[f"{_feature(name)}_delta"] = values - values.shift(trend_days).fillna(values.iloc[0])
         out[f"{_feature(name)}_slope"] = values.rolling(trend_days, min_periods=1).apply(_slope, raw=True)
+    long_days = 2 * trend_days
+    for name in SLOW:
+        values = _signal(frame, name)
+        out[f"{_feature(name)}_slope_long"] = values.rolling(long_days, min_periods=1).apply(_slope, raw=True)
+        out[f"{_feature(name)}_delta_long"] = values - values.shift(long_days).fillna(values.iloc[0])
     out["drifted_days"] = (frame["drift_share"].astype(float) > 0).rolling(trend_days, min_periods=1).sum()
     for name in MATURED:
         out[name] = pd.to_numeric(frame.get(name), errors="coerce").fillna(0.0)
@@ -86,4 +95,4 @@ def failure_features(signal_history: Sequence[Mapping[str, Any]], trend_days: in
     """Features of the last day of ``signal_history`` (oldest first), as ``{name: value}``."""
     if not signal_history:
         raise ValueError("signal_history is empty: need at least today's signals")
-    return feature_frame(signal_history[-(trend_days + 1):], trend_days).iloc[-1].to_dict()
+    return feature_frame(signal_history[-(2 * trend_days + 1):], trend_days).iloc[-1].to_dict()

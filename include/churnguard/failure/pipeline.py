@@ -37,16 +37,16 @@ from churnguard.failure.trajectories import (
     cached_counterfactual,
     cached_trajectory,
     counterfactual_failures,
-    failure_kind,
     simulate_trajectory,
     trajectory_specs,
+    with_failure_kind,
 )
 from churnguard.progress import progress
 from churnguard.storage import Storage, frame_to_parquet_bytes, open_storage
 
 log = logging.getLogger(__name__)
 META = ["trajectory", "family", "scenario", "intensity", "onset_day", "split", "day", "failed_today",
-        "failure_seen", "label", "failure_kind"]
+        "failure_seen", "label", "failure_kind", "visible_failure_day"]
 
 
 def _hash(payload: Any) -> str:
@@ -103,10 +103,10 @@ def _share(*shared: Any) -> None:
 
 
 def _with_kind(spec: TrajectorySpec, shared: tuple) -> pd.DataFrame:
-    """The trajectory's table with its ``failure_kind`` (the counterfactual simulated when not cached)."""
+    """The trajectory's table with its ``failure_kind`` and ``visible_failure_day`` (the counterfactual
+    simulated when not cached)."""
     frame = simulate_trajectory(spec, *shared)
-    kind = failure_kind(frame["failed_today"], counterfactual_failures(spec, *shared))
-    return frame.assign(failure_kind=kind)
+    return with_failure_kind(frame, counterfactual_failures(spec, *shared), shared[-1].failure.label_delay_days)
 
 
 def _simulate_one(spec: TrajectorySpec) -> pd.DataFrame:
@@ -131,8 +131,7 @@ def simulate_trajectories(count: int | None = None, horizon: int | None = None,
     found = {s.trajectory: cached_trajectory(s, reference, profile, cfg) for s in specs}
     found = {s.trajectory: None if found[s.trajectory] is None
              or (counterfactual := cached_counterfactual(s, reference, profile, cfg)) is False
-             else found[s.trajectory].assign(failure_kind=failure_kind(found[s.trajectory]["failed_today"],
-                                                                       counterfactual))
+             else with_failure_kind(found[s.trajectory], counterfactual, cfg.failure.label_delay_days)
              for s in specs}
     todo = [s for s in specs if found[s.trajectory] is None]
     workers = max(1, min(workers, len(todo)))

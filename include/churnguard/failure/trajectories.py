@@ -17,9 +17,11 @@ its spec, the champion and the failure definition, so re-runs only simulate what
 **Visible failures** are defined by the data, not by the family name (:func:`counterfactual_failures`):
 for a trajectory whose family has a concept component, the same trajectory (same seed, onset, intensity,
 days, customers) is simulated again without that component, and its failure days are computed with the
-same rule. The decision is per trajectory: the trajectory's failure is *visible* when its counterfactual
-fails on at least one day too, else *concept-only* (the label-free signals cannot see it: only the labels,
-``label_delay_days`` late, show it). For a family without a concept component, the counterfactual is the
+same rule. The decision is per trajectory and about its first failure, the one detection and lead are
+timed on: it is *visible* when the counterfactual fails before that failure shows in the labels (first
+failure day + ``label_delay_days``), else *concept-only* (the label-free signals cannot see it: only the
+labels, ``label_delay_days`` late, show it; a counterfactual that fails weeks later fails on another
+failure). For a family without a concept component, the counterfactual is the
 trajectory itself, so its failure is visible by definition (nothing is simulated again). The counterfactual
 needs no drift report (only the champion's scores and the labels), so it costs a small part of a
 trajectory; it is cached next to the trajectories (``<home>/cache/failure-counterfactuals/``).
@@ -222,14 +224,34 @@ def cached_counterfactual(spec: TrajectorySpec, reference: dict, profile: Refere
     return pd.read_parquet(path) if path.exists() else False
 
 
-def failure_kind(failed_today: pd.Series, counterfactual: pd.DataFrame | None) -> str:
-    """:data:`NO_FAILURE`, :data:`VISIBLE` or :data:`CONCEPT_ONLY` for one trajectory (per trajectory: a
-    failure is visible when the counterfactual fails on any day; no counterfactual: visible)."""
-    if not failed_today.fillna(False).astype(bool).any():
+def with_failure_kind(days: pd.DataFrame, counterfactual: pd.DataFrame | None, label_delay_days: int) -> pd.DataFrame:
+    """``days`` (one trajectory) with its :func:`failure_kind` and ``visible_failure_day``: the first day the
+    drift alone fails the champion (the counterfactual's first failure; the trajectory's own without a
+    counterfactual; NaN when it never does)."""
+    first = _first_failure(days if counterfactual is None else counterfactual)
+    return days.assign(failure_kind=failure_kind(days, counterfactual, label_delay_days),
+                       visible_failure_day=float("nan") if first is None else float(first))
+
+
+def _first_failure(days: pd.DataFrame) -> int | None:
+    failed = days.loc[days["failed_today"].fillna(False).astype(bool).to_numpy(), "day"]
+    return int(failed.min()) if len(failed) else None
+
+
+def failure_kind(days: pd.DataFrame, counterfactual: pd.DataFrame | None, label_delay_days: int) -> str:
+    """:data:`NO_FAILURE`, :data:`VISIBLE` or :data:`CONCEPT_ONLY` for one trajectory (``days`` and
+    ``counterfactual``: columns ``day``, ``failed_today``). No counterfactual: visible. Else the first failure
+    is visible when the counterfactual fails before that failure shows in the labels (first failure day +
+    ``label_delay_days``, the end of the window in which an alert counts as detecting it): the drift the
+    label-free signals see would have failed the champion by then on its own. A counterfactual that fails
+    only later fails on another failure than the one timed (the concept's, on days no drift statistic sees)."""
+    first = _first_failure(days)
+    if first is None:
         return NO_FAILURE
     if counterfactual is None:
         return VISIBLE
-    return VISIBLE if counterfactual["failed_today"].fillna(False).astype(bool).any() else CONCEPT_ONLY
+    first_visible = _first_failure(counterfactual)
+    return VISIBLE if first_visible is not None and first_visible < first + label_delay_days else CONCEPT_ONLY
 
 
 def _simulate(spec: TrajectorySpec, model, reference: dict, profile: ReferenceProfile,
