@@ -105,16 +105,10 @@ def launch(playwright):
 
 def _run_of_day(stack: dict, day: str) -> str:
     """The id of the monitoring run that processed ``day`` (its batch date), through Airflow's REST API."""
-    import httpx
+    from airflow_stack import Api
 
-    user, password = next(iter(stack["login"].items()))
-    token = httpx.post(f"{stack['api']}/auth/token", json={"username": user, "password": password}, timeout=30)
-    token.raise_for_status()
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    runs = httpx.get(f"{stack['api']}/api/v2/dags/{MONITORING}/dagRuns", headers=headers, timeout=30,
-                     params={"limit": 1000, "state": "success"})
-    runs.raise_for_status()
-    for run in runs.json()["dag_runs"]:
+    runs = Api(stack).get(f"/api/v2/dags/{MONITORING}/dagRuns?limit=1000&state=success")["dag_runs"]
+    for run in runs:
         if (run.get("conf") or {}).get("batch_date") == day or (run["logical_date"] or "").startswith(day):
             return run["dag_run_id"]
     raise SystemExit(f"no successful {MONITORING} run for {day} at {stack['api']}")
