@@ -113,6 +113,11 @@ def stack_env(api_port: int, mlflow_url: str | None = None) -> dict[str, str]:
            "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
            "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "churnguard_airflow.preload",
            "PYTHONPATH": os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH")) if p)}
+    if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env:
+        # SQLite lets one writer in at a time and pysqlite gives up after 5 s: a busy scheduler on 2 cores holds
+        # the lock longer than that, and the api-server then answers a trigger with 500
+        db = Path(env.get("AIRFLOW_HOME", Path.home() / "airflow")) / "airflow.db"
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{db}?timeout=60"
     if mlflow_url:
         env["CHURNGUARD_MLFLOW_UI_URL"] = mlflow_url
     return env
@@ -207,7 +212,7 @@ def _sqlite_wal(env: dict[str, str]) -> None:
     state updates and the dag-processor then stop waiting on each other's readers."""
     url = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or f"sqlite:///{Path(env['AIRFLOW_HOME']) / 'airflow.db'}"
     if url.startswith("sqlite:///"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        with sqlite3.connect(url.removeprefix("sqlite:///").partition("?")[0]) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
 
 
