@@ -507,17 +507,17 @@ def test_a_concept_failure_is_visible_only_when_its_covariate_part_alone_fails_b
     )
 
     cfg = load_failure_config()
-    spec = _spec("covariate+concept", 3.0)
+    spec = _spec("covariate+concept", 5.0)
     days = simulate_trajectory(spec, *champion, cfg, use_cache=False)
     counterfactual = counterfactual_failures(spec, *champion, cfg, use_cache=False)
     # the counterfactual is the covariate trajectory of the same seed: the same customers, the same failures
-    covariate = simulate_trajectory(_spec("covariate", 3.0), *champion, cfg, use_cache=False)
+    covariate = simulate_trajectory(_spec("covariate", 5.0), *champion, cfg, use_cache=False)
     first = days.loc[days["failed_today"].fillna(False).astype(bool), "day"].min()
     first_visible = counterfactual.loc[counterfactual["failed_today"].fillna(False).astype(bool), "day"].min()
 
     assert counterfactual["failed_today"].tolist() == covariate["failed_today"].tolist()
-    # the concept fails the champion on the onset day; the covariate part alone 11 days later
-    assert (first, first_visible) == (18, 29)
+    # the concept fails the champion on the onset day; the covariate part alone 8 days later
+    assert (first, first_visible) == (18, 26)
     assert failure_kind(days, counterfactual, label_delay_days=7) == CONCEPT_ONLY  # labels show it on day 25
     assert failure_kind(days, counterfactual, label_delay_days=12) == VISIBLE  # ... on day 30
 
@@ -527,10 +527,10 @@ def test_a_family_without_concept_is_its_own_counterfactual_and_is_not_simulated
     from churnguard.failure.trajectories import NO_FAILURE, VISIBLE, counterfactual_failures, failure_kind
 
     cfg = load_failure_config()
-    days = trajectories.simulate_trajectory(_spec("covariate", 3.0), *champion, cfg, use_cache=False)
+    days = trajectories.simulate_trajectory(_spec("covariate", 5.0), *champion, cfg, use_cache=False)
     monkeypatch.setattr(trajectories, "_simulator", lambda *a: pytest.fail("simulated a counterfactual"))
 
-    assert counterfactual_failures(_spec("covariate", 3.0), *champion, cfg, use_cache=False) is None
+    assert counterfactual_failures(_spec("covariate", 5.0), *champion, cfg, use_cache=False) is None
     assert failure_kind(days, None, 7) == VISIBLE
     assert failure_kind(days.assign(failed_today=days["failed_today"].where(days["day"] < 20, False)), None,
                         7) == NO_FAILURE
@@ -608,3 +608,20 @@ def test_a_sample_weight_of_two_is_a_row_counted_twice_in_the_monotone_logistic(
 
     np.testing.assert_allclose(weighted.coef_, doubled.coef_, atol=1e-4)
     np.testing.assert_allclose(weighted.intercept_, doubled.intercept_, atol=1e-4)
+
+
+def test_a_cached_trajectory_is_not_served_to_a_world_of_other_customers(champion, churnguard_home):
+    from churnguard.failure.trajectories import cached_trajectory, simulate_trajectory
+
+    cfg = load_failure_config()
+    model, reference, profile, data_cfg = champion
+    pool = data_cfg.model_copy(update={"simulation": data_cfg.simulation.model_copy(update={"customers": "pool"})})
+    spec = _spec("covariate", 5.0)
+
+    synthetic_days = simulate_trajectory(spec, model, reference, profile, data_cfg, cfg)
+
+    assert data_cfg.simulation.customers == "synthetic"  # the default: every simulated customer is new
+    assert cached_trajectory(spec, reference, profile, cfg, data_cfg) is not None
+    assert cached_trajectory(spec, reference, profile, cfg, pool) is None
+    pool_days = simulate_trajectory(spec, model, reference, profile, pool, cfg)
+    assert not pool_days["score_mean_change"].equals(synthetic_days["score_mean_change"])

@@ -125,7 +125,7 @@ class SimulationConfig(_Strict):
     redrawn with probability ``resample_rate`` from its frequencies given the class and the column most
     dependent on it, the label drawn from a logistic regression fitted to the pool; an id of its own."""
 
-    customers: Literal["pool", "synthetic"] = "pool"
+    customers: Literal["pool", "synthetic"] = "synthetic"
     bandwidth: float = Field(default=0.3, gt=0, le=2)
     resample_rate: float = Field(default=0.05, ge=0, le=1)
 

@@ -128,9 +128,9 @@ def simulate_trajectories(count: int | None = None, horizon: int | None = None,
     model, champion = champion_model(dataset_cfg, use_registry)
     reference, profile = build_champion_reference(model, dataset_cfg)
     specs = trajectory_specs(cfg, count)
-    found = {s.trajectory: cached_trajectory(s, reference, profile, cfg) for s in specs}
+    found = {s.trajectory: cached_trajectory(s, reference, profile, cfg, dataset_cfg) for s in specs}
     found = {s.trajectory: None if found[s.trajectory] is None
-             or (counterfactual := cached_counterfactual(s, reference, profile, cfg)) is False
+             or (counterfactual := cached_counterfactual(s, reference, profile, cfg, dataset_cfg)) is False
              else with_failure_kind(found[s.trajectory], counterfactual, cfg.failure.label_delay_days)
              for s in specs}
     todo = [s for s in specs if found[s.trajectory] is None]

@@ -127,10 +127,11 @@ def trajectory_specs(cfg: FailureConfig, count: int | None = None) -> list[Traje
 
 
 def _cache_path(spec: TrajectorySpec, reference: dict, profile: ReferenceProfile, cfg: FailureConfig,
-                kind: str = "trajectories") -> Path:
+                dataset_cfg: DatasetConfig, kind: str = "trajectories") -> Path:
     champion = {**reference, "profile": profile.version}
+    # the dataset config decides the customers (pool or synthetic) and what each scenario does to them
     payload = {"v": CACHE_VERSION, "spec": asdict(spec), "failure": cfg.failure.model_dump(),
-               "features": cfg.features.model_dump(),
+               "features": cfg.features.model_dump(), "dataset": dataset_cfg.model_dump(mode="json"),
                "champion": hashlib.sha256(json.dumps(champion, sort_keys=True).encode()).hexdigest()}
     if kind != "trajectories":
         payload["kind"] = kind
@@ -164,17 +165,17 @@ def simulate_trajectory(spec: TrajectorySpec, model, reference: dict, profile: R
     ``reference``: :func:`~churnguard.failure.signals.champion_reference` of ``model``; ``profile``: the
     drift profile of its training data (with its scores and importance), as the daily DAG uses.
     """
-    if use_cache and (cached := cached_trajectory(spec, reference, profile, cfg)) is not None:
+    if use_cache and (cached := cached_trajectory(spec, reference, profile, cfg, dataset_cfg)) is not None:
         return cached
     frame = _simulate(spec, model, reference, profile, dataset_cfg, cfg)
-    _write_cache(frame, _cache_path(spec, reference, profile, cfg))
+    _write_cache(frame, _cache_path(spec, reference, profile, cfg, dataset_cfg))
     return frame
 
 
 def cached_trajectory(spec: TrajectorySpec, reference: dict, profile: ReferenceProfile,
-                      cfg: FailureConfig) -> pd.DataFrame | None:
+                      cfg: FailureConfig, dataset_cfg: DatasetConfig) -> pd.DataFrame | None:
     """The cached table of ``spec`` (as :func:`simulate_trajectory` stores it), or None."""
-    path = _cache_path(spec, reference, profile, cfg)
+    path = _cache_path(spec, reference, profile, cfg, dataset_cfg)
     return pd.read_parquet(path) if path.exists() else None
 
 
@@ -199,7 +200,7 @@ def counterfactual_failures(spec: TrajectorySpec, model, reference: dict, profil
     scenario = spec.counterfactual
     if scenario is None:
         return None
-    path = _cache_path(spec, reference, profile, cfg, kind="counterfactuals")
+    path = _cache_path(spec, reference, profile, cfg, dataset_cfg, kind="counterfactuals")
     if use_cache and path.exists():
         return pd.read_parquet(path)
     sim = _simulator(dataset_cfg, spec.rows_per_day).with_seed(spec.seed)
@@ -216,11 +217,11 @@ def counterfactual_failures(spec: TrajectorySpec, model, reference: dict, profil
 
 
 def cached_counterfactual(spec: TrajectorySpec, reference: dict, profile: ReferenceProfile,
-                          cfg: FailureConfig) -> pd.DataFrame | None | bool:
+                          cfg: FailureConfig, dataset_cfg: DatasetConfig) -> pd.DataFrame | None | bool:
     """The cached counterfactual of ``spec``; None when the family needs none; False when not cached."""
     if spec.counterfactual is None:
         return None
-    path = _cache_path(spec, reference, profile, cfg, kind="counterfactuals")
+    path = _cache_path(spec, reference, profile, cfg, dataset_cfg, kind="counterfactuals")
     return pd.read_parquet(path) if path.exists() else False
 
 
