@@ -407,6 +407,25 @@ def test_the_alerts_page_offers_acknowledge_until_an_episode_is_acknowledged(pag
     assert page.count("data-ack=") == 1 and page.count("no episode") == 3
 
 
+def test_the_overview_shows_each_open_alerts_episode_and_who_acknowledged_it(page_fixtures, store):
+    decision = episodes_of_alerts(store)
+    o = health.overview(store)
+    by_day = {(a["ds"], a["kind"]): a["episode"] for a in o["open_alerts"]}
+    assert by_day[(DAYS[3], "decision")]["id"] == decision
+    assert by_day[(DAYS[3], "decision")]["acknowledged_by"] == "ana"
+    assert by_day[(DAYS[1], "validation")]["state"] == "cleared"
+    assert by_day[(DAYS[3], "drift")] is None
+    api = json.loads((page_fixtures / "api.json").read_text())
+    api["overview"] = o
+    (page_fixtures / "api.json").write_text(json.dumps(api))
+
+    page = draw(page_fixtures, "overview")["html"]
+
+    assert page.count("acknowledged by ana") == 2  # the decision episode's two days
+    assert page.count(f"cleared {DAYS[2]}") == 1 and "no episode" in page
+    assert "data-ack=" not in page  # acknowledging is the Alerts page's
+
+
 def test_registry_versions_from_a_real_mlflow_registry():
     """Tags, run metrics and the SHAP importance retraining logs, read from MLflow (a SQLite store)."""
     from mlflow import MlflowClient

@@ -90,7 +90,8 @@ def _read_json(root: DataRoot, ds: str, name: str) -> tuple[dict | None, str | N
 # -- overview ------------------------------------------------------------------------------------------
 def overview(store: MonitoringStore | None = None, ds: str | None = None) -> dict:
     """The day ``ds`` (default: the last monitored day): champion and challenger versions, the decision with
-    its reasons, drift, the failure risk with its drivers, and the alerts of the last 7 days up to it."""
+    its reasons, drift, the failure risk with its drivers, and the alerts of the last 7 days up to it, each with
+    its episode (state, who acknowledged it)."""
     store = _store(store)
     ds = _day(ds) or _last_day(store)
     if ds is None:
@@ -113,6 +114,7 @@ def overview(store: MonitoringStore | None = None, ds: str | None = None) -> dic
                 "model_version": f["model_version"], "reason": f["reason"]}
     since = (date.fromisoformat(ds) - timedelta(days=6)).isoformat()
     open_alerts = [_alert(a) for a in store.rows("alerts", since=since, until=ds)]
+    _attach_episodes(store, open_alerts)
     open_alerts.sort(key=lambda a: (a["ds"], SEVERITY_RANK.get(a["severity"], 0)), reverse=True)
     events = store.tuples("model_events", ["ds", "event", "model_version", "from_version", "reason"],
                          until=ds, order_by=("ds", "id"))
@@ -511,6 +513,14 @@ def episode(row: dict) -> dict:
             "acknowledged_at": _utc(row["acknowledged_at"])}
 
 
+def _attach_episodes(store: MonitoringStore, rows: list[dict]) -> dict[int, dict]:
+    """Give each alert row its ``episode`` (None outside any); return every episode by id, oldest first."""
+    episodes = {e["id"]: episode(e) for e in store.rows("alert_episodes", order_by="id")}
+    for r in rows:
+        r["episode"] = episodes.get(r["episode_id"])
+    return episodes
+
+
 def alerts(store: MonitoringStore | None = None, start: str | None = None, end: str | None = None,
            severity: str | None = None) -> dict:
     """The alert history in range, newest first, with counts per severity and kind; each day's alert with the
@@ -521,11 +531,10 @@ def alerts(store: MonitoringStore | None = None, start: str | None = None, end: 
     if severity:
         rows = [r for r in rows if r["severity"] == severity]
     rows.sort(key=lambda a: (a["ds"], SEVERITY_RANK.get(a["severity"], 0), a["kind"]), reverse=True)
-    episodes = {e["id"]: episode(e) for e in store.rows("alert_episodes", order_by="id")}
+    episodes = _attach_episodes(store, rows)
     by_severity: dict[str, int] = {}
     by_kind: dict[str, int] = {}
     for r in rows:
-        r["episode"] = episodes.get(r["episode_id"])
         by_severity[r["severity"]] = by_severity.get(r["severity"], 0) + 1
         by_kind[r["kind"]] = by_kind.get(r["kind"], 0) + 1
     open_episodes = [e for e in reversed(episodes.values()) if e["state"] == "open"]

@@ -139,8 +139,8 @@ var ChurnHealth = (function () {
       main.innerHTML = '<div class="actions"><button id="retrain" type="button">Retrain now</button> ' +
         '<span class="muted">runs ' + esc(MONITORING_DAG) + " for " + esc(o.ds) + ' with force_retrain</span> <span id="action-result" class="action-result"></span></div>' +
         '<div id="story" class="chart"></div><div class="cards">' + cards + '</div><h2>Failure-risk drivers</h2><div id="drivers" class="chart"></div>' +
-        "<h2>Open alerts (last 7 days)</h2>" + table(["day", "kind", "severity", "message"], o.open_alerts.map(function (a) {
-          return [esc(a.ds), esc(a.kind), sev(a.severity), esc(a.message)]; }));
+        "<h2>Open alerts (last 7 days)</h2>" + table(["day", "kind", "severity", "message", "episode"], o.open_alerts.map(function (a) {
+          return [esc(a.ds), esc(a.kind), sev(a.severity), esc(a.message), episodeState(a.episode)]; }));
       document.getElementById("retrain").onclick = function () {
         trigger(MONITORING_DAG, { force_retrain: true, batch_date: o.ds }, "Retrain now (Model Health, " + o.ds + ")",
           document.getElementById("action-result"));
@@ -280,6 +280,12 @@ var ChurnHealth = (function () {
   // it and the app asks Airflow whether the user may edit the monitoring DAG's runs.
   var ACK_WHY = { 401: "not logged in", 403: "your Airflow user may not acknowledge alerts (it needs to edit runs of " +
     MONITORING_DAG + ")", 404: "no such alert episode" };
+  function episodeState(e) {  // the Overview's read-only view of an alert's episode (the Alerts page acknowledges)
+    if (!e) { return '<span class="muted">no episode</span>'; }
+    if (e.state !== "open") { return '<span class="muted">cleared ' + esc(e.cleared_ds || "") + "</span>"; }
+    if (e.acknowledged_at) { return '<span class="acked">acknowledged by ' + esc(e.acknowledged_by) + "</span>"; }
+    return '<a href="alerts">open, not acknowledged</a>';
+  }
   function acknowledged(e) {
     if (!e) { return '<span class="muted">no episode</span>'; }
     if (e.acknowledged_at) {
