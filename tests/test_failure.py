@@ -625,3 +625,18 @@ def test_a_cached_trajectory_is_not_served_to_a_world_of_other_customers(champio
     assert cached_trajectory(spec, reference, profile, cfg, pool) is None
     pool_days = simulate_trajectory(spec, model, reference, profile, pool, cfg)
     assert not pool_days["score_mean_change"].equals(synthetic_days["score_mean_change"])
+
+
+def test_a_bootstrap_interval_over_days_that_all_fail_is_undefined_not_a_crash():
+    from churnguard.failure.evaluation import auroc, trajectory_bootstrap
+
+    rng = np.random.default_rng(0)
+    days = pd.DataFrame({"trajectory": np.repeat(np.arange(6), 10), "risk": rng.uniform(size=60)})
+
+    def stat(t: pd.DataFrame) -> float | None:
+        return auroc(t["label"].to_numpy(), t["risk"].to_numpy())
+
+    assert np.isnan(trajectory_bootstrap(days.assign(label=1), stat, 50)).all()  # one class: no AUROC at all
+    mixed = days.assign(label=(days["trajectory"] % 2).astype(int))
+    low, high = trajectory_bootstrap(mixed, stat, 50)
+    assert 0.0 <= low <= high <= 1.0

@@ -93,6 +93,8 @@ def trajectory_bootstrap(table: pd.DataFrame, stat: Callable[[pd.DataFrame], flo
         value = stat(sample)
         if value is not None:
             values.append(value)
+    if not values:  # no resample had both classes (a set where every day fails, or none does): no interval
+        return float("nan"), float("nan")
     return float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))
 
 
