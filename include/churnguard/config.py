@@ -123,9 +123,12 @@ class SimulationConfig(_Strict):
     (:class:`churnguard.simulate.SyntheticCustomers`): a donor row's numeric columns moved by a Gaussian kernel
     of ``bandwidth`` standard deviations of its group in normal-score space, each binary/categorical column
     redrawn with probability ``resample_rate`` from its frequencies given the class and the column most
-    dependent on it, the label drawn from a logistic regression fitted to the pool; an id of its own."""
+    dependent on it, the label drawn from a model fitted to the pool (``label_model``: ``logistic`` regression,
+    or ``boosting``, shallow gradient-boosted trees, for a churn rule a logistic regression cannot express);
+    an id of its own."""
 
     customers: Literal["pool", "synthetic"] = "synthetic"
+    label_model: Literal["logistic", "boosting"] = "logistic"
     bandwidth: float = Field(default=0.3, gt=0, le=2)
     resample_rate: float = Field(default=0.05, ge=0, le=1)
 
