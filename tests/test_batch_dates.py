@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 
 import pytest
+import stack as native
 from airflow_stack import FINISHED, Api, start
 
 from tests.conftest import BIN, ROOT, dag_test
@@ -23,13 +24,20 @@ DAG = "churn_daily_monitoring"
 
 @pytest.fixture
 def stack_home(churnguard_home, tmp_path, monkeypatch):
-    """A fresh Airflow home beside the churnguard home; every service started is stopped afterwards."""
+    """A fresh Airflow home beside the churnguard home, its metadata in a PostgreSQL database of its own (on
+    SQLite the api-server waited out the scheduler's write lock and a trigger timed out); every service started
+    is stopped and the database dropped afterwards."""
+    databases = native.create_databases(f"dates{os.getpid()}")
     for key, value in {"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
                        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-                       "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}.items():
+                       "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                       "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": native.pg_url(databases["airflow"])}.items():
         monkeypatch.setenv(key, value)
-    yield churnguard_home
-    subprocess.run(["bash", str(ROOT / "scripts" / "stop.sh")], capture_output=True, check=False)
+    try:
+        yield churnguard_home
+    finally:
+        subprocess.run(["bash", str(ROOT / "scripts" / "stop.sh")], capture_output=True, check=False)
+        native.drop_databases(list(databases.values()))
 
 
 def finished_runs(api: Api, expected: int, timeout: float = 600) -> list[dict]:
