@@ -70,10 +70,11 @@ def _admin():
     return create_engine(pg_url("postgres"), isolation_level="AUTOCOMMIT")
 
 
-def create_databases(stack_id: str) -> dict[str, str]:
+def create_databases(stack_id: str, purposes: tuple[str, ...] = DATABASES) -> dict[str, str]:
+    """A PostgreSQL database per purpose (of :data:`DATABASES`), named after the stack: {purpose: name}."""
     from sqlalchemy import text
 
-    names = {purpose: f"churnguard_{stack_id}_{purpose}" for purpose in DATABASES}
+    names = {purpose: f"churnguard_{stack_id}_{purpose}" for purpose in purposes}
     engine = _admin()
     with engine.connect() as conn:
         for name in names.values():

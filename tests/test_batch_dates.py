@@ -27,7 +27,7 @@ def stack_home(churnguard_home, tmp_path, monkeypatch):
     """A fresh Airflow home beside the churnguard home, its metadata in a PostgreSQL database of its own (on
     SQLite the api-server waited out the scheduler's write lock and a trigger timed out); every service started
     is stopped and the database dropped afterwards."""
-    databases = native.create_databases(f"dates{os.getpid()}")
+    databases = native.create_databases(f"dates{os.getpid()}", ("airflow",))
     for key, value in {"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
                        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
                        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

@@ -640,3 +640,29 @@ def test_a_bootstrap_interval_over_days_that_all_fail_is_undefined_not_a_crash()
     mixed = days.assign(label=(days["trajectory"] % 2).astype(int))
     low, high = trajectory_bootstrap(mixed, stat, 50)
     assert 0.0 <= low <= high <= 1.0
+
+
+def test_the_auroc_is_the_weighted_mean_of_its_blind_and_seen_days():
+    from churnguard.failure.evaluation import auroc, auroc_by_sight, blind_days, family_weights
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for tid, (family, kind) in enumerate([("concept", "concept_only"), ("concept", "concept_only"),
+                                          ("gradual", "visible"), ("none", "none"), ("none", "none")]):
+        for day in range(40):
+            fails = kind != "none" and day >= 20
+            label = int(kind != "none" and day >= 13)
+            rows.append({"trajectory": tid, "family": family, "failure_kind": kind, "day": day,
+                         "failed_today": fails, "label": label, "risk": rng.random() + 0.5 * label})
+    table = pd.DataFrame(rows)
+
+    blind = blind_days(table, delay=7)
+    split = auroc_by_sight(table, "risk", delay=7)
+
+    # concept-only failures first fail on day 20, their labels show it on 27: days 13..26 are blind
+    assert set(table.loc[blind, "trajectory"]) == {0, 1}
+    assert table.loc[blind, "day"].between(13, 26).all() and blind.sum() == 2 * 14
+    overall = auroc(table["label"].to_numpy(), table["risk"].to_numpy(), family_weights(table["family"]))
+    mixed = (1 - split["blind_share"]) * split["seen"] + split["blind_share"] * split["blind"]
+    assert mixed == pytest.approx(overall, abs=1e-12)
+    assert 0 < split["blind_share"] < 1 and split["blind"] != pytest.approx(split["seen"])

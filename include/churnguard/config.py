@@ -124,7 +124,7 @@ class SimulationConfig(_Strict):
     of ``bandwidth`` standard deviations of its group in normal-score space, each binary/categorical column
     redrawn with probability ``resample_rate`` from its frequencies given the class and the column most
     dependent on it, the label drawn from a model fitted to the pool (``label_model``: ``logistic`` regression,
-    or ``boosting``, shallow gradient-boosted trees, for a churn rule a logistic regression cannot express);
+    or ``boosting``, gradient-boosted trees of depth 4, for a churn rule a logistic regression cannot express);
     an id of its own."""
 
     customers: Literal["pool", "synthetic"] = "synthetic"

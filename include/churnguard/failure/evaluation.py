@@ -16,6 +16,11 @@ label delay), else *concept-only*. :func:`visible_rows` is every trajectory but
 the concept-only ones (the harmless-drift and no-failure trajectories stay as negatives);
 :func:`concept_only_rows` the concept-only ones.
 
+**Blind days** (:func:`blind_days`): the failure-coming days of concept-only trajectories before their labels
+show the first failure. No label-free signal sees a pure concept change, so on these days only the first,
+smaller drops in the labels of the days after the change can; :func:`auroc_by_sight` splits the AUROC into
+its blind and its other positive days (the AUROC is the weighted mean of the two, by the positives' weight).
+
 **Every family equally weighted** (``weighted=True`` of :func:`alert_metrics`): AUROC with sample weight
 1 / (labelled days of the day's family in the table), the detection share as the mean of the per-family
 shares, and the median lead as the weighted median with weight 1 / (failing trajectories of its family).
@@ -49,6 +54,31 @@ def visible_rows(table: pd.DataFrame) -> pd.DataFrame:
 def concept_only_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Days of the trajectories whose failure is concept-only (their counterfactual does not fail)."""
     return table[table["failure_kind"] == CONCEPT_ONLY]
+
+
+def blind_days(table: pd.DataFrame, delay: int) -> pd.Series:
+    """Per row: a failure-coming day of a concept-only trajectory before its labels show the first failure
+    (``day < first failure day + delay``)."""
+    failed = table["failed_today"].fillna(False).astype(bool)
+    first = table["trajectory"].map(table.loc[failed].groupby("trajectory")["day"].min())
+    return ((table["label"] == 1) & (table["failure_kind"] == CONCEPT_ONLY)
+            & (table["day"] < first + delay).fillna(False))
+
+
+def auroc_by_sight(table: pd.DataFrame, score: str, delay: int) -> dict:
+    """Family-weighted AUROC of ``score`` against all negative days, on the blind days' positives
+    (``blind``) and on every other positive (``seen``), with the blind days' share of the positives' weight
+    (``blind_share``): the overall AUROC is ``(1 - blind_share) * seen + blind_share * blind``."""
+    y = table["label"].astype(int).to_numpy()
+    s = table[score].astype(float).fillna(-1e9).to_numpy()
+    w = family_weights(table["family"])
+    blind = blind_days(table, delay).to_numpy()
+    neg = y == 0
+    out = {"blind_share": float(w[blind].sum() / w[y == 1].sum()) if (y == 1).any() else None}
+    for name, positives in (("seen", (y == 1) & ~blind), ("blind", blind)):
+        rows = positives | neg
+        out[name] = auroc(y[rows], s[rows], w[rows]) if positives.any() else None
+    return out
 
 
 def family_weights(families: pd.Series) -> np.ndarray:
