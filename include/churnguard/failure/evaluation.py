@@ -56,13 +56,17 @@ def concept_only_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["failure_kind"] == CONCEPT_ONLY]
 
 
+def first_failure_day(table: pd.DataFrame) -> pd.Series:
+    """Per row: the first day its trajectory failed (NaN for a trajectory that never did)."""
+    failed = table["failed_today"].fillna(False).astype(bool)
+    return table["trajectory"].map(table.loc[failed].groupby("trajectory")["day"].min())
+
+
 def blind_days(table: pd.DataFrame, delay: int) -> pd.Series:
     """Per row: a failure-coming day of a concept-only trajectory before its labels show the first failure
     (``day < first failure day + delay``)."""
-    failed = table["failed_today"].fillna(False).astype(bool)
-    first = table["trajectory"].map(table.loc[failed].groupby("trajectory")["day"].min())
     return ((table["label"] == 1) & (table["failure_kind"] == CONCEPT_ONLY)
-            & (table["day"] < first + delay).fillna(False))
+            & (table["day"] < first_failure_day(table) + delay).fillna(False))
 
 
 def auroc_by_sight(table: pd.DataFrame, score: str, delay: int) -> dict:

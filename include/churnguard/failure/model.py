@@ -38,7 +38,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from churnguard.failure.config import FailureConfig
-from churnguard.failure.evaluation import CONCEPT_ONLY, false_alarms_per_90, validation_metrics
+from churnguard.failure.evaluation import CONCEPT_ONLY, false_alarms_per_90, first_failure_day, validation_metrics
 from churnguard.failure.features import monotone_directions
 
 log = logging.getLogger(__name__)
@@ -171,9 +171,7 @@ def early_warning_weights(train: pd.DataFrame, weight: float, delay: int, horizo
     None when ``weight`` is 1 (plain fit)."""
     if weight == 1.0:
         return None
-    failed = train["failed_today"].fillna(False).astype(bool)
-    first = train.loc[failed].groupby("trajectory")["day"].min()
-    first_day = train["trajectory"].map(first)
+    first_day = first_failure_day(train)
     run_up = (train["day"] >= first_day - horizon) & (train["day"] < first_day + delay)
     return np.where(run_up.fillna(False).to_numpy(), weight, 1.0)
 
