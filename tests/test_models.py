@@ -91,3 +91,34 @@ def test_a_second_dataset_plugs_in_with_its_yaml_only():
     split = split_reference(load_reference(cfg), cfg)
     model = train_model(split.train, split.validation, cfg)
     assert evaluate(model, split.test, cfg)["roc_auc"] > 0.85
+
+
+def test_a_continued_model_keeps_its_base_and_learns_a_segment_whose_labels_flipped(trained, split):
+    """Continuing the boosting (``init_model``) keeps the base's encoding and its trees up to its best
+    iteration, and the new trees fitted to a few hundred rows whose ``Two year`` contracts churn the other way
+    recover most of what the change cost the base."""
+    from sklearn.metrics import roc_auc_score
+
+    def flipped(rows: pd.DataFrame) -> pd.DataFrame:
+        two_year = rows["contract"] == "Two year"
+        churned = rows[CFG.target.column].astype(str) == CFG.target.positive
+        other = next(v for v in rows[CFG.target.column].astype(str).unique() if v != CFG.target.positive)
+        out = rows.copy()
+        out.loc[two_year, CFG.target.column] = np.where(churned[two_year], other, CFG.target.positive)
+        return out
+
+    fit, val = flipped(split.validation.iloc[:300]), flipped(split.test.iloc[: len(split.test) // 2])
+    test = flipped(split.test.iloc[len(split.test) // 2:])
+    continued = train_model(fit, val, CFG, init_model=trained)
+
+    base, more = (m.pipeline.named_steps["model"].get_booster() for m in (trained, continued))
+    encoded = trained.pipeline[:-1].transform(test[CFG.features])
+    import xgboost as xgb
+
+    first = more[: trained.best_iteration + 1].predict(xgb.DMatrix(encoded), output_margin=True)
+    assert np.allclose(first, base[: trained.best_iteration + 1].predict(xgb.DMatrix(encoded), output_margin=True))
+    assert continued.best_iteration > trained.best_iteration  # trees were added, on top of the base's best
+    y = target_array(test, CFG)
+    before, after = (roc_auc_score(y, m.predict_proba(test)) for m in (trained, continued))
+    from_scratch = roc_auc_score(y, train_model(fit, val, CFG).predict_proba(test))
+    assert after > before + 0.05 and after > from_scratch, (before, after, from_scratch)

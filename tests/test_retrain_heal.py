@@ -66,14 +66,15 @@ def test_training_candidates_weigh_the_days_before_the_change_down_or_leave_them
     candidates = training_candidates(reference, before, after)
     assert list(candidates) == ["window", "post_change_weighted", "recency", "post_change_only"]
 
-    rows, weights = candidates["window"]
+    rows, weights, _ = candidates["window"]
     assert len(rows) == 10 + 8 + 6 and set(weights) == {1.0} and "observed_ds" not in rows
-    rows, weights = candidates["post_change_weighted"]
+    rows, weights, _ = candidates["post_change_weighted"]
     assert list(weights) == [REFERENCE_WEIGHT] * 18 + [1.0] * 6
-    rows, weights = candidates["recency"]  # a week back weighs half; the reference as much as the oldest day
+    rows, weights, _ = candidates["recency"]  # a week back weighs half; the reference as much as the oldest day
     assert weights[-1] == 1.0 and weights[10] == 0.5 ** (7 / 7) and weights[0] == weights[10]
-    rows, weights = candidates["post_change_only"]
-    assert list(rows["customer_id"]) == list(after["customer_id"]) and len(weights) == 6
+    rows, weights, init_model = candidates["post_change_only"]
+    assert list(rows["customer_id"]) == list(after["customer_id"]) and len(weights) == 6 and init_model is None
+    assert "champion_continued" not in candidates  # without a champion to continue
 
 
 def test_the_candidate_chosen_is_the_best_one_the_overfit_gate_would_pass():
@@ -82,6 +83,18 @@ def test_the_candidate_chosen_is_the_best_one_the_overfit_gate_would_pass():
     assert best_candidate(aucs, gaps, max_overfit_gap=0.10) == "recency"  # the best, 0.80, overfits
     assert best_candidate(aucs, gaps, max_overfit_gap=0.20) == "post_change_weighted"
     assert best_candidate(aucs, gaps, max_overfit_gap=0.01) == "post_change_weighted"  # none passes: the gate says so
+
+
+def test_the_champion_continued_is_chosen_when_within_one_standard_error_of_the_best():
+    aucs = {"window": 0.70, "post_change_only": 0.80, "champion_continued": 0.78}
+    gaps = {"window": 0.02, "post_change_only": 0.05, "champion_continued": 0.03}
+    wide = dict.fromkeys(aucs, 0.03)  # a few hundred validation rows
+    narrow = dict.fromkeys(aucs, 0.01)
+    assert best_candidate(aucs, gaps, 0.10, wide, preferred="champion_continued") == "champion_continued"
+    assert best_candidate(aucs, gaps, 0.10, narrow, preferred="champion_continued") == "post_change_only"
+    assert best_candidate(aucs, gaps, 0.10) == "post_change_only"  # no errors given: the best
+    overfit = {**gaps, "champion_continued": 0.2}  # the overfit gate still comes first
+    assert best_candidate(aucs, overfit, 0.10, wide, preferred="champion_continued") == "post_change_only"
 
 
 def test_the_change_point_sees_every_failure_measured_for_the_champion_not_only_todays(tmp_path):

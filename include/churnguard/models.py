@@ -10,6 +10,7 @@ True
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 
@@ -142,9 +143,13 @@ def train_model(
     model_cfg: ModelConfig | None = None,
     random_state: int = 0,
     sample_weight: np.ndarray | None = None,
+    init_model: TrainedModel | None = None,
 ) -> TrainedModel:
     """Fit cleaning and encoding on ``train``; early-stop and choose the threshold on ``validation``.
-    ``sample_weight``: one weight per row of ``train`` for the booster (cleaning and encoding are unweighted)."""
+    ``sample_weight``: one weight per row of ``train`` for the booster (cleaning and encoding are unweighted).
+    ``init_model``: continue boosting it instead: its cleaning, encoding and trees up to its best iteration are
+    kept, and new trees are fitted to ``train`` on top (a few hundred rows can then correct what changed
+    instead of learning everything again)."""
     model_cfg = model_cfg or load_model_config()
     weighted = sample_weight is not None
     if weighted:  # carried as a column, so deduplication keeps each row's weight with it
@@ -155,10 +160,19 @@ def train_model(
     for name, y in (("train", y_train), ("validation", y_val)):
         if len(np.unique(y)) < 2:
             raise ValueError(f"{name} data has a single class; cannot train a churn model")
-    pipe = build_pipeline(cfg, model_cfg, random_state)
-    prep = Pipeline(pipe.steps[:-1]).fit(train[cfg.features], y_train)
+    if init_model is None:
+        pipe, base = build_pipeline(cfg, model_cfg, random_state), None
+        prep = Pipeline(pipe.steps[:-1]).fit(train[cfg.features], y_train)
+    else:
+        if list(init_model.features) != list(cfg.features):
+            raise ValueError(f"cannot continue a model of features {init_model.features}: the dataset has "
+                             f"{cfg.features}")
+        pipe = copy.deepcopy(init_model.pipeline)
+        prep = Pipeline(pipe.steps[:-1])
+        base = pipe.named_steps["model"].get_booster()[: init_model.best_iteration + 1]
+        pipe.named_steps["model"].set_params(random_state=random_state)
     booster = pipe.named_steps["model"]
-    booster.fit(prep.transform(train[cfg.features]), y_train, sample_weight=weights,
+    booster.fit(prep.transform(train[cfg.features]), y_train, sample_weight=weights, xgb_model=base,
                 eval_set=[(prep.transform(validation[cfg.features]), y_val)], verbose=False)
     trained = TrainedModel(pipe, 0.5, list(cfg.features), int(booster.best_iteration),
                            params={**model_cfg.xgboost.model_dump(), "random_state": random_state})

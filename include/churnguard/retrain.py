@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -159,24 +159,42 @@ REFERENCE_WEIGHT = 0.1  # rows from before the change, down-weighted: the old co
 RECENCY_HALF_LIFE_DAYS = 7.0
 
 
-def training_candidates(reference: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame
-                        ) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
-    """The training sets a post-change challenger chooses from, each rows and their weights: ``window`` (the
-    reference and every labelled day alike, as without a change), ``post_change_weighted`` (rows from before
-    the change down-weighted to ``REFERENCE_WEIGHT``), ``recency`` (weights halving every
-    ``RECENCY_HALF_LIFE_DAYS`` back from the latest post-change day, the reference as old as the oldest day)
-    and ``post_change_only``. ``before``/``after``: labelled rows of days before/after the change."""
+CHAMPION_CONTINUED = "champion_continued"
+
+
+class Candidate(NamedTuple):
+    """A training set a post-change challenger may be trained on: rows, a weight per row, and the model whose
+    boosting it continues (None: trained from scratch)."""
+
+    rows: pd.DataFrame
+    weights: np.ndarray
+    init_model: TrainedModel | None = None
+
+
+def training_candidates(reference: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame,
+                        champion: TrainedModel | None = None) -> dict[str, Candidate]:
+    """The training sets a post-change challenger chooses from: ``window`` (the reference and every labelled day
+    alike, as without a change), ``post_change_weighted`` (rows from before the change down-weighted to
+    ``REFERENCE_WEIGHT``), ``recency`` (weights halving every ``RECENCY_HALF_LIFE_DAYS`` back from the latest
+    post-change day, the reference as old as the oldest day), ``post_change_only``, and, given the
+    ``champion``, ``champion_continued`` (the champion's boosting continued on the post-change rows: what it
+    learnt of the customers kept, what changed corrected). ``before``/``after``: labelled rows of days
+    before/after the change."""
     landed = pd.concat([before, after], ignore_index=True)[reference.columns.union(["observed_ds"], sort=False)]
     rows = pd.concat([reference, landed.drop(columns="observed_ds")], ignore_index=True)
     post = np.r_[np.zeros(len(reference) + len(before)), np.ones(len(after))].astype(bool)
     age = (pd.Timestamp(after["observed_ds"].max()) - pd.to_datetime(landed["observed_ds"])).dt.days.to_numpy()
     age = np.r_[np.full(len(reference), age.max(initial=0)), age]
-    return {
-        "window": (rows, np.ones(len(rows))),
-        "post_change_weighted": (rows, np.where(post, 1.0, REFERENCE_WEIGHT)),
-        "recency": (rows, 0.5 ** (age / RECENCY_HALF_LIFE_DAYS)),
-        "post_change_only": (rows[post].reset_index(drop=True), np.ones(int(post.sum()))),
+    post_rows = rows[post].reset_index(drop=True)
+    candidates = {
+        "window": Candidate(rows, np.ones(len(rows))),
+        "post_change_weighted": Candidate(rows, np.where(post, 1.0, REFERENCE_WEIGHT)),
+        "recency": Candidate(rows, 0.5 ** (age / RECENCY_HALF_LIFE_DAYS)),
+        "post_change_only": Candidate(post_rows, np.ones(len(post_rows))),
     }
+    if champion is not None:
+        candidates[CHAMPION_CONTINUED] = Candidate(post_rows, np.ones(len(post_rows)), champion)
+    return candidates
 
 
 @dataclass
@@ -215,10 +233,14 @@ def train_on_window(labelled: pd.DataFrame, reference: pd.DataFrame, holdout_fir
 
 
 def train_after_change(labelled: pd.DataFrame, reference: pd.DataFrame, change_day: str, train_from: date,
-                       cfg: RetrainConfig, data_cfg: DatasetConfig, seed: int) -> Trained | str:
+                       cfg: RetrainConfig, data_cfg: DatasetConfig, seed: int,
+                       champion: TrainedModel | None = None, champion_customers: np.ndarray | None = None
+                       ) -> Trained | str:
     """After a change on ``change_day``: held out on the last post-change labelled days, trained on the
     :func:`training_candidates` candidate with the best AUC on a validation split of the earlier ones that
-    the overfit gate would pass (:func:`choose_candidate`); or why not yet (a line)."""
+    the overfit gate would pass (:func:`choose_candidate`); or why not yet (a line). ``champion``: the model
+    the ``champion_continued`` candidate continues; ``champion_customers``: whom it was trained on (left out
+    of the holdout too, as a continued champion has learnt them)."""
     observed = labelled["observed_ds"]
     post_days = sorted(observed[observed >= change_day].unique())
     split = post_change_split(post_days, cfg.holdout_days, cfg.min_post_change_days)
@@ -229,18 +251,20 @@ def train_after_change(labelled: pd.DataFrame, reference: pd.DataFrame, change_d
     held, after = labelled[observed.isin(holdout_days)], labelled[observed.isin(train_days)]
     # whom any candidate may be trained or validated on: the reference and every labelled day before the holdout
     seen = trained_customers([reference, labelled[observed < holdout_days[0]]], data_cfg)
+    if champion_customers is not None and len(champion_customers):
+        seen = np.union1d(seen, champion_customers)
     holdout = unseen(held, seen, data_cfg)
     if min(len(np.unique(target_array(rows, data_cfg))) for rows in (holdout, after)) < 2:
         return "waiting for post-change labels: one class only in the post-change days" + (
             f" (holdout without the {len(held) - len(holdout)} rows of customers trained on)"
             if len(held) > len(holdout) else "")
     after_fit, val = train_test_split(after, test_size=0.3, stratify=target_array(after, data_cfg), random_state=seed)
-    candidates = training_candidates(reference, labelled[observed < change_day], after_fit)
+    candidates = training_candidates(reference, labelled[observed < change_day], after_fit, champion)
     candidate, model, aucs = choose_candidate(candidates, after_fit, val, cfg.max_overfit_gap, data_cfg, seed)
     window = {"train_from": train_from.isoformat(), "train_to": train_days[-1], "change_day": change_day,
               "holdout_from": holdout_days[0], "holdout_to": holdout_days[-1]}
     # the overfit gate compares like with like: post-change rows trained on against post-change rows held out
-    return Trained(model, candidates[candidate][0], after_fit, val, holdout, after, window, candidate, aucs,
+    return Trained(model, candidates[candidate].rows, after_fit, val, holdout, after, window, candidate, aucs,
                    trained_customers=seen, holdout_seen_rows=len(held) - len(holdout))
 
 
@@ -266,13 +290,16 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
     result = {"ds": ds.isoformat(), "reason": reason, "dry_run": dry_run, "change_day": change_day,
               "registered": False, "version": None, "passed": False, "gates": {}}
     reference = root.read_reference(data_cfg.name, "train")
+    champion_version = registry.require_ready(name, ctx.versions.champion)
+    champion = registry.load_run_model(champion_version.run_id)
     if change_day is None:
         window = {"train_from": window_first.isoformat(), "train_to": (holdout_first - timedelta(days=1)).isoformat(),
                   "holdout_from": holdout_first.isoformat(), "holdout_to": last_matured.isoformat()}
         result["window"] = window
         trained = train_on_window(labelled, reference, holdout_first, window, data_cfg, seed)
     else:
-        trained = train_after_change(labelled, reference, change_day, window_first, cfg.retrain, data_cfg, seed)
+        trained = train_after_change(labelled, reference, change_day, window_first, cfg.retrain, data_cfg, seed,
+                                     champion, load_trained_customers(champion_version.run_id))
     if isinstance(trained, str):
         result["rejected"] = trained
         log.warning("retrain %s: %s", ds, trained)
@@ -281,7 +308,6 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
     if trained.candidate_validation_auc is not None:
         result["candidate_validation_auc"] = trained.candidate_validation_auc
     challenger, holdout, val = trained.model, trained.holdout, trained.val
-    champion = registry.load_version_model(name, ctx.versions.champion)
     metrics = {"train_auc": _auc(challenger, trained.fit_rows), "validation_auc": _auc(challenger, val),
                "holdout_auc": _auc(challenger, holdout),
                "champion_holdout_auc": _auc(champion, holdout), "holdout_rows": len(holdout),
@@ -307,29 +333,43 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
     return _register(ctx, reason, seed, result, trained, holdout_eval)
 
 
-def choose_candidate(candidates: dict[str, tuple[pd.DataFrame, np.ndarray]], fit_rows: pd.DataFrame,
+def choose_candidate(candidates: dict[str, Candidate], fit_rows: pd.DataFrame,
                      val: pd.DataFrame, max_overfit_gap: float, data_cfg: DatasetConfig, seed: int
                      ) -> tuple[str, TrainedModel, dict[str, float]]:
-    """Train each candidate (early-stopped on ``val``) and keep the one with the best AUC on ``val`` among
-    those the overfit gate would pass (AUC on the post-change rows ``fit_rows`` it was trained on minus AUC on
-    ``val`` at most ``max_overfit_gap``): the best of all only when none would, so the gate rejects it.
-    Returns its name, its model and every candidate's validation AUC."""
-    models, aucs, gaps = {}, {}, {}
-    for label, (rows, weights) in candidates.items():
-        models[label] = train_model(rows, val, data_cfg, random_state=seed, sample_weight=weights)
-        aucs[label] = _auc(models[label], val)
+    """Train each candidate (early-stopped on ``val``) and keep the one :func:`best_candidate` picks by its AUC
+    on ``val`` (with its DeLong standard error) and its overfit gap (AUC on the post-change rows ``fit_rows`` it
+    was trained on minus AUC on ``val``). Returns its name, its model and every candidate's validation AUC."""
+    from churnguard.failure.labels import delong_auc
+
+    y_val = target_array(val, data_cfg)
+    models, aucs, errors, gaps = {}, {}, {}, {}
+    for label, (rows, weights, init_model) in candidates.items():
+        models[label] = train_model(rows, val, data_cfg, random_state=seed, sample_weight=weights,
+                                    init_model=init_model)
+        aucs[label], errors[label] = delong_auc(y_val, models[label].predict_proba(val))
         gaps[label] = _auc(models[label], fit_rows) - aucs[label]
-    best = best_candidate(aucs, gaps, max_overfit_gap)
-    log.info("training candidates (validation AUC on post-change days, overfit gap): %s; chosen %s",
-             ", ".join(f"{k} {aucs[k]:.4f} ({gaps[k]:+.4f})" for k in aucs), best)
+    best = best_candidate(aucs, gaps, max_overfit_gap, errors, preferred=CHAMPION_CONTINUED)
+    log.info("training candidates (validation AUC on post-change days ± standard error, overfit gap): %s; "
+             "chosen %s", ", ".join(f"{k} {aucs[k]:.4f} ± {errors[k]:.4f} ({gaps[k]:+.4f})" for k in aucs), best)
     return best, models[best], aucs
 
 
-def best_candidate(aucs: dict[str, float], gaps: dict[str, float], max_overfit_gap: float) -> str:
-    """The candidate with the best validation AUC among those whose overfit gap is at most ``max_overfit_gap``;
-    the best of all when none is."""
+def best_candidate(aucs: dict[str, float], gaps: dict[str, float], max_overfit_gap: float,
+                   errors: dict[str, float] | None = None, preferred: str | None = None) -> str:
+    """The candidate with the best validation AUC among those whose overfit gap is at most ``max_overfit_gap``
+    (the best of all when none is); but ``preferred``, the smallest change from the champion, when it is
+    eligible and its AUC is within one standard error (``errors``) of the best one's (the one-standard-error
+    rule: on a few hundred validation rows, a lead smaller than that is noise, and the smaller change is the
+    safer one).
+
+    >>> best_candidate({"a": 0.76, "b": 0.75}, {"a": 0.0, "b": 0.0}, 0.1, {"a": 0.03, "b": 0.03}, preferred="b")
+    'b'
+    """
     eligible = [k for k in aucs if gaps[k] <= max_overfit_gap] or list(aucs)
-    return max(eligible, key=lambda k: aucs[k])
+    best = max(eligible, key=lambda k: aucs[k])
+    if preferred in eligible and errors is not None and aucs[preferred] >= aucs[best] - errors[best]:
+        return preferred
+    return best
 
 
 def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Trained, holdout_eval: dict) -> dict:
@@ -345,8 +385,11 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
     chosen = {} if candidate is None else {
         registry.POST_CHANGE_TAG: result["change_day"], "candidate": candidate,
         **{f"candidate_validation_auc.{k}": f"{v:.4f}" for k, v in trained.candidate_validation_auc.items()}}
+    if candidate == CHAMPION_CONTINUED:  # its trees start as the champion's: which champion is part of it too
+        chosen["continued_from"] = str(ctx.versions.champion)
     # candidates share rows and differ in weights: the candidate is part of what was trained
-    fingerprint = model_fingerprint(version_of_data + (f":{candidate}" if candidate else ""), seed)
+    fingerprint = model_fingerprint(version_of_data + (f":{candidate}" if candidate else "")
+                                    + (f":v{ctx.versions.champion}" if candidate == CHAMPION_CONTINUED else ""), seed)
     existing = registry.find_version(name, fingerprint)
     if existing is None:
         registry.configure_mlflow()
