@@ -336,40 +336,27 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
 def choose_candidate(candidates: dict[str, Candidate], fit_rows: pd.DataFrame,
                      val: pd.DataFrame, max_overfit_gap: float, data_cfg: DatasetConfig, seed: int
                      ) -> tuple[str, TrainedModel, dict[str, float]]:
-    """Train each candidate (early-stopped on ``val``) and keep the one :func:`best_candidate` picks by its AUC
-    on ``val`` (with its DeLong standard error) and its overfit gap (AUC on the post-change rows ``fit_rows`` it
-    was trained on minus AUC on ``val``). Returns its name, its model and every candidate's validation AUC."""
-    from churnguard.failure.labels import delong_auc
-
-    y_val = target_array(val, data_cfg)
-    models, aucs, errors, gaps = {}, {}, {}, {}
+    """Train each candidate (early-stopped on ``val``) and keep the one with the best AUC on ``val`` among
+    those the overfit gate would pass (AUC on the post-change rows ``fit_rows`` it was trained on minus AUC on
+    ``val`` at most ``max_overfit_gap``): the best of all only when none would, so the gate rejects it.
+    Returns its name, its model and every candidate's validation AUC."""
+    models, aucs, gaps = {}, {}, {}
     for label, (rows, weights, init_model) in candidates.items():
         models[label] = train_model(rows, val, data_cfg, random_state=seed, sample_weight=weights,
                                     init_model=init_model)
-        aucs[label], errors[label] = delong_auc(y_val, models[label].predict_proba(val))
+        aucs[label] = _auc(models[label], val)
         gaps[label] = _auc(models[label], fit_rows) - aucs[label]
-    best = best_candidate(aucs, gaps, max_overfit_gap, errors, preferred=CHAMPION_CONTINUED)
-    log.info("training candidates (validation AUC on post-change days ± standard error, overfit gap): %s; "
-             "chosen %s", ", ".join(f"{k} {aucs[k]:.4f} ± {errors[k]:.4f} ({gaps[k]:+.4f})" for k in aucs), best)
+    best = best_candidate(aucs, gaps, max_overfit_gap)
+    log.info("training candidates (validation AUC on post-change days, overfit gap): %s; chosen %s",
+             ", ".join(f"{k} {aucs[k]:.4f} ({gaps[k]:+.4f})" for k in aucs), best)
     return best, models[best], aucs
 
 
-def best_candidate(aucs: dict[str, float], gaps: dict[str, float], max_overfit_gap: float,
-                   errors: dict[str, float] | None = None, preferred: str | None = None) -> str:
-    """The candidate with the best validation AUC among those whose overfit gap is at most ``max_overfit_gap``
-    (the best of all when none is); but ``preferred``, the smallest change from the champion, when it is
-    eligible and its AUC is within one standard error (``errors``) of the best one's (the one-standard-error
-    rule: on a few hundred validation rows, a lead smaller than that is noise, and the smaller change is the
-    safer one).
-
-    >>> best_candidate({"a": 0.76, "b": 0.75}, {"a": 0.0, "b": 0.0}, 0.1, {"a": 0.03, "b": 0.03}, preferred="b")
-    'b'
-    """
+def best_candidate(aucs: dict[str, float], gaps: dict[str, float], max_overfit_gap: float) -> str:
+    """The candidate with the best validation AUC among those whose overfit gap is at most ``max_overfit_gap``;
+    the best of all when none is."""
     eligible = [k for k in aucs if gaps[k] <= max_overfit_gap] or list(aucs)
-    best = max(eligible, key=lambda k: aucs[k])
-    if preferred in eligible and errors is not None and aucs[preferred] >= aucs[best] - errors[best]:
-        return preferred
-    return best
+    return max(eligible, key=lambda k: aucs[k])
 
 
 def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Trained, holdout_eval: dict) -> dict:
