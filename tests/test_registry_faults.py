@@ -254,3 +254,23 @@ def test_a_missing_alias_or_model_is_still_absent_over_rest(proxy):
     assert registry.version_by_alias(MODEL, registry.CHAMPION).version == 1
     assert registry.load_alias_model(MODEL, registry.PREVIOUS) is None
     assert proxy.failed == []
+
+
+def test_trained_customers_are_none_only_when_the_run_logged_none_not_when_the_server_fails(proxy):
+    """Whom a model was trained on is left out of holdouts and shadow days: a server error taken for "none
+    logged" would quietly score a challenger on its own training customers."""
+    import mlflow
+    import numpy as np
+
+    from churnguard.retrain import _log_trained_customers, load_trained_customers
+
+    bootstrap("telco", seed=0)
+    assert load_trained_customers(registry.version_by_alias(MODEL, registry.CHAMPION).run_id) is None  # none logged
+    registry.configure_mlflow()
+    with mlflow.start_run() as run:
+        _log_trained_customers(np.array([1, 5, 9], dtype=np.uint64))
+    assert load_trained_customers(run.info.run_id).tolist() == [1, 5, 9]
+
+    proxy.fail("GET", None, "503", times=None)
+    with pytest.raises(registry.RegistryError, match=rf"failed list_artifacts\({run.info.run_id}\)"):
+        load_trained_customers(run.info.run_id)

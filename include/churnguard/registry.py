@@ -348,6 +348,15 @@ def load_run_model(run_id: str) -> TrainedModel:
     return _retrying(f"load_model(run {run_id})", attempt)
 
 
+def download_run_artifact(run_id: str, path: str, folder: str) -> str | None:
+    """The top-level artifact ``path`` of ``run_id`` downloaded into ``folder`` (its local path), or None when the
+    run logged no such artifact. Absence is read from the run's artifact listing, so a server that fails
+    (after the retries) raises ``RegistryError`` instead of passing for "none logged"."""
+    if path not in {a.path for a in _client_call("list_artifacts", run_id)}:
+        return None
+    return _client_call("download_artifacts", run_id, path, folder)
+
+
 def load_version_model(name: str, version: int) -> TrainedModel:
     return load_run_model(_client_call("get_model_version", name, str(version)).run_id)
 

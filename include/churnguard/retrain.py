@@ -417,12 +417,10 @@ def _log_trained_customers(hashes: np.ndarray) -> None:
 
 
 def load_trained_customers(run_id: str) -> np.ndarray | None:
-    """The ``TRAINED_CUSTOMERS`` of a run, or None when it has none (a bootstrap model, an older version)."""
-    import mlflow
+    """The ``TRAINED_CUSTOMERS`` of a run, or None when it logged none (a bootstrap model, an older version);
+    a failing server raises ``registry.RegistryError``."""
+    import tempfile
 
-    registry.configure_mlflow()
-    try:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=TRAINED_CUSTOMERS)
-    except (mlflow.exceptions.MlflowException, OSError):  # no such artifact: nothing recorded to leave out
-        return None
-    return np.load(path)
+    with tempfile.TemporaryDirectory() as folder:
+        path = registry.download_run_artifact(run_id, TRAINED_CUSTOMERS, folder)
+        return None if path is None else np.load(path)
