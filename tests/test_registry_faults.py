@@ -272,5 +272,6 @@ def test_trained_customers_are_none_only_when_the_run_logged_none_not_when_the_s
     assert load_trained_customers(run.info.run_id).tolist() == [1, 5, 9]
 
     proxy.fail("GET", None, "503", times=None)
-    with pytest.raises(registry.RegistryError, match=rf"failed list_artifacts\({run.info.run_id}\)"):
+    call = rf"download_run_artifact\({run.info.run_id}, trained_customers.npy\)"
+    with pytest.raises(registry.RegistryError, match=rf"failed {call}"):
         load_trained_customers(run.info.run_id)

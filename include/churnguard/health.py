@@ -475,18 +475,19 @@ def registry_versions(model_name: str) -> dict[int, dict]:
 
 
 def _run_detail(client, run_id: str) -> dict:
-    metrics = {k: _num(v) for k, v in sorted(client.get_run(run_id).data.metrics.items())}
-    shap = None
-    try:
-        import tempfile
-        from pathlib import Path
+    """The run's metrics and SHAP importance (None when it logged none: bootstrap versions). A failing server
+    raises, so the lookup reports it and nothing is remembered as if the run had none."""
+    import tempfile
+    from pathlib import Path
 
-        with tempfile.TemporaryDirectory() as folder:
-            local = client.download_artifacts(run_id, "shap_importance.json", folder)
-            shap = json.loads(Path(local).read_text())
+    from churnguard.registry import logged_artifact
+
+    metrics = {k: _num(v) for k, v in sorted(client.get_run(run_id).data.metrics.items())}
+    with tempfile.TemporaryDirectory() as folder:
+        local = logged_artifact(client, run_id, "shap_importance.json", folder)
+        shap = None if local is None else json.loads(Path(local).read_text())
+    if shap is not None:
         shap = dict(sorted(((k, _num(v)) for k, v in shap.items()), key=lambda kv: -(kv[1] or 0)))
-    except Exception:  # not logged for this run (bootstrap versions)
-        shap = None
     return {"metrics": metrics, "shap_importance": shap}
 
 

@@ -348,13 +348,26 @@ def load_run_model(run_id: str) -> TrainedModel:
     return _retrying(f"load_model(run {run_id})", attempt)
 
 
-def download_run_artifact(run_id: str, path: str, folder: str) -> str | None:
-    """The top-level artifact ``path`` of ``run_id`` downloaded into ``folder`` (its local path), or None when the
-    run logged no such artifact. Absence is read from the run's artifact listing, so a server that fails
-    (after the retries) raises ``RegistryError`` instead of passing for "none logged"."""
-    if path not in {a.path for a in _client_call("list_artifacts", run_id)}:
+def logged_artifact(mlflow_client, run_id: str, path: str, folder: str) -> str | None:
+    """The top-level artifact ``path`` of ``run_id`` downloaded into ``folder`` (its local path) through
+    ``mlflow_client``, or None when the run logged no such artifact. Absence is read from the run's artifact
+    listing, so a server that fails raises instead of passing for "none logged"."""
+    if path not in {a.path for a in mlflow_client.list_artifacts(run_id)}:
         return None
-    return _client_call("download_artifacts", run_id, path, folder)
+    return mlflow_client.download_artifacts(run_id, path, folder)
+
+
+def download_run_artifact(run_id: str, path: str, folder: str) -> str | None:
+    """:func:`logged_artifact` on the configured store, retried; a server that keeps failing raises
+    ``RegistryError``."""
+
+    def attempt() -> str | None:
+        from mlflow import MlflowClient
+
+        _configure()
+        return logged_artifact(MlflowClient(), run_id, path, folder)
+
+    return _retrying(f"download_run_artifact({run_id}, {path})", attempt)
 
 
 def load_version_model(name: str, version: int) -> TrainedModel:
