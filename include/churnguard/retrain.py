@@ -374,9 +374,9 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
         **{f"candidate_validation_auc.{k}": f"{v:.4f}" for k, v in trained.candidate_validation_auc.items()}}
     if candidate == CHAMPION_CONTINUED:  # its trees start as the champion's: which champion is part of it too
         chosen["continued_from"] = str(ctx.versions.champion)
-    # candidates share rows and differ in weights: the candidate is part of what was trained
-    fingerprint = model_fingerprint(version_of_data + (f":{candidate}" if candidate else "")
-                                    + (f":v{ctx.versions.champion}" if candidate == CHAMPION_CONTINUED else ""), seed)
+    # candidates share rows and differ in weights (and a continued one in its first trees): part of what was trained
+    parts = [version_of_data, *filter(None, [candidate, chosen.get("continued_from")])]
+    fingerprint = model_fingerprint(":".join(parts), seed)
     existing = registry.find_version(name, fingerprint)
     if existing is None:
         registry.configure_mlflow()
