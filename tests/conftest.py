@@ -18,6 +18,7 @@ from airflow_stack import free_port, wait_for_port
 from sqlalchemy import create_engine, text
 
 from churnguard.settings import get_settings
+from tests.warm_python import WarmPython
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -245,10 +246,32 @@ def home_env(home: Path) -> dict[str, str]:
     return {**env, "CHURNGUARD_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true", "GX_ANALYTICS_ENABLED": "false"}
 
 
-def churnguard_cli(env: dict, *args: str, crash_at: str | None = None,
-                   timeout: float = 900) -> subprocess.CompletedProcess:
-    """The `churnguard` console script in a subprocess; ``crash_at`` arms a crash point in it."""
+_warm: list[WarmPython] = []  # this test process's warm interpreter, started on first use
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_warm_python():
+    yield
+    while _warm:
+        _warm.pop().close()
+
+
+def warm_python(env: dict, argv: list[str], timeout: float = 900) -> subprocess.CompletedProcess:
+    """``argv`` (``["churnguard", *args]`` or ``["-c", code, *args]``) in a process forked from this test
+    process's warm interpreter (:mod:`tests.warm_python`): what ``subprocess.run`` with ``capture_output``
+    gives, without importing churnguard's dependencies again."""
+    if not _warm:
+        _warm.append(WarmPython())
+    return _warm[0].run(argv, env, timeout)
+
+
+def churnguard_cli(env: dict, *args: str, crash_at: str | None = None, timeout: float = 900,
+                   cold: bool = False) -> subprocess.CompletedProcess:
+    """The `churnguard` command in its own process (forked warm; ``cold``: the console script, imports and
+    all); ``crash_at`` arms a crash point in it."""
     run_env = {**env, **({"CHURNGUARD_CRASH_AT": crash_at} if crash_at else {})}
+    if not cold:
+        return warm_python(run_env, ["churnguard", *args], timeout)
     return subprocess.run([str(BIN / "churnguard"), *args], env=run_env, capture_output=True, text=True,
                           timeout=timeout)
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SavedWorld, churnguard_cli
+from tests.conftest import SavedWorld, churnguard_cli, warm_python
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("crash_points")]
 
@@ -66,7 +64,7 @@ print(json.dumps({"tables": tables, "aliases": aliases, "versions": versions, "d
 
 
 def dump(env: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-c", DUMP], env=env, capture_output=True, text=True, timeout=300)
+    proc = warm_python(env, ["-c", DUMP], timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -176,14 +174,13 @@ def test_a_promotion_or_rollback_killed_at_any_step_is_completed_by_the_retry(wo
     world["restore"](world["retrained"])  # champion v1, challenger v2
     env = world["env"]
     if action == "rollback":  # v2 champion, v1 previous: roll back to v1
-        proc = subprocess.run([sys.executable, "-c", PROMOTE, "promote"], env=env, capture_output=True, text=True)
+        proc = warm_python(env, ["-c", PROMOTE, "promote"])
         assert proc.returncode == 0, proc.stderr[-2000:]
 
-    crashed = subprocess.run([sys.executable, "-c", PROMOTE, action], env={**env, "CHURNGUARD_CRASH_AT": point},
-                             capture_output=True, text=True)
+    crashed = warm_python({**env, "CHURNGUARD_CRASH_AT": point}, ["-c", PROMOTE, action])
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
 
-    retry = subprocess.run([sys.executable, "-c", PROMOTE, action], env=env, capture_output=True, text=True)
+    retry = warm_python(env, ["-c", PROMOTE, action])
     assert retry.returncode == 0, retry.stderr[-2000:]
     state = dump(env)
     expected = {"champion": 2, "previous": 1, "challenger": None} if action == "promote" else \

@@ -72,7 +72,7 @@ def test_our_commands_print_no_third_party_deprecation_warnings(tmp_path):
                         (("simulate", "--start", "2026-09-01", "--days", "2", "--rows-per-day", "300"), {0}),
                         (("validate", batch), {0, 1}),  # 1: a warned expectation, still validated
                         (("run-days", "--start", "2026-09-01", "--end", "2026-09-02"), {0})):
-        proc = churnguard_cli(env, *args)
+        proc = churnguard_cli(env, *args, cold=True)  # import-time warnings are under test
         assert proc.returncode in codes, (args, proc.stderr[-3000:])
         leaked = [line for line in proc.stderr.splitlines()
                   if re.search(r"site-packages/.*:\d+: \w*(Deprecation|Future|Pandas\d)\w*Warning: ", line)]
