@@ -32,6 +32,21 @@ def pytest_configure(config):
     silence_third_party_warnings()
 
 
+# The longest test groups, longest first (worker time on 3 December). pytest-xdist hands groups out in
+# collection order, so a long group collected last would run alone at the end while the other worker idles.
+LONGEST_GROUPS = ("native_stack", "daily_dag", "airflow_stack", "bad_input", "crash_points", "mlflow_faults",
+                  "daily_steps")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        marker = item.get_closest_marker("xdist_group")
+        group = marker.args[0] if marker else None
+        return LONGEST_GROUPS.index(group) if group in LONGEST_GROUPS else len(LONGEST_GROUPS)
+
+    items.sort(key=rank)  # stable: the order within a group and of the other tests is kept
+
+
 def stop_process(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -151,6 +166,7 @@ def airflow_env(tmp_path_factory) -> dict[str, str]:
         "GX_ANALYTICS_ENABLED": "false",
     }
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
+    _warm_airflow_settings.add(airflow_settings(env))
     return env
 
 
@@ -159,7 +175,21 @@ def with_home(env: dict[str, str], home: Path, **extra: str) -> dict[str, str]:
     return {**env, "CHURNGUARD_HOME": str(home), **extra}
 
 
+def airflow_settings(env: dict[str, str]) -> tuple:
+    """What Airflow reads at import: its home and every ``AIRFLOW__`` setting."""
+    return env.get("AIRFLOW_HOME"), tuple(sorted((k, v) for k, v in env.items() if k.startswith("AIRFLOW__")))
+
+
+_warm_airflow_settings: set[tuple] = set()  # the session's Airflow homes: their commands fork from a warm server
+
+
 def run_airflow(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`airflow ARGS` in its own process: forked from a warm interpreter of the session's Airflow home, or the
+    console script for any other home or settings."""
+    settings = airflow_settings(env)
+    if settings in _warm_airflow_settings:
+        server = _warm.get(settings) or _warm.setdefault(settings, WarmPython("airflow", env))
+        return server.run(["airflow", *args], env, timeout)
     return subprocess.run([str(BIN / "airflow"), *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -246,23 +276,22 @@ def home_env(home: Path) -> dict[str, str]:
     return {**env, "CHURNGUARD_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true", "GX_ANALYTICS_ENABLED": "false"}
 
 
-_warm: list[WarmPython] = []  # this test process's warm interpreter, started on first use
+_warm: dict = {}  # this test process's warm interpreters (churnguard; airflow by its settings), started on first use
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _stop_warm_python():
     yield
     while _warm:
-        _warm.pop().close()
+        _warm.popitem()[1].close()
 
 
 def warm_python(env: dict, argv: list[str], timeout: float = 900) -> subprocess.CompletedProcess:
     """``argv`` (``["churnguard", *args]`` or ``["-c", code, *args]``) in a process forked from this test
     process's warm interpreter (:mod:`tests.warm_python`): what ``subprocess.run`` with ``capture_output``
     gives, without importing churnguard's dependencies again."""
-    if not _warm:
-        _warm.append(WarmPython())
-    return _warm[0].run(argv, env, timeout)
+    server = _warm.get("churnguard") or _warm.setdefault("churnguard", WarmPython())
+    return server.run(argv, env, timeout)
 
 
 def churnguard_cli(env: dict, *args: str, crash_at: str | None = None, timeout: float = 900,

@@ -15,9 +15,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-PRELOAD = """
+PRELOAD = {
+    "churnguard": """
 import churnguard
 import great_expectations, mlflow, mlflow.sklearn, skops.io, xgboost, plotly.graph_objects, sqlalchemy.orm
 import mlflow.store.model_registry.sqlalchemy_store, mlflow.store.tracking.sqlalchemy_store
@@ -25,7 +27,14 @@ from churnguard import cli, daily, failure, promotion, registry, retrain, traini
 from churnguard.drift import drift_report
 from churnguard.store import open_store
 sqlalchemy.orm.configure_mappers()
-"""
+""",
+    # Airflow reads its home and metadata database at import: this server is for one AIRFLOW_HOME and
+    # settings (WarmPython.env); the plugins folder is on sys.path once airflow is imported.
+    "airflow": """
+import airflow.__main__, airflow.cli.cli_parser
+import churnguard_airflow.preload
+""",
+}
 
 
 def _exit_code(exc: SystemExit) -> int:
@@ -53,9 +62,14 @@ def _child(request: dict) -> int:
             sys.argv = ["-c", *argv[2:]]
             exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__"})  # noqa: S102
             return 0
+        sys.argv = argv
+        if argv[0] == "airflow":
+            from airflow.__main__ import main as airflow_main
+
+            airflow_main()  # it exits through SystemExit or returns None
+            return 0
         from churnguard.cli import main
 
-        sys.argv = argv
         return main(argv[1:])
     except SystemExit as exc:
         return _exit_code(exc)
@@ -66,15 +80,15 @@ def _child(request: dict) -> int:
         return 1
 
 
-def serve(path: str) -> None:
-    exec(PRELOAD, {})  # noqa: S102
+def serve(path: str, kind: str) -> None:
+    exec(PRELOAD[kind], {})  # noqa: S102
     import threading
 
     assert threading.active_count() == 1, "the preload started a thread: forking would be unsafe"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(1)
-    print("ready", flush=True)
+    Path(path).with_name("ready").touch()
     while True:
         conn, _ = listener.accept()
         with conn, conn.makefile("rw") as stream:
@@ -106,17 +120,21 @@ def serve(path: str) -> None:
 
 
 class WarmPython:
-    """The server of one test process; :meth:`run` is ``subprocess.run(..., capture_output=True, text=True)``
-    for ``["churnguard", *args]`` or ``["-c", code, *args]``."""
+    """A server for one test process; :meth:`run` is ``subprocess.run(..., capture_output=True, text=True)``
+    for ``["churnguard", *args]`` or ``["-c", code, *args]`` (kind ``churnguard``), or ``["airflow", *args]``
+    (kind ``airflow``, for the Airflow home and settings of ``env``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "churnguard", env: dict[str, str] | None = None) -> None:
+        self.kind, self.env = kind, env
         self.folder = Path(tempfile.mkdtemp(prefix="warm-python-"))
         self.socket = str(self.folder / "server.sock")
-        self.proc = subprocess.Popen([sys.executable, __file__, self.socket], stdout=subprocess.PIPE,
-                                     stderr=(self.folder / "server.log").open("w"), text=True)
-        ready = self.proc.stdout.readline()
-        if ready.strip() != "ready":
-            raise RuntimeError(f"the warm interpreter did not start: {(self.folder / 'server.log').read_text()}")
+        with (self.folder / "server.log").open("w") as log:  # Airflow logs to stdout as it is imported
+            self.proc = subprocess.Popen([sys.executable, __file__, self.socket, kind], stdout=log,
+                                         stderr=subprocess.STDOUT, env=env)
+        while not Path(self.folder / "ready").exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the warm interpreter did not start: {(self.folder / 'server.log').read_text()}")
+            time.sleep(0.1)
 
     def run(self, argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
         out, err = self.folder / "stdout", self.folder / "stderr"
@@ -145,9 +163,8 @@ class WarmPython:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.proc.stdout.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], sys.argv[2])
