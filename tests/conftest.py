@@ -32,21 +32,6 @@ def pytest_configure(config):
     silence_third_party_warnings()
 
 
-# The longest test groups, longest first (worker time on 3 December). pytest-xdist hands groups out in
-# collection order, so a long group collected last would run alone at the end while the other worker idles.
-LONGEST_GROUPS = ("native_stack", "daily_dag", "airflow_stack", "bad_input", "crash_points", "mlflow_faults",
-                  "daily_steps")
-
-
-def pytest_collection_modifyitems(config, items):
-    def rank(item) -> int:
-        marker = item.get_closest_marker("xdist_group")
-        group = marker.args[0] if marker else None
-        return LONGEST_GROUPS.index(group) if group in LONGEST_GROUPS else len(LONGEST_GROUPS)
-
-    items.sort(key=rank)  # stable: the order within a group and of the other tests is kept
-
-
 def stop_process(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:

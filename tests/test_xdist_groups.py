@@ -14,11 +14,3 @@ def test_a_grouped_test_carries_its_group_in_the_id_the_scheduler_splits_on(requ
         pytest.skip("runs under pytest-xdist with --dist loadgroup (make test)")
     assert request.node.nodeid.endswith("@suite_plumbing"), request.node.nodeid
 
-
-def test_every_group_scheduled_first_names_a_group_of_the_suite():
-    from pathlib import Path
-
-    from tests.conftest import LONGEST_GROUPS
-
-    marked = "".join(path.read_text() for path in Path(__file__).parent.glob("test_*.py"))
-    assert [group for group in LONGEST_GROUPS if f'xdist_group("{group}")' not in marked] == []
