@@ -13,4 +13,3 @@ def test_a_grouped_test_carries_its_group_in_the_id_the_scheduler_splits_on(requ
     if not getattr(request.config.option, "loadgroup", False):
         pytest.skip("runs under pytest-xdist with --dist loadgroup (make test)")
     assert request.node.nodeid.endswith("@suite_plumbing"), request.node.nodeid
-

@@ -29,7 +29,7 @@ from churnguard.store import open_store
 sqlalchemy.orm.configure_mappers()
 """,
     # Airflow reads its home and metadata database at import: this server is for one AIRFLOW_HOME and
-    # settings (WarmPython.env); the plugins folder is on sys.path once airflow is imported.
+    # settings (the env it is started with); the plugins folder is on sys.path once airflow is imported.
     "airflow": """
 import airflow.__main__, airflow.cli.cli_parser
 import churnguard_airflow.preload
@@ -125,7 +125,6 @@ class WarmPython:
     (kind ``airflow``, for the Airflow home and settings of ``env``)."""
 
     def __init__(self, kind: str = "churnguard", env: dict[str, str] | None = None) -> None:
-        self.kind, self.env = kind, env
         self.folder = Path(tempfile.mkdtemp(prefix="warm-python-"))
         self.socket = str(self.folder / "server.sock")
         with (self.folder / "server.log").open("w") as log:  # Airflow logs to stdout as it is imported
