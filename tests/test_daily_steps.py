@@ -178,9 +178,10 @@ def test_after_a_change_a_retrain_waits_for_post_change_labels_then_validates_on
 
     ctx = context(dry_run=True)
     daily.ingest(ctx)  # pins v1 / v2; labels of observed days up to 09-14 have arrived by 09-21
-    waiting = retrain_challenger(ctx, "measured failure on 2026-09-14", change_day="2026-09-13")
-    assert not waiting["registered"] and waiting["rejected"].startswith(
-        "waiting for post-change labels: 2 labelled day(s) since the change on 2026-09-13")
+    waiting = retrain_challenger(ctx, "measured failure on 2026-09-14", change_day="2026-09-14")
+    assert not waiting["registered"] and waiting["rejected"] == (
+        "waiting for post-change labels: 1 labelled day(s) since the change on 2026-09-14, "
+        "retrain.min_post_change_days is 2")
 
     result = retrain_challenger(ctx, "measured failure on 2026-09-14", change_day="2026-09-07")
     # 8 post-change days: the last third (2 days) is the holdout, the rest trains and chooses the candidate
@@ -255,3 +256,53 @@ def test_a_batch_over_the_in_memory_limit_is_streamed_to_the_same_staged_copy_ve
     daily.score(streamed)
     pd.testing.assert_frame_equal(streamed.root.read_scores(DAY), scores)
     assert daily.drift(streamed)["severity"] in ("stable", "moderate", "critical")
+
+
+def test_a_champion_validated_after_a_change_is_refreshed_when_its_post_change_labels_doubled(world):
+    """The two-year contracts' labels flip from 09-11, and v1 stands for a champion validated on the post-change
+    days 09-11..09-12: on 09-21 the labels of 09-14 arrive, four post-change days, twice what it learnt from.
+    The day retrains on all of them, tags the challenger as v1's refresh, and promotes it at once: it beat v1 on
+    post-change customers neither saw. (No measured failure: that would promote it by its own rule.)"""
+    from datetime import date
+
+    from churnguard import daily, registry
+    from churnguard.simulate import Scenario, simulate
+
+    simulate(date(2026, 9, 1), 22, Scenario.parse("concept", onset="2026-09-11"), rows_per_day=300, seed=1)
+    client = registry.client()
+    client.delete_registered_model_alias("churn-model", registry.CHALLENGER)  # nothing in shadow
+    for key, value in {registry.POST_CHANGE_TAG: "2026-09-11", "holdout_to": "2026-09-12"}.items():
+        client.set_model_version_tag("churn-model", "1", key, value)
+    ctx = context(overrides={"performance": {"auc_tolerance": 0.99, "f1_relative_drop": 0.99}})
+    for step in (daily.ingest, daily.validate, daily.score, daily.drift, daily.performance, daily.failure_risk,
+                 daily.decide_day):
+        step(ctx)
+    assert ctx.result("decide") == {"decision": "retrain", "reasons": [
+        "refresh: champion learnt the change of 2026-09-11 from 2 labelled day(s); 4 are labelled now"]}
+    result = daily.retrain(ctx)
+    assert result["registered"] and result["change_day"] == "2026-09-11" and result["refresh_of"] == 1
+    assert result["window"]["holdout_from"] == result["window"]["holdout_to"] == "2026-09-14"
+    margin = result["metrics"]["holdout_auc"] - result["metrics"]["champion_holdout_auc"]
+    assert registry.version_by_alias("churn-model", registry.CHALLENGER).tags[registry.REFRESH_TAG] == "1"
+    promoted = daily.promote(ctx)
+    assert promoted["promoted"] and promoted["version"] == result["version"], promoted
+    assert f"refreshes champion v1 on more labelled days since the change on 2026-09-11: +{margin:.3f} AUC" \
+        in promoted["reason"]
+    assert aliases() == {"champion": result["version"], "challenger": None, "previous": 1}
+    assert context("2026-09-22").versions.champion == result["version"]
+
+
+def test_a_refresh_challenger_waits_in_shadow_once_the_champion_it_beat_is_no_longer_champion(world):
+    from churnguard import registry
+    from churnguard.promotion import should_promote
+
+    client = registry.client()
+    for key, value in {registry.POST_CHANGE_TAG: "2026-09-11", registry.REFRESH_TAG: "1",
+                       "champion_holdout_auc": "0.700000", "reference_auc": "0.750000"}.items():
+        client.set_model_version_tag("churn-model", "2", key, value)
+    ctx = context()
+    ok, reason = should_promote(ctx.store, False, ctx.monitoring)
+    assert ok and "challenger v2 refreshes champion v1" in reason and "+0.050 AUC" in reason
+    client.set_model_version_tag("churn-model", "2", registry.REFRESH_TAG, "7")  # trained against another champion
+    ok, reason = should_promote(ctx.store, False, ctx.monitoring)
+    assert not ok and "challenger v2 in shadow" in reason

@@ -96,3 +96,11 @@ def test_after_a_recent_registration_drift_and_risk_alone_only_alert():
     assert decide(critical, NO_FAILURE, high_risk, CFG, days_since_registered=7).decision == RETRAIN
     failed = {"measured_failure": True, "measured_failure_days": ["2026-09-03"]}
     assert decide(critical, failed, NO_RISK, CFG, days_since_registered=1).decision == RETRAIN
+
+
+def test_a_due_refresh_retrains_unless_a_challenger_is_in_shadow():
+    due = "champion learnt the change of 2026-09-26 from 3 labelled day(s); 6 are labelled now"
+    decision = decide(CALM, NO_FAILURE, NO_RISK, CFG, refresh=due, days_since_registered=3)  # no cooldown
+    assert decision.decision == RETRAIN and decision.reasons == [f"refresh: {due}"]
+    held = decide(CALM, NO_FAILURE, NO_RISK, CFG, challenger_version=4, challenger_post_change=True, refresh=due)
+    assert held.decision == ALERT and "challenger v4 already in shadow" in held.line()

@@ -7,7 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churnguard.retrain import REFERENCE_WEIGHT, best_candidate, change_point, post_change_split, training_candidates
+from churnguard.retrain import (
+    REFERENCE_WEIGHT,
+    best_candidate,
+    change_point,
+    post_change_split,
+    refresh_due,
+    training_candidates,
+)
 
 DAYS = [f"2026-09-{d:02d}" for d in range(14, 30)]  # observed days 09-14 .. 09-29
 BEFORE = [0.85, 0.83, 0.87, 0.84, 0.86, 0.82, 0.85, 0.86, 0.84, 0.85, 0.87, 0.83]  # 09-14 .. 09-25
@@ -50,6 +57,20 @@ def test_post_change_days_are_held_out_last_and_only_once_there_are_enough():
     twenty = [f"2026-10-{d:02d}" for d in range(1, 21)]
     train, holdout = post_change_split(twenty, 5, 3)
     assert holdout == twenty[-5:] and train == twenty[:-5]  # never more than holdout_days
+
+
+def test_a_champion_validated_after_a_change_is_due_a_refresh_each_time_its_post_change_labels_double():
+    from datetime import date
+
+    learnt_three = {"post_change_from": "2026-09-26", "holdout_to": "2026-09-28"}  # 09-26..09-28 labelled
+    days = pd.date_range("2026-10-01", "2026-12-31").date
+    due = [d.isoformat() for d in days if refresh_due(learnt_three, d, 7, 28)]
+    assert due == ["2026-10-08", "2026-10-14", "2026-10-26"]  # 6, 12 and 24 post-change days labelled; 48 > 28
+    assert refresh_due(learnt_three, date(2026, 10, 8), 7, 28).endswith("from 3 labelled day(s); 6 are labelled now")
+    learnt_window = {"post_change_from": "2026-09-26", "holdout_to": "2026-10-09"}  # 14 days: 28 is the window
+    assert [d.isoformat() for d in days if refresh_due(learnt_window, d, 7, 28)] == ["2026-10-30"]
+    assert not [d for d in days if refresh_due(learnt_window, d, 7, 27)]
+    assert refresh_due({"holdout_to": "2026-09-28"}, date(2026, 10, 8), 7, 28) is None  # not validated after a change
 
 
 def _rows(days: list[str], n: int, seed: int) -> pd.DataFrame:

@@ -368,7 +368,7 @@ class RetrainConfig(_Strict):
     min_roc_auc: float = Field(default=0.70, ge=0, le=1)
     max_overfit_gap: float = Field(default=0.10, ge=0)
     margin_over_champion: float = Field(default=0.0, ge=0)
-    min_post_change_days: int = Field(default=3, ge=2)
+    min_post_change_days: int = Field(default=2, ge=2)
 
 
 class PromotionConfig(_Strict):

@@ -339,15 +339,24 @@ def decide_day(ctx: DayContext) -> dict:
     last = max((e["ds"] for e in store.rows("model_events", where={"event": "registered"}, until=ds)
                 if e["ds"] < ds), default=None)
     challenger = ctx.versions.challenger
+    refresh = _refresh_due(ctx)
     decision = decide(ctx.require("drift"), ctx.require("performance"), ctx.require("failure_risk"),
                       ctx.monitoring, challenger_version=challenger,
                       force_retrain=ctx.options.force_retrain,
                       days_since_registered=(ctx.day - date.fromisoformat(last)).days if last else None,
                       challenger_post_change=challenger is not None and registry.POST_CHANGE_TAG in
-                      registry.require_ready(ctx.model_name, challenger).tags)
+                      registry.require_ready(ctx.model_name, challenger).tags, refresh=refresh)
     log.info("%s %s", ds, decision.line())
     _observe(ctx, alerts.DECISION, alerts.decision_severity(decision.decision), decision.line())
     return ctx.record("decide", decision.to_dict())
+
+
+def _refresh_due(ctx: DayContext) -> str | None:
+    """Why the pinned champion is due a refresh today (:func:`churnguard.retrain.refresh_due`), or None."""
+    from churnguard.retrain import refresh_due
+
+    champion = registry.require_ready(ctx.model_name, ctx.versions.champion)
+    return refresh_due(champion.tags, ctx.day, ctx.monitoring.labels.delay_days, ctx.monitoring.retrain.window_days)
 
 
 def _observe(ctx: DayContext, kind: str, severity: str | None, message: str) -> None:
@@ -369,7 +378,13 @@ def retrain(ctx: DayContext) -> dict:
     failures = champion_failure_days(ctx.store, ctx.ds, ctx.versions.champion, ctx.monitoring)
     change = change_point(history["observed_ds"], history["roc_auc"], failures,
                           ctx.monitoring.performance.auc_tolerance)
-    result = retrain_challenger(ctx, "; ".join(ctx.require("decide")["reasons"]), change_day=change)
+    refresh_of = None
+    if _refresh_due(ctx):  # the champion's change, unless a later one shows
+        refresh_of = ctx.versions.champion
+        learnt = registry.require_ready(ctx.model_name, refresh_of).tags[registry.POST_CHANGE_TAG]
+        change = max(change or learnt, learnt)
+    result = retrain_challenger(ctx, "; ".join(ctx.require("decide")["reasons"]), change_day=change,
+                                refresh_of=refresh_of)
     if result["registered"]:
         ctx.store.record_event(ctx.ds, "registered", ctx.model_name, result["version"], reason=result["reason"])
     return result if ctx.options.dry_run else ctx.record("retrain", result)

@@ -1,7 +1,8 @@
 """The daily decision: ``healthy``, ``alert`` or ``retrain``, with the reasons that led to it.
 
-- ``retrain``: critical drift, failure risk above ``decision.risk_retrain``, a measured failure, or the
-  manual ``force_retrain``; unless a challenger is already in its shadow period (then ``alert``: a second
+- ``retrain``: critical drift, failure risk above ``decision.risk_retrain``, a measured failure, a champion
+  validated after a change that is due a refresh (:func:`churnguard.retrain.refresh_due`), or the manual
+  ``force_retrain``; unless a challenger is already in its shadow period (then ``alert``: a second
   challenger would only replace the first before it could prove itself), which ``force_retrain`` overrides,
   and so does a measured failure when that challenger was not validated on post-change days (it was trained
   before the change showed, and the failing champion must be replaced by one that learnt it).
@@ -19,6 +20,7 @@ from churnguard.config import MonitoringConfig
 
 HEALTHY, ALERT, RETRAIN = "healthy", "alert", "retrain"
 MEASURED_FAILURE = "measured failure on"  # how the reason given for a measured failure begins
+REFRESH = "refresh"  # how the reason given for a due refresh begins
 
 
 @dataclass
@@ -36,7 +38,8 @@ class Decision:
 
 def decide(drift: dict | None, performance: dict, risk: dict, cfg: MonitoringConfig,
            challenger_version: int | None = None, force_retrain: bool = False,
-           days_since_registered: int | None = None, challenger_post_change: bool = False) -> Decision:
+           days_since_registered: int | None = None, challenger_post_change: bool = False,
+           refresh: str | None = None) -> Decision:
     retrain, alert = [], []
     cooling = days_since_registered is not None and days_since_registered < cfg.decision.retrain_cooldown_days
     if force_retrain:
@@ -51,6 +54,8 @@ def decide(drift: dict | None, performance: dict, risk: dict, cfg: MonitoringCon
         alert.append(f"moderate drift ({_drift_detail(drift)})")
     if performance.get("measured_failure"):
         retrain.append(f"{MEASURED_FAILURE} " + ", ".join(performance["measured_failure_days"]))
+    if refresh:
+        retrain.append(f"{REFRESH}: {refresh}")
     if risk.get("available"):
         value = risk["risk"]
         if value >= cfg.decision.risk_retrain and not cooling:

@@ -115,6 +115,12 @@ def should_promote(store: MonitoringStore, champion_failed: bool,
     if champion_failed and post_change:
         return True, (f"champion measurably failed and challenger v{challenger.version} passed validation on "
                       f"labelled days from the change on {post_change}")
+    refreshed = _refresh_margin(challenger, registry.version_by_alias(name, registry.CHAMPION))
+    if refreshed is not None and refreshed > cfg.retrain.margin_over_champion:
+        tags = challenger.tags
+        return True, (f"challenger v{challenger.version} refreshes champion v{tags[registry.REFRESH_TAG]} on more "
+                      f"labelled days since the change on {post_change}: +{refreshed:.3f} AUC over it on "
+                      f"{tags['holdout_from']}..{tags['holdout_to']} (customers neither was trained on)")
     from churnguard.config import load_dataset_config
     from churnguard.dataroot import DataRoot
     from churnguard.retrain import load_trained_customers
@@ -128,6 +134,16 @@ def should_promote(store: MonitoringStore, champion_failed: bool,
         return True, f"challenger v{challenger.version} beat the champion by > {margin} AUC on {days}"
     return False, (f"challenger v{challenger.version} in shadow: {len(wins)}/{cfg.promotion.shadow_days} "
                    f"matured days measured, margins {[round(w['margin'], 3) for w in wins]}")
+
+
+def _refresh_margin(challenger, champion) -> float | None:
+    """The holdout AUC margin of a refresh ``challenger`` over the champion it was trained to replace, or None
+    when it is no refresh of the current ``champion``."""
+    tags = challenger.tags
+    if champion is None or tags.get(registry.REFRESH_TAG) != str(champion.version) or \
+            "champion_holdout_auc" not in tags:
+        return None
+    return float(tags["reference_auc"]) - float(tags["champion_holdout_auc"])
 
 
 def _result(move: dict) -> dict:

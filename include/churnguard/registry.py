@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 FINGERPRINT_TAG = "churnguard.fingerprint"
 POST_CHANGE_TAG = "post_change_from"  # a challenger validated on labelled days from this change day on
+REFRESH_TAG = "refresh_of"  # a post-change challenger trained to replace this post-change champion (a version)
 # Types inside the churn pipeline that the skops loader must be told to trust.
 TRUSTED_TYPES = [
     "churnguard.models.NumericCleaner",

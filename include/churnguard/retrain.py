@@ -155,6 +155,28 @@ def post_change_split(days: list[str], holdout_days: int, min_days: int) -> tupl
     return days[:-held], days[-held:]
 
 
+def refresh_due(champion_tags: dict[str, str], ds: date, delay_days: int, window_days: int) -> str | None:
+    """Why a champion validated after a change should be refreshed today, or None.
+
+    Such a champion learnt the change from the few post-change days labelled when it was trained (its
+    ``POST_CHANGE_TAG`` day to its ``holdout_to``). On the day the labelled post-change days have doubled since,
+    and again each time they double, a challenger trained on all of them may rank the new concept better;
+    up to ``window_days`` of them.
+
+    >>> refresh_due({"post_change_from": "2026-09-26", "holdout_to": "2026-09-28"}, date(2026, 10, 8), 7, 28)
+    'champion learnt the change of 2026-09-26 from 3 labelled day(s); 6 are labelled now'
+    """
+    change, learnt_to = champion_tags.get(registry.POST_CHANGE_TAG), champion_tags.get("holdout_to")
+    if not change or not learnt_to:
+        return None
+    learnt = (date.fromisoformat(learnt_to) - date.fromisoformat(change)).days + 1
+    labelled = (ds - timedelta(days=delay_days) - date.fromisoformat(change)).days + 1
+    ratio = labelled // learnt
+    if labelled > window_days or labelled % learnt or ratio < 2 or ratio & (ratio - 1):
+        return None
+    return f"champion learnt the change of {change} from {learnt} labelled day(s); {labelled} are labelled now"
+
+
 REFERENCE_WEIGHT = 0.1  # rows from before the change, down-weighted: the old concept, still the same customers
 RECENCY_HALF_LIFE_DAYS = 7.0
 
@@ -268,7 +290,8 @@ def train_after_change(labelled: pd.DataFrame, reference: pd.DataFrame, change_d
                    trained_customers=seen, holdout_seen_rows=len(held) - len(holdout))
 
 
-def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = None, seed: int = 0) -> dict:
+def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = None, seed: int = 0,
+                       refresh_of: int | None = None) -> dict:
     """Train, validate and (unless the run is a dry run or a gate fails) register a challenger for the day,
     held against the champion pinned for the day.
 
@@ -276,7 +299,9 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
     (:func:`change_point`). Then the holdout is post-change labelled days only (no challenger until there are
     ``retrain.min_post_change_days``), the training set is chosen by validation (:func:`train_after_change`),
     and the version is tagged ``registry.POST_CHANGE_TAG``: only such a challenger is promoted at once when the
-    champion fails."""
+    champion fails. ``refresh_of``: the champion (validated after the same change) it is trained to replace
+    (:func:`refresh_due`), tagged ``registry.REFRESH_TAG``: having beaten that champion on the post-change
+    holdout (the ``beats_champion`` gate), it is promoted at once while that champion still is one."""
     ds, root, cfg, dry_run = ctx.day, ctx.root, ctx.monitoring, ctx.options.dry_run
     data_cfg, name = ctx.dataset, ctx.model_name
     last_matured = ds - timedelta(days=cfg.labels.delay_days)
@@ -288,7 +313,7 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
     if labelled.empty:
         labelled = pd.DataFrame({"observed_ds": pd.Series(dtype=str)})
     result = {"ds": ds.isoformat(), "reason": reason, "dry_run": dry_run, "change_day": change_day,
-              "registered": False, "version": None, "passed": False, "gates": {}}
+              "refresh_of": refresh_of, "registered": False, "version": None, "passed": False, "gates": {}}
     reference = root.read_reference(data_cfg.name, "train")
     champion_version = registry.require_ready(name, ctx.versions.champion)
     champion = registry.load_run_model(champion_version.run_id)
@@ -374,6 +399,8 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
         **{f"candidate_validation_auc.{k}": f"{v:.4f}" for k, v in trained.candidate_validation_auc.items()}}
     if candidate == CHAMPION_CONTINUED:  # its trees start as the champion's: which champion is part of it too
         chosen["continued_from"] = str(ctx.versions.champion)
+    if result.get("refresh_of") is not None:
+        chosen[registry.REFRESH_TAG] = str(result["refresh_of"])
     # candidates share rows and differ in weights (and a continued one in its first trees): part of what was trained
     parts = [version_of_data, *filter(None, [candidate, chosen.get("continued_from")])]
     fingerprint = model_fingerprint(":".join(parts), seed)
@@ -397,6 +424,7 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
         existing = registry.register_run_model(run.info.run_id, name, {
             registry.FINGERPRINT_TAG: fingerprint, "trigger": reason[:250], "threshold": f"{challenger.threshold:.6f}",
             "reference_auc": f"{metrics['holdout_auc']:.6f}", "reference_f1": f"{holdout_eval['f1']:.6f}",
+            "champion_holdout_auc": f"{metrics['champion_holdout_auc']:.6f}",
             **window, **chosen})
     registry.set_alias(name, registry.CHALLENGER, existing.version)
     result.update(registered=True, version=existing.version, run_id=existing.run_id)
