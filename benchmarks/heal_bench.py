@@ -26,7 +26,8 @@ oracle on that day's customers.
 customers drawn from the reference's train split: pool and synthetic customers, no drift.
 
 Each world runs in its own process (``--world FAMILY SEED``): churnguard's settings and stores are per
-process. ``--quick``: one seed, 7 days before onset; the full run: seeds 0, 1, 2 and 14 days before onset.
+process; ``--jobs N`` runs N of them at once (each with its own home), the table still in order.
+``--quick``: one seed, 7 days before onset; the full run: seeds 0, 1, 2 and 14 days before onset.
 Not a test: numbers to read. The last line: ``heal-bench days_to_heal=… auc_gap_30d=… promotions_that_failed=…``.
 """
 
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -226,6 +228,7 @@ def main() -> None:
     parser.add_argument("--customers", choices=("pool", "synthetic"), default=None,
                         help="the simulator's customers (default: the dataset config's simulation.customers)")
     parser.add_argument("--flattery", action="store_true", help="no worlds: the flattery of each kind of customers")
+    parser.add_argument("--jobs", type=int, default=1, help="worlds run at once, each in its own process")
     parser.add_argument("--world", nargs=2, metavar=("FAMILY", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     before = args.before_days if args.before_days is not None else (7 if args.quick else 14)
@@ -241,9 +244,12 @@ def main() -> None:
     results = []
     print(f"{'family':<16}{'seed':>5}{'heal d':>8}{'gap 30d':>9}{'champ':>7}{'oracle':>8}{'new champ':>10}"
           f"{'new gap':>8}{'promos':>7}{'failed':>7}{'s':>7}  promotions (day vA->vB holdout AUC -> first-week AUC)")
-    for family in args.families.split(","):
-        for seed in seeds:
-            r = world_in_subprocess(family, seed, before, base, args.customers)
+    worlds = [(family, seed) for family in args.families.split(",") for seed in seeds]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        running = [pool.submit(world_in_subprocess, family, seed, before, base, args.customers)
+                   for family, seed in worlds]
+        for (family, seed), future in zip(worlds, running, strict=True):  # in order, each row once it is done
+            r = future.result()
             results.append(r)
             heal = str(r["days_to_heal"]) if r["days_to_heal"] is not None else f">{HORIZON - 1}"
             promos = ", ".join(f"{p['ds'][5:]} v{p['from']}->v{p['version']}"
