@@ -2,7 +2,8 @@
 heavy dependencies once (GX, MLflow, XGBoost, skops: ~13 s a process on a slow machine), then forks a child
 per command. The child is a real process with its own environment, working directory, stdout and stderr
 files and exit code; a crash point SIGKILLs it as it would a cold one. The preload is the task workers'
-(``churnguard_airflow.preload`` without Airflow): only imports, no connection, file or thread.
+library half (``churnguard.preload``; ``churnguard_airflow.preload`` adds Airflow): only imports, no
+connection, file or thread.
 
 Commands whose import-time output is under test (``tests/test_quiet.py``) start cold, as a user's would."""
 
@@ -19,15 +20,7 @@ import time
 from pathlib import Path
 
 PRELOAD = {
-    "churnguard": """
-import churnguard
-import great_expectations, mlflow, mlflow.sklearn, skops.io, xgboost, plotly.graph_objects, sqlalchemy.orm
-import mlflow.store.model_registry.sqlalchemy_store, mlflow.store.tracking.sqlalchemy_store
-from churnguard import cli, daily, failure, promotion, registry, retrain, training, validation
-from churnguard.drift import drift_report
-from churnguard.store import open_store
-sqlalchemy.orm.configure_mappers()
-""",
+    "churnguard": "import churnguard.preload",
     # Airflow reads its home and metadata database at import: this server is for one AIRFLOW_HOME and
     # settings (the env it is started with); the plugins folder is on sys.path once airflow is imported.
     "airflow": """
