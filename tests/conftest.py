@@ -173,8 +173,7 @@ def run_airflow(env: dict[str, str], *args: str, timeout: float = 600) -> subpro
     console script for any other home or settings."""
     settings = airflow_settings(env)
     if settings in _warm_airflow_settings:
-        server = _warm.get(settings) or _warm.setdefault(settings, WarmPython("airflow", env))
-        return server.run(["airflow", *args], env, timeout)
+        return _warm_server(settings, "airflow", env).run(["airflow", *args], env, timeout)
     return subprocess.run([str(BIN / "airflow"), *args], env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -264,6 +263,13 @@ def home_env(home: Path) -> dict[str, str]:
 _warm: dict = {}  # this test process's warm interpreters (churnguard; airflow by its settings), started on first use
 
 
+def _warm_server(key, kind: str = "churnguard", env: dict[str, str] | None = None) -> WarmPython:
+    """This test process's warm interpreter for ``key``, started on first use."""
+    if key not in _warm:
+        _warm[key] = WarmPython(kind, env)
+    return _warm[key]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _stop_warm_python():
     yield
@@ -275,8 +281,7 @@ def warm_python(env: dict, argv: list[str], timeout: float = 900) -> subprocess.
     """``argv`` (``["churnguard", *args]`` or ``["-c", code, *args]``) in a process forked from this test
     process's warm interpreter (:mod:`tests.warm_python`): what ``subprocess.run`` with ``capture_output``
     gives, without importing churnguard's dependencies again."""
-    server = _warm.get("churnguard") or _warm.setdefault("churnguard", WarmPython())
-    return server.run(argv, env, timeout)
+    return _warm_server("churnguard").run(argv, env, timeout)
 
 
 def churnguard_cli(env: dict, *args: str, crash_at: str | None = None, timeout: float = 900,

@@ -25,7 +25,7 @@ from churnguard.context import IN_MEMORY_ROWS, DayContext, RunOptions
 from churnguard.crashpoints import crash_point
 from churnguard.data import data_version
 from churnguard.dataroot import DataRoot
-from churnguard.decision import decide
+from churnguard.decision import REFRESH, decide
 from churnguard.performance import champion_failure_days, champion_history, measure_day
 from churnguard.progress import progress
 from churnguard.promotion import promote_day
@@ -335,11 +335,15 @@ def champion_reference(ctx: DayContext) -> dict:
 def decide_day(ctx: DayContext) -> dict:
     """Decided on the state the day started from, so a re-run (after a crash too) decides the same: the
     challenger pinned for the day, and versions registered before the day."""
+    from churnguard.retrain import refresh_due
+
     store, ds = ctx.store, ctx.ds
     last = max((e["ds"] for e in store.rows("model_events", where={"event": "registered"}, until=ds)
                 if e["ds"] < ds), default=None)
     challenger = ctx.versions.challenger
-    refresh = _refresh_due(ctx)
+    champion = registry.require_ready(ctx.model_name, ctx.versions.champion)
+    refresh = refresh_due(champion.tags, ctx.day, ctx.monitoring.labels.delay_days,
+                          ctx.monitoring.retrain.window_days)
     decision = decide(ctx.require("drift"), ctx.require("performance"), ctx.require("failure_risk"),
                       ctx.monitoring, challenger_version=challenger,
                       force_retrain=ctx.options.force_retrain,
@@ -349,14 +353,6 @@ def decide_day(ctx: DayContext) -> dict:
     log.info("%s %s", ds, decision.line())
     _observe(ctx, alerts.DECISION, alerts.decision_severity(decision.decision), decision.line())
     return ctx.record("decide", decision.to_dict())
-
-
-def _refresh_due(ctx: DayContext) -> str | None:
-    """Why the pinned champion is due a refresh today (:func:`churnguard.retrain.refresh_due`), or None."""
-    from churnguard.retrain import refresh_due
-
-    champion = registry.require_ready(ctx.model_name, ctx.versions.champion)
-    return refresh_due(champion.tags, ctx.day, ctx.monitoring.labels.delay_days, ctx.monitoring.retrain.window_days)
 
 
 def _observe(ctx: DayContext, kind: str, severity: str | None, message: str) -> None:
@@ -378,13 +374,9 @@ def retrain(ctx: DayContext) -> dict:
     failures = champion_failure_days(ctx.store, ctx.ds, ctx.versions.champion, ctx.monitoring)
     change = change_point(history["observed_ds"], history["roc_auc"], failures,
                           ctx.monitoring.performance.auc_tolerance)
-    refresh_of = None
-    if _refresh_due(ctx):  # the champion's change, unless a later one shows
-        refresh_of = ctx.versions.champion
-        learnt = registry.require_ready(ctx.model_name, refresh_of).tags[registry.POST_CHANGE_TAG]
-        change = max(change or learnt, learnt)
-    result = retrain_challenger(ctx, "; ".join(ctx.require("decide")["reasons"]), change_day=change,
-                                refresh_of=refresh_of)
+    reasons = ctx.require("decide")["reasons"]
+    result = retrain_challenger(ctx, "; ".join(reasons), change_day=change,
+                                refresh=any(r.startswith(f"{REFRESH}:") for r in reasons))
     if result["registered"]:
         ctx.store.record_event(ctx.ds, "registered", ctx.model_name, result["version"], reason=result["reason"])
     return result if ctx.options.dry_run else ctx.record("retrain", result)

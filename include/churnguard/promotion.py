@@ -115,7 +115,7 @@ def should_promote(store: MonitoringStore, champion_failed: bool,
     if champion_failed and post_change:
         return True, (f"champion measurably failed and challenger v{challenger.version} passed validation on "
                       f"labelled days from the change on {post_change}")
-    refreshed = _refresh_margin(challenger, registry.version_by_alias(name, registry.CHAMPION))
+    refreshed = _refresh_margin(name, challenger)
     if refreshed is not None and refreshed > cfg.retrain.margin_over_champion:
         tags = challenger.tags
         return True, (f"challenger v{challenger.version} refreshes champion v{tags[registry.REFRESH_TAG]} on more "
@@ -136,12 +136,14 @@ def should_promote(store: MonitoringStore, champion_failed: bool,
                    f"matured days measured, margins {[round(w['margin'], 3) for w in wins]}")
 
 
-def _refresh_margin(challenger, champion) -> float | None:
+def _refresh_margin(name: str, challenger) -> float | None:
     """The holdout AUC margin of a refresh ``challenger`` over the champion it was trained to replace, or None
-    when it is no refresh of the current ``champion``."""
+    when it is no refresh of the current champion (which is only read for a refresh)."""
     tags = challenger.tags
-    if champion is None or tags.get(registry.REFRESH_TAG) != str(champion.version) or \
-            "champion_holdout_auc" not in tags:
+    if registry.REFRESH_TAG not in tags:
+        return None
+    champion = registry.version_by_alias(name, registry.CHAMPION)
+    if champion is None or tags[registry.REFRESH_TAG] != str(champion.version):
         return None
     return float(tags["reference_auc"]) - float(tags["champion_holdout_auc"])
 

@@ -291,7 +291,7 @@ def train_after_change(labelled: pd.DataFrame, reference: pd.DataFrame, change_d
 
 
 def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = None, seed: int = 0,
-                       refresh_of: int | None = None) -> dict:
+                       refresh: bool = False) -> dict:
     """Train, validate and (unless the run is a dry run or a gate fails) register a challenger for the day,
     held against the champion pinned for the day.
 
@@ -299,11 +299,17 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
     (:func:`change_point`). Then the holdout is post-change labelled days only (no challenger until there are
     ``retrain.min_post_change_days``), the training set is chosen by validation (:func:`train_after_change`),
     and the version is tagged ``registry.POST_CHANGE_TAG``: only such a challenger is promoted at once when the
-    champion fails. ``refresh_of``: the champion (validated after the same change) it is trained to replace
-    (:func:`refresh_due`), tagged ``registry.REFRESH_TAG``: having beaten that champion on the post-change
-    holdout (the ``beats_champion`` gate), it is promoted at once while that champion still is one."""
+    champion fails. ``refresh``: the day's decision refreshes the champion (:func:`refresh_due`); the change is
+    then the champion's own (a later ``change_day`` wins), and the version is tagged ``registry.REFRESH_TAG``
+    with that champion: having beaten it on the post-change holdout (the ``beats_champion`` gate), it is
+    promoted at once while that champion still is one."""
     ds, root, cfg, dry_run = ctx.day, ctx.root, ctx.monitoring, ctx.options.dry_run
     data_cfg, name = ctx.dataset, ctx.model_name
+    champion_version = registry.require_ready(name, ctx.versions.champion)
+    refresh_of = champion_version.version if refresh else None
+    if refresh:
+        learnt = champion_version.tags[registry.POST_CHANGE_TAG]
+        change_day = max(change_day or learnt, learnt)
     last_matured = ds - timedelta(days=cfg.labels.delay_days)
     holdout_first = last_matured - timedelta(days=cfg.retrain.holdout_days - 1)
     window_first = holdout_first - timedelta(days=cfg.retrain.window_days)
@@ -315,7 +321,6 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
     result = {"ds": ds.isoformat(), "reason": reason, "dry_run": dry_run, "change_day": change_day,
               "refresh_of": refresh_of, "registered": False, "version": None, "passed": False, "gates": {}}
     reference = root.read_reference(data_cfg.name, "train")
-    champion_version = registry.require_ready(name, ctx.versions.champion)
     champion = registry.load_run_model(champion_version.run_id)
     if change_day is None:
         window = {"train_from": window_first.isoformat(), "train_to": (holdout_first - timedelta(days=1)).isoformat(),
