@@ -223,6 +223,12 @@ def main() -> None:
     print(f"AUROC {m['auroc']:.4f} = {1 - sight['blind_share']:.3f} x seen {sight['seen']:.4f} + "
           f"{sight['blind_share']:.3f} x blind {sight['blind']:.4f}; at this 'seen', 0.93 needs blind >= "
           f"{(0.93 - (1 - sight['blind_share']) * sight['seen']) / sight['blind_share']:.4f}")
+    print(f"unseen days (blind days of a world nothing observable tells from one without drift yet: before the "
+          f"onset, or a concept change alone before its onset day's labels arrive): {sight['unseen_share']:.1%} "
+          f"of the positives' weight. The failure model ranks them above {sight['unseen']:.3f} of the negative "
+          f"days ({sight['unseen_vs_unchanged']:.3f} of those of an unchanged world). Ranking every other "
+          f"positive day first, it would reach AUROC {sight['ceiling']:.4f}; at chance on the unseen days, "
+          f"{sight['chance_ceiling']:.4f}")
     print("\nfailure model, every day and failing trajectory weighing the same (not family-weighted):")
     print(_table(unweighted, keys, label="failure model, unweighted"))
     print("\nfailure model alarm per family and kind of failure (held out, failing trajectories):")

@@ -642,19 +642,27 @@ def test_a_bootstrap_interval_over_days_that_all_fail_is_undefined_not_a_crash()
     assert 0.0 <= low <= high <= 1.0
 
 
+def _sight_table(rng: np.random.Generator, trajectories: list[tuple[str, str]]) -> pd.DataFrame:
+    """40 days per (family, failure kind): onset on day 20, a failing trajectory fails from it on, so its
+    days from 13 (a week ahead) are failure-coming; risk is noise plus 0.5 on those days."""
+    from churnguard.failure.trajectories import FAMILIES
+
+    rows = []
+    for tid, (family, kind) in enumerate(trajectories):
+        for day in range(40):
+            label = int(kind != "none" and day >= 13)
+            rows.append({"trajectory": tid, "family": family, "scenario": FAMILIES[family], "onset_day": 20,
+                         "failure_kind": kind, "day": day, "failed_today": kind != "none" and day >= 20,
+                         "label": label, "risk": rng.random() + 0.5 * label})
+    return pd.DataFrame(rows)
+
+
 def test_the_auroc_is_the_weighted_mean_of_its_blind_and_seen_days():
     from churnguard.failure.evaluation import auroc, auroc_by_sight, blind_days, family_weights
 
     rng = np.random.default_rng(0)
-    rows = []
-    for tid, (family, kind) in enumerate([("concept", "concept_only"), ("concept", "concept_only"),
-                                          ("gradual", "visible"), ("none", "none"), ("none", "none")]):
-        for day in range(40):
-            fails = kind != "none" and day >= 20
-            label = int(kind != "none" and day >= 13)
-            rows.append({"trajectory": tid, "family": family, "failure_kind": kind, "day": day,
-                         "failed_today": fails, "label": label, "risk": rng.random() + 0.5 * label})
-    table = pd.DataFrame(rows)
+    table = _sight_table(rng, [("concept", "concept_only"), ("concept", "concept_only"), ("gradual", "visible"),
+                               ("none", "none"), ("none", "none")])
 
     blind = blind_days(table, delay=7)
     split = auroc_by_sight(table, "risk", delay=7)
@@ -666,3 +674,32 @@ def test_the_auroc_is_the_weighted_mean_of_its_blind_and_seen_days():
     mixed = (1 - split["blind_share"]) * split["seen"] + split["blind_share"] * split["blind"]
     assert mixed == pytest.approx(overall, abs=1e-12)
     assert 0 < split["blind_share"] < 1 and split["blind"] != pytest.approx(split["seen"])
+
+
+def test_unseen_days_are_the_blind_days_of_a_world_that_has_not_visibly_changed():
+    from churnguard.failure.evaluation import auroc, auroc_by_sight, family_weights, unchanged_world_days
+
+    rng = np.random.default_rng(1)
+    table = _sight_table(rng, [("concept", "concept_only"), ("covariate+concept", "concept_only"),
+                               ("covariate", "visible"), ("seasonal", "none"), ("none", "none")])
+    unchanged = unchanged_world_days(table, delay=7)
+    by = table.assign(unchanged=unchanged).groupby("family")["unchanged"]
+
+    # a concept change alone shows first in the onset day's labels (day 27); a covariate shift on day 20
+    assert table.loc[unchanged & (table["family"] == "concept"), "day"].max() == 26
+    assert table.loc[unchanged & (table["family"] == "covariate+concept"), "day"].max() == 19
+    assert by.sum()["covariate"] == by.sum()["seasonal"] == 20 and by.all()["none"]
+
+    # ranked first everywhere but on the unseen days, the AUROC is exactly the ceiling
+    split = auroc_by_sight(table, "risk", delay=7)
+    seen = (table["label"] == 1) & ~(unchanged & (table["day"] < 27) & (table["failure_kind"] == "concept_only"))
+    perfect = table["risk"].where(~seen, 10.0)
+    overall = auroc(table["label"].to_numpy(), perfect.to_numpy(), family_weights(table["family"]))
+    assert auroc_by_sight(table.assign(risk=perfect), "risk", delay=7)["ceiling"] == pytest.approx(overall, abs=1e-12)
+    # unseen: concept days 13..26 (14) and covariate+concept days 13..19 (7) of 21 + 21 + 27 positive days
+    weights = family_weights(table["family"])
+    positive = table["label"].to_numpy() == 1
+    unseen_weight = weights[positive & ~seen.to_numpy()].sum() / weights[positive].sum()
+    assert split["unseen_share"] == pytest.approx(unseen_weight) and 0 < unseen_weight < split["blind_share"]
+    assert split["chance_ceiling"] == pytest.approx(1 - unseen_weight / 2)
+    assert 0.5 < split["unseen"] < 1 and split["unseen_vs_unchanged"] is not None

@@ -20,6 +20,9 @@ the concept-only ones (the harmless-drift and no-failure trajectories stay as ne
 show the first failure. No label-free signal sees a pure concept change, so on these days only the first,
 smaller drops in the labels of the days after the change can; :func:`auroc_by_sight` splits the AUROC into
 its blind and its other positive days (the AUROC is the weighted mean of the two, by the positives' weight).
+**Unseen days** are the blind days of a world that nothing observable tells from one without drift yet
+(:func:`unchanged_world_days`: before the onset, or a pure concept change before its onset day's labels
+arrive): no score can know them, and their share of the positives caps the AUROC (``ceiling``).
 
 **Every family equally weighted** (``weighted=True`` of :func:`alert_metrics`): AUROC with sample weight
 1 / (labelled days of the day's family in the table), the detection share as the mean of the per-family
@@ -44,6 +47,7 @@ BASELINES: dict[str, tuple[str, float]] = {
     "latest measured AUC drop > 0.05": ("matured_auc_drop", 0.05),
 }
 CONCEPT_ONLY = "concept_only"  # failure_kind of a failure only the labels can show (see trajectories.py)
+PURE_CONCEPT, NO_DRIFT = "concept", "none"  # simulator scenarios: a concept change alone; no drift at all
 
 
 def visible_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -69,19 +73,45 @@ def blind_days(table: pd.DataFrame, delay: int) -> pd.Series:
             & (table["day"] < first_failure_day(table) + delay).fillna(False))
 
 
+def unchanged_world_days(table: pd.DataFrame, delay: int) -> pd.Series:
+    """Per row: nothing a monitor can observe on that day differs yet from a world without drift. That is
+    every day of a scenario without drift, the days before the onset, and, where the only drift is a concept
+    change (which moves no feature and no score), the days before the labels of the onset day arrive
+    (``day < onset_day + delay``)."""
+    scenario = table["scenario"].astype(str)
+    until = table["onset_day"] + np.where(scenario == PURE_CONCEPT, delay, 0)
+    return (scenario == NO_DRIFT) | (table["day"] < until)
+
+
 def auroc_by_sight(table: pd.DataFrame, score: str, delay: int) -> dict:
     """Family-weighted AUROC of ``score`` against all negative days, on the blind days' positives
     (``blind``) and on every other positive (``seen``), with the blind days' share of the positives' weight
-    (``blind_share``): the overall AUROC is ``(1 - blind_share) * seen + blind_share * blind``."""
+    (``blind_share``): the overall AUROC is ``(1 - blind_share) * seen + blind_share * blind``.
+
+    The same for the blind days of an unchanged world (``unseen``, ``unseen_share``), also against the
+    negative days of an unchanged world only (``unseen_vs_unchanged``: about 0.5 when nothing tells them
+    apart), and the AUROC this score would reach with every other positive day ranked above every negative
+    day (``ceiling``: ``1 - unseen_share * (1 - unseen)``); ``chance_ceiling`` is that at 0.5 on the unseen
+    days."""
     y = table["label"].astype(int).to_numpy()
     s = table[score].astype(float).fillna(-1e9).to_numpy()
     w = family_weights(table["family"])
     blind = blind_days(table, delay).to_numpy()
-    neg = y == 0
-    out = {"blind_share": float(w[blind].sum() / w[y == 1].sum()) if (y == 1).any() else None}
-    for name, positives in (("seen", (y == 1) & ~blind), ("blind", blind)):
-        rows = positives | neg
-        out[name] = auroc(y[rows], s[rows], w[rows]) if positives.any() else None
+    unchanged = unchanged_world_days(table, delay).to_numpy()
+    neg, pos = y == 0, y == 1
+    unseen = blind & unchanged
+
+    def share(positives: np.ndarray) -> float | None:
+        return float(w[positives].sum() / w[pos].sum()) if pos.any() else None
+
+    out = {"blind_share": share(blind), "unseen_share": share(unseen)}
+    for name, positives, negatives in (("seen", pos & ~blind, neg), ("blind", blind, neg), ("unseen", unseen, neg),
+                                       ("unseen_vs_unchanged", unseen, neg & unchanged)):
+        rows = positives | negatives
+        out[name] = auroc(y[rows], s[rows], w[rows]) if positives.any() and negatives.any() else None
+    if out["unseen"] is not None:
+        out["ceiling"] = 1 - out["unseen_share"] * (1 - out["unseen"])
+        out["chance_ceiling"] = 1 - out["unseen_share"] * 0.5
     return out
 
 
