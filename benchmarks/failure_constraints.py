@@ -24,9 +24,9 @@ from churnguard.failure.config import load_failure_config
 from churnguard.failure.evaluation import (
     auroc,
     auroc_by_sight,
-    blind_days,
     family_weights,
     unchanged_world_days,
+    unseen_days,
 )
 from churnguard.failure.features import FREE, MATURED, feature_names, monotone_directions
 from churnguard.failure.model import _out_of_fold
@@ -63,7 +63,7 @@ def main() -> None:
     weights = family_weights(train["family"])
     unchanged = unchanged_world_days(train, delay).to_numpy()
     harmless_drift, quiet = (y == 0) & ~unchanged, (y == 0) & unchanged
-    unseen = blind_days(train, delay).to_numpy() & unchanged
+    unseen = unseen_days(train, delay).to_numpy()
     splits = [list(StratifiedGroupKFold(n_splits=cfg.training.cv_folds, shuffle=True, random_state=r)
                    .split(X, y, train["trajectory"].to_numpy())) for r in range(args.repeats)]
     print(f"training trajectories: {train['trajectory'].nunique()}, days: {len(train)}; "

@@ -20,9 +20,9 @@ the concept-only ones (the harmless-drift and no-failure trajectories stay as ne
 show the first failure. No label-free signal sees a pure concept change, so on these days only the first,
 smaller drops in the labels of the days after the change can; :func:`auroc_by_sight` splits the AUROC into
 its blind and its other positive days (the AUROC is the weighted mean of the two, by the positives' weight).
-**Unseen days** are the blind days of a world that nothing observable tells from one without drift yet
-(:func:`unchanged_world_days`: before the onset, or a pure concept change before its onset day's labels
-arrive): no score can know them, and their share of the positives caps the AUROC (``ceiling``).
+**Unseen days** (:func:`unseen_days`) are the blind days of a world that nothing observable tells from one
+without drift yet (:func:`unchanged_world_days`: before the onset, or a pure concept change before its onset
+day's labels arrive): no score can know them, and their share of the positives caps the AUROC (``ceiling``).
 
 **Every family equally weighted** (``weighted=True`` of :func:`alert_metrics`): AUROC with sample weight
 1 / (labelled days of the day's family in the table), the detection share as the mean of the per-family
@@ -83,6 +83,12 @@ def unchanged_world_days(table: pd.DataFrame, delay: int) -> pd.Series:
     return (scenario == NO_DRIFT) | (table["day"] < until)
 
 
+def unseen_days(table: pd.DataFrame, delay: int) -> pd.Series:
+    """Per row: a blind day (:func:`blind_days`) of a world that has not visibly changed yet
+    (:func:`unchanged_world_days`): a failure-coming day no score can know."""
+    return blind_days(table, delay) & unchanged_world_days(table, delay)
+
+
 def auroc_by_sight(table: pd.DataFrame, score: str, delay: int) -> dict:
     """Family-weighted AUROC of ``score`` against all negative days, on the blind days' positives
     (``blind``) and on every other positive (``seen``), with the blind days' share of the positives' weight
@@ -99,7 +105,7 @@ def auroc_by_sight(table: pd.DataFrame, score: str, delay: int) -> dict:
     blind = blind_days(table, delay).to_numpy()
     unchanged = unchanged_world_days(table, delay).to_numpy()
     neg, pos = y == 0, y == 1
-    unseen = blind & unchanged
+    unseen = unseen_days(table, delay).to_numpy()
 
     def share(positives: np.ndarray) -> float | None:
         return float(w[positives].sum() / w[pos].sum()) if pos.any() else None
@@ -109,9 +115,9 @@ def auroc_by_sight(table: pd.DataFrame, score: str, delay: int) -> dict:
                                        ("unseen_vs_unchanged", unseen, neg & unchanged)):
         rows = positives | negatives
         out[name] = auroc(y[rows], s[rows], w[rows]) if positives.any() and negatives.any() else None
-    if out["unseen"] is not None:
-        out["ceiling"] = 1 - out["unseen_share"] * (1 - out["unseen"])
-        out["chance_ceiling"] = 1 - out["unseen_share"] * 0.5
+    known = out["unseen"] is not None
+    out["ceiling"] = 1 - out["unseen_share"] * (1 - out["unseen"]) if known else None
+    out["chance_ceiling"] = 1 - out["unseen_share"] * 0.5 if known else None
     return out
 
 
