@@ -22,7 +22,7 @@ def test_migrations_build_exactly_the_declared_schema_and_stamp_the_newest_revis
     assert set(inspect(store.engine).get_table_names()) == set(schema.metadata.tables) | {"alembic_version"}
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), schema.metadata) == []
-        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0006"
+        assert conn.execute(text("select version_num from alembic_version")).scalar_one() == "0007"
 
 
 def test_upsert_by_date_replaces_instead_of_duplicating(store):

@@ -28,7 +28,7 @@ from churnguard.config import (
 )
 from churnguard.dataroot import DataRoot
 from churnguard.storage import CHUNK_ROWS
-from churnguard.store import MonitoringStore, open_store
+from churnguard.store import MonitoringStore, lease, open_store
 
 log = logging.getLogger(__name__)
 # A batch up to this many rows is held whole by the context (read once); a larger one is only ever streamed
@@ -72,6 +72,7 @@ class DayContext:
     dataset: DatasetConfig
     model: ModelConfig
     monitoring: MonitoringConfig
+    holder: str = field(default_factory=lease.process_holder)  # who runs the day: see churnguard.store.lease
     _summaries: dict[tuple[int, str], Any] = field(default_factory=dict, repr=False)
     _versions: PinnedVersions | None = field(default=None, repr=False)
     _batch: pd.DataFrame | None = field(default=None, repr=False)
@@ -79,12 +80,22 @@ class DayContext:
 
     @classmethod
     def build(cls, ds: date | str, options: RunOptions | None = None, *, root: DataRoot | None = None,
-              store: MonitoringStore | None = None) -> DayContext:
-        """Configs are loaded and checked here, once: a bad key or value is one ``ConfigError`` line."""
+              store: MonitoringStore | None = None, holder: str | None = None) -> DayContext:
+        """Configs are loaded and checked here, once: a bad key or value is one ``ConfigError`` line.
+        ``holder``: the run's name for the date's lease (default: this process)."""
         options = options or RunOptions()
         return cls(ds=date.fromisoformat(str(ds)).isoformat(), options=options, root=root or DataRoot.open(),
                    store=store or open_store(), dataset=load_dataset_config(), model=load_model_config(),
-                   monitoring=load_monitoring_config(options.overrides))
+                   monitoring=load_monitoring_config(options.overrides), holder=holder or lease.process_holder())
+
+    # -- one run per date ---------------------------------------------------------------------------------
+    def claim(self) -> None:
+        """Take (or renew) the date's lease before a step writes; waits while another run holds the date."""
+        lease.acquire(self.store, self.ds, self.holder)
+
+    def release(self) -> None:
+        """The run of the date has ended (published, rejected or failed): another run may take the date."""
+        lease.release(self.store, self.ds, self.holder)
 
     @property
     def day(self) -> date:

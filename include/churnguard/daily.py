@@ -432,6 +432,7 @@ def publish(ctx: DayContext) -> dict:
         "challenger_version": scored["challenger_version"], "failure_risk": risk.get("risk"),
         "decision": decision["decision"], "reasons": decision["reasons"],
         "promoted": promoted, "summary_uri": summary_uri}])
+    ctx.release()  # the run of the date has ended: another may take it
     return {"summary_uri": summary_uri, "mlflow_run_id": summary["mlflow_run_id"], "decision": decision["decision"]}
 
 
@@ -498,26 +499,35 @@ def run_day(ds: str, options: RunOptions | None = None, *,
     (so the batch is read once); returns the decision summary. ``observe(step)`` wraps each step (timing).
 
     Configs and the MLflow server are checked before anything is written (:func:`check_run`). A batch that
-    cannot be read or fails validation is quarantined and raises :class:`BatchRejected`, as in the DAG.
+    cannot be read or fails validation is quarantined and raises :class:`BatchRejected`, as in the DAG. The
+    date's lease (:mod:`churnguard.store.lease`) is held from before ingest until the run ends: a run of the
+    same date elsewhere waits for this one, and this one for it.
     """
     observe = observe or (lambda step: contextlib.nullcontext())
     options = options or RunOptions()
     check_run(options)
     ctx = DayContext.build(ds, options)
     results = {}
-    for step, run in (("ingest", ingest), ("validate", validate), ("score", score), ("drift", drift),
-                      ("performance", performance), ("failure_risk", failure_risk), ("decide", decide_day)):
-        with observe(step):
-            results[step] = run(ctx)
-            release_arrow_memory()  # the next step starts from what this one still holds, not what it used
-    retrained = {}
-    if results["decide"]["decision"] == "retrain":
-        with observe("retrain"):
-            retrained = retrain(ctx)
-    with observe("promote"):
-        promotion = promote(ctx)
-    with observe("publish"):
-        published = publish(ctx)
+    try:
+        for step, run in (("ingest", ingest), ("validate", validate), ("score", score), ("drift", drift),
+                          ("performance", performance), ("failure_risk", failure_risk), ("decide", decide_day)):
+            with observe(step):
+                ctx.claim()
+                results[step] = run(ctx)
+                release_arrow_memory()  # the next step starts from what this one still holds, not what it used
+        retrained = {}
+        if results["decide"]["decision"] == "retrain":
+            with observe("retrain"):
+                ctx.claim()
+                retrained = retrain(ctx)
+        with observe("promote"):
+            ctx.claim()
+            promotion = promote(ctx)
+        with observe("publish"):
+            ctx.claim()
+            published = publish(ctx)
+    finally:
+        ctx.release()
     return {**published, "reasons": results["decide"]["reasons"], "promoted": bool(promotion.get("promoted")),
             "registered": retrained.get("version") if retrained.get("registered") else None}
 

@@ -25,6 +25,7 @@ key                                          what
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterable, Iterator
 from datetime import date
 
@@ -43,6 +44,7 @@ LANDING, LABELS, STAGED, SCORES = "landing", "labels", "staged", "scores"
 REPORTS, QUARANTINE, REFERENCE = "reports", "quarantine", "reference"
 LABELS_QUARANTINE = f"{QUARANTINE}/{LABELS}"  # beside quarantine/ds=…, which list_partitions never mistakes it for
 ASSETS = f"{REPORTS}/_assets"
+log = logging.getLogger(__name__)
 
 
 class DataRoot:
@@ -121,10 +123,20 @@ class DataRoot:
         return self.storage.exists(self.quarantine_key(ds))
 
     def quarantine_batch(self, ds: date | str) -> str:
-        """Move the landing partition to ``quarantine/`` (one step) and drop its staged copy."""
-        uri = self.storage.move_partition(LANDING, ds, QUARANTINE)
+        """Move the landing partition to ``quarantine/`` (one step) and drop its staged copy. A batch another
+        run moved there first is quarantined already: not an error."""
+        uri = self._move_once(LANDING, ds, QUARANTINE)
         self.drop_staged(ds)
         return uri
+
+    def _move_once(self, area: str, ds: date | str, to_area: str) -> str:
+        try:
+            return self.storage.move_partition(area, ds, to_area)
+        except PartitionNotFound:
+            if not self.storage.list_keys(partition_key(to_area, ds)):
+                raise
+            log.info("%s was moved to %s by another run", self.uri(partition_key(area, ds)), to_area)
+            return self.uri(partition_key(to_area, ds))
 
     def drop_staged(self, ds: date | str) -> None:
         if self.storage.list_keys(partition_key(STAGED, ds)):
@@ -147,7 +159,7 @@ class DataRoot:
         return self.uri(partition_key(LABELS_QUARANTINE, ds))
 
     def quarantine_labels(self, ds: date | str) -> str:
-        return self.storage.move_partition(LABELS, ds, LABELS_QUARANTINE)
+        return self._move_once(LABELS, ds, LABELS_QUARANTINE)
 
     # -- scores ----------------------------------------------------------------------------------------
     def write_scores(self, ds: date | str, frame: pd.DataFrame) -> str:

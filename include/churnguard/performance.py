@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from churnguard import registry
 from churnguard.config import MonitoringConfig, load_model_config
+from churnguard.crashpoints import crash_point
 from churnguard.data import target_array
 from churnguard.dataroot import DataRoot
 from churnguard.drift.profile import category_key
@@ -77,10 +78,10 @@ def reference_metrics(version: int) -> tuple[float, float]:
 def measure_day(ctx: DayContext) -> dict:
     """Check the label deliveries not measured yet, store per-day metrics of the days they name, summarise.
 
-    Which deliveries: every delivery arriving on a day A after the last earlier measuring date (the latest
-    ``measured_ds`` before ``ds`` in the ``performance`` table) up to ``ds``; only ``ds``'s own when nothing
-    was measured before. So deliveries a run never measured (its batch was quarantined, it crashed before
-    this step) are measured by the next run that gets here, and re-running a date measures what it saw then.
+    Which deliveries: every delivery that arrived by ``ds`` and was not measured by the run of another date
+    (:func:`_deliveries_to_measure`). So deliveries a run never measured (its batch was quarantined, it crashed
+    before this step) are measured by the next run that gets here, and re-running a date measures what it
+    measured then.
     Each is checked first (:func:`churnguard.labels.read_labels`): a rejected one is quarantined with its
     report and an alert, and produces no row (``labels`` says why).
 
@@ -99,8 +100,7 @@ def measure_day(ctx: DayContext) -> dict:
     data_cfg, name = ctx.dataset, ctx.model_name
     today = ctx.day
     scored = root.scored_days()
-    last = _last_measuring_date(store, today)
-    new = root.label_days(since=last + timedelta(days=1) if last else today, until=today)
+    new = _deliveries_to_measure(store, root, ds)
     checks = {d: read_labels(root, d, data_cfg, scored) for d in new}
     observed_days = sorted({o for c in checks.values() if c.ok for o in c.labels[OBSERVED].unique()})
     if observed_days:  # every delivery that may hold labels of these days or of their failure windows
@@ -156,7 +156,11 @@ def measure_day(ctx: DayContext) -> dict:
     # A re-run of an old date leaves the days a later run measured (with more labels) as that run left them.
     later = {(r["observed_ds"], r["role"]) for r in store.rows("performance", since=(today + timedelta(days=1)),
                                                                  day_column="measured_ds")}
-    store.upsert("performance", [r for r in rows if (r["observed_ds"], r["role"]) not in later])  # one transaction
+    with store.engine.begin() as conn:  # the rows and which deliveries they measured: one transaction
+        store.upsert("performance", [r for r in rows if (r["observed_ds"], r["role"]) not in later], conn=conn)
+        store.upsert("label_deliveries", [{"delivery_ds": str(d), "measured_ds": str(ds), "status": checks[d].status,
+                                           "rows": checks[d].rows} for d in new], conn=conn)
+    crash_point("store.performance.written")
     history = champion_history(store, ds, cfg)
     if earlier:
         log.info("performance %s: failures on %s were measured for an earlier champion: not this one's", ds,
@@ -174,11 +178,14 @@ def measure_day(ctx: DayContext) -> dict:
             "deliveries": deliveries, "unknown_ids": unknown_ids}
 
 
-def _last_measuring_date(store: MonitoringStore, today: date) -> date | None:
-    """The latest date before ``today`` on which a run measured labels (its ``performance`` rows are written
-    in one transaction, so that date's measuring is complete)."""
-    rows = store.rows("performance", until=(today - timedelta(days=1)).isoformat(), day_column="measured_ds")
-    return max((date.fromisoformat(r["measured_ds"]) for r in rows), default=None)
+def _deliveries_to_measure(store: MonitoringStore, root: DataRoot, ds: str) -> list[date]:
+    """The label deliveries that arrived by ``ds`` and that no run of another date measured (the
+    ``label_deliveries`` table, written with the performance rows): whatever happened to the days they landed on
+    (a quarantined batch, a crashed run, a day not run yet, the first day ever), each is measured once; a
+    re-run of ``ds`` measures again what ``ds`` measured."""
+    measured = {r["delivery_ds"]: r["measured_ds"] for r in store.rows("label_deliveries", until=ds,
+                                                                        day_column="delivery_ds")}
+    return [d for d in root.label_days(until=date.fromisoformat(ds)) if measured.get(d.isoformat(), ds) == ds]
 
 
 def _reject(root: DataRoot, store: MonitoringStore, check: LabelCheck) -> None:

@@ -222,6 +222,22 @@ def promote_day(ds: str, champion_failed: bool, cfg: MonitoringConfig,
         return _promote_locked(ds, reason, store, name) if ok else {"promoted": False, "reason": reason}
 
 
+def set_challenger(store: MonitoringStore, name: str, version: int) -> str | None:
+    """Point ``challenger`` at ``version`` under the alias lock, unless the version already holds another alias
+    (it was promoted, or it is the champion's ``previous``): then nothing moves and the reason comes back. Only
+    a promotion or rollback moves an alias onto a version that holds one."""
+    with _alias_lock(store, name):
+        complete_pending(store, name)
+        for alias in (registry.CHAMPION, registry.PREVIOUS):
+            holder = registry.version_by_alias(name, alias)
+            if holder is not None and holder.version == version:
+                reason = f"v{version} is '{alias}' already: not set as '{registry.CHALLENGER}'"
+                log.warning("%s %s", name, reason)
+                return reason
+        registry.set_alias(name, registry.CHALLENGER, version)
+    return None
+
+
 def promote_challenger(ds: str, reason: str, store: MonitoringStore | None = None) -> dict:
     """Move ``champion`` to the challenger (old champion becomes ``previous``), atomically and once per day:
     a day that already promoted returns that promotion."""

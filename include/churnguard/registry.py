@@ -34,6 +34,7 @@ CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 FINGERPRINT_TAG = "churnguard.fingerprint"
 POST_CHANGE_TAG = "post_change_from"  # a challenger validated on labelled days from this change day on
 REFRESH_TAG = "refresh_of"  # a post-change challenger trained to replace this post-change champion (a version)
+UNREGISTERED_TAG = "churnguard.unregistered"  # on a retrain run whose model was not registered: why
 # Types inside the churn pipeline that the skops loader must be told to trust.
 TRUSTED_TYPES = [
     "churnguard.models.NumericCleaner",

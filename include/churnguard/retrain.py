@@ -36,6 +36,7 @@ from churnguard.config import DatasetConfig, RetrainConfig, load_dataset_config
 from churnguard.data import data_version, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.models import TrainedModel, train_model
+from churnguard.promotion import set_challenger
 from churnguard.storage import PartitionNotFound
 from churnguard.training import log_reference_profile, model_fingerprint
 
@@ -410,6 +411,7 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
     parts = [version_of_data, *filter(None, [candidate, chosen.get("continued_from")])]
     fingerprint = model_fingerprint(":".join(parts), seed)
     existing = registry.find_version(name, fingerprint)
+    logged = None
     if existing is None:
         registry.configure_mlflow()
         with mlflow.start_run(run_name=f"retrain-{ds.isoformat()}") as run:
@@ -426,12 +428,19 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
                 _log_trained_customers(trained.trained_customers)
             registry.log_model(challenger.pipeline, train[challenger.features].head(5))
             log_reference_profile(challenger, trained.profile_rows, data_cfg, root)
-        existing = registry.register_run_model(run.info.run_id, name, {
+        logged = run.info.run_id
+        existing = registry.register_run_model(logged, name, {
             registry.FINGERPRINT_TAG: fingerprint, "trigger": reason[:250], "threshold": f"{challenger.threshold:.6f}",
             "reference_auc": f"{metrics['holdout_auc']:.6f}", "reference_f1": f"{holdout_eval['f1']:.6f}",
             "champion_holdout_auc": f"{metrics['champion_holdout_auc']:.6f}",
             **window, **chosen})
-    registry.set_alias(name, registry.CHALLENGER, existing.version)
+    if logged is not None and existing.run_id != logged:  # a run of the same date registered the same model first
+        registry.client().set_tag(logged, registry.UNREGISTERED_TAG, f"v{existing.version} (run {existing.run_id}) was "
+                                  f"registered from the same data, candidate and seed")
+    refused = set_challenger(ctx.store, name, existing.version)
+    if refused is not None:
+        result.update(version=existing.version, run_id=existing.run_id, rejected=refused)
+        return result
     result.update(registered=True, version=existing.version, run_id=existing.run_id)
     return result
 

@@ -427,12 +427,17 @@ class LocalStorage(Storage):
         source, target = self._path(src), self._path(dst)
         target.parent.mkdir(parents=True, exist_ok=True)
         replaced = None
-        if target.exists():
+        if target.exists() and source.exists():
             # Out of the way first: exchanging would put the old target where the batch was.
             replaced = self._tmp_path("old-")
             os.rename(target, replaced)
             crash_point("storage.move.target_cleared")
-        os.rename(source, target)
+        try:
+            os.rename(source, target)
+        except FileNotFoundError:  # another process moved it first: what we cleared is its batch, put it back
+            if replaced is not None:
+                os.rename(replaced, target)
+            raise PartitionNotFound(f"{self.uri(src)}: nothing to move (moved by another process)") from None
         _fsync_dir(target.parent)
         _fsync_dir(source.parent)
         crash_point("storage.move.moved")

@@ -42,6 +42,12 @@ def batch_date(context: Mapping[str, Any], ds: Any = None) -> str:
         raise AirflowFailException(str(exc)) from None
 
 
+def run_holder(context: Mapping[str, Any]) -> str:
+    """The DAG run's name for its date's lease (:mod:`churnguard.store.lease`): every task and retry of one run
+    holds it as one, and a second run of the date (another DAG run, a CLI run) waits for it."""
+    return f"airflow:{context['dag'].dag_id}:{context['run_id']}"
+
+
 def day_context(context: Mapping[str, Any] | None = None, ds: Any = None) -> DayContext:
     """The :class:`~churnguard.context.DayContext` of the running task (default: the current context)."""
     from churnguard.context import DayContext
@@ -50,4 +56,5 @@ def day_context(context: Mapping[str, Any] | None = None, ds: Any = None) -> Day
         from airflow.sdk import get_current_context
 
         context = get_current_context()
-    return DayContext.build(batch_date(context, ds), run_options(context.get("params") or {}))
+    return DayContext.build(batch_date(context, ds), run_options(context.get("params") or {}),
+                            holder=run_holder(context))

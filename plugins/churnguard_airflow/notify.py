@@ -155,13 +155,16 @@ def failure_alert(ds: str, context: Mapping, store) -> alerts.Alert | None:
 
 
 def on_task_failure(context: Mapping) -> None:
-    """``on_failure_callback`` of the daily DAG's tasks: record the failure (de-duplicated per day, as every
-    alert) and deliver what is pending. Anything going wrong here is logged, never raised."""
+    """``on_failure_callback`` of the daily DAG's tasks: release the run's lease of the date, record the failure
+    (de-duplicated per day, as every alert) and deliver what is pending. Anything going wrong here is logged,
+    never raised."""
     try:
-        from churnguard_airflow.day import batch_date
+        from churnguard.store import lease
+        from churnguard_airflow.day import batch_date, run_holder
 
         ds = batch_date(context)
         store, cfg = _store(), _config()
+        lease.release(store, ds, run_holder(context))  # the run stops here: another run may take the date
         alert = failure_alert(ds, context, store)
         if alert is not None:
             alerts.observe(store, ds, alerts.RUN_FAILED, alert, notify_cleared=cfg.notify_cleared)

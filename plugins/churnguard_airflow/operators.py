@@ -102,6 +102,8 @@ class PreviousDaySensor(BaseSensorOperator):
 class DayStepOperator(BaseOperator):
     """One step of the daily monitoring (a function of :mod:`churnguard.daily`) for the run's day.
 
+    The step runs holding the DAG run's lease of the date (taken by its first step, released by ``publish`` or
+    when a task of the run fails for good), so two runs of one date never interleave: the second waits.
     A batch the step rejects fails the task at once (no retries) with its one-line reason.
 
     :param step: the step's function in ``churnguard.daily`` (``ingest``, ``score``, ``performance``,
@@ -124,6 +126,7 @@ class DayStepOperator(BaseOperator):
 
         ctx = day_context(context, self.ds)
         self.record_links(ctx, None)
+        ctx.claim()  # the run's lease of the date: a run of the same date elsewhere is waited for
         try:
             result = getattr(daily, self.step)(ctx)
         except daily.BatchRejected as exc:

@@ -200,3 +200,24 @@ model_summaries = Table(
     Column("kind", String(32), primary_key=True),
     Column("value", JSON, nullable=False),
 )
+
+# Each label delivery (a ``labels/ds=`` partition) and the date whose run measured it, once: a delivery that
+# lands on a day whose batch was quarantined, or whose run crashed, is measured by the next run that gets to
+# the performance step; a re-run of the measuring date measures it again, no other date does.
+label_deliveries = Table(
+    "label_deliveries", metadata,
+    Column("delivery_ds", String(10), primary_key=True),
+    Column("measured_ds", String(10), nullable=False),
+    Column("status", String(16), nullable=False),  # pass | warn | fail | unreadable
+    Column("rows", Integer),
+)
+
+# Which run processes a date: taken before the run's first write, renewed by each step, released when the run
+# ends; a second run of the date waits (churnguard.lease).
+day_leases = Table(
+    "day_leases", metadata,
+    Column("ds", String(10), primary_key=True),
+    Column("holder", Text, nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
