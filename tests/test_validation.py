@@ -174,6 +174,20 @@ def test_a_batch_validated_in_chunks_has_exactly_the_issues_of_the_whole(telco, 
     assert "column 'contract' value_set: 7 of 1000 rows" in "\n".join(whole.warnings)
 
 
+@pytest.mark.parametrize("dtype", ["object", "string"])
+def test_offending_rows_without_an_id_show_as_missing_id_whatever_the_id_dtype(telco, profile, good, dtype):
+    cfg, _ = telco
+    bad = good.astype({"customer_id": dtype})
+    bad.loc[[3, 7], "customer_id"] = None
+    bad.loc[[3, 7, 9], "tenure"] = -5.0
+
+    result = validate_batch(bad, cfg, profile)
+
+    lines = {line.split(":")[0]: line for line in result.failures}
+    assert lines["column 'tenure' domain"].endswith(f"; rows (missing id), {good.customer_id[9]}")
+    assert lines["column 'customer_id' not_null"].endswith("2 of 1000 rows (0.2%) null")  # no ids to show
+
+
 def test_a_chunk_without_any_id_merges_like_the_whole(telco, profile, good):
     cfg, _ = telco
     bad = good.copy()
@@ -332,7 +346,8 @@ def test_unknown_validation_key_names_file_and_key(config_dir):
 def test_optional_feature_must_exist_in_the_dataset(config_dir, telco, profile):
     cfg, _ = telco
     (config_dir / "validation.yaml").write_text("missing:\n  optional:\n    telco: [total_charge]\n")
-    with pytest.raises(ConfigError, match="total_charge, not a feature of dataset 'telco'"):
+    refused = r"validation\.yaml: missing\.optional\.telco: unknown feature 'total_charge' \(features: tenure, "
+    with pytest.raises(ConfigError, match=refused):
         build_suite(cfg, profile)
 
 

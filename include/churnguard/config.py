@@ -1,11 +1,13 @@
 """Typed YAML configs: ``configs/datasets/NAME.yaml``, ``configs/model.yaml``, ``configs/drift.yaml``.
 
 Every model forbids unknown keys, so a typo is a one-line :class:`ConfigError` naming the file and key,
-never a silently ignored setting.
+never a silently ignored setting. A map keyed by dataset name (``validation.yaml``'s ``missing.optional``) is
+checked against the dataset configs when its file is loaded (:func:`check_features_by_dataset`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -168,11 +170,34 @@ class DatasetConfig(_Strict):
                 raise ValueError(f"domain rule for '{name}', which is not a numeric column")
         for position, name in enumerate(self.segments):
             if name not in self.binary and name not in self.categorical:
-                what = "a numeric column" if name in self.numeric else "not a feature"
-                raise ValueError(f"segments: '{name}' is {what}; a segment must be a binary or categorical column")
+                raise ValueError(f"segments: '{name}' is {self._kind(name)}; a segment must be a binary or "
+                                 "categorical column")
             if name in self.segments[:position]:
                 raise ValueError(f"segments: '{name}' is listed twice")
+        self._scenario_columns()
         return self
+
+    def _scenario_columns(self) -> None:
+        """The simulator shifts numeric columns, adds a category to a categorical one and selects the concept
+        segment by feature values: a column of another kind is refused here, not at the first simulated day."""
+        sc = self.scenarios
+        shifted = [*(("scenarios.gradual.columns", c) for c in sc.gradual.columns),
+                   ("scenarios.sudden.column", sc.sudden.column), ("scenarios.seasonal.column", sc.seasonal.column)]
+        for key, name in shifted:
+            if name not in self.numeric:
+                raise ValueError(f"{key}: '{name}' is {self._kind(name)}; the scenario shifts a numeric column")
+        if sc.new_category.column not in self.categorical:
+            raise ValueError(f"scenarios.new_category.column: '{sc.new_category.column}' is "
+                             f"{self._kind(sc.new_category.column)}; a new category needs a categorical column")
+        for name in sc.concept.segment:
+            if name not in self.features:
+                raise ValueError(f"scenarios.concept.segment: '{name}' is not a feature")
+
+    def _kind(self, name: str) -> str:
+        for kind in ("numeric", "binary", "categorical"):
+            if name in getattr(self, kind):
+                return f"a {kind} column"
+        return "not a feature"
 
 
 # --- model ---------------------------------------------------------------------------------------------
@@ -181,13 +206,19 @@ class CleaningConfig(_Strict):
 
 
 class XGBConfig(_Strict):
+    """XGBClassifier's hyperparameters, bounded at least as xgboost bounds them (where xgboost allows 0 for a
+    rate or a depth, a model that learns nothing, the bound is above it), so a bad value is refused at load,
+    not at the next retrain."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
     n_estimators: int = Field(default=600, ge=1)
     learning_rate: float = Field(default=0.03, gt=0)
     max_depth: int = Field(default=3, ge=1)
-    min_child_weight: float = 5
+    min_child_weight: float = Field(default=5, ge=0)
     subsample: float = Field(default=0.8, gt=0, le=1)
     colsample_bytree: float = Field(default=0.8, gt=0, le=1)
-    reg_lambda: float = 1.0
+    reg_lambda: float = Field(default=1.0, ge=0)
     early_stopping_rounds: int = Field(default=50, ge=1)
     n_jobs: int = 2
 
@@ -274,7 +305,14 @@ def _first_error(exc: ValidationError) -> str:
         return f"unknown key '{key}'"
     if err["type"] == "missing":
         return f"missing required key '{key}'"
-    return f"key '{key}': {err['msg']}"
+    return f"key '{key}': {err['msg']}{_got(err.get('input'))}"
+
+
+def _got(value: Any) -> str:
+    """What came, when it fits on the line (a value, not a whole section)."""
+    if isinstance(value, str):
+        return f" (got {value if len(value) <= 40 else value[:37] + '...'!r})"
+    return f" (got {value})" if isinstance(value, int | float | date) else ""
 
 
 def load_yaml_model(path: Path, model: type[_Strict], overrides: dict[str, Any] | None = None) -> Any:
@@ -310,14 +348,46 @@ def _config_dir() -> Path:
     return get_settings().config_dir
 
 
+def dataset_names() -> list[str]:
+    """Names of the dataset configs in the config folder (``configs/datasets/<name>.yaml``), sorted."""
+    return sorted(p.stem for p in (_config_dir() / "datasets").glob("*.yaml"))
+
+
+def _no_dataset(name: str) -> str:
+    known = dataset_names()
+    listed = f"known: {', '.join(known)}" if known else f"no dataset configs in {_config_dir() / 'datasets'}"
+    return f"no dataset config named '{name}' ({listed})"
+
+
 def load_dataset_config(name: str | None = None) -> DatasetConfig:
     """The dataset schema ``configs/datasets/<name>.yaml`` (default: ``CHURNGUARD_DATASET``)."""
     name = name or get_settings().dataset
     path = _config_dir() / "datasets" / f"{name}.yaml"
     if not path.exists():
-        known = sorted(p.stem for p in (_config_dir() / "datasets").glob("*.yaml"))
-        raise ConfigError(f"{path}: no dataset config named '{name}' (known: {', '.join(known)})")
-    return load_yaml_model(path, DatasetConfig)
+        raise ConfigError(f"{path}: {_no_dataset(name)}")
+    cfg = load_yaml_model(path, DatasetConfig)
+    if cfg.name != name:  # configs keyed by dataset name the file: another name would match none of them
+        raise ConfigError(f"{path}: name: '{cfg.name}' differs from the file's name '{name}'")
+    return cfg
+
+
+def check_features(where: str, dataset: DatasetConfig, names: Iterable[str]) -> None:
+    """Every one of ``names`` (listed at ``where``, e.g. ``FILE: missing.optional.telco``) is a feature of
+    ``dataset``."""
+    unknown = [n for n in names if n not in dataset.features]
+    if unknown:
+        raise ConfigError(f"{where}: unknown feature '{unknown[0]}' (features: {', '.join(dataset.features)})")
+
+
+def check_features_by_dataset(path: Path, key: str, by_dataset: Mapping[str, Iterable[str]]) -> None:
+    """A map from dataset name to features (``key`` of the config file ``path``) names only datasets that have
+    a config and, for each, only its features: a typo is a :class:`ConfigError` at load, not a setting that
+    silently applies to no dataset or fails a later step."""
+    for name, features in by_dataset.items():
+        where = f"{path}: {key}.{name}"
+        if name not in dataset_names():
+            raise ConfigError(f"{where}: {_no_dataset(name)}")
+        check_features(where, load_dataset_config(name), features)
 
 
 def load_model_config(overrides: dict[str, Any] | None = None) -> ModelConfig:

@@ -35,8 +35,8 @@ from churnguard.store import MonitoringStore, exclusive, open_store
 
 log = logging.getLogger(__name__)
 PROMOTED, ROLLED_BACK = "promoted", "rolled_back"
-CRASH_POINTS = ("promotion.intent_recorded", "promotion.previous_cleared", "promotion.champion_moved",
-                "promotion.previous_moved", "promotion.challenger_cleared")
+CRASH_POINTS = ("promotion.intent_recorded", "promotion.challenger_cleared", "promotion.previous_cleared",
+                "promotion.champion_moved", "promotion.previous_moved")
 
 
 def _alias_lock(store: MonitoringStore, name: str):
@@ -165,6 +165,11 @@ def _record(store: MonitoringStore, move: dict) -> dict:
 def _apply(store: MonitoringStore, move: dict) -> dict:
     """Carry a recorded move through; every step may run again after a crash with the same outcome."""
     name, to, old = move["model_name"], move["to_version"], move["from_version"]
+    if move["clear_challenger"]:  # first: never champion == challenger, not even for a moment
+        challenger = registry.version_by_alias(name, registry.CHALLENGER)
+        if challenger is not None and challenger.version == to:
+            registry.delete_alias(name, registry.CHALLENGER)
+            crash_point("promotion.challenger_cleared")
     previous = registry.version_by_alias(name, registry.PREVIOUS)
     if previous is not None and previous.version == to:  # never champion == previous, not even for a moment
         registry.delete_alias(name, registry.PREVIOUS)
@@ -174,11 +179,6 @@ def _apply(store: MonitoringStore, move: dict) -> dict:
     if old is not None and old != to:
         registry.set_alias(name, registry.PREVIOUS, old)
         crash_point("promotion.previous_moved")
-    if move["clear_challenger"]:
-        challenger = registry.version_by_alias(name, registry.CHALLENGER)
-        if challenger is not None and challenger.version == to:
-            registry.delete_alias(name, registry.CHALLENGER)
-            crash_point("promotion.challenger_cleared")
     table = store.table("alias_moves")
     with store.engine.begin() as conn:  # the event and the end of the move commit together: written once
         store.record_event(move["ds"], move["event"], name, to, old, move["reason"] or "", conn=conn)

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from churnguard.config import ConfigError, DatasetConfig, load_yaml_model
+from churnguard.config import DatasetConfig, check_features, check_features_by_dataset, load_yaml_model
 from churnguard.settings import get_settings
 
 
@@ -34,12 +34,15 @@ class ValidationConfig(_Strict):
     def optional_features(self, dataset_cfg: DatasetConfig) -> list[str]:
         """Features of ``dataset_cfg`` that may be missing (up to ``missing.max_share``)."""
         names = self.missing.optional.get(dataset_cfg.name, [])
-        unknown = [n for n in names if n not in dataset_cfg.features]
-        if unknown:
-            raise ConfigError(f"validation config: missing.optional.{dataset_cfg.name} lists "
-                              f"{', '.join(unknown)}, not a feature of dataset '{dataset_cfg.name}'")
+        # checked at load against the dataset configs on disk; again here for a dataset config built in code
+        check_features(f"validation config: missing.optional.{dataset_cfg.name}", dataset_cfg, names)
         return list(names)
 
 
 def load_validation_config(overrides: dict[str, Any] | None = None) -> ValidationConfig:
-    return load_yaml_model(get_settings().config_dir / "validation.yaml", ValidationConfig, overrides)
+    """``configs/validation.yaml`` with ``overrides``; every dataset named in ``missing.optional`` must have a
+    config, and every feature listed for it must be one of its features."""
+    path = get_settings().config_dir / "validation.yaml"
+    cfg = load_yaml_model(path, ValidationConfig, overrides)
+    check_features_by_dataset(path, "missing.optional", cfg.missing.optional)
+    return cfg

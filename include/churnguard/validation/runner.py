@@ -38,6 +38,7 @@ _EXPECTED_TYPE = {"numeric": "numeric", "binary": "numeric 0/1", "categorical": 
 # Rows of a frame GX validates at a time: GX's fixed cost per expectation and chunk (its metric graph) is
 # about a third of the work at 100k rows; text stays in Arrow, so a larger chunk costs little memory.
 GX_CHUNK_ROWS = 250_000
+MISSING_ID = "(missing id)"  # an offending row's place in the sample ids when its id is null
 
 
 class UnreadableBatch(Exception):
@@ -636,6 +637,8 @@ def _describe(res: Any, meta: Mapping[str, Any], cfg: DatasetConfig, vcfg: Valid
     limit = f", allowed {100 * (1 - allowed):.1f}%" if allowed is not None and allowed < 1 else ""
     examples = _examples(result) if rule != "not_null" else ""
     observed = f"{count} of {total} rows{share} {what}{limit}{examples}"
+    if rule == "not_null" and column == cfg.id.column:  # rows without an id: there is none to show
+        return Issue(severity, rule, column, observed)
     return Issue(severity, rule, column, observed, _sample_ids(result, rule, cfg.id.column, vcfg.sample_size))
 
 
@@ -678,10 +681,15 @@ def _sample_ids(result: Mapping[str, Any], rule: str, id_col: str, size: int) ->
                if isinstance(row, Mapping)]
     ids: list[str] = []
     for value in raw:
-        text = _fmt(value, quote=False)
-        if value is not None and text not in ids:
+        text = MISSING_ID if _is_null(value) else _fmt(value, quote=False)
+        if text not in ids:
             ids.append(text)
     return tuple(ids[:size])
+
+
+def _is_null(value: Any) -> bool:
+    """None, NaN or ``pd.NA``: what a null id is, depending on the column's dtype."""
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
 def _fmt(value: Any, quote: bool = True) -> str:
