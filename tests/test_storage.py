@@ -104,6 +104,34 @@ def test_move_partition_to_quarantine(storage):
     assert len(storage.read_partition("quarantine", DAY)) == 3
 
 
+def test_two_runs_quarantining_one_batch_at_once_both_end_with_it_quarantined_once(storage):
+    import threading
+
+    from churnguard.dataroot import DataRoot
+
+    for k in range(8):
+        day = DAY + timedelta(days=k)
+        storage.write_partition("landing", day, frame(3))
+        barrier, outcomes = threading.Barrier(2), []
+
+        def quarantine(day=day, barrier=barrier, outcomes=outcomes):
+            root = DataRoot(open_storage(storage.uri("")))  # each run its own client, as two processes
+            barrier.wait()
+            try:
+                outcomes.append(root.quarantine_batch(day))
+            except Exception as exc:  # noqa: BLE001  the assertion below shows it
+                outcomes.append(exc)
+
+        runs = [threading.Thread(target=quarantine) for _ in range(2)]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join(60)
+        assert outcomes == [storage.uri(f"quarantine/ds={day}")] * 2
+        assert not storage.partition_exists("landing", day)
+        assert len(storage.read_partition("quarantine", day)) == 3
+
+
 def test_write_bytes_is_readable_and_listed(storage):
     uri = storage.write_bytes("reports/ds=2026-03-01/summary.json", b'{"ok": true}')
     assert uri.endswith("reports/ds=2026-03-01/summary.json")
