@@ -583,8 +583,11 @@ class S3Storage(Storage):
         source = {k[len(src) + 1 :]: obj["ETag"] for k, obj in self._objects(src).items()}
         target = {k[len(dst) + 1 :]: obj["ETag"] for k, obj in self._objects(dst).items()}
         if target != source:  # equal after a crash between copy and delete: only the delete is left to do
-            for name in source:
-                self._copy(f"{src}/{name}", f"{dst}/{name}")
+            try:
+                for name in source:
+                    self._copy(f"{src}/{name}", f"{dst}/{name}")
+            except self.client.exceptions.NoSuchKey:  # another process moved it first (it copies, then deletes)
+                raise PartitionNotFound(f"{self.uri(src)}: nothing to move (moved by another process)") from None
         crash_point("storage.move.copied")
         self._delete([f"{dst}/{name}" for name in target if name not in source] + [f"{src}/{name}" for name in source])
 
