@@ -37,6 +37,7 @@ TARGETS = {"ratio": 3.0, "floor_ratio": 1.3}
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import airflow_stack  # noqa: E402
+import clean_stop  # noqa: E402
 
 
 def prepare(home: Path, start: date, days: int) -> dict[str, str]:
@@ -117,7 +118,7 @@ def main() -> None:
                                             flush=True))
             floor = backfill_twin(stack, args.start.isoformat(), last.isoformat())
         finally:
-            subprocess.run(["bash", str(ROOT / "scripts" / "stop.sh")], env=dag_env, capture_output=True)
+            clean_stop.stop_services(Path(dag_env["CHURNGUARD_HOME"]) / "run")
         backfill_s, noop_s = result["seconds"], floor["seconds"]
         same = decisions(loop_env) == decisions(dag_env)
 
@@ -138,4 +139,5 @@ def main() -> None:
           f"floor_ratio={floor_ratio:.2f}")
 
 if __name__ == "__main__":
-    main()
+    with clean_stop.on_signals():  # SIGTERM (timeout) or Ctrl-C: the services stop, the temporary homes go
+        main()

@@ -334,4 +334,8 @@ def bench(sizes: list[int], keep: bool, max_gb: float, timeout_s: float) -> None
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import clean_stop
+
+    with clean_stop.on_signals():  # SIGTERM (timeout) or Ctrl-C: the measured run ends, the homes go
+        main()

@@ -214,4 +214,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import clean_stop
+
+    with clean_stop.on_signals():  # SIGTERM (timeout) or Ctrl-C: the Evidently run ends
+        sys.exit(main())

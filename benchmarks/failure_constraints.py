@@ -14,7 +14,9 @@ production it would read "drift present" as "safer". Numbers to read, not a test
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -93,4 +95,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import clean_stop
+
+    with clean_stop.on_signals():  # SIGTERM (timeout) or Ctrl-C: the simulation processes end
+        main()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -297,4 +298,8 @@ def _plot(sensitivity: pd.DataFrame, chosen: float, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import clean_stop
+
+    with clean_stop.on_signals():  # SIGTERM (timeout) or Ctrl-C: the simulation processes end
+        main()

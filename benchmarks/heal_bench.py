@@ -245,7 +245,8 @@ def main() -> None:
     print(f"{'family':<16}{'seed':>5}{'heal d':>8}{'gap 30d':>9}{'champ':>7}{'oracle':>8}{'new champ':>10}"
           f"{'new gap':>8}{'promos':>7}{'failed':>7}{'s':>7}  promotions (day vA->vB holdout AUC -> first-week AUC)")
     worlds = [(family, seed) for family in args.families.split(",") for seed in seeds]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+    pool = ThreadPoolExecutor(max_workers=args.jobs)
+    try:
         running = [pool.submit(world_in_subprocess, family, seed, before, base, args.customers)
                    for family, seed in worlds]
         for (family, seed), future in zip(worlds, running, strict=True):  # in order, each row once it is done
@@ -261,6 +262,8 @@ def main() -> None:
             print(f"{family:<16}{seed:>5}{heal:>8}{r['auc_gap_30d']:>9.3f}{r['champion_auc_30d']:>7.3f}"
                   f"{r['oracle_auc_30d']:>8.3f}{new}{len(r['promotions']):>7}{r['promotions_that_failed']:>7}"
                   f"{r['seconds']:>7.0f}  {promos}", flush=True)
+    finally:
+        pool.shutdown(cancel_futures=True)  # stopped or failed: no further world starts
     (base / "results.json").write_text(json.dumps(results, indent=1))
     s = summary(results)
     print(f"worlds and per-day numbers: {base}")
@@ -269,4 +272,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import clean_stop
+
+    with clean_stop.on_signals():  # SIGTERM (timeout) or Ctrl-C: the worlds' processes end
+        main()

@@ -44,6 +44,7 @@ CONFIGS = (("local", 0, "LocalExecutor + PostgreSQL"), ("celery1", 1, "Celery, 1
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import airflow_stack  # noqa: E402
+import clean_stop  # noqa: E402
 import stack as native  # noqa: E402
 from dag_bench import decisions  # noqa: E402  (this folder: the script's own)
 
@@ -199,4 +200,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with clean_stop.on_signals():  # SIGTERM (timeout) or Ctrl-C: the stack goes down, databases and all
+        main()

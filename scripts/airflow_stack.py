@@ -12,6 +12,9 @@ worker process per core (Airflow's default of 32 swamps a small machine). A back
 scheduler: ``airflow backfill create`` queues every date while the DAG is paused and before the services
 start (the embedded SQLite metadata DB takes one writer at a time), then ``follow`` unpauses the DAG and
 follows the runs through the REST API until all have finished, printing progress.
+
+``start`` leaves the services running once it has printed their URLs (``make stop`` ends them); a ``start`` that
+fails, or is stopped by SIGTERM or SIGINT while it starts them, stops every one it started (:mod:`clean_stop`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+import clean_stop
 
 BIN = Path(sys.executable).parent
 PLUGINS = Path(os.environ.get("AIRFLOW__CORE__PLUGINS_FOLDER", Path(__file__).resolve().parents[1] / "plugins"))
@@ -155,14 +160,18 @@ def start(backfill: tuple[str, str, str] | None = None, with_mlflow: bool = True
     settings = get_settings()
     api_port = free_port()
     mlflow_url = None
-    if with_mlflow:
-        mlflow_port = free_port()
-        mlflow_url = f"http://127.0.0.1:{mlflow_port}"
-        _spawn("mlflow", [str(BIN / "mlflow"), "server", "--backend-store-uri", settings.mlflow_tracking_uri,
-                          "--default-artifact-root", settings.mlflow_artifact_uri, "--host", "127.0.0.1",
-                          "--port", str(mlflow_port), "--workers", "1"],
-               {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job runner + 7 workers
-    return launch(stack_env(api_port, mlflow_url), backfill, mlflow_url=mlflow_url)
+    try:
+        if with_mlflow:
+            mlflow_port = free_port()
+            mlflow_url = f"http://127.0.0.1:{mlflow_port}"
+            _spawn("mlflow", [str(BIN / "mlflow"), "server", "--backend-store-uri", settings.mlflow_tracking_uri,
+                              "--default-artifact-root", settings.mlflow_artifact_uri, "--host", "127.0.0.1",
+                              "--port", str(mlflow_port), "--workers", "1"],
+                   {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job runner + 7 workers
+        return launch(stack_env(api_port, mlflow_url), backfill, mlflow_url=mlflow_url)
+    except BaseException:  # failed or stopped half-way: services half started are of no use
+        clean_stop.stop_services(home() / "run")
+        raise
 
 
 def create_backfill(env: dict[str, str], dag_id: str, first: str, last: str) -> None:
@@ -318,4 +327,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    with clean_stop.on_signals():
+        sys.exit(main(sys.argv[1:]))

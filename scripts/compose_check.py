@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import clean_stop
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -272,4 +273,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with clean_stop.on_signals():
+        sys.exit(main())

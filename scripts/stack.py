@@ -14,6 +14,11 @@ bucket ``churnguard``: the data root under ``data/``, MLflow's artifacts under `
 server`` proxying those artifacts, and Airflow on the CeleryExecutor: api-server, scheduler, dag-processor,
 triggerer and two Celery workers of two processes each. Every server listens on 127.0.0.1 on a free port;
 ``run/stack.json`` holds the URLs, the environment a client needs, and what ``down`` must release.
+
+``up`` returns once the stack answers, and leaves it running: a stack outlives the command that started it, and
+``down`` (``make stack-down``) ends it. An ``up`` that fails, or is stopped by SIGTERM or SIGINT (``timeout``, ``kill``,
+Ctrl-C) while it starts the stack, takes down what it had started, as ``down`` would: no process, database or Redis
+database of it is left (:mod:`clean_stop`). There is no SIGTERM to send after ``up`` has returned: it has exited.
 """
 
 from __future__ import annotations
@@ -25,12 +30,12 @@ import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import airflow_stack
+import clean_stop
 from airflow_stack import BIN, _spawn, free_port, home, stack_file, wait_for_port
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -271,11 +276,10 @@ def down() -> list[int]:
     database; returns the ports still open afterwards (none, unless something else took one)."""
     info = json.loads(stack_file().read_text()) if stack_file().exists() else {}
     if (home() / "run" / "seaweedfs.pid").exists():  # its data goes with the databases, and it ignores SIGTERM
-        with contextlib.suppress(ProcessLookupError):  # past stop.sh's grace period
+        with contextlib.suppress(ProcessLookupError):  # past the grace period of clean_stop
             stop("seaweedfs")
         (home() / "run" / "seaweedfs.pid").unlink()
-    subprocess.run(["bash", str(SCRIPTS / "stop.sh")], env={**os.environ, "CHURNGUARD_HOME": str(home())},
-                   check=False, capture_output=True)
+    clean_stop.stop_services(home() / "run")
     if info.get("databases"):
         drop_databases(info["databases"])
     if info.get("redis_db") is not None:
@@ -326,4 +330,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    with clean_stop.on_signals():
+        sys.exit(main(sys.argv[1:]))
