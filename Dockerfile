@@ -5,7 +5,8 @@ FROM apache/airflow:3.3.2-python3.11
 
 # The official image's way to extend it: pip as the airflow user, with apache-airflow pinned to the image's
 # version so a dependency can never up- or downgrade Airflow, and our constraints so the image resolves to
-# the same versions as `make venv`.
+# the same versions as `make venv`. Run-time dependencies only: the test and lint tools of requirements-dev.txt
+# stay out of the image.
 USER airflow
 COPY --chown=airflow:0 requirements.txt constraints.txt /opt/churnguard/
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
