@@ -32,7 +32,7 @@ from churnguard.failure.evaluation import (
 )
 from churnguard.failure.features import FREE, MATURED, feature_names, monotone_directions
 from churnguard.failure.model import _out_of_fold
-from churnguard.failure.pipeline import _read_parquet, build_dataset, simulate_trajectories
+from churnguard.failure_training import _read_parquet, build_dataset, simulate_trajectories
 from churnguard.storage import open_storage
 
 TRENDS = ("_delta", "_slope", "_slope_long", "_delta_long")

@@ -48,7 +48,7 @@ from churnguard.failure.evaluation import (
 )
 from churnguard.failure.features import feature_names
 from churnguard.failure.model import fit_failure_model
-from churnguard.failure.pipeline import _read_parquet, build_dataset, simulate_trajectories
+from churnguard.failure_training import _read_parquet, build_dataset, simulate_trajectories
 from churnguard.settings import get_settings
 from churnguard.storage import open_storage
 
@@ -99,7 +99,7 @@ def main() -> None:
                         help="trajectories of the transfer dataset (default: as many as in-domain)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for noisy in ("churnguard.failure.model", "churnguard.failure.pipeline"):
+    for noisy in ("churnguard.failure.model", "churnguard.failure_training"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     started = time.monotonic()
     cfg = load_failure_config()

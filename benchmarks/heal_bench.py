@@ -66,7 +66,8 @@ def dataset_config(customers: str | None):
 def run_world(family: str, seed: int, before_days: int, customers: str | None = None) -> dict:
     """Build one world in this process's ``CHURNGUARD_HOME`` and measure it (see the module docstring)."""
     from churnguard.daily import run_days
-    from churnguard.simulate import Scenario, simulate
+    from churnguard.landing import simulate
+    from churnguard.simulate import Scenario
     from churnguard.training import bootstrap
 
     start, end = ONSET - timedelta(days=before_days), ONSET + timedelta(days=HORIZON - 1)
@@ -88,7 +89,7 @@ def measure_world(scenario, seed: int, end: date, cfg) -> dict:
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import train_test_split
 
-    from churnguard import registry
+    from churnguard import training
     from churnguard.config import load_model_config, load_monitoring_config
     from churnguard.data import load_reference, split_reference, target_array
     from churnguard.dataroot import DataRoot
@@ -114,7 +115,7 @@ def measure_world(scenario, seed: int, end: date, cfg) -> dict:
 
     def model(version: int):
         if version not in models:
-            models[version] = registry.load_version_model(name, version)
+            models[version] = training.load_version_model(name, version)
         return models[version]
 
     def labelled(ds: date) -> pd.DataFrame:

@@ -10,7 +10,7 @@ trajectories, and make it `failure-model@champion`.
   simulated trajectories are cached under the churnguard home, so a re-run only simulates what is new,
   in `workers` processes, logging its progress (`make demo` shows those lines).
 * The training table is stored as `failure/datasets/<version>.parquet` and logged to the MLflow run.
-* The logic lives in `churnguard.failure.pipeline`; this file is wiring only.
+* The logic lives in `churnguard.failure_training`; this file is wiring only.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def churn_failure_model_training():
     @task
     def simulate_trajectories(params: dict | None = None) -> dict:
         """Simulate the trajectory mix against the churn champion; store the per-day signals."""
-        from churnguard.failure.pipeline import simulate_trajectories
+        from churnguard.failure_training import simulate_trajectories
 
         return simulate_trajectories(params["n_trajectories"], params["horizon"], params["tolerance"],
                                      params["workers"])
@@ -56,28 +56,28 @@ def churn_failure_model_training():
     @task
     def build_dataset(simulated: dict) -> dict:
         """Features from each day's signal history plus its failure label: the versioned training table."""
-        from churnguard.failure.pipeline import build_dataset
+        from churnguard.failure_training import build_dataset
 
         return build_dataset(simulated)
 
     @task
     def train_model(dataset: dict) -> dict:
         """Logistic regression vs gradient boosting (grouped CV), calibrated; logged to MLflow."""
-        from churnguard.failure.pipeline import train_failure_model
+        from churnguard.failure_training import train_failure_model
 
         return train_failure_model(dataset)
 
     @task
     def evaluate_model(fit: dict, dataset: dict) -> dict:
         """Held-out trajectories: the model next to the single-signal baselines."""
-        from churnguard.failure.pipeline import evaluate_failure_model
+        from churnguard.failure_training import evaluate_failure_model
 
         return evaluate_failure_model(fit["run_id"], dataset)
 
     @task
     def register_model(fit: dict, evaluation: dict, dataset: dict) -> dict:
         """Register as a version of `failure-model` and point `champion` at it."""
-        from churnguard.failure.pipeline import register_failure_model
+        from churnguard.failure_training import register_failure_model
 
         return register_failure_model(fit["run_id"], evaluation, dataset)
 

@@ -32,6 +32,7 @@ def test_without_connections_churnguard_keeps_its_own_variables(clean_env):
     assert get_settings().db_url == "sqlite:///kept.db"
 
 
+@pytest.mark.integration
 def test_the_connections_give_the_store_and_the_data_root_credentials(clean_env, postgres_url, s3_endpoint):
     import boto3
 

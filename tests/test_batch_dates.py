@@ -56,7 +56,7 @@ def task_states(api: Api, run: dict) -> dict[str, str]:
 
 
 def test_every_way_of_naming_a_date_processes_that_days_batch(stack_home, config_dir, monkeypatch):
-    from churnguard.simulate import simulate
+    from churnguard.landing import simulate
     from churnguard.store import open_store
     from churnguard.training import bootstrap
 

@@ -171,6 +171,7 @@ with clean_stop.on_signals():
 """
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("signum", "then_group"), [(signal.SIGTERM, False), (signal.SIGTERM, True),
                                                     (signal.SIGINT, False)],
                          ids=["SIGTERM", "SIGTERM-then-its-group-as-timeout-sends-it", "SIGINT"])

@@ -36,6 +36,7 @@ def test_simulate_writes_partitions_and_prints_the_summary(tmp_path, capsys):
     assert len(open_storage(root.as_uri()).list_partitions("landing")) == 3
 
 
+@pytest.mark.integration
 def test_bad_scenario_is_one_line_on_stderr_with_exit_2():
     proc = subprocess.run([str(BIN / "churnguard"), "simulate", "--start", "2026-02-01", "--days", "1",
                            "--scenario", "meteor"], capture_output=True, text=True)
@@ -66,6 +67,7 @@ def test_status_reports_missing_then_present_champion(capsys):
 COMMANDS = ["simulate", "bootstrap", "run-days", "status", "timeline", "drift", "validate"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("command", ["", *COMMANDS])
 def test_help_is_plain_text_that_fits_a_terminal(command):
     proc = subprocess.run([str(BIN / "churnguard"), *filter(None, [command]), "--help"], capture_output=True,
@@ -78,8 +80,8 @@ def test_help_is_plain_text_that_fits_a_terminal(command):
 
 def test_every_command_and_option_is_explained_in_its_help():
     from churnguard.cli import DELEGATED, _parser
-    from churnguard.drift.cli import _parser as drift_parser
-    from churnguard.validation.cli import _parser as validate_parser
+    from churnguard.cli_drift import _parser as drift_parser
+    from churnguard.cli_validate import _parser as validate_parser
 
     (commands,) = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
     parsers = {name: p for name, p in commands.choices.items() if name not in DELEGATED}
@@ -211,7 +213,7 @@ def test_status_shows_the_last_decision_and_the_failure_model(config_dir, capsys
     failure["trajectories"].update(SMALL_TRAJECTORIES)
     failure_yaml.write_text(yaml.safe_dump(failure))
     assert main(["bootstrap", "--seed", "0"]) == 0
-    from churnguard.failure.pipeline import train_all
+    from churnguard.failure_training import train_all
 
     train_all(count=18, horizon=5)
     open_store().upsert("daily_runs", [  # what publish records for two monitored days

@@ -54,6 +54,7 @@ def lines(compose_file: Path) -> list[str]:
     return [p.line_text() for p in check(compose_file, compose_file.parent / ".env.example")]
 
 
+@pytest.mark.integration
 def test_the_compose_file_passes_the_check():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "compose_check.py")],
                             capture_output=True, text=True, check=False)
@@ -61,6 +62,7 @@ def test_the_compose_file_passes_the_check():
     assert result.stdout.strip() == "docker-compose.yaml: ok (.env.example checked)"
 
 
+@pytest.mark.integration
 def test_the_check_exits_1_and_prints_one_line_per_problem(tmp_path):
     compose, _ = mutated(tmp_path, '      - "5555:5555"', '      - "8080:5555"')
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "compose_check.py"), str(compose)],
@@ -70,6 +72,7 @@ def test_the_check_exits_1_and_prints_one_line_per_problem(tmp_path):
     assert len(result.stdout.splitlines()) == 1
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("old", "new", "service", "problem"), [
     ("      mlflow:\n        condition: service_healthy", "      mlfow:\n        condition: service_healthy",
      "airflow-worker", "depends_on: 'mlfow' is not a service"),
@@ -83,6 +86,7 @@ def test_a_broken_reference_is_reported_on_its_service_line(tmp_path, old, new, 
     assert lines(compose) == [f"docker-compose.yaml:{service_line(text, service)}: service {service}: {problem}"]
 
 
+@pytest.mark.integration
 def test_a_variable_neither_defaulted_nor_listed_is_reported(tmp_path):
     compose, text = mutated(tmp_path, "MLFLOW_S3_ENDPOINT_URL: http://s3:8333", "MLFLOW_S3_ENDPOINT_URL: ${S3_URL}")
     line = line_of(text, "${S3_URL}")
@@ -90,6 +94,7 @@ def test_a_variable_neither_defaulted_nor_listed_is_reported(tmp_path):
                               "${S3_URL} has no default and is not listed in .env.example"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("written", "env_extra"), [
     ("${S3_URL:-http://s3:8333}", ""),           # a default
     ("${S3_URL}", "# S3 endpoint.\nS3_URL=\n"),  # listed in .env.example
@@ -101,6 +106,7 @@ def test_a_defaulted_listed_or_escaped_variable_passes(tmp_path, written, env_ex
     assert lines(compose) == []
 
 
+@pytest.mark.integration
 def test_a_schema_violation_is_reported(tmp_path):
     compose, text = mutated(tmp_path, "    expose:\n      - 6379", "    expoze:\n      - 6379")
     line = service_line(text, "redis")
@@ -109,6 +115,7 @@ def test_a_schema_violation_is_reported(tmp_path):
     assert "'expoze' was unexpected" in reported
 
 
+@pytest.mark.integration
 def test_a_service_without_healthcheck_is_reported(tmp_path):
     compose, text = mutated(tmp_path, '    command: scheduler\n    healthcheck:\n      test: ["CMD", "curl", "--fail", '
                             '"http://localhost:8974/health"]', "    command: scheduler\n    healthcheck:\n"
@@ -118,6 +125,7 @@ def test_a_service_without_healthcheck_is_reported(tmp_path):
                               "and no service waits for it with condition: service_completed_successfully"]
 
 
+@pytest.mark.integration
 def test_a_one_shot_nobody_waits_for_to_complete_is_reported(tmp_path):
     text = COMPOSE.read_text()
     waits = "      s3-init:\n        condition: service_completed_successfully"

@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from churnguard import registry
-from churnguard.simulate import Scenario, simulate
+from churnguard import registry, training
+from churnguard.landing import simulate
+from churnguard.simulate import Scenario
 from churnguard.storage import open_storage
 from churnguard.store import open_store
 from churnguard.training import bootstrap
@@ -199,6 +200,6 @@ def test_a_concept_drift_with_measured_failure_ends_with_a_promoted_champion_tha
                         pd.date_range("2026-09-22", "2026-10-05").strftime("%Y-%m-%d")], ignore_index=True)
     joined = batch.merge(labels, on=cfg.id.column)
     y = target_array(joined, cfg)
-    auc = {v: roc_auc_score(y, registry.load_version_model("churn-model", v).predict_proba(joined))
+    auc = {v: roc_auc_score(y, training.load_version_model("churn-model", v).predict_proba(joined))
            for v in (1, champion)}
     assert auc[champion] > auc[1] + 0.02, auc

@@ -9,8 +9,8 @@ from datetime import date
 import pytest
 
 from churnguard import registry
+from churnguard.landing import simulate
 from churnguard.settings import get_settings
-from churnguard.simulate import simulate
 from churnguard.store import open_store
 from churnguard.training import bootstrap
 from tests.conftest import mlflow_server_process, run_day, with_home

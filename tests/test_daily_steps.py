@@ -218,13 +218,13 @@ def test_rerunning_a_date_after_a_promotion_reproduces_its_summary_and_rows_exac
 
 
 def test_scoring_in_chunks_equals_scoring_whole(world):
-    from churnguard import daily, registry
+    from churnguard import daily, training
     from churnguard.scoring import ROLES, score_chunk
 
     ctx = context()
     daily.ingest(ctx)
     daily.score(ctx)
-    models = {role: (v, registry.load_version_model(ctx.model_name, v))
+    models = {role: (v, training.load_version_model(ctx.model_name, v))
               for role in ROLES if (v := ctx.versions.role(role)) is not None}
     segments = ctx.dataset.segments
     whole = score_chunk(ctx.batch(), "customer_id", models, segments)
@@ -266,7 +266,8 @@ def test_a_champion_validated_after_a_change_is_refreshed_when_its_post_change_l
     from datetime import date
 
     from churnguard import daily, registry
-    from churnguard.simulate import Scenario, simulate
+    from churnguard.landing import simulate
+    from churnguard.simulate import Scenario
 
     simulate(date(2026, 9, 1), 22, Scenario.parse("concept", onset="2026-09-11"), rows_per_day=300, seed=1)
     client = registry.client()

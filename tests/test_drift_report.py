@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnguard.cli_drift import cli_main
 from churnguard.config import ConfigError, load_dataset_config, load_drift_config
 from churnguard.data import load_reference, split_reference, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.drift import ReferenceProfile, drift_report, drift_reports, fit_profile, render_html
-from churnguard.drift.cli import cli_main
 from tests.conftest import hidden_in_two_year
 
 
@@ -108,6 +108,7 @@ def test_significant_but_negligible_shift_is_not_drift(profile, telco):
     assert strict["severity"] == "moderate"
 
 
+@pytest.mark.slow
 def test_small_no_drift_batches_rarely_alarm_with_the_size_aware_threshold(telco, profile):
     """Batches of 100 rows drawn from held-out Telco rows: on the 10-bin numeric features the raw 0.1
     threshold fires on about a third of them (expected PSI ≈ 9 / 98), the size-aware one almost never."""
@@ -311,14 +312,15 @@ def scored_report(telco):
 
 
 def test_daily_page_references_the_shared_plotly_instead_of_embedding_it(tmp_path, scored_report):
-    from churnguard.drift.html import PLOTLY_SRC
+    from churnguard.drift.html import PLOTLY_FILE
 
+    src = DataRoot.asset_src(PLOTLY_FILE)
     report, prof = scored_report
     inline = render_html(report, prof)
-    linked = render_html(report, prof, tmp_path / "drift.html", plotlyjs=PLOTLY_SRC)
+    linked = render_html(report, prof, tmp_path / "drift.html", plotlyjs=src)
     assert (tmp_path / "drift.html").read_text(encoding="utf-8") == linked
     assert len(linked.encode()) < 500_000 < 4_000_000 < len(inline.encode())  # measured: 165 kB vs 4.98 MB
-    assert f'<script charset="utf-8" src="{PLOTLY_SRC}"></script>' in linked and "plotly.js v" not in linked
+    assert f'<script charset="utf-8" src="{src}"></script>' in linked and "plotly.js v" not in linked
     assert inline.count("plotly.js v") == 1 and '<script charset="utf-8" src=' not in inline
     assert linked.count("Plotly.newPlot") == inline.count("Plotly.newPlot") == 2 + len(report.features)
 
@@ -327,23 +329,24 @@ def test_plotly_asset_sits_where_a_days_page_looks_for_it():
     import posixpath
     from importlib.metadata import version
 
-    from churnguard.drift.html import PLOTLY_ASSET, PLOTLY_SRC
+    from churnguard.drift.html import PLOTLY_FILE
 
-    assert PLOTLY_ASSET == f"reports/_assets/plotly-{version('plotly')}.min.js"
-    assert posixpath.normpath(posixpath.join("reports/ds=2026-09-01", PLOTLY_SRC)) == PLOTLY_ASSET
+    asset = DataRoot.asset_key(PLOTLY_FILE)
+    assert asset == f"reports/_assets/plotly-{version('plotly')}.min.js"
+    assert posixpath.normpath(posixpath.join("reports/ds=2026-09-01", DataRoot.asset_src(PLOTLY_FILE))) == asset
 
 
 def test_plotly_asset_is_written_to_the_data_root_only_when_missing(churnguard_home):
-    from churnguard.drift.html import PLOTLY_ASSET, ensure_plotly_asset, plotly_asset_bytes
+    from churnguard.drift.html import PLOTLY_FILE, plotly_asset_bytes
     from churnguard.storage import open_storage
 
     storage = open_storage()
-    uri = ensure_plotly_asset(DataRoot(storage))
-    path = churnguard_home / "data" / PLOTLY_ASSET
+    uri = DataRoot(storage).ensure_asset(PLOTLY_FILE, plotly_asset_bytes)
+    path = churnguard_home / "data" / DataRoot.asset_key(PLOTLY_FILE)
     assert uri == f"file://{path}" and path.read_bytes() == plotly_asset_bytes()
     assert plotly_asset_bytes().startswith(b"/**") and b"plotly.js v" in plotly_asset_bytes()[:200]
-    storage.write_bytes(PLOTLY_ASSET, b"kept")
-    assert ensure_plotly_asset(DataRoot(storage)) == uri and path.read_bytes() == b"kept"
+    storage.write_bytes(DataRoot.asset_key(PLOTLY_FILE), b"kept")
+    assert DataRoot(storage).ensure_asset(PLOTLY_FILE, plotly_asset_bytes) == uri and path.read_bytes() == b"kept"
 
 
 def test_plotlyjs_must_be_inline_or_a_script_path(scored_report):

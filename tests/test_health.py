@@ -372,6 +372,7 @@ def draw(page_fixtures, page: str, init: dict | None = None) -> dict:
     return result
 
 
+@pytest.mark.integration
 def test_every_page_draws_its_charts_from_its_json(page_fixtures):
     overview = draw(page_fixtures, "overview")
     assert "v2 / none" in overview["html"] and "critical drift" in overview["html"]
@@ -394,6 +395,7 @@ def test_every_page_draws_its_charts_from_its_json(page_fixtures):
     assert other["html"] == '<p class="muted">another DAG</p>' and other["fetched"] == []
 
 
+@pytest.mark.integration
 def test_the_alerts_page_offers_acknowledge_until_an_episode_is_acknowledged(page_fixtures, store):
     decision = episodes_of_alerts(store)
     api = json.loads((page_fixtures / "api.json").read_text())
@@ -407,6 +409,7 @@ def test_the_alerts_page_offers_acknowledge_until_an_episode_is_acknowledged(pag
     assert page.count("data-ack=") == 1 and page.count("no episode") == 3
 
 
+@pytest.mark.integration
 def test_the_overview_shows_each_open_alerts_episode_and_who_acknowledged_it(page_fixtures, store):
     decision = episodes_of_alerts(store)
     o = health.overview(store)

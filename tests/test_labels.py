@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnguard import performance, registry
+from churnguard import performance, registry, training
 from churnguard.config import TargetConfig, load_dataset_config
 from churnguard.dataroot import DataRoot
-from churnguard.labels import quarantine_labels, read_labels, row_hashes, validate_labels
+from churnguard.labels import row_hashes, validate_labels
+from churnguard.performance import quarantine_labels, read_labels
 from churnguard.storage import frame_to_parquet_bytes, open_storage
 from churnguard.store import open_store
 from tests.conftest import day_context
@@ -31,7 +32,7 @@ def delivery(churn, observed: str = "2026-09-01", ids: list[str] | None = None) 
 
 
 def check(frame: pd.DataFrame, scored: set[str] = frozenset({"2026-09-01"}), ds: str = "2026-09-08"):
-    return validate_labels(frame, CFG, set(scored), ds=ds)
+    return validate_labels(frame, CFG, set(scored), ds=ds, source=DataRoot.labels_key(ds))
 
 
 # --- the suite ------------------------------------------------------------------------------------------
@@ -93,7 +94,8 @@ def test_a_customer_repeated_within_a_delivery_is_a_warning_and_the_last_label_i
 
 def test_without_a_negative_value_other_values_count_as_no_churn_but_never_silently():
     cfg = CFG.model_copy(update={"target": TargetConfig(column="churn", positive="Yes")})
-    result = validate_labels(delivery(["Yes", "nope"]), cfg, {"2026-09-01"}, ds="2026-09-08")
+    result = validate_labels(delivery(["Yes", "nope"]), cfg, {"2026-09-01"}, ds="2026-09-08",
+                             source=DataRoot.labels_key("2026-09-08"))
     assert result.status == "warn" and "no target.negative" in result.warnings[0] and "'nope' (1)" in result.warnings[0]
 
 
@@ -108,7 +110,7 @@ def test_the_configured_classes_are_the_values_of_the_reference_tables():
 
 
 # --- reading and quarantine -----------------------------------------------------------------------------
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.integration)])  # a moto server
 def storage(request):
     if request.param == "s3":
         request.getfixturevalue("s3_data_url")
@@ -161,7 +163,7 @@ def test_retraining_reads_only_valid_deliveries():
 @pytest.fixture
 def one_champion(monkeypatch):
     """Version 1 is the champion, with threshold 0.3 and reference AUC 0.85 / F1 0.6, without a registry."""
-    monkeypatch.setattr(registry, "load_version_model", lambda name, version: SimpleNamespace(threshold=0.3))
+    monkeypatch.setattr(training, "load_version_model", lambda name, version: SimpleNamespace(threshold=0.3))
     monkeypatch.setattr(registry, "version_by_alias", lambda name, alias: SimpleNamespace(version=1))
     monkeypatch.setattr(performance, "reference_metrics", lambda version: (0.85, 0.6))
 
@@ -252,7 +254,7 @@ def test_the_daily_run_after_a_quarantined_batch_measures_the_labels_that_arrive
     """Labels 2 days late; the batch of 09-05 is quarantined, so no run measures the labels that arrived on
     09-05 (for 09-03) that day: the run of 09-06 does. The labels for 09-05 itself are kept and counted."""
     from churnguard.daily import run_days
-    from churnguard.simulate import simulate
+    from churnguard.landing import simulate
     from churnguard.training import bootstrap
 
     bootstrap("telco", seed=0)

@@ -16,7 +16,7 @@ from churnguard.store import lease, open_store
 DS = "2026-09-03"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])  # local PostgreSQL
 def store(request, tmp_path):
     url = f"sqlite:///{tmp_path / 'monitoring.db'}" if request.param == "sqlite" else \
         request.getfixturevalue("postgres_url")

@@ -86,6 +86,7 @@ def test_data_version_changes_with_content(split):
     assert data_version(changed) != data_version(split.train)
 
 
+@pytest.mark.slow
 def test_a_second_dataset_plugs_in_with_its_yaml_only():
     cfg = load_dataset_config("mlc_churn")
     split = split_reference(load_reference(cfg), cfg)
@@ -93,6 +94,7 @@ def test_a_second_dataset_plugs_in_with_its_yaml_only():
     assert evaluate(model, split.test, cfg)["roc_auc"] > 0.85
 
 
+@pytest.mark.slow
 def test_a_continued_model_keeps_its_base_and_learns_a_segment_whose_labels_flipped(trained, split):
     """Continuing the boosting (``init_model``) keeps the base's encoding and its trees up to its best
     iteration, and the new trees fitted to a few hundred rows whose ``Two year`` contracts churn the other way

@@ -47,6 +47,7 @@ for category, (_, origin, message) in zip(categories, SEEN):
 """
 
 
+@pytest.mark.integration
 def test_the_third_party_warnings_seen_are_silenced_and_the_same_from_our_modules_still_show():
     code = f"SEEN = {SEEN!r}\nOURS = {OURS!r}\n{RAISE_SEEN}"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from churnguard import registry
+from churnguard import registry, training
 from churnguard.cli import main
 from churnguard.settings import get_settings
 from churnguard.training import bootstrap
@@ -252,7 +252,7 @@ def test_a_missing_alias_or_model_is_still_absent_over_rest(proxy):
 
     assert registry.version_by_alias(MODEL, registry.CHALLENGER) is None  # no such alias
     assert registry.version_by_alias(MODEL, registry.CHAMPION).version == 1
-    assert registry.load_alias_model(MODEL, registry.PREVIOUS) is None
+    assert training.load_alias_model(MODEL, registry.PREVIOUS) is None
     assert proxy.failed == []
 
 

@@ -94,9 +94,9 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def plotly_asset_url() -> str:
-    from churnguard.drift.html import PLOTLY_ASSET
+    from churnguard.drift.html import PLOTLY_FILE
 
-    return f"/reports/_assets/{PLOTLY_ASSET.rsplit('/', 1)[1]}"
+    return f"/reports/_assets/{PLOTLY_FILE}"
 
 
 @pytest.mark.parametrize("path", ROUTES)
@@ -135,10 +135,10 @@ def test_the_ui_token_cookie_reads_a_days_summary(client, served_storage, token)
 
 
 def test_a_drift_page_loads_plotly_from_the_asset_route(api_server, client, served_storage, token):
-    from churnguard.drift.html import PLOTLY_SRC, ensure_plotly_asset, plotly_asset_bytes, render_html
+    from churnguard.drift.html import PLOTLY_FILE, plotly_asset_bytes, render_html
 
-    ensure_plotly_asset(DataRoot(served_storage))
-    page = render_html(EMPTY_REPORT, {"numeric": {}}, plotlyjs=PLOTLY_SRC)
+    DataRoot(served_storage).ensure_asset(PLOTLY_FILE, plotly_asset_bytes)
+    page = render_html(EMPTY_REPORT, {"numeric": {}}, plotlyjs=DataRoot.asset_src(PLOTLY_FILE))
     served_storage.write_bytes(f"reports/ds={DAY}/drift.html", page.encode())
     page_url = f"{api_server['url']}/churnguard/reports/{DAY}/drift.html"
     served = client.get(page_url, cookies={"_token": token})

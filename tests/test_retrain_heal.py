@@ -189,8 +189,8 @@ def test_a_holdout_of_customers_it_was_trained_on_only_is_no_holdout():
 
 def test_the_shadow_margin_leaves_out_the_challengers_training_customers(tmp_path):
     from churnguard.dataroot import DataRoot
+    from churnguard.landing import simulate
     from churnguard.promotion import unseen_margin
-    from churnguard.simulate import simulate
     from churnguard.storage import open_storage
 
     root, ds = DataRoot(open_storage(tmp_path.as_uri())), date(2026, 9, 1)
@@ -221,8 +221,8 @@ def test_the_shadow_margin_leaves_out_the_challengers_training_customers(tmp_pat
 def test_shadow_wins_count_only_days_measured_on_customers_the_challenger_was_not_trained_on(tmp_path):
     from churnguard.config import load_monitoring_config
     from churnguard.dataroot import DataRoot
+    from churnguard.landing import simulate
     from churnguard.promotion import shadow_wins
-    from churnguard.simulate import simulate
     from churnguard.storage import open_storage
 
     cfg = load_monitoring_config()  # shadow_days 3, min_labels 200

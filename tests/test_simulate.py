@@ -12,8 +12,9 @@ from sklearn.metrics import roc_auc_score
 from churnguard.config import load_dataset_config
 from churnguard.data import load_reference, split_reference, target_array
 from churnguard.dataroot import DataRoot
+from churnguard.landing import simulate
 from churnguard.models import train_model
-from churnguard.simulate import BatchSimulator, Scenario, simulate
+from churnguard.simulate import BatchSimulator, Scenario
 from churnguard.storage import open_storage
 
 START = date(2026, 5, 1)
@@ -270,6 +271,7 @@ def test_synthetic_subranges_reproduce_byte_identically(tmp_path):
             assert full.read_bytes(key) == part.read_bytes(key)
 
 
+@pytest.mark.slow
 def test_boosted_labels_keep_a_churn_rule_a_logistic_regression_loses():
     cfg = load_dataset_config("mlc_churn")
     assert cfg.simulation.label_model == "boosting"

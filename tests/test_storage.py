@@ -21,7 +21,7 @@ from churnguard.storage import CRASH_POINTS, LocalStorage, PartitionNotFound, op
 DAY = date(2026, 3, 1)
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.integration)])  # a moto server
 def storage(request, tmp_path):
     if request.param == "file":
         return open_storage((tmp_path / "root").as_uri())
@@ -229,6 +229,7 @@ def test_every_crash_point_is_tested_and_declared():
     assert {point for _, _, point, _ in CRASH_CASES} == set(CRASH_POINTS)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("write", "crash_target", "point", "after_crash"),
     [pytest.param(w, b, p, a, id=f"{b}-{p}") for w, b, p, a in CRASH_CASES],

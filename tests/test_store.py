@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 from churnguard.store import open_store, schema
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])  # local PostgreSQL
 def store(request, tmp_path):
     if request.param == "sqlite":
         return open_store(f"sqlite:///{tmp_path / 'monitoring.db'}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from churnguard import registry
+from churnguard import registry, training
 from churnguard.storage import open_storage
 from churnguard.training import (
     QualityGate,
@@ -37,10 +37,10 @@ def test_bootstrap_registers_a_champion_with_signature_metrics_and_data_version(
     requirements = mlflow.pyfunc.get_model_dependencies("models:/churn-model@champion")
     pinned = {line.split("==")[0] for line in Path(requirements).read_text().split()}
     assert pinned == {"mlflow", *registry.MODEL_PACKAGES}  # named, not inferred (which also caught pytest)
-    model, version = registry.load_alias_model("churn-model", "champion")
+    model, version = training.load_alias_model("churn-model", "champion")
     assert model.threshold == pytest.approx(result["fit"]["threshold"], abs=1e-6)
     assert float(version.tags["threshold"]) == pytest.approx(model.threshold, abs=1e-6)
-    assert registry.load_alias_model("churn-model", "challenger") is None
+    assert training.load_alias_model("churn-model", "challenger") is None
     assert str(churnguard_home) in run.info.artifact_uri
     profile = load_run_profile(champion.run_id)
     stored = json.loads(open_storage().read_bytes(f"reference/telco/profiles/{profile['version']}.json"))

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnguard.batches import batch_chunks, read_batch
+from churnguard.cli_validate import cli_main
 from churnguard.config import ConfigError, load_dataset_config
 from churnguard.data import load_reference, split_reference
 from churnguard.dataroot import DataRoot
@@ -21,7 +23,6 @@ from churnguard.validation import (
     reference_profile,
     validate_batch,
 )
-from churnguard.validation.cli import cli_main
 from tests.conftest import BIN
 
 
@@ -295,7 +296,7 @@ def test_result_is_json_and_saved_with_every_expectations_outcome(telco, profile
         "observed": "1 of 1000 rows (0.1%) outside the domain rule [0, inf], e.g. -1",
         "sample_ids": [good.customer_id[0]]}
     storage = open_storage()
-    uri = result.save(DataRoot(storage), "2026-09-01")
+    uri = DataRoot(storage).write_report("2026-09-01", "validation.json", result.to_json().encode())
     assert uri.endswith("reports/ds=2026-09-01/validation.json")
     saved = json.loads(storage.read_bytes("reports/ds=2026-09-01/validation.json"))
     assert saved["failures"] == result.failures
@@ -308,7 +309,8 @@ def test_an_unreadable_result_is_a_fail_page_naming_the_file(tmp_path, telco, pr
     from churnguard.validation.html import render_page
 
     cfg, _ = telco
-    result = validate_batch(tmp_path / "nothing.parquet", cfg, profile)
+    missing = tmp_path / "nothing.parquet"
+    result = validate_batch(batch_chunks(missing), cfg, profile, name=str(missing))
     page = render_page(result.to_dict(), "2026-09-02")
     assert "<span class='status fail'>FAIL</span>" in page and "could not be read as a table" in page
     assert "<td>(file)</td><td>readable</td><td>error</td><td>no such file</td>" in page
@@ -321,7 +323,7 @@ def test_partition_folder_reads_every_part(tmp_path, telco, profile, good):
     folder.mkdir(parents=True)
     good.iloc[:500].to_parquet(folder / "part-00000.parquet", index=False)
     good.iloc[500:].to_parquet(folder / "part-00001.parquet", index=False)
-    result = validate_batch(folder.as_uri(), cfg, profile)
+    result = validate_batch(batch_chunks(folder.as_uri()), cfg, profile)
     assert (result.exit_code, result.n_rows) == (0, 1000)
 
 
@@ -330,9 +332,9 @@ def test_batch_on_s3_is_validated_and_reported_there(s3_data_url, telco, profile
     cfg, _ = telco
     storage = open_storage()
     uri = storage.write_partition("landing", "2026-09-03", good)
-    result = validate_batch(uri, cfg, profile)
+    result = validate_batch(read_batch(uri), cfg, profile, name=uri)
     assert result.exit_code == 0
-    result.save(DataRoot(storage), "2026-09-03")
+    DataRoot(storage).write_report("2026-09-03", "validation.json", result.to_json().encode())
     assert storage.exists("reports/ds=2026-09-03/validation.json")
 
 

@@ -7,7 +7,11 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import churnguard_cli, home_env, warm_python
+
+pytestmark = pytest.mark.integration  # a warm interpreter server and the processes it forks
 
 SHOW = """
 import os, sys

@@ -17,7 +17,7 @@ from datetime import date
 from churnguard.config import ConfigError
 
 # Subcommands implemented in their own packages, which parse their own arguments.
-DELEGATED = {"drift": "churnguard.drift.cli", "validate": "churnguard.validation.cli"}
+DELEGATED = {"drift": "churnguard.cli_drift", "validate": "churnguard.cli_validate"}
 
 # Written for the terminal: a docstring's reST markup would show up verbatim in --help.
 DESCRIPTION = """Keep a customer-churn model healthy: simulate batches, train the first champion,
@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "simulate":
             from churnguard.config import load_dataset_config
             from churnguard.dataroot import DataRoot
-            from churnguard.simulate import Scenario, simulate
+            from churnguard.landing import simulate
+            from churnguard.simulate import Scenario
 
             summary = simulate(args.start, args.days, Scenario.parse(args.scenario, args.onset, args.intensity),
                                rows_per_day=args.rows_per_day, label_delay=args.label_delay, seed=args.seed,

@@ -68,8 +68,8 @@ def cli_main(argv: list[str]) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed usage (or --help); hand its code back, don't exit
         return exc.code if isinstance(exc.code, int) else 2
+    from churnguard.batches import UnreadableBatch
     from churnguard.drift import ReferenceProfile, drift_report, fit_profile, render_html
-    from churnguard.validation import UnreadableBatch
 
     try:
         cfg = load_drift_config(_overrides(args.set))
@@ -105,7 +105,7 @@ def _batch(location: str) -> str | pd.DataFrame:
     partition folder, a ``file://`` or ``s3://`` URI) read by the reader ``churnguard validate`` uses."""
     if Path(location).is_file():
         return location
-    from churnguard.validation import read_batch
+    from churnguard.batches import read_batch
 
     return read_batch(location)
 

@@ -48,12 +48,13 @@ def cli_main(argv: list[str]) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed usage (or --help); hand its code back, don't exit
         return exc.code if isinstance(exc.code, int) else 2
+    from churnguard.batches import batch_chunks
     from churnguard.validation import validate_batch
 
     try:
         cfg = load_dataset_config(args.dataset)
         profile = load_profile(args.profile) if args.profile else champion_profile(cfg)
-        result = validate_batch(args.batch, cfg, profile)
+        result = validate_batch(batch_chunks(args.batch), cfg, profile, name=args.batch)
     except (ConfigError, ValueError) as exc:
         print(f"churnguard validate: {exc}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from churnguard import alerts, registry
+from churnguard.arrow import release_arrow_memory
 from churnguard.context import IN_MEMORY_ROWS, DayContext, RunOptions
 from churnguard.crashpoints import crash_point
 from churnguard.data import data_version
@@ -28,9 +29,9 @@ from churnguard.dataroot import DataRoot
 from churnguard.decision import REFRESH, decide
 from churnguard.performance import champion_failure_days, champion_history, measure_day
 from churnguard.progress import progress
-from churnguard.promotion import promote_day
+from churnguard.promotion import promote_day, set_challenger
 from churnguard.scoring import score_day
-from churnguard.storage import release_arrow_memory
+from churnguard.training import load_version_model
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,8 @@ def ingest(ctx: DayContext) -> dict:
     touches it, and stage it as one file for the later steps. An unreadable file (empty, truncated, not
     parquet, junk beside a good file) or a batch without its id column is quarantined with the reason, an
     alert and a validation report, as a failed expectation is."""
-    from churnguard.validation import Issue, UnreadableBatch, ValidationResult
-    from churnguard.validation.runner import read_stored, stored_rows
+    from churnguard.batches import UnreadableBatch, read_stored, stored_rows
+    from churnguard.validation import Issue, ValidationResult
     from churnguard.validation.suite import ERROR
 
     root, ds, cfg = ctx.root, ctx.ds, ctx.dataset
@@ -140,9 +141,9 @@ class _MissingKey(Exception):
 def _stage_streamed(ctx: DayContext) -> tuple[str, int, str]:
     """A batch too large to hold (over ``IN_MEMORY_ROWS``), staged chunk by chunk as it is read and
     classified; returns the staged URI, the rows and the data version (that of the whole frame)."""
+    from churnguard.batches import read_stored_chunks
     from churnguard.data import ChunkedDataVersion
     from churnguard.storage import CHUNK_ROWS
-    from churnguard.validation.runner import read_stored_chunks
 
     root, id_col = ctx.root, ctx.dataset.id.column
     version, rows = ChunkedDataVersion(), 0
@@ -179,12 +180,17 @@ def validate(ctx: DayContext) -> dict:
     result = validate_batch(batch, ctx.dataset, champion_profile(ctx), name=root.batch_uri(ds))
     if result.exit_code >= 2:
         _reject(ctx, result)
-    result.save(root, ds)
+    save_validation(root, ds, result)
     _observe(ctx, alerts.VALIDATION, alerts.WARNING if result.warnings else None,
              f"batch {ds} passed validation with warnings: " + "; ".join(result.warnings[:3]))
     return ctx.record("validate", {"ds": ds, "status": result.status, "exit_code": result.exit_code,
                                    "failures": result.failures, "warnings": result.warnings,
                                    "report_uri": root.report_uri(ds, "validation.json")})
+
+
+def save_validation(root: DataRoot, ds: str, result) -> str:
+    """The day's ``validation.json`` report (the reports app renders its page from it); returns its URI."""
+    return root.write_report(ds, "validation.json", result.to_json().encode())
 
 
 def _reject(ctx: DayContext, result) -> None:
@@ -193,7 +199,7 @@ def _reject(ctx: DayContext, result) -> None:
     Ordered so a crash anywhere is finished by a re-run: the report is written first, the move is one step,
     and the rows are written again by :func:`ingest` when it finds the batch in quarantine.
     """
-    result.save(ctx.root, ctx.ds)
+    save_validation(ctx.root, ctx.ds, result)
     ctx.root.quarantine_batch(ctx.ds)
     _record_rejection(ctx)
 
@@ -217,7 +223,7 @@ def score(ctx: DayContext) -> dict:
 def drift(ctx: DayContext) -> dict:
     """Drift of the batch and the champion's scores against the pinned champion's reference profile."""
     from churnguard.drift import drift_report, render_html
-    from churnguard.drift.html import PLOTLY_SRC, ensure_plotly_asset
+    from churnguard.drift.html import PLOTLY_FILE, plotly_asset_bytes
 
     root, store, ds = ctx.root, ctx.store, ctx.ds
     profile = champion_profile(ctx)
@@ -234,8 +240,9 @@ def drift(ctx: DayContext) -> dict:
                           overrides=ctx.options.drift_overrides)
     doc = report.to_dict()
     root.write_report(ds, "drift.json", json.dumps(doc, indent=1).encode())
-    ensure_plotly_asset(root)  # plotly.js once for every day's report, not inlined in each
-    html_uri = root.write_report(ds, "drift.html", render_html(report, profile, None, plotlyjs=PLOTLY_SRC).encode())
+    root.ensure_asset(PLOTLY_FILE, plotly_asset_bytes)  # plotly.js once for every day's report, not inlined in each
+    page = render_html(report, profile, None, plotlyjs=DataRoot.asset_src(PLOTLY_FILE))
+    html_uri = root.write_report(ds, "drift.html", page.encode())
     store.replace_day("feature_drift", ds, [_feature_row(name, f) for name, f in doc["features"].items()])
     ranked = sorted(doc["features"].items(), key=lambda kv: -(kv[1].get("weighted_psi") or 0))
     summary = {"ds": ds, "severity": doc["severity"], "drift_share": doc["drift_share"],
@@ -294,7 +301,8 @@ def failure_risk(ctx: DayContext) -> dict:
     """P(champion fails within the horizon) from the failure model, or unavailable with the reason."""
     store, ds = ctx.store, ctx.ds
     try:
-        from churnguard.failure import day_signals, score_failure_risk
+        from churnguard.failure import day_signals
+        from churnguard.failure_training import failure_risk_today
     except ImportError as exc:  # the failure-risk package is optional for the daily run
         result = {"available": False, "risk": None, "top_drivers": [], "reason": f"failure model code: {exc}"}
     else:
@@ -303,7 +311,7 @@ def failure_risk(ctx: DayContext) -> dict:
         signals = day_signals(report, _champion_scores(ctx), matured, reference=champion_reference(ctx), ds=ds)
         past = [r["signals"] for r in store.rows("failure_risk", until=ds, order_by="ds")
                 if r["ds"] < ds and r["signals"]]
-        result = score_failure_risk([*past, signals])
+        result = failure_risk_today([*past, signals])
         result["signals"] = signals
     store.upsert("failure_risk", [{"ds": ds, "available": bool(result["available"]), "risk": result.get("risk"),
                                    "drivers": result.get("top_drivers"), "signals": result.get("signals"),
@@ -325,7 +333,7 @@ def champion_reference(ctx: DayContext) -> dict:
     version = ctx.versions.champion
 
     def compute() -> dict:
-        model = registry.load_version_model(ctx.model_name, version)
+        model = load_version_model(ctx.model_name, version)
         test = ctx.root.read_reference(ctx.dataset.name, "test")
         return summarise(model.predict_proba(test), target_array(test, ctx.dataset), model.threshold)
 
@@ -377,6 +385,8 @@ def retrain(ctx: DayContext) -> dict:
     reasons = ctx.require("decide")["reasons"]
     result = retrain_challenger(ctx, "; ".join(reasons), change_day=change,
                                 refresh=any(r.startswith(f"{REFRESH}:") for r in reasons))
+    if result["registered"] and (refused := set_challenger(ctx.store, ctx.model_name, result["version"])):
+        result.update(registered=False, rejected=refused)
     if result["registered"]:
         ctx.store.record_event(ctx.ds, "registered", ctx.model_name, result["version"], reason=result["reason"])
     return result if ctx.options.dry_run else ctx.record("retrain", result)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 
 import pandas as pd
@@ -207,6 +207,13 @@ class DataRoot:
     def asset_src(name: str) -> str:
         """An asset as a day's report page links it (relative, so the pages work from any host)."""
         return f"../{ASSETS.rpartition('/')[2]}/{name}"
+
+    def ensure_asset(self, name: str, content: Callable[[], bytes]) -> str:
+        """Write the shared asset ``name`` (``content()``) unless it is there already; returns its URI."""
+        key = self.asset_key(name)
+        if not self.storage.exists(key):
+            self.storage.write_bytes(key, content())
+        return self.uri(key)
 
     # -- reference data and profiles -------------------------------------------------------------------
     @staticmethod

@@ -1,4 +1,5 @@
-"""Training of the failure model as steps that hand each other storage keys and run ids (never frames):
+"""Training of the failure model as steps that hand each other storage keys and run ids (never frames), and
+loading the registered one:
 
 ``simulate_trajectories`` -> ``build_dataset`` -> ``train_failure_model`` -> ``evaluate_failure_model``
 -> ``register_failure_model``. The ``churn_failure_model_training`` DAG runs them task by task.
@@ -31,6 +32,7 @@ from churnguard.failure.config import FailureConfig, load_failure_config
 from churnguard.failure.evaluation import BASELINES, alert_metrics, concept_only_rows, visible_rows
 from churnguard.failure.features import feature_frame, feature_names
 from churnguard.failure.model import FailureModel, fit_failure_model
+from churnguard.failure.scoring import score_failure_risk, unavailable_risk
 from churnguard.failure.signals import champion_reference
 from churnguard.failure.trajectories import (
     TrajectorySpec,
@@ -43,6 +45,7 @@ from churnguard.failure.trajectories import (
 )
 from churnguard.progress import progress
 from churnguard.storage import Storage, frame_to_parquet_bytes, open_storage
+from churnguard.training import load_alias_model
 
 log = logging.getLogger(__name__)
 META = ["trajectory", "family", "scenario", "intensity", "onset_day", "split", "day", "failed_today",
@@ -70,7 +73,7 @@ def failure_config(horizon: int | None = None, tolerance: float | None = None) -
 def champion_model(dataset_cfg: DatasetConfig, use_registry: bool = True) -> tuple[Any, str]:
     """The registered churn champion, or (none registered, or not ``use_registry``) one trained on the
     reference with seed 0, as ``churn_bootstrap`` would."""
-    found = registry.load_alias_model(load_model_config().registered_name, registry.CHAMPION) \
+    found = load_alias_model(load_model_config().registered_name, registry.CHAMPION) \
         if use_registry else None
     if found is not None:
         model, version = found
@@ -239,6 +242,27 @@ def load_run_failure_model(run_id: str) -> tuple[FailureModel, dict]:
     model = FailureModel(meta["kind"], estimator, meta["features"], tuple(meta["platt"]), meta["threshold"],
                          meta={"trend_days": meta["trend_days"], "config": meta["config"]})
     return model, reference
+
+
+def load_failure_champion() -> tuple[FailureModel, Any] | None:
+    """``(FailureModel, VersionInfo)`` of ``failure-model@champion``, or None when none is registered."""
+    version = registry.version_by_alias(load_failure_config().registered_name, registry.CHAMPION)
+    if version is None:
+        return None
+    return load_run_failure_model(version.run_id)[0], version
+
+
+def failure_risk_today(signal_history: list[dict]) -> dict:
+    """:func:`~churnguard.failure.score_failure_risk` with ``failure-model@champion``; never raises: without
+    a registered model, or with a registry that cannot load it, the risk is unavailable with the reason."""
+    try:
+        found = load_failure_champion()
+    except Exception as exc:  # a broken registry must not break the daily run
+        log.warning("failure model could not be loaded: %s", exc)
+        return unavailable_risk(f"failure model could not be loaded: {exc}")
+    if found is None:
+        return unavailable_risk("no failure-model@champion registered: run the churn_failure_model_training DAG")
+    return score_failure_risk(signal_history, found)
 
 
 def score_table(model: FailureModel, table: pd.DataFrame) -> pd.DataFrame:

@@ -2,9 +2,8 @@
 
 A delivery holds the labels that became known on one date: the id column, ``observed_ds`` (the landing day
 the customer was scored on) and the dataset's target column. :func:`validate_labels` checks a delivery's
-frame; :func:`read_labels` reads a partition with the batch validation's classifying reader and checks it;
-:func:`quarantine_labels` moves a rejected partition to the labels' quarantine and writes its report,
-``labels_validation.json``, among the day's reports (:class:`~churnguard.dataroot.DataRoot`).
+frame; the daily run reads each partition (``churnguard.performance.read_labels``), and quarantines a rejected
+one with its report, :data:`REPORT`, among the day's reports.
 
 ==========  ========  ==========================================================================================
 rule        severity  check
@@ -26,13 +25,13 @@ value_set   warn      the config sets no ``negative``: every non-positive value 
 
 Example::
 
-    check = validate_labels(frame, load_dataset_config(), {"2026-09-01"}, ds="2026-09-08")
+    check = validate_labels(frame, load_dataset_config(), {"2026-09-01"}, ds="2026-09-08",
+                            source=DataRoot.labels_key("2026-09-08"))
     check.status, check.failures, check.labels
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -44,12 +43,10 @@ import pandas as pd
 import pyarrow as pa
 
 from churnguard.config import DatasetConfig
-from churnguard.dataroot import DataRoot
-from churnguard.validation.runner import Issue, IssueReport, UnreadableBatch, read_stored
+from churnguard.validation.runner import Issue, IssueReport
 from churnguard.validation.suite import ERROR, WARN
 
-__all__ = ["OBSERVED", "REPORT", "LabelCheck", "quarantine_labels", "read_labels",
-           "validate_labels"]
+__all__ = ["OBSERVED", "REPORT", "LabelCheck", "validate_labels"]
 log = logging.getLogger(__name__)
 
 OBSERVED = "observed_ds"
@@ -91,20 +88,16 @@ class LabelCheck(IssueReport):
                 "failures": self.failures, "warnings": self.warnings,
                 "issues": [i.to_dict() for i in self.issues], "quarantined_to": self.quarantined_to}
 
-    def save(self, root: DataRoot) -> str:
-        """Write the delivery's report (``labels_validation.json`` among the day's reports); returns its URI."""
-        return root.write_report(self.ds, REPORT, json.dumps(self.to_dict(), indent=2, allow_nan=False).encode())
 
 
 def validate_labels(frame: pd.DataFrame, dataset_cfg: DatasetConfig, scored_days: set[str], *,
-                    ds: date | str, source: str | None = None) -> LabelCheck:
+                    ds: date | str, source: str) -> LabelCheck:
     """Check the delivery of date ``ds`` against the label suite (see the module docstring).
 
     ``scored_days``: the ISO dates that have scores. Never raises for bad input: every problem is an
     :class:`~churnguard.validation.Issue` of the result, one line each.
     """
     ds = _iso(ds)
-    source = source or DataRoot.labels_key(ds)
     id_col, target = dataset_cfg.id.column, dataset_cfg.target.column
     expected = [id_col, OBSERVED, target]
 
@@ -145,27 +138,6 @@ def validate_labels(frame: pd.DataFrame, dataset_cfg: DatasetConfig, scored_days
         issues.append(Issue(WARN, "unique", id_col, f"{_share(repeated)} repeat ({id_col}, {OBSERVED}) within the "
                                                     f"delivery: the last of each kept", _ids(ids, repeated)))
     return result(issues, (frame[~repeated] if repeated.any() else frame).reset_index(drop=True))
-
-
-def read_labels(root: DataRoot, ds: date | str, dataset_cfg: DatasetConfig, scored_days: set[str]) -> LabelCheck:
-    """Read the delivery of ``ds`` with the batch validation's reader and check it: an unreadable file
-    (empty, truncated, CSV named ``.parquet``, junk) is a rejected delivery, status ``unreadable``."""
-    key = root.labels_key(ds)
-    try:
-        frame = read_stored(root.storage, key)
-    except UnreadableBatch as exc:
-        return LabelCheck(_iso(ds), key, "unreadable", [Issue(ERROR, "readable", None, str(exc))])
-    return validate_labels(frame, dataset_cfg, scored_days, ds=ds, source=key)
-
-
-def quarantine_labels(root: DataRoot, check: LabelCheck) -> str:
-    """Move a rejected delivery to the labels' quarantine (replacing one there) after writing its report;
-    returns where it went."""
-    check.quarantined_to = root.labels_quarantine_uri(check.ds)
-    check.save(root)  # first: a crash before the move leaves the delivery in place, rejected again next run
-    root.quarantine_labels(check.ds)
-    log.warning("%s; quarantined to %s", check.reason(), check.quarantined_to)
-    return check.quarantined_to
 
 
 # --- rules -----------------------------------------------------------------------------------------------

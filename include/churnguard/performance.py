@@ -24,7 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churnguard import registry
+from churnguard import registry, training
+from churnguard.arrow import release_arrow_memory
 from churnguard.config import MonitoringConfig, load_model_config
 from churnguard.crashpoints import crash_point
 from churnguard.data import target_array
@@ -32,9 +33,8 @@ from churnguard.dataroot import DataRoot
 from churnguard.drift.profile import category_key
 from churnguard.failure.config import FailureDefinition, load_failure_config
 from churnguard.failure.labels import day_failure, delong_auc, label_day_metrics
-from churnguard.labels import OBSERVED, LabelCheck, quarantine_labels, read_labels, row_hashes
+from churnguard.labels import OBSERVED, REPORT, LabelCheck, row_hashes, validate_labels
 from churnguard.scoring import ROLES
-from churnguard.storage import release_arrow_memory
 from churnguard.store import MonitoringStore
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def measure_day(ctx: DayContext) -> dict:
     (:func:`_deliveries_to_measure`). So deliveries a run never measured (its batch was quarantined, it crashed
     before this step) are measured by the next run that gets here, and re-running a date measures what it
     measured then.
-    Each is checked first (:func:`churnguard.labels.read_labels`): a rejected one is quarantined with its
+    Each is checked first (:func:`read_labels`): a rejected one is quarantined with its
     report and an alert, and produces no row (``labels`` says why).
 
     An observed day named by those deliveries is (re)computed from every valid delivery for it that arrived
@@ -112,7 +112,7 @@ def measure_day(ctx: DayContext) -> dict:
             _reject(root, store, check)
     for d in new:
         if checks[d].ok:
-            checks[d].save(root)
+            save_label_check(root, checks[d])
     labels = _latest_labels(checks.values(), data_cfg)
     release_arrow_memory()  # what reading and checking the deliveries used
     if observed_days:
@@ -135,7 +135,7 @@ def measure_day(ctx: DayContext) -> dict:
                 continue
             version = int(day[f"{role}_version"].iloc[0])
             if version not in thresholds:
-                thresholds[version] = registry.load_version_model(name, version).threshold
+                thresholds[version] = training.load_version_model(name, version).threshold
             threshold = thresholds[version]
             metrics = day_metrics(y, day[f"{role}_score"].to_numpy(), threshold, definition.confidence)
             row = {"observed_ds": observed_ds, "role": role, "model_version": version, "measured_ds": str(ds),
@@ -186,6 +186,39 @@ def _deliveries_to_measure(store: MonitoringStore, root: DataRoot, ds: str) -> l
     measured = {r["delivery_ds"]: r["measured_ds"] for r in store.rows("label_deliveries", until=ds,
                                                                         day_column="delivery_ds")}
     return [d for d in root.label_days(until=date.fromisoformat(ds)) if measured.get(d.isoformat(), ds) == ds]
+
+
+def read_labels(root: DataRoot, ds: date | str, dataset_cfg, scored_days: set[str]) -> LabelCheck:
+    """Read the delivery of ``ds`` with the classifying reader batches are read with and check it
+    (:func:`churnguard.labels.validate_labels`): an unreadable file (empty, truncated, CSV named ``.parquet``,
+    junk) is a rejected delivery, status ``unreadable``."""
+    from churnguard.batches import UnreadableBatch, read_stored
+    from churnguard.validation import Issue
+    from churnguard.validation.suite import ERROR
+
+    key, day = root.labels_key(ds), str(ds)
+    try:
+        frame = read_stored(root.storage, key)
+    except UnreadableBatch as exc:
+        return LabelCheck(day, key, "unreadable", [Issue(ERROR, "readable", None, str(exc))])
+    return validate_labels(frame, dataset_cfg, scored_days, ds=ds, source=key)
+
+
+def save_label_check(root: DataRoot, check: LabelCheck) -> str:
+    """Write the delivery's report (``labels_validation.json`` among the day's reports); returns its URI."""
+    import json
+
+    return root.write_report(check.ds, REPORT, json.dumps(check.to_dict(), indent=2, allow_nan=False).encode())
+
+
+def quarantine_labels(root: DataRoot, check: LabelCheck) -> str:
+    """Move a rejected delivery to the labels' quarantine (replacing one there) after writing its report;
+    returns where it went."""
+    check.quarantined_to = root.labels_quarantine_uri(check.ds)
+    save_label_check(root, check)  # first: a crash before the move leaves the delivery in place, rejected again
+    root.quarantine_labels(check.ds)
+    log.warning("%s; quarantined to %s", check.reason(), check.quarantined_to)
+    return check.quarantined_to
 
 
 def _reject(root: DataRoot, store: MonitoringStore, check: LabelCheck) -> None:

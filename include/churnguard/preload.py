@@ -23,7 +23,18 @@ import skops.io  # noqa: F401
 import sqlalchemy.orm
 import xgboost  # noqa: F401
 
-from churnguard import cli, daily, failure, promotion, registry, retrain, training, validation  # noqa: F401
+from churnguard import (  # noqa: F401
+    batches,
+    cli,
+    daily,
+    failure,
+    failure_training,
+    promotion,
+    registry,
+    retrain,
+    training,
+    validation,
+)
 from churnguard.drift import drift_report  # noqa: F401
 from churnguard.store import open_store  # noqa: F401
 

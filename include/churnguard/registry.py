@@ -20,13 +20,10 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from churnguard.crashpoints import crash_point
 from churnguard.settings import get_settings
-
-if TYPE_CHECKING:
-    from churnguard.models import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -332,22 +329,36 @@ def model_requirements() -> list[str]:
     return [f"{package}=={version(package)}" for package in MODEL_PACKAGES]
 
 
-def load_run_model(run_id: str) -> TrainedModel:
-    """The trained model logged in ``run_id``: pipeline, threshold and features, all from the run."""
+@dataclass(frozen=True)
+class LoggedModel:
+    """What a run logged of a churn model: the fitted pipeline, its decision threshold, the input features and
+    the best boosting iteration (``churnguard.training.load_run_model`` makes a ``TrainedModel`` of it)."""
 
-    def attempt() -> TrainedModel:
+    pipeline: object
+    threshold: float
+    features: list[str]
+    best_iteration: int
+
+
+def load_logged_model(run_id: str) -> LoggedModel:
+    """The churn model logged in ``run_id``: pipeline, threshold and features, all from the run."""
+
+    def attempt() -> LoggedModel:
         import mlflow
-
-        from churnguard.models import TrainedModel
 
         _configure()
         run = mlflow.get_run(run_id)
         features = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/features.json")["features"]
         pipeline = mlflow.sklearn.load_model(_run_model_uri(run_id))
-        return TrainedModel(pipeline, float(run.data.params["threshold"]), features,
-                            int(run.data.params["best_iteration"]))
+        return LoggedModel(pipeline, float(run.data.params["threshold"]), features,
+                           int(run.data.params["best_iteration"]))
 
     return _retrying(f"load_model(run {run_id})", attempt)
+
+
+def version_run_id(name: str, version: int) -> str:
+    """The run a version was registered from."""
+    return _client_call("get_model_version", name, str(version)).run_id
 
 
 def logged_artifact(mlflow_client, run_id: str, path: str, folder: str) -> str | None:
@@ -370,18 +381,6 @@ def download_run_artifact(run_id: str, path: str, folder: str) -> str | None:
         return logged_artifact(MlflowClient(), run_id, path, folder)
 
     return _retrying(f"download_run_artifact({run_id}, {path})", attempt)
-
-
-def load_version_model(name: str, version: int) -> TrainedModel:
-    return load_run_model(_client_call("get_model_version", name, str(version)).run_id)
-
-
-def load_alias_model(name: str, alias: str) -> tuple[TrainedModel, VersionInfo] | None:
-    """The model an alias points at, with its version, or None when the alias is not set."""
-    version = version_by_alias(name, alias)
-    if version is None:
-        return None
-    return load_run_model(version.run_id), version
 
 
 def json_tag(value) -> str:

@@ -36,9 +36,8 @@ from churnguard.config import DatasetConfig, RetrainConfig, load_dataset_config
 from churnguard.data import data_version, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.models import TrainedModel, train_model
-from churnguard.promotion import set_challenger
 from churnguard.storage import PartitionNotFound
-from churnguard.training import log_reference_profile, model_fingerprint
+from churnguard.training import load_run_model, log_reference_profile, model_fingerprint
 
 if TYPE_CHECKING:
     from churnguard.context import DayContext
@@ -82,9 +81,9 @@ def change_point(days: list[str], aucs: list[float], failure_days: list[str], mi
 def labelled_days(root: DataRoot, ds: date, first: date, last: date, cfg: DatasetConfig) -> pd.DataFrame:
     """Landed rows of observed days ``first``..``last`` joined with the valid labels that landed by ``ds``,
     reading only the deliveries that arrived in ``first``..``ds`` (a delivery never holds days observed after
-    it arrived): a delivery the label suite rejects (:func:`churnguard.labels.read_labels`) is skipped, as
+    it arrived): a delivery the label suite rejects (:func:`churnguard.performance.read_labels`) is skipped, as
     measuring skips it; a later label of a customer replaces an earlier one."""
-    from churnguard.labels import read_labels
+    from churnguard.performance import read_labels
 
     scored = root.scored_days()
     frames = []
@@ -294,7 +293,7 @@ def train_after_change(labelled: pd.DataFrame, reference: pd.DataFrame, change_d
 def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = None, seed: int = 0,
                        refresh: bool = False) -> dict:
     """Train, validate and (unless the run is a dry run or a gate fails) register a challenger for the day,
-    held against the champion pinned for the day.
+    held against the champion pinned for the day (``churnguard.daily.retrain`` makes it ``challenger``).
 
     ``change_day``: the first observed day after a measured failure or a detected change
     (:func:`change_point`). Then the holdout is post-change labelled days only (no challenger until there are
@@ -322,7 +321,7 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
     result = {"ds": ds.isoformat(), "reason": reason, "dry_run": dry_run, "change_day": change_day,
               "refresh_of": refresh_of, "registered": False, "version": None, "passed": False, "gates": {}}
     reference = root.read_reference(data_cfg.name, "train")
-    champion = registry.load_run_model(champion_version.run_id)
+    champion = load_run_model(champion_version.run_id)
     if change_day is None:
         window = {"train_from": window_first.isoformat(), "train_to": (holdout_first - timedelta(days=1)).isoformat(),
                   "holdout_from": holdout_first.isoformat(), "holdout_to": last_matured.isoformat()}
@@ -391,9 +390,10 @@ def best_candidate(aucs: dict[str, float], gaps: dict[str, float], max_overfit_g
 
 
 def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Trained, holdout_eval: dict) -> dict:
-    """Log the challenger's run and register it (or find the version of the same data, candidate and seed) as
-    ``challenger``. Its drift reference describes ``trained.profile_rows``: after a change, the post-change rows
-    it is meant for, not the down-weighted reference."""
+    """Log the challenger's run and register it (or find the version of the same data, candidate and seed); the
+    daily step then points ``challenger`` at it (``promotion.set_challenger``). Its drift reference describes
+    ``trained.profile_rows``: after a change, the post-change rows it is meant for, not the down-weighted
+    reference."""
     import mlflow
 
     ds, root, data_cfg, name = ctx.day, ctx.root, ctx.dataset, ctx.model_name
@@ -437,10 +437,6 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
     if logged is not None and existing.run_id != logged:  # a run of the same date registered the same model first
         registry.client().set_tag(logged, registry.UNREGISTERED_TAG, f"v{existing.version} (run {existing.run_id}) was "
                                   f"registered from the same data, candidate and seed")
-    refused = set_challenger(ctx.store, name, existing.version)
-    if refused is not None:
-        result.update(version=existing.version, run_id=existing.run_id, rejected=refused)
-        return result
     result.update(registered=True, version=existing.version, run_id=existing.run_id)
     return result
 

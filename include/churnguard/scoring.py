@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from churnguard import registry
+from churnguard.training import load_version_model
 
 if TYPE_CHECKING:
     from churnguard.context import DayContext
@@ -22,7 +23,7 @@ def score_day(ctx: DayContext) -> dict:
     """Score the staged batch with the versions pinned for the date (a re-run scores with the same), chunk
     by chunk, streaming the scores partition (a model scores each customer on its own row)."""
     name = ctx.model_name
-    models = {role: (version, registry.load_version_model(name, version))
+    models = {role: (version, load_version_model(name, version))
               for role in ROLES if (version := ctx.versions.role(role)) is not None}
     rows = 0
 

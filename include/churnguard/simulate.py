@@ -1,8 +1,8 @@
 """Daily customer batches drawn from held-out reference rows, with drift scenarios.
 
 Each simulated day ``d`` lands its batch (features + ``customer_id``) and, ``label_delay`` days later, a
-label delivery dated ``d+delay`` (``customer_id``, ``observed_ds``, target), through the data root. A day
-depends only on
+label delivery dated ``d+delay`` (``customer_id``, ``observed_ds``, target); :func:`churnguard.landing.simulate`
+writes them into the data root. A day depends only on
 ``(scenario, seed, d)``: the customers are drawn from a random stream keyed by ``(seed, d)`` and the
 scenario's effect from a second stream, so the same customers appear under every scenario (effects are
 directly comparable) and any sub-range re-simulates to byte-identical partitions (backfills reproduce).
@@ -34,7 +34,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -42,8 +42,6 @@ from scipy.special import expit, ndtr, ndtri
 
 from churnguard.config import DatasetConfig, SimulationConfig, load_dataset_config
 from churnguard.data import load_reference, split_reference, target_array
-from churnguard.dataroot import DataRoot
-from churnguard.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -449,33 +447,3 @@ class SimulationSummary:
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self), default=str))
-
-
-def simulate(
-    start: date,
-    days: int,
-    scenario: Scenario | str = "none",
-    *,
-    rows_per_day: int = 500,
-    label_delay: int = 7,
-    seed: int = 0,
-    root: DataRoot | None = None,
-    cfg: DatasetConfig | None = None,
-) -> SimulationSummary:
-    """Write ``days`` daily landing partitions from ``start`` and their labels ``label_delay`` days later."""
-    if days < 1:
-        raise ValueError(f"days must be >= 1, got {days}")
-    if label_delay < 0:
-        raise ValueError(f"label_delay must be >= 0, got {label_delay}")
-    scenario = Scenario.parse(scenario) if isinstance(scenario, str) else scenario
-    root = root or DataRoot.open()
-    sim = BatchSimulator(cfg or load_dataset_config(), rows_per_day=rows_per_day, seed=seed)
-    dates = [start + timedelta(days=i) for i in range(days)]
-    for ds in progress(dates, len(dates), f"simulate {scenario.name}"):
-        batch = sim.day(ds, scenario)
-        root.write_batch(ds, batch.landing)
-        root.write_labels(ds + timedelta(days=label_delay), batch.labels)
-    summary = SimulationSummary(start, dates[-1], days, scenario.name, scenario.onset, scenario.intensity,
-                                rows_per_day, label_delay, seed, root.url, sim.customers)
-    root.write_manifest(json.dumps(summary.to_dict(), indent=2).encode())
-    return summary

@@ -1,6 +1,6 @@
 """One storage abstraction over the data root: ``file://…`` or ``s3://bucket/prefix``.
 
-The layout under the root is a contract other tools may write to (see README); its keys are spelled in one
+The layout under the root is a contract other tools may write to (see docs/data-root.md); its keys are spelled in one
 place, :class:`churnguard.dataroot.DataRoot`.
 New content is staged under ``_tmp/`` (never listed, never read) before it becomes visible.
 
@@ -77,14 +77,6 @@ def frame_to_parquet_bytes(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
     return buf.getvalue()
-
-
-def release_arrow_memory() -> None:
-    """Hand back to the system what Arrow's memory pool keeps of freed buffers (mimalloc keeps them for reuse:
-    after a day's 10M labels were read and dropped, nearly 1 GB stayed resident)."""
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()
 
 
 def write_parquet_chunks(sink: BinaryIO, chunks: Iterable[pd.DataFrame]) -> int:

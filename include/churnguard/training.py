@@ -99,6 +99,24 @@ def log_reference_profile(trained: TrainedModel, train: pd.DataFrame, cfg, root:
     return profile
 
 
+def load_run_model(run_id: str) -> TrainedModel:
+    """The churn model logged in ``run_id`` as a :class:`~churnguard.models.TrainedModel`."""
+    logged = registry.load_logged_model(run_id)
+    return TrainedModel(logged.pipeline, logged.threshold, logged.features, logged.best_iteration)
+
+
+def load_version_model(name: str, version: int) -> TrainedModel:
+    return load_run_model(registry.version_run_id(name, version))
+
+
+def load_alias_model(name: str, alias: str) -> tuple[TrainedModel, registry.VersionInfo] | None:
+    """The model an alias points at, with its version, or None when the alias is not set."""
+    version = registry.version_by_alias(name, alias)
+    if version is None:
+        return None
+    return load_run_model(version.run_id), version
+
+
 def load_run_profile(run_id: str) -> dict:
     """The reference profile logged with a model's run."""
     import mlflow
@@ -112,7 +130,7 @@ def evaluate_run(run_id: str, info: dict) -> dict:
     import mlflow
 
     cfg = load_dataset_config(info["dataset"])
-    model = registry.load_run_model(run_id)
+    model = load_run_model(run_id)
     metrics = evaluate(model, read_reference(info, "test"), cfg)
     scalar = {f"test_{k}": v for k, v in metrics.items() if isinstance(v, float)}
     if "test_roc_auc" not in mlflow.get_run(run_id).data.metrics:

@@ -227,7 +227,7 @@ def _page(page: str, title: str, depth: int, data: dict | None = None) -> HTMLRe
     """The shared template for ``page``; ``depth``: path segments of the page below ``/churnguard/health/``
     (``overview`` 1, ``run/{ds}`` 2): its links are relative, so the pages work under any base URL."""
     from churnguard.dataroot import DataRoot
-    from churnguard.drift.html import PLOTLY_SRC
+    from churnguard.drift.html import PLOTLY_FILE
 
     _ensure_plotly()
     base = "../" * depth  # to /churnguard/
@@ -236,7 +236,7 @@ def _page(page: str, title: str, depth: int, data: dict | None = None) -> HTMLRe
     template = (HERE / "page.html").read_text(encoding="utf-8")
     body = (template.replace("{{title}}", html.escape(title)).replace("{{nav}}", nav)
             .replace("{{base}}", base).replace("{{page}}", page)
-            .replace("{{plotly}}", base + DataRoot.asset_key(PLOTLY_SRC.rsplit("/", 1)[1]))  # served at its key
+            .replace("{{plotly}}", base + DataRoot.asset_key(PLOTLY_FILE))  # served at its key
             .replace("{{data}}", html.escape(json.dumps(data or {}), quote=True)))
     return HTMLResponse(body)
 
@@ -248,11 +248,11 @@ def _ensure_plotly() -> None:
     """The shared plotly.js in the data root (the reports app serves it), written once if a fresh install has
     not run a day yet."""
     from churnguard.dataroot import DataRoot
-    from churnguard.drift.html import ensure_plotly_asset
+    from churnguard.drift.html import PLOTLY_FILE, plotly_asset_bytes
 
     root = DataRoot.open()
     if root.url not in _plotly_ready:
-        ensure_plotly_asset(root)
+        root.ensure_asset(PLOTLY_FILE, plotly_asset_bytes)
         _plotly_ready.add(root.url)
 
 

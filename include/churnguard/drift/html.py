@@ -1,9 +1,9 @@
 """The HTML drift report (Plotly): plotly.js either embedded once in the page or referenced as one shared asset.
 
 An embedded page (``plotlyjs="inline"``, the CLI's) is self-contained and readable offline, but plotly.js
-makes it ~4.8 MB. The daily run writes one copy of plotly.js per plotly version to :data:`PLOTLY_ASSET`
-in the data root (:func:`ensure_plotly_asset`) and renders each day's page with
-``plotlyjs=PLOTLY_SRC``, so a day's ``drift.html`` stays small.
+makes it ~4.8 MB. The daily run writes one copy of plotly.js per plotly version (:data:`PLOTLY_FILE`,
+:func:`plotly_asset_bytes`) among the data root's shared assets and renders each day's page with ``plotlyjs``
+set to where a day's page finds that asset, so a day's ``drift.html`` stays small.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from churnguard.dataroot import DataRoot
 from churnguard.drift.profile import ReferenceProfile
 from churnguard.drift.report import DriftReport
 
@@ -21,11 +20,8 @@ _COLOURS = {"stable": "#2e7d32", "moderate": "#f9a825", "critical": "#c62828"}
 
 # Named by the plotly package version (it pins the plotly.js it bundles), so an upgrade writes a new file
 # and pages rendered before it keep the plotly.js they were drawn with.
-_PLOTLY_FILE = f"plotly-{version('plotly')}.min.js"
-PLOTLY_ASSET = DataRoot.asset_key(_PLOTLY_FILE)
-"""Key of the shared plotly.js in the data root."""
-PLOTLY_SRC = DataRoot.asset_src(_PLOTLY_FILE)
-"""``PLOTLY_ASSET`` as referenced from a day's ``drift.html``."""
+PLOTLY_FILE = f"plotly-{version('plotly')}.min.js"
+"""Name of the shared plotly.js among the data root's assets."""
 
 
 def plotly_asset_bytes() -> bytes:
@@ -33,13 +29,6 @@ def plotly_asset_bytes() -> bytes:
     from plotly.offline import get_plotlyjs
 
     return get_plotlyjs().encode("utf-8")
-
-
-def ensure_plotly_asset(root: DataRoot) -> str:
-    """Write :data:`PLOTLY_ASSET` to the data root unless it is there already; returns its URI."""
-    if not root.storage.exists(PLOTLY_ASSET):
-        root.storage.write_bytes(PLOTLY_ASSET, plotly_asset_bytes())
-    return root.uri(PLOTLY_ASSET)
 
 
 def render_html(
@@ -54,9 +43,10 @@ def render_html(
     histograms, and reference vs current distributions of every feature.
 
     ``plotlyjs`` is ``"inline"`` (plotly.js embedded once: self-contained, ~4.8 MB) or the ``src`` of a
-    ``.js`` file the page loads instead, relative to the page or absolute, e.g. :data:`PLOTLY_SRC`.
+    ``.js`` file the page loads instead, relative to the page or absolute, e.g.
+    ``DataRoot.asset_src(PLOTLY_FILE)``.
 
-    >>> page = render_html(report, profile, plotlyjs=PLOTLY_SRC)  # doctest: +SKIP
+    >>> page = render_html(report, profile, plotlyjs="../_assets/plotly.min.js")  # doctest: +SKIP
     """
     if plotlyjs != "inline" and not plotlyjs.endswith(".js"):
         raise ValueError(f"plotlyjs must be 'inline' or the src of a .js file, got '{plotlyjs}'")

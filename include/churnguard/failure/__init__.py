@@ -17,10 +17,11 @@ DAG turns what it knows into one dict of signals, keeps those dicts, and scores 
         ds: str | None = None, matured_window: int = 14, min_labels: int = 200,
     ) -> dict                               # {"ds": ..., signal name: float | None}
 
-    score_failure_risk(signal_history: list[dict], model=None) -> dict
+    score_failure_risk(signal_history: list[dict], model: (FailureModel, version)) -> dict
         # {"risk": float | None, "top_drivers": [{"feature", "contribution", "value"}] (3),
         #  "available": bool, "reason": str, "model_version": int | None, "alarm", "threshold"}
-        # never raises: without failure-model@champion, available=False and reason says why
+        # never raises: without signals, available=False and reason says why; with the registered
+        # failure-model@champion: churnguard.failure_training.failure_risk_today(signal_history)
 
 ``champion_reference(scores, labels, threshold) -> dict`` builds ``reference`` from the champion's
 scores on the labelled test split; the training run logs the one it used as ``champion_reference.json``.
@@ -28,7 +29,7 @@ scores on the labelled test split; the training run logs the one it used as ``ch
 A *failure* (``configs/failure.yaml``): the champion's ROC AUC confidently more than ``tolerance``
 below its reference AUC, or its F1 confidently more than ``f1_relative_drop`` below (see
 :mod:`churnguard.failure.labels`). The model is trained on simulated trajectories
-(:mod:`~churnguard.failure.trajectories`) by the steps of :mod:`~churnguard.failure.pipeline`, which
+(:mod:`~churnguard.failure.trajectories`) by the steps of :mod:`~churnguard.failure_training`, which
 the ``churn_failure_model_training`` DAG runs.
 """
 

@@ -1,7 +1,7 @@
 """The data-validation gate: a GX 1.x suite generated from the dataset config and reference profile.
 
 Entry point: :func:`validate_batch` -> :class:`ValidationResult` (``status``, ``exit_code``,
-``failures``, ``warnings``, ``expectations``: every expectation's :class:`Outcome`, ``save(root, ds)``); the
+``failures``, ``warnings``, ``expectations``: every expectation's :class:`Outcome`, ``to_json()``); the
 day's page is rendered from the saved JSON by :func:`churnguard.validation.html.render_page`. Great
 Expectations is imported only when used.
 """
@@ -12,10 +12,9 @@ from churnguard.validation.runner import (
     Outcome,
     UnreadableBatch,
     ValidationResult,
-    read_batch,
     validate_batch,
 )
 from churnguard.validation.suite import build_suite, reference_profile
 
 __all__ = ["Issue", "Outcome", "UnreadableBatch", "ValidationConfig", "ValidationResult", "build_suite",
-           "load_validation_config", "read_batch", "reference_profile", "validate_batch"]
+           "load_validation_config", "reference_profile", "validate_batch"]

@@ -6,7 +6,6 @@ failed, 3 the input could not be read as a table at all.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -14,18 +13,15 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pandas as pd
 
+from churnguard.arrow import UnreadableBatch, one_line, release_arrow_memory
 from churnguard.config import DatasetConfig
-from churnguard.dataroot import DataRoot
-from churnguard.storage import Storage, release_arrow_memory
 from churnguard.validation.config import ValidationConfig, load_validation_config
 from churnguard.validation.suite import ERROR, WARN, build_suite, gx_context
 
@@ -39,10 +35,6 @@ _EXPECTED_TYPE = {"numeric": "numeric", "binary": "numeric 0/1", "categorical": 
 # about a third of the work at 100k rows; text stays in Arrow, so a larger chunk costs little memory.
 GX_CHUNK_ROWS = 250_000
 MISSING_ID = "(missing id)"  # an offending row's place in the sample ids when its id is null
-
-
-class UnreadableBatch(Exception):
-    """The input is not a readable parquet table (missing, empty, truncated, not parquet)."""
 
 
 @dataclass(frozen=True)
@@ -153,28 +145,24 @@ class ValidationResult(IssueReport):
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
-    def save(self, root: DataRoot, ds: date | str) -> str:
-        """Write the day's ``validation.json`` report (the reports app renders its page from it); returns its
-        URI."""
-        return root.write_report(ds, "validation.json", self.to_json().encode())
 
 
-def validate_batch(source: str | Path | pd.DataFrame | Iterable[pd.DataFrame], dataset_cfg: DatasetConfig,
+def validate_batch(source: pd.DataFrame | Iterable[pd.DataFrame], dataset_cfg: DatasetConfig,
                    profile: Mapping[str, Any], validation_cfg: ValidationConfig | None = None,
                    name: str | None = None, chunk_rows: int = GX_CHUNK_ROWS) -> ValidationResult:
-    """Validate a batch (parquet file or partition folder, as path / ``file://`` / ``s3://``, a frame, or an
-    iterable of frames: the batch's row chunks, in order, for a batch too large to hold).
+    """Validate a batch (a frame, or an iterable of frames: the batch's row chunks, in order, for a batch too
+    large to hold; :mod:`churnguard.batches` reads one).
 
-    ``name`` names a frame's source in the report. Never raises for bad *input*: unreadable files give
-    status ``unreadable``. A profile or config that does not fit the dataset raises ``ValueError`` /
-    ``ConfigError``.
+    ``name`` names the batch's source in the report. Never raises for bad *input*: chunks that turn out
+    unreadable as they are read (:class:`~churnguard.arrow.UnreadableBatch`) give status ``unreadable``. A
+    profile or config that does not fit the dataset raises ``ValueError`` / ``ConfigError``.
 
     GX validates ``chunk_rows`` rows at a time (a frame is sliced); the chunks' results are merged into one
     result for the whole batch (:class:`_MergedResult`), with exactly the issues of validating it whole.
 
     Example::
 
-        result = validate_batch("batch.parquet", cfg, profile)
+        result = validate_batch(batch_chunks("batch.parquet"), cfg, profile, name="batch.parquet")
         result.exit_code, result.failures
     """
     started = time.perf_counter()
@@ -184,8 +172,6 @@ def validate_batch(source: str | Path | pd.DataFrame | Iterable[pd.DataFrame], d
     common = {"source": name, "dataset": dataset_cfg.name, "suite_name": suite.name,
               "profile_version": (suite.meta or {}).get("profile_version")}
     try:
-        if isinstance(source, str | Path):
-            source = read_batch(source)
         chunks = _slices(source, chunk_rows) if isinstance(source, pd.DataFrame) else iter(source)
         text = frozenset([*dataset_cfg.categorical, dataset_cfg.id.column])
         first = _for_gx(next(chunks), text)
@@ -218,7 +204,7 @@ def validate_batch(source: str | Path | pd.DataFrame | Iterable[pd.DataFrame], d
         gx_result = merged.result()
     except Exception as exc:  # GX itself broke on this input: report it as a failed batch, not a crash
         log.exception("GX could not validate %s", name)
-        issue = Issue(ERROR, "evaluation", None, f"validation could not run: {_one_line(exc)}")
+        issue = Issue(ERROR, "evaluation", None, f"validation could not run: {one_line(exc)}")
         return ValidationResult(status="fail", issues=[issue], elapsed_seconds=time.perf_counter() - started,
                                 n_rows=len(source) if isinstance(source, pd.DataFrame) else seen, **common)
     issues = _issues(gx_result, first.columns, dataset_cfg, vcfg)
@@ -353,154 +339,12 @@ def _percentages(result: dict) -> None:
         result["partial_unexpected_counts"] = [{"value": v, "count": n} for v, n in counted]
 
 
-# --- reading ---------------------------------------------------------------------------------------------
-def read_batch(source: str | Path) -> pd.DataFrame:
-    """The table at ``source``: one parquet file, or every ``*.parquet`` in a partition folder.
-
-    Raises :class:`UnreadableBatch` (one line, no traceback needed) when there is no table to read.
-    """
-    text = str(source)
-    parsed = urlparse(text)
-    if parsed.scheme == "s3":
-        return _read_s3(parsed.netloc, parsed.path.strip("/"))
-    path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(text)
-    if path.is_dir():
-        files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
-        if not files:
-            raise UnreadableBatch("no parquet files in this folder")
-        return _concat([_parse_parquet(_read_file(p), p.name) for p in files])
-    return _parse_parquet(_read_file(path), None)
-
-
-def _read_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise UnreadableBatch("no such file") from None
-    except OSError as exc:
-        raise UnreadableBatch(f"cannot read file: {exc.strerror or exc}") from None
-
-
-def read_stored(storage: Storage, folder: str) -> pd.DataFrame:
-    """Every ``*.parquet`` below ``folder`` of ``storage`` (a partition key of
-    :class:`~churnguard.dataroot.DataRoot`) as one table, classified as :func:`read_batch` does:
-    :class:`UnreadableBatch` when there is no table to read."""
-    try:
-        files = [k for k in storage.list_keys(folder) if k.endswith(".parquet")]
-        if not files:
-            raise UnreadableBatch("no parquet files under this prefix")
-        return _concat([_parse_parquet(storage.read_bytes(k), k.rsplit("/", 1)[-1]) for k in files])
-    except FileNotFoundError:
-        raise UnreadableBatch("no such object") from None
-
-
-def stored_rows(storage: Storage, folder: str) -> int | None:
-    """Rows of every ``*.parquet`` below ``folder``, from the footers; None when a file has no readable
-    footer (:func:`read_stored` then says why)."""
-    import pyarrow.parquet as pq
-
-    total = 0
-    for key in storage.list_keys(folder):
-        if key.endswith(".parquet"):
-            try:
-                total += pq.ParquetFile(io.BytesIO(storage.read_bytes(key))).metadata.num_rows
-            except Exception:  # classified by read_stored, with its message
-                return None
-    return total
-
-
-def read_stored_chunks(storage: Storage, folder: str, rows: int) -> Iterator[pd.DataFrame]:
-    """:func:`read_stored` as frames of at most ``rows`` rows, one file in memory at a time (its bytes), and
-    classified as it reads: :class:`UnreadableBatch` when a file is not a table, or when a file's columns or
-    types differ from the first file's (a streamed batch has one schema; :func:`read_stored` concatenates)."""
-    import pyarrow.parquet as pq
-
-    files = [k for k in storage.list_keys(folder) if k.endswith(".parquet")]
-    if not files:
-        raise UnreadableBatch("no parquet files under this prefix")
-    first: tuple[str, pd.Series] | None = None
-    for key in files:
-        part = key.rsplit("/", 1)[-1]
-        try:
-            data = storage.read_bytes(key)
-        except FileNotFoundError:
-            raise UnreadableBatch("no such object") from None
-        _check_parquet_bytes(data, f"{part}: ")
-        try:
-            batches = pq.ParquetFile(io.BytesIO(data)).iter_batches(batch_size=rows)
-            for batch in batches:
-                chunk = batch.to_pandas()
-                if first is None:
-                    first = (part, chunk.dtypes)
-                elif not chunk.dtypes.equals(first[1]):
-                    raise UnreadableBatch(f"{part}: columns or types differ from {first[0]}'s (a batch this "
-                                          f"large is streamed, one schema for every file)")
-                yield chunk
-        except UnreadableBatch:
-            raise
-        except Exception as exc:  # pyarrow raises several types for corrupt files; all mean "unreadable"
-            raise UnreadableBatch(f"{part}: corrupt parquet file ({_one_line(exc)})") from None
-
-
-def _read_s3(bucket: str, key: str) -> pd.DataFrame:
-    from churnguard.storage import open_storage
-
-    storage = open_storage(f"s3://{bucket}")
-    if not key.endswith(".parquet"):
-        return read_stored(storage, key)
-    try:
-        return _parse_parquet(storage.read_bytes(key), None)
-    except FileNotFoundError:
-        raise UnreadableBatch("no such object") from None
-
-
-def _parse_parquet(data: bytes, part: str | None) -> pd.DataFrame:
-    where = f"{part}: " if part else ""
-    _check_parquet_bytes(data, where)
-    try:
-        return pd.read_parquet(io.BytesIO(data))
-    except Exception as exc:  # pyarrow raises several types for corrupt files; all mean "unreadable"
-        raise UnreadableBatch(f"{where}corrupt parquet file ({_one_line(exc)})") from None
-
-
-def _check_parquet_bytes(data: bytes, where: str) -> None:
-    if not data:
-        raise UnreadableBatch(f"{where}empty file (0 bytes)")
-    if not data.startswith(b"PAR1"):
-        raise UnreadableBatch(f"{where}not a parquet file (no PAR1 magic bytes{_looks_like(data)})")
-    if len(data) < 12 or not data.endswith(b"PAR1"):
-        raise UnreadableBatch(f"{where}truncated parquet file ({len(data)} bytes, no footer)")
-
-
-def _looks_like(data: bytes) -> str:
-    head = data[:2048]
-    try:
-        text = head.decode()
-    except UnicodeDecodeError:
-        return ""
-    first = text.splitlines()[0] if text.strip() else ""
-    if "," in first or "\t" in first or ";" in first:
-        return f"; it looks like CSV text starting '{first[:60]}'"
-    return "; it looks like text"
-
-
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-
-
 def _source_name(source: Any) -> str:
-    if isinstance(source, pd.DataFrame):
-        return "<DataFrame>"
-    return str(source) if isinstance(source, str | Path) else "<DataFrame chunks>"
+    return "<DataFrame>" if isinstance(source, pd.DataFrame) else "<DataFrame chunks>"
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 # --- GX ----------------------------------------------------------------------------------------------------
@@ -648,7 +492,7 @@ def _exception_message(info: Any) -> str | None:
     entries = [info] if "raised_exception" in info else list(info.values())
     for entry in entries:
         if isinstance(entry, Mapping) and entry.get("raised_exception"):
-            return _one_line(Exception(entry.get("exception_message") or "error"))
+            return one_line(Exception(entry.get("exception_message") or "error"))
     return None
 
 
