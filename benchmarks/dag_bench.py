@@ -42,23 +42,43 @@ import clean_stop  # noqa: E402
 
 def prepare(home: Path, start: date, days: int) -> dict[str, str]:
     """An environment on a fresh home with a champion and ``days`` simulated days (untimed)."""
-    env = {**os.environ, "CHURNGUARD_HOME": str(home), "AIRFLOW_HOME": str(home / "airflow"),
-           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "GX_ANALYTICS_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "CHURNGUARD_HOME": str(home),
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
     last = start + timedelta(days=days - 1)
     os.environ.update(env)
     env["CHURNGUARD_CONFIG_DIR"] = str(airflow_stack.schedule_configs(start.isoformat(), last.isoformat()))
     onset = start + timedelta(days=days // 2)
-    for args in (["bootstrap"], ["simulate", "--start", start.isoformat(), "--days", str(days),
-                                 "--scenario", "gradual+concept", "--onset", onset.isoformat()]):
+    for args in (
+        ["bootstrap"],
+        [
+            "simulate",
+            "--start",
+            start.isoformat(),
+            "--days",
+            str(days),
+            "--scenario",
+            "gradual+concept",
+            "--onset",
+            onset.isoformat(),
+        ],
+    ):
         subprocess.run([str(BIN / "churnguard"), *args], env=env, check=True, capture_output=True)
     return env
 
 
 def decisions(env: dict[str, str]) -> dict[str, str]:
-    code = ("import json; from churnguard.store import open_store; "
-            "print(json.dumps({r['ds']: r['decision'] for r in open_store().rows('daily_runs')}))")
+    code = (
+        "import json; from churnguard.store import open_store; "
+        "print(json.dumps({r['ds']: r['decision'] for r in open_store().rows('daily_runs')}))"
+    )
     out = subprocess.run([str(BIN / "python"), "-c", code], env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -70,9 +90,21 @@ def dags_with_twin(folder: Path, env: dict[str, str]) -> dict:
     for path in sorted((ROOT / "dags").glob("*.py")):
         (folder / path.name).symlink_to(path)
     env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "plugins"), env.get("PYTHONPATH")) if p)}
-    out = subprocess.run([str(BIN / "python"), str(ROOT / "benchmarks" / "noop_dag.py"),
-                          str(ROOT / "dags" / f"{DAG_ID}.py"), str(folder / f"{TWIN_ID}.py"),
-                          "--dag-id", DAG_ID, "--twin-id", TWIN_ID], env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            str(BIN / "python"),
+            str(ROOT / "benchmarks" / "noop_dag.py"),
+            str(ROOT / "dags" / f"{DAG_ID}.py"),
+            str(folder / f"{TWIN_ID}.py"),
+            "--dag-id",
+            DAG_ID,
+            "--twin-id",
+            TWIN_ID,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if out.returncode:
         lines = out.stderr.strip().splitlines() or [f"exit code {out.returncode}"]
         raise SystemExit(f"dag-bench: could not generate the no-op twin of {DAG_ID}: {lines[-1]}")
@@ -83,8 +115,13 @@ def backfill_twin(stack: dict, first: str, last: str) -> dict:
     """Queue the twin's backfill as ``airflow_stack.start`` queues the real one (the twin is paused since its
     creation), then follow it the same way."""
     airflow_stack.create_backfill({**os.environ, **stack["env"]}, TWIN_ID, first, last)
-    return airflow_stack.follow(TWIN_ID, stack, on_progress=lambda s: print(
-        "  no-op backfill: " + " ".join(f"{k}={v}" for k, v in sorted(s.items())), flush=True))
+    return airflow_stack.follow(
+        TWIN_ID,
+        stack,
+        on_progress=lambda s: print(
+            "  no-op backfill: " + " ".join(f"{k}={v}" for k, v in sorted(s.items())), flush=True
+        ),
+    )
 
 
 def verdict(value: float, target: float) -> str:
@@ -100,8 +137,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dag-bench-") as tmp:
         loop_env = prepare(Path(tmp) / "loop", args.start, args.days)
         started = time.monotonic()
-        subprocess.run([str(BIN / "churnguard"), "run-days", "--start", args.start.isoformat(),
-                        "--end", last.isoformat()], env=loop_env, check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN / "churnguard"), "run-days", "--start", args.start.isoformat(), "--end", last.isoformat()],
+            env=loop_env,
+            check=True,
+            capture_output=True,
+        )
         loop_s = time.monotonic() - started
         print(f"plain loop: {args.days} days in {loop_s:.1f}s ({loop_s / args.days:.2f}s a day)", flush=True)
 
@@ -113,9 +154,12 @@ def main() -> None:
         try:
             stack = airflow_stack.start((DAG_ID, args.start.isoformat(), last.isoformat()), with_mlflow=False)
             result = airflow_stack.follow(
-                DAG_ID, stack,
-                on_progress=lambda s: print("  backfill: " + " ".join(f"{k}={v}" for k, v in sorted(s.items())),
-                                            flush=True))
+                DAG_ID,
+                stack,
+                on_progress=lambda s: print(
+                    "  backfill: " + " ".join(f"{k}={v}" for k, v in sorted(s.items())), flush=True
+                ),
+            )
             floor = backfill_twin(stack, args.start.isoformat(), last.isoformat())
         finally:
             clean_stop.stop_services(Path(dag_env["CHURNGUARD_HOME"]) / "run")
@@ -126,17 +170,23 @@ def main() -> None:
     print()
     print(f"{'':<44}{'runs':>6}{'seconds':>10}{'s a day':>9}  states")
     for name, runs, seconds, states in (
-            ("plain loop (churnguard run-days)", args.days, loop_s, "-"),
-            (f"backfill {DAG_ID}", result["runs"], backfill_s, result["states"]),
-            (f"backfill {TWIN_ID} (no-op twin)", floor["runs"], noop_s, floor["states"])):
+        ("plain loop (churnguard run-days)", args.days, loop_s, "-"),
+        (f"backfill {DAG_ID}", result["runs"], backfill_s, result["states"]),
+        (f"backfill {TWIN_ID} (no-op twin)", floor["runs"], noop_s, floor["states"]),
+    ):
         print(f"{name:<44}{runs:>6}{seconds:>10.1f}{seconds / args.days:>9.2f}  {states}")
-    print(f"Airflow overhead: {backfill_s - loop_s:.1f}s over the loop ({(backfill_s - loop_s) / args.days:.2f}s a "
-          f"run); the no-op floor is {noop_s / args.days:.2f}s a run")
+    print(
+        f"Airflow overhead: {backfill_s - loop_s:.1f}s over the loop ({(backfill_s - loop_s) / args.days:.2f}s a "
+        f"run); the no-op floor is {noop_s / args.days:.2f}s a run"
+    )
     print(f"same decision on every day in both: {same}")
     print(f"ratio = backfill / loop: {verdict(ratio, TARGETS['ratio'])}")
     print(f"floor_ratio = backfill / (loop + no-op): {verdict(floor_ratio, TARGETS['floor_ratio'])}")
-    print(f"dag-bench backfill_s={backfill_s:.1f} loop_s={loop_s:.1f} noop_s={noop_s:.1f} ratio={ratio:.2f} "
-          f"floor_ratio={floor_ratio:.2f}")
+    print(
+        f"dag-bench backfill_s={backfill_s:.1f} loop_s={loop_s:.1f} noop_s={noop_s:.1f} ratio={ratio:.2f} "
+        f"floor_ratio={floor_ratio:.2f}"
+    )
+
 
 if __name__ == "__main__":
     with clean_stop.on_signals():  # SIGTERM (timeout) or Ctrl-C: the services stop, the temporary homes go

@@ -49,13 +49,34 @@ BIN = Path(sys.executable).parent
 DAY = date(2026, 9, 1)
 PART_ROWS = 1_000_000
 SIZES = (100_000, 1_000_000, 10_000_000)
-STEPS = ("ingest", "validate", "score", "drift", "performance", "failure_risk", "decide", "retrain", "promote",
-         "publish")
+STEPS = (
+    "ingest",
+    "validate",
+    "score",
+    "drift",
+    "performance",
+    "failure_risk",
+    "decide",
+    "retrain",
+    "promote",
+    "publish",
+)
 # What plugins/churnguard_airflow/preload.py imports into every Airflow worker, without Airflow.
-WARM_IMPORTS = ("great_expectations", "mlflow", "mlflow.sklearn", "mlflow.store.model_registry.sqlalchemy_store",
-                "mlflow.store.tracking.sqlalchemy_store", "plotly.graph_objects", "skops.io", "xgboost",
-                "churnguard.daily", "churnguard.failure", "churnguard.retrain", "churnguard.validation",
-                "churnguard.drift")
+WARM_IMPORTS = (
+    "great_expectations",
+    "mlflow",
+    "mlflow.sklearn",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "plotly.graph_objects",
+    "skops.io",
+    "xgboost",
+    "churnguard.daily",
+    "churnguard.failure",
+    "churnguard.retrain",
+    "churnguard.validation",
+    "churnguard.drift",
+)
 # rows a day: (run_day seconds, process peak GB)
 TARGETS = {1_000_000: (30.0, 1.5), 10_000_000: (300.0, 3.0)}
 GB = 1e9
@@ -136,8 +157,10 @@ def measure(ds: str, out: Path) -> None:
         try:
             yield
         finally:
-            emit(out, {"event": "step", "step": step, "seconds": time.perf_counter() - started,
-                       "peak_kb": peaks.peak_kb()})
+            emit(
+                out,
+                {"event": "step", "step": step, "seconds": time.perf_counter() - started, "peak_kb": peaks.peak_kb()},
+            )
 
     try:
         with observe("(imports)"):
@@ -153,11 +176,25 @@ def measure(ds: str, out: Path) -> None:
                 result = daily.run_day(ds)
         seconds = time.perf_counter() - started
     except BaseException as exc:
-        emit(out, {"event": "error", "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                   "peak_kb": peaks.process_peak_kb()})
+        emit(
+            out,
+            {
+                "event": "error",
+                "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                "peak_kb": peaks.process_peak_kb(),
+            },
+        )
         raise
-    emit(out, {"event": "done", "seconds": seconds, "peak_kb": peaks.process_peak_kb(),
-               "decision": result.get("decision"), "hwm_reset": peaks.hwm_resettable})
+    emit(
+        out,
+        {
+            "event": "done",
+            "seconds": seconds,
+            "peak_kb": peaks.process_peak_kb(),
+            "decision": result.get("decision"),
+            "hwm_reset": peaks.hwm_resettable,
+        },
+    )
 
 
 def land(ds: date, rows: int) -> None:
@@ -180,10 +217,18 @@ def land(ds: date, rows: int) -> None:
 
 
 def home_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CHURNGUARD_") and k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    return {**env, "CHURNGUARD_HOME": str(home), "AIRFLOW_HOME": str(home / "airflow"),
-            "MLFLOW_DISABLE_TELEMETRY": "true", "GX_ANALYTICS_ENABLED": "false"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CHURNGUARD_") and k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    }
+    return {
+        **env,
+        "CHURNGUARD_HOME": str(home),
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
 
 
 def label(rows: int) -> str:
@@ -198,10 +243,12 @@ def run_size(rows: int, home: Path, max_gb: float, timeout_s: float) -> dict:
     env, script = home_env(home), str(Path(__file__).resolve())
     home.mkdir(parents=True)
     try:
-        subprocess.run([str(BIN / "churnguard"), "bootstrap"], env=env, check=True, capture_output=True,
-                       timeout=timeout_s)
-        subprocess.run([sys.executable, script, "--land", str(rows)], env=env, check=True, capture_output=True,
-                       timeout=timeout_s)
+        subprocess.run(
+            [str(BIN / "churnguard"), "bootstrap"], env=env, check=True, capture_output=True, timeout=timeout_s
+        )
+        subprocess.run(
+            [sys.executable, script, "--land", str(rows)], env=env, check=True, capture_output=True, timeout=timeout_s
+        )
     except subprocess.CalledProcessError as exc:
         lines = (exc.stderr or b"").decode(errors="replace").strip().splitlines() or [f"exit code {exc.returncode}"]
         return {"failed": f"set-up ({Path(exc.cmd[1]).name}): {lines[-1]}"}
@@ -209,8 +256,14 @@ def run_size(rows: int, home: Path, max_gb: float, timeout_s: float) -> dict:
         return {"failed": f"set-up ({Path(exc.cmd[1]).name}) over {timeout_s / 60:g} min"}
     out = home / "day-bench.jsonl"
     with (home / "day-bench.log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, script, "--measure", str(out)], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, script, "--measure", str(out)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     killed, started, watched_kb = None, time.monotonic(), 0
     try:
         while proc.poll() is None and not killed:
@@ -227,8 +280,10 @@ def run_size(rows: int, home: Path, max_gb: float, timeout_s: float) -> dict:
             proc.wait()
     elapsed = time.monotonic() - started
     events = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
-    result = {"steps": {e["step"]: e for e in events if e["event"] == "step"},
-              "process_kb": max([watched_kb] + [e.get("peak_kb", 0) for e in events])}
+    result = {
+        "steps": {e["step"]: e for e in events if e["event"] == "step"},
+        "process_kb": max([watched_kb] + [e.get("peak_kb", 0) for e in events]),
+    }
     done = next((e for e in events if e["event"] == "done"), None)
     if done:
         result.update(seconds=done["seconds"], decision=done["decision"], hwm_reset=done["hwm_reset"])
@@ -247,8 +302,11 @@ def table(results: dict[int, dict]) -> list[str]:
     sizes = list(results)
     head = f"{'step':<26}" + "".join(f"{label(n) + ' s':>10}{label(n) + ' GB':>10}" for n in sizes)
     lines = [head, "-" * len(head)]
-    rows = ["(imports)", *STEPS, *sorted({s for r in results.values() for s in r.get("steps", {})
-                                          if s not in STEPS and s != "(imports)"})]
+    rows = [
+        "(imports)",
+        *STEPS,
+        *sorted({s for r in results.values() for s in r.get("steps", {}) if s not in STEPS and s != "(imports)"}),
+    ]
     for step in rows:
         cells = ""
         for n in sizes:
@@ -270,8 +328,7 @@ def table(results: dict[int, dict]) -> list[str]:
         else:
             rest += f"{'-':>10}{'':>10}"
             total += f"{'failed':>10}{r.get('process_kb', 0) * 1024 / GB:>10.2f}"
-    lines += [f"{'(rest of run_day)':<26}{rest}", "-" * len(head),
-              f"{'run_day total / process':<26}{total}"]
+    lines += [f"{'(rest of run_day)':<26}{rest}", "-" * len(head), f"{'run_day total / process':<26}{total}"]
     return lines
 
 
@@ -300,8 +357,9 @@ def bench(sizes: list[int], keep: bool, max_gb: float, timeout_s: float) -> None
             print(f"{label(n)} rows: bootstrap, land, run_day ...", flush=True)
             results[n] = run_size(n, base / f"rows-{label(n)}", max_gb, timeout_s)
             r = results[n]
-            print(f"  failed: {r['failed']}" if "failed" in r else f"  {r['seconds']:.1f} s, {r['decision']}",
-                  flush=True)
+            print(
+                f"  failed: {r['failed']}" if "failed" in r else f"  {r['seconds']:.1f} s, {r['decision']}", flush=True
+            )
     finally:
         if keep:
             print(f"homes kept in {base}")
@@ -327,8 +385,10 @@ def bench(sizes: list[int], keep: bool, max_gb: float, timeout_s: float) -> None
             last += [f"rows_{key}_s=failed", f"peak_{key}_gb=failed"]
         else:
             seconds, peak = r["seconds"], r["process_kb"] * 1024 / GB
-            print(f"target {label(n)} rows: <= {limit_s:g} s: {'met' if seconds <= limit_s else 'not met'} "
-                  f"({seconds:.1f} s); <= {limit_gb:g} GB: {'met' if peak <= limit_gb else 'not met'} ({peak:.2f} GB)")
+            print(
+                f"target {label(n)} rows: <= {limit_s:g} s: {'met' if seconds <= limit_s else 'not met'} "
+                f"({seconds:.1f} s); <= {limit_gb:g} GB: {'met' if peak <= limit_gb else 'not met'} ({peak:.2f} GB)"
+            )
             last += [f"rows_{key}_s={seconds:.1f}", f"peak_{key}_gb={peak:.2f}"]
     print("day-bench " + " ".join(last))
 

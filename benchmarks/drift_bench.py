@@ -172,9 +172,7 @@ def main() -> None:
             evid: float | str = "-"
             if python is not None:
                 evid = run_evidently(python, ref[columns], batch, spec, Path(tmp))
-            evid_cols = (
-                f"{evid:>11.2f} {evid / cg:>7.0f}x" if isinstance(evid, float) else f"{evid:>11} {'-':>8}"
-            )
+            evid_cols = f"{evid:>11.2f} {evid / cg:>7.0f}x" if isinstance(evid, float) else f"{evid:>11} {'-':>8}"
             print(
                 f"{n:>9} {len(columns):>4} {cg:>12.3f} {base:>8.3f} {cg / base:>7.2f}x {evid_cols} "
                 f"{size / 1e6:>8.1f} {peak / 1e6:>8.1f} {peak / size:>9.2f}x   "
@@ -190,9 +188,7 @@ def main() -> None:
         for i in range(n_chunks):
             yield with_score(resample(ref, chunk_rows, seed=10_000 + i), cfg.numeric)[columns]
 
-    one_chunk = (
-        with_score(resample(ref, chunk_rows, seed=1), cfg.numeric)[columns].memory_usage(deep=True).sum()
-    )
+    one_chunk = with_score(resample(ref, chunk_rows, seed=1), cfg.numeric)[columns].memory_usage(deep=True).sum()
     tracemalloc.start()
     start = time.perf_counter()
     report = drift_report(profile, chunks(), drift_cfg, scores="score")
@@ -200,9 +196,7 @@ def main() -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     whole = one_chunk * n_chunks
-    bounds = [
-        f["wasserstein"]["normalised_bound"] for f in report.features.values() if f["kind"] == "numeric"
-    ]
+    bounds = [f["wasserstein"]["normalised_bound"] for f in report.features.values() if f["kind"] == "numeric"]
     print(
         f"\nchunked: {report.n_rows} rows in {n_chunks} chunks of {chunk_rows}, generated on the fly: "
         f"{seconds:.2f}s including generation (tracemalloc on), peak {peak / 1e6:.0f} MB "

@@ -43,8 +43,9 @@ def variants(features: list[str]) -> dict[str, list[int]]:
     label_based = {*MATURED, "matured_auc_drop_delta"} - set(FREE)
     return {
         "monotone (the model)": monotone_directions(features),
-        "levels monotone, trends free": [0 if f in FREE or f.endswith(TRENDS) or f == "drifted_days" else 1
-                                         for f in features],
+        "levels monotone, trends free": [
+            0 if f in FREE or f.endswith(TRENDS) or f == "drifted_days" else 1 for f in features
+        ],
         "labels monotone, drift free": [1 if f in label_based else 0 for f in features],
         "free": [0] * len(features),
     }
@@ -66,10 +67,18 @@ def main() -> None:
     unchanged = unchanged_world_days(train, delay).to_numpy()
     harmless_drift, quiet = (y == 0) & ~unchanged, (y == 0) & unchanged
     unseen = unseen_days(train, delay).to_numpy()
-    splits = [list(StratifiedGroupKFold(n_splits=cfg.training.cv_folds, shuffle=True, random_state=r)
-                   .split(X, y, train["trajectory"].to_numpy())) for r in range(args.repeats)]
-    print(f"training trajectories: {train['trajectory'].nunique()}, days: {len(train)}; "
-          f"{args.repeats} x {cfg.training.cv_folds}-fold grouped CV, xgboost, family-weighted AUROC")
+    splits = [
+        list(
+            StratifiedGroupKFold(n_splits=cfg.training.cv_folds, shuffle=True, random_state=r).split(
+                X, y, train["trajectory"].to_numpy()
+            )
+        )
+        for r in range(args.repeats)
+    ]
+    print(
+        f"training trajectories: {train['trajectory'].nunique()}, days: {len(train)}; "
+        f"{args.repeats} x {cfg.training.cv_folds}-fold grouped CV, xgboost, family-weighted AUROC"
+    )
     rows = {}
     for name, directions in variants(features).items():
         started, found = time.monotonic(), []
@@ -78,19 +87,45 @@ def main() -> None:
             sight = auroc_by_sight(train, "oof", delay)
             p = train["oof"].to_numpy()
             versus_drift = unseen | harmless_drift
-            found.append([auroc(y, p, weights), sight["seen"], sight["blind"], sight["unseen"],
-                          sight["unseen_vs_unchanged"],
-                          auroc(y[versus_drift], p[versus_drift], weights[versus_drift]), sight["ceiling"],
-                          np.average(p[harmless_drift] < np.median(p[quiet]), weights=weights[harmless_drift])])
-        rows[name] = dict(zip(["auroc", "seen", "blind", "unseen", "unseen_vs_quiet", "unseen_vs_drift",
-                               "ceiling", "drift_under_quiet"], np.mean(found, axis=0), strict=True))
+            found.append(
+                [
+                    auroc(y, p, weights),
+                    sight["seen"],
+                    sight["blind"],
+                    sight["unseen"],
+                    sight["unseen_vs_unchanged"],
+                    auroc(y[versus_drift], p[versus_drift], weights[versus_drift]),
+                    sight["ceiling"],
+                    np.average(p[harmless_drift] < np.median(p[quiet]), weights=weights[harmless_drift]),
+                ]
+            )
+        rows[name] = dict(
+            zip(
+                [
+                    "auroc",
+                    "seen",
+                    "blind",
+                    "unseen",
+                    "unseen_vs_quiet",
+                    "unseen_vs_drift",
+                    "ceiling",
+                    "drift_under_quiet",
+                ],
+                np.mean(found, axis=0),
+                strict=True,
+            )
+        )
         rows[name]["free features"] = len(features) - sum(directions)
         print(f"  {name}: {time.monotonic() - started:.0f}s", flush=True)
-    print(f"unseen days: {sight['unseen_share']:.1%} of the positives' weight; chance there caps the AUROC at "
-          f"{sight['chance_ceiling']:.4f}")
-    print("unseen_vs_quiet / unseen_vs_drift: the unseen days against the negative days of an unchanged world / "
-          "of a drift running; drift_under_quiet: the share of the latter scored under the median quiet negative "
-          "day (a drift read as safer than none)")
+    print(
+        f"unseen days: {sight['unseen_share']:.1%} of the positives' weight; chance there caps the AUROC at "
+        f"{sight['chance_ceiling']:.4f}"
+    )
+    print(
+        "unseen_vs_quiet / unseen_vs_drift: the unseen days against the negative days of an unchanged world / "
+        "of a drift running; drift_under_quiet: the share of the latter scored under the median quiet negative "
+        "day (a drift read as safer than none)"
+    )
     print(pd.DataFrame(rows).T.to_string(float_format=lambda v: f"{v:.4f}"))
 
 

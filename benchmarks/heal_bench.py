@@ -76,11 +76,23 @@ def run_world(family: str, seed: int, before_days: int, customers: str | None = 
     bootstrap(seed=0)
     # labels of the last run day are written too (they land after it): the evaluation reads them
     cfg = dataset_config(customers)
-    simulate(start, (end - start).days + 1 + LABEL_DELAY, scenario, rows_per_day=ROWS_PER_DAY,
-             label_delay=LABEL_DELAY, seed=seed, cfg=cfg)
+    simulate(
+        start,
+        (end - start).days + 1 + LABEL_DELAY,
+        scenario,
+        rows_per_day=ROWS_PER_DAY,
+        label_delay=LABEL_DELAY,
+        seed=seed,
+        cfg=cfg,
+    )
     run_days(start, end)
-    return {"family": family, "seed": seed, "customers": cfg.simulation.customers,
-            **measure_world(scenario, seed, end, cfg), "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "family": family,
+        "seed": seed,
+        "customers": cfg.simulation.customers,
+        **measure_world(scenario, seed, end, cfg),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def measure_world(scenario, seed: int, end: date, cfg) -> dict:
@@ -120,8 +132,7 @@ def measure_world(scenario, seed: int, end: date, cfg) -> dict:
 
     def labelled(ds: date) -> pd.DataFrame:
         labels = root.storage.read_partition("labels", (ds + timedelta(days=LABEL_DELAY)).isoformat())
-        return root.read_batch(ds.isoformat()).merge(labels[labels["observed_ds"] == ds.isoformat()],
-                                                     on=cfg.id.column)
+        return root.read_batch(ds.isoformat()).merge(labels[labels["observed_ds"] == ds.isoformat()], on=cfg.id.column)
 
     per_day = []
     for ds in days:
@@ -131,49 +142,88 @@ def measure_world(scenario, seed: int, end: date, cfg) -> dict:
         day = labelled(ds)
         y = target_array(day, cfg)
         champion = float(roc_auc_score(y, model(run["champion_version"]).predict_proba(day)))
-        per_day.append({"ds": ds.isoformat(), "champion": run["champion_version"], "auc": champion,
-                        "oracle_auc": float(roc_auc_score(y, oracle.predict_proba(day)))})
+        per_day.append(
+            {
+                "ds": ds.isoformat(),
+                "champion": run["champion_version"],
+                "auc": champion,
+                "oracle_auc": float(roc_auc_score(y, oracle.predict_proba(day))),
+            }
+        )
     gaps = [d["oracle_auc"] - d["auc"] for d in per_day]
     first = per_day[0]["champion"] if per_day else None
     new = [d for d in per_day if d["champion"] != first]  # days of champions promoted after the first
-    healed = next((i for i in range(len(gaps) - 2) if np.mean(gaps[i:i + 3]) <= HEAL_GAP), None)
+    healed = next((i for i in range(len(gaps) - 2) if np.mean(gaps[i : i + 3]) <= HEAL_GAP), None)
     days_to_heal = (date.fromisoformat(per_day[healed]["ds"]) - ONSET).days if healed is not None else None
 
     promotions = []
     for event in store.rows("model_events", where={"event": "promoted"}, order_by="id"):
         version, first = event["model_version"], date.fromisoformat(event["ds"]) + timedelta(days=1)
-        week = [first + timedelta(days=i) for i in range(7)
-                if first + timedelta(days=i) <= end
-                and (runs.get((first + timedelta(days=i)).isoformat()) or {}).get("champion_version") == version]
-        entry = {"ds": event["ds"], "version": version, "from": event["from_version"], "days": len(week),
-                 "reason": event["reason"]}
+        week = [
+            first + timedelta(days=i)
+            for i in range(7)
+            if first + timedelta(days=i) <= end
+            and (runs.get((first + timedelta(days=i)).isoformat()) or {}).get("champion_version") == version
+        ]
+        entry = {
+            "ds": event["ds"],
+            "version": version,
+            "from": event["from_version"],
+            "days": len(week),
+            "reason": event["reason"],
+        }
         if len(week) >= 3:  # fewer labelled days than the failure window: no verdict
             rows = pd.concat([labelled(d) for d in week], ignore_index=True)
-            metrics = day_metrics(target_array(rows, cfg), model(version).predict_proba(rows),
-                                  model(version).threshold)
+            metrics = day_metrics(target_array(rows, cfg), model(version).predict_proba(rows), model(version).threshold)
             ref_auc, ref_f1 = reference_metrics(version)
-            entry.update(auc=metrics["roc_auc"], reference_auc=ref_auc,
-                         failed=is_measured_failure(metrics, ref_auc, ref_f1, monitoring))
+            entry.update(
+                auc=metrics["roc_auc"],
+                reference_auc=ref_auc,
+                failed=is_measured_failure(metrics, ref_auc, ref_f1, monitoring),
+            )
         promotions.append(entry)
-    registered = [{"ds": e["ds"], "version": e["model_version"]}
-                  for e in store.rows("model_events", where={"event": "registered"}, order_by="id")]
-    return {"days_to_heal": days_to_heal, "auc_gap_30d": float(np.mean(gaps)) if gaps else None,
-            "promotions_that_failed": sum(bool(p.get("failed")) for p in promotions),
-            "champion_auc_30d": float(np.mean([d["auc"] for d in per_day])),
-            "oracle_auc_30d": float(np.mean([d["oracle_auc"] for d in per_day])),
-            "new_champion_auc": float(np.mean([d["auc"] for d in new])) if new else None,
-            "new_champion_gap": float(np.mean([d["oracle_auc"] - d["auc"] for d in new])) if new else None,
-            "new_champion_days": len(new),
-            "promotions": promotions, "registered": registered, "per_day": per_day}
+    registered = [
+        {"ds": e["ds"], "version": e["model_version"]}
+        for e in store.rows("model_events", where={"event": "registered"}, order_by="id")
+    ]
+    return {
+        "days_to_heal": days_to_heal,
+        "auc_gap_30d": float(np.mean(gaps)) if gaps else None,
+        "promotions_that_failed": sum(bool(p.get("failed")) for p in promotions),
+        "champion_auc_30d": float(np.mean([d["auc"] for d in per_day])),
+        "oracle_auc_30d": float(np.mean([d["oracle_auc"] for d in per_day])),
+        "new_champion_auc": float(np.mean([d["auc"] for d in new])) if new else None,
+        "new_champion_gap": float(np.mean([d["oracle_auc"] - d["auc"] for d in new])) if new else None,
+        "new_champion_days": len(new),
+        "promotions": promotions,
+        "registered": registered,
+        "per_day": per_day,
+    }
 
 
 def world_in_subprocess(family: str, seed: int, before_days: int, base: Path, customers: str | None = None) -> dict:
     home = base / f"{family.replace('+', '_')}-{seed}"
-    env = {**os.environ, "CHURNGUARD_HOME": str(home), "MLFLOW_DISABLE_TELEMETRY": "true",
-           "GX_ANALYTICS_ENABLED": "false"}
-    proc = subprocess.run([sys.executable, __file__, "--world", family, str(seed), "--before-days", str(before_days),
-                           *(["--customers", customers] if customers else [])],
-                          env=env, capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "CHURNGUARD_HOME": str(home),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--world",
+            family,
+            str(seed),
+            "--before-days",
+            str(before_days),
+            *(["--customers", customers] if customers else []),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"world {family} seed {seed} failed:\n{proc.stderr[-4000:]}")
     (base / f"{home.name}.log").write_text(proc.stderr)
@@ -208,15 +258,20 @@ def flattery(days: int = 20) -> None:
         seen = fit(rows(BatchSimulator(cfg, rows_per_day=ROWS_PER_DAY, seed=1), first))
         other = fit(rows(BatchSimulator(cfg, rows_per_day=ROWS_PER_DAY, seed=1).use_pool(train_split), first))
         a_seen, a_other = (float(roc_auc_score(y, m.predict_proba(test))) for m in (seen, other))
-        print(f"flattery customers={customers} trained_on_simulator={a_seen:.4f} trained_on_other_customers="
-              f"{a_other:.4f} flattery={a_seen - a_other:+.4f}", flush=True)
+        print(
+            f"flattery customers={customers} trained_on_simulator={a_seen:.4f} trained_on_other_customers="
+            f"{a_other:.4f} flattery={a_seen - a_other:+.4f}",
+            flush=True,
+        )
 
 
 def summary(results: list[dict]) -> dict:
     heal = [r["days_to_heal"] if r["days_to_heal"] is not None else HORIZON for r in results]
-    return {"days_to_heal": statistics.median(heal),
-            "auc_gap_30d": statistics.fmean(r["auc_gap_30d"] for r in results),
-            "promotions_that_failed": sum(r["promotions_that_failed"] for r in results)}
+    return {
+        "days_to_heal": statistics.median(heal),
+        "auc_gap_30d": statistics.fmean(r["auc_gap_30d"] for r in results),
+        "promotions_that_failed": sum(r["promotions_that_failed"] for r in results),
+    }
 
 
 def main() -> None:
@@ -226,8 +281,12 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--before-days", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="folder for the worlds (default: a temp dir)")
-    parser.add_argument("--customers", choices=("pool", "synthetic"), default=None,
-                        help="the simulator's customers (default: the dataset config's simulation.customers)")
+    parser.add_argument(
+        "--customers",
+        choices=("pool", "synthetic"),
+        default=None,
+        help="the simulator's customers (default: the dataset config's simulation.customers)",
+    )
     parser.add_argument("--flattery", action="store_true", help="no worlds: the flattery of each kind of customers")
     parser.add_argument("--jobs", type=int, default=1, help="worlds run at once, each in its own process")
     parser.add_argument("--world", nargs=2, metavar=("FAMILY", "SEED"), help=argparse.SUPPRESS)
@@ -243,33 +302,45 @@ def main() -> None:
     base = args.out or Path(tempfile.mkdtemp(prefix="heal-bench-"))
     base.mkdir(parents=True, exist_ok=True)
     results = []
-    print(f"{'family':<16}{'seed':>5}{'heal d':>8}{'gap 30d':>9}{'champ':>7}{'oracle':>8}{'new champ':>10}"
-          f"{'new gap':>8}{'promos':>7}{'failed':>7}{'s':>7}  promotions (day vA->vB holdout AUC -> first-week AUC)")
+    print(
+        f"{'family':<16}{'seed':>5}{'heal d':>8}{'gap 30d':>9}{'champ':>7}{'oracle':>8}{'new champ':>10}"
+        f"{'new gap':>8}{'promos':>7}{'failed':>7}{'s':>7}  promotions (day vA->vB holdout AUC -> first-week AUC)"
+    )
     worlds = [(family, seed) for family in args.families.split(",") for seed in seeds]
     pool = ThreadPoolExecutor(max_workers=args.jobs)
     try:
-        running = [pool.submit(world_in_subprocess, family, seed, before, base, args.customers)
-                   for family, seed in worlds]
+        running = [
+            pool.submit(world_in_subprocess, family, seed, before, base, args.customers) for family, seed in worlds
+        ]
         for (family, seed), future in zip(worlds, running, strict=True):  # in order, each row once it is done
             r = future.result()
             results.append(r)
             heal = str(r["days_to_heal"]) if r["days_to_heal"] is not None else f">{HORIZON - 1}"
-            promos = ", ".join(f"{p['ds'][5:]} v{p['from']}->v{p['version']}"
-                               + (f" {p['reference_auc']:.3f}->{p['auc']:.3f}{'!' if p['failed'] else ''}"
-                                  if "auc" in p else "")
-                               for p in r["promotions"])
-            new = (f"{r['new_champion_auc']:>10.3f}{r['new_champion_gap']:>8.3f}" if r["new_champion_days"]
-                   else f"{'-':>10}{'-':>8}")
-            print(f"{family:<16}{seed:>5}{heal:>8}{r['auc_gap_30d']:>9.3f}{r['champion_auc_30d']:>7.3f}"
-                  f"{r['oracle_auc_30d']:>8.3f}{new}{len(r['promotions']):>7}{r['promotions_that_failed']:>7}"
-                  f"{r['seconds']:>7.0f}  {promos}", flush=True)
+            promos = ", ".join(
+                f"{p['ds'][5:]} v{p['from']}->v{p['version']}"
+                + (f" {p['reference_auc']:.3f}->{p['auc']:.3f}{'!' if p['failed'] else ''}" if "auc" in p else "")
+                for p in r["promotions"]
+            )
+            new = (
+                f"{r['new_champion_auc']:>10.3f}{r['new_champion_gap']:>8.3f}"
+                if r["new_champion_days"]
+                else f"{'-':>10}{'-':>8}"
+            )
+            print(
+                f"{family:<16}{seed:>5}{heal:>8}{r['auc_gap_30d']:>9.3f}{r['champion_auc_30d']:>7.3f}"
+                f"{r['oracle_auc_30d']:>8.3f}{new}{len(r['promotions']):>7}{r['promotions_that_failed']:>7}"
+                f"{r['seconds']:>7.0f}  {promos}",
+                flush=True,
+            )
     finally:
         pool.shutdown(cancel_futures=True)  # stopped or failed: no further world starts
     (base / "results.json").write_text(json.dumps(results, indent=1))
     s = summary(results)
     print(f"worlds and per-day numbers: {base}")
-    print(f"heal-bench days_to_heal={s['days_to_heal']:g} auc_gap_30d={s['auc_gap_30d']:.3f} "
-          f"promotions_that_failed={s['promotions_that_failed']}")
+    print(
+        f"heal-bench days_to_heal={s['days_to_heal']:g} auc_gap_30d={s['auc_gap_30d']:.3f} "
+        f"promotions_that_failed={s['promotions_that_failed']}"
+    )
 
 
 if __name__ == "__main__":

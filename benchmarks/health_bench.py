@@ -45,74 +45,205 @@ def fill_store(store, rng: random.Random) -> None:
             store.record_event(ds, "registered", "churn-model", challenger, reason="drift: critical")
         promoted = challenger is not None and i % 60 == 20
         if promoted:
-            store.record_event(ds, "promoted", "churn-model", challenger, from_version=champion,
-                               reason="challenger better on 13 labelled days")
+            store.record_event(
+                ds,
+                "promoted",
+                "churn-model",
+                challenger,
+                from_version=champion,
+                reason="challenger better on 13 labelled days",
+            )
             champion, challenger = challenger, None
         psis = [abs(rng.gauss(0.02 + 0.002 * (i % 60), 0.02)) for _ in FEATURES]
         drifted = [p >= 0.1 for p in psis]
         severity = "critical" if sum(drifted) >= 5 else "moderate" if any(drifted) else "stable"
-        runs.append({"ds": ds, "dataset": "telco", "rows": 5000, "data_version": f"v{i}", "validation_status": "passed",
-                     "drift_severity": severity, "drift_share": sum(drifted) / len(FEATURES),
-                     "weighted_drift": sum(psis) / len(psis), "prediction_psi": abs(rng.gauss(0.03, 0.02)),
-                     "champion_version": champion, "challenger_version": challenger, "failure_risk": rng.random(),
-                     "decision": "promoted" if promoted else "healthy", "reasons": ["drift moderate", "risk 0.3"],
-                     "promoted": promoted, "summary_uri": f"file:///data/reports/ds={ds}/summary.json"})
-        drift += [{"ds": ds, "feature": f, "kind": "numeric", "psi": p, "psi_threshold": 0.1, "statistic": 0.05,
-                   "p_value": 0.2, "js_distance": 0.05, "wasserstein": 0.1, "missing_delta": 0.0, "drifted": d,
-                   "consecutive_days": int(d)} for f, p, d in zip(FEATURES, psis, drifted, strict=True)]
+        runs.append(
+            {
+                "ds": ds,
+                "dataset": "telco",
+                "rows": 5000,
+                "data_version": f"v{i}",
+                "validation_status": "passed",
+                "drift_severity": severity,
+                "drift_share": sum(drifted) / len(FEATURES),
+                "weighted_drift": sum(psis) / len(psis),
+                "prediction_psi": abs(rng.gauss(0.03, 0.02)),
+                "champion_version": champion,
+                "challenger_version": challenger,
+                "failure_risk": rng.random(),
+                "decision": "promoted" if promoted else "healthy",
+                "reasons": ["drift moderate", "risk 0.3"],
+                "promoted": promoted,
+                "summary_uri": f"file:///data/reports/ds={ds}/summary.json",
+            }
+        )
+        drift += [
+            {
+                "ds": ds,
+                "feature": f,
+                "kind": "numeric",
+                "psi": p,
+                "psi_threshold": 0.1,
+                "statistic": 0.05,
+                "p_value": 0.2,
+                "js_distance": 0.05,
+                "wasserstein": 0.1,
+                "missing_delta": 0.0,
+                "drifted": d,
+                "consecutive_days": int(d),
+            }
+            for f, p, d in zip(FEATURES, psis, drifted, strict=True)
+        ]
         if i < DAYS - LABEL_DELAY:
             measured = (FIRST + timedelta(days=i + LABEL_DELAY)).isoformat()
             for role, version in (("champion", champion), ("challenger", challenger)):
                 if version is None:
                     continue
                 auc = 0.8 + rng.gauss(0, 0.02)
-                perf.append({"observed_ds": ds, "role": role, "model_version": version, "measured_ds": measured,
-                             "labelled_rows": 500, "roc_auc": auc, "roc_auc_lower": auc - 0.04, "f1": 0.6,
-                             "precision": 0.55, "recall": 0.65, "brier": 0.14, "churn_rate": 0.26})
-        risk.append({"ds": ds, "available": True, "risk": rng.random(), "model_version": 1, "reason": "risk",
-                     "drivers": [{"feature": f"signal_{k}", "contribution": 0.1 * k, "value": 0.5} for k in range(3)],
-                     "signals": {"auc_trend": -0.01, "drift_share": 0.1}})
+                perf.append(
+                    {
+                        "observed_ds": ds,
+                        "role": role,
+                        "model_version": version,
+                        "measured_ds": measured,
+                        "labelled_rows": 500,
+                        "roc_auc": auc,
+                        "roc_auc_lower": auc - 0.04,
+                        "f1": 0.6,
+                        "precision": 0.55,
+                        "recall": 0.65,
+                        "brier": 0.14,
+                        "churn_rate": 0.26,
+                    }
+                )
+        risk.append(
+            {
+                "ds": ds,
+                "available": True,
+                "risk": rng.random(),
+                "model_version": 1,
+                "reason": "risk",
+                "drivers": [{"feature": f"signal_{k}", "contribution": 0.1 * k, "value": 0.5} for k in range(3)],
+                "signals": {"auc_trend": -0.01, "drift_share": 0.1},
+            }
+        )
         if severity != "stable":
-            alerts.append({"ds": ds, "kind": "drift", "severity": "critical" if severity == "critical" else "warn",
-                           "message": f"{severity} drift on {sum(drifted)} features"})
-    for name, rows in (("daily_runs", runs), ("feature_drift", drift), ("performance", perf),
-                       ("failure_risk", risk), ("alerts", alerts)):
+            alerts.append(
+                {
+                    "ds": ds,
+                    "kind": "drift",
+                    "severity": "critical" if severity == "critical" else "warn",
+                    "message": f"{severity} drift on {sum(drifted)} features",
+                }
+            )
+    for name, rows in (
+        ("daily_runs", runs),
+        ("feature_drift", drift),
+        ("performance", perf),
+        ("failure_risk", risk),
+        ("alerts", alerts),
+    ):
         for k in range(0, len(rows), 500):
-            store.upsert(name, rows[k:k + 500])
+            store.upsert(name, rows[k : k + 500])
 
 
 def drift_doc(rng: random.Random) -> dict:
     """A drift.json shaped and sized like a real day's (schema 2 with segments)."""
+
     def block(psi: float, full: bool) -> dict:
-        b = {"kind": "numeric", "psi": psi, "psi_threshold": {"moderate": 0.1, "critical": 0.25, "chance": 0.01},
-             "js_distance": 0.05, "missing_rate": {"reference": 0.0, "current": 0.0, "change": 0.0},
-             "test": {"name": "ks", "statistic": 0.04, "p_value": 0.3, "p_adjusted": 0.9, "effect": 0.04,
-                      "bound": 0.001}, "notes": [], "severity": "stable", "drifted": psi >= 0.1}
+        b = {
+            "kind": "numeric",
+            "psi": psi,
+            "psi_threshold": {"moderate": 0.1, "critical": 0.25, "chance": 0.01},
+            "js_distance": 0.05,
+            "missing_rate": {"reference": 0.0, "current": 0.0, "change": 0.0},
+            "test": {
+                "name": "ks",
+                "statistic": 0.04,
+                "p_value": 0.3,
+                "p_adjusted": 0.9,
+                "effect": 0.04,
+                "bound": 0.001,
+            },
+            "notes": [],
+            "severity": "stable",
+            "drifted": psi >= 0.1,
+        }
         if full:
-            b.update(importance=0.05, weighted_psi=psi * 0.05, segment_drift=[], drift_days=0,
-                     wasserstein={"distance": 1.0, "normalised": 0.1, "bound": 0.01, "normalised_bound": 0.001},
-                     current={"n": 5000, "min": 0.0, "max": 100.0, "mean": 40.0, "std": 20.0},
-                     bins={"edges": [round(10.0 * k + rng.random(), 6) for k in range(1, 10)],
-                           "reference": [rng.randint(300, 700) for _ in range(10)],
-                           "current": [rng.randint(300, 700) for _ in range(10)]})
+            b.update(
+                importance=0.05,
+                weighted_psi=psi * 0.05,
+                segment_drift=[],
+                drift_days=0,
+                wasserstein={"distance": 1.0, "normalised": 0.1, "bound": 0.01, "normalised_bound": 0.001},
+                current={"n": 5000, "min": 0.0, "max": 100.0, "mean": 40.0, "std": 20.0},
+                bins={
+                    "edges": [round(10.0 * k + rng.random(), 6) for k in range(1, 10)],
+                    "reference": [rng.randint(300, 700) for _ in range(10)],
+                    "current": [rng.randint(300, 700) for _ in range(10)],
+                },
+            )
         return b
 
     features = {f: block(abs(rng.gauss(0.03, 0.03)), True) for f in FEATURES}
-    segments = {"family": "segments", "correction": "holm", "n_tests": 108, "min_rows": 50, "severity": "stable",
-                "n_drifted": 0, "drifted": [], "columns": {
-                    col: {"unseen": {}, "missing": 0, "values": {
-                        v: {"n_reference": 1000, "n_current": 800, "status": "tested", "reason": None,
-                            "severity": "stable", "n_drifted": 0,
-                            "features": {f: block(0.02, False) for f in FEATURES[:18]}} for v in values}}
-                    for col, values in (("contract", ["Month-to-month", "One year", "Two year"]),
-                                        ("internet_service", ["DSL", "Fiber optic", "No"]))}}
+    segments = {
+        "family": "segments",
+        "correction": "holm",
+        "n_tests": 108,
+        "min_rows": 50,
+        "severity": "stable",
+        "n_drifted": 0,
+        "drifted": [],
+        "columns": {
+            col: {
+                "unseen": {},
+                "missing": 0,
+                "values": {
+                    v: {
+                        "n_reference": 1000,
+                        "n_current": 800,
+                        "status": "tested",
+                        "reason": None,
+                        "severity": "stable",
+                        "n_drifted": 0,
+                        "features": {f: block(0.02, False) for f in FEATURES[:18]},
+                    }
+                    for v in values
+                },
+            }
+            for col, values in (
+                ("contract", ["Month-to-month", "One year", "Two year"]),
+                ("internet_service", ["DSL", "Fiber optic", "No"]),
+            )
+        },
+    }
     edges = [k / 20 for k in range(21)]
-    return {"schema_version": 2, "profile_version": "abc123", "n_rows": 5000, "chunked": False, "severity": "stable",
-            "dataset_drift": False, "n_features": len(FEATURES), "n_drifted": 0, "drift_share": 0.0,
-            "weighted_psi": 0.02, "features": features, "segments": segments, "config": {}, "notes": [],
-            "prediction": {**block(0.03, False), "histogram": {
-                "edges": edges, "reference": [250] * 20, "current": [rng.randint(150, 350) for _ in range(20)]}},
-            "label": None, "correlation": None}
+    return {
+        "schema_version": 2,
+        "profile_version": "abc123",
+        "n_rows": 5000,
+        "chunked": False,
+        "severity": "stable",
+        "dataset_drift": False,
+        "n_features": len(FEATURES),
+        "n_drifted": 0,
+        "drift_share": 0.0,
+        "weighted_psi": 0.02,
+        "features": features,
+        "segments": segments,
+        "config": {},
+        "notes": [],
+        "prediction": {
+            **block(0.03, False),
+            "histogram": {
+                "edges": edges,
+                "reference": [250] * 20,
+                "current": [rng.randint(150, 350) for _ in range(20)],
+            },
+        },
+        "label": None,
+        "correlation": None,
+    }
 
 
 def timed(call, repeat: int, before=None) -> float:
@@ -153,10 +284,12 @@ def main() -> int:
         root.write_report(ds, "drift.json", body)
         sizes.append(len(body))
     root.write_report(days()[-1], "validation.json", json.dumps({"status": "passed", "summary": "ok"}).encode())
-    print(f"store: {store.count('daily_runs')} days, {store.count('feature_drift')} feature_drift rows, "
-          f"{store.count('performance')} performance rows, {store.count('alerts')} alerts, "
-          f"{store.count('model_events')} model events; drift.json {statistics.median(sizes) / 1000:.0f} KB a day; "
-          f"built in {time.perf_counter() - started:.1f} s at {home}")
+    print(
+        f"store: {store.count('daily_runs')} days, {store.count('feature_drift')} feature_drift rows, "
+        f"{store.count('performance')} performance rows, {store.count('alerts')} alerts, "
+        f"{store.count('model_events')} model events; drift.json {statistics.median(sizes) / 1000:.0f} KB a day; "
+        f"built in {time.perf_counter() - started:.1f} s at {home}"
+    )
     last = days()[-1]
     cold = health._histograms.clear
     endpoints = {

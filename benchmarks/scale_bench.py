@@ -39,8 +39,11 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DAG_ID = "churn_daily_monitoring"
 TARGETS = {"speedup": 1.3, "big_batch_s": 60.0, "big_batch_peak_gb": 1.5}
-CONFIGS = (("local", 0, "LocalExecutor + PostgreSQL"), ("celery1", 1, "Celery, 1 worker"),
-           ("celery2", 2, "Celery, 2 workers"))
+CONFIGS = (
+    ("local", 0, "LocalExecutor + PostgreSQL"),
+    ("celery1", 1, "Celery, 1 worker"),
+    ("celery2", 2, "Celery, 2 workers"),
+)
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import airflow_stack  # noqa: E402
@@ -53,11 +56,17 @@ from dag_bench import decisions  # noqa: E402  (this folder: the script's own)
 def fresh_stack(home: Path, first: str, last: str, workers: int):
     """A stack of ``workers`` Celery workers (0: LocalExecutor) on ``home``, the daily DAG scheduled from
     ``first`` to ``last``; yields (stack, client environment) and takes it down afterwards."""
-    os.environ.update({"CHURNGUARD_HOME": str(home), "AIRFLOW_HOME": str(home / "airflow"),
-                       "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-                       "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-                       "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "MLFLOW_DISABLE_TELEMETRY": "true",
-                       "GX_ANALYTICS_ENABLED": "false"})
+    os.environ.update(
+        {
+            "CHURNGUARD_HOME": str(home),
+            "AIRFLOW_HOME": str(home / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "GX_ANALYTICS_ENABLED": "false",
+        }
+    )
     os.environ["CHURNGUARD_CONFIG_DIR"] = str(airflow_stack.schedule_configs(first, last))
     try:
         stack = native.up(workers=workers)
@@ -74,16 +83,29 @@ def churnguard(env: dict[str, str], *args: str) -> None:
 
 def backfill(name: str, stack: dict, env: dict[str, str], first: str, last: str) -> dict:
     airflow_stack.create_backfill(env, DAG_ID, first, last)
-    return airflow_stack.follow(DAG_ID, stack, on_progress=lambda s: print(
-        f"  {name}: " + " ".join(f"{k}={v}" for k, v in sorted(s.items())), flush=True))
+    return airflow_stack.follow(
+        DAG_ID,
+        stack,
+        on_progress=lambda s: print(f"  {name}: " + " ".join(f"{k}={v}" for k, v in sorted(s.items())), flush=True),
+    )
 
 
 def run_config(name: str, workers: int, home: Path, start: date, days: int) -> dict:
     first, last = start.isoformat(), (start + timedelta(days=days - 1)).isoformat()
     with fresh_stack(home, first, last, workers) as (stack, env):
         churnguard(env, "bootstrap")
-        churnguard(env, "simulate", "--start", first, "--days", str(days), "--scenario", "gradual+concept",
-                   "--onset", (start + timedelta(days=days // 2)).isoformat())
+        churnguard(
+            env,
+            "simulate",
+            "--start",
+            first,
+            "--days",
+            str(days),
+            "--scenario",
+            "gradual+concept",
+            "--onset",
+            (start + timedelta(days=days // 2)).isoformat(),
+        )
         result = backfill(name, stack, env, first, last)
         return {**result, "decisions": decisions(env)}
 
@@ -113,8 +135,11 @@ class TaskMemory:
                     if not title.startswith("airflow worker -- ") or "Executor" in title:
                         continue
                     ti_id = title.split(" -- ", 1)[1].strip()
-                    status = dict(line.split(":", 1) for line in (proc / "status").read_text().splitlines()
-                                  if line.startswith(("VmRSS", "VmHWM")))
+                    status = dict(
+                        line.split(":", 1)
+                        for line in (proc / "status").read_text().splitlines()
+                        if line.startswith(("VmRSS", "VmHWM"))
+                    )
                 except (OSError, ValueError):
                     continue  # the process ended between listing and reading
                 kb = max(int(v.split()[0]) for v in status.values()) if status else 0
@@ -125,10 +150,13 @@ def big_day(home: Path, start: date, rows: int) -> dict:
     ds = start.isoformat()
     with fresh_stack(home, ds, ds, 2) as (stack, env):
         churnguard(env, "bootstrap")
-        land = (f"from datetime import date; from benchmarks.day_bench import land; "
-                f"land(date.fromisoformat({ds!r}), {rows})")
-        subprocess.run([str(BIN / "python"), "-c", land], env={**env, "PYTHONPATH": str(ROOT)}, check=True,
-                       capture_output=True)
+        land = (
+            f"from datetime import date; from benchmarks.day_bench import land; "
+            f"land(date.fromisoformat({ds!r}), {rows})"
+        )
+        subprocess.run(
+            [str(BIN / "python"), "-c", land], env={**env, "PYTHONPATH": str(ROOT)}, check=True, capture_output=True
+        )
         with TaskMemory() as memory:
             result = backfill("big day", stack, env, ds, ds)
         api = airflow_stack.Api(stack)
@@ -143,10 +171,27 @@ def big_day(home: Path, start: date, rows: int) -> dict:
         def offset(ts: str | None) -> float:
             return (datetime.fromisoformat(ts) - began).total_seconds() if ts else float("nan")
 
-        timing = sorted(((ti["task_id"], offset(ti.get("queued_when")), offset(ti["start_date"]),
-                          offset(ti["end_date"]), ti.get("hostname")) for ti in tis), key=lambda t: t[2])
-        return {**result, "run_s": run_s, "per_task_gb": per_task, "heaviest": heaviest, "timing": timing,
-                "peak_gb": per_task[heaviest] if heaviest else float("nan")}
+        timing = sorted(
+            (
+                (
+                    ti["task_id"],
+                    offset(ti.get("queued_when")),
+                    offset(ti["start_date"]),
+                    offset(ti["end_date"]),
+                    ti.get("hostname"),
+                )
+                for ti in tis
+            ),
+            key=lambda t: t[2],
+        )
+        return {
+            **result,
+            "run_s": run_s,
+            "per_task_gb": per_task,
+            "heaviest": heaviest,
+            "timing": timing,
+            "peak_gb": per_task[heaviest] if heaviest else float("nan"),
+        }
 
 
 def verdict(value: float, target: float, higher: bool = False) -> str:
@@ -184,19 +229,27 @@ def main() -> None:
     big_s = big_gb = float("nan")
     if big:
         big_s, big_gb = big["run_s"], big["peak_gb"]
-        print(f"\n{args.big_rows:,}-row day through the scheduler on S3 (2 workers): {big['states']}; the run took "
-              f"{big_s:.1f} s as Airflow recorded it (start to end), {big['seconds']:.1f} s from unpausing the DAG "
-              f"until the bench saw it finished (polled every 2 s)")
+        print(
+            f"\n{args.big_rows:,}-row day through the scheduler on S3 (2 workers): {big['states']}; the run took "
+            f"{big_s:.1f} s as Airflow recorded it (start to end), {big['seconds']:.1f} s from unpausing the DAG "
+            f"until the bench saw it finished (polled every 2 s)"
+        )
         print(f"  {'task':<24}{'peak GB':>8}{'queued':>8}{'start':>8}{'end':>8}  worker (seconds from the run's start)")
         for task, queued, began, ended, host in big["timing"]:
-            print(f"  {task:<24}{big['per_task_gb'].get(task, float('nan')):>8.2f}{queued:>8.1f}{began:>8.1f}"
-                  f"{ended:>8.1f}  {host}")
-        print(f"day: {verdict(big_s, TARGETS['big_batch_s'])} s; heaviest task {big['heaviest']}: "
-              f"{verdict(big_gb, TARGETS['big_batch_peak_gb'])} GB")
+            print(
+                f"  {task:<24}{big['per_task_gb'].get(task, float('nan')):>8.2f}{queued:>8.1f}{began:>8.1f}"
+                f"{ended:>8.1f}  {host}"
+            )
+        print(
+            f"day: {verdict(big_s, TARGETS['big_batch_s'])} s; heaviest task {big['heaviest']}: "
+            f"{verdict(big_gb, TARGETS['big_batch_peak_gb'])} GB"
+        )
     seconds = {name: results[name]["seconds"] if name in results else float("nan") for name, _, _ in CONFIGS}
-    print(f"scale-bench local_s={seconds['local']:.1f} celery1_s={seconds['celery1']:.1f} "
-          f"celery2_s={seconds['celery2']:.1f} speedup={speedup:.2f} big_batch_s={big_s:.1f} "
-          f"big_batch_peak_gb={big_gb:.2f}")
+    print(
+        f"scale-bench local_s={seconds['local']:.1f} celery1_s={seconds['celery1']:.1f} "
+        f"celery2_s={seconds['celery2']:.1f} speedup={speedup:.2f} big_batch_s={big_s:.1f} "
+        f"big_batch_peak_gb={big_gb:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -27,12 +27,25 @@ from churnguard_airflow.connections import use_connections
     catchup=False,
     tags=["churnguard", "model"],
     params={
-        "dataset": Param("telco", type="string", title="Dataset",
-                         description="Dataset config name (include/churnguard/configs/datasets/NAME.yaml)."),
-        "seed": Param(0, type="integer", minimum=0, title="Seed",
-                      description="Random seed of the model; the same seed and data reproduce the same model."),
-        "replace_champion": Param(False, type="boolean", title="Replace champion",
-                                  description="Move the champion alias to the new version if one exists."),
+        "dataset": Param(
+            "telco",
+            type="string",
+            title="Dataset",
+            description="Dataset config name (include/churnguard/configs/datasets/NAME.yaml).",
+        ),
+        "seed": Param(
+            0,
+            type="integer",
+            minimum=0,
+            title="Seed",
+            description="Random seed of the model; the same seed and data reproduce the same model.",
+        ),
+        "replace_champion": Param(
+            False,
+            type="boolean",
+            title="Replace champion",
+            description="Move the champion alias to the new version if one exists.",
+        ),
     },
 )
 def churn_bootstrap():

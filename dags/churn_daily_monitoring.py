@@ -43,8 +43,10 @@ LAST_DAY = CFG.schedule.end_date.isoformat() if CFG.schedule.end_date else None
 
 @dag(
     doc_md=__doc__,
-    default_args={"pre_execute": use_connections,  # credentials from Airflow connections first
-                  "on_failure_callback": on_task_failure},  # a failed task: a critical alert, delivered
+    default_args={
+        "pre_execute": use_connections,  # credentials from Airflow connections first
+        "on_failure_callback": on_task_failure,
+    },  # a failed task: a critical alert, delivered
     deadline=day_deadline(CFG.alerts.deadline_hours),  # unfinished alerts.deadline_hours after the batch was due
     schedule=DailyBatches(LAST_DAY),
     start_date=pendulum.datetime(*CFG.schedule.start_date.timetuple()[:3], tz="UTC"),
@@ -52,18 +54,43 @@ LAST_DAY = CFG.schedule.end_date.isoformat() if CFG.schedule.end_date else None
     max_active_runs=CFG.schedule.max_active_runs,
     tags=["churnguard", "monitoring"],
     params={
-        "batch_date": Param(None, type=["null", "string"], format="date", title="Batch date",
-                            description="YYYY-MM-DD of the batch to process. Empty: the run's logical date."),
-        "force_retrain": Param(False, type="boolean", title="Force retrain",
-                               description="Retrain a challenger whatever the signals say."),
-        "dry_run": Param(False, type="boolean", title="Dry run",
-                         description="Compute and report everything; register and promote nothing."),
-        "retrain_window_days": Param(CFG.retrain.window_days, type="integer", minimum=1, title="Retrain window",
-                                     description="Recent labelled days a challenger is trained on."),
-        "risk_retrain": Param(CFG.decision.risk_retrain, type="number", minimum=0, maximum=1,
-                              title="Failure risk: retrain", description="Risk at or above which to retrain."),
-        "psi_critical": Param(None, type=["null", "number"], title="PSI critical override",
-                              description="Critical PSI threshold for this run (empty: drift.yaml)."),
+        "batch_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Batch date",
+            description="YYYY-MM-DD of the batch to process. Empty: the run's logical date.",
+        ),
+        "force_retrain": Param(
+            False, type="boolean", title="Force retrain", description="Retrain a challenger whatever the signals say."
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Compute and report everything; register and promote nothing.",
+        ),
+        "retrain_window_days": Param(
+            CFG.retrain.window_days,
+            type="integer",
+            minimum=1,
+            title="Retrain window",
+            description="Recent labelled days a challenger is trained on.",
+        ),
+        "risk_retrain": Param(
+            CFG.decision.risk_retrain,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Failure risk: retrain",
+            description="Risk at or above which to retrain.",
+        ),
+        "psi_critical": Param(
+            None,
+            type=["null", "number"],
+            title="PSI critical override",
+            description="Critical PSI threshold for this run (empty: drift.yaml).",
+        ),
     },
 )
 def churn_daily_monitoring():
@@ -89,10 +116,13 @@ def churn_daily_monitoring():
     def step(task_id: str, doc: str, **kwargs) -> DayStepOperator:
         return DayStepOperator(task_id=task_id, step=STEPS.get(task_id, task_id), doc_md=doc, **kwargs)
 
-    waited = LandingSensor(task_id="wait_for_landing", mode="reschedule",
-                           poke_interval=CFG.schedule.sensor_poke_seconds,
-                           timeout=CFG.schedule.sensor_timeout_minutes * 60,
-                           fail_after_hours=CFG.schedule.missing_batch_fail_hours)
+    waited = LandingSensor(
+        task_id="wait_for_landing",
+        mode="reschedule",
+        poke_interval=CFG.schedule.sensor_poke_seconds,
+        timeout=CFG.schedule.sensor_timeout_minutes * 60,
+        fail_after_hours=CFG.schedule.missing_batch_fail_hours,
+    )
     ingest = step("ingest", "Read every file of the batch once (unreadable ones quarantine it) and stage it.")
     scored = step("score", "Score with the champion, and the challenger as a shadow: the versions pinned for the day.")
     ready = run_settings() >> waited >> ingest >> PreviousDaySensor(task_id="wait_for_previous_day")
@@ -107,9 +137,13 @@ def churn_daily_monitoring():
     for name, label in (("healthy", "no drift, no risk"), ("alert", "moderate drift or risk")):
         branch >> Label(label) >> EmptyOperator(task_id=name, doc_md=f"Decision: {label}.") >> promote
     branch >> Label("critical drift, risk or failure") >> RetrainChallengerOperator(task_id="retrain") >> promote
-    promote >> step("publish", "summary.json, the day's MLflow run, the store row: from the day's recorded results; "
-                    "then the day's alerts are delivered.", trigger_rule=TriggerRule.NONE_FAILED,
-                    on_success_callback=on_day_published)
+    promote >> step(
+        "publish",
+        "summary.json, the day's MLflow run, the store row: from the day's recorded results; "
+        "then the day's alerts are delivered.",
+        trigger_rule=TriggerRule.NONE_FAILED,
+        on_success_callback=on_day_published,
+    )
 
 
 churn_daily_monitoring()

@@ -30,18 +30,40 @@ from churnguard_airflow.connections import use_connections
     max_active_runs=1,
     tags=["churnguard", "failure-model"],
     params={
-        "n_trajectories": Param(864, type="integer", minimum=9, title="Number of trajectories",
-                                description="Simulated trajectories, split evenly over the nine scenario "
-                                            "families (rounded up to a multiple of nine)."),
-        "horizon": Param(7, type="integer", minimum=1, maximum=30, title="Horizon (days)",
-                         description="Day t is labelled 'failure coming' when the champion fails on one of "
-                                     "days t+1 … t+horizon."),
-        "tolerance": Param(0.05, type="number", minimum=0, maximum=0.5, title="AUC tolerance",
-                           description="A day fails when the champion's AUC is confidently more than this "
-                                       "below its reference AUC (or its F1 drops 10 % relative)."),
-        "workers": Param(2, type="integer", minimum=1, maximum=16, title="Simulation processes",
-                         description="Trajectories simulated in parallel (spawned processes; cached "
-                                     "trajectories are read, not simulated)."),
+        "n_trajectories": Param(
+            864,
+            type="integer",
+            minimum=9,
+            title="Number of trajectories",
+            description="Simulated trajectories, split evenly over the nine scenario "
+            "families (rounded up to a multiple of nine).",
+        ),
+        "horizon": Param(
+            7,
+            type="integer",
+            minimum=1,
+            maximum=30,
+            title="Horizon (days)",
+            description="Day t is labelled 'failure coming' when the champion fails on one of days t+1 … t+horizon.",
+        ),
+        "tolerance": Param(
+            0.05,
+            type="number",
+            minimum=0,
+            maximum=0.5,
+            title="AUC tolerance",
+            description="A day fails when the champion's AUC is confidently more than this "
+            "below its reference AUC (or its F1 drops 10 % relative).",
+        ),
+        "workers": Param(
+            2,
+            type="integer",
+            minimum=1,
+            maximum=16,
+            title="Simulation processes",
+            description="Trajectories simulated in parallel (spawned processes; cached "
+            "trajectories are read, not simulated).",
+        ),
     },
 )
 def churn_failure_model_training():
@@ -50,8 +72,9 @@ def churn_failure_model_training():
         """Simulate the trajectory mix against the churn champion; store the per-day signals."""
         from churnguard.failure_training import simulate_trajectories
 
-        return simulate_trajectories(params["n_trajectories"], params["horizon"], params["tolerance"],
-                                     params["workers"])
+        return simulate_trajectories(
+            params["n_trajectories"], params["horizon"], params["tolerance"], params["workers"]
+        )
 
     @task
     def build_dataset(simulated: dict) -> dict:

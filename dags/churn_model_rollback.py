@@ -29,16 +29,29 @@ from churnguard_airflow.operators import RollbackModelOperator
     max_active_runs=1,
     tags=["churnguard", "model"],
     params={
-        "version": Param("previous", type="string", pattern=r"^(previous|[1-9][0-9]*)$", title="Version",
-                         description="Version number of churn-model to make champion, or 'previous'."),
-        "reason": Param(type="string", pattern=r"\S", title="Reason",
-                        description="Why the champion is rolled back; recorded with the model event."),
+        "version": Param(
+            "previous",
+            type="string",
+            pattern=r"^(previous|[1-9][0-9]*)$",
+            title="Version",
+            description="Version number of churn-model to make champion, or 'previous'.",
+        ),
+        "reason": Param(
+            type="string",
+            pattern=r"\S",
+            title="Reason",
+            description="Why the champion is rolled back; recorded with the model event.",
+        ),
     },
 )
 def churn_model_rollback():
-    RollbackModelOperator(task_id="rollback_champion", target="{{ params.version }}",
-                          reason="{{ params.reason }}", retries=0,
-                          doc_md="Re-point `champion`; the old champion becomes `previous`.")
+    RollbackModelOperator(
+        task_id="rollback_champion",
+        target="{{ params.version }}",
+        reason="{{ params.reason }}",
+        retries=0,
+        doc_md="Re-point `champion`; the old champion becomes `previous`.",
+    )
 
 
 churn_model_rollback()

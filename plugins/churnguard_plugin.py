@@ -30,10 +30,19 @@ class QuietTaskWarnings:
 # another DAG's run. Every key is one of ExternalViewResponse's: an invalid entry drops the whole plugin from
 # GET /api/v2/plugins, which the UI builds its menus from.
 HEALTH_VIEWS = [
-    {"name": "Model Health", "href": "/churnguard/health/overview", "url_route": "churnguard-model-health",
-     "category": "browse", "destination": "nav"},
-    {"name": "Model Health", "href": "/churnguard/health/dag_run/{DAG_ID}/{RUN_ID}",
-     "url_route": "churnguard-model-health-run", "destination": "dag_run"},
+    {
+        "name": "Model Health",
+        "href": "/churnguard/health/overview",
+        "url_route": "churnguard-model-health",
+        "category": "browse",
+        "destination": "nav",
+    },
+    {
+        "name": "Model Health",
+        "href": "/churnguard/health/dag_run/{DAG_ID}/{RUN_ID}",
+        "url_route": "churnguard-model-health-run",
+        "destination": "dag_run",
+    },
 ]
 
 

@@ -86,8 +86,9 @@ def schedule_configs(first: str, last: str) -> Path:
     text = path.read_text()
     schedule = yaml.safe_load(text)["schedule"]
     for key, value in (("start_date", first), ("end_date", last)):
-        text = text.replace(f"  {key}: {json.dumps(schedule[key]) if schedule[key] else 'null'}",
-                            f'  {key}: "{value}"', 1)
+        text = text.replace(
+            f"  {key}: {json.dumps(schedule[key]) if schedule[key] else 'null'}", f'  {key}: "{value}"', 1
+        )
     path.write_text(text)
     written = yaml.safe_load(text)["schedule"]
     if (written["start_date"], written["end_date"]) != (first, last):
@@ -98,26 +99,30 @@ def schedule_configs(first: str, last: str) -> Path:
 def stack_env(api_port: int, mlflow_url: str | None = None) -> dict[str, str]:
     """The environment every Airflow component and task of the stack shares."""
     url = f"http://127.0.0.1:{api_port}"
-    env = {**os.environ,
-           "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-           # one slot more than cores: while two days overlap, the later one's wait_for_previous_day sleeps in one
-           "AIRFLOW__CORE__PARALLELISM": str(max(2, os.cpu_count() or 2) + 1),
-           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
-           "AIRFLOW__API__BASE_URL": url, "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(api_port),
-           "AIRFLOW__API__WORKERS": "1",
-           # a new DAG file is picked up within seconds, and the scheduler reacts without idling
-           "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-           "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-           "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.05",
-           # a task's supervisor notices its process has exited at its next heartbeat tick (default every 5 s),
-           # keeping the executor worker busy that long after every task, however short
-           "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
-           # executor workers come from a forkserver that has imported Airflow's task runner, churnguard and
-           # their heavy dependencies, so each forked task process starts warm instead of importing for
-           # seconds; Python 3.11's forkserver does not inherit sys.path, hence the plugins folder on PYTHONPATH
-           "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
-           "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "churnguard_airflow.preload",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH")) if p)}
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # one slot more than cores: while two days overlap, the later one's wait_for_previous_day sleeps in one
+        "AIRFLOW__CORE__PARALLELISM": str(max(2, os.cpu_count() or 2) + 1),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+        "AIRFLOW__API__BASE_URL": url,
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__WORKERS": "1",
+        # a new DAG file is picked up within seconds, and the scheduler reacts without idling
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.05",
+        # a task's supervisor notices its process has exited at its next heartbeat tick (default every 5 s),
+        # keeping the executor worker busy that long after every task, however short
+        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+        # executor workers come from a forkserver that has imported Airflow's task runner, churnguard and
+        # their heavy dependencies, so each forked task process starts warm instead of importing for
+        # seconds; Python 3.11's forkserver does not inherit sys.path, hence the plugins folder on PYTHONPATH
+        "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
+        "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "churnguard_airflow.preload",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH")) if p),
+    }
     if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env:
         # SQLite lets one writer in at a time and pysqlite gives up after 5 s: a busy scheduler on 2 cores holds
         # the lock longer than that, and the api-server then answers a trigger with 500
@@ -133,8 +138,9 @@ def _spawn(name: str, args: list[str], env: dict[str, str]) -> int:
     run.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
     with (logs / f"{name}.log").open("ab") as log:
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)  # its own process group: stop.sh ends the children too
+        proc = subprocess.Popen(
+            args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )  # its own process group: stop.sh ends the children too
     (run / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
 
@@ -164,10 +170,24 @@ def start(backfill: tuple[str, str, str] | None = None, with_mlflow: bool = True
         if with_mlflow:
             mlflow_port = free_port()
             mlflow_url = f"http://127.0.0.1:{mlflow_port}"
-            _spawn("mlflow", [str(BIN / "mlflow"), "server", "--backend-store-uri", settings.mlflow_tracking_uri,
-                              "--default-artifact-root", settings.mlflow_artifact_uri, "--host", "127.0.0.1",
-                              "--port", str(mlflow_port), "--workers", "1"],
-                   {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job runner + 7 workers
+            _spawn(
+                "mlflow",
+                [
+                    str(BIN / "mlflow"),
+                    "server",
+                    "--backend-store-uri",
+                    settings.mlflow_tracking_uri,
+                    "--default-artifact-root",
+                    settings.mlflow_artifact_uri,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(mlflow_port),
+                    "--workers",
+                    "1",
+                ],
+                {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            )  # no job runner + 7 workers
         return launch(stack_env(api_port, mlflow_url), backfill, mlflow_url=mlflow_url)
     except BaseException:  # failed or stopped half-way: services half started are of no use
         clean_stop.stop_services(home() / "run")
@@ -177,16 +197,36 @@ def start(backfill: tuple[str, str, str] | None = None, with_mlflow: bool = True
 def create_backfill(env: dict[str, str], dag_id: str, first: str, last: str) -> None:
     """Queue a backfill of ``dag_id`` from ``first`` to ``last`` with as many runs at once as the DAG allows:
     a backfill's own limit (default 10) replaces the DAG's ``max_active_runs``."""
-    details = subprocess.run([str(BIN / "airflow"), "dags", "details", dag_id, "-o", "json"], env=env,
-                             check=True, capture_output=True, text=True).stdout
+    details = subprocess.run(
+        [str(BIN / "airflow"), "dags", "details", dag_id, "-o", "json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     runs = json.loads(next(line for line in details.splitlines()[::-1] if line.startswith("[{")))[0]["max_active_runs"]
-    _airflow(env, "backfill", "create", "--dag-id", dag_id, "--from-date", first, "--to-date", last,
-             "--max-active-runs", str(runs))
+    _airflow(
+        env,
+        "backfill",
+        "create",
+        "--dag-id",
+        dag_id,
+        "--from-date",
+        first,
+        "--to-date",
+        last,
+        "--max-active-runs",
+        str(runs),
+    )
 
 
-def launch(env: dict[str, str], backfill: tuple[str, str, str] | None = None,
-           workers: dict[str, tuple[list[str], dict[str, str]]] | None = None, info: dict | None = None,
-           mlflow_url: str | None = None) -> dict:
+def launch(
+    env: dict[str, str],
+    backfill: tuple[str, str, str] | None = None,
+    workers: dict[str, tuple[list[str], dict[str, str]]] | None = None,
+    info: dict | None = None,
+    mlflow_url: str | None = None,
+) -> dict:
     """Migrate the metadata DB of ``env``, queue ``backfill``, start the Airflow services (and ``workers``:
     name -> (arguments after ``airflow``, extra environment)), wait for them (and the MLflow server at
     ``mlflow_url``); write run/stack.json (``info`` merged in)."""
@@ -209,9 +249,16 @@ def launch(env: dict[str, str], backfill: tuple[str, str, str] | None = None,
         wait_http(f"{mlflow_url}/health")
     passwords = Path(env.get("AIRFLOW_HOME", "")) / "simple_auth_manager_passwords.json.generated"
     login = json.loads(passwords.read_text()) if passwords.exists() else {}
-    stack = {**(info or {}), "api": api, "mlflow": mlflow_url, "login": login, "env": {
-        **(info or {}).get("env", {}),
-        **{k: v for k, v in env.items() if k.startswith(("AIRFLOW", "CHURNGUARD_", "MLFLOW_", "GX_"))}}}
+    stack = {
+        **(info or {}),
+        "api": api,
+        "mlflow": mlflow_url,
+        "login": login,
+        "env": {
+            **(info or {}).get("env", {}),
+            **{k: v for k, v in env.items() if k.startswith(("AIRFLOW", "CHURNGUARD_", "MLFLOW_", "GX_"))},
+        },
+    }
     stack_file().write_text(json.dumps(stack, indent=1))
     return stack
 
@@ -242,19 +289,24 @@ def ui_urls(stack: dict, final: bool = False) -> str:
     api, login = stack["api"], stack.get("login") or {}
     user = next(iter(login), None)
     credentials = f"login {user} / {login[user]}" if user else "login: your auth manager's users"
-    lines = [f"Airflow UI      {api}  ({credentials})",
-             f"  the runs      {api}/dags/churn_daily_monitoring  (grid: a task's \"Drift report\" / "
-             "\"MLflow run\" buttons)"]
+    lines = [
+        f"Airflow UI      {api}  ({credentials})",
+        f'  the runs      {api}/dags/churn_daily_monitoring  (grid: a task\'s "Drift report" / "MLflow run" buttons)',
+    ]
     if final:
-        lines.append(f"  a day report  {api}/churnguard/reports/YYYY-MM-DD/drift.html  (also summary.json, "
-                     "validation.json)")
+        lines.append(
+            f"  a day report  {api}/churnguard/reports/YYYY-MM-DD/drift.html  (also summary.json, validation.json)"
+        )
         if stack.get("mlflow"):
-            lines.append(f"MLflow UI       {stack['mlflow']}  (churn-model: champion / challenger / previous; "
-                         "failure-model)")
-        lines.append("make stack-down ends the stack: services, databases, ports" if stack.get("databases") else
-                     "make stop       ends every process this demo started")
-    lines.append(f"Model Health    {api}{MODEL_HEALTH}  (in the UI: Browse -> Model Health, "
-                 f"{api}{MODEL_HEALTH_IN_UI})")
+            lines.append(
+                f"MLflow UI       {stack['mlflow']}  (churn-model: champion / challenger / previous; failure-model)"
+            )
+        lines.append(
+            "make stack-down ends the stack: services, databases, ports"
+            if stack.get("databases")
+            else "make stop       ends every process this demo started"
+        )
+    lines.append(f"Model Health    {api}{MODEL_HEALTH}  (in the UI: Browse -> Model Health, {api}{MODEL_HEALTH_IN_UI})")
     return "\n".join(lines)
 
 
@@ -287,8 +339,12 @@ class Api:
             return json.loads(response.read())
 
 
-def follow(dag_id: str, stack: dict | None = None, on_progress: Callable[[dict[str, int]], None] | None = None,
-           timeout: float = 7200) -> dict:
+def follow(
+    dag_id: str,
+    stack: dict | None = None,
+    on_progress: Callable[[dict[str, int]], None] | None = None,
+    timeout: float = 7200,
+) -> dict:
     """Unpause ``dag_id`` and wait until every one of its backfill runs has finished."""
     stack = stack or json.loads(stack_file().read_text())
     started = time.monotonic()
@@ -314,6 +370,7 @@ def main(argv: list[str]) -> int:
     elif argv[:1] == ["start"] and len(argv) in (1, 4):
         print(json.dumps(start(tuple(argv[1:]) or None), indent=1))
     elif argv[:1] == ["follow"] and len(argv) == 2:
+
         def show(states: dict[str, int]) -> None:
             print(" ".join(f"{k}={v}" for k, v in sorted(states.items())), flush=True)
 

@@ -44,7 +44,7 @@ def process_table() -> dict[int, tuple[int, int, str]]:
             stat = Path(entry.path, "stat").read_text()
         except OSError:
             continue  # it ended meanwhile
-        state, ppid, pgid = stat[stat.rindex(")") + 2:].split()[:3]  # the name in parentheses may hold anything
+        state, ppid, pgid = stat[stat.rindex(")") + 2 :].split()[:3]  # the name in parentheses may hold anything
         table[int(entry.name)] = (int(ppid), int(pgid), state)
     return table
 
@@ -63,8 +63,7 @@ def below(table: dict[int, tuple[int, int, str]], roots: Iterable[int]) -> set[i
     return found
 
 
-def end(groups: Iterable[int] = (), pids: Iterable[int] = (), under: int | None = None,
-        grace: float = GRACE_S) -> None:
+def end(groups: Iterable[int] = (), pids: Iterable[int] = (), under: int | None = None, grace: float = GRACE_S) -> None:
     """End the process groups ``groups``, the processes ``pids`` and every process below pid ``under`` (itself
     excluded), each with everything below it: SIGTERM to all at once, SIGKILL to what still lives after ``grace``
     seconds."""
@@ -78,8 +77,11 @@ def end(groups: Iterable[int] = (), pids: Iterable[int] = (), under: int | None 
     singles = {pid for pid in targets if table[pid][1] not in whole}
 
     def alive() -> bool:  # a group counts while it has a member that is no zombie
-        return any(state != "Z" and (pgid in whole or pid in singles)
-                   for pid, (_, pgid, state) in process_table().items() if pid not in spared)
+        return any(
+            state != "Z" and (pgid in whole or pid in singles)
+            for pid, (_, pgid, state) in process_table().items()
+            if pid not in spared
+        )
 
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for group in whole:

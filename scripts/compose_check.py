@@ -114,9 +114,19 @@ def _service_lines(root: yaml.MappingNode) -> dict[str, int]:
 def schema_problems(compose_file: Path, service_lines: dict[str, int], label: str) -> list[Problem]:
     """The compose-spec JSON schema's verdict, one Problem per error."""
     result = subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
-         "--output-format", "json", str(compose_file)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            "--output-format",
+            "json",
+            str(compose_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     try:
         report = json.loads(result.stdout)
@@ -198,7 +208,9 @@ def semantic_problems(data: dict, root: yaml.MappingNode, env_names: set[str], l
         problems.append(Problem(label, service_lines.get(service, 1), f"service {service}", rule, message))
 
     waited_for_completion = {
-        target for service in services.values() for target, condition in _depends_on(service).items()
+        target
+        for service in services.values()
+        for target, condition in _depends_on(service).items()
         if condition == "service_completed_successfully"
     }
     published: dict[str, str] = {}
@@ -218,8 +230,11 @@ def semantic_problems(data: dict, root: yaml.MappingNode, env_names: set[str], l
             else:
                 published[key] = name
         if not _has_healthcheck(service) and name not in waited_for_completion:
-            problem(name, "healthcheck", "no healthcheck, and no service waits for it with "
-                                         "condition: service_completed_successfully")
+            problem(
+                name,
+                "healthcheck",
+                "no healthcheck, and no service waits for it with condition: service_completed_successfully",
+            )
 
     # one shared "seen": a scalar of an anchor is checked once, where it is written, not in every alias
     seen: set[int] = set()
@@ -230,8 +245,15 @@ def semantic_problems(data: dict, root: yaml.MappingNode, env_names: set[str], l
                 if has_default or variable in env_names or variable in reported:
                     continue
                 reported.add(variable)  # one line per variable, at its first use
-                problems.append(Problem(label, scalar.start_mark.line + 1, where, "interpolation",
-                                        f"${{{variable}}} has no default and is not listed in .env.example"))
+                problems.append(
+                    Problem(
+                        label,
+                        scalar.start_mark.line + 1,
+                        where,
+                        "interpolation",
+                        f"${{{variable}}} has no default and is not listed in .env.example",
+                    )
+                )
     return problems
 
 
@@ -251,16 +273,21 @@ def check(compose_file: Path, env_example: Path) -> list[Problem]:
         return [Problem(label, mark.line + 1 if mark else 1, "file", "yaml", str(exc).splitlines()[0])]
     if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         return [Problem(label, 1, "file", "yaml", "the file is not a mapping of top-level keys")]
-    problems = (schema_problems(compose_file, _service_lines(root), label)
-                + semantic_problems(data, root, env_example_names(env_example), label))
+    problems = schema_problems(compose_file, _service_lines(root), label) + semantic_problems(
+        data, root, env_example_names(env_example), label
+    )
     return sorted(problems, key=lambda p: p.line)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("compose_file", nargs="?", type=Path, default=ROOT / "docker-compose.yaml")
-    parser.add_argument("--env-example", type=Path, default=None,
-                        help="the .env.example to check ${VAR}s against (default: next to the compose file)")
+    parser.add_argument(
+        "--env-example",
+        type=Path,
+        default=None,
+        help="the .env.example to check ${VAR}s against (default: next to the compose file)",
+    )
     args = parser.parse_args(argv)
     env_example = args.env_example or args.compose_file.parent / ".env.example"
     problems = check(args.compose_file, env_example)

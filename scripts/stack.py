@@ -131,24 +131,68 @@ def start_s3(ports: dict[str, int], access_key: str, secret_key: str) -> str:
     folder = home() / "seaweedfs"
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "s3.json"
-    config.write_text(json.dumps({"identities": [{
-        "name": "churnguard", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "churnguard",
+                        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
     config.chmod(0o600)
     sockets = socket_dir(ports)  # a Unix socket path may not exceed 107 bytes: not under a deep home
     sockets.mkdir(mode=0o700, exist_ok=True)
-    args = [str(BIN / "weed"), "server", "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1", "-dir", str(folder),
-            "-volume.max", "0", "-master.volumeSizeLimitMB", "256",  # small volumes: a test stack is tiny
-            "-filer.localSocket", str(sockets / "filer.sock"), "-s3", "-s3.config", str(config),
-            "-s3.localSocket", str(sockets / "s3.sock"), "-s3.port.iceberg", "0", "-s3.port.lance", "0"]
-    for flag in ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-                 "filer.port.grpc", "s3.port", "s3.port.grpc"):
+    args = [
+        str(BIN / "weed"),
+        "server",
+        "-ip",
+        "127.0.0.1",
+        "-ip.bind",
+        "127.0.0.1",
+        "-dir",
+        str(folder),
+        "-volume.max",
+        "0",
+        "-master.volumeSizeLimitMB",
+        "256",  # small volumes: a test stack is tiny
+        "-filer.localSocket",
+        str(sockets / "filer.sock"),
+        "-s3",
+        "-s3.config",
+        str(config),
+        "-s3.localSocket",
+        str(sockets / "s3.sock"),
+        "-s3.port.iceberg",
+        "0",
+        "-s3.port.lance",
+        "0",
+    ]
+    for flag in (
+        "master.port",
+        "master.port.grpc",
+        "volume.port",
+        "volume.port.grpc",
+        "filer.port",
+        "filer.port.grpc",
+        "s3.port",
+        "s3.port.grpc",
+    ):
         args += [f"-{flag}", str(ports[f"s3_{flag}"])]
     _start("seaweedfs", args, dict(os.environ))
     endpoint = f"http://127.0.0.1:{ports['s3_s3.port']}"
     wait_for_port(ports["s3_s3.port"])
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key,
-                          aws_secret_access_key=secret_key, region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name="us-east-1",
+    )
     deadline = time.monotonic() + 60
     while True:  # the gateway listens before its filer has a volume to write to
         try:
@@ -197,8 +241,18 @@ def up(backfill: tuple[str, str, str] | None = None, workers: int = WORKERS) -> 
     if stack_file().exists():
         down()
     stack_id = secrets.token_hex(4)
-    names = ("api", "mlflow", "s3_master.port", "s3_master.port.grpc", "s3_volume.port", "s3_volume.port.grpc",
-             "s3_filer.port", "s3_filer.port.grpc", "s3_s3.port", "s3_s3.port.grpc")
+    names = (
+        "api",
+        "mlflow",
+        "s3_master.port",
+        "s3_master.port.grpc",
+        "s3_volume.port",
+        "s3_volume.port.grpc",
+        "s3_filer.port",
+        "s3_filer.port.grpc",
+        "s3_s3.port",
+        "s3_s3.port.grpc",
+    )
     ports: dict[str, int] = {}
     while len(set(ports.values())) < len(names):  # a port handed out twice would be caught here, not at bind
         ports = {name: free_port() for name in names}
@@ -218,48 +272,97 @@ def up(backfill: tuple[str, str, str] | None = None, workers: int = WORKERS) -> 
         info["redis_db"] = claim_redis_db(stack_id)
         record()
         s3 = start_s3(ports, access_key, secret_key)
-        aws = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key,
-               "AWS_DEFAULT_REGION": "us-east-1"}
+        aws = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key, "AWS_DEFAULT_REGION": "us-east-1"}
         mlflow = f"http://127.0.0.1:{ports['mlflow']}"
-        _start("mlflow", [str(BIN / "mlflow"), "server", "--backend-store-uri", pg_url(dbs["mlflow"]),
-                          "--artifacts-destination", f"s3://{BUCKET}/mlartifacts", "--host", "127.0.0.1",
-                          "--port", str(ports["mlflow"]), "--workers", "1",
-                          "--allowed-hosts", f"127.0.0.1:{ports['mlflow']},localhost:{ports['mlflow']}"],
-               {**os.environ, **aws, "MLFLOW_S3_ENDPOINT_URL": s3,
-                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job runner + 7 huey workers
+        _start(
+            "mlflow",
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                pg_url(dbs["mlflow"]),
+                "--artifacts-destination",
+                f"s3://{BUCKET}/mlartifacts",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["mlflow"]),
+                "--workers",
+                "1",
+                "--allowed-hosts",
+                f"127.0.0.1:{ports['mlflow']},localhost:{ports['mlflow']}",
+            ],
+            {**os.environ, **aws, "MLFLOW_S3_ENDPOINT_URL": s3, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )  # no job runner + 7 huey workers
         churnguard = {
-            "CHURNGUARD_DATA_URL": f"s3://{BUCKET}/data", "CHURNGUARD_S3_ENDPOINT_URL": s3,
-            "CHURNGUARD_DB_URL": pg_url(dbs["store"]), "MLFLOW_TRACKING_URI": mlflow,
+            "CHURNGUARD_DATA_URL": f"s3://{BUCKET}/data",
+            "CHURNGUARD_S3_ENDPOINT_URL": s3,
+            "CHURNGUARD_DB_URL": pg_url(dbs["store"]),
+            "MLFLOW_TRACKING_URI": mlflow,
             # artifacts go through the MLflow server: clients need no S3 credentials of their own for them
             "CHURNGUARD_MLFLOW_ARTIFACT_URI": "mlflow-artifacts:/churnguard",
             # the Airflow way to the same S3 and store (a secrets backend can replace these)
-            "AIRFLOW_CONN_CHURNGUARD_S3": json.dumps({
-                "conn_type": "aws", "login": access_key, "password": secret_key,
-                "extra": {"endpoint_url": s3, "region_name": "us-east-1"}}),
-            "AIRFLOW_CONN_CHURNGUARD_STORE": json.dumps({
-                "conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres",
-                "schema": dbs["store"]}),
-            **aws}
-        env = {**airflow_stack.stack_env(ports["api"], mlflow), **churnguard,
-               **({"AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-                   "AIRFLOW__CORE__PARALLELISM": str(workers * WORKER_CONCURRENCY)} if workers else {}),
-               "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url(dbs["airflow"]),
-               "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{info['redis_db']}",
-               "AIRFLOW__CELERY__RESULT_BACKEND": pg_url(dbs["airflow"], "db+postgresql"),
-               "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
-               # a task whose worker died is failed after 30 s of silence (not 5 min) and retried on another
-               "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
-               "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "3",  # over 30 s: S3 or MLflow restarting in between
-               "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "10",
-               "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-               "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode()}
-        celery_workers = {f"worker-{n}": (
-            ["celery", "worker", "--celery-hostname", f"worker-{n}@{stack_id}",
-             "--concurrency", str(WORKER_CONCURRENCY), "--skip-serve-logs"],  # logs are read from the shared folder
-            {"CHURNGUARD_WORKER_NAME": f"worker-{n}", "AIRFLOW__CORE__HOSTNAME_CALLABLE": "stack.worker_hostname",
-             "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "stack.CELERY_CONFIG",
-             "PYTHONPATH": os.pathsep.join((str(SCRIPTS), env["PYTHONPATH"]))})
-            for n in range(1, workers + 1)}
+            "AIRFLOW_CONN_CHURNGUARD_S3": json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": access_key,
+                    "password": secret_key,
+                    "extra": {"endpoint_url": s3, "region_name": "us-east-1"},
+                }
+            ),
+            "AIRFLOW_CONN_CHURNGUARD_STORE": json.dumps(
+                {
+                    "conn_type": "postgres",
+                    "host": "127.0.0.1",
+                    "port": 5432,
+                    "login": "postgres",
+                    "schema": dbs["store"],
+                }
+            ),
+            **aws,
+        }
+        env = {
+            **airflow_stack.stack_env(ports["api"], mlflow),
+            **churnguard,
+            **(
+                {
+                    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                    "AIRFLOW__CORE__PARALLELISM": str(workers * WORKER_CONCURRENCY),
+                }
+                if workers
+                else {}
+            ),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url(dbs["airflow"]),
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{info['redis_db']}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": pg_url(dbs["airflow"], "db+postgresql"),
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+            # a task whose worker died is failed after 30 s of silence (not 5 min) and retried on another
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "3",  # over 30 s: S3 or MLflow restarting in between
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "10",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        }
+        celery_workers = {
+            f"worker-{n}": (
+                [
+                    "celery",
+                    "worker",
+                    "--celery-hostname",
+                    f"worker-{n}@{stack_id}",
+                    "--concurrency",
+                    str(WORKER_CONCURRENCY),
+                    "--skip-serve-logs",
+                ],  # logs are read from the shared folder
+                {
+                    "CHURNGUARD_WORKER_NAME": f"worker-{n}",
+                    "AIRFLOW__CORE__HOSTNAME_CALLABLE": "stack.worker_hostname",
+                    "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "stack.CELERY_CONFIG",
+                    "PYTHONPATH": os.pathsep.join((str(SCRIPTS), env["PYTHONPATH"])),
+                },
+            )
+            for n in range(1, workers + 1)
+        }
         info.update(s3=s3, env={**aws, "CHURNGUARD_S3_ENDPOINT_URL": s3})
         stack = airflow_stack.launch(env, None, celery_workers, info, mlflow)
         if backfill:
@@ -310,8 +413,10 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["up"] and len(argv) in (1, 4):
         stack = up(tuple(argv[1:]) or None)
         user, password = next(iter(stack["login"].items()))
-        print(f"Airflow UI  {stack['api']}  (login {user} / {password})\nMLflow UI   {stack['mlflow']}\n"
-              f"S3          {stack['s3']}  (bucket {BUCKET})\nstack.json  {stack_file()}")
+        print(
+            f"Airflow UI  {stack['api']}  (login {user} / {password})\nMLflow UI   {stack['mlflow']}\n"
+            f"S3          {stack['s3']}  (bucket {BUCKET})\nstack.json  {stack_file()}"
+        )
     elif argv == ["env"]:  # eval "$(python scripts/stack.py env)": a shell becomes a client of the stack
         import shlex
 

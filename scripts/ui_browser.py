@@ -145,7 +145,8 @@ def screenshots(stack: dict, folder: Path, day: str) -> list[Path]:
             paths.append(session.shoot(folder, "run"))
             frame.get_by_role("link", name="Open the validation page").click()  # the day's validation page
             expect(session.page.frame_locator("iframe[src*='/churnguard/health/']").locator("h1")).to_have_text(
-                re.compile(f"^Validation of {day}"), timeout=30_000)
+                re.compile(f"^Validation of {day}"), timeout=30_000
+            )
             paths.append(session.shoot(folder, "validation"))
         finally:
             session.close()

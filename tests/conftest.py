@@ -61,11 +61,25 @@ def mlflow_server_process(folder: Path) -> Iterator[int]:
     # Job execution would start a runner and seven huey consumers (~250 MB each) that no test uses.
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow-server.db'}",
-         "--default-artifact-root", (folder / "mlflow-artifacts").as_uri(), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=(folder / "mlflow-server.log").open("w"),
-        start_new_session=True)  # its own process group: the uvicorn workers stop with it
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow-server.db'}",
+            "--default-artifact-root",
+            (folder / "mlflow-artifacts").as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / "mlflow-server.log").open("w"),
+        start_new_session=True,
+    )  # its own process group: the uvicorn workers stop with it
     try:
         wait_for_port(port, proc, timeout=90)
         yield port
@@ -73,9 +87,17 @@ def mlflow_server_process(folder: Path) -> Iterator[int]:
         stop_group(proc)
 
 
-HOME_VARS = ("CHURNGUARD_HOME", "CHURNGUARD_DATA_URL", "CHURNGUARD_DB_URL", "MLFLOW_TRACKING_URI",
-             "MLFLOW_REGISTRY_URI", "CHURNGUARD_MLFLOW_TRACKING_URI", "CHURNGUARD_MLFLOW_ARTIFACT_URI",
-             "CHURNGUARD_DATASET", "CHURNGUARD_S3_ENDPOINT_URL")
+HOME_VARS = (
+    "CHURNGUARD_HOME",
+    "CHURNGUARD_DATA_URL",
+    "CHURNGUARD_DB_URL",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "CHURNGUARD_MLFLOW_TRACKING_URI",
+    "CHURNGUARD_MLFLOW_ARTIFACT_URI",
+    "CHURNGUARD_DATASET",
+    "CHURNGUARD_S3_ENDPOINT_URL",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -107,11 +129,13 @@ def config_dir(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def s3_endpoint() -> str:
     """moto's standalone S3 server on a free loopback port, for the whole session."""
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                      AWS_DEFAULT_REGION="us-east-1")
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
     port = free_port()
-    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port, proc)
         yield f"http://127.0.0.1:{port}"
@@ -174,8 +198,7 @@ def run_airflow(env: dict[str, str], *args: str, timeout: float = 600) -> subpro
     settings = airflow_settings(env)
     if settings in _warm_airflow_settings:
         return _warm_server(settings, "airflow", env).run(["airflow", *args], env, timeout)
-    return subprocess.run([str(BIN / "airflow"), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run([str(BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def airflow_json(env: dict[str, str], *args: str):
@@ -218,12 +241,35 @@ def warn_level_validation(ds: str):
     observed = "3 of 300 rows (1.0%) with a category not seen in the reference, e.g. 'Digital wallet'"
     issue = Issue("warn", "value_set", "payment_method", observed, ("TELCO-00007",))
     return ValidationResult(
-        source=f"file:///data/landing/ds={ds}", dataset="telco", status="warn", issues=[issue], n_rows=300,
-        n_columns=20, profile_version="v1", suite_name="telco-v1", evaluated=2, expectations=[
-            Outcome("pass", "error", "not_null", "customer_id", "0 of 300 rows (0.0%) null",
-                    "expect_column_values_to_not_be_null"),
-            Outcome("warn", "warn", "value_set", "payment_method", observed, "expect_column_values_to_be_in_set",
-                    ("TELCO-00007",))])
+        source=f"file:///data/landing/ds={ds}",
+        dataset="telco",
+        status="warn",
+        issues=[issue],
+        n_rows=300,
+        n_columns=20,
+        profile_version="v1",
+        suite_name="telco-v1",
+        evaluated=2,
+        expectations=[
+            Outcome(
+                "pass",
+                "error",
+                "not_null",
+                "customer_id",
+                "0 of 300 rows (0.0%) null",
+                "expect_column_values_to_not_be_null",
+            ),
+            Outcome(
+                "warn",
+                "warn",
+                "value_set",
+                "payment_method",
+                observed,
+                "expect_column_values_to_be_in_set",
+                ("TELCO-00007",),
+            ),
+        ],
+    )
 
 
 def run_day(env: dict[str, str], day: str, **conf) -> str:
@@ -284,15 +330,17 @@ def warm_python(env: dict, argv: list[str], timeout: float = 900) -> subprocess.
     return _warm_server("churnguard").run(argv, env, timeout)
 
 
-def churnguard_cli(env: dict, *args: str, crash_at: str | None = None, timeout: float = 900,
-                   cold: bool = False) -> subprocess.CompletedProcess:
+def churnguard_cli(
+    env: dict, *args: str, crash_at: str | None = None, timeout: float = 900, cold: bool = False
+) -> subprocess.CompletedProcess:
     """The `churnguard` command in its own process (forked warm; ``cold``: the console script, imports and
     all); ``crash_at`` arms a crash point in it."""
     run_env = {**env, **({"CHURNGUARD_CRASH_AT": crash_at} if crash_at else {})}
     if not cold:
         return warm_python(run_env, ["churnguard", *args], timeout)
-    return subprocess.run([str(BIN / "churnguard"), *args], env=run_env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [str(BIN / "churnguard"), *args], env=run_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def forget_open_stores() -> None:
@@ -372,7 +420,11 @@ def running_api_server(env: dict[str, str], home: Path) -> Iterator[str]:
     with (home / "api-server.log").open("w") as log:
         proc = subprocess.Popen(
             [str(BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     pid_file = home / "run" / "api-server.pid"
     pid_file.write_text(str(proc.pid))
     try:

@@ -19,8 +19,12 @@ from churnguard_airflow.connections import apply_connections, connection_env
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for var in ("CHURNGUARD_DB_URL", "CHURNGUARD_S3_ENDPOINT_URL", "AIRFLOW_CONN_CHURNGUARD_S3",
-                "AIRFLOW_CONN_CHURNGUARD_STORE"):
+    for var in (
+        "CHURNGUARD_DB_URL",
+        "CHURNGUARD_S3_ENDPOINT_URL",
+        "AIRFLOW_CONN_CHURNGUARD_S3",
+        "AIRFLOW_CONN_CHURNGUARD_STORE",
+    ):
         monkeypatch.delenv(var, raising=False)
     yield monkeypatch
     get_settings.cache_clear()
@@ -37,11 +41,23 @@ def test_the_connections_give_the_store_and_the_data_root_credentials(clean_env,
     import boto3
 
     db = make_url(postgres_url)
-    clean_env.setenv("AIRFLOW_CONN_CHURNGUARD_STORE", json.dumps({
-        "conn_type": "postgres", "login": db.username, "host": db.host, "port": db.port, "schema": db.database}))
-    clean_env.setenv("AIRFLOW_CONN_CHURNGUARD_S3", json.dumps({
-        "conn_type": "aws", "login": "testing", "password": "testing",
-        "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}))
+    clean_env.setenv(
+        "AIRFLOW_CONN_CHURNGUARD_STORE",
+        json.dumps(
+            {"conn_type": "postgres", "login": db.username, "host": db.host, "port": db.port, "schema": db.database}
+        ),
+    )
+    clean_env.setenv(
+        "AIRFLOW_CONN_CHURNGUARD_S3",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+            }
+        ),
+    )
     bucket = f"cg-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     clean_env.setenv("CHURNGUARD_DATA_URL", f"s3://{bucket}/data")
@@ -56,17 +72,33 @@ def test_the_connections_give_the_store_and_the_data_root_credentials(clean_env,
     store.upsert("alerts", [{"ds": "2026-09-01", "kind": "decision", "severity": "warning", "message": "m"}])
     assert [r["message"] for r in open_store(postgres_url).rows("alerts")] == ["m"]
     open_storage().write_bytes("probe.txt", b"ok")
-    assert boto3.client("s3", endpoint_url=s3_endpoint).get_object(
-        Bucket=bucket, Key="data/probe.txt")["Body"].read() == b"ok"
+    assert (
+        boto3.client("s3", endpoint_url=s3_endpoint).get_object(Bucket=bucket, Key="data/probe.txt")["Body"].read()
+        == b"ok"
+    )
 
 
 def test_a_password_with_url_characters_survives_into_the_store_url(clean_env):
-    clean_env.setenv("AIRFLOW_CONN_CHURNGUARD_STORE", json.dumps({
-        "conn_type": "postgres", "login": "cg", "password": "p@ss/w:rd", "host": "db", "port": 5432,
-        "schema": "churnguard"}))
+    clean_env.setenv(
+        "AIRFLOW_CONN_CHURNGUARD_STORE",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "login": "cg",
+                "password": "p@ss/w:rd",
+                "host": "db",
+                "port": 5432,
+                "schema": "churnguard",
+            }
+        ),
+    )
     url = make_url(connection_env()["CHURNGUARD_DB_URL"])
-    assert (url.drivername, url.password, url.host, url.database) == ("postgresql+psycopg2", "p@ss/w:rd", "db",
-                                                                      "churnguard")
+    assert (url.drivername, url.password, url.host, url.database) == (
+        "postgresql+psycopg2",
+        "p@ss/w:rd",
+        "db",
+        "churnguard",
+    )
 
 
 def test_a_store_connection_of_another_type_is_an_error_naming_it(clean_env):
@@ -75,10 +107,13 @@ def test_a_store_connection_of_another_type_is_an_error_naming_it(clean_env):
         connection_env()
 
 
-@pytest.mark.parametrize(("context", "says"), [
-    ({"params": {}, "logical_date": None}, "no batch date: this run has no logical date"),
-    ({"params": {"batch_date": "yesterday"}, "logical_date": None}, "yesterday"),
-])
+@pytest.mark.parametrize(
+    ("context", "says"),
+    [
+        ({"params": {}, "logical_date": None}, "no batch date: this run has no logical date"),
+        ({"params": {"batch_date": "yesterday"}, "logical_date": None}, "yesterday"),
+    ],
+)
 def test_a_run_without_a_usable_date_fails_at_once_without_retries(context, says):
     from airflow.sdk.exceptions import AirflowFailException
 

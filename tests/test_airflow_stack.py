@@ -42,7 +42,8 @@ def health_server(port: int, status: int = 200) -> Iterator[list[str]]:
 
 
 def test_urls_polls_until_the_api_server_answers_then_prints_the_ui_login_and_model_health(
-        churnguard_home, monkeypatch, capsys):
+    churnguard_home, monkeypatch, capsys
+):
     url = f"http://127.0.0.1:{(port := airflow_stack.free_port())}"
     stack = {"api": url, "mlflow": "http://127.0.0.1:5999", "login": {"admin": "s3cret"}, "env": {}}
     (churnguard_home / "run").mkdir(parents=True)
@@ -64,10 +65,10 @@ def test_urls_polls_until_the_api_server_answers_then_prints_the_ui_login_and_mo
     assert len(waits) == 1 and started[0] == ["/api/v2/monitor/health"] * 2  # refused once, then asked
     assert early == [
         f"Airflow UI      {url}  (login admin / s3cret)",
-        f"  the runs      {url}/dags/churn_daily_monitoring  "
-        "(grid: a task's \"Drift report\" / \"MLflow run\" buttons)",
+        f'  the runs      {url}/dags/churn_daily_monitoring  (grid: a task\'s "Drift report" / "MLflow run" buttons)',
         f"Model Health    {url}/churnguard/health/overview  (in the UI: Browse -> Model Health, "
-        f"{url}/plugin/churnguard-model-health)"]
+        f"{url}/plugin/churnguard-model-health)",
+    ]
     assert final[:2] == early[:2] and final[-1] == early[-1]  # it ends with Model Health
     assert final[3].startswith("MLflow UI       http://127.0.0.1:5999") and final[4].startswith("make stop")
 

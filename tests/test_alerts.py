@@ -44,14 +44,18 @@ def test_consecutive_days_are_one_episode_notified_once_then_on_escalation_and_c
     assert see(store, 7, None) is None  # still clear: nothing
 
     (episode,) = alerts.episodes(store)
-    assert (episode["first_ds"], episode["last_ds"], episode["state"], episode["cleared_ds"], episode["severity"]) \
-        == (day(1), day(5), "cleared", day(6), CRITICAL)
-    assert changes(store) == [(day(1), "opened", WARNING), (day(3), "escalated", CRITICAL),
-                              (day(6), "cleared", INFO)]
+    assert (episode["first_ds"], episode["last_ds"], episode["state"], episode["cleared_ds"], episode["severity"]) == (
+        day(1),
+        day(5),
+        "cleared",
+        day(6),
+        CRITICAL,
+    )
+    assert changes(store) == [(day(1), "opened", WARNING), (day(3), "escalated", CRITICAL), (day(6), "cleared", INFO)]
     rows = store.rows("alerts", order_by="ds")
     assert [(r["ds"], r["severity"], r["episode_id"]) for r in rows] == [
-        (day(n), s, episode["id"]) for n, s in ((1, WARNING), (2, WARNING), (3, CRITICAL), (4, WARNING),
-                                                (5, CRITICAL))]
+        (day(n), s, episode["id"]) for n, s in ((1, WARNING), (2, WARNING), (3, CRITICAL), (4, WARNING), (5, CRITICAL))
+    ]
 
     reopened = see(store, 8, WARNING)  # after a clear: a new episode, notified again
     assert reopened.change == "opened" and reopened.episode_id != episode["id"]
@@ -65,8 +69,9 @@ def test_a_rerun_of_any_day_changes_and_sends_nothing_new(store):
         assert see(store, n, severity) is None, n
     after = (alerts.episodes(store), changes(store), store.rows("alerts"))
     assert [e for e in after[0]] == before[0] and after[1] == before[1]
-    assert [(r["ds"], r["severity"], r["episode_id"]) for r in after[2]] == \
-        [(r["ds"], r["severity"], r["episode_id"]) for r in before[2]]
+    assert [(r["ds"], r["severity"], r["episode_id"]) for r in after[2]] == [
+        (r["ds"], r["severity"], r["episode_id"]) for r in before[2]
+    ]
 
 
 def test_a_rerun_of_the_opening_day_after_a_crash_keeps_the_one_pending_notification(store):
@@ -246,8 +251,9 @@ class MailSink:
             envelope = self.received.get_nowait()
             message = email.message_from_bytes(envelope.content, policy=policy.default)
             html = message.get_body(("html",)).get_content()
-            got.append({"to": envelope.rcpt_tos, "from": envelope.mail_from, "subject": message["Subject"],
-                        "html": html})
+            got.append(
+                {"to": envelope.rcpt_tos, "from": envelope.mail_from, "subject": message["Subject"], "html": html}
+            )
         return got
 
     def close(self):
@@ -277,9 +283,20 @@ def slack_connection(url: str) -> str:
 def smtp_connection(port: int) -> str:
     import json
 
-    return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-                       "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "churnguard@example.test",
-                                 "retry_limit": 0, "timeout": 5}})
+    return json.dumps(
+        {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": port,
+            "extra": {
+                "disable_ssl": True,
+                "disable_tls": True,
+                "from_email": "churnguard@example.test",
+                "retry_limit": 0,
+                "timeout": 5,
+            },
+        }
+    )
 
 
 @pytest.fixture
@@ -289,8 +306,9 @@ def channels(webhook, mail, monkeypatch):
 
     monkeypatch.setenv("AIRFLOW_CONN_CHURNGUARD_SLACK", slack_connection(webhook.url))
     monkeypatch.setenv("AIRFLOW_CONN_CHURNGUARD_SMTP", smtp_connection(mail.port))
-    return AlertsConfig(channels=["slack", "smtp"], email_to=["oncall@example.test"],
-                        ui_url="http://airflow.example.test:8080/")
+    return AlertsConfig(
+        channels=["slack", "smtp"], email_to=["oncall@example.test"], ui_url="http://airflow.example.test:8080/"
+    )
 
 
 def test_pending_notifications_arrive_on_slack_and_by_mail_once(store, channels, webhook, mail):
@@ -305,20 +323,26 @@ def test_pending_notifications_arrive_on_slack_and_by_mail_once(store, channels,
     assert [(d["ds"], d["change"], d["state"], d["channels"]) for d in done] == [
         (day(6), "opened", "sent", {"slack": "sent", "smtp": "sent"}),
         (day(7), "escalated", "sent", {"slack": "sent", "smtp": "sent"}),
-        (day(8), "cleared", "sent", {"slack": "sent", "smtp": "sent"})]
+        (day(8), "cleared", "sent", {"slack": "sent", "smtp": "sent"}),
+    ]
     link = "http://airflow.example.test:8080/churnguard/health/run/"
     texts = webhook.texts()
     assert len(texts) == 3
-    assert texts[0].splitlines() == ["WARNING decision opened on 2026-09-06, since 2026-09-06 (1 day(s))",
-                                     "decision=alert: moderate drift (share drifted 0.31, top tenure)",
-                                     f"{link}2026-09-06"]
-    assert texts[1].startswith("CRITICAL decision escalated on 2026-09-07, since 2026-09-06 (2 day(s))\n"
-                               "decision=retrain: critical drift")
+    assert texts[0].splitlines() == [
+        "WARNING decision opened on 2026-09-06, since 2026-09-06 (1 day(s))",
+        "decision=alert: moderate drift (share drifted 0.31, top tenure)",
+        f"{link}2026-09-06",
+    ]
+    assert texts[1].startswith(
+        "CRITICAL decision escalated on 2026-09-07, since 2026-09-06 (2 day(s))\ndecision=retrain: critical drift"
+    )
     assert texts[2].startswith("INFO decision cleared on 2026-09-08, open 2026-09-06 .. 2026-09-07")
     mails = mail.messages()
-    assert [m["subject"] for m in mails] == ["[churnguard] WARNING decision opened on 2026-09-06",
-                                             "[churnguard] CRITICAL decision escalated on 2026-09-07",
-                                             "[churnguard] INFO decision cleared on 2026-09-08"]
+    assert [m["subject"] for m in mails] == [
+        "[churnguard] WARNING decision opened on 2026-09-06",
+        "[churnguard] CRITICAL decision escalated on 2026-09-07",
+        "[churnguard] INFO decision cleared on 2026-09-08",
+    ]
     assert all(m["to"] == ["oncall@example.test"] and m["from"] == "churnguard@example.test" for m in mails)
     assert "critical drift (share drifted 0.52, top tenure)" in mails[1]["html"]
     assert f'href="{link}2026-09-07"' in mails[1]["html"]
@@ -381,12 +405,14 @@ def test_the_connection_variables_are_those_of_the_default_conn_ids():
     from churnguard_airflow.notify import CONNECTION_VARIABLES
 
     cfg = AlertsConfig()
-    assert CONNECTION_VARIABLES == {"slack": f"AIRFLOW_CONN_{cfg.slack_conn_id.upper()}",
-                                    "smtp": f"AIRFLOW_CONN_{cfg.smtp_conn_id.upper()}"}
+    assert CONNECTION_VARIABLES == {
+        "slack": f"AIRFLOW_CONN_{cfg.slack_conn_id.upper()}",
+        "smtp": f"AIRFLOW_CONN_{cfg.smtp_conn_id.upper()}",
+    }
 
 
 # --- the DAG's callbacks and deadline --------------------------------------------------------------------
-TINY_DAG = '''
+TINY_DAG = """
 import pendulum
 from airflow.sdk import dag, task
 
@@ -404,7 +430,7 @@ def alerts_tiny():
 
 
 alerts_tiny()
-'''
+"""
 
 
 def both_channels(config_dir) -> None:
@@ -413,14 +439,16 @@ def both_channels(config_dir) -> None:
 
     path = config_dir / "monitoring.yaml"
     cfg = yaml.safe_load(path.read_text())
-    cfg["alerts"].update(channels=["slack", "smtp"], email_to=["oncall@example.test"],
-                         ui_url="http://airflow.example.test:8080")
+    cfg["alerts"].update(
+        channels=["slack", "smtp"], email_to=["oncall@example.test"], ui_url="http://airflow.example.test:8080"
+    )
     path.write_text(yaml.safe_dump(cfg))
 
 
 @pytest.mark.integration
 def test_a_failed_task_of_a_real_dag_run_is_one_critical_alert_by_mail_and_slack(
-        airflow_env, churnguard_home, config_dir, tmp_path, webhook, mail):
+    airflow_env, churnguard_home, config_dir, tmp_path, webhook, mail
+):
     """`airflow dags test` of a DAG whose task fails: its on_failure_callback records the alert in the
     churnguard store, and the mail and the Slack message arrive."""
     from churnguard.store import open_store
@@ -430,10 +458,14 @@ def test_a_failed_task_of_a_real_dag_run_is_one_critical_alert_by_mail_and_slack
     dags = tmp_path / "tiny-dags"
     dags.mkdir()
     (dags / "alerts_tiny.py").write_text(TINY_DAG)
-    env = with_home(airflow_env, churnguard_home, AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-                    CHURNGUARD_CONFIG_DIR=str(config_dir),
-                    AIRFLOW_CONN_CHURNGUARD_SLACK=slack_connection(webhook.url),
-                    AIRFLOW_CONN_CHURNGUARD_SMTP=smtp_connection(mail.port))
+    env = with_home(
+        airflow_env,
+        churnguard_home,
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        CHURNGUARD_CONFIG_DIR=str(config_dir),
+        AIRFLOW_CONN_CHURNGUARD_SLACK=slack_connection(webhook.url),
+        AIRFLOW_CONN_CHURNGUARD_SMTP=smtp_connection(mail.port),
+    )
 
     state, log = dag_test(env, "alerts_tiny", "2026-09-07")
 
@@ -447,7 +479,11 @@ def test_a_failed_task_of_a_real_dag_run_is_one_critical_alert_by_mail_and_slack
     assert "/dags/alerts_tiny/runs/" in text.splitlines()[-1] and "explode" in text.splitlines()[-1], text  # log
     (episode,) = alerts.episodes(open_store())
     assert (episode["first_ds"], episode["kind"], episode["severity"], episode["state"]) == (
-        "2026-09-07", "run_failed", "critical", "open")
+        "2026-09-07",
+        "run_failed",
+        "critical",
+        "open",
+    )
     assert [n["state"] for n in alerts.notifications(open_store())] == ["sent"]
     assert open_store().rows("alerts") == []  # the day's findings: a failed run found nothing
 
@@ -495,9 +531,16 @@ def run_context(**run) -> dict:
     """The context a deadline callback gets (built by the scheduler: the run as the REST API returns it)."""
     from datetime import UTC, datetime
 
-    dag_run = {"dag_run_id": "scheduled__2026-09-07T00:00:00+00:00", "dag_id": "churn_daily_monitoring",
-               "logical_date": "2026-09-07T00:00:00Z", "queued_at": "2026-09-08T00:00:05Z",
-               "run_type": "scheduled", "state": "running", "conf": {}, **run}
+    dag_run = {
+        "dag_run_id": "scheduled__2026-09-07T00:00:00+00:00",
+        "dag_id": "churn_daily_monitoring",
+        "logical_date": "2026-09-07T00:00:00Z",
+        "queued_at": "2026-09-08T00:00:05Z",
+        "run_type": "scheduled",
+        "state": "running",
+        "conf": {},
+        **run,
+    }
     return {"dag_run": dag_run, "deadline": {"id": "d1", "deadline_time": datetime(2026, 9, 8, 6, tzinfo=UTC)}}
 
 
@@ -525,8 +568,11 @@ def test_the_deadline_callback_alerts_a_late_run_once(store, channels, webhook, 
     assert text.startswith("INFO deadline cleared on 2026-09-07")
 
 
-@pytest.mark.parametrize("run", [{"state": "failed"}, {"state": "success"}, {"run_type": "backfill"}],
-                         ids=["failed", "succeeded", "backfill"])
+@pytest.mark.parametrize(
+    "run",
+    [{"state": "failed"}, {"state": "success"}, {"run_type": "backfill"}],
+    ids=["failed", "succeeded", "backfill"],
+)
 def test_the_deadline_raises_nothing_for_runs_not_late_in_running(run):
     from churnguard_airflow.notify import deadline_alert
 
@@ -534,7 +580,7 @@ def test_the_deadline_raises_nothing_for_runs_not_late_in_running(run):
     assert deadline_alert(run_context(conf={"batch_date": "2026-09-03"})).ds == "2026-09-03"
 
 
-DEADLINE_DAG = '''
+DEADLINE_DAG = """
 import pendulum
 from airflow.sdk import dag, task
 
@@ -551,12 +597,13 @@ def alerts_late():
 
 
 alerts_late()
-'''
+"""
 
 
 @pytest.mark.integration
 def test_a_run_unfinished_at_its_deadline_is_alerted_by_the_real_scheduler_and_triggerer(
-        airflow_env, churnguard_home, config_dir, tmp_path, webhook, mail):
+    airflow_env, churnguard_home, config_dir, tmp_path, webhook, mail
+):
     """The daily DAG's deadline (here 0.004 h, 14.4 s, after the run was queued) watched by a real `airflow
     scheduler` and its callback run by a real `airflow triggerer`: a run that has not finished (its DAG paused,
     so it never starts) is one critical alert in the store, on Slack and by mail, once its deadline passes."""
@@ -571,23 +618,36 @@ def test_a_run_unfinished_at_its_deadline_is_alerted_by_the_real_scheduler_and_t
     dags = tmp_path / "late-dags"
     dags.mkdir()
     (dags / "alerts_late.py").write_text(DEADLINE_DAG)
-    env = with_home(airflow_env, churnguard_home, AIRFLOW_HOME=str(tmp_path / "airflow-home"),
-                    AIRFLOW__CORE__DAGS_FOLDER=str(dags), CHURNGUARD_CONFIG_DIR=str(config_dir),
-                    AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
-                    AIRFLOW_CONN_CHURNGUARD_SLACK=slack_connection(webhook.url),
-                    AIRFLOW_CONN_CHURNGUARD_SMTP=smtp_connection(mail.port))
+    env = with_home(
+        airflow_env,
+        churnguard_home,
+        AIRFLOW_HOME=str(tmp_path / "airflow-home"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        CHURNGUARD_CONFIG_DIR=str(config_dir),
+        AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
+        AIRFLOW_CONN_CHURNGUARD_SLACK=slack_connection(webhook.url),
+        AIRFLOW_CONN_CHURNGUARD_SMTP=smtp_connection(mail.port),
+    )
     for args in (["db", "migrate"], ["dags", "reserialize"], ["dags", "pause", "alerts_late"]):
         done = run_airflow(env, *args)
         assert done.returncode == 0, done.stderr[-3000:]
     triggered = datetime.now(UTC)
-    done = run_airflow(env, "dags", "trigger", "alerts_late", "--logical-date", "2026-09-07T00:00:00+00:00",
-                       "--run-id", "manual__late")
+    done = run_airflow(
+        env, "dags", "trigger", "alerts_late", "--logical-date", "2026-09-07T00:00:00+00:00", "--run-id", "manual__late"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     logs = tmp_path / "logs"
     logs.mkdir()
-    services = [subprocess.Popen([str(BIN / "airflow"), *args], env=env, start_new_session=True,
-                                 stdout=(logs / f"{args[0]}.log").open("w"), stderr=subprocess.STDOUT)
-                for args in (["scheduler"], ["triggerer", "--skip-serve-logs"])]
+    services = [
+        subprocess.Popen(
+            [str(BIN / "airflow"), *args],
+            env=env,
+            start_new_session=True,
+            stdout=(logs / f"{args[0]}.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        for args in (["scheduler"], ["triggerer", "--skip-serve-logs"])
+    ]
     try:
         until = time.monotonic() + 180
         while not alerts.episodes(open_store()) and time.monotonic() < until:
@@ -602,7 +662,11 @@ def test_a_run_unfinished_at_its_deadline_is_alerted_by_the_real_scheduler_and_t
     assert datetime.now(UTC) >= triggered + timedelta(hours=0.004)
     ds = "2026-09-07"
     assert (episode["first_ds"], episode["kind"], episode["severity"], episode["state"]) == (
-        ds, "deadline", "critical", "open"), episode
+        ds,
+        "deadline",
+        "critical",
+        "open",
+    ), episode
     (text,) = webhook.texts()
     assert text.startswith(f"CRITICAL deadline opened on {ds}")
     assert f"the run manual__late of {ds} has not finished by" in text and "(queued 2026-12-" in text

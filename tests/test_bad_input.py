@@ -23,9 +23,12 @@ BAD, NEXT = "2026-09-08", "2026-09-09"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> SavedWorld:
     """A champion and 10 simulated days, 7 of them monitored, restored at the same path for every test."""
-    world = SavedWorld(tmp_path_factory.mktemp("bad-input"), ("bootstrap", "--seed", "0"),
-                       ("simulate", "--start", "2026-09-01", "--days", "10", "--rows-per-day", "300", "--seed", "1"),
-                       ("run-days", "--start", "2026-09-01", "--end", "2026-09-07"))
+    world = SavedWorld(
+        tmp_path_factory.mktemp("bad-input"),
+        ("bootstrap", "--seed", "0"),
+        ("simulate", "--start", "2026-09-01", "--days", "10", "--rows-per-day", "300", "--seed", "1"),
+        ("run-days", "--start", "2026-09-01", "--end", "2026-09-07"),
+    )
     world.save()
     return world
 
@@ -126,15 +129,28 @@ def _config_copy(world, tmp_path: Path, edit) -> dict:
     return {**world.env, "CHURNGUARD_CONFIG_DIR": str(configs)}
 
 
-@pytest.mark.parametrize(("edit", "line"), [
-    (lambda t: t.replace("  risk_warn: 0.5", "  risk_warn: 0.5\n  risk_wran: 0.4"), "unknown key 'decision.risk_wran'"),
-    (lambda t: t.replace("risk_warn: 0.5", "risk_warn: 0.9"),
-     "decision.risk_warn (0.9) must be below decision.risk_retrain (0.8)"),
-    (lambda t: t.replace("margin_over_champion: 0.0", "margin_over_champion: -0.1"),
-     "key 'retrain.margin_over_champion': Input should be greater than or equal to 0"),
-    (lambda t: t.replace("window_days: 28", "window_days: 3"),
-     "retrain.window_days (3) must be at least retrain.holdout_days (5)"),
-], ids=["unknown_key", "warn_above_retrain", "negative_margin", "window_below_holdout"])
+@pytest.mark.parametrize(
+    ("edit", "line"),
+    [
+        (
+            lambda t: t.replace("  risk_warn: 0.5", "  risk_warn: 0.5\n  risk_wran: 0.4"),
+            "unknown key 'decision.risk_wran'",
+        ),
+        (
+            lambda t: t.replace("risk_warn: 0.5", "risk_warn: 0.9"),
+            "decision.risk_warn (0.9) must be below decision.risk_retrain (0.8)",
+        ),
+        (
+            lambda t: t.replace("margin_over_champion: 0.0", "margin_over_champion: -0.1"),
+            "key 'retrain.margin_over_champion': Input should be greater than or equal to 0",
+        ),
+        (
+            lambda t: t.replace("window_days: 28", "window_days: 3"),
+            "retrain.window_days (3) must be at least retrain.holdout_days (5)",
+        ),
+    ],
+    ids=["unknown_key", "warn_above_retrain", "negative_margin", "window_below_holdout"],
+)
 def test_a_bad_monitoring_config_is_one_line_before_anything_is_written(world, tmp_path, edit, line):
     data = world.restore()
     before = sorted(p.relative_to(data) for p in data.rglob("*"))
@@ -149,10 +165,17 @@ def test_a_bad_monitoring_config_is_one_line_before_anything_is_written(world, t
     assert store_rows(world.home, "daily_runs", BAD) == []
 
 
-@pytest.mark.parametrize(("args", "line"), [
-    (("--start", "2026-09-09", "--end", "2026-09-08"), "empty range: --end 2026-09-08 is before --start 2026-09-09"),
-    (("--start", "2999-01-01"), "2999-01-01 is in the future"),
-], ids=["reversed", "future"])
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ("--start", "2026-09-09", "--end", "2026-09-08"),
+            "empty range: --end 2026-09-08 is before --start 2026-09-09",
+        ),
+        (("--start", "2999-01-01"), "2999-01-01 is in the future"),
+    ],
+    ids=["reversed", "future"],
+)
 def test_a_reversed_or_future_range_is_one_line_with_exit_2(world, args, line):
     proc = churnguard_cli(world.env, "run-days", *args)
     assert proc.returncode == 2
@@ -185,14 +208,17 @@ def test_bad_label_values_are_quarantined_and_never_counted_as_no_churn(world):
     assert measured == 0
 
 
-def test_a_bad_monitoring_config_is_an_import_error_of_the_dag_naming_the_file_and_rule(world, airflow_env,
-                                                                                        tmp_path):
+def test_a_bad_monitoring_config_is_an_import_error_of_the_dag_naming_the_file_and_rule(world, airflow_env, tmp_path):
     data = world.restore()
     before = sorted(p.relative_to(data) for p in data.rglob("*"))
     configs = _config_copy(world, tmp_path, lambda t: t.replace("risk_warn: 0.5", "risk_warn: 0.9"))
     # its own metadata DB: the import error it records must not reach the other tests' DAG integrity checks
-    env = with_home(airflow_env, world.home, CHURNGUARD_CONFIG_DIR=configs["CHURNGUARD_CONFIG_DIR"],
-                    AIRFLOW_HOME=str(tmp_path / "airflow"))
+    env = with_home(
+        airflow_env,
+        world.home,
+        CHURNGUARD_CONFIG_DIR=configs["CHURNGUARD_CONFIG_DIR"],
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+    )
     assert run_airflow(env, "db", "migrate").returncode == 0
 
     listed = run_airflow(env, "dags", "list-import-errors", "--local", "-o", "json")  # exit 1: there are errors

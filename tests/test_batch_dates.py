@@ -28,10 +28,13 @@ def stack_home(churnguard_home, tmp_path, monkeypatch):
     SQLite the api-server waited out the scheduler's write lock and a trigger timed out); every service started
     is stopped and the database dropped afterwards."""
     databases = native.create_databases(f"dates{os.getpid()}", ("airflow",))
-    for key, value in {"AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-                       "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-                       "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                       "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": native.pg_url(databases["airflow"])}.items():
+    for key, value in {
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": native.pg_url(databases["airflow"]),
+    }.items():
         monkeypatch.setenv(key, value)
     try:
         yield churnguard_home
@@ -71,8 +74,9 @@ def test_every_way_of_naming_a_date_processes_that_days_batch(stack_home, config
 
     stack = start(backfill=(DAG, "2026-09-01", "2026-09-01"), with_mlflow=False)
     api = Api(stack)
-    subprocess.run([str(BIN / "airflow"), "dags", "unpause", DAG], env={**env, **stack["env"]}, check=True,
-                   capture_output=True)  # the backfill, then the schedule after it: 09-02 and 09-03, its last day
+    subprocess.run(
+        [str(BIN / "airflow"), "dags", "unpause", DAG], env={**env, **stack["env"]}, check=True, capture_output=True
+    )  # the backfill, then the schedule after it: 09-02 and 09-03, its last day
     api.call("POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": "2026-09-04T00:00:00Z", "conf": {}})
     now = datetime.now(UTC).isoformat()  # the UI's default logical date, long after the schedule's last day
     api.call("POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": now, "conf": {"batch_date": "2026-09-05"}})
@@ -80,9 +84,15 @@ def test_every_way_of_naming_a_date_processes_that_days_batch(stack_home, config
 
     runs = finished_runs(api, expected=7)
     by_kind = {(r["run_type"], (r["logical_date"] or "none")[:10]): r for r in runs}
-    assert set(by_kind) == {("backfill", "2026-09-01"), ("scheduled", "2026-09-02"), ("scheduled", "2026-09-03"),
-                            ("manual", "2026-09-04"), ("manual", now[:10]), ("manual", "none"),
-                            ("manual", "2026-09-06")}, list(by_kind)
+    assert set(by_kind) == {
+        ("backfill", "2026-09-01"),
+        ("scheduled", "2026-09-02"),
+        ("scheduled", "2026-09-03"),
+        ("manual", "2026-09-04"),
+        ("manual", now[:10]),
+        ("manual", "none"),
+        ("manual", "2026-09-06"),
+    }, list(by_kind)
     for key, run in by_kind.items():
         states = task_states(api, run)
         assert states, f"{key}: a run without task instances"
@@ -105,8 +115,11 @@ def test_every_way_of_naming_a_date_processes_that_days_batch(stack_home, config
 
     # (the manual 09-04 run is left out: it may start before the scheduler has created the 09-03 run, and a
     # run can only wait for runs that exist)
-    chain = [by_kind[("backfill", "2026-09-01")], by_kind[("scheduled", "2026-09-02")],
-             by_kind[("scheduled", "2026-09-03")]]
+    chain = [
+        by_kind[("backfill", "2026-09-01")],
+        by_kind[("scheduled", "2026-09-02")],
+        by_kind[("scheduled", "2026-09-03")],
+    ]
     for before, after in pairwise(chain):
         assert started(after, "validate") >= moment(before["end_date"]), (before["dag_run_id"], after["dag_run_id"])
 
@@ -122,15 +135,25 @@ def test_a_fresh_deployment_fails_its_catch_up_runs_without_waiting_for_batches(
     stack = start(with_mlflow=False)
     api = Api(stack)
     started = time.monotonic()
-    subprocess.run([str(BIN / "airflow"), "dags", "unpause", DAG], env={**os.environ, **stack["env"]},
-                   check=True, capture_output=True)
-    overdue = [today - timedelta(days=k) for k in (3, 2, 1)
-               if datetime.now(UTC) - datetime.combine(today - timedelta(days=k - 1), datetime.min.time(), UTC)
-               > timedelta(hours=2)]
+    subprocess.run(
+        [str(BIN / "airflow"), "dags", "unpause", DAG],
+        env={**os.environ, **stack["env"]},
+        check=True,
+        capture_output=True,
+    )
+    overdue = [
+        today - timedelta(days=k)
+        for k in (3, 2, 1)
+        if datetime.now(UTC) - datetime.combine(today - timedelta(days=k - 1), datetime.min.time(), UTC)
+        > timedelta(hours=2)
+    ]
     deadline, runs = time.monotonic() + 300, []
     while time.monotonic() < deadline:
-        runs = [r for r in api.get(f"/api/v2/dags/{DAG}/dagRuns?limit=100")["dag_runs"]
-                if date.fromisoformat(r["logical_date"][:10]) in overdue]
+        runs = [
+            r
+            for r in api.get(f"/api/v2/dags/{DAG}/dagRuns?limit=100")["dag_runs"]
+            if date.fromisoformat(r["logical_date"][:10]) in overdue
+        ]
         if len(runs) == len(overdue) and all(r["state"] in FINISHED for r in runs):
             break
         time.sleep(2)

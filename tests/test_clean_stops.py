@@ -25,8 +25,14 @@ GRACE_S = 30  # after the stopped script has exited, what it started must be gon
 
 
 def airflow_env(home: Path, **extra: str) -> dict[str, str]:
-    return {**home_env(home), "AIRFLOW_HOME": str(home / "airflow"), "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", **extra}
+    return {
+        **home_env(home),
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        **extra,
+    }
 
 
 def process_tree(pid: int) -> dict[int, int]:
@@ -97,8 +103,15 @@ class Started:
     def __call__(self, args: list[str], env: dict[str, str], name: str) -> tuple[subprocess.Popen, Path]:
         log = self.tmp_path / f"{name}.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                args,
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.procs.append(proc)
         return proc, log
 
@@ -125,8 +138,12 @@ class Started:
         for proc in self.procs:
             proc.wait()
         for stack_json in self.tmp_path.rglob("run/stack.json"):  # its databases and Redis database
-            subprocess.run([str(BIN / "python"), str(ROOT / "scripts" / "stack.py"), "down"],
-                           env=airflow_env(stack_json.parents[1]), capture_output=True, timeout=120)
+            subprocess.run(
+                [str(BIN / "python"), str(ROOT / "scripts" / "stack.py"), "down"],
+                env=airflow_env(stack_json.parents[1]),
+                capture_output=True,
+                timeout=120,
+            )
 
 
 @pytest.fixture
@@ -138,8 +155,13 @@ def started(tmp_path) -> Iterator[Started]:
         start.kill_all()
 
 
-def assert_all_gone(proc: subprocess.Popen, log: Path, pids: set[int], groups: set[int], exits_within: float = 180,
-                    ) -> None:
+def assert_all_gone(
+    proc: subprocess.Popen,
+    log: Path,
+    pids: set[int],
+    groups: set[int],
+    exits_within: float = 180,
+) -> None:
     """``proc`` exits (its own teardown first: services stopped, databases dropped) within ``exits_within`` seconds,
     then none of ``pids`` and nothing in ``groups`` is left running after :data:`GRACE_S` more."""
     try:
@@ -172,11 +194,12 @@ with clean_stop.on_signals():
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("signum", "then_group"), [(signal.SIGTERM, False), (signal.SIGTERM, True),
-                                                    (signal.SIGINT, False)],
-                         ids=["SIGTERM", "SIGTERM-then-its-group-as-timeout-sends-it", "SIGINT"])
-def test_a_stopped_script_runs_its_teardown_and_ends_the_process_groups_below_it(started, tmp_path, signum,
-                                                                                 then_group):
+@pytest.mark.parametrize(
+    ("signum", "then_group"),
+    [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGINT, False)],
+    ids=["SIGTERM", "SIGTERM-then-its-group-as-timeout-sends-it", "SIGINT"],
+)
+def test_a_stopped_script_runs_its_teardown_and_ends_the_process_groups_below_it(started, tmp_path, signum, then_group):
     marker = tmp_path / "teardown"
     script = tmp_path / "script.py"
     script.write_text(SCRIPT.format(scripts=str(ROOT / "scripts"), marker=str(marker)))
@@ -196,8 +219,7 @@ def test_sigterm_while_stack_up_starts_the_stack_leaves_none_of_its_processes_or
     from sqlalchemy import create_engine, text
 
     home = tmp_path / "home"
-    proc, log = started([str(BIN / "python"), str(ROOT / "scripts" / "stack.py"), "up"], airflow_env(home),
-                        "stack-up")
+    proc, log = started([str(BIN / "python"), str(ROOT / "scripts" / "stack.py"), "up"], airflow_env(home), "stack-up")
     wait_until(lambda: (home / "run" / "worker-2.pid").exists(), proc, log)  # every server spawned, none waited for
     databases = json.loads((home / "run" / "stack.json").read_text())["databases"]
 
@@ -207,8 +229,11 @@ def test_sigterm_while_stack_up_starts_the_stack_leaves_none_of_its_processes_or
     assert proc.returncode == 143, log.read_text()[-3000:]
     admin = create_engine(native.pg_url("postgres"))
     with admin.connect() as conn:
-        left = conn.execute(text("SELECT datname FROM pg_database WHERE datname = ANY(:names)"),
-                            {"names": databases}).scalars().all()
+        left = (
+            conn.execute(text("SELECT datname FROM pg_database WHERE datname = ANY(:names)"), {"names": databases})
+            .scalars()
+            .all()
+        )
     admin.dispose()
     assert not left and not (home / "run" / "stack.json").exists()
 
@@ -218,8 +243,11 @@ def test_sigterm_to_the_scale_benchmark_on_its_running_stack_leaves_none_of_its_
     # the issue's case: LocalExecutor on the native stack (PostgreSQL, SeaweedFS, MLflow), stopped as `timeout` does
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    proc, log = started([str(BIN / "python"), str(ROOT / "benchmarks" / "scale_bench.py"), "--days", "1",
-                         "--skip-big"], airflow_env(tmp_path / "unused", TMPDIR=str(scratch)), "scale-bench")
+    proc, log = started(
+        [str(BIN / "python"), str(ROOT / "benchmarks" / "scale_bench.py"), "--days", "1", "--skip-big"],
+        airflow_env(tmp_path / "unused", TMPDIR=str(scratch)),
+        "scale-bench",
+    )
 
     def stack_is_up() -> bool:
         try:
@@ -240,8 +268,9 @@ def test_sigterm_to_the_scale_benchmark_on_its_running_stack_leaves_none_of_its_
 @pytest.mark.integration
 def test_sigint_while_airflow_stack_starts_the_demo_services_leaves_none_of_them(started, tmp_path):
     home = tmp_path / "home"
-    proc, log = started([str(BIN / "python"), str(ROOT / "scripts" / "airflow_stack.py"), "start"],
-                        airflow_env(home), "airflow-stack")
+    proc, log = started(
+        [str(BIN / "python"), str(ROOT / "scripts" / "airflow_stack.py"), "start"], airflow_env(home), "airflow-stack"
+    )
     wait_until(lambda: (home / "run" / "triggerer.pid").exists(), proc, log)
 
     pids, groups = started.signal(proc, signal.SIGINT)

@@ -28,8 +28,23 @@ BIN = Path(sys.executable).parent
 
 def test_simulate_writes_partitions_and_prints_the_summary(tmp_path, capsys):
     root = tmp_path / "data"
-    code = main(["simulate", "--start", "2026-02-01", "--days", "3", "--scenario", "sudden",
-                 "--onset", "2026-02-02", "--rows-per-day", "20", "--data-url", root.as_uri()])
+    code = main(
+        [
+            "simulate",
+            "--start",
+            "2026-02-01",
+            "--days",
+            "3",
+            "--scenario",
+            "sudden",
+            "--onset",
+            "2026-02-02",
+            "--rows-per-day",
+            "20",
+            "--data-url",
+            root.as_uri(),
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["days"] == 3 and summary["scenario"] == "sudden" and summary["onset"] == "2026-02-02"
@@ -38,8 +53,11 @@ def test_simulate_writes_partitions_and_prints_the_summary(tmp_path, capsys):
 
 @pytest.mark.integration
 def test_bad_scenario_is_one_line_on_stderr_with_exit_2():
-    proc = subprocess.run([str(BIN / "churnguard"), "simulate", "--start", "2026-02-01", "--days", "1",
-                           "--scenario", "meteor"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(BIN / "churnguard"), "simulate", "--start", "2026-02-01", "--days", "1", "--scenario", "meteor"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "scenario 'meteor': unknown family" in proc.stderr
@@ -70,8 +88,12 @@ COMMANDS = ["simulate", "bootstrap", "run-days", "status", "timeline", "drift", 
 @pytest.mark.integration
 @pytest.mark.parametrize("command", ["", *COMMANDS])
 def test_help_is_plain_text_that_fits_a_terminal(command):
-    proc = subprocess.run([str(BIN / "churnguard"), *filter(None, [command]), "--help"], capture_output=True,
-                          text=True, env={**os.environ, "COLUMNS": "80"})
+    proc = subprocess.run(
+        [str(BIN / "churnguard"), *filter(None, [command]), "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "80"},
+    )
     assert proc.returncode == 0 and proc.stderr == ""
     assert not re.search(r"\x1b\[|``|:(func|class|mod|meth|data):|\*\*", proc.stdout)
     assert max(len(line) for line in proc.stdout.splitlines()) <= 80
@@ -92,8 +114,9 @@ def test_every_command_and_option_is_explained_in_its_help():
         assert [a.dest for a in parser._actions if not a.help] == [], name
 
 
-@pytest.mark.parametrize("command, codes", [("", "exit codes:\n  0"), ("drift", "exit codes:\n  0"),
-                                            ("validate", "exit codes:\n  0")])
+@pytest.mark.parametrize(
+    "command, codes", [("", "exit codes:\n  0"), ("drift", "exit codes:\n  0"), ("validate", "exit codes:\n  0")]
+)
 def test_exit_codes_are_documented_in_the_help(command, codes, capsys):
     with contextlib.suppress(SystemExit):
         main([*filter(None, [command]), "--help"])
@@ -105,8 +128,26 @@ def test_exit_codes_are_documented_in_the_help(command, codes, capsys):
 def drifted_day(tmp_path) -> tuple[Path, Path]:
     """A reference profile JSON and the landing partition folder of one day with a strong sudden shift."""
     root = tmp_path / "data"
-    assert main(["simulate", "--start", "2026-02-01", "--days", "1", "--scenario", "sudden", "--intensity", "3",
-                 "--rows-per-day", "300", "--data-url", root.as_uri()]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--start",
+                "2026-02-01",
+                "--days",
+                "1",
+                "--scenario",
+                "sudden",
+                "--intensity",
+                "3",
+                "--rows-per-day",
+                "300",
+                "--data-url",
+                root.as_uri(),
+            ]
+        )
+        == 0
+    )
     cfg = load_dataset_config()
     profile = tmp_path / "profile.json"
     profile.write_text(fit_profile(split_reference(load_reference(cfg), cfg).train, cfg).to_json())
@@ -121,9 +162,13 @@ def test_drift_of_a_partition_folder_is_the_drift_of_its_files(drifted_day, caps
     of_folder = json.loads(capsys.readouterr().out)
     assert main(["drift", str(profile), str(part), "--json"]) == 0
     of_file = json.loads(capsys.readouterr().out)
+
     def verdict(report: dict) -> dict:  # a file is streamed by row groups, so distance estimates differ a bit
-        return {"severity": report["severity"], "n_rows": report["n_rows"],
-                "features": {n: (f["severity"], f["psi"]) for n, f in report["features"].items()}}
+        return {
+            "severity": report["severity"],
+            "n_rows": report["n_rows"],
+            "features": {n: (f["severity"], f["psi"]) for n, f in report["features"].items()},
+        }
 
     assert of_folder["n_rows"] == 300 and of_folder["severity"] == "critical"
     assert verdict(of_folder) == verdict(of_file)
@@ -139,8 +184,10 @@ def test_drift_fails_only_at_or_above_the_fail_on_level(drifted_day, capsys, fai
 
 def test_a_stable_batch_passes_fail_on_moderate(tmp_path, capsys):
     root = tmp_path / "data"
-    assert main(["simulate", "--start", "2026-02-01", "--days", "1", "--rows-per-day", "300",
-                 "--data-url", root.as_uri()]) == 0
+    assert (
+        main(["simulate", "--start", "2026-02-01", "--days", "1", "--rows-per-day", "300", "--data-url", root.as_uri()])
+        == 0
+    )
     cfg = load_dataset_config()
     profile = tmp_path / "profile.json"
     profile.write_text(fit_profile(split_reference(load_reference(cfg), cfg).train, cfg).to_json())
@@ -149,8 +196,9 @@ def test_a_stable_batch_passes_fail_on_moderate(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("severity stable:")
 
 
-@pytest.mark.parametrize("make, reason", [(lambda d: None, "no such file"),
-                                          (lambda d: d.mkdir(), "no parquet files in this folder")])
+@pytest.mark.parametrize(
+    "make, reason", [(lambda d: None, "no such file"), (lambda d: d.mkdir(), "no parquet files in this folder")]
+)
 def test_a_missing_or_empty_folder_is_one_line_with_exit_2(drifted_day, capsys, make, reason):
     profile, folder = drifted_day
     other = folder.parent / "ds=2026-02-09"
@@ -169,8 +217,9 @@ def test_validate_checks_against_the_champions_profile_as_the_dag_does(tmp_path,
 
     before = churnguard_cli(env, "validate", batch)  # nothing bootstrapped yet: the reference train split
     assert before.returncode in (0, 1), before.stderr[-2000:]
-    assert ("churnguard validate: no churn-model@champion registered: checking against the reference train "
-            "split") in before.stderr.splitlines()
+    assert (
+        "churnguard validate: no churn-model@champion registered: checking against the reference train split"
+    ) in before.stderr.splitlines()
 
     boot = churnguard_cli(env, "bootstrap")
     assert boot.returncode == 0, boot.stderr[-2000:]
@@ -184,16 +233,26 @@ def test_validate_checks_against_the_champions_profile_as_the_dag_does(tmp_path,
 @pytest.mark.integration
 def test_validate_with_the_registry_down_is_one_line_with_exit_3(churnguard_home):
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    proc = churnguard_cli({**home_env(churnguard_home), "MLFLOW_TRACKING_URI": closed}, "validate",
-                          str(churnguard_home / "no-batch-needed"))
+    proc = churnguard_cli(
+        {**home_env(churnguard_home), "MLFLOW_TRACKING_URI": closed},
+        "validate",
+        str(churnguard_home / "no-batch-needed"),
+    )
     assert proc.returncode == 3
     (line,) = [line for line in proc.stderr.splitlines() if line.startswith("churnguard validate:")]
     assert line.startswith(f"churnguard validate: MLflow at {closed} failed") and "Traceback" not in proc.stderr
 
 
 # --- status: the last decision and the failure model -------------------------------------------------------
-SMALL_TRAJECTORIES = {"days": 30, "rows_per_day": 300, "onset_min": 15, "onset_max": 17, "intensity_min": 1.0,
-                      "intensity_max": 3.0, "warmup_days": 14}
+SMALL_TRAJECTORIES = {
+    "days": 30,
+    "rows_per_day": 300,
+    "onset_min": 15,
+    "onset_max": 17,
+    "intensity_min": 1.0,
+    "intensity_max": 3.0,
+    "warmup_days": 14,
+}
 
 
 def test_status_says_when_nothing_is_monitored_or_registered_yet(capsys):
@@ -216,19 +275,38 @@ def test_status_shows_the_last_decision_and_the_failure_model(config_dir, capsys
     from churnguard.failure_training import train_all
 
     train_all(count=18, horizon=5)
-    open_store().upsert("daily_runs", [  # what publish records for two monitored days
-        {"ds": "2026-09-02", "dataset": "telco", "decision": "retrain", "drift_severity": "critical",
-         "failure_risk": 0.613, "reasons": ["critical drift (share drifted 0.05, top monthly_charges)"]},
-        {"ds": "2026-09-01", "dataset": "telco", "decision": "healthy", "drift_severity": "stable",
-         "failure_risk": 0.02, "reasons": []},
-    ])
+    open_store().upsert(
+        "daily_runs",
+        [  # what publish records for two monitored days
+            {
+                "ds": "2026-09-02",
+                "dataset": "telco",
+                "decision": "retrain",
+                "drift_severity": "critical",
+                "failure_risk": 0.613,
+                "reasons": ["critical drift (share drifted 0.05, top monthly_charges)"],
+            },
+            {
+                "ds": "2026-09-01",
+                "dataset": "telco",
+                "decision": "healthy",
+                "drift_severity": "stable",
+                "failure_risk": 0.02,
+                "reasons": [],
+            },
+        ],
+    )
     capsys.readouterr()
 
     assert main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert status["last_decision"] == {"ds": "2026-09-02", "decision": "retrain", "drift_severity": "critical",
-                                       "failure_risk": 0.613,
-                                       "reasons": ["critical drift (share drifted 0.05, top monthly_charges)"]}
+    assert status["last_decision"] == {
+        "ds": "2026-09-02",
+        "decision": "retrain",
+        "drift_severity": "critical",
+        "failure_risk": 0.613,
+        "reasons": ["critical drift (share drifted 0.05, top monthly_charges)"],
+    }
     failure_model = status["failure_model"]
     assert failure_model["name"] == "failure-model" and failure_model["version"] == 1
     assert failure_model["kind"] in ("logistic", "xgboost") and 0 < failure_model["threshold"] < 1
@@ -236,7 +314,9 @@ def test_status_shows_the_last_decision_and_the_failure_model(config_dir, capsys
 
     assert main(["status"]) == 0
     out = capsys.readouterr().out
-    assert ("last decision: 2026-09-02 retrain (drift critical, failure risk 0.61): critical drift (share "
-            "drifted 0.05, top monthly_charges)") in out.splitlines()
+    assert (
+        "last decision: 2026-09-02 retrain (drift critical, failure risk 0.61): critical drift (share "
+        "drifted 0.05, top monthly_charges)"
+    ) in out.splitlines()
     assert f"failure model: failure-model @champion v1 (run {failure_model['run_id']}) {failure_model['kind']}" in out
     assert f"auroc={failure_model['auroc']}" in out

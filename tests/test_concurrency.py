@@ -44,8 +44,16 @@ else:
 
 def race(tmp_path: Path, action: str, args: list[str]) -> list[dict]:
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", RACER, str(go), action, arg], env=dict(os.environ),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for arg in args]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(go), action, arg],
+            env=dict(os.environ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for arg in args
+    ]
     try:
         go.touch()
         outs = [p.communicate(timeout=180) for p in procs]
@@ -74,7 +82,8 @@ def test_four_runs_promoting_at_once_promote_exactly_once(tmp_path):
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_overlapping_runs_of_different_dates_write_the_store_without_losing_or_duplicating_rows(
-        backend, tmp_path, monkeypatch, request):
+    backend, tmp_path, monkeypatch, request
+):
     if backend == "postgresql":
         monkeypatch.setenv("CHURNGUARD_DB_URL", request.getfixturevalue("postgres_url"))
         get_settings.cache_clear()
@@ -87,17 +96,21 @@ def test_overlapping_runs_of_different_dates_write_the_store_without_losing_or_d
     assert {r["rows"] for r in rows} == {19}
 
 
-
-DAY_SUMMARY = {"decision": "healthy", "rows": 10, "failure_risk": {},
-               "drift": {"severity": "stable", "drift_share": 0.0, "weighted_drift": 0.0}}
+DAY_SUMMARY = {
+    "decision": "healthy",
+    "rows": 10,
+    "failure_risk": {},
+    "drift": {"severity": "stable", "drift_share": 0.0, "weighted_drift": 0.0},
+}
 
 
 def _daily_runs(ds: str) -> list:
     import mlflow
 
     registry.configure_mlflow()
-    return mlflow.search_runs(filter_string=f"tags.`churnguard.ds` = '{ds}' and tags.`churnguard.kind` = 'daily'",
-                              output_format="list")
+    return mlflow.search_runs(
+        filter_string=f"tags.`churnguard.ds` = '{ds}' and tags.`churnguard.kind` = 'daily'", output_format="list"
+    )
 
 
 def test_four_runs_of_one_date_publishing_at_once_share_one_daily_mlflow_run(tmp_path):
@@ -121,8 +134,10 @@ def test_a_daily_mlflow_run_left_running_by_a_killed_process_is_closed_by_the_ne
     storage = open_storage()
     for ds in ("2026-09-10", "2026-09-11"):
         storage.write_bytes(f"reports/ds={ds}/drift.json", b"{}")
-    orphan = registry.client().create_run(registry.configure_mlflow(),  # what a SIGKILL inside the run leaves
-                                          tags={"churnguard.ds": "2026-09-10", "churnguard.kind": "daily"})
+    orphan = registry.client().create_run(
+        registry.configure_mlflow(),  # what a SIGKILL inside the run leaves
+        tags={"churnguard.ds": "2026-09-10", "churnguard.kind": "daily"},
+    )
     assert registry.client().get_run(orphan.info.run_id).info.status == "RUNNING"
 
     _log_day_run(day_context("2026-09-11"), DAY_SUMMARY)

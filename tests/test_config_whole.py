@@ -43,8 +43,10 @@ def test_a_dataset_typo_in_missing_optional_names_file_key_and_the_known_dataset
     edit(config_dir / "validation.yaml", TELCO_OPTIONAL, "    telcoo: [total_charges]")
     with pytest.raises(ConfigError) as err:
         load_validation_config()
-    assert str(err.value) == (f"{config_dir}/validation.yaml: missing.optional.telcoo: no dataset config named "
-                              "'telcoo' (known: mlc_churn, telco)")
+    assert str(err.value) == (
+        f"{config_dir}/validation.yaml: missing.optional.telcoo: no dataset config named "
+        "'telcoo' (known: mlc_churn, telco)"
+    )
 
 
 def test_an_unknown_optional_feature_is_refused_at_load_naming_file_key_and_the_features(config_dir):
@@ -52,15 +54,20 @@ def test_an_unknown_optional_feature_is_refused_at_load_naming_file_key_and_the_
     with pytest.raises(ConfigError) as err:
         load_validation_config()
     message = str(err.value)
-    assert message.startswith(f"{config_dir}/validation.yaml: missing.optional.telco: unknown feature 'foo' "
-                              "(features: tenure, monthly_charges, total_charges, ")
+    assert message.startswith(
+        f"{config_dir}/validation.yaml: missing.optional.telco: unknown feature 'foo' "
+        "(features: tenure, monthly_charges, total_charges, "
+    )
     assert "\n" not in message
 
 
 def test_optional_features_of_another_dataset_are_checked_against_its_own_config(config_dir):
     edit(config_dir / "validation.yaml", TELCO_OPTIONAL, f"{TELCO_OPTIONAL}\n    mlc_churn: [total_charges]")
-    with pytest.raises(ConfigError, match=r"missing\.optional\.mlc_churn: unknown feature 'total_charges' "
-                                          r"\(features: account_length, "):
+    with pytest.raises(
+        ConfigError,
+        match=r"missing\.optional\.mlc_churn: unknown feature 'total_charges' "
+        r"\(features: account_length, ",
+    ):
         load_validation_config()
     edit(config_dir / "validation.yaml", "mlc_churn: [total_charges]", "mlc_churn: [total_day_minutes]")
     assert load_validation_config().missing.optional["mlc_churn"] == ["total_day_minutes"]
@@ -83,8 +90,10 @@ def test_without_any_dataset_config_the_error_says_there_is_none(config_dir):
     shutil.rmtree(config_dir / "datasets")
     with pytest.raises(ConfigError) as err:
         load_dataset_config("telco")
-    assert str(err.value) == (f"{config_dir}/datasets/telco.yaml: no dataset config named 'telco' "
-                              f"(no dataset configs in {config_dir}/datasets)")
+    assert str(err.value) == (
+        f"{config_dir}/datasets/telco.yaml: no dataset config named 'telco' "
+        f"(no dataset configs in {config_dir}/datasets)"
+    )
 
 
 def _maps(model: type[BaseModel], prefix: str = "") -> set[str]:
@@ -101,8 +110,14 @@ def _maps(model: type[BaseModel], prefix: str = "") -> set[str]:
 
 def test_every_map_in_the_configs_is_keyed_by_something_checked_at_load():
     """A new map keyed by dataset name must be checked like ``missing.optional`` (then listed here)."""
-    models = {"validation": ValidationConfig, "monitoring": MonitoringConfig, "drift": DriftConfig,
-              "model": ModelConfig, "failure": FailureConfig, "dataset": DatasetConfig}
+    models = {
+        "validation": ValidationConfig,
+        "monitoring": MonitoringConfig,
+        "drift": DriftConfig,
+        "model": ModelConfig,
+        "failure": FailureConfig,
+        "dataset": DatasetConfig,
+    }
     maps = {f"{file}: {key}" for file, model in models.items() for key in _maps(model)}
     assert maps == {
         "validation: missing.optional",  # dataset name -> features: check_features_by_dataset
@@ -111,16 +126,32 @@ def test_every_map_in_the_configs_is_keyed_by_something_checked_at_load():
     }
 
 
-@pytest.mark.parametrize(("old", "new", "line"), [
-    ("sudden: {column: monthly_charges", "sudden: {column: contract",
-     "scenarios.sudden.column: 'contract' is a categorical column; the scenario shifts a numeric column"),
-    ("gradual: {columns: [monthly_charges, tenure]", "gradual: {columns: [monthly_charges, tenur]",
-     "scenarios.gradual.columns: 'tenur' is not a feature; the scenario shifts a numeric column"),
-    ("new_category: {column: payment_method", "new_category: {column: tenure",
-     "scenarios.new_category.column: 'tenure' is a numeric column; a new category needs a categorical column"),
-    ("concept: {segment: {contract: Two year}", "concept: {segment: {contrct: Two year}",
-     "scenarios.concept.segment: 'contrct' is not a feature"),
-], ids=["sudden_categorical", "gradual_typo", "new_category_numeric", "concept_typo"])
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        (
+            "sudden: {column: monthly_charges",
+            "sudden: {column: contract",
+            "scenarios.sudden.column: 'contract' is a categorical column; the scenario shifts a numeric column",
+        ),
+        (
+            "gradual: {columns: [monthly_charges, tenure]",
+            "gradual: {columns: [monthly_charges, tenur]",
+            "scenarios.gradual.columns: 'tenur' is not a feature; the scenario shifts a numeric column",
+        ),
+        (
+            "new_category: {column: payment_method",
+            "new_category: {column: tenure",
+            "scenarios.new_category.column: 'tenure' is a numeric column; a new category needs a categorical column",
+        ),
+        (
+            "concept: {segment: {contract: Two year}",
+            "concept: {segment: {contrct: Two year}",
+            "scenarios.concept.segment: 'contrct' is not a feature",
+        ),
+    ],
+    ids=["sudden_categorical", "gradual_typo", "new_category_numeric", "concept_typo"],
+)
 def test_scenario_columns_must_be_features_of_the_kind_the_scenario_changes(config_dir, old, new, line):
     edit(config_dir / "datasets" / "telco.yaml", old, new)
     with pytest.raises(ConfigError) as err:
@@ -129,18 +160,32 @@ def test_scenario_columns_must_be_features_of_the_kind_the_scenario_changes(conf
 
 
 # --- model hyperparameters ---------------------------------------------------------------------------------------
-XGB_REFUSES = [("reg_lambda", -1), ("min_child_weight", -1), ("learning_rate", -0.1), ("max_depth", -1),
-               ("subsample", 1.5), ("colsample_bytree", 1.5)]
-LEARNS_NOTHING = [("learning_rate", 0), ("max_depth", 0), ("subsample", 0), ("colsample_bytree", 0),
-                  ("n_estimators", 0), ("early_stopping_rounds", 0), ("learning_rate", float("inf"))]
+XGB_REFUSES = [
+    ("reg_lambda", -1),
+    ("min_child_weight", -1),
+    ("learning_rate", -0.1),
+    ("max_depth", -1),
+    ("subsample", 1.5),
+    ("colsample_bytree", 1.5),
+]
+LEARNS_NOTHING = [
+    ("learning_rate", 0),
+    ("max_depth", 0),
+    ("subsample", 0),
+    ("colsample_bytree", 0),
+    ("n_estimators", 0),
+    ("early_stopping_rounds", 0),
+    ("learning_rate", float("inf")),
+]
 
 
-@pytest.mark.parametrize(("key", "value"), XGB_REFUSES + LEARNS_NOTHING,
-                         ids=[f"{k}={v}" for k, v in XGB_REFUSES + LEARNS_NOTHING])
+@pytest.mark.parametrize(
+    ("key", "value"), XGB_REFUSES + LEARNS_NOTHING, ids=[f"{k}={v}" for k, v in XGB_REFUSES + LEARNS_NOTHING]
+)
 def test_a_hyperparameter_out_of_bounds_is_one_line_naming_file_key_and_value(config_dir, key, value):
     text = (config_dir / "model.yaml").read_text()
     start, written = text.index(f"  {key}: "), ".inf" if value == float("inf") else value
-    (config_dir / "model.yaml").write_text(f"{text[:start]}  {key}: {written}{text[text.index(chr(10), start):]}")
+    (config_dir / "model.yaml").write_text(f"{text[:start]}  {key}: {written}{text[text.index(chr(10), start) :]}")
     with pytest.raises(ConfigError) as err:
         load_model_config()
     message = str(err.value)
@@ -196,17 +241,22 @@ RUN_DAY, NEXT_DAY = "2026-09-01", "2026-09-02"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> SavedWorld:
     """A champion, two simulated days and the first one monitored: a store and data root with content."""
-    world = SavedWorld(tmp_path_factory.mktemp("config-whole"), ("bootstrap", "--seed", "0"),
-                       ("simulate", "--start", RUN_DAY, "--days", "2", "--rows-per-day", "300", "--seed", "1"),
-                       ("run-days", "--start", RUN_DAY))
+    world = SavedWorld(
+        tmp_path_factory.mktemp("config-whole"),
+        ("bootstrap", "--seed", "0"),
+        ("simulate", "--start", RUN_DAY, "--days", "2", "--rows-per-day", "300", "--seed", "1"),
+        ("run-days", "--start", RUN_DAY),
+    )
     world.save()
     return world
 
 
 def data_root_state(data: Path) -> dict[str, str]:
     """Every path under the data root, with its content's hash (folders: '')."""
-    return {str(p.relative_to(data)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else ""
-            for p in sorted(data.rglob("*"))}
+    return {
+        str(p.relative_to(data)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else ""
+        for p in sorted(data.rglob("*"))
+    }
 
 
 def store_state(home: Path) -> dict[str, list]:
@@ -221,16 +271,36 @@ def store_state(home: Path) -> dict[str, list]:
 
 @pytest.mark.integration
 @pytest.mark.xdist_group("config_whole")
-@pytest.mark.parametrize(("file", "old", "new", "line"), [
-    ("validation.yaml", TELCO_OPTIONAL, "    telcoo: [total_charges]",
-     "validation.yaml: missing.optional.telcoo: no dataset config named 'telcoo' (known: mlc_churn, telco)"),
-    ("validation.yaml", TELCO_OPTIONAL, "    telco: [total_charges, foo]",
-     "validation.yaml: missing.optional.telco: unknown feature 'foo' (features: tenure, "),
-    ("model.yaml", "reg_lambda: 1.0", "reg_lambda: -1",
-     "model.yaml: key 'xgboost.reg_lambda': Input should be greater than or equal to 0 (got -1)"),
-    ("model.yaml", "min_child_weight: 5", "min_child_weight: -1",
-     "model.yaml: key 'xgboost.min_child_weight': Input should be greater than or equal to 0 (got -1)"),
-], ids=["dataset_typo", "unknown_feature", "reg_lambda", "min_child_weight"])
+@pytest.mark.parametrize(
+    ("file", "old", "new", "line"),
+    [
+        (
+            "validation.yaml",
+            TELCO_OPTIONAL,
+            "    telcoo: [total_charges]",
+            "validation.yaml: missing.optional.telcoo: no dataset config named 'telcoo' (known: mlc_churn, telco)",
+        ),
+        (
+            "validation.yaml",
+            TELCO_OPTIONAL,
+            "    telco: [total_charges, foo]",
+            "validation.yaml: missing.optional.telco: unknown feature 'foo' (features: tenure, ",
+        ),
+        (
+            "model.yaml",
+            "reg_lambda: 1.0",
+            "reg_lambda: -1",
+            "model.yaml: key 'xgboost.reg_lambda': Input should be greater than or equal to 0 (got -1)",
+        ),
+        (
+            "model.yaml",
+            "min_child_weight: 5",
+            "min_child_weight: -1",
+            "model.yaml: key 'xgboost.min_child_weight': Input should be greater than or equal to 0 (got -1)",
+        ),
+    ],
+    ids=["dataset_typo", "unknown_feature", "reg_lambda", "min_child_weight"],
+)
 def test_a_bad_config_stops_run_days_with_one_line_and_nothing_written(world, tmp_path, file, old, new, line):
     data = world.restore()
     before_data, before_store = data_root_state(data), store_state(world.home)

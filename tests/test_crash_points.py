@@ -73,10 +73,24 @@ def dump(env: dict) -> dict:
 def world(tmp_path_factory):
     """A monitored world at a fixed path, its pristine snapshot, and the state after an uninterrupted run."""
     base = tmp_path_factory.mktemp("crash-world")
-    saved = SavedWorld(base, ("bootstrap", "--seed", "0"),
-                       ("simulate", "--start", "2026-09-01", "--days", "21", "--scenario", "none",
-                        "--rows-per-day", "300", "--seed", "1"),
-                       ("run-days", "--start", "2026-09-01", "--end", "2026-09-19"))
+    saved = SavedWorld(
+        base,
+        ("bootstrap", "--seed", "0"),
+        (
+            "simulate",
+            "--start",
+            "2026-09-01",
+            "--days",
+            "21",
+            "--scenario",
+            "none",
+            "--rows-per-day",
+            "300",
+            "--seed",
+            "1",
+        ),
+        ("run-days", "--start", "2026-09-01", "--end", "2026-09-19"),
+    )
     home, env, restore = saved.home, saved.env, saved.restore
     bad = home / "data" / "landing" / f"ds={BAD_DAY}"
     (bad / "part-00001.parquet").write_bytes(b"garbage")  # 7 bytes of junk beside a good file
@@ -162,11 +176,19 @@ else:
 """
 
 
-MOVES = [(action, point) for action in ("promote", "rollback") for point in (
-    "promotion.intent_recorded", "promotion.previous_cleared", "promotion.champion_moved",
-    "promotion.previous_moved", "promotion.challenger_cleared")
+MOVES = [
+    (action, point)
+    for action in ("promote", "rollback")
+    for point in (
+        "promotion.intent_recorded",
+        "promotion.previous_cleared",
+        "promotion.champion_moved",
+        "promotion.previous_moved",
+        "promotion.challenger_cleared",
+    )
     # a promotion's target is never `previous`; a rollback clears no challenger
-    if (action, point) not in (("promote", "promotion.previous_cleared"), ("rollback", "promotion.challenger_cleared"))]
+    if (action, point) not in (("promote", "promotion.previous_cleared"), ("rollback", "promotion.challenger_cleared"))
+]
 
 
 @pytest.mark.parametrize(("action", "point"), MOVES)
@@ -183,12 +205,16 @@ def test_a_promotion_or_rollback_killed_at_any_step_is_completed_by_the_retry(wo
     retry = warm_python(env, ["-c", PROMOTE, action])
     assert retry.returncode == 0, retry.stderr[-2000:]
     state = dump(env)
-    expected = {"champion": 2, "previous": 1, "challenger": None} if action == "promote" else \
-        {"champion": 1, "previous": 2, "challenger": None}
+    expected = (
+        {"champion": 2, "previous": 1, "challenger": None}
+        if action == "promote"
+        else {"champion": 1, "previous": 2, "challenger": None}
+    )
     assert state["aliases"] == expected
     events = [json.loads(r) for r in state["tables"]["model_events"]]
     moved = [e for e in events if e["event"] in ("promoted", "rolled_back")]
     wanted = "promoted" if action == "promote" else "rolled_back"
-    assert [(e["event"], e["model_version"], e["from_version"]) for e in moved if e["event"] == wanted] == \
-        [(wanted, expected["champion"], expected["previous"])]  # once, and never "promoted 2 from 2"
+    assert [(e["event"], e["model_version"], e["from_version"]) for e in moved if e["event"] == wanted] == [
+        (wanted, expected["champion"], expected["previous"])
+    ]  # once, and never "promoted 2 from 2"
     assert all(json.loads(r)["state"] == "done" for r in state["tables"]["alias_moves"])

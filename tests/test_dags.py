@@ -31,8 +31,12 @@ def test_every_dag_imports_without_errors_and_quickly(airflow_env, monkeypatch):
     assert all(dag.doc_md for dag in bag.dags.values())
     from churnguard_airflow.connections import use_connections
 
-    without = [f"{dag.dag_id}.{t.task_id}" for dag in bag.dags.values() for t in dag.tasks
-               if t._pre_execute_hook is not use_connections]
+    without = [
+        f"{dag.dag_id}.{t.task_id}"
+        for dag in bag.dags.values()
+        for t in dag.tasks
+        if t._pre_execute_hook is not use_connections
+    ]
     assert without == [], "every task takes its credentials from the Airflow connections first"
     assert elapsed < 10, f"parsing dags/ took {elapsed:.1f}s: heavy work at import"
 
@@ -65,10 +69,17 @@ def test_dag_files_do_not_import_heavy_libraries_at_top_level():
 def test_the_forkserver_preload_imports_the_task_stack_and_opens_nothing(airflow_env):
     """What every task process inherits from the forkserver: the heavy imports done, and no thread (a
     thread does not survive the fork)."""
-    code = ("import sys, threading; import churnguard_airflow.preload; print(threading.active_count(), "
-            "all(m in sys.modules for m in ('xgboost', 'mlflow', 'great_expectations', 'churnguard.daily')))")
-    out = subprocess.run([sys.executable, "-c", code], env={**airflow_env, "PYTHONPATH": str(ROOT / "plugins")},
-                         capture_output=True, text=True, check=True).stdout.split()[-2:]
+    code = (
+        "import sys, threading; import churnguard_airflow.preload; print(threading.active_count(), "
+        "all(m in sys.modules for m in ('xgboost', 'mlflow', 'great_expectations', 'churnguard.daily')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**airflow_env, "PYTHONPATH": str(ROOT / "plugins")},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[-2:]
     assert out == ["1", "True"]
 
 

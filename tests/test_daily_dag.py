@@ -29,8 +29,11 @@ def world(churnguard_home, airflow_env, config_dir):
     """A champion, 45 simulated days from 2026-08-15, and a config whose sensor gives up quickly."""
     configs = config_dir
     monitoring = configs / "monitoring.yaml"
-    monitoring.write_text(monitoring.read_text().replace("sensor_timeout_minutes: 60", "sensor_timeout_minutes: 0.1")
-                          .replace("sensor_poke_seconds: 60", "sensor_poke_seconds: 2"))
+    monitoring.write_text(
+        monitoring.read_text()
+        .replace("sensor_timeout_minutes: 60", "sensor_timeout_minutes: 0.1")
+        .replace("sensor_poke_seconds: 60", "sensor_poke_seconds: 2")
+    )
     bootstrap("telco", seed=0)
     simulate(date(2026, 8, 15), 45, "none", rows_per_day=300, seed=1)
     env = with_home(airflow_env, churnguard_home, CHURNGUARD_CONFIG_DIR=str(configs))
@@ -39,32 +42,39 @@ def world(churnguard_home, airflow_env, config_dir):
 
 def table_counts() -> dict[str, int]:
     store = open_store()
-    return {name: store.count(name) for name in ("daily_runs", "feature_drift", "performance", "model_events",
-                                                   "alerts", "failure_risk")}
+    return {
+        name: store.count(name)
+        for name in ("daily_runs", "feature_drift", "performance", "model_events", "alerts", "failure_risk")
+    }
 
 
 def latest_link(env: dict[str, str], task_id: str, key: str) -> str:
     """The extra-link URL the task runner stored in XCom for the latest run of ``task_id``."""
     with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
-        (value,) = db.execute("SELECT value FROM xcom WHERE task_id = ? AND key = ? ORDER BY timestamp DESC LIMIT 1",
-                              (task_id, key)).fetchone()
+        (value,) = db.execute(
+            "SELECT value FROM xcom WHERE task_id = ? AND key = ? ORDER BY timestamp DESC LIMIT 1", (task_id, key)
+        ).fetchone()
     return json.loads(value)
 
 
 def task_states(env: dict[str, str], day: str) -> dict[str, str]:
     """The end state of every task of the latest churn_daily_monitoring run dated ``day``, as the grid shows it."""
     with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
-        rows = db.execute("SELECT ti.task_id, ti.state FROM task_instance ti JOIN dag_run dr ON dr.dag_id = ti.dag_id "
-                          "AND dr.run_id = ti.run_id WHERE dr.id = (SELECT MAX(id) FROM dag_run WHERE dag_id = ? "
-                          "AND substr(logical_date, 1, 10) = ?)", ("churn_daily_monitoring", day)).fetchall()
+        rows = db.execute(
+            "SELECT ti.task_id, ti.state FROM task_instance ti JOIN dag_run dr ON dr.dag_id = ti.dag_id "
+            "AND dr.run_id = ti.run_id WHERE dr.id = (SELECT MAX(id) FROM dag_run WHERE dag_id = ? "
+            "AND substr(logical_date, 1, 10) = ?)",
+            ("churn_daily_monitoring", day),
+        ).fetchall()
     return dict(rows)
 
 
 def test_a_stable_day_is_healthy_and_a_rerun_changes_no_row_counts(world):
     assert run_day(world, "2026-09-05") == "success"
     assert latest_link(world, "drift", "_link_DriftReportLink") == "/churnguard/reports/2026-09-05/drift.html"
-    assert latest_link(world, "validate", "_link_ValidationReportLink") == \
-        "/churnguard/reports/2026-09-05/validation.html"
+    assert (
+        latest_link(world, "validate", "_link_ValidationReportLink") == "/churnguard/reports/2026-09-05/validation.html"
+    )
     states = task_states(world, "2026-09-05")
     assert (states["promote"], states["publish"]) == ("skipped", "success")  # no promotion: promote is not green
     store, storage = open_store(), open_storage()
@@ -108,11 +118,17 @@ def test_a_missing_day_ends_the_run_with_one_clear_line_and_writes_nothing(world
     started = time.monotonic()
     state, log = dag_test(world, "churn_daily_monitoring", day)  # no batch_date: the logical date names the day
     assert state == "failed"
-    waited = ("did not land within 0.1 min" if age == "today"
-              else "is still missing 2 h after the day ended (schedule.missing_batch_fail_hours)")
+    waited = (
+        "did not land within 0.1 min"
+        if age == "today"
+        else "is still missing 2 h after the day ended (schedule.missing_batch_fail_hours)"
+    )
     error = "AirflowSensorTimeout" if age == "today" else "AirflowFailException"
-    assert re.search(rf"{error}: no batch for {day}: \S+/landing/ds={day} {re.escape(waited)}; nothing was "
-                     r"ingested, scored or decided for this date", log), log[-3000:]
+    assert re.search(
+        rf"{error}: no batch for {day}: \S+/landing/ds={day} {re.escape(waited)}; nothing was "
+        r"ingested, scored or decided for this date",
+        log,
+    ), log[-3000:]
     assert "Sensor has timed out" not in log and "[DAG TEST] starting task_id=ingest" not in log
     if age == "old":
         assert time.monotonic() - started < 60  # no poke interval waited out
@@ -177,7 +193,9 @@ def test_a_concept_drift_with_measured_failure_ends_with_a_promoted_champion_tha
         promoted = bool(open_store().rows("model_events", where={"event": "promoted"}))
         # in the grid, promote is green on the promotion day only; publish runs on every day
         assert (task_states(world, day)["promote"], task_states(world, day)["publish"]) == (
-            "success" if promoted else "skipped", "success")
+            "success" if promoted else "skipped",
+            "success",
+        )
         if promoted:
             promoted_on = day
             break
@@ -196,10 +214,13 @@ def test_a_concept_drift_with_measured_failure_ends_with_a_promoted_champion_tha
     storage, cfg = open_storage(), load_dataset_config()
     days = pd.date_range("2026-09-15", "2026-09-28").strftime("%Y-%m-%d")
     batch = pd.concat([storage.read_partition("landing", d) for d in days], ignore_index=True)
-    labels = pd.concat([storage.read_partition("labels", d) for d in
-                        pd.date_range("2026-09-22", "2026-10-05").strftime("%Y-%m-%d")], ignore_index=True)
+    labels = pd.concat(
+        [storage.read_partition("labels", d) for d in pd.date_range("2026-09-22", "2026-10-05").strftime("%Y-%m-%d")],
+        ignore_index=True,
+    )
     joined = batch.merge(labels, on=cfg.id.column)
     y = target_array(joined, cfg)
-    auc = {v: roc_auc_score(y, training.load_version_model("churn-model", v).predict_proba(joined))
-           for v in (1, champion)}
+    auc = {
+        v: roc_auc_score(y, training.load_version_model("churn-model", v).predict_proba(joined)) for v in (1, champion)
+    }
     assert auc[champion] > auc[1] + 0.02, auc

@@ -24,8 +24,11 @@ DAY = "2026-09-05"
 def quick_sensor(config_dir):
     """The package's configs, with a sensor that gives up after a minute instead of an hour."""
     monitoring = config_dir / "monitoring.yaml"
-    monitoring.write_text(monitoring.read_text().replace("sensor_timeout_minutes: 60", "sensor_timeout_minutes: 1")
-                          .replace("sensor_poke_seconds: 60", "sensor_poke_seconds: 5"))
+    monitoring.write_text(
+        monitoring.read_text()
+        .replace("sensor_timeout_minutes: 60", "sensor_timeout_minutes: 1")
+        .replace("sensor_poke_seconds: 60", "sensor_poke_seconds: 5")
+    )
     return config_dir
 
 
@@ -45,20 +48,29 @@ def mlflow_server(tmp_path, monkeypatch) -> str:
         yield url
 
 
-def test_a_daily_run_on_an_s3_data_root_publishes_its_summary_to_s3(s3_data_url, s3_endpoint, quick_sensor,
-                                                                       airflow_env, churnguard_home):
+def test_a_daily_run_on_an_s3_data_root_publishes_its_summary_to_s3(
+    s3_data_url, s3_endpoint, quick_sensor, airflow_env, churnguard_home
+):
     import boto3
 
     seed_world()
-    env = with_home(airflow_env, churnguard_home, CHURNGUARD_CONFIG_DIR=str(quick_sensor),
-                    CHURNGUARD_DATA_URL=s3_data_url, CHURNGUARD_S3_ENDPOINT_URL=s3_endpoint,
-                    AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    env = with_home(
+        airflow_env,
+        churnguard_home,
+        CHURNGUARD_CONFIG_DIR=str(quick_sensor),
+        CHURNGUARD_DATA_URL=s3_data_url,
+        CHURNGUARD_S3_ENDPOINT_URL=s3_endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
 
     assert run_day(env, DAY) == "success"
 
     bucket, prefix = s3_data_url.removeprefix("s3://").split("/", 1)
     obj = boto3.client("s3", endpoint_url=s3_endpoint).get_object(
-        Bucket=bucket, Key=f"{prefix}/reports/ds={DAY}/summary.json")
+        Bucket=bucket, Key=f"{prefix}/reports/ds={DAY}/summary.json"
+    )
     summary = json.loads(obj["Body"].read())
     assert summary["ds"] == DAY and summary["rows"] == 300 and summary["champion_version"] == 1
     (row,) = open_store().rows("daily_runs", where={"ds": DAY})
@@ -66,20 +78,23 @@ def test_a_daily_run_on_an_s3_data_root_publishes_its_summary_to_s3(s3_data_url,
     assert not (churnguard_home / "data").exists(), "nothing may land on the local file system"
 
 
-def test_a_daily_run_against_an_mlflow_server_logs_its_run_through_the_rest_api(mlflow_server, quick_sensor,
-                                                                                 airflow_env, churnguard_home):
+def test_a_daily_run_against_an_mlflow_server_logs_its_run_through_the_rest_api(
+    mlflow_server, quick_sensor, airflow_env, churnguard_home
+):
     from mlflow import MlflowClient
 
     seed_world()
-    env = with_home(airflow_env, churnguard_home, CHURNGUARD_CONFIG_DIR=str(quick_sensor),
-                    MLFLOW_TRACKING_URI=mlflow_server)
+    env = with_home(
+        airflow_env, churnguard_home, CHURNGUARD_CONFIG_DIR=str(quick_sensor), MLFLOW_TRACKING_URI=mlflow_server
+    )
 
     assert run_day(env, DAY) == "success"
 
     client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)
     experiment = client.get_experiment_by_name(get_settings().mlflow_experiment)
-    (run,) = client.search_runs([experiment.experiment_id],
-                                f"tags.`churnguard.kind` = 'daily' and tags.`churnguard.ds` = '{DAY}'")
+    (run,) = client.search_runs(
+        [experiment.experiment_id], f"tags.`churnguard.kind` = 'daily' and tags.`churnguard.ds` = '{DAY}'"
+    )
     assert run.info.status == "FINISHED"
     champion = client.get_model_version_by_alias("churn-model", registry.CHAMPION)
     assert champion.version == "1" and champion.status == "READY"

@@ -22,11 +22,25 @@ DAY = "2026-09-21"  # labels of 09-14 arrive; v1 champion, v2 in shadow
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    saved = SavedWorld(tmp_path_factory.mktemp("steps-world"), ("bootstrap", "--seed", "0"),
-                       ("simulate", "--start", "2026-09-01", "--days", "22", "--scenario", "none",
-                        "--rows-per-day", "300", "--seed", "1"),
-                       ("run-days", "--start", "2026-09-01", "--end", "2026-09-19"),
-                       ("run-days", "--start", "2026-09-20", "--force-retrain"))
+    saved = SavedWorld(
+        tmp_path_factory.mktemp("steps-world"),
+        ("bootstrap", "--seed", "0"),
+        (
+            "simulate",
+            "--start",
+            "2026-09-01",
+            "--days",
+            "22",
+            "--scenario",
+            "none",
+            "--rows-per-day",
+            "300",
+            "--seed",
+            "1",
+        ),
+        ("run-days", "--start", "2026-09-01", "--end", "2026-09-19"),
+        ("run-days", "--start", "2026-09-20", "--force-retrain"),
+    )
     saved.save()
     return saved
 
@@ -51,8 +65,10 @@ def context(ds: str = DAY, **options):
 def aliases() -> dict[str, int | None]:
     from churnguard import registry
 
-    return {a: (v.version if (v := registry.version_by_alias("churn-model", a)) else None)
-            for a in (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS)}
+    return {
+        a: (v.version if (v := registry.version_by_alias("churn-model", a)) else None)
+        for a in (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS)
+    }
 
 
 def day_rows(ds: str) -> dict[str, list]:
@@ -61,11 +77,22 @@ def day_rows(ds: str) -> dict[str, list]:
 
     store = open_store()
     out = {}
-    for table, column in (("daily_runs", "ds"), ("feature_drift", "ds"), ("failure_risk", "ds"), ("alerts", "ds"),
-                          ("performance", "measured_ds"), ("day_steps", "ds"), ("day_models", "ds")):
+    for table, column in (
+        ("daily_runs", "ds"),
+        ("feature_drift", "ds"),
+        ("failure_risk", "ds"),
+        ("alerts", "ds"),
+        ("performance", "measured_ds"),
+        ("day_steps", "ds"),
+        ("day_models", "ds"),
+    ):
         rows = store.rows(table, where={column: ds})
-        out[table] = sorted(json.dumps({k: v for k, v in r.items() if k not in ("created_at", "pinned_at")},
-                                       sort_keys=True, default=str) for r in rows)
+        out[table] = sorted(
+            json.dumps(
+                {k: v for k, v in r.items() if k not in ("created_at", "pinned_at")}, sort_keys=True, default=str
+            )
+            for r in rows
+        )
     return out
 
 
@@ -127,8 +154,15 @@ def test_a_retrain_whose_challenger_does_not_clear_a_gate_registers_nothing_and_
     from churnguard import daily, registry
 
     ctx = context(force_retrain=True, overrides={"retrain": {"margin_over_champion": 0.5}})
-    for step in (daily.ingest, daily.validate, daily.score, daily.drift, daily.performance, daily.failure_risk,
-                 daily.decide_day):
+    for step in (
+        daily.ingest,
+        daily.validate,
+        daily.score,
+        daily.drift,
+        daily.performance,
+        daily.failure_risk,
+        daily.decide_day,
+    ):
         step(ctx)
     assert ctx.result("decide")["decision"] == "retrain"
     result = daily.retrain(ctx)
@@ -181,12 +215,18 @@ def test_after_a_change_a_retrain_waits_for_post_change_labels_then_validates_on
     waiting = retrain_challenger(ctx, "measured failure on 2026-09-14", change_day="2026-09-14")
     assert not waiting["registered"] and waiting["rejected"] == (
         "waiting for post-change labels: 1 labelled day(s) since the change on 2026-09-14, "
-        "retrain.min_post_change_days is 2")
+        "retrain.min_post_change_days is 2"
+    )
 
     result = retrain_challenger(ctx, "measured failure on 2026-09-14", change_day="2026-09-07")
     # 8 post-change days: the last third (2 days) is the holdout, the rest trains and chooses the candidate
-    assert result["window"] == {"train_from": "2026-08-13", "train_to": "2026-09-12", "change_day": "2026-09-07",
-                                "holdout_from": "2026-09-13", "holdout_to": "2026-09-14"}
+    assert result["window"] == {
+        "train_from": "2026-08-13",
+        "train_to": "2026-09-12",
+        "change_day": "2026-09-07",
+        "holdout_from": "2026-09-13",
+        "holdout_to": "2026-09-14",
+    }
     assert result["metrics"]["holdout_rows"] == 600  # 300 customers a day, both days, nothing older
     chosen = result["candidate_validation_auc"]
     assert set(chosen) == {"window", "post_change_weighted", "recency", "post_change_only", "champion_continued"}
@@ -224,12 +264,16 @@ def test_scoring_in_chunks_equals_scoring_whole(world):
     ctx = context()
     daily.ingest(ctx)
     daily.score(ctx)
-    models = {role: (v, training.load_version_model(ctx.model_name, v))
-              for role in ROLES if (v := ctx.versions.role(role)) is not None}
+    models = {
+        role: (v, training.load_version_model(ctx.model_name, v))
+        for role in ROLES
+        if (v := ctx.versions.role(role)) is not None
+    }
     segments = ctx.dataset.segments
     whole = score_chunk(ctx.batch(), "customer_id", models, segments)
-    pieces = pd.concat([score_chunk(c, "customer_id", models, segments) for c in ctx.batch_chunks(rows=70)],
-                       ignore_index=True)
+    pieces = pd.concat(
+        [score_chunk(c, "customer_id", models, segments) for c in ctx.batch_chunks(rows=70)], ignore_index=True
+    )
     pd.testing.assert_frame_equal(pieces, whole)
     pd.testing.assert_frame_equal(ctx.root.read_scores(DAY), whole)
     assert list(whole.columns[:3]) == ["customer_id", "contract", "internet_service"]  # read back by performance
@@ -275,11 +319,20 @@ def test_a_champion_validated_after_a_change_is_refreshed_when_its_post_change_l
     for key, value in {registry.POST_CHANGE_TAG: "2026-09-11", "holdout_to": "2026-09-12"}.items():
         client.set_model_version_tag("churn-model", "1", key, value)
     ctx = context(overrides={"performance": {"auc_tolerance": 0.99, "f1_relative_drop": 0.99}})
-    for step in (daily.ingest, daily.validate, daily.score, daily.drift, daily.performance, daily.failure_risk,
-                 daily.decide_day):
+    for step in (
+        daily.ingest,
+        daily.validate,
+        daily.score,
+        daily.drift,
+        daily.performance,
+        daily.failure_risk,
+        daily.decide_day,
+    ):
         step(ctx)
-    assert ctx.result("decide") == {"decision": "retrain", "reasons": [
-        "refresh: champion learnt the change of 2026-09-11 from 2 labelled day(s); 4 are labelled now"]}
+    assert ctx.result("decide") == {
+        "decision": "retrain",
+        "reasons": ["refresh: champion learnt the change of 2026-09-11 from 2 labelled day(s); 4 are labelled now"],
+    }
     result = daily.retrain(ctx)
     assert result["registered"] and result["change_day"] == "2026-09-11" and result["refresh_of"] == 1
     assert result["window"]["holdout_from"] == result["window"]["holdout_to"] == "2026-09-14"
@@ -287,8 +340,10 @@ def test_a_champion_validated_after_a_change_is_refreshed_when_its_post_change_l
     assert registry.version_by_alias("churn-model", registry.CHALLENGER).tags[registry.REFRESH_TAG] == "1"
     promoted = daily.promote(ctx)
     assert promoted["promoted"] and promoted["version"] == result["version"], promoted
-    assert f"refreshes champion v1 on more labelled days since the change on 2026-09-11: +{margin:.3f} AUC" \
+    assert (
+        f"refreshes champion v1 on more labelled days since the change on 2026-09-11: +{margin:.3f} AUC"
         in promoted["reason"]
+    )
     assert aliases() == {"champion": result["version"], "challenger": None, "previous": 1}
     assert context("2026-09-22").versions.champion == result["version"]
 
@@ -298,8 +353,12 @@ def test_a_refresh_challenger_waits_in_shadow_once_the_champion_it_beat_is_no_lo
     from churnguard.promotion import should_promote
 
     client = registry.client()
-    for key, value in {registry.POST_CHANGE_TAG: "2026-09-11", registry.REFRESH_TAG: "1",
-                       "champion_holdout_auc": "0.700000", "reference_auc": "0.750000"}.items():
+    for key, value in {
+        registry.POST_CHANGE_TAG: "2026-09-11",
+        registry.REFRESH_TAG: "1",
+        "champion_holdout_auc": "0.700000",
+        "reference_auc": "0.750000",
+    }.items():
         client.set_model_version_tag("churn-model", "2", key, value)
     ctx = context()
     ok, reason = should_promote(ctx.store, False, ctx.monitoring)

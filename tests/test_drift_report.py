@@ -41,9 +41,7 @@ def test_profile_round_trips_through_json_with_a_content_version(telco, profile)
     assert fit_profile(train.iloc[:-1], cfg).version != profile.version
     data = profile.to_dict()
     assert data["numeric"]["tenure"]["min"] == train["tenure"].min()
-    assert data["numeric"]["total_charges"]["missing_rate"] == pytest.approx(
-        train["total_charges"].isna().mean()
-    )
+    assert data["numeric"]["total_charges"]["missing_rate"] == pytest.approx(train["total_charges"].isna().mean())
     assert sum(data["categorical"]["contract"]["categories"].values()) == len(train)
     assert set(data["categorical"]["female"]["categories"]) == {"0", "1"}
     assert len(data["numeric"]["monthly_charges"]["bin_counts"]) == 10
@@ -136,8 +134,7 @@ def test_multiple_testing_correction_is_applied_across_features(profile, telco):
     smallest = min(holm.features.values(), key=lambda f: f["test"]["p_value"])
     assert smallest["test"]["p_adjusted"] == pytest.approx(min(1.0, len(raw) * min(raw)))
     assert all(
-        bh.features[n]["test"]["p_adjusted"] <= holm.features[n]["test"]["p_adjusted"] + 1e-15
-        for n in holm.features
+        bh.features[n]["test"]["p_adjusted"] <= holm.features[n]["test"]["p_adjusted"] + 1e-15 for n in holm.features
     )
 
 
@@ -177,8 +174,10 @@ def test_reports_of_stacked_batches_equal_one_report_per_batch(telco):
     cfg, train, held_out = telco
     rng = np.random.default_rng(1)
     prof = fit_profile(train, cfg, scores=rng.beta(2, 5, len(train)))
-    batches = [held_out.sample(n, random_state=i, replace=True).reset_index(drop=True)
-               for i, n in enumerate([300, 1, 250, 400])]
+    batches = [
+        held_out.sample(n, random_state=i, replace=True).reset_index(drop=True)
+        for i, n in enumerate([300, 1, 250, 400])
+    ]
     batches[2].loc[:40, "contract"] = "Ten year"  # unseen categories, counted in their own batch only
     batches[2].loc[41:60, "payment_method"] = "Cheque by post"
     batches[3].loc[:30, ["monthly_charges", "contract"]] = np.nan  # missing values
@@ -191,7 +190,7 @@ def test_reports_of_stacked_batches_equal_one_report_per_batch(telco):
 
     assert len(reports) == len(batches)
     for i, batch in enumerate(batches):
-        one = drift_report(prof, batch, scores=scores[offsets[i]:offsets[i + 1]])
+        one = drift_report(prof, batch, scores=scores[offsets[i] : offsets[i + 1]])
         assert json.dumps(reports[i].to_dict()) == json.dumps(one.to_dict())  # every value and key order
     assert reports[2].features["contract"]["unseen"] == {"Ten year": 41}
     assert reports[3].features["contract"]["missing_rate"]["current"] == pytest.approx(31 / 400)
@@ -200,13 +199,14 @@ def test_reports_of_stacked_batches_equal_one_report_per_batch(telco):
 
     pooled = drift_reports(prof, stacked, offsets, scores=scores, segments=False)
     for i, batch in enumerate(batches):
-        one = drift_report(prof, batch, scores=scores[offsets[i]:offsets[i + 1]], segments=False).to_dict()
+        one = drift_report(prof, batch, scores=scores[offsets[i] : offsets[i + 1]], segments=False).to_dict()
         assert json.dumps(pooled[i].to_dict()) == json.dumps(one)
         assert one["segments"] is None and any("segments=False" in note for note in one["notes"])
         full = reports[i].to_dict()
         for report in (one, full):  # which segments drifted: the only trace of them in a feature block
-            report["features"] = {n: {k: v for k, v in f.items() if k != "segment_drift"}
-                                  for n, f in report["features"].items()}
+            report["features"] = {
+                n: {k: v for k, v in f.items() if k != "segment_drift"} for n, f in report["features"].items()
+            }
         assert {k: v for k, v in one.items() if k not in ("segments", "notes")} == {
             k: v for k, v in full.items() if k not in ("segments", "notes")
         }  # skipping the segments changes none of the pooled blocks (segments.raise_severity is off)

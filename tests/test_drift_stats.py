@@ -43,9 +43,7 @@ def test_numeric_statistics_equal_scipy_when_profile_holds_the_full_sample(telco
         ks = sps.ks_2samp(ref, cur, method="asymp")
         assert feature["test"]["statistic"] == pytest.approx(ks.statistic, abs=1e-9)
         assert feature["test"]["p_value"] == pytest.approx(ks.pvalue, abs=1e-9)
-        assert feature["wasserstein"]["distance"] == pytest.approx(
-            sps.wasserstein_distance(ref, cur), rel=1e-9
-        )
+        assert feature["wasserstein"]["distance"] == pytest.approx(sps.wasserstein_distance(ref, cur), rel=1e-9)
         assert feature["wasserstein"]["normalised"] == pytest.approx(
             sps.wasserstein_distance(ref, cur) / ref.std(), rel=1e-9
         )
@@ -62,10 +60,7 @@ def test_quantile_summary_stays_within_its_documented_bound(telco):
         assert summary["kind"] == "quantiles" and summary["ks_bound"] == 1 / 400
         ref, cur = _present(train[col]), _present(batch[col])
         feature = report["features"][col]
-        assert (
-            abs(feature["test"]["statistic"] - sps.ks_2samp(ref, cur).statistic)
-            <= summary["ks_bound"] + 1e-12
-        )
+        assert abs(feature["test"]["statistic"] - sps.ks_2samp(ref, cur).statistic) <= summary["ks_bound"] + 1e-12
         assert abs(feature["wasserstein"]["distance"] - sps.wasserstein_distance(ref, cur)) <= (
             feature["wasserstein"]["bound"] + 1e-9
         )
@@ -108,9 +103,7 @@ def test_categorical_statistics_equal_scipy_on_the_counts(telco):
 def test_binary_chi2_has_no_yates_correction():
     result = chi2_test(np.array([30, 70]), np.array([45, 55]))
     chi2, p_value, _, _ = sps.chi2_contingency([[30, 70], [45, 55]], correction=False)
-    assert result.statistic == pytest.approx(chi2, abs=1e-12) and result.p_value == pytest.approx(
-        p_value, abs=1e-12
-    )
+    assert result.statistic == pytest.approx(chi2, abs=1e-12) and result.p_value == pytest.approx(p_value, abs=1e-12)
 
 
 def test_js_distance_is_base_2_and_zero_for_identical_shares():

@@ -146,16 +146,21 @@ def test_measure_day_judges_a_day_on_the_pooled_window_of_arrived_labels(monkeyp
     storage, first = open_storage(), date(2026, 9, 1)
     monkeypatch.setattr(training, "load_version_model", lambda name, version: SimpleNamespace(threshold=0.3))
     monkeypatch.setattr(performance, "reference_metrics", lambda version: (0.85, 0.6))
-    monkeypatch.setattr(registry, "version_by_alias",
-                        lambda name, alias: SimpleNamespace(version=current_champion))
+    monkeypatch.setattr(registry, "version_by_alias", lambda name, alias: SimpleNamespace(version=current_champion))
     for k in range(3):
         observed = first + timedelta(days=k)
         y, s = _day(90, auc_signal=0.0, seed=k)
         ids = [f"c{k}-{i}" for i in range(90)]
-        storage.write_partition("scores", observed, pd.DataFrame(
-            {"customer_id": ids, "champion_score": s, "champion_version": 1}))
-        storage.write_partition("labels", observed + timedelta(days=7), pd.DataFrame(
-            {"customer_id": ids, "observed_ds": observed.isoformat(), "churn": np.where(y == 1, "Yes", "No")}))
+        storage.write_partition(
+            "scores", observed, pd.DataFrame({"customer_id": ids, "champion_score": s, "champion_version": 1})
+        )
+        storage.write_partition(
+            "labels",
+            observed + timedelta(days=7),
+            pd.DataFrame(
+                {"customer_id": ids, "observed_ds": observed.isoformat(), "churn": np.where(y == 1, "Yes", "No")}
+            ),
+        )
 
     # the first run measures both deliveries that had arrived: windows of 1 and 2 days, too few labels
     early = performance.measure_day(day_context(first + timedelta(days=8), storage))
@@ -216,7 +221,7 @@ def test_features_of_a_day_use_only_that_day_and_earlier_ones():
     history = _signals(20, drop_from=15)
     full = feature_frame(history)
     for t in (3, 10, 16):
-        prefix = pd.Series(failure_features(history[:t + 1]))
+        prefix = pd.Series(failure_features(history[: t + 1]))
         pd.testing.assert_series_equal(prefix, full.iloc[t], check_names=False)
     assert list(full.columns) == feature_names()
 
@@ -244,10 +249,14 @@ def _dataset(trajectories: int, evaluation_every: int | None = None) -> pd.DataF
         failing = tid % 2 == 1
         frame = feature_frame(_signals(30, drop_from=20 if failing else None, seed=tid))
         held_out = evaluation_every is not None and tid % evaluation_every == evaluation_every - 1
-        frame = frame.assign(trajectory=tid, family="gradual" if failing else "none",
-                             split="evaluation" if held_out else "train", day=range(30),
-                             failed_today=[failing and t >= 20 for t in range(30)],
-                             label=[int(failing and t >= 13) for t in range(30)])
+        frame = frame.assign(
+            trajectory=tid,
+            family="gradual" if failing else "none",
+            split="evaluation" if held_out else "train",
+            day=range(30),
+            failed_today=[failing and t >= 20 for t in range(30)],
+            label=[int(failing and t >= 13) for t in range(30)],
+        )
         rows.append(frame)
     return pd.concat(rows, ignore_index=True)
 
@@ -267,7 +276,8 @@ def test_held_out_trajectories_cannot_move_the_model_or_its_threshold():
     held_out = table["split"] == "evaluation"
     scrambled = table.copy()
     scrambled.loc[held_out, feature_names()] = np.random.default_rng(1).normal(
-        size=(int(held_out.sum()), len(feature_names())))
+        size=(int(held_out.sum()), len(feature_names()))
+    )
     scrambled.loc[held_out, "label"] = 1 - scrambled.loc[held_out, "label"]
     again, report_again = fit_failure_model(scrambled, feature_names(), cfg)
     leaky, _ = fit_failure_model(scrambled.assign(split="train"), feature_names(), cfg)
@@ -285,19 +295,30 @@ def test_held_out_trajectories_cannot_move_the_model_or_its_threshold():
 
 def test_the_threshold_is_reported_with_its_out_of_fold_numbers_averaged_over_repeats():
     # one failing trajectory (first failure day 6, shown on day 8 with a 2-day label delay) and a healthy one
-    table = pd.DataFrame({"trajectory": [1] * 7 + [2] * 9, "family": ["gradual"] * 7 + ["none"] * 9,
-                          "day": list(range(7)) + list(range(9)),
-                          "failed_today": [False] * 6 + [True] + [False] * 9,
-                          "label": [0, 0, 0, 1, 1, 1, 1] + [0] * 9})
+    table = pd.DataFrame(
+        {
+            "trajectory": [1] * 7 + [2] * 9,
+            "family": ["gradual"] * 7 + ["none"] * 9,
+            "day": list(range(7)) + list(range(9)),
+            "failed_today": [False] * 6 + [True] + [False] * 9,
+            "label": [0, 0, 0, 1, 1, 1, 1] + [0] * 9,
+        }
+    )
     first = np.array([0.1, 0.1, 0.1, 0.2, 0.6, 0.7, 0.8] + [0.1] * 5 + [0.7] + [0.1] * 3)
     second = np.array([0.1, 0.1, 0.1, 0.2, 0.3, 0.4, 0.9] + [0.1] * 9)
     # first repeat: alerts on days 4-6 and one false alarm (12 negative days): precision 3/4, recall 3/4,
     # 7.5 false alarms / 90 days, lead 8 - 4 = 4; second: day 6 only: precision 1, recall 1/4, lead 2
     validation = validation_metrics(table, [first, second], threshold=0.5, delay=2, horizon=3)
-    assert validation == {"auroc": pytest.approx((45.5 / 48 + 1.0) / 2), "threshold": 0.5,
-                          "precision": pytest.approx(0.875), "recall": pytest.approx(0.5),
-                          "false_alarms_per_90d": pytest.approx(3.75), "failing_trajectories": 1,
-                          "detected": 1.0, "median_lead_days": 3.0}
+    assert validation == {
+        "auroc": pytest.approx((45.5 / 48 + 1.0) / 2),
+        "threshold": 0.5,
+        "precision": pytest.approx(0.875),
+        "recall": pytest.approx(0.5),
+        "false_alarms_per_90d": pytest.approx(3.75),
+        "failing_trajectories": 1,
+        "detected": 1.0,
+        "median_lead_days": 3.0,
+    }
 
 
 def test_fitting_names_the_columns_a_failure_dataset_lacks():
@@ -312,16 +333,18 @@ def test_the_monotone_logistic_keeps_constrained_weights_non_negative_and_leaves
     coef = MonotoneLogistic(C=1.0, monotone=(1, 1, 0)).fit(X, y).coef_[0]
     assert coef[0] > 1.0 and coef[1] == 0.0 and coef[2] < -1.0
     unconstrained = LogisticRegression(C=1.0).fit(X[:, [0, 2]], y)  # the same objective, nothing bound
-    np.testing.assert_allclose(MonotoneLogistic(C=1.0, monotone=(0, 0)).fit(X[:, [0, 2]], y).coef_,
-                               unconstrained.coef_, rtol=1e-3)
+    np.testing.assert_allclose(
+        MonotoneLogistic(C=1.0, monotone=(0, 0)).fit(X[:, [0, 2]], y).coef_, unconstrained.coef_, rtol=1e-3
+    )
 
 
 @pytest.mark.parametrize("kind", ["logistic", "xgboost"])
 def test_more_of_a_feature_that_grows_with_trouble_never_lowers_the_risk(kind):
     table = _dataset(12)
     estimator = _estimator(kind, monotone_directions(feature_names()))
-    model = FailureModel(kind, estimator.fit(table[feature_names()].to_numpy(), table["label"]),
-                         feature_names(), (1.0, 0.0), 0.5)
+    model = FailureModel(
+        kind, estimator.fit(table[feature_names()].to_numpy(), table["label"]), feature_names(), (1.0, 0.0), 0.5
+    )
     rows = table[feature_names()].iloc[::37].reset_index(drop=True)
     for name in feature_names():
         if name in FREE:
@@ -355,12 +378,13 @@ def test_scorer_gives_a_probability_and_the_three_features_that_pushed_it_most(s
 
 @pytest.mark.parametrize("kind", ["logistic", "xgboost"])
 def test_both_model_kinds_explain_a_risk_by_their_top_three_pushes(small_model, kind):
-    table = pd.concat([feature_frame(_signals(30, drop_from=15 if tid % 2 else None, seed=tid))
-                       for tid in range(6)], ignore_index=True)
+    table = pd.concat(
+        [feature_frame(_signals(30, drop_from=15 if tid % 2 else None, seed=tid)) for tid in range(6)],
+        ignore_index=True,
+    )
     y = ([0] * 30 + [0] * 13 + [1] * 17) * 3
     estimator = _estimator(kind, monotone_directions(feature_names()))
-    model = FailureModel(kind, estimator.fit(table[feature_names()].to_numpy(), y), feature_names(),
-                         (1.0, 0.0), 0.5)
+    model = FailureModel(kind, estimator.fit(table[feature_names()].to_numpy(), y), feature_names(), (1.0, 0.0), 0.5)
     result = score_failure_risk(_signals(10, drop_from=5), model=(model, 2))
     assert result["available"] and 0.0 <= result["risk"] <= 1.0
     assert len(result["top_drivers"]) == 3
@@ -413,8 +437,7 @@ def test_a_simulated_concept_drift_trajectory_fails_and_is_labelled_ahead(champi
     from churnguard.failure.trajectories import TrajectorySpec, simulate_trajectory
 
     cfg = load_failure_config()
-    spec = TrajectorySpec(1, "concept", intensity=2.0, onset_day=20, seed=5, days=30, rows_per_day=300,
-                          split="train")
+    spec = TrajectorySpec(1, "concept", intensity=2.0, onset_day=20, seed=5, days=30, rows_per_day=300, split="train")
 
     days = simulate_trajectory(spec, *champion, cfg).set_index("day")
 
@@ -442,21 +465,41 @@ def _trajectory_day_by_day(spec, model, reference, profile, data_cfg, cfg) -> pd
     batches = [sim.day(START + timedelta(days=i), spec.scenario) for i in range(spec.days)]
     scores = [model.predict_proba(b.landing) for b in batches]
     ys = [target_array(b.labels, data_cfg) for b in batches]
-    metrics = [{"observed_ds": b.ds.isoformat(), **label_day_metrics(y, s, reference["threshold"], fd.confidence)}
-               for b, y, s in zip(batches, ys, scores, strict=True)]
+    metrics = [
+        {"observed_ds": b.ds.isoformat(), **label_day_metrics(y, s, reference["threshold"], fd.confidence)}
+        for b, y, s in zip(batches, ys, scores, strict=True)
+    ]
     failures = window_failures(ys, scores, reference, fd)
     labels, window, rows = failure_labels(failures, fd.horizon_days), cfg.features.matured_window, []
     for t in range(cfg.trajectories.warmup_days, spec.days):
         matured_to = t - fd.label_delay_days
         report = drift_report(profile, batches[t].landing, scores=scores[t]).to_dict()
-        signals = day_signals(report, scores[t], metrics[max(0, matured_to - window + 1):matured_to + 1],
-                              reference=reference, ds=batches[t].ds.isoformat(), matured_window=window,
-                              min_labels=fd.min_labels)
-        rows.append({**signals, "trajectory": spec.trajectory, "family": spec.family,
-                     "scenario": FAMILIES[spec.family], "intensity": spec.intensity,
-                     "onset_day": spec.onset_day, "split": spec.split, "day": t,
-                     "failed_today": failures[t], "failure_seen": any(f is True for f in failures[:matured_to + 1]),
-                     "roc_auc_today": metrics[t]["roc_auc"], "f1_today": metrics[t]["f1"], "label": labels[t]})
+        signals = day_signals(
+            report,
+            scores[t],
+            metrics[max(0, matured_to - window + 1) : matured_to + 1],
+            reference=reference,
+            ds=batches[t].ds.isoformat(),
+            matured_window=window,
+            min_labels=fd.min_labels,
+        )
+        rows.append(
+            {
+                **signals,
+                "trajectory": spec.trajectory,
+                "family": spec.family,
+                "scenario": FAMILIES[spec.family],
+                "intensity": spec.intensity,
+                "onset_day": spec.onset_day,
+                "split": spec.split,
+                "day": t,
+                "failed_today": failures[t],
+                "failure_seen": any(f is True for f in failures[: matured_to + 1]),
+                "roc_auc_today": metrics[t]["roc_auc"],
+                "f1_today": metrics[t]["f1"],
+                "label": labels[t],
+            }
+        )
     return pd.DataFrame(rows).astype({"failed_today": "boolean", "label": "Int64"})
 
 
@@ -466,8 +509,7 @@ def test_a_trajectory_simulated_at_once_equals_its_days_computed_one_by_one(cham
     from churnguard.failure.trajectories import TrajectorySpec, simulate_trajectory
 
     cfg = load_failure_config()
-    spec = TrajectorySpec(2, family, intensity=2.5, onset_day=18, seed=11, days=30, rows_per_day=300,
-                          split="train")
+    spec = TrajectorySpec(2, family, intensity=2.5, onset_day=18, seed=11, days=30, rows_per_day=300, split="train")
 
     table = simulate_trajectory(spec, *champion, cfg, use_cache=False)
 
@@ -479,8 +521,9 @@ def test_a_trajectory_simulated_at_once_equals_its_days_computed_one_by_one(cham
 def _spec(family: str, intensity: float):
     from churnguard.failure.trajectories import TrajectorySpec
 
-    return TrajectorySpec(3, family, intensity=intensity, onset_day=18, seed=5, days=30, rows_per_day=300,
-                          split="train")
+    return TrajectorySpec(
+        3, family, intensity=intensity, onset_day=18, seed=5, days=30, rows_per_day=300, split="train"
+    )
 
 
 @pytest.mark.slow
@@ -541,8 +584,10 @@ def test_a_family_without_concept_is_its_own_counterfactual_and_is_not_simulated
 
     assert counterfactual_failures(_spec("covariate", 5.0), *champion, cfg, use_cache=False) is None
     assert failure_kind(days, None, 7) == VISIBLE
-    assert failure_kind(days.assign(failed_today=days["failed_today"].where(days["day"] < 20, False)), None,
-                        7) == NO_FAILURE
+    assert (
+        failure_kind(days.assign(failed_today=days["failed_today"].where(days["day"] < 20, False)), None, 7)
+        == NO_FAILURE
+    )
     assert trajectories.counterfactual_scenario_name("covariate+concept") == "gradual+sudden"
     assert trajectories.counterfactual_scenario_name("concept") == "none"
 
@@ -572,8 +617,16 @@ def _leads_table(detected_per_family: dict[str, list[bool]]) -> pd.DataFrame:
         for hit in detected:
             tid += 1
             for day in range(0, 28):
-                rows.append({"trajectory": tid, "family": family, "day": day, "failed_today": day >= 20,
-                             "label": int(day >= 13), "risk": 0.9 if hit and day >= 18 else 0.1})
+                rows.append(
+                    {
+                        "trajectory": tid,
+                        "family": family,
+                        "day": day,
+                        "failed_today": day >= 20,
+                        "label": int(day >= 13),
+                        "risk": 0.9 if hit and day >= 18 else 0.1,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -596,8 +649,13 @@ def test_headline_detection_and_lead_weigh_every_family_the_same():
 def test_early_warning_weights_cover_the_days_an_alert_counts_as_detection_only():
     from churnguard.failure.model import early_warning_weights
 
-    days = pd.DataFrame({"trajectory": [1] * 30 + [2] * 30, "day": list(range(30)) * 2,
-                         "failed_today": [d >= 20 for d in range(30)] + [False] * 30})
+    days = pd.DataFrame(
+        {
+            "trajectory": [1] * 30 + [2] * 30,
+            "day": list(range(30)) * 2,
+            "failed_today": [d >= 20 for d in range(30)] + [False] * 30,
+        }
+    )
 
     weights = early_warning_weights(days, 5.0, delay=7, horizon=7)
 
@@ -661,9 +719,19 @@ def _sight_table(rng: np.random.Generator, trajectories: list[tuple[str, str]]) 
     for tid, (family, kind) in enumerate(trajectories):
         for day in range(40):
             label = int(kind != "none" and day >= 13)
-            rows.append({"trajectory": tid, "family": family, "scenario": FAMILIES[family], "onset_day": 20,
-                         "failure_kind": kind, "day": day, "failed_today": kind != "none" and day >= 20,
-                         "label": label, "risk": rng.random() + 0.5 * label})
+            rows.append(
+                {
+                    "trajectory": tid,
+                    "family": family,
+                    "scenario": FAMILIES[family],
+                    "onset_day": 20,
+                    "failure_kind": kind,
+                    "day": day,
+                    "failed_today": kind != "none" and day >= 20,
+                    "label": label,
+                    "risk": rng.random() + 0.5 * label,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -671,8 +739,16 @@ def test_the_auroc_is_the_weighted_mean_of_its_blind_and_seen_days():
     from churnguard.failure.evaluation import auroc, auroc_by_sight, blind_days, family_weights
 
     rng = np.random.default_rng(0)
-    table = _sight_table(rng, [("concept", "concept_only"), ("concept", "concept_only"), ("gradual", "visible"),
-                               ("none", "none"), ("none", "none")])
+    table = _sight_table(
+        rng,
+        [
+            ("concept", "concept_only"),
+            ("concept", "concept_only"),
+            ("gradual", "visible"),
+            ("none", "none"),
+            ("none", "none"),
+        ],
+    )
 
     blind = blind_days(table, delay=7)
     split = auroc_by_sight(table, "risk", delay=7)
@@ -690,8 +766,16 @@ def test_unseen_days_are_the_blind_days_of_a_world_that_has_not_visibly_changed(
     from churnguard.failure.evaluation import auroc, auroc_by_sight, family_weights, unchanged_world_days
 
     rng = np.random.default_rng(1)
-    table = _sight_table(rng, [("concept", "concept_only"), ("covariate+concept", "concept_only"),
-                               ("covariate", "visible"), ("seasonal", "none"), ("none", "none")])
+    table = _sight_table(
+        rng,
+        [
+            ("concept", "concept_only"),
+            ("covariate+concept", "concept_only"),
+            ("covariate", "visible"),
+            ("seasonal", "none"),
+            ("none", "none"),
+        ],
+    )
     unchanged = unchanged_world_days(table, delay=7)
     by = table.assign(unchanged=unchanged).groupby("family")["unchanged"]
 

@@ -14,8 +14,15 @@ from tests.conftest import airflow_json, run_airflow, with_home
 
 pytestmark = pytest.mark.integration
 
-SMALL = {"days": 30, "rows_per_day": 300, "onset_min": 15, "onset_max": 17, "intensity_min": 1.0,
-         "intensity_max": 3.0, "warmup_days": 14}
+SMALL = {
+    "days": 30,
+    "rows_per_day": 300,
+    "onset_min": 15,
+    "onset_max": 17,
+    "intensity_min": 1.0,
+    "intensity_max": 3.0,
+    "warmup_days": 14,
+}
 
 
 @pytest.fixture
@@ -30,8 +37,7 @@ def small_config_dir(tmp_path):
     return folder
 
 
-def test_failure_model_training_dag_registers_a_champion(airflow_env, churnguard_home, small_config_dir,
-                                                         monkeypatch):
+def test_failure_model_training_dag_registers_a_champion(airflow_env, churnguard_home, small_config_dir, monkeypatch):
     env = with_home(airflow_env, churnguard_home, CHURNGUARD_CONFIG_DIR=str(small_config_dir))
     conf = {"n_trajectories": 18, "horizon": 5, "tolerance": 0.05}
     result = run_airflow(env, "dags", "test", "churn_failure_model_training", "-c", json.dumps(conf))

@@ -18,36 +18,103 @@ DAYS = ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
 def fill(store) -> None:
     """Four monitored days: drift rising on tenure, performance measured for the first two days only (labels
     of the last two have not arrived), a challenger registered on day 2 and promoted on day 3, two alerts."""
-    store.upsert("daily_runs", [
-        {"ds": d, "dataset": "telco", "rows": 100 + i, "validation_status": "passed",
-         "drift_severity": ["stable", "stable", "moderate", "critical"][i], "drift_share": 0.1 * i,
-         "weighted_drift": 0.05 * i, "prediction_psi": [0.01, 0.02, 0.12, 0.3][i],
-         "champion_version": 1 if i < 2 else 2, "challenger_version": 2 if i == 1 else None,
-         "failure_risk": 0.2 * i, "decision": ["healthy", "retrain", "promoted", "healthy"][i],
-         "reasons": [f"reason {i}"], "promoted": i == 2} for i, d in enumerate(DAYS)])
-    store.upsert("feature_drift", [
-        {"ds": d, "feature": f, "kind": "numeric", "psi": psi, "psi_threshold": 0.1, "drifted": psi >= 0.1}
-        for d, (tenure, charges) in zip(DAYS, [(0.01, 0.02), (0.05, 0.01), (0.2, 0.03), (0.4, 0.02)], strict=True)
-        for f, psi in (("tenure", tenure), ("monthly_charges", charges))])
-    store.upsert("performance", [
-        {"observed_ds": DAYS[0], "role": "champion", "model_version": 1, "measured_ds": "2026-03-08",
-         "labelled_rows": 400, "roc_auc": 0.84, "roc_auc_lower": 0.80, "f1": 0.6, "precision": 0.5, "recall": 0.75,
-         "churn_rate": 0.25},
-        {"observed_ds": DAYS[1], "role": "champion", "model_version": 1, "measured_ds": "2026-03-09",
-         "labelled_rows": 400, "roc_auc": 0.78, "roc_auc_lower": 0.74, "f1": 0.55, "precision": 0.5,
-         "recall": 0.6, "churn_rate": 0.25},
-        {"observed_ds": DAYS[1], "role": "challenger", "model_version": 2, "measured_ds": "2026-03-09",
-         "labelled_rows": 400, "roc_auc": 0.83, "roc_auc_lower": 0.79, "f1": 0.58, "precision": 0.52,
-         "recall": 0.65, "churn_rate": 0.25}])
-    store.upsert("failure_risk", [
-        {"ds": DAYS[3], "available": True, "risk": 0.6, "model_version": 3, "reason": "risk 0.60 vs 0.50",
-         "drivers": [{"feature": "auc_trend", "contribution": 0.4, "value": -0.02}]}])
+    store.upsert(
+        "daily_runs",
+        [
+            {
+                "ds": d,
+                "dataset": "telco",
+                "rows": 100 + i,
+                "validation_status": "passed",
+                "drift_severity": ["stable", "stable", "moderate", "critical"][i],
+                "drift_share": 0.1 * i,
+                "weighted_drift": 0.05 * i,
+                "prediction_psi": [0.01, 0.02, 0.12, 0.3][i],
+                "champion_version": 1 if i < 2 else 2,
+                "challenger_version": 2 if i == 1 else None,
+                "failure_risk": 0.2 * i,
+                "decision": ["healthy", "retrain", "promoted", "healthy"][i],
+                "reasons": [f"reason {i}"],
+                "promoted": i == 2,
+            }
+            for i, d in enumerate(DAYS)
+        ],
+    )
+    store.upsert(
+        "feature_drift",
+        [
+            {"ds": d, "feature": f, "kind": "numeric", "psi": psi, "psi_threshold": 0.1, "drifted": psi >= 0.1}
+            for d, (tenure, charges) in zip(DAYS, [(0.01, 0.02), (0.05, 0.01), (0.2, 0.03), (0.4, 0.02)], strict=True)
+            for f, psi in (("tenure", tenure), ("monthly_charges", charges))
+        ],
+    )
+    store.upsert(
+        "performance",
+        [
+            {
+                "observed_ds": DAYS[0],
+                "role": "champion",
+                "model_version": 1,
+                "measured_ds": "2026-03-08",
+                "labelled_rows": 400,
+                "roc_auc": 0.84,
+                "roc_auc_lower": 0.80,
+                "f1": 0.6,
+                "precision": 0.5,
+                "recall": 0.75,
+                "churn_rate": 0.25,
+            },
+            {
+                "observed_ds": DAYS[1],
+                "role": "champion",
+                "model_version": 1,
+                "measured_ds": "2026-03-09",
+                "labelled_rows": 400,
+                "roc_auc": 0.78,
+                "roc_auc_lower": 0.74,
+                "f1": 0.55,
+                "precision": 0.5,
+                "recall": 0.6,
+                "churn_rate": 0.25,
+            },
+            {
+                "observed_ds": DAYS[1],
+                "role": "challenger",
+                "model_version": 2,
+                "measured_ds": "2026-03-09",
+                "labelled_rows": 400,
+                "roc_auc": 0.83,
+                "roc_auc_lower": 0.79,
+                "f1": 0.58,
+                "precision": 0.52,
+                "recall": 0.65,
+                "churn_rate": 0.25,
+            },
+        ],
+    )
+    store.upsert(
+        "failure_risk",
+        [
+            {
+                "ds": DAYS[3],
+                "available": True,
+                "risk": 0.6,
+                "model_version": 3,
+                "reason": "risk 0.60 vs 0.50",
+                "drivers": [{"feature": "auc_trend", "contribution": 0.4, "value": -0.02}],
+            }
+        ],
+    )
     store.record_event(DAYS[1], "registered", "churn-model", 2, reason="drift: critical")
     store.record_event(DAYS[2], "promoted", "churn-model", 2, from_version=1, reason="challenger better")
-    store.upsert("alerts", [
-        {"ds": DAYS[2], "kind": "drift", "severity": "warn", "message": "moderate drift"},
-        {"ds": DAYS[3], "kind": "drift", "severity": "critical", "message": "critical drift"},
-        {"ds": "2026-02-01", "kind": "validation", "severity": "critical", "message": "old"}])
+    store.upsert(
+        "alerts",
+        [
+            {"ds": DAYS[2], "kind": "drift", "severity": "warn", "message": "moderate drift"},
+            {"ds": DAYS[3], "kind": "drift", "severity": "critical", "message": "critical drift"},
+            {"ds": "2026-02-01", "kind": "validation", "severity": "critical", "message": "old"},
+        ],
+    )
 
 
 @pytest.fixture
@@ -64,18 +131,38 @@ def root():
 
 def drift_doc(shift: int) -> dict:
     """A drift.json (schema 2) with a numeric and a categorical feature and the prediction's histogram."""
-    return {"schema_version": 2, "severity": "moderate", "n_rows": 100, "n_features": 2, "n_drifted": 1,
-            "drift_share": 0.5, "weighted_psi": 0.1, "profile_version": "p1", "notes": [],
-            "features": {
-                "tenure": {"kind": "numeric", "psi": 0.25, "severity": "critical", "drifted": True,
-                           "bins": {"edges": [10.0, 30.0], "reference": [30, 40, 30],
-                                    "current": [60 - shift, 20, 20 + shift]}},
-                "contract": {"kind": "categorical", "psi": 0.02, "severity": "stable", "drifted": False,
-                             "categories": {"reference": {"Month": 50, "Year": 50}, "current": {"Month": 40,
-                                                                                             "Two": 60}}}},
-            "prediction": {"kind": "numeric", "psi": 0.12,
-                           "histogram": {"edges": [0.0, 0.5, 1.0], "reference": [75, 25],
-                                         "current": [50 + shift, 50 - shift]}}}
+    return {
+        "schema_version": 2,
+        "severity": "moderate",
+        "n_rows": 100,
+        "n_features": 2,
+        "n_drifted": 1,
+        "drift_share": 0.5,
+        "weighted_psi": 0.1,
+        "profile_version": "p1",
+        "notes": [],
+        "features": {
+            "tenure": {
+                "kind": "numeric",
+                "psi": 0.25,
+                "severity": "critical",
+                "drifted": True,
+                "bins": {"edges": [10.0, 30.0], "reference": [30, 40, 30], "current": [60 - shift, 20, 20 + shift]},
+            },
+            "contract": {
+                "kind": "categorical",
+                "psi": 0.02,
+                "severity": "stable",
+                "drifted": False,
+                "categories": {"reference": {"Month": 50, "Year": 50}, "current": {"Month": 40, "Two": 60}},
+            },
+        },
+        "prediction": {
+            "kind": "numeric",
+            "psi": 0.12,
+            "histogram": {"edges": [0.0, 0.5, 1.0], "reference": [75, 25], "current": [50 + shift, 50 - shift]},
+        },
+    }
 
 
 def test_overview_of_the_last_day_has_versions_decision_risk_drivers_and_open_alerts(store):
@@ -86,8 +173,13 @@ def test_overview_of_the_last_day_has_versions_decision_risk_drivers_and_open_al
     assert o["failure_risk"]["risk"] == 0.6 and o["failure_risk"]["drivers"][0]["feature"] == "auc_trend"
     # alerts of the last 7 days, newest and most severe first; the February one is not open any more
     assert [(a["ds"], a["severity"]) for a in o["open_alerts"]] == [(DAYS[3], "critical"), (DAYS[2], "warn")]
-    assert o["last_promotion"] == {"ds": DAYS[2], "event": "promoted", "version": 2, "from_version": 1,
-                                   "reason": "challenger better"}
+    assert o["last_promotion"] == {
+        "ds": DAYS[2],
+        "event": "promoted",
+        "version": 2,
+        "from_version": 1,
+        "reason": "challenger better",
+    }
     assert health.overview(store, DAYS[1])["run"]["challenger_version"] == 2
     assert health.overview(store, "2027-01-01")["note"] == "2027-01-01 has no daily run recorded"
     assert json.dumps(o)
@@ -102,8 +194,7 @@ def test_the_story_has_each_days_risk_and_auc_and_the_days_that_matter(store):
     assert (s["confirmed"], s["failed"], s["lead_days"]) == (None, None, None)  # no measured failure
     assert s["moves"] == [{"ds": DAYS[2], "event": "promoted", "version": 2, "from_version": 1}]
     store.record_event(DAYS[3], "rolled_back", "churn-model", 1, from_version=2, reason="v2 misses the new mix")
-    assert health.story(store)["moves"][-1] == {"ds": DAYS[3], "event": "rolled_back", "version": 1,
-                                                "from_version": 2}
+    assert health.story(store)["moves"][-1] == {"ds": DAYS[3], "event": "rolled_back", "version": 1, "from_version": 2}
 
 
 def test_overview_of_an_empty_store(tmp_path):
@@ -174,9 +265,14 @@ def test_models_from_events_runs_and_the_registry(store):
 
     def lookup(name):
         calls.append(name)
-        return {1: {"trigger": "bootstrap", "shap_importance": None},
-                2: {"trigger": "drift: critical", "training_window": {"train_from": "2026-01-01"},
-                    "shap_importance": {"tenure": 0.7, "contract": 0.3}}}
+        return {
+            1: {"trigger": "bootstrap", "shap_importance": None},
+            2: {
+                "trigger": "drift: critical",
+                "training_window": {"train_from": "2026-01-01"},
+                "shap_importance": {"tenure": 0.7, "contract": 0.3},
+            },
+        }
 
     m = health.models(store, lookup=lookup, model_name="churn-model")
     assert calls == ["churn-model"]
@@ -186,8 +282,9 @@ def test_models_from_events_runs_and_the_registry(store):
     assert v2["shap_importance"] == {"tenure": 0.7, "contract": 0.3} and v2["shap_note"] is None
     assert v1["champion_days"] == 2 and v1["last_champion"] == DAYS[1]
     assert v1["shap_note"].startswith("not recorded")
-    assert m["history"] == [{"ds": DAYS[2], "event": "promoted", "version": 2, "from_version": 1,
-                             "reason": "challenger better"}]
+    assert m["history"] == [
+        {"ds": DAYS[2], "event": "promoted", "version": 2, "from_version": 1, "reason": "challenger better"}
+    ]
 
 
 def test_models_say_why_when_the_registry_fails_or_hangs(store, monkeypatch):
@@ -220,8 +317,11 @@ def test_models_say_why_when_the_registry_fails_or_hangs(store, monkeypatch):
 
 def test_alerts_history_newest_and_most_severe_first(store):
     a = health.alerts(store)
-    assert [(x["ds"], x["severity"]) for x in a["alerts"]] == [(DAYS[3], "critical"), (DAYS[2], "warn"),
-                                                              ("2026-02-01", "critical")]
+    assert [(x["ds"], x["severity"]) for x in a["alerts"]] == [
+        (DAYS[3], "critical"),
+        (DAYS[2], "warn"),
+        ("2026-02-01", "critical"),
+    ]
     assert a["by_severity"] == {"critical": 2, "warn": 1} and a["by_kind"] == {"drift": 2, "validation": 1}
     assert health.alerts(store, start=DAYS[0])["total"] == 2
     assert health.alerts(store, severity="warn")["total"] == 1
@@ -248,7 +348,12 @@ def test_alerts_carry_their_episode_with_its_acknowledgement_and_the_open_episod
     assert by_day[(DAYS[3], "decision")] == by_day[(DAYS[2], "decision")]
     acked = by_day[(DAYS[3], "decision")]
     assert (acked["id"], acked["state"], acked["first_ds"], acked["last_ds"], acked["severity"]) == (
-        decision, "open", DAYS[2], DAYS[3], "critical")
+        decision,
+        "open",
+        DAYS[2],
+        DAYS[3],
+        "critical",
+    )
     assert acked["acknowledged_by"] == "ana" and acked["acknowledged_at"].endswith("+00:00")
     cleared = by_day[(DAYS[1], "validation")]
     assert (cleared["state"], cleared["cleared_ds"], cleared["acknowledged_by"]) == ("cleared", DAYS[2], None)
@@ -259,21 +364,30 @@ def test_alerts_carry_their_episode_with_its_acknowledgement_and_the_open_episod
 
 def test_run_day_has_the_row_reports_and_drift_headline(store, root):
     root.write_report(DAYS[3], "drift.json", json.dumps(drift_doc(0)).encode())
-    root.write_report(DAYS[3], "validation.json", json.dumps({"status": "passed", "summary": "ok",
-                                                              "failures": [], "warnings": ["w"]}).encode())
+    root.write_report(
+        DAYS[3],
+        "validation.json",
+        json.dumps({"status": "passed", "summary": "ok", "failures": [], "warnings": ["w"]}).encode(),
+    )
     day = health.run_day(DAYS[3], store, root)
     assert day["run"]["decision"] == "healthy" and day["run"]["rows"] == 103
     assert day["validation"]["status"] == "passed" and day["validation"]["warnings"] == ["w"]
     assert day["drift"]["severity"] == "moderate" and day["drift"]["prediction_psi"] == 0.12
     assert [f["feature"] for f in day["drift"]["top_features"]] == ["tenure", "contract"]
-    assert day["report_exists"] == {"summary.json": False, "validation.json": True, "validation.html": True,
-                              "drift.json": True, "drift.html": False}
+    assert day["report_exists"] == {
+        "summary.json": False,
+        "validation.json": True,
+        "validation.html": True,
+        "drift.json": True,
+        "drift.html": False,
+    }
     assert day["why_missing"] == {"summary.json": f"summary.json of {DAYS[3]} does not exist"}
     assert day["failure_risk"]["risk"] == 0.6 and [a["kind"] for a in day["alerts"]] == ["drift"]
     json.dumps(day)
     promoted = health.run_day(DAYS[2], store, root)
-    assert promoted["model_events"] == [{"event": "promoted", "version": 2, "from_version": 1,
-                                         "reason": "challenger better"}]
+    assert promoted["model_events"] == [
+        {"event": "promoted", "version": 2, "from_version": 1, "reason": "challenger better"}
+    ]
     with pytest.raises(ValueError):
         health.run_day("not-a-day", store, root)
 
@@ -281,10 +395,20 @@ def test_run_day_has_the_row_reports_and_drift_headline(store, root):
 def test_no_nan_reaches_the_json(tmp_path):
     s = open_store(f"sqlite:///{tmp_path / 'nan.db'}")
     s.upsert("daily_runs", [{"ds": DAYS[0], "dataset": "telco", "prediction_psi": math.nan}])
-    s.upsert("performance", [{"observed_ds": DAYS[0], "role": "champion", "model_version": 1,
-                              "measured_ds": DAYS[0], "labelled_rows": 10, "roc_auc": math.nan}])
-    text = json.dumps([health.score_distribution(s, max_days=0), health.performance(s, delay_days=7)],
-                      allow_nan=False)
+    s.upsert(
+        "performance",
+        [
+            {
+                "observed_ds": DAYS[0],
+                "role": "champion",
+                "model_version": 1,
+                "measured_ds": DAYS[0],
+                "labelled_rows": 10,
+                "roc_auc": math.nan,
+            }
+        ],
+    )
+    text = json.dumps([health.score_distribution(s, max_days=0), health.performance(s, delay_days=7)], allow_nan=False)
     assert "NaN" not in text
 
 
@@ -294,8 +418,12 @@ def test_the_same_answers_on_postgresql(postgres_url, tmp_path):
     fill(pg)
     sqlite = open_store(f"sqlite:///{tmp_path / 'same.db'}")
     fill(sqlite)
-    for call in (health.overview, health.drift_heatmap, lambda s: health.performance(s, delay_days=7),
-                 lambda s: health.models(s, lookup=False, model_name="churn-model")):
+    for call in (
+        health.overview,
+        health.drift_heatmap,
+        lambda s: health.performance(s, delay_days=7),
+        lambda s: health.models(s, lookup=False, model_name="churn-model"),
+    ):
         assert _without_times(call(pg)) == _without_times(call(sqlite))
     assert len(health.alerts(pg)["alerts"]) == 3
 
@@ -341,14 +469,28 @@ def page_fixtures(store, root, tmp_path):
     """The JSON each page fetches, as the app answers it for the rows of ``fill``."""
     root.write_report(DAYS[3], "drift.json", json.dumps(drift_doc(20)).encode())
     root.write_report(DAYS[3], "drift.html", b"<html></html>")
-    models = health.models(store, lookup=lambda name: {2: {"trigger": "drift: critical", "training_window": {},
-                                                           "shap_importance": {"tenure": 0.7, "contract": 0.3}}},
-                           model_name="churn-model")
-    api = {"overview": health.overview(store), "story": health.story(store),
-           "drift/heatmap": health.drift_heatmap(store),
-           "drift/scores": health.score_distribution(store, root), "performance": health.performance(store),
-           "models": models, "alerts": health.alerts(store), f"run/{DAYS[3]}": health.run_day(DAYS[3], store, root),
-           f"drift/feature?ds={DAYS[3]}&feature=contract": health.feature_distribution(DAYS[3], "contract", root)}
+    models = health.models(
+        store,
+        lookup=lambda name: {
+            2: {
+                "trigger": "drift: critical",
+                "training_window": {},
+                "shap_importance": {"tenure": 0.7, "contract": 0.3},
+            }
+        },
+        model_name="churn-model",
+    )
+    api = {
+        "overview": health.overview(store),
+        "story": health.story(store),
+        "drift/heatmap": health.drift_heatmap(store),
+        "drift/scores": health.score_distribution(store, root),
+        "performance": health.performance(store),
+        "models": models,
+        "alerts": health.alerts(store),
+        f"run/{DAYS[3]}": health.run_day(DAYS[3], store, root),
+        f"drift/feature?ds={DAYS[3]}&feature=contract": health.feature_distribution(DAYS[3], "contract", root),
+    }
     path = tmp_path / "api.json"
     path.write_text(json.dumps(api))
     (tmp_path / "harness.js").write_text(PAGES_HARNESS)
@@ -364,8 +506,19 @@ def draw(page_fixtures, page: str, init: dict | None = None) -> dict:
     if node is None:
         pytest.skip("node is not installed")
     script = Path(__file__).resolve().parents[1] / "plugins/churnguard_airflow/health/health.js"
-    out = subprocess.run([node, str(page_fixtures / "harness.js"), str(script), str(page_fixtures / "api.json"), page,
-                          json.dumps(init or {})], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            node,
+            str(page_fixtures / "harness.js"),
+            str(script),
+            str(page_fixtures / "api.json"),
+            page,
+            json.dumps(init or {}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert 'class="error"' not in result["html"], result["html"][:500]
@@ -384,7 +537,11 @@ def test_every_page_draws_its_charts_from_its_json(page_fixtures):
     perf = draw(page_fixtures, "performance")
     # AUC: band (2 traces) + line per role; the label-delay band shaded on each of the four charts
     assert [(c["id"], c["traces"], c["shapes"]) for c in perf["charts"]] == [
-        ("perf-roc_auc", 6, 1), ("perf-f1", 2, 1), ("perf-precision", 6, 1), ("perf-recall", 6, 1)]
+        ("perf-roc_auc", 6, 1),
+        ("perf-f1", 2, 1),
+        ("perf-precision", 6, 1),
+        ("perf-recall", 6, 1),
+    ]
     models = draw(page_fixtures, "models")
     assert "drift: critical" in models["html"] and models["charts"][0]["title"].startswith("SHAP importance of v2")
     alerts = draw(page_fixtures, "alerts")
@@ -445,9 +602,16 @@ def test_registry_versions_from_a_real_mlflow_registry():
         if shap:
             client.log_dict(run, shap, "shap_importance.json")
         client.set_terminated(run)
-        client.create_model_version("churn-model", f"runs:/{run}/model", run_id=run, tags={
-            "trigger": "bootstrap" if version == 1 else "drift: critical", "reference_auc": "0.810000",
-            **({"train_from": "2026-01-01", "train_to": "2026-02-01"} if version == 2 else {})})
+        client.create_model_version(
+            "churn-model",
+            f"runs:/{run}/model",
+            run_id=run,
+            tags={
+                "trigger": "bootstrap" if version == 1 else "drift: critical",
+                "reference_auc": "0.810000",
+                **({"train_from": "2026-01-01", "train_to": "2026-02-01"} if version == 2 else {}),
+            },
+        )
     client.set_registered_model_alias("churn-model", "champion", "2")
     found = health.registry_versions("churn-model")
     assert sorted(found) == [1, 2]

@@ -22,9 +22,23 @@ NEXT = "2026-09-04"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> SavedWorld:
-    world = SavedWorld(tmp_path_factory.mktemp("label-deliveries"), ("bootstrap", "--seed", "0"),
-                       ("simulate", "--start", "2026-09-01", "--days", "6", "--rows-per-day", "300",
-                        "--label-delay", "2", "--seed", "1"))
+    world = SavedWorld(
+        tmp_path_factory.mktemp("label-deliveries"),
+        ("bootstrap", "--seed", "0"),
+        (
+            "simulate",
+            "--start",
+            "2026-09-01",
+            "--days",
+            "6",
+            "--rows-per-day",
+            "300",
+            "--label-delay",
+            "2",
+            "--seed",
+            "1",
+        ),
+    )
     world.save()
     return world
 
@@ -59,8 +73,7 @@ def test_the_first_delivery_landing_on_a_quarantined_day_is_measured_by_the_next
     assert again.returncode == 1 and "Traceback" not in again.stderr
     assert (data / "quarantine" / f"ds={LANDED}").is_dir()
     assert measured(world.home) == {"2026-09-01": NEXT, "2026-09-02": NEXT, "2026-09-04": "2026-09-06"}
-    assert deliveries(world.home) == {LANDED: NEXT, NEXT: NEXT, "2026-09-05": "2026-09-05",
-                                      "2026-09-06": "2026-09-06"}
+    assert deliveries(world.home) == {LANDED: NEXT, NEXT: NEXT, "2026-09-05": "2026-09-05", "2026-09-06": "2026-09-06"}
     assert summary_deliveries(data, NEXT) == [LANDED, NEXT]
     counts = rows(world.home, "SELECT observed_ds, count(*) FROM performance GROUP BY observed_ds, role")
     assert all(n == 1 for _, n in counts)

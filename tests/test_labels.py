@@ -27,8 +27,9 @@ ARRIVED = OBSERVED + timedelta(days=7)
 
 
 def delivery(churn, observed: str = "2026-09-01", ids: list[str] | None = None) -> pd.DataFrame:
-    return pd.DataFrame({"customer_id": ids or [f"c{i}" for i in range(len(churn))], "observed_ds": observed,
-                         "churn": churn})
+    return pd.DataFrame(
+        {"customer_id": ids or [f"c{i}" for i in range(len(churn))], "observed_ds": observed, "churn": churn}
+    )
 
 
 def check(frame: pd.DataFrame, scored: set[str] = frozenset({"2026-09-01"}), ds: str = "2026-09-08"):
@@ -61,8 +62,9 @@ def test_the_columns_must_be_exactly_id_observed_day_and_target():
     extra = check(delivery(["Yes"]).assign(score=0.3))
     missing = check(delivery(["Yes"]).drop(columns="observed_ds"))
     assert extra.failures == ["table column_set: expected exactly customer_id, observed_ds, churn: unexpected score"]
-    assert missing.failures == ["table column_set: expected exactly customer_id, observed_ds, churn: "
-                                "missing observed_ds"]
+    assert missing.failures == [
+        "table column_set: expected exactly customer_id, observed_ds, churn: missing observed_ds"
+    ]
 
 
 def test_missing_values_are_errors_with_the_ids_of_their_rows():
@@ -72,18 +74,22 @@ def test_missing_values_are_errors_with_the_ids_of_their_rows():
 
 def test_observed_day_must_be_an_iso_date_not_after_the_delivery():
     assert check(delivery(["Yes"], observed="2026/09/01")).failures == [
-        "column 'observed_ds' date: 1 of 1 rows not an ISO date (YYYY-MM-DD): '2026/09/01' (1); rows c0"]
+        "column 'observed_ds' date: 1 of 1 rows not an ISO date (YYYY-MM-DD): '2026/09/01' (1); rows c0"
+    ]
     assert check(delivery(["Yes"], observed="2026-09-09")).failures == [
         "column 'observed_ds' arrival: 1 of 1 rows observed after the delivery's date 2026-09-08: "
-        "'2026-09-09' (1); rows c0"]
+        "'2026-09-09' (1); rows c0"
+    ]
     assert check(delivery(["Yes"], observed="2026-09-08"), scored={"2026-09-08"}).status == "pass"  # no delay
 
 
 def test_labels_of_a_day_never_scored_are_kept_with_a_warning_that_counts_them():
     result = check(delivery(["Yes", "No"], observed="2026-08-30"))
     assert result.status == "warn" and len(result.labels) == 2
-    assert result.warnings == ["column 'observed_ds' scored: 2 of 2 rows for days never scored (quarantined or "
-                               "never landed), kept and counted: '2026-08-30' (2)"]
+    assert result.warnings == [
+        "column 'observed_ds' scored: 2 of 2 rows for days never scored (quarantined or "
+        "never landed), kept and counted: '2026-08-30' (2)"
+    ]
 
 
 def test_a_customer_repeated_within_a_delivery_is_a_warning_and_the_last_label_is_kept():
@@ -94,8 +100,9 @@ def test_a_customer_repeated_within_a_delivery_is_a_warning_and_the_last_label_i
 
 def test_without_a_negative_value_other_values_count_as_no_churn_but_never_silently():
     cfg = CFG.model_copy(update={"target": TargetConfig(column="churn", positive="Yes")})
-    result = validate_labels(delivery(["Yes", "nope"]), cfg, {"2026-09-01"}, ds="2026-09-08",
-                             source=DataRoot.labels_key("2026-09-08"))
+    result = validate_labels(
+        delivery(["Yes", "nope"]), cfg, {"2026-09-01"}, ds="2026-09-08", source=DataRoot.labels_key("2026-09-08")
+    )
     assert result.status == "warn" and "no target.negative" in result.warnings[0] and "'nope' (1)" in result.warnings[0]
 
 
@@ -120,13 +127,18 @@ def storage(request):
 GOOD = frame_to_parquet_bytes(delivery(["Yes", "No"]))
 
 
-@pytest.mark.parametrize(("content", "says"), [
-    (b"customer_id,observed_ds,churn\nc1,2026-09-01,Yes\n", "not a parquet file (no PAR1 magic bytes; it looks "
-                                                            "like CSV text starting 'customer_id,observed_ds"),
-    (GOOD[: len(GOOD) // 2], "truncated parquet file"),
-    (b"PAR1\x00junk\x07PAR1", "corrupt parquet file"),
-    (b"", "empty file (0 bytes)"),
-])
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (
+            b"customer_id,observed_ds,churn\nc1,2026-09-01,Yes\n",
+            "not a parquet file (no PAR1 magic bytes; it looks like CSV text starting 'customer_id,observed_ds",
+        ),
+        (GOOD[: len(GOOD) // 2], "truncated parquet file"),
+        (b"PAR1\x00junk\x07PAR1", "corrupt parquet file"),
+        (b"", "empty file (0 bytes)"),
+    ],
+)
 def test_an_unreadable_delivery_is_rejected_and_quarantined_beside_the_batches(storage, content, says):
     storage.write_partition("landing", ARRIVED, pd.DataFrame({"customer_id": ["x"]}))
     storage.move_partition("landing", ARRIVED, "quarantine")  # a quarantined batch of the same date
@@ -174,8 +186,9 @@ def scored_day(storage, observed: date, n: int) -> pd.DataFrame:
     y = rng.random(n) < 0.3
     ids = [f"{observed:%m%d}-{i}" for i in range(n)]
     scores = 1 / (1 + np.exp(-(rng.normal(size=n) + 1.5 * y - 1)))
-    storage.write_partition("scores", observed, pd.DataFrame(
-        {"customer_id": ids, "champion_score": scores, "champion_version": 1}))
+    storage.write_partition(
+        "scores", observed, pd.DataFrame({"customer_id": ids, "champion_score": scores, "champion_version": 1})
+    )
     return delivery(np.where(y, "Yes", "No").tolist(), observed=observed.isoformat(), ids=ids)
 
 
@@ -246,7 +259,10 @@ def test_labels_that_arrived_on_a_day_no_run_measured_are_measured_by_the_next_r
     assert [e["ds"] for e in result["deliveries"]] == ["2026-09-09", "2026-09-10"]
     assert [m["observed_ds"] for m in result["measured"]] == ["2026-09-02", "2026-09-03"]
     assert {r["observed_ds"]: r["measured_ds"] for r in store.rows("performance")} == {
-        "2026-09-01": "2026-09-08", "2026-09-02": "2026-09-10", "2026-09-03": "2026-09-10"}
+        "2026-09-01": "2026-09-08",
+        "2026-09-02": "2026-09-10",
+        "2026-09-03": "2026-09-10",
+    }
 
 
 @pytest.mark.integration
@@ -267,8 +283,12 @@ def test_the_daily_run_after_a_quarantined_batch_measures_the_labels_that_arrive
 
     assert storage.partition_exists("quarantine", "2026-09-05")
     measured = {r["observed_ds"]: r["measured_ds"] for r in store.rows("performance", where={"role": "champion"})}
-    assert measured == {"2026-09-01": "2026-09-03", "2026-09-02": "2026-09-04", "2026-09-03": "2026-09-06",
-                        "2026-09-04": "2026-09-06"}
+    assert measured == {
+        "2026-09-01": "2026-09-03",
+        "2026-09-02": "2026-09-04",
+        "2026-09-03": "2026-09-06",
+        "2026-09-04": "2026-09-06",
+    }
     catch_up = json.loads(storage.read_bytes("reports/ds=2026-09-06/summary.json"))["performance"]
     assert [(e["ds"], e["status"]) for e in catch_up["deliveries"]] == [("2026-09-05", "pass"), ("2026-09-06", "pass")]
     unscored = json.loads(storage.read_bytes("reports/ds=2026-09-07/summary.json"))["performance"]
@@ -284,15 +304,20 @@ def test_repeats_found_by_hashing_equal_pandas_duplicated(rows):
     from churnguard.labels import _repeated
 
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"customer_id": [f"C{i}" for i in rng.integers(0, 50, 500)],
-                          "observed_ds": [f"2026-09-0{i}" for i in rng.integers(1, 4, 500)]})
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i}" for i in rng.integers(0, 50, 500)],
+            "observed_ds": [f"2026-09-0{i}" for i in rng.integers(1, 4, 500)],
+        }
+    )
     frame.loc[5, "customer_id"] = None
     keys = ["customer_id", "observed_ds"]
     assert _repeated(frame, keys, rows).equals(frame.duplicated(keys, keep="last"))
 
 
-@pytest.mark.parametrize("hash_ids", [row_hashes, lambda ids: np.zeros(len(ids), dtype=np.uint64)],
-                         ids=["hashed", "every-hash-shared"])
+@pytest.mark.parametrize(
+    "hash_ids", [row_hashes, lambda ids: np.zeros(len(ids), dtype=np.uint64)], ids=["hashed", "every-hash-shared"]
+)
 def test_labelled_customers_are_found_among_chunks_of_scores_by_their_ids(hash_ids):
     import pyarrow as pa
 
@@ -302,7 +327,7 @@ def test_labelled_customers_are_found_among_chunks_of_scores_by_their_ids(hash_i
     matcher = performance._IdMatcher(pa.array(labelled, type=pa.large_string()), hash_ids)
     pairs = []
     for start in range(0, len(scored), 25):  # chunks of the day's scores
-        at, rows = matcher.match(pa.array(scored[start:start + 25], type=pa.large_string()))
+        at, rows = matcher.match(pa.array(scored[start : start + 25], type=pa.large_string()))
         pairs += [(labelled[a], scored[start + r]) for a, r in zip(at, rows, strict=True)]
     assert all(a == b for a, b in pairs)
     assert sorted(a for a, _ in pairs) == sorted(set(labelled) & set(scored))
@@ -327,8 +352,12 @@ def test_auc_is_measured_per_segment_from_the_values_scored_with_the_customers(o
     y = (labels["churn"] == "Yes").to_numpy()
     values = entry["segments"]["contract"]["values"]
     assert values["Month-to-month"]["roc_auc"] == pytest.approx(roc_auc_score(y[:300], scores[:300]), abs=1e-12)
-    assert values["Two year"] == {"labelled_rows": 70, "positives": 70, "roc_auc": None,
-                                  "reason": "one class only: all of 70 churned"}
+    assert values["Two year"] == {
+        "labelled_rows": 70,
+        "positives": 70,
+        "roc_auc": None,
+        "reason": "one class only: all of 70 churned",
+    }
     assert values["One year"]["roc_auc"] is None
     assert values["One year"]["reason"] == "30 labels < performance.segment_min_labels 50"
     assert entry["segments"]["internet_service"] == {"values": {}, "without_value": 400}

@@ -68,7 +68,7 @@ def test_no_import_cycle_in_the_library():
             if nxt.startswith(name + "."):
                 continue
             if state.get(nxt) == "open":
-                cycles.append(trail[trail.index(nxt):] + [nxt] if nxt in trail else [name, nxt])
+                cycles.append(trail[trail.index(nxt) :] + [nxt] if nxt in trail else [name, nxt])
             elif nxt not in state:
                 visit(nxt, [*trail, nxt])
         state[name] = "done"

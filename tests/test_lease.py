@@ -18,8 +18,11 @@ DS = "2026-09-03"
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])  # local PostgreSQL
 def store(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'monitoring.db'}" if request.param == "sqlite" else \
-        request.getfixturevalue("postgres_url")
+    url = (
+        f"sqlite:///{tmp_path / 'monitoring.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     return open_store(url)
 
 

@@ -110,7 +110,7 @@ def test_a_continued_model_keeps_its_base_and_learns_a_segment_whose_labels_flip
         return out
 
     fit, val = flipped(split.validation.iloc[:300]), flipped(split.test.iloc[: len(split.test) // 2])
-    test = flipped(split.test.iloc[len(split.test) // 2:])
+    test = flipped(split.test.iloc[len(split.test) // 2 :])
     continued = train_model(fit, val, CFG, init_model=trained)
 
     base, more = (m.pipeline.named_steps["model"].get_booster() for m in (trained, continued))

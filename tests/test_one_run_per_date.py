@@ -39,9 +39,29 @@ def world(tmp_path_factory):
     """A champion, 18 days whose labels (2 days late) flip for two-year contracts from 09-07 (so forced
     retrains register challengers and two of them are promoted), a junk file beside 09-05's batch; and the
     state a single run of the range leaves."""
-    world = SavedWorld(tmp_path_factory.mktemp("one-run-per-date"), ("bootstrap", "--seed", "0"),
-                       ("simulate", "--start", FIRST, "--days", "18", "--rows-per-day", "400", "--label-delay", "2",
-                        "--scenario", "concept", "--onset", "2026-09-07", "--intensity", "2", "--seed", "1"))
+    world = SavedWorld(
+        tmp_path_factory.mktemp("one-run-per-date"),
+        ("bootstrap", "--seed", "0"),
+        (
+            "simulate",
+            "--start",
+            FIRST,
+            "--days",
+            "18",
+            "--rows-per-day",
+            "400",
+            "--label-delay",
+            "2",
+            "--scenario",
+            "concept",
+            "--onset",
+            "2026-09-07",
+            "--intensity",
+            "2",
+            "--seed",
+            "1",
+        ),
+    )
     (world.home / "data" / "landing" / f"ds={BAD}" / "part-00001.parquet").write_bytes(b"garbage")
     world.save()
     single = churnguard_cli(world.env, *RANGE)
@@ -67,16 +87,21 @@ def end_state(home: Path, env: dict) -> dict:
     }
     try:
         with engine.connect() as conn:
-            state = {k: sorted(tuple(str(int(v) if isinstance(v, bool) else v) for v in r)
-                               for r in conn.execute(text(q))) for k, q in queries.items()}
+            state = {
+                k: sorted(tuple(str(int(v) if isinstance(v, bool) else v) for v in r) for r in conn.execute(text(q)))
+                for k, q in queries.items()
+            }
     finally:
         engine.dispose()
     with sqlite3.connect(home / "mlflow.db") as mlflow:
         state["aliases"] = sorted(mlflow.execute("SELECT alias, version FROM registered_model_aliases").fetchall())
         state["versions"] = sorted(mlflow.execute("SELECT version, run_id FROM model_versions").fetchall())
-        state["runs"] = sorted(mlflow.execute(
-            "SELECT t.value, count(*) FROM tags t JOIN runs r ON r.run_uuid = t.run_uuid "
-            "WHERE t.key = 'churnguard.kind' GROUP BY t.value").fetchall())
+        state["runs"] = sorted(
+            mlflow.execute(
+                "SELECT t.value, count(*) FROM tags t JOIN runs r ON r.run_uuid = t.run_uuid "
+                "WHERE t.key = 'churnguard.kind' GROUP BY t.value"
+            ).fetchall()
+        )
     state["versions"] = len(state["versions"])  # run ids differ from one execution to the next
     state["quarantined"] = sorted(p.name for p in (home / "data" / "quarantine").glob("ds=*"))
     return state
@@ -102,7 +127,8 @@ class AliasSampler(threading.Thread):
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_two_runs_of_the_same_dates_at_once_end_as_one_run_and_never_make_the_champion_a_challenger(
-        world, backend, tmp_path, request):
+    world, backend, tmp_path, request
+):
     world, reference = world
     world.restore()
     env = dict(world.env)
@@ -110,9 +136,17 @@ def test_two_runs_of_the_same_dates_at_once_end_as_one_run_and_never_make_the_ch
         env["CHURNGUARD_DB_URL"] = request.getfixturevalue("postgres_url")
         assert churnguard_cli(env, "status").returncode == 0  # migrate the fresh database before the race
     go = tmp_path / "go"
-    racers = [subprocess.Popen([str(BIN / "python"), "-c", RACER, str(go), *RANGE], env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-              for _ in range(2)]
+    racers = [
+        subprocess.Popen(
+            [str(BIN / "python"), "-c", RACER, str(go), *RANGE],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        for _ in range(2)
+    ]
     sampler = AliasSampler(world.home / "mlflow.db")
     try:
         sampler.start()
@@ -130,8 +164,9 @@ def test_two_runs_of_the_same_dates_at_once_end_as_one_run_and_never_make_the_ch
         assert p.returncode == 1, err[-3000:]  # the bad day fails in both, and both reach the end of the range
         assert f"1 of 18 days failed: {BAD}" in err and "Traceback" not in err, err[-3000:]
     assert len(sampler.samples) > 100
-    assert all(s.get("champion") != s.get("challenger") for s in sampler.samples if "champion" in s), \
-        [s for s in sampler.samples if s.get("champion") == s.get("challenger")][:3]
+    assert all(s.get("champion") != s.get("challenger") for s in sampler.samples if "champion" in s), [
+        s for s in sampler.samples if s.get("champion") == s.get("challenger")
+    ][:3]
     state = end_state(world.home, env)
     assert state == reference, {k: (state[k], reference[k]) for k in state if state[k] != reference[k]}
     assert state["quarantined"] == [f"ds={BAD}"] and state["leases"] == []

@@ -15,20 +15,41 @@ from tests.conftest import churnguard_cli, home_env
 # Warnings seen on our code paths (PYTHONWARNINGS=default run-days, bootstrap, airflow dags test), with their
 # real categories and the module each is attributed to.
 SEEN = [
-    ("airflow.utils.deprecation_tools.DeprecatedImportWarning", "skops.io._utils",
-     "The `airflow.utils.timezone.psi` attribute is deprecated. Please use `'airflow.sdk.timezone.psi'`."),
-    ("airflow.utils.deprecation_tools.DeprecatedImportWarning", "skops.io._utils",
-     "The `airflow.utils.entry_points.jv` is deprecated and will be removed in a future version."),
-    ("sqlalchemy.exc.SADeprecationWarning", "mlflow.store.tracking.sqlalchemy_store",
-     "The ``noload`` loader strategy is deprecated and will be removed in a future release."),
-    ("pandas.errors.Pandas4Warning", "mlflow.models.utils",
-     "Operation with range is deprecated. In a future version these will be treated as scalar-like."),
-    ("builtins.UserWarning", "mlflow.types.utils",
-     "Hint: Inferred schema contains integer column(s). Integer columns in Python cannot represent missing values."),
-    ("builtins.DeprecationWarning", "great_expectations.datasource.fluent.data_connector.file_path_data_connector",
-     "module 'sre_constants' is deprecated"),
-    ("builtins.DeprecationWarning", "great_expectations.datasource.fluent.data_connector.file_path_data_connector",
-     "module 'sre_parse' is deprecated"),
+    (
+        "airflow.utils.deprecation_tools.DeprecatedImportWarning",
+        "skops.io._utils",
+        "The `airflow.utils.timezone.psi` attribute is deprecated. Please use `'airflow.sdk.timezone.psi'`.",
+    ),
+    (
+        "airflow.utils.deprecation_tools.DeprecatedImportWarning",
+        "skops.io._utils",
+        "The `airflow.utils.entry_points.jv` is deprecated and will be removed in a future version.",
+    ),
+    (
+        "sqlalchemy.exc.SADeprecationWarning",
+        "mlflow.store.tracking.sqlalchemy_store",
+        "The ``noload`` loader strategy is deprecated and will be removed in a future release.",
+    ),
+    (
+        "pandas.errors.Pandas4Warning",
+        "mlflow.models.utils",
+        "Operation with range is deprecated. In a future version these will be treated as scalar-like.",
+    ),
+    (
+        "builtins.UserWarning",
+        "mlflow.types.utils",
+        "Hint: Inferred schema contains integer column(s). Integer columns in Python cannot represent missing values.",
+    ),
+    (
+        "builtins.DeprecationWarning",
+        "great_expectations.datasource.fluent.data_connector.file_path_data_connector",
+        "module 'sre_constants' is deprecated",
+    ),
+    (
+        "builtins.DeprecationWarning",
+        "great_expectations.datasource.fluent.data_connector.file_path_data_connector",
+        "module 'sre_parse' is deprecated",
+    ),
 ]
 OURS = ["churnguard.daily", "churnguard.registry", "churnguard_airflow.operators", "__main__"]
 
@@ -50,8 +71,13 @@ for category, (_, origin, message) in zip(categories, SEEN):
 @pytest.mark.integration
 def test_the_third_party_warnings_seen_are_silenced_and_the_same_from_our_modules_still_show():
     code = f"SEEN = {SEEN!r}\nOURS = {OURS!r}\n{RAISE_SEEN}"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONWARNINGS": "default"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONWARNINGS": "default"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     shown = sorted(proc.stderr.splitlines())
     assert shown == sorted(f"{raiser}|{message}" for _, _, message in SEEN for raiser in OURS)
@@ -69,12 +95,17 @@ def test_each_filter_names_one_third_party_warning_never_ours(ignored):
 def test_our_commands_print_no_third_party_deprecation_warnings(tmp_path):
     env = {**home_env(tmp_path / "home"), "PYTHONWARNINGS": "default"}
     batch = str(tmp_path / "home" / "data" / "landing" / "ds=2026-09-01")
-    for args, codes in ((("bootstrap",), {0}),
-                        (("simulate", "--start", "2026-09-01", "--days", "2", "--rows-per-day", "300"), {0}),
-                        (("validate", batch), {0, 1}),  # 1: a warned expectation, still validated
-                        (("run-days", "--start", "2026-09-01", "--end", "2026-09-02"), {0})):
+    for args, codes in (
+        (("bootstrap",), {0}),
+        (("simulate", "--start", "2026-09-01", "--days", "2", "--rows-per-day", "300"), {0}),
+        (("validate", batch), {0, 1}),  # 1: a warned expectation, still validated
+        (("run-days", "--start", "2026-09-01", "--end", "2026-09-02"), {0}),
+    ):
         proc = churnguard_cli(env, *args, cold=True)  # import-time warnings are under test
         assert proc.returncode in codes, (args, proc.stderr[-3000:])
-        leaked = [line for line in proc.stderr.splitlines()
-                  if re.search(r"site-packages/.*:\d+: \w*(Deprecation|Future|Pandas\d)\w*Warning: ", line)]
+        leaked = [
+            line
+            for line in proc.stderr.splitlines()
+            if re.search(r"site-packages/.*:\d+: \w*(Deprecation|Future|Pandas\d)\w*Warning: ", line)
+        ]
         assert leaked == [], args

@@ -101,8 +101,9 @@ def _relay_handler(proxy: FaultyProxy) -> type[BaseHTTPRequestHandler]:
                 upstream.close()
             if how == "lose_answer":
                 return self.hang_up()
-            self.answer(response.status, data,
-                        [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP])
+            self.answer(
+                response.status, data, [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
+            )
 
         def answer(self, status: int, data: bytes, headers: list[tuple[str, str]]) -> None:
             self.send_response(status)
@@ -215,8 +216,10 @@ def test_an_unreachable_registry_fails_in_seconds_naming_the_server_and_the_call
 
     message = str(failure.value)
     assert "\n" not in message
-    assert message.startswith(f"MLflow at {proxy.url} failed get_model_version_by_alias(churn-model, champion) "
-                              f"after {registry.RETRY_ATTEMPTS} attempts: ")
+    assert message.startswith(
+        f"MLflow at {proxy.url} failed get_model_version_by_alias(churn-model, champion) "
+        f"after {registry.RETRY_ATTEMPTS} attempts: "
+    )
     assert elapsed < 30, f"took {elapsed:.1f} s"
 
     started = time.monotonic()

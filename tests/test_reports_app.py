@@ -28,21 +28,52 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("airflow_stack")]
 
 DAY = "2026-09-01"
 SUMMARY = {"ds": DAY, "decision": "healthy", "drift": {"severity": "stable"}}
-EMPTY_REPORT = {"features": {}, "severity": "stable", "n_drifted": 0, "n_features": 0, "weighted_psi": None,
-                "n_rows": 0, "profile_version": "test"}
+EMPTY_REPORT = {
+    "features": {},
+    "severity": "stable",
+    "n_drifted": 0,
+    "n_features": 0,
+    "weighted_psi": None,
+    "n_rows": 0,
+    "profile_version": "test",
+}
 HEALTH_DAY = "2026-03-04"  # the last day tests.test_health.fill writes
-HEALTH_PAGES = ["/health/", "/health/overview", "/health/drift", "/health/performance", "/health/models",
-                "/health/alerts", f"/health/run/{HEALTH_DAY}", "/health/dag_run/churn_daily_monitoring/no-such-run",
-                "/health/static/health.js", "/health/static/health.css"]
-HEALTH_API = ["/health/api/overview", "/health/api/story", "/health/api/drift/heatmap", "/health/api/drift/scores",
-              f"/health/api/drift/feature?ds={HEALTH_DAY}", "/health/api/performance", "/health/api/models",
-              "/health/api/alerts", f"/health/api/run/{HEALTH_DAY}",
-              "/health/api/dag_run/churn_daily_monitoring/no-such-run", "/health/api/openapi.json"]
+HEALTH_PAGES = [
+    "/health/",
+    "/health/overview",
+    "/health/drift",
+    "/health/performance",
+    "/health/models",
+    "/health/alerts",
+    f"/health/run/{HEALTH_DAY}",
+    "/health/dag_run/churn_daily_monitoring/no-such-run",
+    "/health/static/health.js",
+    "/health/static/health.css",
+]
+HEALTH_API = [
+    "/health/api/overview",
+    "/health/api/story",
+    "/health/api/drift/heatmap",
+    "/health/api/drift/scores",
+    f"/health/api/drift/feature?ds={HEALTH_DAY}",
+    "/health/api/performance",
+    "/health/api/models",
+    "/health/api/alerts",
+    f"/health/api/run/{HEALTH_DAY}",
+    "/health/api/dag_run/churn_daily_monitoring/no-such-run",
+    "/health/api/openapi.json",
+]
 HEALTH_ROUTES = HEALTH_PAGES + HEALTH_API
 ACKNOWLEDGE = "/health/api/alerts/episodes/{episode_id}/acknowledge"
-ROUTES = [f"/reports/{DAY}/summary.json", f"/reports/{DAY}/drift.html", f"/reports/{DAY}/validation.html",
-          "/reports/2031-01-01/drift.json",
-          f"/reports/{DAY}/not-a-report.json", "/reports/_assets/plotly-0.0.0.min.js", *HEALTH_ROUTES]
+ROUTES = [
+    f"/reports/{DAY}/summary.json",
+    f"/reports/{DAY}/drift.html",
+    f"/reports/{DAY}/validation.html",
+    "/reports/2031-01-01/drift.json",
+    f"/reports/{DAY}/not-a-report.json",
+    "/reports/_assets/plotly-0.0.0.min.js",
+    *HEALTH_ROUTES,
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +83,13 @@ def api_server(airflow_env, tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("reports-home")
     passwords = {"viewer": secrets.token_urlsafe(12), "editor": secrets.token_urlsafe(12)}
     (home / "passwords.json").write_text(json.dumps(passwords))
-    env = {**airflow_env, "CHURNGUARD_HOME": str(home),
-           "AIRFLOW__CORE__AUTH_MANAGER":
-               "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer,editor:user",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json")}
+    env = {
+        **airflow_env,
+        "CHURNGUARD_HOME": str(home),
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer,editor:user",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+    }
     with running_api_server(env, home) as url:
         yield {"url": url, "home": home, "user": "viewer", "password": passwords["viewer"], "passwords": passwords}
 
@@ -154,20 +187,25 @@ def test_a_drift_page_loads_plotly_from_the_asset_route(api_server, client, serv
 
 
 def test_the_validation_page_shows_churnguards_warn_rendered_from_the_days_json(
-        api_server, client, served_storage, token):
+    api_server, client, served_storage, token
+):
     served_storage.write_bytes(f"reports/ds={DAY}/validation.json", warn_level_validation(DAY).to_json().encode())
 
     page = client.get(f"/reports/{DAY}/validation.html", cookies={"_token": token})
 
     assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
     assert f"Validation of {DAY}: <span class='status warn'>WARN</span>" in page.text
-    assert ("<td><span class='status warn'>WARN</span></td><td>payment_method</td><td>value_set</td><td>warn</td>"
-            "<td>3 of 300 rows (1.0%)") in page.text
+    assert (
+        "<td><span class='status warn'>WARN</span></td><td>payment_method</td><td>value_set</td><td>warn</td>"
+        "<td>3 of 300 rows (1.0%)"
+    ) in page.text
     assert f"file:///data/landing/ds={DAY}" in page.text and "1 passed" in page.text
     assert "Failed" not in page.text and "<script" not in page.text and "http" not in page.text  # offline
     links = {href: urljoin(str(page.url), href) for href in re.findall(r'href="([^"]+)"', page.text)}
-    assert links == {"validation.json": f"{api_server['url']}/churnguard/reports/{DAY}/validation.json",
-                     f"../../health/run/{DAY}": f"{api_server['url']}/churnguard/health/run/{DAY}"}
+    assert links == {
+        "validation.json": f"{api_server['url']}/churnguard/reports/{DAY}/validation.json",
+        f"../../health/run/{DAY}": f"{api_server['url']}/churnguard/health/run/{DAY}",
+    }
     assert client.get(links["validation.json"], cookies={"_token": token}).json()["status"] == "warn"
     assert client.get(links[f"../../health/run/{DAY}"], cookies={"_token": token}).status_code == 200
     missing = client.get("/reports/2031-01-01/validation.html", cookies={"_token": token})
@@ -201,10 +239,17 @@ def test_a_storage_error_is_a_502_not_a_404(client, served_storage, token):
 
 def test_reports_app_imports_without_the_api_server_stack():
     """Every task process loads the plugin: importing the app must not import Airflow's API server."""
-    code = ("import sys, churnguard_airflow.reports_app; "
-            "print(sorted(m for m in sys.modules if m.startswith('airflow.api_fastapi')))")
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")},
-                         capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys, churnguard_airflow.reports_app; "
+        "print(sorted(m for m in sys.modules if m.startswith('airflow.api_fastapi')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "plugins")},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert out.strip() == "[]"
 
 
@@ -224,8 +269,15 @@ def health_store(served_storage):
 def test_every_health_route_answers_200_with_a_bearer_token(client, health_store, token, path):
     response = client.get(path, headers=bearer(token))
     assert response.status_code == 200, response.text[:500]
-    kind = "application/json" if "/api/" in path else "text/javascript" if path.endswith(".js") else \
-        "text/css" if path.endswith(".css") else "text/html"
+    kind = (
+        "application/json"
+        if "/api/" in path
+        else "text/javascript"
+        if path.endswith(".js")
+        else "text/css"
+        if path.endswith(".css")
+        else "text/html"
+    )
     assert response.headers["content-type"].startswith(kind)
 
 
@@ -236,11 +288,20 @@ def test_the_plugin_lists_its_model_health_views(api_server, token):
     (plugin,) = [p for p in response.json()["plugins"] if p["name"] == "churnguard"]
     views = {v["url_route"]: v for v in plugin["external_views"]}
     assert views["churnguard-model-health"] | {"icon": None} == {
-        "name": "Model Health", "href": "/churnguard/health/overview", "url_route": "churnguard-model-health",
-        "category": "browse", "destination": "nav", "icon": None, "icon_dark_mode": None, "nav_top_level": False}
+        "name": "Model Health",
+        "href": "/churnguard/health/overview",
+        "url_route": "churnguard-model-health",
+        "category": "browse",
+        "destination": "nav",
+        "icon": None,
+        "icon_dark_mode": None,
+        "nav_top_level": False,
+    }
     # what make demo prints as Model Health (scripts/airflow_stack.py)
     assert (airflow_stack.MODEL_HEALTH, airflow_stack.MODEL_HEALTH_IN_UI) == (
-        views["churnguard-model-health"]["href"], "/plugin/churnguard-model-health")
+        views["churnguard-model-health"]["href"],
+        "/plugin/churnguard-model-health",
+    )
     run_view = views["churnguard-model-health-run"]
     assert (run_view["destination"], run_view["href"]) == ("dag_run", "/churnguard/health/dag_run/{DAG_ID}/{RUN_ID}")
     assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == ["/churnguard"]
@@ -271,8 +332,10 @@ def test_the_health_openapi_documents_every_json_endpoint(client, token):
     doc = client.get("/health/api/openapi.json", headers=bearer(token)).json()
     documented = {path: op["summary"] for path, ops in doc["paths"].items() for op in ops.values()}
     expected = {p.split("?")[0] for p in HEALTH_API if not p.endswith("openapi.json")} | {ACKNOWLEDGE}
-    assert {p.replace("{ds}", HEALTH_DAY).replace("{dag_id}/{run_id}", "churn_daily_monitoring/no-such-run")
-            for p in documented} == expected
+    assert {
+        p.replace("{ds}", HEALTH_DAY).replace("{dag_id}/{run_id}", "churn_daily_monitoring/no-such-run")
+        for p in documented
+    } == expected
     assert list(doc["paths"][ACKNOWLEDGE]) == ["post"]
     assert all(documented.values()) and doc["servers"] == [{"url": "/churnguard"}]
 
@@ -282,14 +345,17 @@ def test_a_health_page_loads_plotly_and_its_script_from_the_app(api_server, clie
     page = client.get(page_url, cookies={"_token": token})
     assert page.status_code == 200 and "cdn" not in page.text.lower()
     sources = re.findall(r'<script charset="utf-8" src="([^"]+)"', page.text)
-    assert [urljoin(page_url, s) for s in sources] == [f"{api_server['url']}/churnguard{plotly_asset_url()}",
-                                                      f"{api_server['url']}/churnguard/health/static/health.js"]
+    assert [urljoin(page_url, s) for s in sources] == [
+        f"{api_server['url']}/churnguard{plotly_asset_url()}",
+        f"{api_server['url']}/churnguard/health/static/health.js",
+    ]
     for src in sources:  # plotly.js offline, from the data root the page just made sure of
         script = client.get(urljoin(page_url, src), cookies={"_token": token})
         assert script.status_code == 200 and len(script.content) > 10_000
     nav = re.findall(r'<a href="([^"]+)"', page.text)
-    assert [urljoin(page_url, h) for h in nav] == [f"{api_server['url']}/churnguard/health/{p}" for p in
-                                                   ("overview", "drift", "performance", "models", "alerts")]
+    assert [urljoin(page_url, h) for h in nav] == [
+        f"{api_server['url']}/churnguard/health/{p}" for p in ("overview", "drift", "performance", "models", "alerts")
+    ]
 
 
 def add_dag_runs(env: dict, runs: list[tuple[str, str, str | None, dict]]) -> None:
@@ -305,17 +371,22 @@ with create_session() as session:
         session.add(DagRun(dag_id=dag_id, run_id=run_id, logical_date=when, run_type="manual", conf=conf,
                            run_after=when or datetime.now().astimezone(), state="success"))
 """
-    subprocess.run([sys.executable, "-c", code, json.dumps(runs)], env=env, check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        [sys.executable, "-c", code, json.dumps(runs)], env=env, check=True, capture_output=True, timeout=300
+    )
 
 
 def test_the_dag_run_tab_resolves_a_run_to_its_batch_date(airflow_env, client, health_store, token):
     suffix = uuid.uuid4().hex[:8]
     scheduled, param, dateless = f"scheduled__{suffix}", f"manual__{suffix}:+1", f"dateless__{suffix}"
-    add_dag_runs(airflow_env, [
-        ("churn_daily_monitoring", scheduled, "2026-03-03T00:00:00+00:00", {}),
-        ("churn_daily_monitoring", param, "2026-05-01T06:00:00+00:00", {"batch_date": "2026-03-02"}),
-        ("churn_daily_monitoring", dateless, None, {})])
+    add_dag_runs(
+        airflow_env,
+        [
+            ("churn_daily_monitoring", scheduled, "2026-03-03T00:00:00+00:00", {}),
+            ("churn_daily_monitoring", param, "2026-05-01T06:00:00+00:00", {"batch_date": "2026-03-02"}),
+            ("churn_daily_monitoring", dateless, None, {}),
+        ],
+    )
     get = lambda path: client.get(path, headers=bearer(token))  # noqa: E731
     resolved = get(f"/health/api/dag_run/churn_daily_monitoring/{scheduled}").json()
     assert resolved == {"dag_id": "churn_daily_monitoring", "run_id": scheduled, "ds": "2026-03-03", "note": None}
@@ -331,8 +402,9 @@ def test_the_dag_run_tab_resolves_a_run_to_its_batch_date(airflow_env, client, h
     assert day["run"]["decision"] == "promoted" and day["model_events"][0]["event"] == "promoted"
 
 
-def test_acknowledging_an_episode_wants_a_user_who_may_edit_runs_and_keeps_the_first(client, health_store, token,
-                                                                                        api_server):
+def test_acknowledging_an_episode_wants_a_user_who_may_edit_runs_and_keeps_the_first(
+    client, health_store, token, api_server
+):
     from churnguard import alerts
     from churnguard.alerts import Alert
 

@@ -75,9 +75,13 @@ def test_a_champion_validated_after_a_change_is_due_a_refresh_each_time_its_post
 
 def _rows(days: list[str], n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"customer_id": [f"{d}-{i}" for d in days for i in range(n)],
-                         "tenure": rng.integers(0, 70, n * len(days)),
-                         "observed_ds": np.repeat(days, n)})
+    return pd.DataFrame(
+        {
+            "customer_id": [f"{d}-{i}" for d in days for i in range(n)],
+            "tenure": rng.integers(0, 70, n * len(days)),
+            "observed_ds": np.repeat(days, n),
+        }
+    )
 
 
 def test_training_candidates_weigh_the_days_before_the_change_down_or_leave_them_out():
@@ -115,18 +119,26 @@ def test_the_change_point_sees_every_failure_measured_for_the_champion_not_only_
 
     store = open_store(f"sqlite:///{tmp_path / 'monitoring.db'}")
     pinned = {"2026-10-01": 1, "2026-10-02": 1, "2026-10-03": 1, "2026-10-04": 2}
-    measured = {"2026-10-01": ["2026-09-24"], "2026-10-02": ["2026-09-25"], "2026-10-03": [],
-                "2026-10-04": ["2026-09-27"]}
-    store.upsert("day_models", [{"ds": d, "champion_version": v, "challenger_version": None}
-                                for d, v in pinned.items()])
-    store.upsert("day_steps", [{"ds": d, "step": "performance", "result": {"measured_failure_days": f}}
-                               for d, f in measured.items()])
+    measured = {
+        "2026-10-01": ["2026-09-24"],
+        "2026-10-02": ["2026-09-25"],
+        "2026-10-03": [],
+        "2026-10-04": ["2026-09-27"],
+    }
+    store.upsert(
+        "day_models", [{"ds": d, "champion_version": v, "challenger_version": None} for d, v in pinned.items()]
+    )
+    store.upsert(
+        "day_steps",
+        [{"ds": d, "step": "performance", "result": {"measured_failure_days": f}} for d, f in measured.items()],
+    )
     cfg = load_monitoring_config()
 
     assert champion_failure_days(store, "2026-10-03", 1, cfg) == ["2026-09-24", "2026-09-25"]
     assert champion_failure_days(store, "2026-10-04", 2, cfg) == ["2026-09-27"]
     assert champion_failure_days(store, "2026-10-01", 1, cfg) == ["2026-09-24"]  # nothing from later days
     assert change_point(DAYS[:12], BEFORE, champion_failure_days(store, "2026-10-03", 1, cfg), 0.05) == "2026-09-24"
+
 
 # --- challengers judged on customers they were not trained on --------------------------------------------
 from datetime import date, timedelta  # noqa: E402
@@ -159,8 +171,7 @@ def _recurring_customers() -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     again, fresh = pool.iloc[:300], pool.iloc[300:]
     days = [f"2026-09-{d:02d}" for d in range(1, 11)]
     parts = [again.iloc[i::5].assign(observed_ds=day) for i, day in enumerate(days[:5])]
-    parts += [pd.concat([again.iloc[i::5], fresh.iloc[i::5]]).assign(observed_ds=day)
-              for i, day in enumerate(days[5:])]
+    parts += [pd.concat([again.iloc[i::5], fresh.iloc[i::5]]).assign(observed_ds=day) for i, day in enumerate(days[5:])]
     return pd.concat(parts, ignore_index=True), split.train.iloc[:1500], list(again["customer_id"])
 
 
@@ -180,11 +191,13 @@ def test_a_challenger_trained_on_days_with_customer_x_is_not_held_out_on_x():
 
 def test_a_holdout_of_customers_it_was_trained_on_only_is_no_holdout():
     labelled, reference, _ = _recurring_customers()
-    only_again = labelled[labelled["customer_id"].isin(labelled.loc[labelled["observed_ds"] < "2026-09-06",
-                                                                    "customer_id"])]
+    only_again = labelled[
+        labelled["customer_id"].isin(labelled.loc[labelled["observed_ds"] < "2026-09-06", "customer_id"])
+    ]
     result = train_on_window(only_again, reference, date(2026, 9, 6), {}, CFG, seed=0)
-    assert result == ("not enough labelled data: 300 recent rows, 0 holdout rows of customers it was not "
-                      "trained on (300 left out)")
+    assert result == (
+        "not enough labelled data: 300 recent rows, 0 holdout rows of customers it was not trained on (300 left out)"
+    )
 
 
 def test_the_shadow_margin_leaves_out_the_challengers_training_customers(tmp_path):
@@ -204,9 +217,18 @@ def test_the_shadow_margin_leaves_out_the_challengers_training_customers(tmp_pat
     # the challenger knows the labels of the customers it was trained on and guesses on the others
     challenger = np.where(seen, y + rng.normal(0, 0.1, len(y)), rng.random(len(y)))
     champion = rng.random(len(y)) * 0.5 + y * 0.1  # AUC about 0.68 on anyone
-    root.write_scores(ds, pd.DataFrame({"customer_id": batch["customer_id"], "champion_score": champion,
-                                        "champion_version": 1, "challenger_score": challenger,
-                                        "challenger_version": 2}))
+    root.write_scores(
+        ds,
+        pd.DataFrame(
+            {
+                "customer_id": batch["customer_id"],
+                "champion_score": champion,
+                "champion_version": 1,
+                "challenger_score": challenger,
+                "challenger_version": 2,
+            }
+        ),
+    )
     stored = roc_auc_score(y, challenger) - roc_auc_score(y, champion)
     day = {"observed_ds": ds.isoformat(), "margin": stored, "measured_ds": (ds + timedelta(days=2)).isoformat()}
     kept = unseen_margin(root, CFG, day, trained_customers([batch[seen]], CFG), min_labels=50)
@@ -238,13 +260,29 @@ def test_shadow_wins_count_only_days_measured_on_customers_the_challenger_was_no
         known += list(batch["customer_id"][seen])
         challenger = np.where(seen, y, 0.5 * rng.random(len(y)) + 0.15 * y)
         champion = 0.5 * rng.random(len(y)) + 0.1 * y
-        root.write_scores(ds, pd.DataFrame({"customer_id": batch["customer_id"], "champion_score": champion,
-                                            "champion_version": 1, "challenger_score": challenger,
-                                            "challenger_version": 2}))
+        root.write_scores(
+            ds,
+            pd.DataFrame(
+                {
+                    "customer_id": batch["customer_id"],
+                    "champion_score": champion,
+                    "champion_version": 1,
+                    "challenger_score": challenger,
+                    "challenger_version": 2,
+                }
+            ),
+        )
         for role, scores, version in (("champion", champion, 1), ("challenger", challenger, 2)):
-            performance.append({"observed_ds": ds.isoformat(), "role": role, "model_version": version,
-                                "roc_auc": roc_auc_score(y, scores), "labelled_rows": len(y),
-                                "measured_ds": (ds + timedelta(days=1)).isoformat()})
+            performance.append(
+                {
+                    "observed_ds": ds.isoformat(),
+                    "role": role,
+                    "model_version": version,
+                    "roc_auc": roc_auc_score(y, scores),
+                    "labelled_rows": len(y),
+                    "measured_ds": (ds + timedelta(days=1)).isoformat(),
+                }
+            )
 
     class Store:
         def rows(self, table, **_):
@@ -252,10 +290,11 @@ def test_shadow_wins_count_only_days_measured_on_customers_the_challenger_was_no
 
     plain = shadow_wins(Store(), 2, cfg)
     assert [w["observed_ds"] for w in plain] == [d.isoformat() for d in days[1:]] and plain[-1]["margin"] > 0.2
-    judged = shadow_wins(Store(), 2, cfg, trained_customers([pd.DataFrame({"customer_id": known})], CFG), root,
-                         CFG)
+    judged = shadow_wins(Store(), 2, cfg, trained_customers([pd.DataFrame({"customer_id": known})], CFG), root, CFG)
     # the last day keeps 100 unseen labels (< min_labels): it does not count, an earlier day does
     assert [w["observed_ds"] for w in judged] == [d.isoformat() for d in days[:3]]
     auc = {(r["observed_ds"], r["role"]): r["roc_auc"] for r in performance}
-    assert judged == [{"observed_ds": d.isoformat(), "margin": auc[d.isoformat(), "challenger"]
-                       - auc[d.isoformat(), "champion"]} for d in days[:3]]  # days without X: margins as stored
+    assert judged == [
+        {"observed_ds": d.isoformat(), "margin": auc[d.isoformat(), "challenger"] - auc[d.isoformat(), "champion"]}
+        for d in days[:3]
+    ]  # days without X: margins as stored

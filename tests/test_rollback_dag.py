@@ -31,8 +31,10 @@ def run_rollback(env: dict, **conf) -> tuple[str, str]:
 
 
 def aliases() -> tuple[int, int]:
-    return (registry.version_by_alias(MODEL, registry.CHAMPION).version,
-            registry.version_by_alias(MODEL, registry.PREVIOUS).version)
+    return (
+        registry.version_by_alias(MODEL, registry.CHAMPION).version,
+        registry.version_by_alias(MODEL, registry.PREVIOUS).version,
+    )
 
 
 def test_rollback_to_previous_swaps_champion_and_previous_and_records_the_reason(two_versions):

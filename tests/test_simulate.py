@@ -141,8 +141,11 @@ def test_seasonal_oscillates_with_the_configured_period(sim):
 
     def shift(offset: int) -> float:
         ds = ONSET + timedelta(days=offset)
-        return float((sim.day(ds, seasonal).landing["monthly_charges"]
-                      - sim.day(ds, Scenario()).landing["monthly_charges"]).mean())
+        return float(
+            (
+                sim.day(ds, seasonal).landing["monthly_charges"] - sim.day(ds, Scenario()).landing["monthly_charges"]
+            ).mean()
+        )
 
     assert shift(0) == pytest.approx(0.0, abs=1e-9)
     assert shift(period // 4) > 0 > shift(3 * period // 4)
@@ -173,8 +176,9 @@ def test_combination_applies_both_effects(sim):
     assert (both["payment_method"] == CFG.scenarios.new_category.value).any()
 
 
-@pytest.mark.parametrize("name, message", [("foo", "unknown family"), ("", "unknown family"),
-                                           ("sudden+bar", "unknown family")])
+@pytest.mark.parametrize(
+    "name, message", [("foo", "unknown family"), ("", "unknown family"), ("sudden+bar", "unknown family")]
+)
 def test_bad_scenario_names_are_rejected(name, message):
     with pytest.raises(ValueError, match=message):
         Scenario.parse(name)
@@ -212,8 +216,14 @@ def _with_labels(span) -> pd.DataFrame:
 def _encoded(df: pd.DataFrame) -> pd.DataFrame:
     """Numeric and binary columns, categorical levels one-hot, and the label: what the correlations cover."""
     onehot = pd.get_dummies(df[CFG.categorical].astype(object), dtype=float)
-    return pd.concat([df[[*CFG.numeric, *CFG.binary]].astype(float), onehot,
-                      pd.Series(target_array(df, CFG), index=df.index, name="churn", dtype=float)], axis=1)
+    return pd.concat(
+        [
+            df[[*CFG.numeric, *CFG.binary]].astype(float),
+            onehot,
+            pd.Series(target_array(df, CFG), index=df.index, name="churn", dtype=float),
+        ],
+        axis=1,
+    )
 
 
 def test_synthetic_customers_keep_the_pools_marginals_and_correlations_within_tolerance():
@@ -262,8 +272,10 @@ def test_synthetic_days_at_once_are_row_for_row_the_days_one_at_a_time(synth, na
 def test_synthetic_subranges_reproduce_byte_identically(tmp_path):
     full, part = open_storage((tmp_path / "a").as_uri()), open_storage((tmp_path / "b").as_uri())
     scenario = Scenario.parse("sudden+concept", onset=ONSET)
-    assert simulate(START, 6, scenario, rows_per_day=100, seed=7, root=DataRoot(full), cfg=SYNTHETIC).customers == \
-        "synthetic"
+    assert (
+        simulate(START, 6, scenario, rows_per_day=100, seed=7, root=DataRoot(full), cfg=SYNTHETIC).customers
+        == "synthetic"
+    )
     simulate(START + timedelta(days=4), 2, scenario, rows_per_day=100, seed=7, root=DataRoot(part), cfg=SYNTHETIC)
     for ds in days(2, START + timedelta(days=4)):
         for area, when in (("landing", ds), ("labels", ds + timedelta(days=7))):
@@ -279,8 +291,9 @@ def test_boosted_labels_keep_a_churn_rule_a_logistic_regression_loses():
     model = train_model(split.train, split.validation, cfg)
 
     def drawn(**update) -> tuple[float, float]:
-        sim = BatchSimulator(cfg.model_copy(update={"simulation": cfg.simulation.model_copy(update=update)}),
-                             rows_per_day=1000, seed=3)
+        sim = BatchSimulator(
+            cfg.model_copy(update={"simulation": cfg.simulation.model_copy(update=update)}), rows_per_day=1000, seed=3
+        )
         span = sim.days(days(8), Scenario())
         y = target_array(span.labels, cfg)
         return float(y.mean()), float(roc_auc_score(y, model.predict_proba(span.landing)))
@@ -308,6 +321,7 @@ def test_synthetic_labels_follow_the_features_and_the_scenarios(synth, fixed_mod
     assert after.mean() == pytest.approx(CFG.scenarios.class_balance.target_rate, abs=0.03)
     sudden = Scenario.parse("sudden", onset=ONSET)
     shifted, plain = synth.day(ONSET, sudden), synth.day(ONSET, base)
-    assert np.allclose(shifted.landing["monthly_charges"] - plain.landing["monthly_charges"],
-                       CFG.scenarios.sudden.amount)
+    assert np.allclose(
+        shifted.landing["monthly_charges"] - plain.landing["monthly_charges"], CFG.scenarios.sudden.amount
+    )
     assert shifted.labels.equals(plain.labels)  # a covariate shift: the labels stay

@@ -28,8 +28,17 @@ DRILL_DAYS = 5
 
 
 def simulate(days: int) -> tuple[str, ...]:
-    return ("simulate", "--start", START.isoformat(), "--days", str(days), "--scenario", "gradual+concept",
-            "--onset", (START + timedelta(days=days // 2)).isoformat())
+    return (
+        "simulate",
+        "--start",
+        START.isoformat(),
+        "--days",
+        str(days),
+        "--scenario",
+        "gradual+concept",
+        "--onset",
+        (START + timedelta(days=days // 2)).isoformat(),
+    )
 
 
 def prepare(env: dict[str, str], days: int) -> None:
@@ -43,8 +52,11 @@ def prepare(env: dict[str, str], days: int) -> None:
 
 def task_instances(api: Api) -> list[dict]:
     runs = api.get(f"/api/v2/dags/{DAG}/dagRuns?limit=100")["dag_runs"]
-    return [ti for run in runs
-            for ti in api.get(f"/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances")["task_instances"]]
+    return [
+        ti
+        for run in runs
+        for ti in api.get(f"/api/v2/dags/{DAG}/dagRuns/{run['dag_run_id']}/taskInstances")["task_instances"]
+    ]
 
 
 def rows_per_day(env: dict[str, str]) -> dict[str, int]:
@@ -76,10 +88,12 @@ def native_stack(churnguard_home, monkeypatch, request):
     from sqlalchemy import create_engine, text
 
     last = START + timedelta(days=getattr(request, "param", DAYS) - 1)
-    for key, value in {"AIRFLOW_HOME": str(churnguard_home / "airflow"),
-                       "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-                       "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-                       "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}.items():
+    for key, value in {
+        "AIRFLOW_HOME": str(churnguard_home / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("CHURNGUARD_CONFIG_DIR", str(schedule_configs(START.isoformat(), last.isoformat())))
     try:
@@ -90,8 +104,11 @@ def native_stack(churnguard_home, monkeypatch, request):
         still_open = native.down()
         admin = create_engine(native.pg_url("postgres"))
         with admin.connect() as conn:
-            left = conn.execute(text("SELECT datname FROM pg_database WHERE datname = ANY(:names)"),
-                                {"names": databases}).scalars().all()
+            left = (
+                conn.execute(text("SELECT datname FROM pg_database WHERE datname = ANY(:names)"), {"names": databases})
+                .scalars()
+                .all()
+            )
         admin.dispose()
         assert not still_open and not left and not [pid for pid in pids if _alive(pid)], (still_open, left)
 
@@ -100,9 +117,17 @@ def test_a_backfill_on_the_native_stack_decides_as_the_embedded_run(native_stack
     env = {**os.environ, **native_stack["env"]}
     embedded = {**home_env(tmp_path / "embedded"), "CHURNGUARD_CONFIG_DIR": os.environ["CHURNGUARD_CONFIG_DIR"]}
     # The embedded twin runs on the other core while the stack works through its backfill.
-    twin = subprocess.Popen(["bash", "-c", f"set -e; {BIN}/churnguard bootstrap; {BIN}/churnguard "
-                             f"{' '.join(simulate(DAYS))}; {BIN}/churnguard run-days --start {START} --end {LAST}"],
-                            env=embedded, stdout=subprocess.DEVNULL, stderr=(tmp_path / "embedded.log").open("w"))
+    twin = subprocess.Popen(
+        [
+            "bash",
+            "-c",
+            f"set -e; {BIN}/churnguard bootstrap; {BIN}/churnguard "
+            f"{' '.join(simulate(DAYS))}; {BIN}/churnguard run-days --start {START} --end {LAST}",
+        ],
+        env=embedded,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "embedded.log").open("w"),
+    )
     try:
         prepare(env, DAYS)
         result = follow(DAG, native_stack, timeout=1800)
@@ -119,10 +144,18 @@ def test_a_backfill_on_the_native_stack_decides_as_the_embedded_run(native_stack
 
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=native_stack["s3"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                      aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name=env["AWS_DEFAULT_REGION"])
-    keys = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=native.BUCKET)
-            for o in page.get("Contents", [])}
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=native_stack["s3"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+    )
+    keys = {
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=native.BUCKET)
+        for o in page.get("Contents", [])
+    }
     for ds in DATES:
         assert f"data/scores/ds={ds}/part-00000.parquet" in keys
         assert f"data/reports/ds={ds}/summary.json" in keys
@@ -157,9 +190,16 @@ def test_a_worker_killed_mid_backfill_leaves_every_day_done_once(native_stack, m
     worker = int((native.home() / "run" / "worker-1.pid").read_text())
     deadline, victim = time.monotonic() + 600, None
     while victim is None and time.monotonic() < deadline:
-        candidate = next((ti for ti in api.get(f"/api/v2/dags/{DAG}/dagRuns/~/taskInstances?state=running")
-                          ["task_instances"] if ti["hostname"] == "worker-1" and ti["task_id"] != "run_settings"
-                          and ti["logical_date"][:10] > DATES[0]), None)  # a real step of a later day
+        candidate = next(
+            (
+                ti
+                for ti in api.get(f"/api/v2/dags/{DAG}/dagRuns/~/taskInstances?state=running")["task_instances"]
+                if ti["hostname"] == "worker-1"
+                and ti["task_id"] != "run_settings"
+                and ti["logical_date"][:10] > DATES[0]
+            ),
+            None,
+        )  # a real step of a later day
         if candidate is None:
             time.sleep(0.2)
             continue
@@ -188,8 +228,9 @@ def test_a_worker_killed_mid_backfill_leaves_every_day_done_once(native_stack, m
         for area in ("staged", "scores"):
             assert root.storage.list_keys(f"{area}/ds={ds}") == [f"{area}/ds={ds}/part-00000.parquet"]
         assert len(root.read_scores(ds)) == 500
-    versions = MlflowClient(tracking_uri=native_stack["mlflow"], registry_uri=native_stack["mlflow"]) \
-        .search_model_versions("name='churn-model'")
+    versions = MlflowClient(
+        tracking_uri=native_stack["mlflow"], registry_uri=native_stack["mlflow"]
+    ).search_model_versions("name='churn-model'")
     fingerprints = [v.tags.get("churnguard.fingerprint") for v in versions]
     assert len(fingerprints) == len(set(fingerprints))
 
@@ -202,8 +243,11 @@ def running(api: Api, task_ids: set[str] | None = None, timeout: float = 600) ->
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for ti in task_instances(api):
-            if ti["state"] == "running" and ti["logical_date"][:10] > DATES[0] and (
-                    ti["task_id"] in task_ids if task_ids else ti["task_id"] != "run_settings"):
+            if (
+                ti["state"] == "running"
+                and ti["logical_date"][:10] > DATES[0]
+                and (ti["task_id"] in task_ids if task_ids else ti["task_id"] != "run_settings")
+            ):
                 return ti
         time.sleep(0.5)
     raise TimeoutError(f"no task of {task_ids or 'the DAG'} ran within {timeout:.0f}s")
@@ -216,8 +260,11 @@ def first_failure(api: Api, seen: list[dict], timeout: float = 300) -> dict:
     known = {(ti["dag_run_id"], ti["task_id"]) for ti in seen}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        failed = [ti for ti in task_instances(api) if ti["state"] in ("up_for_retry", "failed")
-                  and (ti["dag_run_id"], ti["task_id"]) not in known]
+        failed = [
+            ti
+            for ti in task_instances(api)
+            if ti["state"] in ("up_for_retry", "failed") and (ti["dag_run_id"], ti["task_id"]) not in known
+        ]
         if failed:
             return failed[0]
         time.sleep(0.5)
@@ -233,8 +280,10 @@ def test_tasks_retry_through_an_s3_and_an_mlflow_outage(native_stack):
     api = Api(native_stack)
     subprocess.run([str(BIN / "airflow"), "dags", "unpause", DAG], env=env, check=True, capture_output=True)
     hit = []
-    for server, port, steps in (("seaweedfs", native_stack["ports"]["s3_s3.port"], {"ingest", "validate"}),
-                                ("mlflow", native_stack["ports"]["mlflow"], {"score"})):
+    for server, port, steps in (
+        ("seaweedfs", native_stack["ports"]["s3_s3.port"], {"ingest", "validate"}),
+        ("mlflow", native_stack["ports"]["mlflow"], {"score"}),
+    ):
         running(api, steps)
         native.stop(server)
         hit.append(first_failure(api, hit))

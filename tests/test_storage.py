@@ -29,8 +29,9 @@ def storage(request, tmp_path):
 
 
 def frame(n: int, offset: int = 0) -> pd.DataFrame:
-    return pd.DataFrame({"customer_id": [f"C{i}" for i in range(offset, offset + n)],
-                         "tenure": [float(i) for i in range(n)]})
+    return pd.DataFrame(
+        {"customer_id": [f"C{i}" for i in range(offset, offset + n)], "tenure": [float(i) for i in range(n)]}
+    )
 
 
 def test_partition_round_trip_and_listing(storage):
@@ -155,7 +156,7 @@ PART = "part-00000.parquet"
 WRITES = {
     "replace": f"s.write_partition('landing', '2026-03-01', pd.DataFrame({NEW.to_dict('list')!r}))",
     "replace_chunks": f"s.write_partition_chunks('landing', '2026-03-01', [pd.DataFrame({NEW[:2].to_dict('list')!r}), "
-                      f"pd.DataFrame({NEW[2:].reset_index(drop=True).to_dict('list')!r})])",
+    f"pd.DataFrame({NEW[2:].reset_index(drop=True).to_dict('list')!r})])",
     "write_one": f"s.write_bytes({SUMMARY!r}, b'new')",
     "move": "s.move_partition('landing', '2026-03-01', 'quarantine')",
 }
@@ -163,8 +164,11 @@ WRITES = {
 CRASH_CASES = [
     *[("replace", backend, "storage.replace.staged", "old") for backend in ("file", "file-fallback", "s3")],
     *[("replace", backend, "storage.replace.swapped", "new") for backend in ("file", "file-fallback", "s3")],
-    *[("replace_chunks", backend, point, state) for backend in ("file", "file-fallback", "s3")
-      for point, state in (("storage.replace.staged", "old"), ("storage.replace.swapped", "new"))],
+    *[
+        ("replace_chunks", backend, point, state)
+        for backend in ("file", "file-fallback", "s3")
+        for point, state in (("storage.replace.staged", "old"), ("storage.replace.swapped", "new"))
+    ],
     ("write_one", "file", "storage.write_one.staged", "old"),
     ("move", "file", "storage.move.target_cleared", "in landing only"),
     ("move", "file", "storage.move.moved", "in quarantine only"),
@@ -184,13 +188,15 @@ def crash_target(request, tmp_path):
 
 def run_writer(env: dict[str, str], write: str, fallback: bool, crash_at: str | None = None):
     """Run one write of :data:`WRITES` in a fresh Python process, killed at ``crash_at`` if given."""
-    script = "\n".join([
-        "import pandas as pd",
-        "from churnguard import storage",
-        "storage._renameat2 = None" if fallback else "",  # as on a file system refusing RENAME_EXCHANGE
-        "s = storage.open_storage()",
-        WRITES[write],
-    ])
+    script = "\n".join(
+        [
+            "import pandas as pd",
+            "from churnguard import storage",
+            "storage._renameat2 = None" if fallback else "",  # as on a file system refusing RENAME_EXCHANGE
+            "s = storage.open_storage()",
+            WRITES[write],
+        ]
+    )
     env = {**env, "CHURNGUARD_CRASH_AT": crash_at} if crash_at else env
     return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
 
@@ -254,8 +260,14 @@ def test_killed_writer_leaves_old_or_new_never_none_nor_a_mix(write, crash_targe
         landing, quarantine = read_state(storage, "landing"), read_state(storage, "quarantine")
         assert quarantine is None or same(quarantine, EARLIER) or same(quarantine, OLD)  # never a mix
         places = [area for area, df in (("landing", landing), ("quarantine", quarantine)) if same(df, OLD)]
-        assert places == {"in landing only": ["landing"], "in quarantine only": ["quarantine"],
-                          "in both, identical": ["landing", "quarantine"]}[after_crash]
+        assert (
+            places
+            == {
+                "in landing only": ["landing"],
+                "in quarantine only": ["quarantine"],
+                "in both, identical": ["landing", "quarantine"],
+            }[after_crash]
+        )
 
     # The same write again, as a retried task does it, completes what the killed one started.
     if write != "move" or storage.partition_exists("landing", DAY):
@@ -307,4 +319,5 @@ def test_sweep_removes_entries_untouched_for_longer_than_the_grace_period(tmp_pa
         assert storage.sweep_tmp(timedelta(hours=1)) == 1
     assert tmp_entries(storage) == ["in-flight"]
     assert [r.getMessage() for r in caplog.records if "swept" in r.getMessage()] == [
-        f"swept 1 staging entries older than 1:00:00 from file://{storage.root}/_tmp"]
+        f"swept 1 staging entries older than 1:00:00 from file://{storage.root}/_tmp"
+    ]

@@ -34,8 +34,11 @@ def test_upsert_by_date_replaces_instead_of_duplicating(store):
 
 
 def test_replace_day_swaps_one_days_rows_only(store):
-    store.replace_day("feature_drift", "2026-09-01", [{"feature": "tenure", "psi": 0.1, "drifted": False},
-                                                      {"feature": "contract", "psi": 0.3, "drifted": True}])
+    store.replace_day(
+        "feature_drift",
+        "2026-09-01",
+        [{"feature": "tenure", "psi": 0.1, "drifted": False}, {"feature": "contract", "psi": 0.3, "drifted": True}],
+    )
     store.replace_day("feature_drift", "2026-09-02", [{"feature": "tenure", "psi": 0.2, "drifted": True}])
     store.replace_day("feature_drift", "2026-09-01", [{"feature": "tenure", "psi": 0.5, "drifted": True}])
     assert store.count("feature_drift") == 2
@@ -87,4 +90,6 @@ def test_sqlite_locks_live_in_one_folder_beside_the_database_and_exclude_each_ot
     assert order == ["first", "second"]
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".lock")]
     assert sorted(p.name for p in (tmp_path / "monitoring.db.locks").iterdir()) == [
-        "churnguard-daily-run-2026-09-02.lock", "churnguard-migrate.lock"]
+        "churnguard-daily-run-2026-09-02.lock",
+        "churnguard-migrate.lock",
+    ]

@@ -118,6 +118,9 @@ def test_a_refused_registry_call_is_an_error_at_once_not_retried(monkeypatch):
         raise MlflowException("user may not read churn-model", error_code=PERMISSION_DENIED)
 
     monkeypatch.setattr(MlflowClient, "get_model_version_by_alias", denied)
-    with pytest.raises(registry.RegistryError, match=r"failed get_model_version_by_alias\(churn-model, champion\) "
-                                                     r"after 1 attempt: user may not read churn-model$"):
+    with pytest.raises(
+        registry.RegistryError,
+        match=r"failed get_model_version_by_alias\(churn-model, champion\) "
+        r"after 1 attempt: user may not read churn-model$",
+    ):
         registry.version_by_alias("churn-model", "champion")

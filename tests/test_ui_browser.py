@@ -31,8 +31,6 @@ ROLLBACK = "churn_model_rollback"
 CHARTS = {"overview": 2, "drift": 4, "performance": 4, "models": 0, "alerts": 1}
 
 
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict:
     """A churnguard home with 60 monitored days (store rows, a drift.json a day, a validation result)."""
@@ -164,24 +162,31 @@ def test_each_page_draws_its_charts_without_console_errors(ui, world, shots, nam
 
 def test_the_dag_run_tab_shows_the_day_the_run_processed(ui, server, world, shots):
     body = {"logical_date": None, "conf": {"batch_date": world["last"]}, "dag_run_id": "manual__ui-run-tab"}
-    response = httpx.post(f"{server['url']}/api/v2/dags/{MONITORING}/dagRuns", json=body, headers=bearer(server),
-                          timeout=30)
+    response = httpx.post(
+        f"{server['url']}/api/v2/dags/{MONITORING}/dagRuns", json=body, headers=bearer(server), timeout=30
+    )
     assert response.status_code == 200, response.text
     frame = ui.open_run_tab("manual__ui-run-tab")
     assert "/churnguard/health/dag_run/churn_daily_monitoring/manual__ui-run-tab" in location(frame)
     heading = frame.locator("#main h2").inner_text()
     assert heading == f"{world['last']} (manual__ui-run-tab)"
     text = frame.locator("#main").inner_text()
-    assert (f"Validation\nwarn\n\nOpen the validation page (every expectation)\n\nfile:///data/landing/"
-            f"ds={world['last']}: WARN (exit 1): 300 rows") in text
+    assert (
+        f"Validation\nwarn\n\nOpen the validation page (every expectation)\n\nfile:///data/landing/"
+        f"ds={world['last']}: WARN (exit 1): 300 rows"
+    ) in text
     assert "Reports: validation.json · validation.html · drift.json" in text
     shoot(ui, shots, "run")
 
     frame.get_by_role("link", name="Open the validation page").click()  # the day's validation page, in the tab
     page = ui.page.frame_locator("iframe[src*='/churnguard/health/']")
     expect(page.locator("h1")).to_have_text(f"Validation of {world['last']}: WARN", timeout=30_000)
-    assert page.locator("tbody tr").first.inner_text().split("\t")[:4] == ["WARN", "payment_method", "value_set",
-                                                                             "warn"]
+    assert page.locator("tbody tr").first.inner_text().split("\t")[:4] == [
+        "WARN",
+        "payment_method",
+        "value_set",
+        "warn",
+    ]
     shoot(ui, shots, "validation")
 
 

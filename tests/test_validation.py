@@ -32,11 +32,17 @@ def drift_shaped_profile(train: pd.DataFrame, cfg) -> dict:
     def key(value) -> str:
         return str(int(value)) if isinstance(value, int | np.integer | float) else str(value)
 
-    numeric = {c: {"min": float(train[c].min()), "max": float(train[c].max()), "mean": float(train[c].mean())}
-               for c in cfg.numeric}
-    categorical = {c: {"kind": "binary" if c in cfg.binary else "categorical",
-                       "categories": {key(v): int(n) for v, n in train[c].value_counts().items()}}
-                   for c in [*cfg.binary, *cfg.categorical]}
+    numeric = {
+        c: {"min": float(train[c].min()), "max": float(train[c].max()), "mean": float(train[c].mean())}
+        for c in cfg.numeric
+    }
+    categorical = {
+        c: {
+            "kind": "binary" if c in cfg.binary else "categorical",
+            "categories": {key(v): int(n) for v, n in train[c].value_counts().items()},
+        }
+        for c in [*cfg.binary, *cfg.categorical]
+    }
     return {"schema_version": 1, "version": "test-profile", "numeric": numeric, "categorical": categorical}
 
 
@@ -84,12 +90,23 @@ def test_suite_marks_every_expectation_error_or_warn(telco, profile):
     suite = build_suite(cfg, profile)
     metas = [e.meta for e in suite.expectations]
     assert {m["severity"] for m in metas} == {"error", "warn"}
-    assert {m["rule"] for m in metas} == {"row_count", "column_set", "type", "not_null", "unique", "finite",
-                                          "domain", "range", "value_set"}
+    assert {m["rule"] for m in metas} == {
+        "row_count",
+        "column_set",
+        "type",
+        "not_null",
+        "unique",
+        "finite",
+        "domain",
+        "range",
+        "value_set",
+    }
     assert {(m["rule"], m["severity"]) for m in metas if m["rule"] == "range"} == {("range", "warn")}
     strict = build_suite(cfg, profile, ValidationConfig(ranges={"error_share": 0.05}))
     assert {(e.meta["rule"], e.meta["severity"]) for e in strict.expectations if e.meta["rule"] == "range"} == {
-        ("range", "error"), ("range", "warn")}
+        ("range", "error"),
+        ("range", "warn"),
+    }
     assert all(m["severity"] == "warn" for m in metas if m["rule"] == "value_set")
 
 
@@ -157,15 +174,19 @@ def comparable(result) -> dict:
     return {k: v for k, v in result.to_dict().items() if k not in ("validated_at", "elapsed_seconds")}
 
 
-@pytest.mark.parametrize("missing_charges", [[*range(24), *range(500, 510)], [*range(30), *range(600, 630)]],
-                         ids=["optional_missing_over_the_share_in_one_chunk_only", "over_the_share_in_all"])
+@pytest.mark.parametrize(
+    "missing_charges",
+    [[*range(24), *range(500, 510)], [*range(30), *range(600, 630)]],
+    ids=["optional_missing_over_the_share_in_one_chunk_only", "over_the_share_in_all"],
+)
 def test_a_batch_validated_in_chunks_has_exactly_the_issues_of_the_whole(telco, profile, good, missing_charges):
     cfg, _ = telco
     bad = spread_errors(good, missing_charges)
     whole = validate_batch(bad, cfg, profile, chunk_rows=len(bad))
     sliced = validate_batch(bad, cfg, profile, chunk_rows=300)
-    streamed = validate_batch((bad.iloc[i : i + 300].reset_index(drop=True) for i in range(0, 1000, 300)),
-                              cfg, profile, name="<DataFrame>")
+    streamed = validate_batch(
+        (bad.iloc[i : i + 300].reset_index(drop=True) for i in range(0, 1000, 300)), cfg, profile, name="<DataFrame>"
+    )
     assert comparable(sliced) == comparable(whole) == comparable(streamed)
     assert whole.evaluated == sliced.evaluated == len(sliced.expectations)  # every outcome, merged alike
     assert {o.status for o in sliced.expectations} >= {"fail", "warn", "pass"}
@@ -219,8 +240,14 @@ def test_unseen_category_is_a_warning_and_warn_on_the_validation_page_not_failed
     assert len(outcomes) == report["evaluated_expectations"] > 60
     (warned,) = [o for o in outcomes if o["status"] != "pass"]
     assert warned | {"observed": None, "sample_ids": None} == {
-        "status": "warn", "severity": "warn", "rule": "value_set", "column": "payment_method", "observed": None,
-        "expectation": "expect_column_values_to_be_in_set", "sample_ids": None}
+        "status": "warn",
+        "severity": "warn",
+        "rule": "value_set",
+        "column": "payment_method",
+        "observed": None,
+        "expectation": "expect_column_values_to_be_in_set",
+        "sample_ids": None,
+    }
     assert sorted(warned["sample_ids"]) == sorted(good.customer_id[[3, 8]])
     page = render_page(report, "2026-09-01", {"validation.json (raw)": "validation.json"})
     assert "Validation of 2026-09-01: <span class='status warn'>WARN</span>" in page
@@ -262,8 +289,10 @@ def test_optional_feature_may_be_missing_up_to_the_allowed_share(telco, profile,
     result = validate_batch(good, cfg, profile)
     n = int(good["total_charges"].isna().sum())  # the 200 blanked plus the real data's own
     assert result.exit_code == 2
-    assert result.failures == [f"column 'total_charges' not_null: {n} of 1000 rows ({n / 10:.1f}%) null, "
-                               f"allowed 5.0%; rows " + ", ".join(good.customer_id[:5])]
+    assert result.failures == [
+        f"column 'total_charges' not_null: {n} of 1000 rows ({n / 10:.1f}%) null, "
+        f"allowed 5.0%; rows " + ", ".join(good.customer_id[:5])
+    ]
 
 
 def test_mixed_text_in_numeric_frame_column_fails_type(telco, profile, good):
@@ -272,8 +301,9 @@ def test_mixed_text_in_numeric_frame_column_fails_type(telco, profile, good):
     good.loc[4, "tenure"] = "twelve"
     result = validate_batch(good, cfg, profile)
     assert result.exit_code == 2
-    assert result.failures == [f"column 'tenure' type: 1 of 1000 rows (0.1%) not numeric, e.g. 'twelve'; "
-                               f"rows {good.customer_id[4]}"]
+    assert result.failures == [
+        f"column 'tenure' type: 1 of 1000 rows (0.1%) not numeric, e.g. 'twelve'; rows {good.customer_id[4]}"
+    ]
     tenure = {o.rule: o.status for o in result.expectations if o.column == "tenure"}
     assert tenure == {"type": "fail", "not_null": "pass", "finite": "skip", "domain": "skip", "range": "skip"}
 
@@ -292,9 +322,13 @@ def test_result_is_json_and_saved_with_every_expectations_outcome(telco, profile
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert data["status"] == "fail" and data["exit_code"] == 2
     assert data["issues"][0] | {"line": None} == {
-        "severity": "error", "rule": "domain", "column": "tenure", "line": None,
+        "severity": "error",
+        "rule": "domain",
+        "column": "tenure",
+        "line": None,
         "observed": "1 of 1000 rows (0.1%) outside the domain rule [0, inf], e.g. -1",
-        "sample_ids": [good.customer_id[0]]}
+        "sample_ids": [good.customer_id[0]],
+    }
     storage = open_storage()
     uri = DataRoot(storage).write_report("2026-09-01", "validation.json", result.to_json().encode())
     assert uri.endswith("reports/ds=2026-09-01/validation.json")
@@ -383,30 +417,57 @@ def _plus_minus_inf(df: pd.DataFrame) -> pd.DataFrame:
 HOSTILE = {
     # name: (frame -> batch written as parquet, exit code, fragments the issue lines must contain)
     "zero_rows": (lambda df: df.iloc[:0], 2, ["FAIL table row_count: 0 rows, expected at least 1"]),
-    "missing_column": (lambda df: df.drop(columns=["tenure"]), 2,
-                       ["FAIL table column_set: missing column(s) tenure"]),
-    "extra_column": (lambda df: df.assign(coupon_code="X1"), 2,
-                     ["FAIL table column_set: unexpected column(s) coupon_code"]),
+    "missing_column": (lambda df: df.drop(columns=["tenure"]), 2, ["FAIL table column_set: missing column(s) tenure"]),
+    "extra_column": (
+        lambda df: df.assign(coupon_code="X1"),
+        2,
+        ["FAIL table column_set: unexpected column(s) coupon_code"],
+    ),
     "text_in_numeric": (_text_in_numeric, 2, ["FAIL column 'tenure' type: 1000 of 1000 rows", "not numeric"]),
-    "all_null_numeric": (lambda df: df.assign(monthly_charges=np.nan), 2,
-                         ["FAIL column 'monthly_charges' not_null: 1000 of 1000 rows (100.0%) null"]),
-    "all_null_categorical": (lambda df: df.assign(contract=pd.Series([None] * len(df), dtype=object)), 2,
-                             ["FAIL column 'contract' not_null: 1000 of 1000 rows (100.0%) null"]),
-    "nan_in_required": (lambda df: _with(df, tenure=([1, 2], np.nan)), 2,
-                        ["FAIL column 'tenure' not_null: 2 of 1000 rows (0.2%) null"]),
-    "plus_minus_inf": (_plus_minus_inf, 2,
-                       ["FAIL column 'monthly_charges' finite: 2 of 1000 rows (0.2%) +-inf"]),
-    "negative_tenure": (lambda df: _with(df, tenure=([7], -3.0)), 2,
-                        ["FAIL column 'tenure' domain: 1 of 1000 rows (0.1%) outside the domain rule",
-                         "[0, inf], e.g. -3"]),
-    "duplicate_ids": (lambda df: _with(df, customer_id=([1], df.customer_id[0])), 2,
-                      ["FAIL column 'customer_id' unique: 2 of 1000 rows (0.2%) with a duplicated id"]),
-    "iris": (lambda df: _iris(), 2, ["FAIL table column_set: missing column(s) customer_id, tenure, monthly",
-                                     "unexpected column(s) petal length (cm), petal width (cm)"]),
-    "random_columns": (_random_columns, 2,
-                       ["FAIL table column_set: missing column(s)", "unexpected column(s) a, b, c"]),
-    "unseen_category": (lambda df: _with(df, payment_method=([0], "Digital wallet")), 1,
-                        ["WARN column 'payment_method' value_set: 1 of 1000 rows", "'Digital wallet'"]),
+    "all_null_numeric": (
+        lambda df: df.assign(monthly_charges=np.nan),
+        2,
+        ["FAIL column 'monthly_charges' not_null: 1000 of 1000 rows (100.0%) null"],
+    ),
+    "all_null_categorical": (
+        lambda df: df.assign(contract=pd.Series([None] * len(df), dtype=object)),
+        2,
+        ["FAIL column 'contract' not_null: 1000 of 1000 rows (100.0%) null"],
+    ),
+    "nan_in_required": (
+        lambda df: _with(df, tenure=([1, 2], np.nan)),
+        2,
+        ["FAIL column 'tenure' not_null: 2 of 1000 rows (0.2%) null"],
+    ),
+    "plus_minus_inf": (_plus_minus_inf, 2, ["FAIL column 'monthly_charges' finite: 2 of 1000 rows (0.2%) +-inf"]),
+    "negative_tenure": (
+        lambda df: _with(df, tenure=([7], -3.0)),
+        2,
+        ["FAIL column 'tenure' domain: 1 of 1000 rows (0.1%) outside the domain rule", "[0, inf], e.g. -3"],
+    ),
+    "duplicate_ids": (
+        lambda df: _with(df, customer_id=([1], df.customer_id[0])),
+        2,
+        ["FAIL column 'customer_id' unique: 2 of 1000 rows (0.2%) with a duplicated id"],
+    ),
+    "iris": (
+        lambda df: _iris(),
+        2,
+        [
+            "FAIL table column_set: missing column(s) customer_id, tenure, monthly",
+            "unexpected column(s) petal length (cm), petal width (cm)",
+        ],
+    ),
+    "random_columns": (
+        _random_columns,
+        2,
+        ["FAIL table column_set: missing column(s)", "unexpected column(s) a, b, c"],
+    ),
+    "unseen_category": (
+        lambda df: _with(df, payment_method=([0], "Digital wallet")),
+        1,
+        ["WARN column 'payment_method' value_set: 1 of 1000 rows", "'Digital wallet'"],
+    ),
     "good": (lambda df: df, 0, []),
 }
 
@@ -430,10 +491,15 @@ def test_hostile_batch_gets_its_exit_code_and_one_line(case, tmp_path, capsys, g
 BAD_BYTES = {
     "empty_file": (lambda good: b"", "UNREADABLE file readable: empty file (0 bytes)"),
     "truncated": (lambda good: good[: len(good) // 2], "UNREADABLE file readable: truncated parquet file"),
-    "corrupt": (lambda good: good[:8] + b"\x00garbage\x00" * 50 + good[-8:],
-                "UNREADABLE file readable: corrupt parquet file ("),
-    "csv": (None, "UNREADABLE file readable: not a parquet file (no PAR1 magic bytes; it looks like CSV text "
-                  "starting 'customer_id,tenure,"),
+    "corrupt": (
+        lambda good: good[:8] + b"\x00garbage\x00" * 50 + good[-8:],
+        "UNREADABLE file readable: corrupt parquet file (",
+    ),
+    "csv": (
+        None,
+        "UNREADABLE file readable: not a parquet file (no PAR1 magic bytes; it looks like CSV text "
+        "starting 'customer_id,tenure,",
+    ),
 }
 
 
@@ -448,8 +514,11 @@ def test_unreadable_file_exits_3_with_one_line(case, tmp_path, capsys, good, pro
         path.write_bytes(make(good_bytes))
     code, lines = run_cli(capsys, path, profile_file)
     assert code == 3
-    assert lines[0] == f"{path}: {fragment}" if fragment.endswith("(0 bytes)") else lines[0].startswith(
-        f"{path}: {fragment}"), lines
+    assert (
+        lines[0] == f"{path}: {fragment}"
+        if fragment.endswith("(0 bytes)")
+        else lines[0].startswith(f"{path}: {fragment}")
+    ), lines
     assert len(lines) == 2 and "UNREADABLE (exit 3)" in lines[1]
 
 
@@ -476,10 +545,13 @@ def test_cli_without_profile_uses_the_reference_train_split(tmp_path, capsys, go
     assert "PASS (exit 0)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["--profile", "/nonexistent/profile.json"], "profile /nonexistent/profile.json: no such file"),
-    (["--dataset", "nosuch"], "no dataset config named 'nosuch'"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--profile", "/nonexistent/profile.json"], "profile /nonexistent/profile.json: no such file"),
+        (["--dataset", "nosuch"], "no dataset config named 'nosuch'"),
+    ],
+)
 def test_cli_config_errors_are_one_line_exit_2(tmp_path, capsys, good, argv, fragment):
     path = write(tmp_path, "batch.parquet", good)
     assert cli_main([str(path), *argv]) == 2
@@ -495,9 +567,14 @@ def test_cli_usage_error_returns_2_without_exiting(capsys):
 @pytest.mark.integration
 def test_console_script_prints_only_the_result(tmp_path, good, profile_file):
     path = write(tmp_path, "batch.parquet", good)
-    proc = subprocess.run([str(BIN / "churnguard"), "validate", str(path), "--profile", str(profile_file)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(BIN / "churnguard"), "validate", str(path), "--profile", str(profile_file)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.splitlines() == [f"{path}: PASS (exit 0): 1000 rows, 67 expectations, 0 failed, "
-                                        f"0 warnings [dataset telco, profile test-profile]"]
+    assert proc.stdout.splitlines() == [
+        f"{path}: PASS (exit 0): 1000 rows, 67 expectations, 0 failed, 0 warnings [dataset telco, profile test-profile]"
+    ]
     assert proc.stderr == ""  # GX's INFO chatter is silenced under the CLI's INFO logging

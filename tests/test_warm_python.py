@@ -25,16 +25,26 @@ def test_a_forked_command_has_its_own_environment_directory_streams_and_exit_cod
     monkeypatch.chdir(tmp_path)
     for code, probe in ((0, "first"), (4, "second")):
         warm = warm_python({"CG_PROBE": probe}, ["-c", SHOW, str(code)], timeout=60)
-        cold = subprocess.run([sys.executable, "-c", SHOW, str(code)], env={"CG_PROBE": probe},
-                              capture_output=True, text=True, timeout=60)
+        cold = subprocess.run(
+            [sys.executable, "-c", SHOW, str(code)], env={"CG_PROBE": probe}, capture_output=True, text=True, timeout=60
+        )
         assert (warm.returncode, warm.stdout, warm.stderr) == (cold.returncode, cold.stdout, cold.stderr)
         assert warm.stdout == f"{probe} {tmp_path} ['{code}']\n" and warm.returncode == code
 
 
 def test_a_crash_point_kills_the_forked_command_and_the_interpreter_serves_the_next(tmp_path):
     env = home_env(tmp_path / "home")
-    crashed = churnguard_cli(env, "simulate", "--start", "2026-09-01", "--days", "1", "--rows-per-day", "300",
-                             crash_at="storage.write_one.staged")
+    crashed = churnguard_cli(
+        env,
+        "simulate",
+        "--start",
+        "2026-09-01",
+        "--days",
+        "1",
+        "--rows-per-day",
+        "300",
+        crash_at="storage.write_one.staged",
+    )
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
     assert "crash point storage.write_one.staged reached" in crashed.stderr
 

@@ -47,18 +47,27 @@ def build_history(home: Path, days: int = HISTORY_DAYS) -> list[str]:
     bench.fill_store(store, rng)
     all_days = bench.days()
     store.record_event(all_days[-20], "registered", "churn-model", 2, reason="drift: critical")
-    store.record_event(all_days[-10], "promoted", "churn-model", 2, from_version=1,
-                       reason="challenger better on 9 labelled days")
+    store.record_event(
+        all_days[-10], "promoted", "churn-model", 2, from_version=1, reason="challenger better on 9 labelled days"
+    )
     moved = []
     for k, ds in enumerate(all_days[-20:]):
         (row,) = store.rows("daily_runs", where={"ds": ds})
-        row.update(champion_version=1 if k < 10 else 2, challenger_version=2 if k < 10 else None,
-                   promoted=k == 10, decision="promoted" if k == 10 else row["decision"])
+        row.update(
+            champion_version=1 if k < 10 else 2,
+            challenger_version=2 if k < 10 else None,
+            promoted=k == 10,
+            decision="promoted" if k == 10 else row["decision"],
+        )
         moved.append(row)
     store.upsert("daily_runs", moved)
     for ds in all_days[-3:]:
-        alerts.observe(store, ds, alerts.DECISION, alerts.Alert(ds, alerts.DECISION, alerts.WARNING,
-                                                                "decision=alert: moderate drift (top tenure)"))
+        alerts.observe(
+            store,
+            ds,
+            alerts.DECISION,
+            alerts.Alert(ds, alerts.DECISION, alerts.WARNING, "decision=alert: moderate drift (top tenure)"),
+        )
     for ds in all_days:
         root.write_report(ds, "drift.json", json.dumps(bench.drift_doc(rng)).encode())
     root.write_report(all_days[-1], "validation.json", warn_level_validation(all_days[-1]).to_json().encode())
@@ -82,13 +91,16 @@ def api_server(airflow_env: dict[str, str], home: Path, viewer: str | None = Non
     roles = {"admin": "admin", **({viewer: "viewer"} if viewer else {})}
     passwords = {user: secrets.token_urlsafe(12) for user in roles}
     (home / "passwords.json").write_text(json.dumps(passwords))
-    env = {**airflow_env, "CHURNGUARD_HOME": str(home),
-           "AIRFLOW__CORE__AUTH_MANAGER":
-               "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in roles.items()),
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json")}
-    result = subprocess.run([str(BIN / "airflow"), "dags", "reserialize"], env=env, capture_output=True, text=True,
-                            timeout=600)
+    env = {
+        **airflow_env,
+        "CHURNGUARD_HOME": str(home),
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in roles.items()),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+    }
+    result = subprocess.run(
+        [str(BIN / "airflow"), "dags", "reserialize"], env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with running_api_server(env, home) as url:
         yield {"url": url, "home": home, "passwords": passwords, "env": env}

@@ -121,8 +121,9 @@ class WarmPython:
         self.folder = Path(tempfile.mkdtemp(prefix="warm-python-"))
         self.socket = str(self.folder / "server.sock")
         with (self.folder / "server.log").open("w") as log:  # Airflow logs to stdout as it is imported
-            self.proc = subprocess.Popen([sys.executable, __file__, self.socket, kind], stdout=log,
-                                         stderr=subprocess.STDOUT, env=env)
+            self.proc = subprocess.Popen(
+                [sys.executable, __file__, self.socket, kind], stdout=log, stderr=subprocess.STDOUT, env=env
+            )
         while not Path(self.folder / "ready").exists():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the warm interpreter did not start: {(self.folder / 'server.log').read_text()}")
@@ -143,8 +144,9 @@ class WarmPython:
                 except TimeoutError:
                     os.kill(pid, signal.SIGKILL)
                     raise subprocess.TimeoutExpired(argv, timeout) from None
-        return subprocess.CompletedProcess(argv, returncode, out.read_text(errors="replace"),
-                                           err.read_text(errors="replace"))
+        return subprocess.CompletedProcess(
+            argv, returncode, out.read_text(errors="replace"), err.read_text(errors="replace")
+        )
 
     def close(self) -> None:
         import shutil

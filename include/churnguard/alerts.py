@@ -50,7 +50,13 @@ log = logging.getLogger(__name__)
 INFO, WARNING, CRITICAL = "info", "warning", "critical"
 RANK = {INFO: 0, WARNING: 1, CRITICAL: 2}
 DECISION, VALIDATION, LABEL_DELIVERY, RUN_FAILED, DEADLINE, PROMOTION = (
-    "decision", "validation", "label_delivery", "run_failed", "deadline", "promotion")
+    "decision",
+    "validation",
+    "label_delivery",
+    "run_failed",
+    "deadline",
+    "promotion",
+)
 EVENTS = (PROMOTION,)  # each one is news: its own episode, notified and closed at once
 # Conditions of the Airflow run itself, not findings of the monitoring steps: kept in the episodes (and sent),
 # never as rows of the day's ``alerts`` (a run that failed on a missing batch wrote nothing for the day).
@@ -94,8 +100,11 @@ class Notification:
     def text(self, link: str | None = None) -> str:
         """The message body: day, severity, what changed, the reason, since when, and the link."""
         link = link or self.link
-        span = (f"since {self.first_ds} ({_days(self.first_ds, self.last_ds)} day(s))"
-                if self.change != "cleared" else f"open {self.first_ds} .. {self.last_ds}")
+        span = (
+            f"since {self.first_ds} ({_days(self.first_ds, self.last_ds)} day(s))"
+            if self.change != "cleared"
+            else f"open {self.first_ds} .. {self.last_ds}"
+        )
         lines = [f"{self.severity.upper()} {self.kind} {self.change} on {self.ds}, {span}", self.message]
         return "\n".join(lines + ([link] if link else []))
 
@@ -114,8 +123,9 @@ def decision_severity(decision: str) -> str | None:
     return {"healthy": None, "alert": WARNING, "retrain": CRITICAL}[decision]
 
 
-def observe(store: MonitoringStore, ds: str, kind: str, alert: Alert | None, *,
-            notify_cleared: bool = True) -> Notification | None:
+def observe(
+    store: MonitoringStore, ds: str, kind: str, alert: Alert | None, *, notify_cleared: bool = True
+) -> Notification | None:
     """Record what day ``ds`` found for ``kind`` (``alert``, or None: cleared) and the notification it
     calls for, in one transaction under the alerts lock; returns that notification (pending), if any."""
     if alert is not None and (alert.ds, alert.kind) != (ds, kind):
@@ -135,32 +145,50 @@ def _observe(store, conn, ds, kind, alert, notify_cleared) -> Notification | Non
     newest = mark is None or ds >= mark
     if mark is None or ds > mark:
         store.upsert("alert_watermarks", [{"kind": kind, "last_ds": ds}], conn=conn)
-    current = conn.execute(select(episodes).where(and_(episodes.c.kind == kind, episodes.c.state == "open"))
-                           .order_by(episodes.c.id.desc())).first()
+    current = conn.execute(
+        select(episodes).where(and_(episodes.c.kind == kind, episodes.c.state == "open")).order_by(episodes.c.id.desc())
+    ).first()
     current = dict(current._mapping) if current else None
     if alert is None:
         if current is None or not newest or ds < current["last_ds"]:
             return None
-        conn.execute(update(episodes).where(episodes.c.id == current["id"])
-                     .values(state="cleared", cleared_ds=ds, updated_at=func.now()))
+        conn.execute(
+            update(episodes)
+            .where(episodes.c.id == current["id"])
+            .values(state="cleared", cleared_ds=ds, updated_at=func.now())
+        )
         notified = _notified(store, conn, current["id"])
         if not (notify_cleared and notified):
             return None
-        return _notify(store, conn, current, ds, INFO, "cleared", f"{kind} cleared on {ds}; it was: "
-                       f"{current['message']}", None)
+        return _notify(
+            store, conn, current, ds, INFO, "cleared", f"{kind} cleared on {ds}; it was: {current['message']}", None
+        )
     if not newest:  # a backfill: the day's row, in the episode that covers it; nothing else changes
-        covering = conn.execute(select(episodes.c.id).where(and_(
-            episodes.c.kind == kind, episodes.c.first_ds <= ds,
-            func.coalesce(episodes.c.cleared_ds, episodes.c.last_ds) >= ds))).scalar()
+        covering = conn.execute(
+            select(episodes.c.id).where(
+                and_(
+                    episodes.c.kind == kind,
+                    episodes.c.first_ds <= ds,
+                    func.coalesce(episodes.c.cleared_ds, episodes.c.last_ds) >= ds,
+                )
+            )
+        ).scalar()
         _row(store, conn, alert, covering)
         return None
     if kind in EVENTS or current is None:
         if current is not None or _latest_covers(store, conn, kind, ds):
             _row(store, conn, alert, current["id"] if current else None)
             return None  # a re-run of the day the episode was cleared or opened on
-        episode_id = conn.execute(insert(episodes).values(
-            kind=kind, first_ds=ds, last_ds=ds, severity=alert.severity, message=alert.message,
-            state="cleared" if kind in EVENTS else "open", cleared_ds=ds if kind in EVENTS else None)
+        episode_id = conn.execute(
+            insert(episodes).values(
+                kind=kind,
+                first_ds=ds,
+                last_ds=ds,
+                severity=alert.severity,
+                message=alert.message,
+                state="cleared" if kind in EVENTS else "open",
+                cleared_ds=ds if kind in EVENTS else None,
+            )
         ).inserted_primary_key[0]
         _row(store, conn, alert, episode_id)
         episode = {"id": episode_id, "kind": kind, "first_ds": ds, "last_ds": ds}
@@ -170,17 +198,26 @@ def _observe(store, conn, ds, kind, alert, notify_cleared) -> Notification | Non
     escalated = notified is not None and RANK[alert.severity] > RANK[notified]
     # an acknowledgement holds for the severity it was given at: an escalation takes it back
     taken_back = {"acknowledged_by": None, "acknowledged_at": None} if escalated else {}
-    conn.execute(update(episodes).where(episodes.c.id == current["id"]).values(
-        last_ds=max(ds, current["last_ds"]), severity=severity, message=alert.message, updated_at=func.now(),
-        **taken_back))
+    conn.execute(
+        update(episodes)
+        .where(episodes.c.id == current["id"])
+        .values(
+            last_ds=max(ds, current["last_ds"]),
+            severity=severity,
+            message=alert.message,
+            updated_at=func.now(),
+            **taken_back,
+        )
+    )
     _row(store, conn, alert, current["id"])
     if current["acknowledged_at"] is not None and not escalated:
         return None  # someone is on it: nothing more at this severity until it clears
     if notified is not None and not escalated:
         return None
     episode = {**current, "last_ds": max(ds, current["last_ds"])}
-    return _notify(store, conn, episode, ds, alert.severity, "escalated" if notified else "opened",
-                   alert.message, alert.link)
+    return _notify(
+        store, conn, episode, ds, alert.severity, "escalated" if notified else "opened", alert.message, alert.link
+    )
 
 
 def _latest_covers(store, conn, kind: str, ds: str) -> bool:
@@ -193,28 +230,63 @@ def _latest_covers(store, conn, kind: str, ds: str) -> bool:
 def _row(store, conn, alert: Alert, episode_id: int | None) -> None:
     if alert.kind in RUN_KINDS:
         return
-    store.upsert("alerts", [{"ds": alert.ds, "kind": alert.kind, "severity": alert.severity,
-                             "message": alert.message, "episode_id": episode_id, "link": alert.link}], conn=conn)
+    store.upsert(
+        "alerts",
+        [
+            {
+                "ds": alert.ds,
+                "kind": alert.kind,
+                "severity": alert.severity,
+                "message": alert.message,
+                "episode_id": episode_id,
+                "link": alert.link,
+            }
+        ],
+        conn=conn,
+    )
 
 
 def _notified(store, conn, episode_id: int) -> str | None:
     """The highest severity of the episode already notified (recorded), or None."""
     notes = store.table("alert_notifications")
-    done = conn.execute(select(notes.c.severity).where(and_(notes.c.episode_id == episode_id,
-                                                            notes.c.change != "cleared"))).scalars().all()
+    done = (
+        conn.execute(
+            select(notes.c.severity).where(and_(notes.c.episode_id == episode_id, notes.c.change != "cleared"))
+        )
+        .scalars()
+        .all()
+    )
     return max(done, key=RANK.__getitem__, default=None)
 
 
-def _notify(store, conn, episode: dict, ds: str, severity: str, change: str, message: str,
-            link: str | None) -> Notification:
+def _notify(
+    store, conn, episode: dict, ds: str, severity: str, change: str, message: str, link: str | None
+) -> Notification:
     """Record the notification, pending; the unique key (episode, change, severity) makes it at most once."""
     notes = store.table("alert_notifications")
-    row = {"episode_id": episode["id"], "ds": ds, "kind": episode["kind"], "severity": severity, "change": change,
-           "message": message, "link": link, "state": "pending"}
+    row = {
+        "episode_id": episode["id"],
+        "ds": ds,
+        "kind": episode["kind"],
+        "severity": severity,
+        "change": change,
+        "message": message,
+        "link": link,
+        "state": "pending",
+    }
     note_id = conn.execute(insert(notes).values(**row)).inserted_primary_key[0]
-    return Notification(id=note_id, episode_id=episode["id"], ds=ds, kind=row["kind"], severity=severity,
-                        change=change, message=message, link=link, first_ds=episode["first_ds"],
-                        last_ds=episode["last_ds"])
+    return Notification(
+        id=note_id,
+        episode_id=episode["id"],
+        ds=ds,
+        kind=row["kind"],
+        severity=severity,
+        change=change,
+        message=message,
+        link=link,
+        first_ds=episode["first_ds"],
+        last_ds=episode["last_ds"],
+    )
 
 
 def acknowledge(store: MonitoringStore, episode_id: int, by: str) -> dict | None:
@@ -223,14 +295,22 @@ def acknowledge(store: MonitoringStore, episode_id: int, by: str) -> dict | None
     episode as stored, or None when there is no such episode."""
     episodes = store.table("alert_episodes")
     with exclusive(store.engine, LOCK), store.engine.begin() as conn:
-        conn.execute(update(episodes).where(and_(episodes.c.id == episode_id, episodes.c.acknowledged_at.is_(None)))
-                     .values(acknowledged_by=by, acknowledged_at=datetime.now(UTC)))
+        conn.execute(
+            update(episodes)
+            .where(and_(episodes.c.id == episode_id, episodes.c.acknowledged_at.is_(None)))
+            .values(acknowledged_by=by, acknowledged_at=datetime.now(UTC))
+        )
         row = conn.execute(select(episodes).where(episodes.c.id == episode_id)).first()
     if row is None:
         return None
     episode = dict(row._mapping)
-    log.info("alert episode %s (%s since %s) acknowledged by %s", episode_id, episode["kind"], episode["first_ds"],
-             episode["acknowledged_by"])
+    log.info(
+        "alert episode %s (%s since %s) acknowledged by %s",
+        episode_id,
+        episode["kind"],
+        episode["first_ds"],
+        episode["acknowledged_by"],
+    )
     return episode
 
 
@@ -238,21 +318,36 @@ def pending(store: MonitoringStore) -> list[Notification]:
     """Notifications recorded and not yet claimed by a deliverer, oldest first."""
     notes, episodes = store.table("alert_notifications"), store.table("alert_episodes")
     with store.engine.connect() as conn:
-        rows = conn.execute(select(notes, episodes.c.first_ds, episodes.c.last_ds)
-                            .join(episodes, episodes.c.id == notes.c.episode_id)
-                            .where(notes.c.state == "pending").order_by(notes.c.id)).all()
-    return [Notification(id=r.id, episode_id=r.episode_id, ds=r.ds, kind=r.kind,
-                         severity=r.severity, change=r.change,
-                         message=r.message, link=r.link, first_ds=r.first_ds,
-                         last_ds=r.last_ds if r.change == "cleared" else r.ds) for r in rows]  # as of its day
+        rows = conn.execute(
+            select(notes, episodes.c.first_ds, episodes.c.last_ds)
+            .join(episodes, episodes.c.id == notes.c.episode_id)
+            .where(notes.c.state == "pending")
+            .order_by(notes.c.id)
+        ).all()
+    return [
+        Notification(
+            id=r.id,
+            episode_id=r.episode_id,
+            ds=r.ds,
+            kind=r.kind,
+            severity=r.severity,
+            change=r.change,
+            message=r.message,
+            link=r.link,
+            first_ds=r.first_ds,
+            last_ds=r.last_ds if r.change == "cleared" else r.ds,
+        )
+        for r in rows
+    ]  # as of its day
 
 
 def claim(store: MonitoringStore, note: Notification) -> bool:
     """Take ``note`` for sending: True for exactly one caller (pending -> claimed in one statement)."""
     notes = store.table("alert_notifications")
     with store.engine.begin() as conn:
-        claimed = conn.execute(update(notes).where(and_(notes.c.id == note.id, notes.c.state == "pending"))
-                               .values(state="claimed")).rowcount
+        claimed = conn.execute(
+            update(notes).where(and_(notes.c.id == note.id, notes.c.state == "pending")).values(state="claimed")
+        ).rowcount
     return claimed == 1
 
 
@@ -262,8 +357,9 @@ def finish(store: MonitoringStore, note: Notification, channels: dict[str, str])
     state = "skipped" if not channels else "sent" if "sent" in channels.values() else "failed"
     notes = store.table("alert_notifications")
     with store.engine.begin() as conn:
-        conn.execute(update(notes).where(notes.c.id == note.id)
-                     .values(state=state, channels=channels, sent_at=datetime.now(UTC)))
+        conn.execute(
+            update(notes).where(notes.c.id == note.id).values(state=state, channels=channels, sent_at=datetime.now(UTC))
+        )
     return state
 
 

@@ -90,8 +90,10 @@ def read_stored_chunks(storage: Storage, folder: str, rows: int) -> Iterator[pd.
             if first is None:
                 first = (part, chunk.dtypes)
             elif not chunk.dtypes.equals(first[1]):
-                raise UnreadableBatch(f"{part}: columns or types differ from {first[0]}'s (a batch this "
-                                      f"large is streamed, one schema for every file)")
+                raise UnreadableBatch(
+                    f"{part}: columns or types differ from {first[0]}'s (a batch this "
+                    f"large is streamed, one schema for every file)"
+                )
             yield chunk
 
 

@@ -43,71 +43,109 @@ class _CommandListFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="churnguard", description=DESCRIPTION, epilog=EXIT_CODES,
-                                     formatter_class=_CommandListFormatter)
+    parser = argparse.ArgumentParser(
+        prog="churnguard", description=DESCRIPTION, epilog=EXIT_CODES, formatter_class=_CommandListFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=summary, description=description)
 
-    sim = command("simulate", "write daily landing batches (and their delayed labels)",
-                  "Write one landing batch per day (and each day's labels, --label-delay days later) drawn from "
-                  "held-out reference customers, optionally with a drift scenario. Prints a JSON summary.")
+    sim = command(
+        "simulate",
+        "write daily landing batches (and their delayed labels)",
+        "Write one landing batch per day (and each day's labels, --label-delay days later) drawn from "
+        "held-out reference customers, optionally with a drift scenario. Prints a JSON summary.",
+    )
     sim.add_argument("--start", type=date.fromisoformat, required=True, help="first day to write, YYYY-MM-DD")
     sim.add_argument("--days", type=int, required=True, help="number of consecutive days to write")
-    sim.add_argument("--scenario", default="none",
-                     help="drift scenario: none, gradual, sudden, concept, seasonal, new_category or "
-                          "class_balance; combine with '+', e.g. sudden+concept (default: none)")
-    sim.add_argument("--onset", type=date.fromisoformat, default=None,
-                     help="first day of the drift, YYYY-MM-DD (default: drift from the first day)")
-    sim.add_argument("--intensity", type=float, default=1.0,
-                     help="scale of the scenario's effect; 0 is none, 1 the dataset's configured size "
-                          "(default: 1.0)")
+    sim.add_argument(
+        "--scenario",
+        default="none",
+        help="drift scenario: none, gradual, sudden, concept, seasonal, new_category or "
+        "class_balance; combine with '+', e.g. sudden+concept (default: none)",
+    )
+    sim.add_argument(
+        "--onset",
+        type=date.fromisoformat,
+        default=None,
+        help="first day of the drift, YYYY-MM-DD (default: drift from the first day)",
+    )
+    sim.add_argument(
+        "--intensity",
+        type=float,
+        default=1.0,
+        help="scale of the scenario's effect; 0 is none, 1 the dataset's configured size (default: 1.0)",
+    )
     sim.add_argument("--rows-per-day", type=int, default=500, help="customers in each day's batch (default: 500)")
-    sim.add_argument("--label-delay", type=int, default=7,
-                     help="days after its batch that a day's labels land (default: 7)")
-    sim.add_argument("--seed", type=int, default=0,
-                     help="random seed; the same seed writes the same batches (default: 0)")
+    sim.add_argument(
+        "--label-delay", type=int, default=7, help="days after its batch that a day's labels land (default: 7)"
+    )
+    sim.add_argument(
+        "--seed", type=int, default=0, help="random seed; the same seed writes the same batches (default: 0)"
+    )
     sim.add_argument("--dataset", default=None, help="dataset config name (default: CHURNGUARD_DATASET)")
-    sim.add_argument("--data-url", default=None,
-                     help="data root, a path, file:// or s3:// URL (default: CHURNGUARD_DATA_URL)")
+    sim.add_argument(
+        "--data-url", default=None, help="data root, a path, file:// or s3:// URL (default: CHURNGUARD_DATA_URL)"
+    )
 
-    boot = command("bootstrap", "train, register and make champion the first model",
-                   "Train a model on the reference data, register it in MLflow and make it the champion if "
-                   "there is none yet. Prints a JSON summary.")
+    boot = command(
+        "bootstrap",
+        "train, register and make champion the first model",
+        "Train a model on the reference data, register it in MLflow and make it the champion if "
+        "there is none yet. Prints a JSON summary.",
+    )
     boot.add_argument("--dataset", default=None, help="dataset config name (default: CHURNGUARD_DATASET)")
     boot.add_argument("--seed", type=int, default=0, help="random seed of the training run (default: 0)")
-    boot.add_argument("--replace-champion", action="store_true",
-                      help="make the new version champion even when there is one (it becomes 'previous')")
+    boot.add_argument(
+        "--replace-champion",
+        action="store_true",
+        help="make the new version champion even when there is one (it becomes 'previous')",
+    )
 
-    days = command("run-days", "the daily monitoring steps for a range of days, without Airflow",
-                   "Run the daily DAG's steps (ingest, validate, score, drift, performance, failure risk, "
-                   "decision, retrain, promotion, publish) for each day in turn, in this process. A day whose "
-                   "batch is missing or quarantined is reported and the next day goes on.")
+    days = command(
+        "run-days",
+        "the daily monitoring steps for a range of days, without Airflow",
+        "Run the daily DAG's steps (ingest, validate, score, drift, performance, failure risk, "
+        "decision, retrain, promotion, publish) for each day in turn, in this process. A day whose "
+        "batch is missing or quarantined is reported and the next day goes on.",
+    )
     days.add_argument("--start", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
-    days.add_argument("--end", type=date.fromisoformat, default=None,
-                      help="last day, YYYY-MM-DD, not after today (default: --start)")
-    days.add_argument("--force-retrain", action="store_true",
-                      help="train a challenger on every day, whatever the day's decision")
-    days.add_argument("--dry-run", action="store_true",
-                      help="train challengers but register and promote nothing")
+    days.add_argument(
+        "--end", type=date.fromisoformat, default=None, help="last day, YYYY-MM-DD, not after today (default: --start)"
+    )
+    days.add_argument(
+        "--force-retrain", action="store_true", help="train a challenger on every day, whatever the day's decision"
+    )
+    days.add_argument("--dry-run", action="store_true", help="train challengers but register and promote nothing")
 
-    stat = command("status", "the deployed models, the last decision and the landed partitions",
-                   "Show the churn model's champion, challenger and previous versions with their test metrics, "
-                   "the failure-risk model, the last day's decision and the landed partitions.")
+    stat = command(
+        "status",
+        "the deployed models, the last decision and the landed partitions",
+        "Show the churn model's champion, challenger and previous versions with their test metrics, "
+        "the failure-risk model, the last day's decision and the landed partitions.",
+    )
     stat.add_argument("--json", action="store_true", help="print the status as JSON")
-    stat.add_argument("--require-champion", action="store_true",
-                      help="exit 1 when no champion is registered (for scripts that need one)")
+    stat.add_argument(
+        "--require-champion",
+        action="store_true",
+        help="exit 1 when no champion is registered (for scripts that need one)",
+    )
 
-    tl = command("timeline", "the monitored days and the milestones (drift, risk, retrain, promotion)",
-                 "One line per monitored day (validation, drift, failure risk, measured AUC, decision), then "
-                 "the milestones: first drift, first risk alert, the early warning (the risk alert's lead over "
-                 "the labels' confirmation of a failure), the change points retraining used, challengers "
-                 "registered, promotions.")
+    tl = command(
+        "timeline",
+        "the monitored days and the milestones (drift, risk, retrain, promotion)",
+        "One line per monitored day (validation, drift, failure risk, measured AUC, decision), then "
+        "the milestones: first drift, first risk alert, the early warning (the risk alert's lead over "
+        "the labels' confirmation of a failure), the change points retraining used, challengers "
+        "registered, promotions.",
+    )
     tl.add_argument("--json", action="store_true", help="print the days and milestones as JSON")
 
-    for name, helptext in (("drift", "drift of a batch against a reference profile or data"),
-                           ("validate", "validate a batch against the champion's reference profile")):
+    for name, helptext in (
+        ("drift", "drift of a batch against a reference profile or data"),
+        ("validate", "validate a batch against the champion's reference profile"),
+    ):
         sub.add_parser(name, help=helptext, add_help=False)
     return parser
 
@@ -126,9 +164,16 @@ def main(argv: list[str] | None = None) -> int:
             from churnguard.landing import simulate
             from churnguard.simulate import Scenario
 
-            summary = simulate(args.start, args.days, Scenario.parse(args.scenario, args.onset, args.intensity),
-                               rows_per_day=args.rows_per_day, label_delay=args.label_delay, seed=args.seed,
-                               root=DataRoot.open(args.data_url), cfg=load_dataset_config(args.dataset))
+            summary = simulate(
+                args.start,
+                args.days,
+                Scenario.parse(args.scenario, args.onset, args.intensity),
+                rows_per_day=args.rows_per_day,
+                label_delay=args.label_delay,
+                seed=args.seed,
+                root=DataRoot.open(args.data_url),
+                cfg=load_dataset_config(args.dataset),
+            )
             print(json.dumps(summary.to_dict(), indent=2))
         elif args.command == "bootstrap":
             from churnguard.training import bootstrap, summary_json
@@ -145,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"churnguard run-days: {day}: {reason}", file=sys.stderr)
             if failed:
                 total = len(results) + len(failed)
-                print(f"churnguard run-days: {len(failed)} of {total} days failed: {', '.join(failed)}",
-                      file=sys.stderr)
+                print(
+                    f"churnguard run-days: {len(failed)} of {total} days failed: {', '.join(failed)}", file=sys.stderr
+                )
                 return 1
         elif args.command == "timeline":
             from churnguard.status import format_timeline, timeline

@@ -35,11 +35,16 @@ EXIT_CODES = """exit codes:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="churnguard drift", description=DESCRIPTION, epilog=EXIT_CODES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="churnguard drift",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("ref", type=Path, help="reference profile (.json) or reference data (.parquet)")
-    parser.add_argument("cur", help="current batch: a parquet file, or a partition folder of parquet files "
-                                    "(path, file:// or s3:// URI)")
+    parser.add_argument(
+        "cur", help="current batch: a parquet file, or a partition folder of parquet files (path, file:// or s3:// URI)"
+    )
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
     parser.add_argument(
         "--html",
@@ -57,8 +62,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a drift.yaml value for this run, e.g. psi.moderate=0.2 (repeatable)",
     )
-    parser.add_argument("--fail-on", choices=SEVERITIES[1:], default=None, metavar="{moderate,critical}",
-                        help="exit 1 when the batch's severity is this level or above (default: never)")
+    parser.add_argument(
+        "--fail-on",
+        choices=SEVERITIES[1:],
+        default=None,
+        metavar="{moderate,critical}",
+        help="exit 1 when the batch's severity is this level or above (default: never)",
+    )
     return parser
 
 
@@ -133,7 +143,5 @@ def _summary(rep: dict[str, Any]) -> str:
         psi = "–" if f["psi"] is None else f"{f['psi']:.4f}"
         lines.append(f"  {name:<22} {f['severity']:<9} psi {psi:<8} {' '.join(f['notes'])}")
     if rep["prediction"]:
-        lines.append(
-            f"  {'(prediction)':<22} {rep['prediction']['severity']:<9} psi {rep['prediction']['psi']}"
-        )
+        lines.append(f"  {'(prediction)':<22} {rep['prediction']['severity']:<9} psi {rep['prediction']['psi']}")
     return "\n".join(lines)

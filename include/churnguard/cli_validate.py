@@ -31,12 +31,19 @@ EXIT_CODES = """exit codes:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="churnguard validate", description=DESCRIPTION, epilog=EXIT_CODES,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="churnguard validate",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("batch", help="parquet file or partition folder: path, file:// or s3:// URI")
-    parser.add_argument("--profile", default=None,
-                        help="reference profile JSON: path, file:// or s3:// URI (default: the champion's, as "
-                             "the daily DAG uses; the reference train split's when there is no champion)")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="reference profile JSON: path, file:// or s3:// URI (default: the champion's, as "
+        "the daily DAG uses; the reference train split's when there is no champion)",
+    )
     parser.add_argument("--dataset", default=None, help="dataset config name (default: CHURNGUARD_DATASET)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of lines")
     return parser
@@ -82,8 +89,11 @@ def champion_profile(cfg: DatasetConfig) -> dict[str, Any]:
     name = load_model_config().registered_name
     champion = registry.version_by_alias(name, registry.CHAMPION)
     if champion is None:
-        print(f"churnguard validate: no {name}@{registry.CHAMPION} registered: checking against the reference "
-              "train split", file=sys.stderr)
+        print(
+            f"churnguard validate: no {name}@{registry.CHAMPION} registered: checking against the reference "
+            "train split",
+            file=sys.stderr,
+        )
         return reference_profile(cfg)
     return load_run_profile(champion.run_id)
 

@@ -170,8 +170,9 @@ class DatasetConfig(_Strict):
                 raise ValueError(f"domain rule for '{name}', which is not a numeric column")
         for position, name in enumerate(self.segments):
             if name not in self.binary and name not in self.categorical:
-                raise ValueError(f"segments: '{name}' is {self._kind(name)}; a segment must be a binary or "
-                                 "categorical column")
+                raise ValueError(
+                    f"segments: '{name}' is {self._kind(name)}; a segment must be a binary or categorical column"
+                )
             if name in self.segments[:position]:
                 raise ValueError(f"segments: '{name}' is listed twice")
         self._scenario_columns()
@@ -181,14 +182,19 @@ class DatasetConfig(_Strict):
         """The simulator shifts numeric columns, adds a category to a categorical one and selects the concept
         segment by feature values: a column of another kind is refused here, not at the first simulated day."""
         sc = self.scenarios
-        shifted = [*(("scenarios.gradual.columns", c) for c in sc.gradual.columns),
-                   ("scenarios.sudden.column", sc.sudden.column), ("scenarios.seasonal.column", sc.seasonal.column)]
+        shifted = [
+            *(("scenarios.gradual.columns", c) for c in sc.gradual.columns),
+            ("scenarios.sudden.column", sc.sudden.column),
+            ("scenarios.seasonal.column", sc.seasonal.column),
+        ]
         for key, name in shifted:
             if name not in self.numeric:
                 raise ValueError(f"{key}: '{name}' is {self._kind(name)}; the scenario shifts a numeric column")
         if sc.new_category.column not in self.categorical:
-            raise ValueError(f"scenarios.new_category.column: '{sc.new_category.column}' is "
-                             f"{self._kind(sc.new_category.column)}; a new category needs a categorical column")
+            raise ValueError(
+                f"scenarios.new_category.column: '{sc.new_category.column}' is "
+                f"{self._kind(sc.new_category.column)}; a new category needs a categorical column"
+            )
         for name in sc.concept.segment:
             if name not in self.features:
                 raise ValueError(f"scenarios.concept.segment: '{name}' is not a feature")
@@ -487,11 +493,13 @@ class MonitoringConfig(_Strict):
         """Cross-key rules a single field cannot state (checked at load, so before any write of a run)."""
         d, r = self.decision, self.retrain
         if d.risk_warn >= d.risk_retrain:
-            raise ValueError(f"decision.risk_warn ({d.risk_warn}) must be below decision.risk_retrain "
-                             f"({d.risk_retrain})")
+            raise ValueError(
+                f"decision.risk_warn ({d.risk_warn}) must be below decision.risk_retrain ({d.risk_retrain})"
+            )
         if r.window_days < r.holdout_days:
-            raise ValueError(f"retrain.window_days ({r.window_days}) must be at least retrain.holdout_days "
-                             f"({r.holdout_days})")
+            raise ValueError(
+                f"retrain.window_days ({r.window_days}) must be at least retrain.holdout_days ({r.holdout_days})"
+            )
         return self
 
 

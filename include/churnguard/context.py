@@ -57,8 +57,12 @@ class RunOptions:
     dry_run: bool = False
 
     def to_dict(self) -> dict:
-        return {"overrides": self.overrides, "drift_overrides": self.drift_overrides,
-                "force_retrain": self.force_retrain, "dry_run": self.dry_run}
+        return {
+            "overrides": self.overrides,
+            "drift_overrides": self.drift_overrides,
+            "force_retrain": self.force_retrain,
+            "dry_run": self.dry_run,
+        }
 
 
 @dataclass
@@ -79,14 +83,28 @@ class DayContext:
     _batch_rows: int | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, ds: date | str, options: RunOptions | None = None, *, root: DataRoot | None = None,
-              store: MonitoringStore | None = None, holder: str | None = None) -> DayContext:
+    def build(
+        cls,
+        ds: date | str,
+        options: RunOptions | None = None,
+        *,
+        root: DataRoot | None = None,
+        store: MonitoringStore | None = None,
+        holder: str | None = None,
+    ) -> DayContext:
         """Configs are loaded and checked here, once: a bad key or value is one ``ConfigError`` line.
         ``holder``: the run's name for the date's lease (default: this process)."""
         options = options or RunOptions()
-        return cls(ds=date.fromisoformat(str(ds)).isoformat(), options=options, root=root or DataRoot.open(),
-                   store=store or open_store(), dataset=load_dataset_config(), model=load_model_config(),
-                   monitoring=load_monitoring_config(options.overrides), holder=holder or lease.process_holder())
+        return cls(
+            ds=date.fromisoformat(str(ds)).isoformat(),
+            options=options,
+            root=root or DataRoot.open(),
+            store=store or open_store(),
+            dataset=load_dataset_config(),
+            model=load_model_config(),
+            monitoring=load_monitoring_config(options.overrides),
+            holder=holder or lease.process_holder(),
+        )
 
     # -- one run per date ---------------------------------------------------------------------------------
     def claim(self) -> None:
@@ -116,12 +134,24 @@ class DayContext:
                 if champion is None:
                     raise LookupError(f"no '{registry.CHAMPION}' alias on {self.model_name}: run churn_bootstrap first")
                 challenger = registry.version_by_alias(self.model_name, registry.CHALLENGER)
-                row = [self.store.add_if_absent("day_models", {
-                    "ds": self.ds, "champion_version": champion.version,
-                    "challenger_version": challenger.version if challenger else None})]
+                row = [
+                    self.store.add_if_absent(
+                        "day_models",
+                        {
+                            "ds": self.ds,
+                            "champion_version": champion.version,
+                            "challenger_version": challenger.version if challenger else None,
+                        },
+                    )
+                ]
             self._versions = PinnedVersions(row[0]["champion_version"], row[0]["challenger_version"])
-            log.info("%s is monitored with %s v%d%s", self.ds, self.model_name, self._versions.champion,
-                     f" (challenger v{self._versions.challenger} in shadow)" if self._versions.challenger else "")
+            log.info(
+                "%s is monitored with %s v%d%s",
+                self.ds,
+                self.model_name,
+                self._versions.champion,
+                f" (challenger v{self._versions.challenger} in shadow)" if self._versions.challenger else "",
+            )
         return self._versions
 
     def model_summary(self, version: int, kind: str, compute: Callable[[], Any]) -> Any:
@@ -131,8 +161,11 @@ class DayContext:
         if (version, kind) not in self._summaries:
             where = {"model_name": self.model_name, "model_version": version, "kind": kind}
             stored = self.store.rows("model_summaries", where=where)
-            self._summaries[version, kind] = (stored[0]["value"] if stored else self.store.add_if_absent(
-                "model_summaries", {**where, "value": compute()})["value"])
+            self._summaries[version, kind] = (
+                stored[0]["value"]
+                if stored
+                else self.store.add_if_absent("model_summaries", {**where, "value": compute()})["value"]
+            )
         return self._summaries[version, kind]
 
     # -- the batch, read once ---------------------------------------------------------------------------
@@ -153,8 +186,10 @@ class DayContext:
         (:attr:`batch_in_memory`): a larger one is a ``MemoryError`` naming :meth:`batch_chunks`."""
         if self._batch is None:
             if not self.batch_in_memory:
-                raise MemoryError(f"{self.ds}: {self.batch_rows} rows are more than a step may hold "
-                                  f"({IN_MEMORY_ROWS}): stream them with batch_chunks()")
+                raise MemoryError(
+                    f"{self.ds}: {self.batch_rows} rows are more than a step may hold "
+                    f"({IN_MEMORY_ROWS}): stream them with batch_chunks()"
+                )
             self._batch = self.root.read_staged(self.ds)
         return self._batch
 

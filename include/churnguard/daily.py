@@ -70,10 +70,13 @@ def resolve_ds(batch_date: str | None, logical_date) -> str:
     if batch_date:
         return date.fromisoformat(str(batch_date)).isoformat()
     if logical_date is None:
-        raise ValueError("no batch date: this run has no logical date; trigger it with a logical date or set "
-                         "the 'batch_date' Param (YYYY-MM-DD)")
-    return (logical_date.date() if hasattr(logical_date, "date") else date.fromisoformat(str(logical_date)[:10])
-            ).isoformat()
+        raise ValueError(
+            "no batch date: this run has no logical date; trigger it with a logical date or set "
+            "the 'batch_date' Param (YYYY-MM-DD)"
+        )
+    return (
+        logical_date.date() if hasattr(logical_date, "date") else date.fromisoformat(str(logical_date)[:10])
+    ).isoformat()
 
 
 def landing_ready(root: DataRoot, ds: str) -> bool:
@@ -92,8 +95,10 @@ def batch_overdue(ds: str, max_age: timedelta, now: datetime | None = None) -> b
 
 def missing_batch(root: DataRoot, ds: str, waited: str) -> str:
     """The one line a run ends with when the day's batch never landed."""
-    return (f"no batch for {ds}: {root.batch_uri(ds)} {waited}; nothing was ingested, scored or decided for "
-            f"this date: re-run it (clear the run) once the batch has landed")
+    return (
+        f"no batch for {ds}: {root.batch_uri(ds)} {waited}; nothing was ingested, scored or decided for "
+        f"this date: re-run it (clear the run) once the batch has landed"
+    )
 
 
 def ingest(ctx: DayContext) -> dict:
@@ -128,8 +133,7 @@ def ingest(ctx: DayContext) -> dict:
         issue, status = Issue(ERROR, "column_set", None, f"missing key column '{cfg.id.column}'"), "fail"
     if issue is not None:
         _reject(ctx, ValidationResult(source=root.batch_uri(ds), dataset=cfg.name, status=status, issues=[issue]))
-    info = {"ds": ds, "rows": rows, "data_version": version, "landing_uri": root.batch_uri(ds),
-            "staged_uri": staged}
+    info = {"ds": ds, "rows": rows, "data_version": version, "landing_uri": root.batch_uri(ds), "staged_uri": staged}
     log.info("ingest %s: %d rows, data version %s", ds, rows, info["data_version"])
     return ctx.record("ingest", info)
 
@@ -166,8 +170,9 @@ def champion_profile(ctx: DayContext) -> dict:
     from churnguard.training import load_run_profile
 
     version = ctx.versions.champion
-    return ctx.model_summary(version, "reference_profile", lambda: load_run_profile(
-        registry.require_ready(ctx.model_name, version).run_id))
+    return ctx.model_summary(
+        version, "reference_profile", lambda: load_run_profile(registry.require_ready(ctx.model_name, version).run_id)
+    )
 
 
 def validate(ctx: DayContext) -> dict:
@@ -181,11 +186,23 @@ def validate(ctx: DayContext) -> dict:
     if result.exit_code >= 2:
         _reject(ctx, result)
     save_validation(root, ds, result)
-    _observe(ctx, alerts.VALIDATION, alerts.WARNING if result.warnings else None,
-             f"batch {ds} passed validation with warnings: " + "; ".join(result.warnings[:3]))
-    return ctx.record("validate", {"ds": ds, "status": result.status, "exit_code": result.exit_code,
-                                   "failures": result.failures, "warnings": result.warnings,
-                                   "report_uri": root.report_uri(ds, "validation.json")})
+    _observe(
+        ctx,
+        alerts.VALIDATION,
+        alerts.WARNING if result.warnings else None,
+        f"batch {ds} passed validation with warnings: " + "; ".join(result.warnings[:3]),
+    )
+    return ctx.record(
+        "validate",
+        {
+            "ds": ds,
+            "status": result.status,
+            "exit_code": result.exit_code,
+            "failures": result.failures,
+            "warnings": result.warnings,
+            "report_uri": root.report_uri(ds, "validation.json"),
+        },
+    )
 
 
 def save_validation(root: DataRoot, ds: str, result) -> str:
@@ -211,8 +228,18 @@ def _record_rejection(ctx: DayContext) -> None:
     report = json.loads(root.read_report(ds, "validation.json"))
     message = f"batch {ds} quarantined to {root.uri(root.quarantine_key(ds))}: " + "; ".join(report["failures"][:3])
     _observe(ctx, alerts.VALIDATION, alerts.CRITICAL, message)
-    ctx.store.upsert("daily_runs", [{"ds": ds, "dataset": ctx.dataset.name, "validation_status": report["status"],
-                                     "decision": "quarantined", "reasons": report["failures"][:10]}])
+    ctx.store.upsert(
+        "daily_runs",
+        [
+            {
+                "ds": ds,
+                "dataset": ctx.dataset.name,
+                "validation_status": report["status"],
+                "decision": "quarantined",
+                "reasons": report["failures"][:10],
+            }
+        ],
+    )
     raise BatchRejected(message)
 
 
@@ -236,8 +263,13 @@ def drift(ctx: DayContext) -> dict:
         batch, scores = ctx.batch(), _champion_scores(ctx)
     else:  # streamed: each chunk carries its customers' champion scores as a column
         batch, scores = _chunks_with_scores(ctx), SCORE_COLUMN
-    report = drift_report(profile, batch, scores=scores, history=[history[d] for d in sorted(history)],
-                          overrides=ctx.options.drift_overrides)
+    report = drift_report(
+        profile,
+        batch,
+        scores=scores,
+        history=[history[d] for d in sorted(history)],
+        overrides=ctx.options.drift_overrides,
+    )
     doc = report.to_dict()
     root.write_report(ds, "drift.json", json.dumps(doc, indent=1).encode())
     root.ensure_asset(PLOTLY_FILE, plotly_asset_bytes)  # plotly.js once for every day's report, not inlined in each
@@ -245,14 +277,27 @@ def drift(ctx: DayContext) -> dict:
     html_uri = root.write_report(ds, "drift.html", page.encode())
     store.replace_day("feature_drift", ds, [_feature_row(name, f) for name, f in doc["features"].items()])
     ranked = sorted(doc["features"].items(), key=lambda kv: -(kv[1].get("weighted_psi") or 0))
-    summary = {"ds": ds, "severity": doc["severity"], "drift_share": doc["drift_share"],
-               "weighted_drift": doc["weighted_psi"], "n_drifted": doc["n_drifted"],
-               "prediction_psi": (doc.get("prediction") or {}).get("psi"),
-               "top_features": [name for name, f in ranked if f["drifted"]][:5],
-               "profile_version": doc["profile_version"], "champion_version": ctx.versions.champion,
-               "report_uri": root.report_uri(ds, "drift.json"), "html_uri": html_uri}
-    log.info("drift %s: %s, %d/%d features drifted, top %s", ds, doc["severity"], doc["n_drifted"],
-             doc["n_features"], summary["top_features"][:3])
+    summary = {
+        "ds": ds,
+        "severity": doc["severity"],
+        "drift_share": doc["drift_share"],
+        "weighted_drift": doc["weighted_psi"],
+        "n_drifted": doc["n_drifted"],
+        "prediction_psi": (doc.get("prediction") or {}).get("psi"),
+        "top_features": [name for name, f in ranked if f["drifted"]][:5],
+        "profile_version": doc["profile_version"],
+        "champion_version": ctx.versions.champion,
+        "report_uri": root.report_uri(ds, "drift.json"),
+        "html_uri": html_uri,
+    }
+    log.info(
+        "drift %s: %s, %d/%d features drifted, top %s",
+        ds,
+        doc["severity"],
+        doc["n_drifted"],
+        doc["n_features"],
+        summary["top_features"][:3],
+    )
     return ctx.record("drift", summary)
 
 
@@ -266,8 +311,9 @@ def _champion_scores(ctx: DayContext):
     from churnguard.storage import PartitionNotFound
 
     try:
-        return np.concatenate([c[SCORE_COLUMN].to_numpy()
-                               for c in ctx.root.read_scores_chunks(ctx.ds, columns=[SCORE_COLUMN])])
+        return np.concatenate(
+            [c[SCORE_COLUMN].to_numpy() for c in ctx.root.read_scores_chunks(ctx.ds, columns=[SCORE_COLUMN])]
+        )
     except PartitionNotFound:
         raise LookupError(f"{ctx.ds} has no scores: run the score step first") from None
 
@@ -282,12 +328,19 @@ def _chunks_with_scores(ctx: DayContext):
 
 def _feature_row(name: str, f: dict) -> dict:
     test = f.get("test") or {}
-    return {"feature": name, "kind": f.get("kind"), "psi": f.get("psi"),
-            "psi_threshold": (f.get("psi_threshold") or {}).get("moderate"),
-            "statistic": test.get("statistic"), "p_value": test.get("p_adjusted", test.get("p_value")),
-            "js_distance": f.get("js_distance"), "wasserstein": (f.get("wasserstein") or {}).get("normalised"),
-            "missing_delta": (f.get("missing_rate") or {}).get("change"), "drifted": bool(f.get("drifted")),
-            "consecutive_days": f.get("drift_days", 0)}
+    return {
+        "feature": name,
+        "kind": f.get("kind"),
+        "psi": f.get("psi"),
+        "psi_threshold": (f.get("psi_threshold") or {}).get("moderate"),
+        "statistic": test.get("statistic"),
+        "p_value": test.get("p_adjusted", test.get("p_value")),
+        "js_distance": f.get("js_distance"),
+        "wasserstein": (f.get("wasserstein") or {}).get("normalised"),
+        "missing_delta": (f.get("missing_rate") or {}).get("change"),
+        "drifted": bool(f.get("drifted")),
+        "consecutive_days": f.get("drift_days", 0),
+    }
 
 
 def performance(ctx: DayContext) -> dict:
@@ -309,15 +362,30 @@ def failure_risk(ctx: DayContext) -> dict:
         report = json.loads(ctx.root.read_report(ds, "drift.json"))
         matured = store.rows("performance", where={"role": registry.CHAMPION}, until=ds, day_column="observed_ds")
         signals = day_signals(report, _champion_scores(ctx), matured, reference=champion_reference(ctx), ds=ds)
-        past = [r["signals"] for r in store.rows("failure_risk", until=ds, order_by="ds")
-                if r["ds"] < ds and r["signals"]]
+        past = [
+            r["signals"] for r in store.rows("failure_risk", until=ds, order_by="ds") if r["ds"] < ds and r["signals"]
+        ]
         result = failure_risk_today([*past, signals])
         result["signals"] = signals
-    store.upsert("failure_risk", [{"ds": ds, "available": bool(result["available"]), "risk": result.get("risk"),
-                                   "drivers": result.get("top_drivers"), "signals": result.get("signals"),
-                                   "model_version": result.get("model_version"), "reason": result.get("reason")}])
-    log.info("failure risk %s: %s", ds, f"{result['risk']:.3f}" if result["available"] else
-             f"unavailable ({result['reason']})")
+    store.upsert(
+        "failure_risk",
+        [
+            {
+                "ds": ds,
+                "available": bool(result["available"]),
+                "risk": result.get("risk"),
+                "drivers": result.get("top_drivers"),
+                "signals": result.get("signals"),
+                "model_version": result.get("model_version"),
+                "reason": result.get("reason"),
+            }
+        ],
+    )
+    log.info(
+        "failure risk %s: %s",
+        ds,
+        f"{result['risk']:.3f}" if result["available"] else f"unavailable ({result['reason']})",
+    )
     return ctx.record("failure_risk", {k: v for k, v in result.items() if k != "signals"})
 
 
@@ -346,18 +414,25 @@ def decide_day(ctx: DayContext) -> dict:
     from churnguard.retrain import refresh_due
 
     store, ds = ctx.store, ctx.ds
-    last = max((e["ds"] for e in store.rows("model_events", where={"event": "registered"}, until=ds)
-                if e["ds"] < ds), default=None)
+    last = max(
+        (e["ds"] for e in store.rows("model_events", where={"event": "registered"}, until=ds) if e["ds"] < ds),
+        default=None,
+    )
     challenger = ctx.versions.challenger
     champion = registry.require_ready(ctx.model_name, ctx.versions.champion)
-    refresh = refresh_due(champion.tags, ctx.day, ctx.monitoring.labels.delay_days,
-                          ctx.monitoring.retrain.window_days)
-    decision = decide(ctx.require("drift"), ctx.require("performance"), ctx.require("failure_risk"),
-                      ctx.monitoring, challenger_version=challenger,
-                      force_retrain=ctx.options.force_retrain,
-                      days_since_registered=(ctx.day - date.fromisoformat(last)).days if last else None,
-                      challenger_post_change=challenger is not None and registry.POST_CHANGE_TAG in
-                      registry.require_ready(ctx.model_name, challenger).tags, refresh=refresh)
+    refresh = refresh_due(champion.tags, ctx.day, ctx.monitoring.labels.delay_days, ctx.monitoring.retrain.window_days)
+    decision = decide(
+        ctx.require("drift"),
+        ctx.require("performance"),
+        ctx.require("failure_risk"),
+        ctx.monitoring,
+        challenger_version=challenger,
+        force_retrain=ctx.options.force_retrain,
+        days_since_registered=(ctx.day - date.fromisoformat(last)).days if last else None,
+        challenger_post_change=challenger is not None
+        and registry.POST_CHANGE_TAG in registry.require_ready(ctx.model_name, challenger).tags,
+        refresh=refresh,
+    )
     log.info("%s %s", ds, decision.line())
     _observe(ctx, alerts.DECISION, alerts.decision_severity(decision.decision), decision.line())
     return ctx.record("decide", decision.to_dict())
@@ -380,11 +455,13 @@ def retrain(ctx: DayContext) -> dict:
         return done
     history = champion_history(ctx.store, ctx.ds, ctx.monitoring)
     failures = champion_failure_days(ctx.store, ctx.ds, ctx.versions.champion, ctx.monitoring)
-    change = change_point(history["observed_ds"], history["roc_auc"], failures,
-                          ctx.monitoring.performance.auc_tolerance)
+    change = change_point(
+        history["observed_ds"], history["roc_auc"], failures, ctx.monitoring.performance.auc_tolerance
+    )
     reasons = ctx.require("decide")["reasons"]
-    result = retrain_challenger(ctx, "; ".join(reasons), change_day=change,
-                                refresh=any(r.startswith(f"{REFRESH}:") for r in reasons))
+    result = retrain_challenger(
+        ctx, "; ".join(reasons), change_day=change, refresh=any(r.startswith(f"{REFRESH}:") for r in reasons)
+    )
     if result["registered"] and (refused := set_challenger(ctx.store, ctx.model_name, result["version"])):
         result.update(registered=False, rejected=refused)
     if result["registered"]:
@@ -405,8 +482,13 @@ def promote(ctx: DayContext) -> dict:
     failed = ctx.require("performance").get("measured_failure", False)
     result = promote_day(ctx.ds, failed, ctx.monitoring, ctx.store)
     if result.get("promoted"):
-        _observe(ctx, alerts.PROMOTION, alerts.INFO, f"{ctx.model_name} v{result['version']} promoted to "
-                 f"champion (was v{result.get('from_version')}): {result.get('reason') or ''}".rstrip(": "))
+        _observe(
+            ctx,
+            alerts.PROMOTION,
+            alerts.INFO,
+            f"{ctx.model_name} v{result['version']} promoted to "
+            f"champion (was v{result.get('from_version')}): {result.get('reason') or ''}".rstrip(": "),
+        )
     return ctx.record("promote", result)
 
 
@@ -421,27 +503,51 @@ def publish(ctx: DayContext) -> dict:
     retrained = ctx.result("retrain") or {}
     promoted = bool(promotion.get("promoted"))
     champion_after = promotion["version"] if promoted else ctx.versions.champion
-    challenger_after = None if promoted else (retrained["version"] if retrained.get("registered")
-                                              else ctx.versions.challenger)
+    challenger_after = (
+        None if promoted else (retrained["version"] if retrained.get("registered") else ctx.versions.challenger)
+    )
     summary = {
-        "ds": ds, "rows": ingested["rows"], "validation_status": validation["status"],
-        "validation_warnings": validation["warnings"], "drift": drift_summary,
-        "prediction_drift": drift_summary.get("prediction_psi"), "performance": perf,
-        "failure_risk": risk, "decision": decision["decision"], "reasons": decision["reasons"],
+        "ds": ds,
+        "rows": ingested["rows"],
+        "validation_status": validation["status"],
+        "validation_warnings": validation["warnings"],
+        "drift": drift_summary,
+        "prediction_drift": drift_summary.get("prediction_psi"),
+        "performance": perf,
+        "failure_risk": risk,
+        "decision": decision["decision"],
+        "reasons": decision["reasons"],
         "scored_with": {"champion": scored["champion_version"], "challenger": scored["challenger_version"]},
-        "champion_version": champion_after, "challenger_version": challenger_after,
-        "promoted": promoted, "promotion": promotion,
+        "champion_version": champion_after,
+        "challenger_version": challenger_after,
+        "promoted": promoted,
+        "promotion": promotion,
     }
     summary_uri = root.write_report(ds, "summary.json", json.dumps(summary, indent=1, default=str).encode())
     summary["mlflow_run_id"] = _log_day_run(ctx, summary)
-    ctx.store.upsert("daily_runs", [{
-        "ds": ds, "dataset": ctx.dataset.name, "rows": ingested["rows"], "data_version": ingested["data_version"],
-        "validation_status": validation["status"], "drift_severity": drift_summary["severity"],
-        "drift_share": drift_summary["drift_share"], "weighted_drift": drift_summary["weighted_drift"],
-        "prediction_psi": drift_summary.get("prediction_psi"), "champion_version": scored["champion_version"],
-        "challenger_version": scored["challenger_version"], "failure_risk": risk.get("risk"),
-        "decision": decision["decision"], "reasons": decision["reasons"],
-        "promoted": promoted, "summary_uri": summary_uri}])
+    ctx.store.upsert(
+        "daily_runs",
+        [
+            {
+                "ds": ds,
+                "dataset": ctx.dataset.name,
+                "rows": ingested["rows"],
+                "data_version": ingested["data_version"],
+                "validation_status": validation["status"],
+                "drift_severity": drift_summary["severity"],
+                "drift_share": drift_summary["drift_share"],
+                "weighted_drift": drift_summary["weighted_drift"],
+                "prediction_psi": drift_summary.get("prediction_psi"),
+                "champion_version": scored["champion_version"],
+                "challenger_version": scored["challenger_version"],
+                "failure_risk": risk.get("risk"),
+                "decision": decision["decision"],
+                "reasons": decision["reasons"],
+                "promoted": promoted,
+                "summary_uri": summary_uri,
+            }
+        ],
+    )
     ctx.release()  # the run of the date has ended: another may take it
     return {"summary_uri": summary_uri, "mlflow_run_id": summary["mlflow_run_id"], "decision": decision["decision"]}
 
@@ -460,16 +566,28 @@ def _log_day_run(ctx: DayContext, summary: dict) -> str:
     registry.configure_mlflow()
     _close_orphaned_day_runs(store, ds)
     with exclusive(store.engine, f"churnguard-daily-run-{ds}"):
-        found = mlflow.search_runs(filter_string=f"tags.`churnguard.ds` = '{ds}' and {DAY_RUN_FILTER}",
-                                   order_by=["attributes.start_time ASC"], output_format="list")
+        found = mlflow.search_runs(
+            filter_string=f"tags.`churnguard.ds` = '{ds}' and {DAY_RUN_FILTER}",
+            order_by=["attributes.start_time ASC"],
+            output_format="list",
+        )
         run_id = found[0].info.run_id if found else None
         with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"daily-{ds}") as run:
-            mlflow.set_tags({"churnguard.ds": ds, "churnguard.kind": "daily", "decision": summary["decision"],
-                             "drift_severity": summary["drift"]["severity"],
-                             "drift_report": root.report_uri(ds, "drift.html")})
+            mlflow.set_tags(
+                {
+                    "churnguard.ds": ds,
+                    "churnguard.kind": "daily",
+                    "decision": summary["decision"],
+                    "drift_severity": summary["drift"]["severity"],
+                    "drift_report": root.report_uri(ds, "drift.html"),
+                }
+            )
             crash_point("daily.mlflow_run.started")
-            metrics = {"rows": summary["rows"], "drift_share": summary["drift"]["drift_share"],
-                       "weighted_drift": summary["drift"]["weighted_drift"]}
+            metrics = {
+                "rows": summary["rows"],
+                "drift_share": summary["drift"]["drift_share"],
+                "weighted_drift": summary["drift"]["weighted_drift"],
+            }
             if summary["failure_risk"].get("risk") is not None:
                 metrics["failure_risk"] = summary["failure_risk"]["risk"]
             if summary["drift"].get("prediction_psi") is not None:
@@ -490,8 +608,9 @@ def _close_orphaned_day_runs(store, ds: str) -> None:
 
     from churnguard.store import exclusive
 
-    running = mlflow.search_runs(filter_string=f"{DAY_RUN_FILTER} and attributes.status = 'RUNNING'",
-                                 output_format="list")
+    running = mlflow.search_runs(
+        filter_string=f"{DAY_RUN_FILTER} and attributes.status = 'RUNNING'", output_format="list"
+    )
     for run in running:
         day = run.data.tags.get("churnguard.ds")
         if day == ds:
@@ -499,12 +618,17 @@ def _close_orphaned_day_runs(store, ds: str) -> None:
         with exclusive(store.engine, f"churnguard-daily-run-{day}"):  # one lock at a time: no deadlock
             if mlflow.get_run(run.info.run_id).info.status == "RUNNING":
                 registry.client().set_terminated(run.info.run_id, status="KILLED")
-                log.warning("closed the daily MLflow run of %s (%s) left RUNNING by a killed process", day,
-                            run.info.run_id)
+                log.warning(
+                    "closed the daily MLflow run of %s (%s) left RUNNING by a killed process", day, run.info.run_id
+                )
 
 
-def run_day(ds: str, options: RunOptions | None = None, *,
-            observe: Callable[[str], contextlib.AbstractContextManager] | None = None) -> dict:
+def run_day(
+    ds: str,
+    options: RunOptions | None = None,
+    *,
+    observe: Callable[[str], contextlib.AbstractContextManager] | None = None,
+) -> dict:
     """Every step of the daily DAG for ``ds``, in its order, in this process, on one :class:`DayContext`
     (so the batch is read once); returns the decision summary. ``observe(step)`` wraps each step (timing).
 
@@ -519,8 +643,15 @@ def run_day(ds: str, options: RunOptions | None = None, *,
     ctx = DayContext.build(ds, options)
     results = {}
     try:
-        for step, run in (("ingest", ingest), ("validate", validate), ("score", score), ("drift", drift),
-                          ("performance", performance), ("failure_risk", failure_risk), ("decide", decide_day)):
+        for step, run in (
+            ("ingest", ingest),
+            ("validate", validate),
+            ("score", score),
+            ("drift", drift),
+            ("performance", performance),
+            ("failure_risk", failure_risk),
+            ("decide", decide_day),
+        ):
             with observe(step):
                 ctx.claim()
                 results[step] = run(ctx)
@@ -538,8 +669,12 @@ def run_day(ds: str, options: RunOptions | None = None, *,
             published = publish(ctx)
     finally:
         ctx.release()
-    return {**published, "reasons": results["decide"]["reasons"], "promoted": bool(promotion.get("promoted")),
-            "registered": retrained.get("version") if retrained.get("registered") else None}
+    return {
+        **published,
+        "reasons": results["decide"]["reasons"],
+        "promoted": bool(promotion.get("promoted")),
+        "registered": retrained.get("version") if retrained.get("registered") else None,
+    }
 
 
 def day_range(start: date, end: date, today: date | None = None) -> list[date]:

@@ -73,8 +73,12 @@ class DataRoot:
         out = {}
         for area in (LANDING, LABELS):
             days = self.storage.list_partitions(area)
-            out[area] = {"partitions": len(days), "first": days[0].isoformat() if days else None,
-                         "last": days[-1].isoformat() if days else None, "uri": self.uri(area)}
+            out[area] = {
+                "partitions": len(days),
+                "first": days[0].isoformat() if days else None,
+                "last": days[-1].isoformat() if days else None,
+                "uri": self.uri(area),
+            }
         return out
 
     # -- the day's batch: landing, staged copy, quarantine ---------------------------------------------
@@ -109,8 +113,9 @@ class DataRoot:
     def read_staged(self, ds: date | str) -> pd.DataFrame:
         return self.storage.read_partition(STAGED, ds)
 
-    def read_staged_chunks(self, ds: date | str, rows: int = CHUNK_ROWS,
-                           columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    def read_staged_chunks(
+        self, ds: date | str, rows: int = CHUNK_ROWS, columns: list[str] | None = None
+    ) -> Iterator[pd.DataFrame]:
         return self.storage.read_partition_chunks(STAGED, ds, rows, columns)
 
     def staged_rows(self, ds: date | str) -> int:
@@ -152,8 +157,11 @@ class DataRoot:
 
     def label_days(self, since: date | None = None, until: date | None = None) -> list[date]:
         """Arrival dates of the label deliveries in ``since``..``until`` (either end open)."""
-        return [d for d in self.storage.list_partitions(LABELS)
-                if (since is None or d >= since) and (until is None or d <= until)]
+        return [
+            d
+            for d in self.storage.list_partitions(LABELS)
+            if (since is None or d >= since) and (until is None or d <= until)
+        ]
 
     def labels_quarantine_uri(self, ds: date | str) -> str:
         return self.uri(partition_key(LABELS_QUARANTINE, ds))
@@ -168,8 +176,9 @@ class DataRoot:
     def write_scores_chunks(self, ds: date | str, chunks: Iterable[pd.DataFrame]) -> str:
         return self.storage.write_partition_chunks(SCORES, ds, chunks)
 
-    def read_scores_chunks(self, ds: date | str, rows: int = CHUNK_ROWS,
-                           columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    def read_scores_chunks(
+        self, ds: date | str, rows: int = CHUNK_ROWS, columns: list[str] | None = None
+    ) -> Iterator[pd.DataFrame]:
         return self.storage.read_partition_chunks(SCORES, ds, rows, columns)
 
     def read_scores(self, ds: date | str) -> pd.DataFrame | None:

@@ -36,18 +36,27 @@ class Decision:
         return f"decision={self.decision}: " + ("; ".join(self.reasons) or "no drift, risk or failure signal")
 
 
-def decide(drift: dict | None, performance: dict, risk: dict, cfg: MonitoringConfig,
-           challenger_version: int | None = None, force_retrain: bool = False,
-           days_since_registered: int | None = None, challenger_post_change: bool = False,
-           refresh: str | None = None) -> Decision:
+def decide(
+    drift: dict | None,
+    performance: dict,
+    risk: dict,
+    cfg: MonitoringConfig,
+    challenger_version: int | None = None,
+    force_retrain: bool = False,
+    days_since_registered: int | None = None,
+    challenger_post_change: bool = False,
+    refresh: str | None = None,
+) -> Decision:
     retrain, alert = [], []
     cooling = days_since_registered is not None and days_since_registered < cfg.decision.retrain_cooldown_days
     if force_retrain:
         retrain.append("manual force_retrain")
     severity = (drift or {}).get("severity")
     if severity == "critical" and cooling:
-        alert.append(f"critical drift ({_drift_detail(drift)}), but a version was registered "
-                     f"{days_since_registered} day(s) ago: not retraining on drift alone")
+        alert.append(
+            f"critical drift ({_drift_detail(drift)}), but a version was registered "
+            f"{days_since_registered} day(s) ago: not retraining on drift alone"
+        )
     elif severity == "critical":
         retrain.append(f"critical drift ({_drift_detail(drift)})")
     elif severity == "moderate":
@@ -64,8 +73,9 @@ def decide(drift: dict | None, performance: dict, risk: dict, cfg: MonitoringCon
             alert.append(f"failure risk {value:.2f} >= {cfg.decision.risk_warn}")
     replace_stale = bool(performance.get("measured_failure")) and not challenger_post_change
     if retrain and challenger_version is not None and not force_retrain and not replace_stale:
-        return Decision(ALERT, [*retrain, f"challenger v{challenger_version} already in shadow: not retraining",
-                                *alert])
+        return Decision(
+            ALERT, [*retrain, f"challenger v{challenger_version} already in shadow: not retraining", *alert]
+        )
     if retrain:
         return Decision(RETRAIN, retrain + alert)
     return Decision(ALERT, alert) if alert else Decision(HEALTHY, [])
@@ -74,6 +84,5 @@ def decide(drift: dict | None, performance: dict, risk: dict, cfg: MonitoringCon
 def _drift_detail(drift: dict) -> str:
     top = drift.get("top_features") or []
     share = drift.get("drift_share")
-    parts = [f"share drifted {share:.2f}" if share is not None else None,
-             "top " + ", ".join(top[:3]) if top else None]
+    parts = [f"share drifted {share:.2f}" if share is not None else None, "top " + ", ".join(top[:3]) if top else None]
     return ", ".join(p for p in parts if p)

@@ -48,8 +48,20 @@ from churnguard.storage import Storage, frame_to_parquet_bytes, open_storage
 from churnguard.training import load_alias_model
 
 log = logging.getLogger(__name__)
-META = ["trajectory", "family", "scenario", "intensity", "onset_day", "split", "day", "failed_today",
-        "failure_seen", "label", "failure_kind", "visible_failure_day"]
+META = [
+    "trajectory",
+    "family",
+    "scenario",
+    "intensity",
+    "onset_day",
+    "split",
+    "day",
+    "failed_today",
+    "failure_seen",
+    "label",
+    "failure_kind",
+    "visible_failure_day",
+]
 
 
 def _hash(payload: Any) -> str:
@@ -73,8 +85,7 @@ def failure_config(horizon: int | None = None, tolerance: float | None = None) -
 def champion_model(dataset_cfg: DatasetConfig, use_registry: bool = True) -> tuple[Any, str]:
     """The registered churn champion, or (none registered, or not ``use_registry``) one trained on the
     reference with seed 0, as ``churn_bootstrap`` would."""
-    found = load_alias_model(load_model_config().registered_name, registry.CHAMPION) \
-        if use_registry else None
+    found = load_alias_model(load_model_config().registered_name, registry.CHAMPION) if use_registry else None
     if found is not None:
         model, version = found
         return model, f"{version.name}/{version.version}"
@@ -89,10 +100,12 @@ def build_champion_reference(model, dataset_cfg: DatasetConfig) -> tuple[dict, R
     """:func:`champion_reference` of a churn model on the reference test split, and the drift profile
     of its training split (with the model's scores and importance) that the simulation reports against."""
     split = split_reference(load_reference(dataset_cfg), dataset_cfg)
-    reference = champion_reference(model.predict_proba(split.test), target_array(split.test, dataset_cfg),
-                                   model.threshold)
-    profile = fit_profile(split.train, dataset_cfg, scores=model.predict_proba(split.train),
-                          importance=model.feature_importance())
+    reference = champion_reference(
+        model.predict_proba(split.test), target_array(split.test, dataset_cfg), model.threshold
+    )
+    profile = fit_profile(
+        split.train, dataset_cfg, scores=model.predict_proba(split.train), importance=model.feature_importance()
+    )
     return reference, profile
 
 
@@ -116,10 +129,15 @@ def _simulate_one(spec: TrajectorySpec) -> pd.DataFrame:
     return _with_kind(spec, _SHARED)
 
 
-def simulate_trajectories(count: int | None = None, horizon: int | None = None,
-                          tolerance: float | None = None, workers: int = 1,
-                          storage: Storage | None = None, use_registry: bool = True,
-                          dataset: str | None = None) -> dict:
+def simulate_trajectories(
+    count: int | None = None,
+    horizon: int | None = None,
+    tolerance: float | None = None,
+    workers: int = 1,
+    storage: Storage | None = None,
+    use_registry: bool = True,
+    dataset: str | None = None,
+) -> dict:
     """Simulate the trajectory mix (cached per trajectory; ``workers`` processes simulate the ones not
     cached yet) and store its per-day table.
 
@@ -132,19 +150,28 @@ def simulate_trajectories(count: int | None = None, horizon: int | None = None,
     reference, profile = build_champion_reference(model, dataset_cfg)
     specs = trajectory_specs(cfg, count)
     found = {s.trajectory: cached_trajectory(s, reference, profile, cfg, dataset_cfg) for s in specs}
-    found = {s.trajectory: None if found[s.trajectory] is None
-             or (counterfactual := cached_counterfactual(s, reference, profile, cfg, dataset_cfg)) is False
-             else with_failure_kind(found[s.trajectory], counterfactual, cfg.failure.label_delay_days)
-             for s in specs}
+    found = {
+        s.trajectory: None
+        if found[s.trajectory] is None
+        or (counterfactual := cached_counterfactual(s, reference, profile, cfg, dataset_cfg)) is False
+        else with_failure_kind(found[s.trajectory], counterfactual, cfg.failure.label_delay_days)
+        for s in specs
+    }
     todo = [s for s in specs if found[s.trajectory] is None]
     workers = max(1, min(workers, len(todo)))
-    log.info("%d trajectories: %d cached, %d to simulate in %d process(es)", len(specs),
-             len(specs) - len(todo), len(todo), workers)
+    log.info(
+        "%d trajectories: %d cached, %d to simulate in %d process(es)",
+        len(specs),
+        len(specs) - len(todo),
+        len(todo),
+        workers,
+    )
     shared = (model, reference, profile, dataset_cfg, cfg)
     if workers > 1:
         # spawn, not fork: a forked child inherits OpenMP state of xgboost and can hang
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_share,
-                                 initargs=shared) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_share, initargs=shared
+        ) as pool:
             simulated = list(progress(pool.map(_simulate_one, todo), len(todo), "simulate trajectories"))
     else:
         simulated = [_with_kind(spec, shared) for spec in progress(todo, len(todo), "simulate trajectories")]
@@ -153,14 +180,27 @@ def simulate_trajectories(count: int | None = None, horizon: int | None = None,
     table = pd.concat(frames, ignore_index=True)
     ref_key = DataRoot.failure_key("reference", _hash(reference), ".json")
     storage.write_bytes(ref_key, json.dumps(reference).encode())
-    version = _hash({"specs": [s.__dict__ for s in specs], "reference": ref_key, "cfg": cfg.model_dump(),
-                     "columns": list(table.columns)})
+    version = _hash(
+        {
+            "specs": [s.__dict__ for s in specs],
+            "reference": ref_key,
+            "cfg": cfg.model_dump(),
+            "columns": list(table.columns),
+        }
+    )
     key = DataRoot.failure_key("trajectories", version, ".parquet")
     storage.write_bytes(key, frame_to_parquet_bytes(table))
     log.info("%d trajectories, %d days -> %s", len(specs), len(table), key)
-    return {"trajectories_key": key, "reference_key": ref_key, "version": version, "champion": champion,
-            "dataset": dataset_cfg.name,
-            "trajectories": len(specs), "days": len(table), "config": cfg.model_dump()}
+    return {
+        "trajectories_key": key,
+        "reference_key": ref_key,
+        "version": version,
+        "champion": champion,
+        "dataset": dataset_cfg.name,
+        "trajectories": len(specs),
+        "days": len(table),
+        "config": cfg.model_dump(),
+    }
 
 
 def build_dataset(simulated: dict, storage: Storage | None = None) -> dict:
@@ -178,17 +218,26 @@ def build_dataset(simulated: dict, storage: Storage | None = None) -> dict:
         parts.append(pd.concat([days[META + raw], features], axis=1))
     dataset = pd.concat(parts, ignore_index=True)
     dataset = dataset[dataset["label"].notna()].reset_index(drop=True)
-    version = _hash({"trajectories": simulated["version"],
-                     "features": feature_names(cfg.features.trend_days)})
+    version = _hash({"trajectories": simulated["version"], "features": feature_names(cfg.features.trend_days)})
     key = DataRoot.failure_key("datasets", version, ".parquet")
     uri = storage.write_bytes(key, frame_to_parquet_bytes(dataset))
-    mix = (dataset.groupby("family").agg(trajectories=("trajectory", "nunique"), days=("label", "size"),
-                                         positive_rate=("label", "mean"))
-           .round(4).reset_index().to_dict("records"))
-    log.info("failure dataset %s: %d labelled days, positive rate %.3f", version, len(dataset),
-             dataset["label"].mean())
-    return {**simulated, "dataset_key": key, "dataset_uri": uri, "dataset_version": version,
-            "rows": len(dataset), "positive_rate": float(dataset["label"].astype(float).mean()), "mix": mix}
+    mix = (
+        dataset.groupby("family")
+        .agg(trajectories=("trajectory", "nunique"), days=("label", "size"), positive_rate=("label", "mean"))
+        .round(4)
+        .reset_index()
+        .to_dict("records")
+    )
+    log.info("failure dataset %s: %d labelled days, positive rate %.3f", version, len(dataset), dataset["label"].mean())
+    return {
+        **simulated,
+        "dataset_key": key,
+        "dataset_uri": uri,
+        "dataset_version": version,
+        "rows": len(dataset),
+        "positive_rate": float(dataset["label"].astype(float).mean()),
+        "mix": mix,
+    }
 
 
 def train_failure_model(dataset: dict, seed: int = 0, storage: Storage | None = None) -> dict:
@@ -202,24 +251,51 @@ def train_failure_model(dataset: dict, seed: int = 0, storage: Storage | None = 
     model, report = fit_failure_model(table, features, cfg, seed)
     registry.configure_mlflow()
     with mlflow.start_run(run_name=f"failure-model-{dataset['dataset_version']}") as run:
-        mlflow.set_tags({"churnguard.kind": "failure-model", "dataset_version": dataset["dataset_version"],
-                         "champion": dataset["champion"]})
-        mlflow.log_params({"kind": model.kind, "threshold": model.threshold, "horizon_days":
-                           cfg.failure.horizon_days, "tolerance": cfg.failure.tolerance,
-                           "trajectories": dataset["trajectories"],
-                           "dataset_version": dataset["dataset_version"],
-                           "train_rows": report["train_rows"], "seed": seed})
+        mlflow.set_tags(
+            {
+                "churnguard.kind": "failure-model",
+                "dataset_version": dataset["dataset_version"],
+                "champion": dataset["champion"],
+            }
+        )
+        mlflow.log_params(
+            {
+                "kind": model.kind,
+                "threshold": model.threshold,
+                "horizon_days": cfg.failure.horizon_days,
+                "tolerance": cfg.failure.tolerance,
+                "trajectories": dataset["trajectories"],
+                "dataset_version": dataset["dataset_version"],
+                "train_rows": report["train_rows"],
+                "seed": seed,
+            }
+        )
         mlflow.log_metrics({f"cv_auroc_{k}": v for k, v in report["cv_auroc"].items()})
         # the threshold's numbers on the training trajectories' out-of-fold scores (what it was chosen on)
-        mlflow.log_metrics({f"validation_{k}": v for k, v in report["validation"].items()
-                            if v is not None and k != "threshold"})
-        mlflow.log_metrics({f"validation_visible_{k}": v for k, v in report["validation_visible"].items()
-                            if v is not None and k != "threshold"})
-        mlflow.log_dict({"kind": model.kind, "features": model.features, "platt": list(model.platt),
-                         "threshold": model.threshold, "validation": report["validation"],
-                         "validation_visible": report["validation_visible"],
-                         "trend_days": cfg.features.trend_days,
-                         "config": cfg.model_dump(), "mix": dataset["mix"]}, "failure_model.json")
+        mlflow.log_metrics(
+            {f"validation_{k}": v for k, v in report["validation"].items() if v is not None and k != "threshold"}
+        )
+        mlflow.log_metrics(
+            {
+                f"validation_visible_{k}": v
+                for k, v in report["validation_visible"].items()
+                if v is not None and k != "threshold"
+            }
+        )
+        mlflow.log_dict(
+            {
+                "kind": model.kind,
+                "features": model.features,
+                "platt": list(model.platt),
+                "threshold": model.threshold,
+                "validation": report["validation"],
+                "validation_visible": report["validation_visible"],
+                "trend_days": cfg.features.trend_days,
+                "config": cfg.model_dump(),
+                "mix": dataset["mix"],
+            },
+            "failure_model.json",
+        )
         mlflow.log_dict(json.loads(storage.read_bytes(dataset["reference_key"])), "champion_reference.json")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{dataset['dataset_version']}.parquet"
@@ -239,8 +315,14 @@ def load_run_failure_model(run_id: str) -> tuple[FailureModel, dict]:
     meta = mlflow.artifacts.load_dict(f"{root}/failure_model.json")
     reference = mlflow.artifacts.load_dict(f"{root}/champion_reference.json")
     estimator = mlflow.sklearn.load_model(registry._run_model_uri(run_id))
-    model = FailureModel(meta["kind"], estimator, meta["features"], tuple(meta["platt"]), meta["threshold"],
-                         meta={"trend_days": meta["trend_days"], "config": meta["config"]})
+    model = FailureModel(
+        meta["kind"],
+        estimator,
+        meta["features"],
+        tuple(meta["platt"]),
+        meta["threshold"],
+        meta={"trend_days": meta["trend_days"], "config": meta["config"]},
+    )
     return model, reference
 
 
@@ -287,11 +369,14 @@ def evaluate_failure_model(run_id: str, dataset: dict, storage: Storage | None =
     for name, (column, threshold) in scores.items():
         result["overall"][name] = alert_metrics(held_out, column, threshold, delay, horizon, weighted=True)
         result["visible"][name] = alert_metrics(visible, column, threshold, delay, horizon, weighted=True)
-        result["concept_only"][name] = alert_metrics(concept_only, column, threshold, delay, horizon,
-                                                     weighted=True) if len(concept_only) else {}
-    metrics = {"eval_auroc": result["overall"]["failure model"]["auroc"],
-               "eval_visible_auroc": result["visible"]["failure model"]["auroc"],
-               "eval_false_alarms_per_90d": result["overall"]["failure model"]["false_alarms_per_90d"]}
+        result["concept_only"][name] = (
+            alert_metrics(concept_only, column, threshold, delay, horizon, weighted=True) if len(concept_only) else {}
+        )
+    metrics = {
+        "eval_auroc": result["overall"]["failure model"]["auroc"],
+        "eval_visible_auroc": result["visible"]["failure model"]["auroc"],
+        "eval_false_alarms_per_90d": result["overall"]["failure model"]["false_alarms_per_90d"],
+    }
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({k: v for k, v in metrics.items() if v is not None})
         mlflow.log_dict(result, "evaluation.json")
@@ -302,22 +387,30 @@ def evaluate_failure_model(run_id: str, dataset: dict, storage: Storage | None =
 def register_failure_model(run_id: str, evaluation: dict, dataset: dict) -> dict:
     """Register the run's model as a new ``failure-model`` version and point ``champion`` at it."""
     cfg = FailureConfig.model_validate(dataset["config"])
-    tags = {"kind": evaluation["kind"], "threshold": f"{evaluation['threshold']:.2f}",
-            "eval_auroc": str(evaluation["eval_auroc"]), "dataset_version": dataset["dataset_version"],
-            "horizon_days": str(cfg.failure.horizon_days), "tolerance": str(cfg.failure.tolerance)}
+    tags = {
+        "kind": evaluation["kind"],
+        "threshold": f"{evaluation['threshold']:.2f}",
+        "eval_auroc": str(evaluation["eval_auroc"]),
+        "dataset_version": dataset["dataset_version"],
+        "horizon_days": str(cfg.failure.horizon_days),
+        "tolerance": str(cfg.failure.tolerance),
+    }
     version = registry.register_run_model(run_id, cfg.registered_name, tags)
     registry.set_alias(cfg.registered_name, registry.CHAMPION, version.version)
     log.info("%s v%d is now the champion", cfg.registered_name, version.version)
     return version.to_dict()
 
 
-def train_all(count: int | None = None, horizon: int | None = None, tolerance: float | None = None,
-              workers: int = 1) -> dict:
+def train_all(
+    count: int | None = None, horizon: int | None = None, tolerance: float | None = None, workers: int = 1
+) -> dict:
     """Every step in one call (what the DAG runs task by task)."""
     dataset = build_dataset(simulate_trajectories(count, horizon, tolerance, workers))
     fit = train_failure_model(dataset)
     evaluation = evaluate_failure_model(fit["run_id"], dataset)
-    return {"dataset": dataset, "fit": fit, "evaluation": evaluation,
-            "version": register_failure_model(fit["run_id"], evaluation, dataset)}
-
-
+    return {
+        "dataset": dataset,
+        "fit": fit,
+        "evaluation": evaluation,
+        "version": register_failure_model(fit["run_id"], evaluation, dataset),
+    }

@@ -95,34 +95,70 @@ def overview(store: MonitoringStore | None = None, ds: str | None = None) -> dic
     store = _store(store)
     ds = _day(ds) or _last_day(store)
     if ds is None:
-        return {"ds": None, "note": "no day monitored yet", "run": None, "failure_risk": None, "open_alerts": [],
-                "last_promotion": None}
+        return {
+            "ds": None,
+            "note": "no day monitored yet",
+            "run": None,
+            "failure_risk": None,
+            "open_alerts": [],
+            "last_promotion": None,
+        }
     runs = store.rows("daily_runs", where={"ds": ds})
     run = None
     if runs:
         r = runs[0]
-        run = {"ds": r["ds"], "rows": r["rows"], "validation_status": r["validation_status"],
-               "champion_version": r["champion_version"], "challenger_version": r["challenger_version"],
-               "decision": r["decision"], "reasons": r["reasons"] or [], "promoted": bool(r["promoted"]),
-               "drift_severity": r["drift_severity"], "drift_share": _num(r["drift_share"]),
-               "weighted_drift": _num(r["weighted_drift"]), "prediction_psi": _num(r["prediction_psi"])}
+        run = {
+            "ds": r["ds"],
+            "rows": r["rows"],
+            "validation_status": r["validation_status"],
+            "champion_version": r["champion_version"],
+            "challenger_version": r["challenger_version"],
+            "decision": r["decision"],
+            "reasons": r["reasons"] or [],
+            "promoted": bool(r["promoted"]),
+            "drift_severity": r["drift_severity"],
+            "drift_share": _num(r["drift_share"]),
+            "weighted_drift": _num(r["weighted_drift"]),
+            "prediction_psi": _num(r["prediction_psi"]),
+        }
     risks = store.rows("failure_risk", where={"ds": ds})
     risk = None
     if risks:
         f = risks[0]
-        risk = {"available": bool(f["available"]), "risk": _num(f["risk"]), "drivers": f["drivers"] or [],
-                "model_version": f["model_version"], "reason": f["reason"]}
+        risk = {
+            "available": bool(f["available"]),
+            "risk": _num(f["risk"]),
+            "drivers": f["drivers"] or [],
+            "model_version": f["model_version"],
+            "reason": f["reason"],
+        }
     since = (date.fromisoformat(ds) - timedelta(days=6)).isoformat()
     open_alerts = [_alert(a) for a in store.rows("alerts", since=since, until=ds)]
     _attach_episodes(store, open_alerts)
     open_alerts.sort(key=lambda a: (a["ds"], SEVERITY_RANK.get(a["severity"], 0)), reverse=True)
-    events = store.tuples("model_events", ["ds", "event", "model_version", "from_version", "reason"],
-                         until=ds, order_by=("ds", "id"))
+    events = store.tuples(
+        "model_events", ["ds", "event", "model_version", "from_version", "reason"], until=ds, order_by=("ds", "id")
+    )
     moves = [e for e in events if e[1] in ("promoted", "rolled_back")]
-    last_move = None if not moves else {"ds": moves[-1][0], "event": moves[-1][1], "version": moves[-1][2],
-                                        "from_version": moves[-1][3], "reason": moves[-1][4]}
-    return {"ds": ds, "run": run, "failure_risk": risk, "open_alerts": open_alerts, "last_promotion": last_move,
-            "note": None if run else f"{ds} has no daily run recorded"}
+    last_move = (
+        None
+        if not moves
+        else {
+            "ds": moves[-1][0],
+            "event": moves[-1][1],
+            "version": moves[-1][2],
+            "from_version": moves[-1][3],
+            "reason": moves[-1][4],
+        }
+    )
+    return {
+        "ds": ds,
+        "run": run,
+        "failure_risk": risk,
+        "open_alerts": open_alerts,
+        "last_promotion": last_move,
+        "note": None if run else f"{ds} has no daily run recorded",
+    }
 
 
 def story(store: MonitoringStore | None = None) -> dict:
@@ -135,13 +171,24 @@ def story(store: MonitoringStore | None = None) -> dict:
     tl = timeline(_store(store))
     days, m = tl["days"], tl["milestones"]
     warning = m["early_warning"]
-    moves = [{"ds": e["ds"], "event": event, "version": e["version"], "from_version": e["from_version"]}
-             for event in ("promoted", "rolled_back") for e in m[event]]
-    return {"days": [d["ds"] for d in days], "risk": [_num(d["failure_risk"]) for d in days],
-            "auc": [_num(d["auc"]) for d in days], "auc_version": [d["auc_version"] for d in days],
-            "risk_warn": warning["risk_warn"], "first_drift": m["first_drift"], "alarm": warning["alert_ds"],
-            "confirmed": warning["confirmed_ds"], "failed": warning["failed_ds"], "lead_days": warning["lead_days"],
-            "moves": sorted(moves, key=lambda e: e["ds"])}
+    moves = [
+        {"ds": e["ds"], "event": event, "version": e["version"], "from_version": e["from_version"]}
+        for event in ("promoted", "rolled_back")
+        for e in m[event]
+    ]
+    return {
+        "days": [d["ds"] for d in days],
+        "risk": [_num(d["failure_risk"]) for d in days],
+        "auc": [_num(d["auc"]) for d in days],
+        "auc_version": [d["auc_version"] for d in days],
+        "risk_warn": warning["risk_warn"],
+        "first_drift": m["first_drift"],
+        "alarm": warning["alert_ds"],
+        "confirmed": warning["confirmed_ds"],
+        "failed": warning["failed_ds"],
+        "lead_days": warning["lead_days"],
+        "moves": sorted(moves, key=lambda e: e["ds"]),
+    }
 
 
 # -- drift -----------------------------------------------------------------------------------------------
@@ -149,8 +196,13 @@ def drift_heatmap(store: MonitoringStore | None = None, start: str | None = None
     """PSI of every feature on every day with drift recorded: ``psi[i][j]`` is feature ``features[i]`` on
     ``days[j]`` (None where not computed), ``drifted`` the same shape of flags; features ordered by their
     mean PSI, most drifted first."""
-    rows = _store(store).tuples("feature_drift", ["ds", "feature", "psi", "drifted", "psi_threshold"],
-                   _day(start), _day(end), order_by=("ds", "feature"))
+    rows = _store(store).tuples(
+        "feature_drift",
+        ["ds", "feature", "psi", "drifted", "psi_threshold"],
+        _day(start),
+        _day(end),
+        order_by=("ds", "feature"),
+    )
     days = sorted({r[0] for r in rows})
     col = {d: j for j, d in enumerate(days)}
     cells: dict[str, list] = {}
@@ -168,13 +220,23 @@ def drift_heatmap(store: MonitoringStore | None = None, start: str | None = None
         return sum(values) / len(values) if values else 0.0
 
     features = sorted(cells, key=lambda f: (-mean_psi(f), f))
-    return {"days": days, "features": features, "psi": [cells[f] for f in features],
-            "drifted": [flags[f] for f in features], "psi_threshold": {f: thresholds[f] for f in features},
-            "drifted_per_day": [sum(flags[f][j] for f in features) for j in range(len(days))]}
+    return {
+        "days": days,
+        "features": features,
+        "psi": [cells[f] for f in features],
+        "drifted": [flags[f] for f in features],
+        "psi_threshold": {f: thresholds[f] for f in features},
+        "drifted_per_day": [sum(flags[f][j] for f in features) for j in range(len(days))],
+    }
 
 
-def score_distribution(store: MonitoringStore | None = None, root: DataRoot | None = None,
-                       start: str | None = None, end: str | None = None, max_days: int = 60) -> dict:
+def score_distribution(
+    store: MonitoringStore | None = None,
+    root: DataRoot | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    max_days: int = 60,
+) -> dict:
     """The prediction's drift over time: its PSI per monitored day (``daily_runs.prediction_psi``, every day in
     range), and the champion's score histogram of the last ``max_days`` days in range with a drift report
     (``prediction.histogram`` of each day's drift.json, shares per bin, with the reference's shares)."""
@@ -196,8 +258,17 @@ def score_distribution(store: MonitoringStore | None = None, root: DataRoot | No
             continue
         hist_days.append(ds)
         current.append(_shares(hist["current"]))
-    return {**psi, "histogram": {"edges": edges, "reference": reference, "days": hist_days, "current": current,
-                                 "max_days": max_days}, "missing": missing}
+    return {
+        **psi,
+        "histogram": {
+            "edges": edges,
+            "reference": reference,
+            "days": hist_days,
+            "current": current,
+            "max_days": max_days,
+        },
+        "missing": missing,
+    }
 
 
 def _shares(counts: list | None) -> list[float | None]:
@@ -240,21 +311,42 @@ def feature_distribution(ds: str, feature: str | None = None, root: DataRoot | N
         feature = names[0]
     block = features.get(feature)
     if block is None:
-        return {"ds": ds, "feature": feature, "available": False, "features": names,
-                "why": f"{feature!r} is not in the drift report of {ds}"}
-    out = {"ds": ds, "feature": feature, "available": True, "features": names, "kind": block.get("kind"),
-           "psi": _num(block.get("psi")), "severity": block.get("severity"), "drifted": bool(block.get("drifted")),
-           "psi_threshold": block.get("psi_threshold"), "test": block.get("test"),
-           "missing_rate": block.get("missing_rate")}
+        return {
+            "ds": ds,
+            "feature": feature,
+            "available": False,
+            "features": names,
+            "why": f"{feature!r} is not in the drift report of {ds}",
+        }
+    out = {
+        "ds": ds,
+        "feature": feature,
+        "available": True,
+        "features": names,
+        "kind": block.get("kind"),
+        "psi": _num(block.get("psi")),
+        "severity": block.get("severity"),
+        "drifted": bool(block.get("drifted")),
+        "psi_threshold": block.get("psi_threshold"),
+        "test": block.get("test"),
+        "missing_rate": block.get("missing_rate"),
+    }
     if block.get("bins"):
         bins = block["bins"]
-        out.update(labels=bin_labels(bins["edges"], len(bins["reference"])), edges=bins["edges"],
-                   reference_counts=bins["reference"], current_counts=bins["current"])
+        out.update(
+            labels=bin_labels(bins["edges"], len(bins["reference"])),
+            edges=bins["edges"],
+            reference_counts=bins["reference"],
+            current_counts=bins["current"],
+        )
     elif block.get("categories"):
         cats = block["categories"]
         labels = sorted(set(cats.get("reference") or {}) | set(cats.get("current") or {}))
-        out.update(labels=labels, reference_counts=[(cats.get("reference") or {}).get(c, 0) for c in labels],
-                   current_counts=[(cats.get("current") or {}).get(c, 0) for c in labels])
+        out.update(
+            labels=labels,
+            reference_counts=[(cats.get("reference") or {}).get(c, 0) for c in labels],
+            current_counts=[(cats.get("current") or {}).get(c, 0) for c in labels],
+        )
     else:
         out.update(labels=[], reference_counts=[], current_counts=[])
     out["reference"], out["current"] = _shares(out["reference_counts"]), _shares(out["current_counts"])
@@ -267,14 +359,21 @@ def bin_labels(edges: list[float], n_bins: int) -> list[str]:
     if n_bins == len(edges) + 1:
         if not edges:
             return ["all"]
-        return ([f"< {edges[0]:.4g}"] + [f"[{a:.4g}, {b:.4g})" for a, b in zip(edges[:-1], edges[1:], strict=True)]
-                + [f"≥ {edges[-1]:.4g}"])
+        return (
+            [f"< {edges[0]:.4g}"]
+            + [f"[{a:.4g}, {b:.4g})" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+            + [f"≥ {edges[-1]:.4g}"]
+        )
     return [f"[{a:.4g}, {b:.4g})" for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 # -- performance ------------------------------------------------------------------------------------------
-def performance(store: MonitoringStore | None = None, start: str | None = None, end: str | None = None,
-                delay_days: int | None = None) -> dict:
+def performance(
+    store: MonitoringStore | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    delay_days: int | None = None,
+) -> dict:
     """Per role (champion, challenger) and observed day: AUC with its one-sided lower bound (DeLong, stored),
     F1, precision and recall with 95 % Wilson intervals (recall over the day's churners, precision over the
     customers predicted to churn, both counted back from the stored rates), labelled rows, model version.
@@ -286,15 +385,49 @@ def performance(store: MonitoringStore | None = None, start: str | None = None, 
         from churnguard.config import load_monitoring_config
 
         delay_days = load_monitoring_config().labels.delay_days
-    rows = store.tuples("performance",
-                   ["observed_ds", "role", "model_version", "measured_ds", "labelled_rows", "roc_auc", "roc_auc_lower",
-                    "f1", "precision", "recall", "churn_rate"],
-                   start, end, day_column="observed_ds", order_by=("observed_ds", "role"))
+    rows = store.tuples(
+        "performance",
+        [
+            "observed_ds",
+            "role",
+            "model_version",
+            "measured_ds",
+            "labelled_rows",
+            "roc_auc",
+            "roc_auc_lower",
+            "f1",
+            "precision",
+            "recall",
+            "churn_rate",
+        ],
+        start,
+        end,
+        day_column="observed_ds",
+        order_by=("observed_ds", "role"),
+    )
     series: dict[str, dict[str, list]] = {}
     for obs, role, version, measured, n, auc, auc_lower, f1, precision, recall, churn_rate in rows:
-        s = series.setdefault(role, {k: [] for k in (
-            "observed_ds", "model_version", "measured_ds", "labelled_rows", "roc_auc", "roc_auc_lower", "f1",
-            "precision", "precision_lower", "precision_upper", "recall", "recall_lower", "recall_upper")})
+        s = series.setdefault(
+            role,
+            {
+                k: []
+                for k in (
+                    "observed_ds",
+                    "model_version",
+                    "measured_ds",
+                    "labelled_rows",
+                    "roc_auc",
+                    "roc_auc_lower",
+                    "f1",
+                    "precision",
+                    "precision_lower",
+                    "precision_upper",
+                    "recall",
+                    "recall_lower",
+                    "recall_upper",
+                )
+            },
+        )
         positives = round((n or 0) * (churn_rate or 0))
         predicted = round(recall * positives / precision) if recall and precision else 0
         s["observed_ds"].append(obs)
@@ -313,20 +446,31 @@ def performance(store: MonitoringStore | None = None, start: str | None = None, 
     last_measured = max(measured_days) if measured_days else None
     runs = [r[0] for r in store.tuples("daily_runs", ["ds"], start, end)]
     pending = [d for d in runs if last_measured is None or d > last_measured]
-    return {"roles": [r for r in ROLES if r in series] + sorted(set(series) - set(ROLES)), "series": series,
-            "metrics": list(METRICS), "last_measured": last_measured,
-            "label_delay": {"delay_days": delay_days, "pending_days": pending,
-                            "from": pending[0] if pending else None, "to": pending[-1] if pending else None},
-            "bands": {"roc_auc": "one-sided lower confidence bound (DeLong), as measured",
-                      "precision": "95 % Wilson interval over the customers predicted to churn",
-                      "recall": "95 % Wilson interval over the day's churners", "f1": "no band recorded"}}
+    return {
+        "roles": [r for r in ROLES if r in series] + sorted(set(series) - set(ROLES)),
+        "series": series,
+        "metrics": list(METRICS),
+        "last_measured": last_measured,
+        "label_delay": {
+            "delay_days": delay_days,
+            "pending_days": pending,
+            "from": pending[0] if pending else None,
+            "to": pending[-1] if pending else None,
+        },
+        "bands": {
+            "roc_auc": "one-sided lower confidence bound (DeLong), as measured",
+            "precision": "95 % Wilson interval over the customers predicted to churn",
+            "recall": "95 % Wilson interval over the day's churners",
+            "f1": "no band recorded",
+        },
+    }
 
 
 def wilson(p: float | None, n: int) -> tuple[float | None, float | None]:
     """The 95 % Wilson score interval of a proportion ``p`` observed on ``n`` trials ((None, None) without)."""
     if p is None or not n or not math.isfinite(p):
         return None, None
-    z2 = WILSON_Z ** 2
+    z2 = WILSON_Z**2
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = WILSON_Z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
     return _num(max(0.0, centre - half)), _num(min(1.0, centre + half))
@@ -336,8 +480,9 @@ def wilson(p: float | None, n: int) -> tuple[float | None, float | None]:
 RegistryLookup = Callable[[str], dict[int, dict]]
 
 
-def models(store: MonitoringStore | None = None, lookup: RegistryLookup | None | bool = True,
-           model_name: str | None = None) -> dict:
+def models(
+    store: MonitoringStore | None = None, lookup: RegistryLookup | None | bool = True, model_name: str | None = None
+) -> dict:
     """Every churn-model version the store knows (from ``model_events``) with its history (registered,
     promoted, rolled back: day, from which version, why), the days it was champion or challenger, and what the
     registry says of it (``lookup``: name → {version: info}; default :func:`registry_versions`, False for
@@ -349,14 +494,27 @@ def models(store: MonitoringStore | None = None, lookup: RegistryLookup | None |
         from churnguard.config import load_model_config
 
         model_name = load_model_config().registered_name
-    events = store.tuples("model_events", ["ds", "event", "model_version", "from_version", "reason"],
-                         order_by=("ds", "id"), where={"model_name": model_name})
+    events = store.tuples(
+        "model_events",
+        ["ds", "event", "model_version", "from_version", "reason"],
+        order_by=("ds", "id"),
+        where={"model_name": model_name},
+    )
     runs = store.tuples("daily_runs", ["ds", "champion_version", "challenger_version"])
     versions: dict[int, dict] = {}
 
     def entry(v: int) -> dict:
-        return versions.setdefault(v, {"version": v, "events": [], "champion_days": 0, "challenger_days": 0,
-                                       "first_champion": None, "last_champion": None})
+        return versions.setdefault(
+            v,
+            {
+                "version": v,
+                "events": [],
+                "champion_days": 0,
+                "challenger_days": 0,
+                "first_champion": None,
+                "last_champion": None,
+            },
+        )
 
     for ds, event, version, from_version, reason in events:
         entry(version)["events"].append({"ds": ds, "event": event, "from_version": from_version, "reason": reason})
@@ -380,12 +538,20 @@ def models(store: MonitoringStore | None = None, lookup: RegistryLookup | None |
     out = []
     for v in sorted(versions, reverse=True):
         info = found.get(v)
-        out.append({**versions[v], "role_now": ("champion" if v == current[1] else
-                                                "challenger" if v == current[2] else None),
-                    "registry": info, "shap_importance": (info or {}).get("shap_importance"),
-                    "shap_note": _shap_note(info, registry_note)})
-    history = [{"ds": ds, "event": event, "version": version, "from_version": from_version, "reason": reason}
-               for ds, event, version, from_version, reason in events if event in ("promoted", "rolled_back")]
+        out.append(
+            {
+                **versions[v],
+                "role_now": ("champion" if v == current[1] else "challenger" if v == current[2] else None),
+                "registry": info,
+                "shap_importance": (info or {}).get("shap_importance"),
+                "shap_note": _shap_note(info, registry_note),
+            }
+        )
+    history = [
+        {"ds": ds, "event": event, "version": version, "from_version": from_version, "reason": reason}
+        for ds, event, version, from_version, reason in events
+        if event in ("promoted", "rolled_back")
+    ]
     return {"model_name": model_name, "versions": out, "history": history, "registry_note": registry_note}
 
 
@@ -463,14 +629,24 @@ def registry_versions(model_name: str) -> dict[int, dict]:
         if run_id and run_id not in _run_details:
             _run_details[run_id] = _run_detail(client, run_id)
         detail = _run_details.get(run_id, {})
-        window = {k: tags[k] for k in ("train_from", "train_to", "holdout_from", "holdout_to", "change_day",
-                                       registry.POST_CHANGE_TAG) if tags.get(k)}
+        window = {
+            k: tags[k]
+            for k in ("train_from", "train_to", "holdout_from", "holdout_to", "change_day", registry.POST_CHANGE_TAG)
+            if tags.get(k)
+        }
         out[int(mv.version)] = {
-            "run_id": run_id, "status": mv.status, "aliases": aliases.get(int(mv.version), []),
-            "created": _num(mv.creation_timestamp, 0), "trigger": tags.get("trigger"), "training_window": window,
-            "threshold": _num(tags.get("threshold")), "reference_auc": _num(tags.get("reference_auc")),
-            "reference_f1": _num(tags.get("reference_f1")), "metrics": detail.get("metrics", {}),
-            "shap_importance": detail.get("shap_importance")}
+            "run_id": run_id,
+            "status": mv.status,
+            "aliases": aliases.get(int(mv.version), []),
+            "created": _num(mv.creation_timestamp, 0),
+            "trigger": tags.get("trigger"),
+            "training_window": window,
+            "threshold": _num(tags.get("threshold")),
+            "reference_auc": _num(tags.get("reference_auc")),
+            "reference_f1": _num(tags.get("reference_f1")),
+            "metrics": detail.get("metrics", {}),
+            "shap_importance": detail.get("shap_importance"),
+        }
     return out
 
 
@@ -494,9 +670,14 @@ def _run_detail(client, run_id: str) -> dict:
 # -- alerts ----------------------------------------------------------------------------------------------
 def _alert(row: dict) -> dict:
     created = row.get("created_at")
-    return {"ds": row["ds"], "kind": row["kind"], "severity": row["severity"], "message": row["message"],
-            "created_at": created.isoformat() if hasattr(created, "isoformat") else created,
-            "episode_id": row.get("episode_id")}
+    return {
+        "ds": row["ds"],
+        "kind": row["kind"],
+        "severity": row["severity"],
+        "message": row["message"],
+        "created_at": created.isoformat() if hasattr(created, "isoformat") else created,
+        "episode_id": row.get("episode_id"),
+    }
 
 
 def _utc(value: datetime | None) -> str | None:
@@ -508,10 +689,18 @@ def _utc(value: datetime | None) -> str | None:
 
 def episode(row: dict) -> dict:
     """An alert episode as the Alerts page shows it: its span, state and who acknowledged it when."""
-    return {"id": row["id"], "kind": row["kind"], "first_ds": row["first_ds"], "last_ds": row["last_ds"],
-            "severity": row["severity"], "message": row["message"], "state": row["state"],
-            "cleared_ds": row["cleared_ds"], "acknowledged_by": row["acknowledged_by"],
-            "acknowledged_at": _utc(row["acknowledged_at"])}
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "first_ds": row["first_ds"],
+        "last_ds": row["last_ds"],
+        "severity": row["severity"],
+        "message": row["message"],
+        "state": row["state"],
+        "cleared_ds": row["cleared_ds"],
+        "acknowledged_by": row["acknowledged_by"],
+        "acknowledged_at": _utc(row["acknowledged_at"]),
+    }
 
 
 def _attach_episodes(store: MonitoringStore, rows: list[dict]) -> dict[int, dict]:
@@ -522,8 +711,9 @@ def _attach_episodes(store: MonitoringStore, rows: list[dict]) -> dict[int, dict
     return episodes
 
 
-def alerts(store: MonitoringStore | None = None, start: str | None = None, end: str | None = None,
-           severity: str | None = None) -> dict:
+def alerts(
+    store: MonitoringStore | None = None, start: str | None = None, end: str | None = None, severity: str | None = None
+) -> dict:
     """The alert history in range, newest first, with counts per severity and kind; each day's alert with the
     episode it belongs to (``episode``: its state and acknowledgement; None for a row outside any episode), and
     every open episode (``open_episodes``, newest first: what is wrong now, whatever the range)."""
@@ -539,8 +729,13 @@ def alerts(store: MonitoringStore | None = None, start: str | None = None, end: 
         by_severity[r["severity"]] = by_severity.get(r["severity"], 0) + 1
         by_kind[r["kind"]] = by_kind.get(r["kind"], 0) + 1
     open_episodes = [e for e in reversed(episodes.values()) if e["state"] == "open"]
-    return {"alerts": rows, "total": len(rows), "by_severity": by_severity, "by_kind": by_kind,
-            "open_episodes": open_episodes}
+    return {
+        "alerts": rows,
+        "total": len(rows),
+        "by_severity": by_severity,
+        "by_kind": by_kind,
+        "open_episodes": open_episodes,
+    }
 
 
 # -- one day ---------------------------------------------------------------------------------------------
@@ -561,24 +756,72 @@ def run_day(ds: str, store: MonitoringStore | None = None, root: DataRoot | None
     if drift_doc is not None:
         features = drift_doc.get("features") or {}
         top = sorted(features.items(), key=lambda kv: -(kv[1].get("psi") or 0))[:10]
-        drift = {k: drift_doc.get(k) for k in ("severity", "n_rows", "n_features", "n_drifted", "drift_share",
-                                               "weighted_psi", "profile_version", "notes")}
+        drift = {
+            k: drift_doc.get(k)
+            for k in (
+                "severity",
+                "n_rows",
+                "n_features",
+                "n_drifted",
+                "drift_share",
+                "weighted_psi",
+                "profile_version",
+                "notes",
+            )
+        }
         drift["prediction_psi"] = _num((drift_doc.get("prediction") or {}).get("psi"))
-        drift["top_features"] = [{"feature": f, "psi": _num(b.get("psi")), "severity": b.get("severity"),
-                                  "drifted": bool(b.get("drifted"))} for f, b in top]
+        drift["top_features"] = [
+            {"feature": f, "psi": _num(b.get("psi")), "severity": b.get("severity"), "drifted": bool(b.get("drifted"))}
+            for f, b in top
+        ]
     if validation is not None:
-        validation = {k: validation.get(k) for k in ("status", "summary", "n_rows", "n_columns", "failures",
-                                                     "warnings", "evaluated_expectations", "validated_at")}
+        validation = {
+            k: validation.get(k)
+            for k in (
+                "status",
+                "summary",
+                "n_rows",
+                "n_columns",
+                "failures",
+                "warnings",
+                "evaluated_expectations",
+                "validated_at",
+            )
+        }
     reports = {name: root.report_exists(ds, RENDERED_FROM.get(name, name)) for name in REPORT_NAMES}
     risk = store.rows("failure_risk", where={"ds": ds})
-    return {"ds": ds, "run": run, "summary": summary, "validation": validation, "drift": drift,
-            "failure_risk": ({"available": bool(risk[0]["available"]), "risk": _num(risk[0]["risk"]),
-                              "drivers": risk[0]["drivers"] or [], "model_version": risk[0]["model_version"],
-                              "reason": risk[0]["reason"]} if risk else None),
-            "alerts": [_alert(a) for a in store.rows("alerts", where={"ds": ds})],
-            "model_events": [{"event": e["event"], "version": e["model_version"], "from_version": e["from_version"],
-                              "reason": e["reason"]} for e in store.rows("model_events", where={"ds": ds})],
-            "report_exists": reports,
-            "why_missing": {k: v for k, v in (("summary.json", summary_why), ("validation.json", validation_why),
-                                              ("drift.json", drift_why)) if v},
-            "note": None if run else f"{ds} has no daily run recorded"}
+    return {
+        "ds": ds,
+        "run": run,
+        "summary": summary,
+        "validation": validation,
+        "drift": drift,
+        "failure_risk": (
+            {
+                "available": bool(risk[0]["available"]),
+                "risk": _num(risk[0]["risk"]),
+                "drivers": risk[0]["drivers"] or [],
+                "model_version": risk[0]["model_version"],
+                "reason": risk[0]["reason"],
+            }
+            if risk
+            else None
+        ),
+        "alerts": [_alert(a) for a in store.rows("alerts", where={"ds": ds})],
+        "model_events": [
+            {
+                "event": e["event"],
+                "version": e["model_version"],
+                "from_version": e["from_version"],
+                "reason": e["reason"],
+            }
+            for e in store.rows("model_events", where={"ds": ds})
+        ],
+        "report_exists": reports,
+        "why_missing": {
+            k: v
+            for k, v in (("summary.json", summary_why), ("validation.json", validation_why), ("drift.json", drift_why))
+            if v
+        },
+        "note": None if run else f"{ds} has no daily run recorded",
+    }

@@ -84,14 +84,21 @@ class LabelCheck(IssueReport):
         return f"labels {self.ds} rejected: " + "; ".join(self.failures[:3])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ds": self.ds, "source": self.source, "status": self.status, "rows": self.rows,
-                "failures": self.failures, "warnings": self.warnings,
-                "issues": [i.to_dict() for i in self.issues], "quarantined_to": self.quarantined_to}
+        return {
+            "ds": self.ds,
+            "source": self.source,
+            "status": self.status,
+            "rows": self.rows,
+            "failures": self.failures,
+            "warnings": self.warnings,
+            "issues": [i.to_dict() for i in self.issues],
+            "quarantined_to": self.quarantined_to,
+        }
 
 
-
-def validate_labels(frame: pd.DataFrame, dataset_cfg: DatasetConfig, scored_days: set[str], *,
-                    ds: date | str, source: str) -> LabelCheck:
+def validate_labels(
+    frame: pd.DataFrame, dataset_cfg: DatasetConfig, scored_days: set[str], *, ds: date | str, source: str
+) -> LabelCheck:
     """Check the delivery of date ``ds`` against the label suite (see the module docstring).
 
     ``scored_days``: the ISO dates that have scores. Never raises for bad input: every problem is an
@@ -106,12 +113,13 @@ def validate_labels(frame: pd.DataFrame, dataset_cfg: DatasetConfig, scored_days
         return LabelCheck(ds, source, status, issues, len(frame), None if status == "fail" else labels)
 
     names = [str(c) for c in frame.columns]
-    wrong = [*(f"duplicate {n}" for n in sorted({n for n in names if names.count(n) > 1})),
-             *(f"missing {c}" for c in expected if c not in names),
-             *(f"unexpected {n}" for n in names if n not in expected)]
+    wrong = [
+        *(f"duplicate {n}" for n in sorted({n for n in names if names.count(n) > 1})),
+        *(f"missing {c}" for c in expected if c not in names),
+        *(f"unexpected {n}" for n in names if n not in expected),
+    ]
     if wrong:
-        return result([Issue(ERROR, "column_set", None, f"expected exactly {', '.join(expected)}: "
-                                                        f"{', '.join(wrong)}")])
+        return result([Issue(ERROR, "column_set", None, f"expected exactly {', '.join(expected)}: {', '.join(wrong)}")])
     frame = frame.set_axis(names, axis=1)[expected]
     if frame.empty:
         return result([Issue(WARN, "row_count", None, "no rows")], frame)
@@ -124,8 +132,9 @@ def validate_labels(frame: pd.DataFrame, dataset_cfg: DatasetConfig, scored_days
             continue
         missing = values.isna()
         if missing.any():
-            issues.append(Issue(ERROR, "not_null", col, f"{_share(missing)} missing",
-                                () if col == id_col else _ids(ids, missing)))
+            issues.append(
+                Issue(ERROR, "not_null", col, f"{_share(missing)} missing", () if col == id_col else _ids(ids, missing))
+            )
         checkable[col] = values.notna()
 
     if target in checkable:
@@ -135,8 +144,15 @@ def validate_labels(frame: pd.DataFrame, dataset_cfg: DatasetConfig, scored_days
 
     repeated = _repeated(frame, [id_col, OBSERVED])
     if repeated.any():
-        issues.append(Issue(WARN, "unique", id_col, f"{_share(repeated)} repeat ({id_col}, {OBSERVED}) within the "
-                                                    f"delivery: the last of each kept", _ids(ids, repeated)))
+        issues.append(
+            Issue(
+                WARN,
+                "unique",
+                id_col,
+                f"{_share(repeated)} repeat ({id_col}, {OBSERVED}) within the delivery: the last of each kept",
+                _ids(ids, repeated),
+            )
+        )
     return result(issues, (frame[~repeated] if repeated.any() else frame).reset_index(drop=True))
 
 
@@ -145,19 +161,36 @@ def _target_issues(values: pd.Series, present: pd.Series, ids: pd.Series, cfg: D
     positive, negative = cfg.target.positive, cfg.target.negative
     if negative is None:
         others = present & (values != positive)
-        return [Issue(WARN, "value_set", cfg.target.column,
-                      f"{_share(others)} counted as no churn: the dataset config sets no target.negative "
-                      f"({_counts(values[others])})")] if others.any() else []
+        return (
+            [
+                Issue(
+                    WARN,
+                    "value_set",
+                    cfg.target.column,
+                    f"{_share(others)} counted as no churn: the dataset config sets no target.negative "
+                    f"({_counts(values[others])})",
+                )
+            ]
+            if others.any()
+            else []
+        )
     outside = present & ~values.isin([positive, negative])
     if not outside.any():
         return []
-    return [Issue(ERROR, "value_set", cfg.target.column,
-                  f"{_share(outside)} not {positive!r} or {negative!r}: {_counts(values[outside])}",
-                  _ids(ids, outside))]
+    return [
+        Issue(
+            ERROR,
+            "value_set",
+            cfg.target.column,
+            f"{_share(outside)} not {positive!r} or {negative!r}: {_counts(values[outside])}",
+            _ids(ids, outside),
+        )
+    ]
 
 
-def _observed_issues(values: pd.Series, present: pd.Series, ids: pd.Series, ds: str,
-                     scored_days: set[str]) -> list[Issue]:
+def _observed_issues(
+    values: pd.Series, present: pd.Series, ids: pd.Series, ds: str, scored_days: set[str]
+) -> list[Issue]:
     days = {v: _day(v) for v in values[present].unique()}
     arrived = date.fromisoformat(ds)
     malformed = present & values.isin([v for v, d in days.items() if d is None])
@@ -165,14 +198,35 @@ def _observed_issues(values: pd.Series, present: pd.Series, ids: pd.Series, ds: 
     unscored = values.isin([v for v, d in days.items() if d is not None and d <= arrived and v not in scored_days])
     issues = []
     if malformed.any():
-        issues.append(Issue(ERROR, "date", OBSERVED, f"{_share(malformed)} not an ISO date (YYYY-MM-DD): "
-                                                     f"{_counts(values[malformed])}", _ids(ids, malformed)))
+        issues.append(
+            Issue(
+                ERROR,
+                "date",
+                OBSERVED,
+                f"{_share(malformed)} not an ISO date (YYYY-MM-DD): {_counts(values[malformed])}",
+                _ids(ids, malformed),
+            )
+        )
     if future.any():
-        issues.append(Issue(ERROR, "arrival", OBSERVED, f"{_share(future)} observed after the delivery's date "
-                                                        f"{ds}: {_counts(values[future])}", _ids(ids, future)))
+        issues.append(
+            Issue(
+                ERROR,
+                "arrival",
+                OBSERVED,
+                f"{_share(future)} observed after the delivery's date {ds}: {_counts(values[future])}",
+                _ids(ids, future),
+            )
+        )
     if unscored.any():
-        issues.append(Issue(WARN, "scored", OBSERVED, f"{_share(unscored)} for days never scored (quarantined or "
-                                                      f"never landed), kept and counted: {_counts(values[unscored])}"))
+        issues.append(
+            Issue(
+                WARN,
+                "scored",
+                OBSERVED,
+                f"{_share(unscored)} for days never scored (quarantined or "
+                f"never landed), kept and counted: {_counts(values[unscored])}",
+            )
+        )
     return issues
 
 
@@ -202,13 +256,18 @@ def _is_text(values: pd.Series) -> bool:
 def row_hashes(data: pd.DataFrame | pa.Array | pa.ChunkedArray, rows: int = 1_000_000) -> np.ndarray:
     """64-bit hashes of a frame's rows or an Arrow array's values (pandas' hash), a million at a time: no
     factorising of every key at once, and an Arrow array is never turned into Python strings."""
+
     def part(i: int):
         if isinstance(data, pa.Array | pa.ChunkedArray):
             return pd.Series(data.slice(i, rows).to_pandas(types_mapper=pd.ArrowDtype))
         return data.iloc[i : i + rows]
 
-    return np.concatenate([np.zeros(0, dtype=np.uint64), *(
-        pd.util.hash_pandas_object(part(i), index=False).to_numpy() for i in range(0, len(data), rows))])
+    return np.concatenate(
+        [
+            np.zeros(0, dtype=np.uint64),
+            *(pd.util.hash_pandas_object(part(i), index=False).to_numpy() for i in range(0, len(data), rows)),
+        ]
+    )
 
 
 def _repeated(frame: pd.DataFrame, keys: list[str], rows: int = 1_000_000) -> pd.Series:

@@ -44,7 +44,18 @@ def simulate(
         batch = sim.day(ds, scenario)
         root.write_batch(ds, batch.landing)
         root.write_labels(ds + timedelta(days=label_delay), batch.labels)
-    summary = SimulationSummary(start, dates[-1], days, scenario.name, scenario.onset, scenario.intensity,
-                                rows_per_day, label_delay, seed, root.url, sim.customers)
+    summary = SimulationSummary(
+        start,
+        dates[-1],
+        days,
+        scenario.name,
+        scenario.onset,
+        scenario.intensity,
+        rows_per_day,
+        label_delay,
+        seed,
+        root.url,
+        sim.customers,
+    )
     root.write_manifest(json.dumps(summary.to_dict(), indent=2).encode())
     return summary

@@ -85,16 +85,26 @@ def build_pipeline(cfg: DatasetConfig, model_cfg: ModelConfig, random_state: int
         verbose_feature_names_out=True,
     )
     booster = XGBClassifier(
-        n_estimators=x.n_estimators, learning_rate=x.learning_rate, max_depth=x.max_depth,
-        min_child_weight=x.min_child_weight, subsample=x.subsample, colsample_bytree=x.colsample_bytree,
-        reg_lambda=x.reg_lambda, early_stopping_rounds=x.early_stopping_rounds, n_jobs=x.n_jobs,
-        eval_metric="logloss", random_state=random_state, tree_method="hist",
+        n_estimators=x.n_estimators,
+        learning_rate=x.learning_rate,
+        max_depth=x.max_depth,
+        min_child_weight=x.min_child_weight,
+        subsample=x.subsample,
+        colsample_bytree=x.colsample_bytree,
+        reg_lambda=x.reg_lambda,
+        early_stopping_rounds=x.early_stopping_rounds,
+        n_jobs=x.n_jobs,
+        eval_metric="logloss",
+        random_state=random_state,
+        tree_method="hist",
     )
-    return Pipeline([
-        ("clean", NumericCleaner(cfg.numeric, model_cfg.cleaning.iqr_factor)),
-        ("encode", encode),
-        ("model", booster),
-    ])
+    return Pipeline(
+        [
+            ("clean", NumericCleaner(cfg.numeric, model_cfg.cleaning.iqr_factor)),
+            ("encode", encode),
+            ("model", booster),
+        ]
+    )
 
 
 @dataclass
@@ -123,8 +133,9 @@ class TrainedModel:
         totals: dict[str, float] = dict.fromkeys(self.features, 0.0)
         for name, value in zip(names, values, strict=True):
             column = name.split("__", 1)[1]
-            owner = column if column in totals else max(
-                (f for f in self.features if column.startswith(f + "_")), key=len)
+            owner = (
+                column if column in totals else max((f for f in self.features if column.startswith(f + "_")), key=len)
+            )
             totals[owner] += float(value)
         total = sum(totals.values()) or 1.0
         return {k: v / total for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
@@ -165,17 +176,29 @@ def train_model(
         prep = Pipeline(pipe.steps[:-1]).fit(train[cfg.features], y_train)
     else:
         if list(init_model.features) != list(cfg.features):
-            raise ValueError(f"cannot continue a model of features {init_model.features}: the dataset has "
-                             f"{cfg.features}")
+            raise ValueError(
+                f"cannot continue a model of features {init_model.features}: the dataset has {cfg.features}"
+            )
         pipe = copy.deepcopy(init_model.pipeline)
         prep = Pipeline(pipe.steps[:-1])
         base = pipe.named_steps["model"].get_booster()[: init_model.best_iteration + 1]
         pipe.named_steps["model"].set_params(random_state=random_state)
     booster = pipe.named_steps["model"]
-    booster.fit(prep.transform(train[cfg.features]), y_train, sample_weight=weights, xgb_model=base,
-                eval_set=[(prep.transform(validation[cfg.features]), y_val)], verbose=False)
-    trained = TrainedModel(pipe, 0.5, list(cfg.features), int(booster.best_iteration),
-                           params={**model_cfg.xgboost.model_dump(), "random_state": random_state})
+    booster.fit(
+        prep.transform(train[cfg.features]),
+        y_train,
+        sample_weight=weights,
+        xgb_model=base,
+        eval_set=[(prep.transform(validation[cfg.features]), y_val)],
+        verbose=False,
+    )
+    trained = TrainedModel(
+        pipe,
+        0.5,
+        list(cfg.features),
+        int(booster.best_iteration),
+        params={**model_cfg.xgboost.model_dump(), "random_state": random_state},
+    )
     trained.threshold = best_f1_threshold(y_val, trained.predict_proba(validation))
     log.info("trained: best iteration %d, threshold %.3f", trained.best_iteration, trained.threshold)
     return trained

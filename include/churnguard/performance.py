@@ -40,8 +40,16 @@ from churnguard.store import MonitoringStore
 if TYPE_CHECKING:
     from churnguard.context import DayContext
 
-__all__ = ["champion_history", "day_metrics", "delong_auc", "is_measured_failure", "measure_day",
-           "measured_failure_definition", "reference_metrics", "segment_aucs"]
+__all__ = [
+    "champion_history",
+    "day_metrics",
+    "delong_auc",
+    "is_measured_failure",
+    "measure_day",
+    "measured_failure_definition",
+    "reference_metrics",
+    "segment_aucs",
+]
 log = logging.getLogger(__name__)
 Y = "y"  # 1 = the dataset's positive class, in the joined labels
 SEGMENT = "segment:"  # prefix of a dataset segment's column in the joined labels
@@ -50,9 +58,16 @@ STORED = ("labelled_rows", "roc_auc", "roc_auc_lower", "f1", "precision", "recal
 
 def measured_failure_definition(cfg: MonitoringConfig) -> FailureDefinition:
     """``failure.yaml``'s failure definition with the daily run's knobs of ``cfg`` applied."""
-    return load_failure_config({"failure": {
-        "tolerance": cfg.performance.auc_tolerance, "f1_relative_drop": cfg.performance.f1_relative_drop,
-        "min_labels": cfg.labels.min_labels, "label_delay_days": cfg.labels.delay_days}}).failure
+    return load_failure_config(
+        {
+            "failure": {
+                "tolerance": cfg.performance.auc_tolerance,
+                "f1_relative_drop": cfg.performance.f1_relative_drop,
+                "min_labels": cfg.labels.min_labels,
+                "label_delay_days": cfg.labels.delay_days,
+            }
+        }
+    ).failure
 
 
 def day_metrics(y: np.ndarray, scores: np.ndarray, threshold: float, confidence: float | None = None) -> dict:
@@ -138,44 +153,83 @@ def measure_day(ctx: DayContext) -> dict:
                 thresholds[version] = training.load_version_model(name, version).threshold
             threshold = thresholds[version]
             metrics = day_metrics(y, day[f"{role}_score"].to_numpy(), threshold, definition.confidence)
-            row = {"observed_ds": observed_ds, "role": role, "model_version": version, "measured_ds": str(ds),
-                   **{k: metrics[k] for k in STORED}}
+            row = {
+                "observed_ds": observed_ds,
+                "role": role,
+                "model_version": version,
+                "measured_ds": str(ds),
+                **{k: metrics[k] for k in STORED},
+            }
             if role == registry.CHAMPION:
                 first = (date.fromisoformat(observed_ds) - timedelta(days=definition.window_days - 1)).isoformat()
-                window = _rows(joined, _days_between(joined[OBSERVED], first, observed_ds)
-                               & (joined[champion_version] == version))
-                pooled = day_metrics(window[Y].to_numpy(), window[f"{role}_score"].to_numpy(),
-                                     threshold, definition.confidence)
+                window = _rows(
+                    joined, _days_between(joined[OBSERVED], first, observed_ds) & (joined[champion_version] == version)
+                )
+                pooled = day_metrics(
+                    window[Y].to_numpy(), window[f"{role}_score"].to_numpy(), threshold, definition.confidence
+                )
                 ref_auc, ref_f1 = reference_metrics(version)
                 if day_failure(pooled, ref_auc, ref_f1, definition) is True:
                     (failures if version == pinned else earlier).append(observed_ds)
             rows.append(row)
-            measured.append({**row, "roc_auc_upper": metrics["roc_auc_upper"], "unknown_ids": unknown[observed_ds],
-                             "segments": segment_aucs(y, day[f"{role}_score"].to_numpy(), _segments_of(day, data_cfg),
-                                                      cfg.performance.segment_min_labels)})
+            measured.append(
+                {
+                    **row,
+                    "roc_auc_upper": metrics["roc_auc_upper"],
+                    "unknown_ids": unknown[observed_ds],
+                    "segments": segment_aucs(
+                        y,
+                        day[f"{role}_score"].to_numpy(),
+                        _segments_of(day, data_cfg),
+                        cfg.performance.segment_min_labels,
+                    ),
+                }
+            )
     # A re-run of an old date leaves the days a later run measured (with more labels) as that run left them.
-    later = {(r["observed_ds"], r["role"]) for r in store.rows("performance", since=(today + timedelta(days=1)),
-                                                                 day_column="measured_ds")}
+    later = {
+        (r["observed_ds"], r["role"])
+        for r in store.rows("performance", since=(today + timedelta(days=1)), day_column="measured_ds")
+    }
     with store.engine.begin() as conn:  # the rows and which deliveries they measured: one transaction
         store.upsert("performance", [r for r in rows if (r["observed_ds"], r["role"]) not in later], conn=conn)
-        store.upsert("label_deliveries", [{"delivery_ds": str(d), "measured_ds": str(ds), "status": checks[d].status,
-                                           "rows": checks[d].rows} for d in new], conn=conn)
+        store.upsert(
+            "label_deliveries",
+            [
+                {"delivery_ds": str(d), "measured_ds": str(ds), "status": checks[d].status, "rows": checks[d].rows}
+                for d in new
+            ],
+            conn=conn,
+        )
     crash_point("store.performance.written")
     history = champion_history(store, ds, cfg)
     if earlier:
-        log.info("performance %s: failures on %s were measured for an earlier champion: not this one's", ds,
-                 ", ".join(earlier))
+        log.info(
+            "performance %s: failures on %s were measured for an earlier champion: not this one's",
+            ds,
+            ", ".join(earlier),
+        )
     deliveries = [_delivery(c) for d, c in sorted(checks.items()) if d in new or not c.ok]
     unknown_ids = sum(unknown.get(o, 0) for o in observed_days)
-    log.info("performance %s: %d label deliveries (%s), %d observed days measured, %d unknown ids", ds,
-             len(deliveries), ", ".join(f"{e['ds']} {e['status']}" for e in deliveries) or "none",
-             len({m["observed_ds"] for m in measured}), unknown_ids)
-    return {"ds": str(ds), "measured": measured, "measured_failure_days": failures,
-            "measured_failure": bool(failures), "earlier_champion_failure_days": earlier,
-            "history_days": len(history["roc_auc"]),
-            "auc_slope_per_day": history["slope"],
-            "latest_auc": history["roc_auc"][-1] if history["roc_auc"] else None,
-            "deliveries": deliveries, "unknown_ids": unknown_ids}
+    log.info(
+        "performance %s: %d label deliveries (%s), %d observed days measured, %d unknown ids",
+        ds,
+        len(deliveries),
+        ", ".join(f"{e['ds']} {e['status']}" for e in deliveries) or "none",
+        len({m["observed_ds"] for m in measured}),
+        unknown_ids,
+    )
+    return {
+        "ds": str(ds),
+        "measured": measured,
+        "measured_failure_days": failures,
+        "measured_failure": bool(failures),
+        "earlier_champion_failure_days": earlier,
+        "history_days": len(history["roc_auc"]),
+        "auc_slope_per_day": history["slope"],
+        "latest_auc": history["roc_auc"][-1] if history["roc_auc"] else None,
+        "deliveries": deliveries,
+        "unknown_ids": unknown_ids,
+    }
 
 
 def _deliveries_to_measure(store: MonitoringStore, root: DataRoot, ds: str) -> list[date]:
@@ -183,8 +237,9 @@ def _deliveries_to_measure(store: MonitoringStore, root: DataRoot, ds: str) -> l
     ``label_deliveries`` table, written with the performance rows): whatever happened to the days they landed on
     (a quarantined batch, a crashed run, a day not run yet, the first day ever), each is measured once; a
     re-run of ``ds`` measures again what ``ds`` measured."""
-    measured = {r["delivery_ds"]: r["measured_ds"] for r in store.rows("label_deliveries", until=ds,
-                                                                        day_column="delivery_ds")}
+    measured = {
+        r["delivery_ds"]: r["measured_ds"] for r in store.rows("label_deliveries", until=ds, day_column="delivery_ds")
+    }
     return [d for d in root.label_days(until=date.fromisoformat(ds)) if measured.get(d.isoformat(), ds) == ds]
 
 
@@ -227,8 +282,12 @@ def _reject(root: DataRoot, store: MonitoringStore, check: LabelCheck) -> None:
     from churnguard import alerts
 
     ds = check.ds.isoformat() if hasattr(check.ds, "isoformat") else str(check.ds)
-    alerts.observe(store, ds, alerts.LABEL_DELIVERY, alerts.Alert(
-        ds, alerts.LABEL_DELIVERY, alerts.CRITICAL, f"{check.reason()} (quarantined to {where})"))
+    alerts.observe(
+        store,
+        ds,
+        alerts.LABEL_DELIVERY,
+        alerts.Alert(ds, alerts.LABEL_DELIVERY, alerts.CRITICAL, f"{check.reason()} (quarantined to {where})"),
+    )
 
 
 def _latest_labels(checks, data_cfg) -> pd.DataFrame:
@@ -238,12 +297,20 @@ def _latest_labels(checks, data_cfg) -> pd.DataFrame:
     id_col, frames = data_cfg.id.column, []
     for check in sorted((c for c in checks if c.ok), key=lambda c: c.ds):
         labels = check.hand_over_labels()
-        frames.append(pd.DataFrame({id_col: labels[id_col], OBSERVED: labels[OBSERVED].astype("category"),
-                                    Y: target_array(labels, data_cfg).astype(np.int8)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    id_col: labels[id_col],
+                    OBSERVED: labels[OBSERVED].astype("category"),
+                    Y: target_array(labels, data_cfg).astype(np.int8),
+                }
+            )
+        )
         del labels
     if not frames:
-        return pd.DataFrame({id_col: pd.Series(dtype="str"), OBSERVED: pd.Series(dtype="category"),
-                             Y: pd.Series(dtype=np.int8)})
+        return pd.DataFrame(
+            {id_col: pd.Series(dtype="str"), OBSERVED: pd.Series(dtype="category"), Y: pd.Series(dtype=np.int8)}
+        )
     if len(frames) == 1:  # a checked delivery keeps one label per (customer, observed day) already
         return frames[0]
     both = pd.concat(frames, ignore_index=True)
@@ -278,11 +345,16 @@ def _join_scores(root: DataRoot, labels: pd.DataFrame, data_cfg, scored: set[str
                 columns[name][at] = values[rows]
         known = np.flatnonzero(matcher.found)
         unknown[observed_ds] = int(len(ids) - len(known))
-        frames.append(pd.DataFrame({**{n: v[known] for n, v in columns.items()},
-                                    **{SEGMENT + col: codes[known] for col, codes in segments.items()},
-                                    Y: day[Y].to_numpy()[known],
-                                    OBSERVED: pd.Categorical.from_codes(np.full(len(known), len(frames)),
-                                                                        categories=days)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    **{n: v[known] for n, v in columns.items()},
+                    **{SEGMENT + col: codes[known] for col, codes in segments.items()},
+                    Y: day[Y].to_numpy()[known],
+                    OBSERVED: pd.Categorical.from_codes(np.full(len(known), len(frames)), categories=days),
+                }
+            )
+        )
         del ids, matcher, columns
     if not frames:
         return pd.DataFrame({OBSERVED: pd.Categorical([], categories=days), Y: np.zeros(0, np.int8)}), unknown
@@ -389,10 +461,19 @@ def _delivery(check: LabelCheck) -> dict:
 
 def champion_history(store: MonitoringStore, ds: date | str, cfg: MonitoringConfig) -> dict:
     """Champion AUC over the last ``history_days`` observed days (up to ``ds``) and its slope per day."""
-    since = (date.fromisoformat(str(ds)) - pd.Timedelta(days=cfg.performance.history_days).to_pytimedelta())
-    rows = [r for r in store.rows("performance", where={"role": registry.CHAMPION}, since=since.isoformat(),
-                                   until=str(ds), order_by="observed_ds", day_column="observed_ds")
-            if r["roc_auc"] is not None and r["labelled_rows"] >= cfg.labels.min_labels]
+    since = date.fromisoformat(str(ds)) - pd.Timedelta(days=cfg.performance.history_days).to_pytimedelta()
+    rows = [
+        r
+        for r in store.rows(
+            "performance",
+            where={"role": registry.CHAMPION},
+            since=since.isoformat(),
+            until=str(ds),
+            order_by="observed_ds",
+            day_column="observed_ds",
+        )
+        if r["roc_auc"] is not None and r["labelled_rows"] >= cfg.labels.min_labels
+    ]
     days = [date.fromisoformat(r["observed_ds"]).toordinal() for r in rows]
     aucs = [r["roc_auc"] for r in rows]
     slope = float(np.polyfit(days, aucs, 1)[0]) if len(rows) >= 3 else None

@@ -20,5 +20,4 @@ def progress(items: Iterable[T], total: int, label: str, every: float = 0.1) -> 
         if k % step == 0 or k == total:
             elapsed = time.monotonic() - start
             eta = elapsed / k * (total - k)
-            log.info("%s: %d/%d (%d%%), %.1fs elapsed, eta %.1fs", label, k, total, 100 * k // total,
-                     elapsed, eta)
+            log.info("%s: %d/%d (%d%%), %.1fs elapsed, eta %.1fs", label, k, total, 100 * k // total, elapsed, eta)

@@ -35,8 +35,13 @@ from churnguard.store import MonitoringStore, exclusive, open_store
 
 log = logging.getLogger(__name__)
 PROMOTED, ROLLED_BACK = "promoted", "rolled_back"
-CRASH_POINTS = ("promotion.intent_recorded", "promotion.challenger_cleared", "promotion.previous_cleared",
-                "promotion.champion_moved", "promotion.previous_moved")
+CRASH_POINTS = (
+    "promotion.intent_recorded",
+    "promotion.challenger_cleared",
+    "promotion.previous_cleared",
+    "promotion.champion_moved",
+    "promotion.previous_moved",
+)
 
 
 def _alias_lock(store: MonitoringStore, name: str):
@@ -44,8 +49,14 @@ def _alias_lock(store: MonitoringStore, name: str):
     return exclusive(store.engine, f"churnguard-promote-{name}")
 
 
-def shadow_wins(store: MonitoringStore, challenger_version: int, cfg: MonitoringConfig,
-                trained: np.ndarray | None = None, root=None, dataset=None) -> list[dict]:
+def shadow_wins(
+    store: MonitoringStore,
+    challenger_version: int,
+    cfg: MonitoringConfig,
+    trained: np.ndarray | None = None,
+    root=None,
+    dataset=None,
+) -> list[dict]:
     """Last ``shadow_days`` observed days with matured labels for both roles, with the AUC margin; with
     ``trained`` (the challenger's training customers), on each day without the rows of those customers
     (:func:`unseen_margin`; a day left with too few labels does not count)."""
@@ -55,12 +66,17 @@ def shadow_wins(store: MonitoringStore, challenger_version: int, cfg: Monitoring
         if r["roc_auc"] is None or r["labelled_rows"] < cfg.labels.min_labels:
             continue
         by_day.setdefault(r["observed_ds"], {})[r["role"]] = r
-    shared = [{"observed_ds": d, "margin": v["challenger"]["roc_auc"] - v["champion"]["roc_auc"],
-               "measured_ds": v["challenger"]["measured_ds"]}
-              for d, v in sorted(by_day.items())
-              if "champion" in v and "challenger" in v and v["challenger"]["model_version"] == challenger_version]
+    shared = [
+        {
+            "observed_ds": d,
+            "margin": v["challenger"]["roc_auc"] - v["champion"]["roc_auc"],
+            "measured_ds": v["challenger"]["measured_ds"],
+        }
+        for d, v in sorted(by_day.items())
+        if "champion" in v and "challenger" in v and v["challenger"]["model_version"] == challenger_version
+    ]
     if trained is None or not len(trained):
-        return [{k: w[k] for k in ("observed_ds", "margin")} for w in shared[-cfg.promotion.shadow_days:]]
+        return [{k: w[k] for k in ("observed_ds", "margin")} for w in shared[-cfg.promotion.shadow_days :]]
     wins: list[dict] = []
     for day in reversed(shared):  # newest first, until shadow_days days count
         kept = unseen_margin(root, dataset, day, trained, cfg.labels.min_labels)
@@ -98,8 +114,9 @@ def unseen_margin(root, dataset, day: dict, trained: np.ndarray, min_labels: int
     return {**plain, "margin": margin, "left_out": int(seen.sum())}
 
 
-def should_promote(store: MonitoringStore, champion_failed: bool,
-                   cfg: MonitoringConfig | None = None) -> tuple[bool, str]:
+def should_promote(
+    store: MonitoringStore, champion_failed: bool, cfg: MonitoringConfig | None = None
+) -> tuple[bool, str]:
     """Whether the ``challenger`` should become champion now, and why (or why not).
 
     A version carries the ``challenger`` alias only once it has passed the retraining gates (validation),
@@ -113,27 +130,34 @@ def should_promote(store: MonitoringStore, champion_failed: bool,
         return False, "no challenger"
     post_change = challenger.tags.get(registry.POST_CHANGE_TAG)
     if champion_failed and post_change:
-        return True, (f"champion measurably failed and challenger v{challenger.version} passed validation on "
-                      f"labelled days from the change on {post_change}")
+        return True, (
+            f"champion measurably failed and challenger v{challenger.version} passed validation on "
+            f"labelled days from the change on {post_change}"
+        )
     refreshed = _refresh_margin(name, challenger)
     if refreshed is not None and refreshed > cfg.retrain.margin_over_champion:
         tags = challenger.tags
-        return True, (f"challenger v{challenger.version} refreshes champion v{tags[registry.REFRESH_TAG]} on more "
-                      f"labelled days since the change on {post_change}: +{refreshed:.3f} AUC over it on "
-                      f"{tags['holdout_from']}..{tags['holdout_to']} (customers neither was trained on)")
+        return True, (
+            f"challenger v{challenger.version} refreshes champion v{tags[registry.REFRESH_TAG]} on more "
+            f"labelled days since the change on {post_change}: +{refreshed:.3f} AUC over it on "
+            f"{tags['holdout_from']}..{tags['holdout_to']} (customers neither was trained on)"
+        )
     from churnguard.config import load_dataset_config
     from churnguard.dataroot import DataRoot
     from churnguard.retrain import load_trained_customers
 
     trained = load_trained_customers(challenger.run_id)
-    wins = shadow_wins(store, challenger.version, cfg, trained, DataRoot.open() if trained is not None else None,
-                       load_dataset_config())
+    wins = shadow_wins(
+        store, challenger.version, cfg, trained, DataRoot.open() if trained is not None else None, load_dataset_config()
+    )
     if len(wins) == cfg.promotion.shadow_days and all(w["margin"] > cfg.promotion.shadow_margin for w in wins):
         days = ", ".join(f"{w['observed_ds']} (+{w['margin']:.3f})" for w in wins)
         margin = cfg.promotion.shadow_margin
         return True, f"challenger v{challenger.version} beat the champion by > {margin} AUC on {days}"
-    return False, (f"challenger v{challenger.version} in shadow: {len(wins)}/{cfg.promotion.shadow_days} "
-                   f"matured days measured, margins {[round(w['margin'], 3) for w in wins]}")
+    return False, (
+        f"challenger v{challenger.version} in shadow: {len(wins)}/{cfg.promotion.shadow_days} "
+        f"matured days measured, margins {[round(w['margin'], 3) for w in wins]}"
+    )
 
 
 def _refresh_margin(name: str, challenger) -> float | None:
@@ -149,8 +173,12 @@ def _refresh_margin(name: str, challenger) -> float | None:
 
 
 def _result(move: dict) -> dict:
-    return {"promoted": move["event"] == PROMOTED, "version": move["to_version"],
-            "from_version": move["from_version"], "reason": move["reason"]}
+    return {
+        "promoted": move["event"] == PROMOTED,
+        "version": move["to_version"],
+        "from_version": move["from_version"],
+        "reason": move["reason"],
+    }
 
 
 def _record(store: MonitoringStore, move: dict) -> dict:
@@ -198,13 +226,17 @@ def complete_pending(store: MonitoringStore, name: str) -> list[dict]:
     """Finish every move a crash left half-done (call with the alias lock held); returns them."""
     finished = [_apply(store, move) for move in _moves(store, name, state="pending")]
     for move in finished:
-        log.warning("completed the %s of %s v%d recorded on %s, interrupted by a crash", move["event"], name,
-                    move["to_version"], move["ds"])
+        log.warning(
+            "completed the %s of %s v%d recorded on %s, interrupted by a crash",
+            move["event"],
+            name,
+            move["to_version"],
+            move["ds"],
+        )
     return finished
 
 
-def promote_day(ds: str, champion_failed: bool, cfg: MonitoringConfig,
-                store: MonitoringStore | None = None) -> dict:
+def promote_day(ds: str, champion_failed: bool, cfg: MonitoringConfig, store: MonitoringStore | None = None) -> dict:
     """The daily run's promotion step: decide and move under the lock, once per day.
 
     A day that already promoted (this run before a crash, or an earlier run of the same date) returns that
@@ -254,9 +286,18 @@ def _promote_locked(ds: str, reason: str, store: MonitoringStore, name: str) -> 
     champion = registry.version_by_alias(name, registry.CHAMPION)
     if challenger is None:
         return {"promoted": False, "reason": "challenger alias is gone (promoted by a concurrent run?)"}
-    move = _record(store, {"ds": ds, "event": PROMOTED, "model_name": name, "to_version": challenger.version,
-                           "from_version": champion.version if champion else None, "clear_challenger": True,
-                           "reason": reason})
+    move = _record(
+        store,
+        {
+            "ds": ds,
+            "event": PROMOTED,
+            "model_name": name,
+            "to_version": challenger.version,
+            "from_version": champion.version if champion else None,
+            "clear_challenger": True,
+            "reason": reason,
+        },
+    )
     return _result(_apply(store, move))
 
 
@@ -279,8 +320,17 @@ def rollback(ds: str, target: str | int, reason: str, store: MonitoringStore | N
         else:
             version = int(target)
         registry.require_ready(name, version)  # a missing or unfinished version fails before anything is recorded
-        move = _record(store, {"ds": ds, "event": ROLLED_BACK, "model_name": name, "to_version": version,
-                               "from_version": champion.version if champion else None,
-                               "clear_challenger": False, "reason": reason})
+        move = _record(
+            store,
+            {
+                "ds": ds,
+                "event": ROLLED_BACK,
+                "model_name": name,
+                "to_version": version,
+                "from_version": champion.version if champion else None,
+                "clear_challenger": False,
+                "reason": reason,
+            },
+        )
         done = _apply(store, move)
     return {"version": done["to_version"], "from_version": done["from_version"], "reason": reason}

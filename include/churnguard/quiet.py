@@ -48,5 +48,4 @@ def silence_third_party_warnings() -> None:
     Calling it again changes nothing: :func:`warnings.filterwarnings` replaces an identical filter.
     """
     for ignored in IGNORED:
-        warnings.filterwarnings("ignore", message=ignored.message, category=ignored.category,
-                                module=ignored.module)
+        warnings.filterwarnings("ignore", message=ignored.message, category=ignored.category, module=ignored.module)

@@ -116,8 +116,14 @@ def check_connection(timeout_s: float = 5.0) -> None:
             from mlflow.utils.rest_utils import http_request_safe
 
             # The REST endpoint of MlflowClient.search_registered_models, without MLflow's retries.
-            http_request_safe(get_default_host_creds(uri), "/api/2.0/mlflow/registered-models/search", "GET",
-                              max_retries=0, timeout=timeout_s, params={"max_results": 1})
+            http_request_safe(
+                get_default_host_creds(uri),
+                "/api/2.0/mlflow/registered-models/search",
+                "GET",
+                max_retries=0,
+                timeout=timeout_s,
+                params={"max_results": 1},
+            )
         else:
             MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models(max_results=1)
     except (MlflowException, OSError) as exc:
@@ -139,8 +145,14 @@ def _retrying(call: str, attempt: Callable[[], T], absent: Callable[[Exception],
             out_of_time = time.monotonic() + delay - started > RETRY_DEADLINE_S
             if number == RETRY_ATTEMPTS or out_of_time or not _transient(exc):
                 raise RegistryError(_failure_line(call, number, exc)) from exc
-            log.warning("MLflow %s failed (attempt %d/%d), retrying in %.1f s: %s",
-                        call, number, RETRY_ATTEMPTS, delay, _reason(exc))
+            log.warning(
+                "MLflow %s failed (attempt %d/%d), retrying in %.1f s: %s",
+                call,
+                number,
+                RETRY_ATTEMPTS,
+                delay,
+                _reason(exc),
+            )
             time.sleep(delay)
 
 
@@ -179,8 +191,12 @@ def _failure_line(call: str, attempts: int, exc: Exception) -> str:
 def _reason(exc: Exception) -> str:
     """The useful part of an MLflow/requests error, on one line (their texts nest the cause deep inside)."""
     text = " ".join(str(exc).split())
-    for pattern in (r"\[Errno -?\d+\] ([^'\"()]+)", r"RemoteDisconnected\('([^']+)'", r"(Read timed out)",
-                    r"too many (\d\d\d) error responses"):
+    for pattern in (
+        r"\[Errno -?\d+\] ([^'\"()]+)",
+        r"RemoteDisconnected\('([^']+)'",
+        r"(Read timed out)",
+        r"too many (\d\d\d) error responses",
+    ):
         found = re.search(pattern, text)
         if found:
             reason = found.group(1).strip()
@@ -216,8 +232,9 @@ def version_by_alias(name: str, alias: str) -> VersionInfo | None:
     def alias_absent(exc: Exception) -> bool:
         # MLflow answers a missing alias of an existing model with INVALID_PARAMETER_VALUE (SQL and REST
         # stores alike), which it also uses for malformed names: only its "not found" text means absent.
-        return _absent(exc) or (getattr(exc, "error_code", None) == "INVALID_PARAMETER_VALUE"
-                                and f"alias {alias} not found" in str(exc))
+        return _absent(exc) or (
+            getattr(exc, "error_code", None) == "INVALID_PARAMETER_VALUE" and f"alias {alias} not found" in str(exc)
+        )
 
     mv = _client_call("get_model_version_by_alias", name, alias, absent=alias_absent)
     return None if mv is None else _info(mv)
@@ -228,8 +245,10 @@ def find_version(name: str, fingerprint: str) -> VersionInfo | None:
 
     Raises ``RegistryError`` when the registry cannot answer.
     """
-    mv = _retrying(f"search_model_versions({_fingerprint_filter(name, fingerprint)})",
-                   lambda: _oldest_with_fingerprint(name, fingerprint))
+    mv = _retrying(
+        f"search_model_versions({_fingerprint_filter(name, fingerprint)})",
+        lambda: _oldest_with_fingerprint(name, fingerprint),
+    )
     return None if mv is None else _info(mv)
 
 
@@ -261,11 +280,11 @@ def register_run_model(run_id: str, name: str, tags: dict[str, str]) -> VersionI
         if fingerprint:
             mv = _oldest_with_fingerprint(name, fingerprint)
             if mv is not None:
-                log.info("%s v%s already carries fingerprint %s: not registering again", name, mv.version,
-                         fingerprint)
+                log.info("%s v%s already carries fingerprint %s: not registering again", name, mv.version, fingerprint)
                 return mv
-        return mlflow.register_model(_run_model_uri(run_id), name, await_registration_for=300,
-                                     tags={k: str(v) for k, v in tags.items()})
+        return mlflow.register_model(
+            _run_model_uri(run_id), name, await_registration_for=300, tags={k: str(v) for k, v in tags.items()}
+        )
 
     mv = _retrying(f"register_model(run {run_id}, {name})", attempt)
     if mv.status != "READY":
@@ -316,9 +335,15 @@ def log_model(pipeline, input_example) -> str:
     from mlflow.models import infer_signature
 
     signature = infer_signature(input_example, pipeline.predict_proba(input_example)[:, 1])
-    info = mlflow.sklearn.log_model(pipeline, name="model", signature=signature,
-                                    input_example=input_example, serialization_format="skops",
-                                    skops_trusted_types=TRUSTED_TYPES, pip_requirements=model_requirements())
+    info = mlflow.sklearn.log_model(
+        pipeline,
+        name="model",
+        signature=signature,
+        input_example=input_example,
+        serialization_format="skops",
+        skops_trusted_types=TRUSTED_TYPES,
+        pip_requirements=model_requirements(),
+    )
     return info.model_uri
 
 
@@ -350,8 +375,9 @@ def load_logged_model(run_id: str) -> LoggedModel:
         run = mlflow.get_run(run_id)
         features = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/features.json")["features"]
         pipeline = mlflow.sklearn.load_model(_run_model_uri(run_id))
-        return LoggedModel(pipeline, float(run.data.params["threshold"]), features,
-                           int(run.data.params["best_iteration"]))
+        return LoggedModel(
+            pipeline, float(run.data.params["threshold"]), features, int(run.data.params["best_iteration"])
+        )
 
     return _retrying(f"load_model(run {run_id})", attempt)
 

@@ -193,8 +193,9 @@ class Candidate(NamedTuple):
     init_model: TrainedModel | None = None
 
 
-def training_candidates(reference: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame,
-                        champion: TrainedModel | None = None) -> dict[str, Candidate]:
+def training_candidates(
+    reference: pd.DataFrame, before: pd.DataFrame, after: pd.DataFrame, champion: TrainedModel | None = None
+) -> dict[str, Candidate]:
     """The training sets a post-change challenger chooses from: ``window`` (the reference and every labelled day
     alike, as without a change), ``post_change_weighted`` (rows from before the change down-weighted to
     ``REFERENCE_WEIGHT``), ``recency`` (weights halving every ``RECENCY_HALF_LIFE_DAYS`` back from the latest
@@ -236,8 +237,14 @@ class Trained:
     holdout_seen_rows: int = 0  # holdout rows left out: customers it was trained on
 
 
-def train_on_window(labelled: pd.DataFrame, reference: pd.DataFrame, holdout_first: date, window: dict,
-                    data_cfg: DatasetConfig, seed: int) -> Trained | str:
+def train_on_window(
+    labelled: pd.DataFrame,
+    reference: pd.DataFrame,
+    holdout_first: date,
+    window: dict,
+    data_cfg: DatasetConfig,
+    seed: int,
+) -> Trained | str:
     """No change in sight: trained on the reference plus the labelled days before ``holdout_first``,
     held out on the days from it; or why not (a line)."""
     recent = labelled[labelled["observed_ds"] < holdout_first.isoformat()]
@@ -246,18 +253,36 @@ def train_on_window(labelled: pd.DataFrame, reference: pd.DataFrame, holdout_fir
     seen = trained_customers([pool], data_cfg)
     holdout = unseen(held, seen, data_cfg)
     if len(recent) < 50 or len(holdout) < 50 or len(np.unique(target_array(holdout, data_cfg))) < 2:
-        return (f"not enough labelled data: {len(recent)} recent rows, {len(holdout)} holdout rows"
-                + (f" of customers it was not trained on ({len(held) - len(holdout)} left out)"
-                   if len(held) > len(holdout) else ""))
+        return f"not enough labelled data: {len(recent)} recent rows, {len(holdout)} holdout rows" + (
+            f" of customers it was not trained on ({len(held) - len(holdout)} left out)"
+            if len(held) > len(holdout)
+            else ""
+        )
     train, val = train_test_split(pool, test_size=0.2, stratify=target_array(pool, data_cfg), random_state=seed)
-    return Trained(train_model(train, val, data_cfg, random_state=seed), train, train, val, holdout, train, window,
-                   trained_customers=seen, holdout_seen_rows=len(held) - len(holdout))
+    return Trained(
+        train_model(train, val, data_cfg, random_state=seed),
+        train,
+        train,
+        val,
+        holdout,
+        train,
+        window,
+        trained_customers=seen,
+        holdout_seen_rows=len(held) - len(holdout),
+    )
 
 
-def train_after_change(labelled: pd.DataFrame, reference: pd.DataFrame, change_day: str, train_from: date,
-                       cfg: RetrainConfig, data_cfg: DatasetConfig, seed: int,
-                       champion: TrainedModel | None = None, champion_customers: np.ndarray | None = None
-                       ) -> Trained | str:
+def train_after_change(
+    labelled: pd.DataFrame,
+    reference: pd.DataFrame,
+    change_day: str,
+    train_from: date,
+    cfg: RetrainConfig,
+    data_cfg: DatasetConfig,
+    seed: int,
+    champion: TrainedModel | None = None,
+    champion_customers: np.ndarray | None = None,
+) -> Trained | str:
     """After a change on ``change_day``: held out on the last post-change labelled days, trained on the
     :func:`training_candidates` candidate with the best AUC on a validation split of the earlier ones that
     the overfit gate would pass (:func:`choose_candidate`); or why not yet (a line). ``champion``: the model
@@ -267,8 +292,10 @@ def train_after_change(labelled: pd.DataFrame, reference: pd.DataFrame, change_d
     post_days = sorted(observed[observed >= change_day].unique())
     split = post_change_split(post_days, cfg.holdout_days, cfg.min_post_change_days)
     if split is None:
-        return (f"waiting for post-change labels: {len(post_days)} labelled day(s) since the change on "
-                f"{change_day}, retrain.min_post_change_days is {cfg.min_post_change_days}")
+        return (
+            f"waiting for post-change labels: {len(post_days)} labelled day(s) since the change on "
+            f"{change_day}, retrain.min_post_change_days is {cfg.min_post_change_days}"
+        )
     train_days, holdout_days = split
     held, after = labelled[observed.isin(holdout_days)], labelled[observed.isin(train_days)]
     # whom any candidate may be trained or validated on: the reference and every labelled day before the holdout
@@ -279,19 +306,38 @@ def train_after_change(labelled: pd.DataFrame, reference: pd.DataFrame, change_d
     if min(len(np.unique(target_array(rows, data_cfg))) for rows in (holdout, after)) < 2:
         return "waiting for post-change labels: one class only in the post-change days" + (
             f" (holdout without the {len(held) - len(holdout)} rows of customers trained on)"
-            if len(held) > len(holdout) else "")
+            if len(held) > len(holdout)
+            else ""
+        )
     after_fit, val = train_test_split(after, test_size=0.3, stratify=target_array(after, data_cfg), random_state=seed)
     candidates = training_candidates(reference, labelled[observed < change_day], after_fit, champion)
     candidate, model, aucs = choose_candidate(candidates, after_fit, val, cfg.max_overfit_gap, data_cfg, seed)
-    window = {"train_from": train_from.isoformat(), "train_to": train_days[-1], "change_day": change_day,
-              "holdout_from": holdout_days[0], "holdout_to": holdout_days[-1]}
+    window = {
+        "train_from": train_from.isoformat(),
+        "train_to": train_days[-1],
+        "change_day": change_day,
+        "holdout_from": holdout_days[0],
+        "holdout_to": holdout_days[-1],
+    }
     # the overfit gate compares like with like: post-change rows trained on against post-change rows held out
-    return Trained(model, candidates[candidate].rows, after_fit, val, holdout, after, window, candidate, aucs,
-                   trained_customers=seen, holdout_seen_rows=len(held) - len(holdout))
+    return Trained(
+        model,
+        candidates[candidate].rows,
+        after_fit,
+        val,
+        holdout,
+        after,
+        window,
+        candidate,
+        aucs,
+        trained_customers=seen,
+        holdout_seen_rows=len(held) - len(holdout),
+    )
 
 
-def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = None, seed: int = 0,
-                       refresh: bool = False) -> dict:
+def retrain_challenger(
+    ctx: DayContext, reason: str, change_day: str | None = None, seed: int = 0, refresh: bool = False
+) -> dict:
     """Train, validate and (unless the run is a dry run or a gate fails) register a challenger for the day,
     held against the champion pinned for the day (``churnguard.daily.retrain`` makes it ``challenger``).
 
@@ -318,18 +364,40 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
     labelled = labelled_days(root, ds, window_first, last_matured, data_cfg)
     if labelled.empty:
         labelled = pd.DataFrame({"observed_ds": pd.Series(dtype=str)})
-    result = {"ds": ds.isoformat(), "reason": reason, "dry_run": dry_run, "change_day": change_day,
-              "refresh_of": refresh_of, "registered": False, "version": None, "passed": False, "gates": {}}
+    result = {
+        "ds": ds.isoformat(),
+        "reason": reason,
+        "dry_run": dry_run,
+        "change_day": change_day,
+        "refresh_of": refresh_of,
+        "registered": False,
+        "version": None,
+        "passed": False,
+        "gates": {},
+    }
     reference = root.read_reference(data_cfg.name, "train")
     champion = load_run_model(champion_version.run_id)
     if change_day is None:
-        window = {"train_from": window_first.isoformat(), "train_to": (holdout_first - timedelta(days=1)).isoformat(),
-                  "holdout_from": holdout_first.isoformat(), "holdout_to": last_matured.isoformat()}
+        window = {
+            "train_from": window_first.isoformat(),
+            "train_to": (holdout_first - timedelta(days=1)).isoformat(),
+            "holdout_from": holdout_first.isoformat(),
+            "holdout_to": last_matured.isoformat(),
+        }
         result["window"] = window
         trained = train_on_window(labelled, reference, holdout_first, window, data_cfg, seed)
     else:
-        trained = train_after_change(labelled, reference, change_day, window_first, cfg.retrain, data_cfg, seed,
-                                     champion, load_trained_customers(champion_version.run_id))
+        trained = train_after_change(
+            labelled,
+            reference,
+            change_day,
+            window_first,
+            cfg.retrain,
+            data_cfg,
+            seed,
+            champion,
+            load_trained_customers(champion_version.run_id),
+        )
     if isinstance(trained, str):
         result["rejected"] = trained
         log.warning("retrain %s: %s", ds, trained)
@@ -338,11 +406,15 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
     if trained.candidate_validation_auc is not None:
         result["candidate_validation_auc"] = trained.candidate_validation_auc
     challenger, holdout, val = trained.model, trained.holdout, trained.val
-    metrics = {"train_auc": _auc(challenger, trained.fit_rows), "validation_auc": _auc(challenger, val),
-               "holdout_auc": _auc(challenger, holdout),
-               "champion_holdout_auc": _auc(champion, holdout), "holdout_rows": len(holdout),
-               "holdout_seen_rows": trained.holdout_seen_rows,  # left out: customers the challenger saw
-               "recent_rows": len(labelled) - len(holdout) - trained.holdout_seen_rows}
+    metrics = {
+        "train_auc": _auc(challenger, trained.fit_rows),
+        "validation_auc": _auc(challenger, val),
+        "holdout_auc": _auc(challenger, holdout),
+        "champion_holdout_auc": _auc(champion, holdout),
+        "holdout_rows": len(holdout),
+        "holdout_seen_rows": trained.holdout_seen_rows,  # left out: customers the challenger saw
+        "recent_rows": len(labelled) - len(holdout) - trained.holdout_seen_rows,
+    }
     from churnguard.models import evaluate
 
     holdout_eval = evaluate(challenger, holdout, data_cfg)
@@ -353,32 +425,52 @@ def retrain_challenger(ctx: DayContext, reason: str, change_day: str | None = No
     }
     passed = all(gates.values())
     result.update(metrics=metrics, gates=gates, passed=passed)
-    log.info("retrain %s (%s): holdout AUC %.4f vs champion %.4f, train %.4f, validation %.4f; candidate %s; "
-             "gates %s", ds, reason, metrics["holdout_auc"], metrics["champion_holdout_auc"], metrics["train_auc"],
-             metrics["validation_auc"], trained.candidate, gates)
+    log.info(
+        "retrain %s (%s): holdout AUC %.4f vs champion %.4f, train %.4f, validation %.4f; candidate %s; gates %s",
+        ds,
+        reason,
+        metrics["holdout_auc"],
+        metrics["champion_holdout_auc"],
+        metrics["train_auc"],
+        metrics["validation_auc"],
+        trained.candidate,
+        gates,
+    )
     if dry_run or not passed:
-        result["rejected"] = "dry run: nothing registered" if dry_run else \
-            "failed gate(s): " + ", ".join(g for g, ok in gates.items() if not ok)
+        result["rejected"] = (
+            "dry run: nothing registered"
+            if dry_run
+            else "failed gate(s): " + ", ".join(g for g, ok in gates.items() if not ok)
+        )
         return result
     return _register(ctx, reason, seed, result, trained, holdout_eval)
 
 
-def choose_candidate(candidates: dict[str, Candidate], fit_rows: pd.DataFrame,
-                     val: pd.DataFrame, max_overfit_gap: float, data_cfg: DatasetConfig, seed: int
-                     ) -> tuple[str, TrainedModel, dict[str, float]]:
+def choose_candidate(
+    candidates: dict[str, Candidate],
+    fit_rows: pd.DataFrame,
+    val: pd.DataFrame,
+    max_overfit_gap: float,
+    data_cfg: DatasetConfig,
+    seed: int,
+) -> tuple[str, TrainedModel, dict[str, float]]:
     """Train each candidate (early-stopped on ``val``) and keep the one with the best AUC on ``val`` among
     those the overfit gate would pass (AUC on the post-change rows ``fit_rows`` it was trained on minus AUC on
     ``val`` at most ``max_overfit_gap``): the best of all only when none would, so the gate rejects it.
     Returns its name, its model and every candidate's validation AUC."""
     models, aucs, gaps = {}, {}, {}
     for label, (rows, weights, init_model) in candidates.items():
-        models[label] = train_model(rows, val, data_cfg, random_state=seed, sample_weight=weights,
-                                    init_model=init_model)
+        models[label] = train_model(
+            rows, val, data_cfg, random_state=seed, sample_weight=weights, init_model=init_model
+        )
         aucs[label] = _auc(models[label], val)
         gaps[label] = _auc(models[label], fit_rows) - aucs[label]
     best = best_candidate(aucs, gaps, max_overfit_gap)
-    log.info("training candidates (validation AUC on post-change days, overfit gap): %s; chosen %s",
-             ", ".join(f"{k} {aucs[k]:.4f} ({gaps[k]:+.4f})" for k in aucs), best)
+    log.info(
+        "training candidates (validation AUC on post-change days, overfit gap): %s; chosen %s",
+        ", ".join(f"{k} {aucs[k]:.4f} ({gaps[k]:+.4f})" for k in aucs),
+        best,
+    )
     return best, models[best], aucs
 
 
@@ -400,9 +492,15 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
     window, metrics, candidate = result["window"], result["metrics"], trained.candidate
     challenger, train, val = trained.model, trained.train, trained.val
     version_of_data = data_version(train, val)
-    chosen = {} if candidate is None else {
-        registry.POST_CHANGE_TAG: result["change_day"], "candidate": candidate,
-        **{f"candidate_validation_auc.{k}": f"{v:.4f}" for k, v in trained.candidate_validation_auc.items()}}
+    chosen = (
+        {}
+        if candidate is None
+        else {
+            registry.POST_CHANGE_TAG: result["change_day"],
+            "candidate": candidate,
+            **{f"candidate_validation_auc.{k}": f"{v:.4f}" for k, v in trained.candidate_validation_auc.items()},
+        }
+    )
     if candidate == CHAMPION_CONTINUED:  # its trees start as the champion's: which champion is part of it too
         chosen["continued_from"] = str(ctx.versions.champion)
     if result.get("refresh_of") is not None:
@@ -415,11 +513,27 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
     if existing is None:
         registry.configure_mlflow()
         with mlflow.start_run(run_name=f"retrain-{ds.isoformat()}") as run:
-            mlflow.set_tags({registry.FINGERPRINT_TAG: fingerprint, "churnguard.kind": "retrain",
-                             "trigger": reason, "data_version": version_of_data, **window, **chosen})
-            mlflow.log_params({"threshold": round(challenger.threshold, 6), "best_iteration": challenger.best_iteration,
-                               "seed": seed, "data_version": version_of_data, **window, **chosen,
-                               "trigger": reason[:250]})
+            mlflow.set_tags(
+                {
+                    registry.FINGERPRINT_TAG: fingerprint,
+                    "churnguard.kind": "retrain",
+                    "trigger": reason,
+                    "data_version": version_of_data,
+                    **window,
+                    **chosen,
+                }
+            )
+            mlflow.log_params(
+                {
+                    "threshold": round(challenger.threshold, 6),
+                    "best_iteration": challenger.best_iteration,
+                    "seed": seed,
+                    "data_version": version_of_data,
+                    **window,
+                    **chosen,
+                    "trigger": reason[:250],
+                }
+            )
             mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
             mlflow.log_dict({"features": challenger.features}, "features.json")
             mlflow.log_dict(challenger.feature_importance(), "feature_importance.json")
@@ -429,14 +543,26 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
             registry.log_model(challenger.pipeline, train[challenger.features].head(5))
             log_reference_profile(challenger, trained.profile_rows, data_cfg, root)
         logged = run.info.run_id
-        existing = registry.register_run_model(logged, name, {
-            registry.FINGERPRINT_TAG: fingerprint, "trigger": reason[:250], "threshold": f"{challenger.threshold:.6f}",
-            "reference_auc": f"{metrics['holdout_auc']:.6f}", "reference_f1": f"{holdout_eval['f1']:.6f}",
-            "champion_holdout_auc": f"{metrics['champion_holdout_auc']:.6f}",
-            **window, **chosen})
+        existing = registry.register_run_model(
+            logged,
+            name,
+            {
+                registry.FINGERPRINT_TAG: fingerprint,
+                "trigger": reason[:250],
+                "threshold": f"{challenger.threshold:.6f}",
+                "reference_auc": f"{metrics['holdout_auc']:.6f}",
+                "reference_f1": f"{holdout_eval['f1']:.6f}",
+                "champion_holdout_auc": f"{metrics['champion_holdout_auc']:.6f}",
+                **window,
+                **chosen,
+            },
+        )
     if logged is not None and existing.run_id != logged:  # a run of the same date registered the same model first
-        registry.client().set_tag(logged, registry.UNREGISTERED_TAG, f"v{existing.version} (run {existing.run_id}) was "
-                                  f"registered from the same data, candidate and seed")
+        registry.client().set_tag(
+            logged,
+            registry.UNREGISTERED_TAG,
+            f"v{existing.version} (run {existing.run_id}) was registered from the same data, candidate and seed",
+        )
     result.update(registered=True, version=existing.version, run_id=existing.run_id)
     return result
 

@@ -23,8 +23,11 @@ def score_day(ctx: DayContext) -> dict:
     """Score the staged batch with the versions pinned for the date (a re-run scores with the same), chunk
     by chunk, streaming the scores partition (a model scores each customer on its own row)."""
     name = ctx.model_name
-    models = {role: (version, load_version_model(name, version))
-              for role in ROLES if (version := ctx.versions.role(role)) is not None}
+    models = {
+        role: (version, load_version_model(name, version))
+        for role in ROLES
+        if (version := ctx.versions.role(role)) is not None
+    }
     rows = 0
 
     def scored():
@@ -36,8 +39,12 @@ def score_day(ctx: DayContext) -> dict:
     uri = ctx.root.write_scores_chunks(ctx.ds, scored())
     used = {role: version for role, (version, _) in models.items()}
     log.info("scored %d customers of %s with %s", rows, ctx.ds, ", ".join(f"{r} v{v}" for r, v in used.items()))
-    return {"scores_uri": uri, "rows": rows, "champion_version": used.get(registry.CHAMPION),
-            "challenger_version": used.get(registry.CHALLENGER)}
+    return {
+        "scores_uri": uri,
+        "rows": rows,
+        "champion_version": used.get(registry.CHAMPION),
+        "challenger_version": used.get(registry.CHALLENGER),
+    }
 
 
 def score_chunk(batch: pd.DataFrame, id_column: str, models: dict, segments: Sequence[str] = ()) -> pd.DataFrame:

@@ -35,8 +35,11 @@ class Settings(BaseSettings):
     )
     mlflow_artifact_uri: str = Field(default="", description="Artifact root of the MLflow experiment.")
     mlflow_experiment: str = Field(default="churnguard", description="MLflow experiment name.")
-    start_date: str | None = Field(default=None, description="First scheduled day of the daily DAG "
-                                   "(YYYY-MM-DD); overrides monitoring.yaml's schedule.start_date.")
+    start_date: str | None = Field(
+        default=None,
+        description="First scheduled day of the daily DAG "
+        "(YYYY-MM-DD); overrides monitoring.yaml's schedule.start_date.",
+    )
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:

@@ -61,8 +61,10 @@ class Scenario:
         families = tuple(part.strip() for part in name.split("+") if part.strip())
         unknown = [f for f in families if f not in SCENARIOS]
         if not families or unknown:
-            raise ValueError(f"scenario '{name}': unknown family {unknown or name!r}; choose from "
-                             f"{', '.join(SCENARIOS)} (combine with '+')")
+            raise ValueError(
+                f"scenario '{name}': unknown family {unknown or name!r}; choose from "
+                f"{', '.join(SCENARIOS)} (combine with '+')"
+            )
         if intensity < 0:
             raise ValueError(f"scenario '{name}': intensity must be >= 0, got {intensity}")
         onset_day = date.fromisoformat(str(onset)) if onset else None
@@ -100,8 +102,9 @@ class DaySpan:
         rows = slice(int(self.offsets[i]), int(self.offsets[i + 1]))
         if rows == slice(0, len(self.landing)):
             return DayBatch(self.dates[i], self.landing, self.labels)
-        return DayBatch(self.dates[i], self.landing.iloc[rows].reset_index(drop=True),
-                        self.labels.iloc[rows].reset_index(drop=True))
+        return DayBatch(
+            self.dates[i], self.landing.iloc[rows].reset_index(drop=True), self.labels.iloc[rows].reset_index(drop=True)
+        )
 
 
 class SyntheticCustomers:
@@ -137,8 +140,9 @@ class SyntheticCustomers:
         n = len(pool)
         self.sorted = [np.sort(pool[c].dropna().to_numpy(dtype="float64")) for c in cfg.numeric]
         # the normal score of the value at each sorted position (ties share their mid-rank's)
-        self.sorted_scores = [ndtri((np.searchsorted(t, t, "left") + np.searchsorted(t, t, "right")) / (2 * len(t)))
-                              for t in self.sorted]
+        self.sorted_scores = [
+            ndtri((np.searchsorted(t, t, "left") + np.searchsorted(t, t, "right")) / (2 * len(t))) for t in self.sorted
+        ]
         scores = np.full((n, len(cfg.numeric)), np.nan)
         for j, col in enumerate(cfg.numeric):
             values = pool[col].to_numpy(dtype="float64")
@@ -188,7 +192,7 @@ class SyntheticCustomers:
             codes, k = self.codes[:, j], len(self.levels[j])
             counts = np.bincount(codes, minlength=k)
             sums = np.stack([np.bincount(codes, scores[:, i], minlength=k) for i in range(scores.shape[1])], 1)
-            between = (sums ** 2 / np.maximum(counts, 1)[:, None]).sum() - len(codes) * (scores.mean(0) ** 2).sum()
+            between = (sums**2 / np.maximum(counts, 1)[:, None]).sum() - len(codes) * (scores.mean(0) ** 2).sum()
             if total > 0 and between / total > best_share:
                 best, best_share = j, between / total
         return best
@@ -225,8 +229,8 @@ class SyntheticCustomers:
             from sklearn.ensemble import HistGradientBoostingClassifier
 
             self.boosted = HistGradientBoostingClassifier(
-                max_depth=4, min_samples_leaf=20, learning_rate=0.05, max_iter=200, early_stopping=False,
-                random_state=0).fit(design, self.y)
+                max_depth=4, min_samples_leaf=20, learning_rate=0.05, max_iter=200, early_stopping=False, random_state=0
+            ).fit(design, self.y)
             return
         from sklearn.linear_model import LogisticRegression
 
@@ -246,8 +250,9 @@ class SyntheticCustomers:
             logit += coef[codes[:, j]]
         return logit
 
-    def sample(self, donors: pd.DataFrame, idx: np.ndarray, noise: np.ndarray,
-               churn_rate: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    def sample(
+        self, donors: pd.DataFrame, idx: np.ndarray, noise: np.ndarray, churn_rate: np.ndarray
+    ) -> tuple[pd.DataFrame, np.ndarray]:
         """New customers around the pool rows ``idx`` (``donors``: those rows, index reset, changed in place) and
         their labels; ``churn_rate``: per row the day's prior (NaN: the pool's)."""
         k, d, h = len(self.cfg.numeric), len(self.discrete), self.h
@@ -263,7 +268,7 @@ class SyntheticCustomers:
             missing = np.isnan(z[:, j])
             donors[col] = np.where(missing, np.nan, table[at])
             scores[:, j] = np.where(missing, np.nan, self.sorted_scores[j][at])  # the value's own mid-rank score
-        redraw, pick = noise[:, k:k + d], noise[:, k + d:k + 2 * d]
+        redraw, pick = noise[:, k : k + d], noise[:, k + d : k + 2 * d]
         codes = self.codes[idx].copy()
         for j, col in enumerate(self.discrete):
             hit = np.flatnonzero(redraw[:, j] < self.rate)
@@ -307,8 +312,9 @@ class BatchSimulator:
         """Draw from ``pool`` from now on (and fit the synthetic customers to it); returns self."""
         self.pool = pool
         self._y = target_array(pool, self.cfg)
-        self.synthetic = (SyntheticCustomers(pool, self._y, self.cfg, self.cfg.simulation)
-                          if self.customers == "synthetic" else None)
+        self.synthetic = (
+            SyntheticCustomers(pool, self._y, self.cfg, self.cfg.simulation) if self.customers == "synthetic" else None
+        )
         return self
 
     def with_seed(self, seed: int) -> BatchSimulator:
@@ -331,10 +337,12 @@ class BatchSimulator:
             return rng.choice(size, size=n, replace=n > size)
         pos, neg = np.flatnonzero(self._y == 1), np.flatnonzero(self._y == 0)
         n_pos = int(round(n * churn_rate))
-        return np.concatenate([
-            rng.choice(pos, size=n_pos, replace=n_pos > len(pos)),
-            rng.choice(neg, size=n - n_pos, replace=n - n_pos > len(neg)),
-        ])
+        return np.concatenate(
+            [
+                rng.choice(pos, size=n_pos, replace=n_pos > len(pos)),
+                rng.choice(neg, size=n - n_pos, replace=n - n_pos > len(neg)),
+            ]
+        )
 
     def day(self, ds: date, scenario: Scenario) -> DayBatch:
         return self.days([ds], scenario).batch(0)
@@ -369,8 +377,9 @@ class BatchSimulator:
         noise = np.concatenate(noise_parts, axis=1)
         batch = self.pool.iloc[idx].reset_index(drop=True)
         if self.synthetic is not None:
-            batch, y = self.synthetic.sample(batch, idx, np.concatenate(kernel_parts),
-                                             np.array(rates, dtype="float64")[day_of_row])
+            batch, y = self.synthetic.sample(
+                batch, idx, np.concatenate(kernel_parts), np.array(rates, dtype="float64")[day_of_row]
+            )
         else:
             y = self._y[idx].copy()
 
@@ -384,14 +393,15 @@ class BatchSimulator:
         if "gradual" in families:
             for col in sc.gradual.columns:
                 std = self.train_stats.at["std", col]
-                shift(col, lambda a, std=std: k * sc.gradual.shift_std * std
-                      * min(1.0, (a + 1) / sc.gradual.ramp_days))
+                shift(col, lambda a, std=std: k * sc.gradual.shift_std * std * min(1.0, (a + 1) / sc.gradual.ramp_days))
         if "sudden" in families:
             shift(sc.sudden.column, lambda a: k * sc.sudden.amount)
         if "seasonal" in families:
             std = self.train_stats.at["std", sc.seasonal.column]
-            shift(sc.seasonal.column, lambda a: k * sc.seasonal.amplitude_std * std
-                  * np.sin(2 * np.pi * a / sc.seasonal.period_days))
+            shift(
+                sc.seasonal.column,
+                lambda a: k * sc.seasonal.amplitude_std * std * np.sin(2 * np.pi * a / sc.seasonal.period_days),
+            )
         if "new_category" in families:
             hit = on & (noise[0] < min(1.0, k * sc.new_category.rate))
             batch.loc[hit, sc.new_category.column] = sc.new_category.value
@@ -416,11 +426,13 @@ class BatchSimulator:
         batch[cfg.id.column] = ids
         landing = batch[[cfg.id.column, *cfg.features]]
         negative = self._negative_label()
-        labels = pd.DataFrame({
-            cfg.id.column: ids,
-            "observed_ds": np.array([ds.isoformat() for ds in dates], dtype=object)[day_of_row],
-            cfg.target.column: np.where(y == 1, cfg.target.positive, negative),
-        })
+        labels = pd.DataFrame(
+            {
+                cfg.id.column: ids,
+                "observed_ds": np.array([ds.isoformat() for ds in dates], dtype=object)[day_of_row],
+                cfg.target.column: np.where(y == 1, cfg.target.positive, negative),
+            }
+        )
         return DaySpan(list(dates), landing, labels, np.concatenate([[0], np.cumsum(sizes)]))
 
     def _negative_label(self) -> str:

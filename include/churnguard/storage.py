@@ -173,8 +173,9 @@ class Storage:
         self.write_streamed(key, PART_FILE, lambda sink: write_parquet_chunks(sink, chunks))
         return self.uri(key)
 
-    def read_partition_chunks(self, area: str, ds: date | str, rows: int = CHUNK_ROWS,
-                              columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    def read_partition_chunks(
+        self, area: str, ds: date | str, rows: int = CHUNK_ROWS, columns: list[str] | None = None
+    ) -> Iterator[pd.DataFrame]:
         """The partition as frames of at most ``rows`` rows, file after file, in order (``columns``: only
         those); their concatenation equals :meth:`read_partition`."""
         import pyarrow.parquet as pq
@@ -237,13 +238,13 @@ class Storage:
         flight; ``timedelta(0)`` removes every entry (only safe while nothing writes).
         """
         cutoff = datetime.now(UTC) - older_than
-        swept = [name for name, modified in self._tmp_entries().items()
-                 if older_than <= timedelta(0) or modified <= cutoff]
+        swept = [
+            name for name, modified in self._tmp_entries().items() if older_than <= timedelta(0) or modified <= cutoff
+        ]
         for name in swept:
             self._remove_tmp_entry(name)
         if swept:
-            log.info("swept %d staging entries older than %s from %s", len(swept), older_than,
-                     self.uri(TMP_AREA))
+            log.info("swept %d staging entries older than %s from %s", len(swept), older_than, self.uri(TMP_AREA))
         return len(swept)
 
 
@@ -280,8 +281,11 @@ def _exchange(a: Path, b: Path) -> bool:
         _renameat2, reason = None, os.strerror(err)
     if not _fallback_warned:
         _fallback_warned = True
-        log.warning("no atomic folder exchange here (%s): replacing partitions file by file, so a crash "
-                    "can leave a partition with old and new file names until its next write", reason)
+        log.warning(
+            "no atomic folder exchange here (%s): replacing partitions file by file, so a crash "
+            "can leave a partition with old and new file names until its next write",
+            reason,
+        )
     return False
 
 
@@ -495,30 +499,35 @@ class S3Storage(Storage):
             raise FileNotFoundError(self.uri(key)) from None
 
     def exists(self, key: str) -> bool:
-        return bool(self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(key), MaxKeys=1).get(
-            "KeyCount", 0))
+        return bool(
+            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(key), MaxKeys=1).get("KeyCount", 0)
+        )
 
     def _objects(self, folder: str) -> dict[str, dict]:
         """Every object below ``folder`` (hidden and staged ones too): key relative to the root -> listing."""
         full = self._key(folder).rstrip("/") + "/"
         strip = len(self.prefix) + 1 if self.prefix else 0
-        return {obj["Key"][strip:]: obj
-                for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)
-                for obj in page.get("Contents", [])}
+        return {
+            obj["Key"][strip:]: obj
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)
+            for obj in page.get("Contents", [])
+        }
 
     def list_keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self._objects(prefix) if not k.startswith(TMP_AREA + "/") and "/." not in k)
 
     def _copy(self, src: str, dst: str) -> None:
-        self.client.copy_object(Bucket=self.bucket, Key=self._key(dst),
-                                CopySource={"Bucket": self.bucket, "Key": self._key(src)})
+        self.client.copy_object(
+            Bucket=self.bucket, Key=self._key(dst), CopySource={"Bucket": self.bucket, "Key": self._key(src)}
+        )
 
     def _delete(self, keys: list[str]) -> None:
         """Delete ``keys`` in as few requests as S3 allows (1,000 keys each)."""
         for start in range(0, len(keys), 1000):
             chunk = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
-            errors = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}
-                                                ).get("Errors", [])
+            errors = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True}).get(
+                "Errors", []
+            )
             if errors:
                 raise OSError(f"{self.url}: could not delete {len(errors)} object(s), e.g. {errors[0]}")
 

@@ -35,8 +35,12 @@ def prepare_reference(dataset: str | None = None, root: DataRoot | None = None) 
     root = root or DataRoot.open()
     split = split_reference(load_reference(cfg), cfg)
     uris = {name: root.write_reference(cfg.name, name, getattr(split, name)) for name in SPLITS}
-    info = {"dataset": cfg.name, "uris": uris, "data_version": data_version(split.train, split.validation),
-            "rows": {name: len(getattr(split, name)) for name in SPLITS}}
+    info = {
+        "dataset": cfg.name,
+        "uris": uris,
+        "data_version": data_version(split.train, split.validation),
+        "rows": {name: len(getattr(split, name)) for name in SPLITS},
+    }
     log.info("reference %s: %s rows, data version %s", cfg.name, info["rows"], info["data_version"])
     return info
 
@@ -62,26 +66,56 @@ def fit_reference_model(info: dict, seed: int = 0) -> dict:
     fp = model_fingerprint(info["data_version"], seed)
     existing = registry.find_version(model_cfg.registered_name, fp)
     if existing is not None:
-        log.info("identical model already registered as %s v%d: reusing run %s",
-                 existing.name, existing.version, existing.run_id)
+        log.info(
+            "identical model already registered as %s v%d: reusing run %s",
+            existing.name,
+            existing.version,
+            existing.run_id,
+        )
         return {"run_id": existing.run_id, "fingerprint": fp, "reused_version": existing.version}
     train, val = read_reference(info, "train"), read_reference(info, "validation")
     trained = train_model(train, val, cfg, model_cfg, random_state=seed)
     registry.configure_mlflow()
     with mlflow.start_run(run_name=f"bootstrap-{cfg.name}-seed{seed}") as run:
-        mlflow.set_tags({registry.FINGERPRINT_TAG: fp, "churnguard.kind": "bootstrap",
-                         "churnguard.dataset": cfg.name, "data_version": info["data_version"]})
-        mlflow.log_params({**{f"xgb_{k}": v for k, v in trained.params.items()}, "dataset": cfg.name,
-                           "seed": seed, "data_version": info["data_version"],
-                           "threshold": round(trained.threshold, 6), "best_iteration": trained.best_iteration,
-                           "train_rows": len(train), "validation_rows": len(val)})
-        mlflow.log_dict({"features": trained.features, "numeric": cfg.numeric, "binary": cfg.binary,
-                         "categorical": cfg.categorical}, "features.json")
+        mlflow.set_tags(
+            {
+                registry.FINGERPRINT_TAG: fp,
+                "churnguard.kind": "bootstrap",
+                "churnguard.dataset": cfg.name,
+                "data_version": info["data_version"],
+            }
+        )
+        mlflow.log_params(
+            {
+                **{f"xgb_{k}": v for k, v in trained.params.items()},
+                "dataset": cfg.name,
+                "seed": seed,
+                "data_version": info["data_version"],
+                "threshold": round(trained.threshold, 6),
+                "best_iteration": trained.best_iteration,
+                "train_rows": len(train),
+                "validation_rows": len(val),
+            }
+        )
+        mlflow.log_dict(
+            {
+                "features": trained.features,
+                "numeric": cfg.numeric,
+                "binary": cfg.binary,
+                "categorical": cfg.categorical,
+            },
+            "features.json",
+        )
         mlflow.log_dict(trained.feature_importance(), "feature_importance.json")
         registry.log_model(trained.pipeline, train[trained.features].head(5))
         profile = log_reference_profile(trained, train, cfg)
-    return {"run_id": run.info.run_id, "fingerprint": fp, "reused_version": None,
-            "threshold": trained.threshold, "profile_version": profile.version}
+    return {
+        "run_id": run.info.run_id,
+        "fingerprint": fp,
+        "reused_version": None,
+        "threshold": trained.threshold,
+        "profile_version": profile.version,
+    }
 
 
 def log_reference_profile(trained: TrainedModel, train: pd.DataFrame, cfg, root: DataRoot | None = None):
@@ -91,8 +125,13 @@ def log_reference_profile(trained: TrainedModel, train: pd.DataFrame, cfg, root:
 
     from churnguard.drift import fit_profile
 
-    profile = fit_profile(train, cfg, scores=trained.predict_proba(train), labels=target_array(train, cfg),
-                          importance=trained.feature_importance())
+    profile = fit_profile(
+        train,
+        cfg,
+        scores=trained.predict_proba(train),
+        labels=target_array(train, cfg),
+        importance=trained.feature_importance(),
+    )
     payload = profile.to_dict()
     mlflow.log_dict(payload, PROFILE_ARTIFACT)
     (root or DataRoot.open()).write_profile(cfg.name, profile.version, json.dumps(payload).encode())
@@ -162,12 +201,15 @@ def register_model(run_id: str, fit: dict, metrics: dict, gate: QualityGate = Qu
     gate.check(metrics)
     existing = registry.find_version(name, fit["fingerprint"])
     if existing is not None:
-        log.info("%s v%d was trained from identical inputs: not registering a duplicate",
-                 name, existing.version)
+        log.info("%s v%d was trained from identical inputs: not registering a duplicate", name, existing.version)
         return {**existing.to_dict(), "created": False}
-    tags = {registry.FINGERPRINT_TAG: fit["fingerprint"], "threshold": f"{fit['threshold']:.6f}",
-            "reference_auc": f"{metrics['roc_auc']:.6f}", "reference_f1": f"{metrics['f1']:.6f}",
-            "trigger": "bootstrap"}
+    tags = {
+        registry.FINGERPRINT_TAG: fit["fingerprint"],
+        "threshold": f"{fit['threshold']:.6f}",
+        "reference_auc": f"{metrics['roc_auc']:.6f}",
+        "reference_f1": f"{metrics['f1']:.6f}",
+        "trigger": "bootstrap",
+    }
     version = registry.register_run_model(run_id, name, tags)
     log.info("registered %s v%d from run %s", name, version.version, run_id)
     return {**version.to_dict(), "created": True}
@@ -184,8 +226,10 @@ def assign_champion(version: dict, replace: bool = False) -> dict:
     if current is not None and current.version == version["version"]:
         message = f"{name} v{current.version} is already the champion"
     elif current is not None and not replace:
-        message = (f"{name} already has champion v{current.version}; registered v{version['version']} "
-                   f"without moving it (trigger with replace_champion=true to promote)")
+        message = (
+            f"{name} already has champion v{current.version}; registered v{version['version']} "
+            f"without moving it (trigger with replace_champion=true to promote)"
+        )
     else:
         if current is not None:
             registry.set_alias(name, registry.PREVIOUS, current.version)

@@ -31,8 +31,12 @@ def s3_env(conn: Any) -> dict[str, str]:
     """The boto3 and churnguard variables an ``aws`` connection stands for."""
     extra = conn.extra_dejson
     endpoint = extra.get("endpoint_url") or extra.get("service_config", {}).get("s3", {}).get("endpoint_url")
-    env = {"AWS_ACCESS_KEY_ID": conn.login, "AWS_SECRET_ACCESS_KEY": conn.password,
-           "AWS_DEFAULT_REGION": extra.get("region_name"), "CHURNGUARD_S3_ENDPOINT_URL": endpoint}
+    env = {
+        "AWS_ACCESS_KEY_ID": conn.login,
+        "AWS_SECRET_ACCESS_KEY": conn.password,
+        "AWS_DEFAULT_REGION": extra.get("region_name"),
+        "CHURNGUARD_S3_ENDPOINT_URL": endpoint,
+    }
     return {k: v for k, v in env.items() if v}
 
 
@@ -44,9 +48,14 @@ def store_url(conn: Any) -> str:
         return f"sqlite:///{conn.host}"
     if conn.conn_type not in ("postgres", "postgresql"):
         raise ValueError(f"connection {conn.conn_id}: type {conn.conn_type!r}, expected postgres or sqlite")
-    return URL.create("postgresql+psycopg2", username=conn.login or None, password=conn.password or None,
-                      host=conn.host or None, port=conn.port or None,
-                      database=conn.schema or None).render_as_string(hide_password=False)
+    return URL.create(
+        "postgresql+psycopg2",
+        username=conn.login or None,
+        password=conn.password or None,
+        host=conn.host or None,
+        port=conn.port or None,
+        database=conn.schema or None,
+    ).render_as_string(hide_password=False)
 
 
 def connection_env() -> dict[str, str]:

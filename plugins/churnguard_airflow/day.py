@@ -24,8 +24,12 @@ def run_options(params: Mapping[str, Any]) -> RunOptions:
     if params.get("risk_retrain") is not None:
         overrides["decision"] = {"risk_retrain": params["risk_retrain"]}
     drift = {"psi": {"critical": params["psi_critical"]}} if params.get("psi_critical") is not None else {}
-    return RunOptions(overrides=overrides, drift_overrides=drift, force_retrain=bool(params.get("force_retrain")),
-                      dry_run=bool(params.get("dry_run")))
+    return RunOptions(
+        overrides=overrides,
+        drift_overrides=drift,
+        force_retrain=bool(params.get("force_retrain")),
+        dry_run=bool(params.get("dry_run")),
+    )
 
 
 def batch_date(context: Mapping[str, Any], ds: Any = None) -> str:
@@ -56,5 +60,6 @@ def day_context(context: Mapping[str, Any] | None = None, ds: Any = None) -> Day
         from airflow.sdk import get_current_context
 
         context = get_current_context()
-    return DayContext.build(batch_date(context, ds), run_options(context.get("params") or {}),
-                            holder=run_holder(context))
+    return DayContext.build(
+        batch_date(context, ds), run_options(context.get("params") or {}), holder=run_holder(context)
+    )

@@ -46,8 +46,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from churnguard_airflow.access import AirflowUser, dag_access
 
 HERE = Path(__file__).resolve().parent / "health"
-PAGES = {"overview": "Overview", "drift": "Drift", "performance": "Performance", "models": "Models",
-         "alerts": "Alerts"}
+PAGES = {"overview": "Overview", "drift": "Drift", "performance": "Performance", "models": "Models", "alerts": "Alerts"}
 STATIC = {"health.js": "text/javascript", "health.css": "text/css"}
 MONITORING_DAG_ID = "churn_daily_monitoring"
 DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -103,9 +102,11 @@ def api_drift_heatmap(start: Start = None, end: End = None) -> JSONResponse:
 
 
 @router.get("/api/drift/scores", tags=[API_TAG], summary="Prediction-score distribution over time")
-def api_drift_scores(start: Start = None, end: End = None,
-                     max_days: Annotated[int, Query(ge=0, le=366, description="days of histograms")] = 60
-                     ) -> JSONResponse:
+def api_drift_scores(
+    start: Start = None,
+    end: End = None,
+    max_days: Annotated[int, Query(ge=0, le=366, description="days of histograms")] = 60,
+) -> JSONResponse:
     """The prediction PSI of every monitored day, and the score histogram (shares per bin, with the
     reference's) of the last ``max_days`` days from their drift reports."""
     from churnguard import health
@@ -114,9 +115,10 @@ def api_drift_scores(start: Start = None, end: End = None,
 
 
 @router.get("/api/drift/feature", tags=[API_TAG], summary="Reference vs current distribution of a feature")
-def api_drift_feature(ds: Annotated[str, Query(pattern=DAY_PATTERN, description="the day, YYYY-MM-DD")],
-                      feature: Annotated[str | None, Query(max_length=128, description="default: most drifted")]
-                      = None) -> JSONResponse:
+def api_drift_feature(
+    ds: Annotated[str, Query(pattern=DAY_PATTERN, description="the day, YYYY-MM-DD")],
+    feature: Annotated[str | None, Query(max_length=128, description="default: most drifted")] = None,
+) -> JSONResponse:
     """Bins (numeric) or categories of ``feature`` on day ``ds``: counts and shares, reference and current."""
     from churnguard import health
 
@@ -142,18 +144,24 @@ def api_models() -> JSONResponse:
 
 
 @router.get("/api/alerts", tags=[API_TAG], summary="Alert history with severities")
-def api_alerts(start: Start = None, end: End = None,
-               severity: Annotated[str | None, Query(max_length=16)] = None) -> JSONResponse:
+def api_alerts(
+    start: Start = None, end: End = None, severity: Annotated[str | None, Query(max_length=16)] = None
+) -> JSONResponse:
     """Alerts in range, newest and most severe first, with counts per severity and kind."""
     from churnguard import health
 
     return _json(_call(health.alerts, None, start, end, severity))
 
 
-@router.post("/api/alerts/episodes/{episode_id}/acknowledge", tags=[API_TAG], summary="Acknowledge an alert episode",
-             dependencies=[Depends(dag_access("PUT", "RUN"))])
-def api_acknowledge(episode_id: Annotated[int, PathParam(ge=1, description="the episode's id")],
-                    user: AirflowUser) -> JSONResponse:
+@router.post(
+    "/api/alerts/episodes/{episode_id}/acknowledge",
+    tags=[API_TAG],
+    summary="Acknowledge an alert episode",
+    dependencies=[Depends(dag_access("PUT", "RUN"))],
+)
+def api_acknowledge(
+    episode_id: Annotated[int, PathParam(ge=1, description="the episode's id")], user: AirflowUser
+) -> JSONResponse:
     """Record that the calling Airflow user acknowledged the episode now; acknowledging it again keeps the
     first acknowledgement. While it stays open the episode notifies nothing more; 404 for no such episode."""
     from churnguard import alerts, health
@@ -186,12 +194,19 @@ def api_openapi(request: Request) -> JSONResponse:
     """The OpenAPI of the Model Health JSON endpoints (behind the same login as everything else)."""
     from fastapi.openapi.utils import get_openapi
 
-    routes = [r for r in router.routes if getattr(r, "path", "").startswith("/health/api/")
-              and getattr(r, "include_in_schema", False)]
-    doc = get_openapi(title="churnguard Model Health", version="1", routes=routes,
-                      description="JSON behind the Model Health pages. Every route needs an Airflow user "
-                                  "(bearer token or the UI's _token cookie) allowed to read churn_daily_monitoring; "
-                                  "acknowledging wants the permission to edit its runs.")
+    routes = [
+        r
+        for r in router.routes
+        if getattr(r, "path", "").startswith("/health/api/") and getattr(r, "include_in_schema", False)
+    ]
+    doc = get_openapi(
+        title="churnguard Model Health",
+        version="1",
+        routes=routes,
+        description="JSON behind the Model Health pages. Every route needs an Airflow user "
+        "(bearer token or the UI's _token cookie) allowed to read churn_daily_monitoring; "
+        "acknowledging wants the permission to edit its runs.",
+    )
     doc["servers"] = [{"url": request.scope.get("root_path", "") or "/"}]
     return _json(doc)
 
@@ -209,8 +224,9 @@ def resolve_dag_run(dag_id: str, run_id: str) -> dict:
     from churnguard.daily import resolve_ds
 
     with create_session() as session:
-        found = session.execute(select(DagRun.logical_date, DagRun.conf).where(
-            DagRun.dag_id == dag_id, DagRun.run_id == run_id)).first()
+        found = session.execute(
+            select(DagRun.logical_date, DagRun.conf).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+        ).first()
     if found is None:
         out["note"] = f"no run {run_id} of {dag_id}"
         return out
@@ -231,13 +247,18 @@ def _page(page: str, title: str, depth: int, data: dict | None = None) -> HTMLRe
 
     _ensure_plotly()
     base = "../" * depth  # to /churnguard/
-    nav = "".join(f'<a href="{base}health/{p}"{" class=active" if p == page else ""}>{label}</a>'
-                  for p, label in PAGES.items())
+    nav = "".join(
+        f'<a href="{base}health/{p}"{" class=active" if p == page else ""}>{label}</a>' for p, label in PAGES.items()
+    )
     template = (HERE / "page.html").read_text(encoding="utf-8")
-    body = (template.replace("{{title}}", html.escape(title)).replace("{{nav}}", nav)
-            .replace("{{base}}", base).replace("{{page}}", page)
-            .replace("{{plotly}}", base + DataRoot.asset_key(PLOTLY_FILE))  # served at its key
-            .replace("{{data}}", html.escape(json.dumps(data or {}), quote=True)))
+    body = (
+        template.replace("{{title}}", html.escape(title))
+        .replace("{{nav}}", nav)
+        .replace("{{base}}", base)
+        .replace("{{page}}", page)
+        .replace("{{plotly}}", base + DataRoot.asset_key(PLOTLY_FILE))  # served at its key
+        .replace("{{data}}", html.escape(json.dumps(data or {}), quote=True))
+    )
     return HTMLResponse(body)
 
 

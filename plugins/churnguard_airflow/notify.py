@@ -73,9 +73,12 @@ def notifiers(note: alerts.Notification, cfg) -> dict[str, Any]:
         elif channel == "smtp":
             body = "<br>\n".join(html.escape(line) for line in text.splitlines()[:-1])
             made[channel] = SmtpNotifier(
-                to=list(cfg.email_to), from_email=cfg.email_from, subject=note.subject(),
+                to=list(cfg.email_to),
+                from_email=cfg.email_from,
+                subject=note.subject(),
                 html_content=f'<p>{body}</p>\n<p><a href="{html.escape(link)}">{html.escape(link)}</a></p>',
-                smtp_conn_id=cfg.smtp_conn_id)
+                smtp_conn_id=cfg.smtp_conn_id,
+            )
     return made
 
 
@@ -92,8 +95,12 @@ def send(note: alerts.Notification, cfg, context: Mapping | None = None) -> dict
             notifier.notify(dict(context or {}))
         except Exception as exc:
             missing = "isn't defined" in str(exc) or "not found" in str(exc)
-            hint = (f" (is the connection {getattr(cfg, f'{channel}_conn_id')} defined? e.g. "
-                    f"{CONNECTION_VARIABLES.get(channel, 'AIRFLOW_CONN_...')})" if missing else "")
+            hint = (
+                f" (is the connection {getattr(cfg, f'{channel}_conn_id')} defined? e.g. "
+                f"{CONNECTION_VARIABLES.get(channel, 'AIRFLOW_CONN_...')})"
+                if missing
+                else ""
+            )
             log.warning("alert %s not sent to %s: %s: %s%s", note.subject(), channel, type(exc).__name__, exc, hint)
             results[channel] = f"{type(exc).__name__}: {exc}"[:500]
         else:
@@ -140,8 +147,11 @@ def on_day_published(context: Mapping) -> None:
 def failure_alert(ds: str, context: Mapping, store) -> alerts.Alert | None:
     """The critical ``run_failed`` alert of a failed task, or None when the day already recorded a critical
     alert of another kind that explains it (a quarantined batch fails ``validate`` by design)."""
-    explained = [a for a in store.rows("alerts", where={"ds": ds})
-                 if a["severity"] == alerts.CRITICAL and a["kind"] != alerts.RUN_FAILED]
+    explained = [
+        a
+        for a in store.rows("alerts", where={"ds": ds})
+        if a["severity"] == alerts.CRITICAL and a["kind"] != alerts.RUN_FAILED
+    ]
     if explained:
         return None
     ti = context.get("ti") or context.get("task_instance")
@@ -150,8 +160,9 @@ def failure_alert(ds: str, context: Mapping, store) -> alerts.Alert | None:
     error = context.get("exception")
     reason = f"{type(error).__name__}: {error}".splitlines()[0] if error else "no exception recorded"
     log_url = getattr(ti, "log_url", None)
-    return alerts.Alert(ds, alerts.RUN_FAILED, alerts.CRITICAL,
-                        f"task {dag}.{task} failed for {ds}: {reason}", link=log_url or None)
+    return alerts.Alert(
+        ds, alerts.RUN_FAILED, alerts.CRITICAL, f"task {dag}.{task} failed for {ds}: {reason}", link=log_url or None
+    )
 
 
 def on_task_failure(context: Mapping) -> None:
@@ -185,9 +196,13 @@ def deadline_alert(context: Mapping) -> alerts.Alert | None:
     if run.get("state") not in (None, "queued", "running") or run.get("run_type") == "backfill":
         return None
     ds = resolve_ds((run.get("conf") or {}).get("batch_date"), run.get("logical_date"))
-    return alerts.Alert(ds, alerts.DEADLINE, alerts.CRITICAL,
-                        f"the run {run.get('dag_run_id') or run.get('run_id')} of {ds} has not finished by "
-                        f"{deadline} (queued {run.get('queued_at')})")
+    return alerts.Alert(
+        ds,
+        alerts.DEADLINE,
+        alerts.CRITICAL,
+        f"the run {run.get('dag_run_id') or run.get('run_id')} of {ds} has not finished by "
+        f"{deadline} (queued {run.get('queued_at')})",
+    )
 
 
 def _deadline_missed(context: Mapping) -> None:
@@ -221,8 +236,12 @@ def day_deadline(hours: float | None):
 
     if hours is None or sys.argv[1:3] == ["dags", "test"]:
         return None
-    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(hours=hours),
-                         callback=AsyncCallback(deadline_missed), name="churnguard_day_late")
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(hours=hours),
+        callback=AsyncCallback(deadline_missed),
+        name="churnguard_day_late",
+    )
 
 
 async def deadline_missed(context: Mapping, **kwargs) -> None:

@@ -55,9 +55,14 @@ class LandingSensor(BaseSensorOperator):
         if landing_ready(root, day):
             return True
         if batch_overdue(day, timedelta(hours=self.fail_after_hours)):
-            raise AirflowFailException(missing_batch(
-                root, day, f"is still missing {self.fail_after_hours:g} h after the day ended "
-                           f"(schedule.missing_batch_fail_hours)"))
+            raise AirflowFailException(
+                missing_batch(
+                    root,
+                    day,
+                    f"is still missing {self.fail_after_hours:g} h after the day ended "
+                    f"(schedule.missing_batch_fail_hours)",
+                )
+            )
         return False
 
     def execute(self, context) -> None:
@@ -68,9 +73,11 @@ class LandingSensor(BaseSensorOperator):
         try:
             super().execute(context)
         except AirflowSensorTimeout:
-            raise AirflowSensorTimeout(missing_batch(
-                DataRoot.open(), batch_date(context, self.ds),
-                f"did not land within {self.timeout / 60:g} min")) from None
+            raise AirflowSensorTimeout(
+                missing_batch(
+                    DataRoot.open(), batch_date(context, self.ds), f"did not land within {self.timeout / 60:g} min"
+                )
+            ) from None
 
 
 class PreviousDaySensor(BaseSensorOperator):
@@ -88,8 +95,9 @@ class PreviousDaySensor(BaseSensorOperator):
     ui_color = "#f2f3f4"
 
     def __init__(self, *, poke_interval: float = 0.25, mode: str = "poke", timeout: float = 24 * 3600, **kwargs):
-        super().__init__(**_documented(self, {"poke_interval": poke_interval, "mode": mode, "timeout": timeout,
-                                               **kwargs}))
+        super().__init__(
+            **_documented(self, {"poke_interval": poke_interval, "mode": mode, "timeout": timeout, **kwargs})
+        )
 
     def poke(self, context) -> bool:
         previous = context["ti"].get_previous_dagrun()
@@ -250,7 +258,8 @@ class RollbackModelOperator(BaseOperator):
             result = rollback(day, self.target, self.reason)
         except (LookupError, ValueError, RuntimeError, MlflowException) as exc:
             message = getattr(exc, "message", None) or str(exc)
-            raise AirflowFailException(f"cannot roll back {name} to {self.target!r}: "
-                                       f"{message.strip().splitlines()[0]}") from None
+            raise AirflowFailException(
+                f"cannot roll back {name} to {self.target!r}: {message.strip().splitlines()[0]}"
+            ) from None
         record_link(self, ModelVersionLink(), model_version_url(result["version"]))
         return result

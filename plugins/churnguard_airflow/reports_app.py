@@ -31,6 +31,7 @@ DS = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ASSET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.js$")
 MEDIA_TYPES = {"html": "text/html", "json": "application/json", "js": "text/javascript"}  # text/*: utf-8 added
 
+
 def read_access(request: Request, user: Annotated[Any, Depends(airflow_user)]) -> None:
     """Airflow's ``requires_access_dag("GET")`` on the DAG that writes the reports; 403 if not allowed."""
     from airflow.api_fastapi.core_api.security import requires_access_dag

@@ -36,10 +36,12 @@ class DailyBatches(CronDataIntervalTimetable):
     def serialize(self) -> dict[str, Any]:
         return {"last_day": self.last_day}
 
-    def next_dagrun_info(self, *, last_automated_data_interval: DataInterval | None,
-                         restriction: TimeRestriction) -> DagRunInfo | None:
-        info = super().next_dagrun_info(last_automated_data_interval=last_automated_data_interval,
-                                        restriction=restriction)
+    def next_dagrun_info(
+        self, *, last_automated_data_interval: DataInterval | None, restriction: TimeRestriction
+    ) -> DagRunInfo | None:
+        info = super().next_dagrun_info(
+            last_automated_data_interval=last_automated_data_interval, restriction=restriction
+        )
         if info is None or self.last_day is None or restriction.latest is not None:
             return info  # a backfill bounds its own range: it may name days after the schedule's last
         last = datetime.fromisoformat(self.last_day).replace(tzinfo=UTC)

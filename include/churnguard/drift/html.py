@@ -58,17 +58,13 @@ def render_html(
     figures = [_psi_chart(go, rep)]
     if rep.get("prediction") and rep["prediction"].get("histogram"):
         hist = rep["prediction"]["histogram"]
-        figures.append(
-            _share_bars(go, "Model scores", _bin_labels(hist["edges"]), hist["reference"], hist["current"])
-        )
+        figures.append(_share_bars(go, "Model scores", _bin_labels(hist["edges"]), hist["reference"], hist["current"]))
     for name, feature in rep["features"].items():
         if feature["kind"] == "numeric" and feature.get("bins"):
             labels = _bin_labels(
                 [prof["numeric"][name]["min"], *feature["bins"]["edges"], prof["numeric"][name]["max"]]
             )
-            figures.append(
-                _share_bars(go, name, labels, feature["bins"]["reference"], feature["bins"]["current"])
-            )
+            figures.append(_share_bars(go, name, labels, feature["bins"]["reference"], feature["bins"]["current"]))
         elif feature["kind"] != "numeric" and feature.get("categories"):
             cats = feature["categories"]
             keys = list(dict.fromkeys([*cats["reference"], *cats["current"]]))

@@ -254,9 +254,7 @@ class _NumericView:
     slots: np.ndarray | None = None
 
     def bin_counts(self) -> np.ndarray:
-        return np.bincount(
-            self.reference[2], weights=self.counts.counts, minlength=len(self.ref["edges"]) + 1
-        )
+        return np.bincount(self.reference[2], weights=self.counts.counts, minlength=len(self.ref["edges"]) + 1)
 
 
 def _zero_counts(size: int) -> stats.GridCounts:
@@ -510,9 +508,7 @@ class _Accumulator:
         self.categorical = {col: _CategoricalAcc(col, self.packings) for col in prof["categorical"]}
         pred = prof.get("prediction")
         self.scores = _NumericAcc(pred, keep_values, {}, [], grids.get(_SCORES)) if pred else None
-        self.score_hist = (
-            np.zeros(len(pred["histogram"]["edges"]) - 1) if pred and "histogram" in pred else None
-        )
+        self.score_hist = np.zeros(len(pred["histogram"]["edges"]) - 1) if pred and "histogram" in pred else None
         self.labels = np.zeros(2)  # count, positives
         corr_cols = prof["correlation"]["columns"]
         self.corr = (0, np.zeros(len(corr_cols)), np.zeros((len(corr_cols), len(corr_cols))))
@@ -572,9 +568,7 @@ class _Accumulator:
             self.seen_scores = True
             jobs.append(pool.submit(self.scores.update, scores, []))
             if self.score_hist is not None:
-                self.score_hist += score_histogram(
-                    scores, np.asarray(self.prof["prediction"]["histogram"]["edges"])
-                )
+                self.score_hist += score_histogram(scores, np.asarray(self.prof["prediction"]["histogram"]["edges"]))
         if labels is not None:
             self.seen_labels = True
             present = labels[~np.isnan(labels)]
@@ -609,9 +603,7 @@ def _decide(
     weights = importance or {name: 1 / len(names) for name in names}
     features = {col: _numeric_feature(a.view(), cfg) for col, a in acc.numeric.items()}
     features |= {
-        col: _categorical_feature(
-            prof["categorical"][col], a.counts, a.n_missing, acc.n_rows, cfg
-        )
+        col: _categorical_feature(prof["categorical"][col], a.counts, a.n_missing, acc.n_rows, cfg)
         for col, a in acc.categorical.items()
     }
     tested = [name for name in names if features[name]["test"] is not None]
@@ -690,9 +682,14 @@ def _segments(prof: Mapping[str, Any], acc: _Accumulator, cfg: DriftConfig) -> d
             block: dict[str, Any] = {"n_reference": ref["n"], "n_current": n_cur}
             if min(ref["n"], n_cur) < min_rows:
                 side = "reference" if ref["n"] < min_rows else "batch"
-                blocks[value] = {**block, "status": "too_small", "reason": f"{min(ref['n'], n_cur)} rows in the "
-                                 f"{side} < segments.min_rows {min_rows}: not tested", "severity": None,
-                                 "n_drifted": 0, "features": {}}
+                blocks[value] = {
+                    **block,
+                    "status": "too_small",
+                    "reason": f"{min(ref['n'], n_cur)} rows in the {side} < segments.min_rows {min_rows}: not tested",
+                    "severity": None,
+                    "n_drifted": 0,
+                    "features": {},
+                }
                 continue
             features = {c: _numeric_feature(a.segment_view(col, index, n_cur), cfg) for c, a in acc.numeric.items()}
             features |= {
@@ -707,8 +704,11 @@ def _segments(prof: Mapping[str, Any], acc: _Accumulator, cfg: DriftConfig) -> d
         unseen = {k: v for k, v in seen.counts.items() if k not in values}
         columns[col] = {"values": blocks, "unseen": unseen, "missing": seen.n_missing}
     tested = [
-        (f, c, v) for c, col in columns.items() for v, b in col["values"].items()
-        for f in b["features"].values() if f["test"] is not None
+        (f, c, v)
+        for c, col in columns.items()
+        for v, b in col["values"].items()
+        for f in b["features"].values()
+        if f["test"] is not None
     ]
     adjusted = stats.adjust_p_values([f["test"]["p_value"] for f, _, _ in tested], cfg.tests.correction)
     for (feature, _, _), p_adj in zip(tested, adjusted, strict=True):
@@ -720,8 +720,16 @@ def _segments(prof: Mapping[str, Any], acc: _Accumulator, cfg: DriftConfig) -> d
                 feature["severity"] = _feature_severity(feature, cfg)
                 feature["drifted"] = feature["severity"] != "stable"
                 if feature["drifted"]:
-                    drifted.append({"segment": col, "value": value, "feature": name, "severity": feature["severity"],
-                                    "psi": feature["psi"], "p_adjusted": (feature["test"] or {}).get("p_adjusted")})
+                    drifted.append(
+                        {
+                            "segment": col,
+                            "value": value,
+                            "feature": name,
+                            "severity": feature["severity"],
+                            "psi": feature["psi"],
+                            "p_adjusted": (feature["test"] or {}).get("p_adjusted"),
+                        }
+                    )
             if block["status"] == "tested":
                 levels = [f["severity"] for f in block["features"].values()]
                 block["severity"] = max(levels, key=SEVERITIES.index, default="stable")
@@ -937,9 +945,7 @@ def _label(prof: Mapping[str, Any], acc: _Accumulator, cfg: DriftConfig) -> dict
     }
 
 
-def _correlation_change(
-    prof: Mapping[str, Any], acc: _Accumulator, cfg: DriftConfig
-) -> dict[str, Any] | None:
+def _correlation_change(prof: Mapping[str, Any], acc: _Accumulator, cfg: DriftConfig) -> dict[str, Any] | None:
     columns = prof["correlation"]["columns"]
     if len(columns) < 2:
         return None

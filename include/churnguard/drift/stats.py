@@ -205,9 +205,7 @@ def wasserstein(
     if not crossing.any():
         return float(total), 0.0
     if values is None:
-        slack = width[crossing] * np.minimum(
-            end[crossing] - level[crossing], level[crossing] - start[crossing]
-        )
+        slack = width[crossing] * np.minimum(end[crossing] - level[crossing], level[crossing] - start[crossing])
         return float(total + np.abs(signed[crossing]).sum() + slack.sum()), float(slack.sum())
     return float(total + _crossing_exact(grid, level, below, n, crossing, values, slots)), 0.0
 

@@ -39,6 +39,15 @@ from churnguard.failure.labels import day_failure, failure_labels, label_day_met
 from churnguard.failure.scoring import score_failure_risk
 from churnguard.failure.signals import champion_reference, day_signals
 
-__all__ = ["FailureConfig", "champion_reference", "day_failure", "day_signals", "failure_features",
-           "failure_labels", "feature_frame", "label_day_metrics", "load_failure_config",
-           "score_failure_risk"]
+__all__ = [
+    "FailureConfig",
+    "champion_reference",
+    "day_failure",
+    "day_signals",
+    "failure_features",
+    "failure_labels",
+    "feature_frame",
+    "label_day_metrics",
+    "load_failure_config",
+    "score_failure_risk",
+]

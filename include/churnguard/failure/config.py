@@ -41,11 +41,9 @@ class TrajectoryConfig(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> TrajectoryConfig:
         if self.onset_max < self.onset_min or self.onset_max >= self.days:
-            raise ValueError(f"need onset_min <= onset_max < days, got {self.onset_min}, {self.onset_max}, "
-                             f"{self.days}")
+            raise ValueError(f"need onset_min <= onset_max < days, got {self.onset_min}, {self.onset_max}, {self.days}")
         if self.intensity_max < self.intensity_min:
-            raise ValueError(f"intensity_max ({self.intensity_max}) is below intensity_min "
-                             f"({self.intensity_min})")
+            raise ValueError(f"intensity_max ({self.intensity_max}) is below intensity_min ({self.intensity_min})")
         return self
 
 

@@ -69,8 +69,11 @@ def first_failure_day(table: pd.DataFrame) -> pd.Series:
 def blind_days(table: pd.DataFrame, delay: int) -> pd.Series:
     """Per row: a failure-coming day of a concept-only trajectory before its labels show the first failure
     (``day < first failure day + delay``)."""
-    return ((table["label"] == 1) & (table["failure_kind"] == CONCEPT_ONLY)
-            & (table["day"] < first_failure_day(table) + delay).fillna(False))
+    return (
+        (table["label"] == 1)
+        & (table["failure_kind"] == CONCEPT_ONLY)
+        & (table["day"] < first_failure_day(table) + delay).fillna(False)
+    )
 
 
 def unchanged_world_days(table: pd.DataFrame, delay: int) -> pd.Series:
@@ -111,8 +114,12 @@ def auroc_by_sight(table: pd.DataFrame, score: str, delay: int) -> dict:
         return float(w[positives].sum() / w[pos].sum()) if pos.any() else None
 
     out = {"blind_share": share(blind), "unseen_share": share(unseen)}
-    for name, positives, negatives in (("seen", pos & ~blind, neg), ("blind", blind, neg), ("unseen", unseen, neg),
-                                       ("unseen_vs_unchanged", unseen, neg & unchanged)):
+    for name, positives, negatives in (
+        ("seen", pos & ~blind, neg),
+        ("blind", blind, neg),
+        ("unseen", unseen, neg),
+        ("unseen_vs_unchanged", unseen, neg & unchanged),
+    ):
         rows = positives | negatives
         out[name] = auroc(y[rows], s[rows], w[rows]) if positives.any() and negatives.any() else None
     known = out["unseen"] is not None
@@ -151,8 +158,9 @@ def auroc(y: np.ndarray, score: np.ndarray, weights: np.ndarray | None = None) -
     return float(roc_auc_score(y, score, sample_weight=weights)) if len(np.unique(y)) == 2 else None
 
 
-def trajectory_bootstrap(table: pd.DataFrame, stat: Callable[[pd.DataFrame], float | None],
-                         n_boot: int = 500, seed: int = 0) -> tuple[float, float]:
+def trajectory_bootstrap(
+    table: pd.DataFrame, stat: Callable[[pd.DataFrame], float | None], n_boot: int = 500, seed: int = 0
+) -> tuple[float, float]:
     """95 % percentile interval of ``stat`` when whole trajectories are resampled with replacement."""
     rng = np.random.default_rng(seed)
     groups = {k: g for k, g in table.groupby("trajectory")}
@@ -180,15 +188,26 @@ def lead_times(table: pd.DataFrame, score: str, threshold: float, delay: int, ho
         window = g[(g["day"] >= first - horizon) & (g["day"] < shown)]
         alerts = window.loc[window[score] >= threshold, "day"]
         alert = int(alerts.min()) if not alerts.empty else None
-        rows.append({"trajectory": tid, "family": g["family"].iloc[0], "first_failure_day": first,
-                     "shown_day": shown, "first_alert_day": alert,
-                     "lead_days": shown - alert if alert is not None else 0, "detected": alert is not None})
-    return pd.DataFrame(rows, columns=["trajectory", "family", "first_failure_day", "shown_day",
-                                       "first_alert_day", "lead_days", "detected"])
+        rows.append(
+            {
+                "trajectory": tid,
+                "family": g["family"].iloc[0],
+                "first_failure_day": first,
+                "shown_day": shown,
+                "first_alert_day": alert,
+                "lead_days": shown - alert if alert is not None else 0,
+                "detected": alert is not None,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["trajectory", "family", "first_failure_day", "shown_day", "first_alert_day", "lead_days", "detected"],
+    )
 
 
-def alert_metrics(table: pd.DataFrame, score: str, threshold: float, delay: int, horizon: int,
-                  weighted: bool = False) -> dict:
+def alert_metrics(
+    table: pd.DataFrame, score: str, threshold: float, delay: int, horizon: int, weighted: bool = False
+) -> dict:
     """AUROC plus the alarm's precision, recall, false alarms per 90 days, detection share and lead;
     ``weighted``: every family weighs the same (see the module docstring)."""
     y = table["label"].astype(int).to_numpy()
@@ -203,15 +222,21 @@ def alert_metrics(table: pd.DataFrame, score: str, threshold: float, delay: int,
         detected = float(leads["detected"].mean()) if len(leads) else None
         lead = float(leads["lead_days"].median()) if len(leads) else None
     weights = family_weights(table["family"]) if weighted else None
-    return {"auroc": auroc(y, np.nan_to_num(s, neginf=-1e9), weights), "threshold": threshold,
-            "precision": tp / alerts.sum() if alerts.sum() else None,
-            "recall": tp / (y == 1).sum() if (y == 1).sum() else None,
-            "false_alarms_per_90d": false_alarms_per_90(y, alerts),
-            "failing_trajectories": len(leads), "detected": detected, "median_lead_days": lead}
+    return {
+        "auroc": auroc(y, np.nan_to_num(s, neginf=-1e9), weights),
+        "threshold": threshold,
+        "precision": tp / alerts.sum() if alerts.sum() else None,
+        "recall": tp / (y == 1).sum() if (y == 1).sum() else None,
+        "false_alarms_per_90d": false_alarms_per_90(y, alerts),
+        "failing_trajectories": len(leads),
+        "detected": detected,
+        "median_lead_days": lead,
+    }
 
 
-def validation_metrics(table: pd.DataFrame, risks: list[np.ndarray], threshold: float, delay: int,
-                       horizon: int, weighted: bool = False) -> dict:
+def validation_metrics(
+    table: pd.DataFrame, risks: list[np.ndarray], threshold: float, delay: int, horizon: int, weighted: bool = False
+) -> dict:
     """:func:`alert_metrics` of the alarm ``risk >= threshold`` on the out-of-fold ``risks`` of ``table``'s
     rows (one array per cross-validation repeat), each number averaged over the repeats where it is defined:
     the numbers the threshold was chosen on, from training trajectories only."""
@@ -224,9 +249,12 @@ def validation_metrics(table: pd.DataFrame, risks: list[np.ndarray], threshold: 
     return out
 
 
-def threshold_sensitivity(table: pd.DataFrame, score: str, delay: int, horizon: int,
-                          thresholds: np.ndarray | None = None) -> pd.DataFrame:
+def threshold_sensitivity(
+    table: pd.DataFrame, score: str, delay: int, horizon: int, thresholds: np.ndarray | None = None
+) -> pd.DataFrame:
     thresholds = np.round(np.arange(0.1, 0.96, 0.05), 2) if thresholds is None else thresholds
-    rows = [{k: v for k, v in alert_metrics(table, score, float(t), delay, horizon).items() if k != "auroc"}
-            for t in thresholds]
+    rows = [
+        {k: v for k, v in alert_metrics(table, score, float(t), delay, horizon).items() if k != "auroc"}
+        for t in thresholds
+    ]
     return pd.DataFrame(rows)

@@ -21,22 +21,65 @@ import numpy as np
 import pandas as pd
 
 # Signals whose sign says which way the scores moved: the features keep their size only.
-SIGNED = ("score_mean_change", "score_std_change", "positive_rate_change", "cbpe_auc_drop", "cbpe_f1_drop",
-          "atc_accuracy_drop")
+SIGNED = (
+    "score_mean_change",
+    "score_std_change",
+    "positive_rate_change",
+    "cbpe_auc_drop",
+    "cbpe_f1_drop",
+    "atc_accuracy_drop",
+)
 # Label-free signals whose recent trend matters (drift that keeps growing is what hurts).
-TRENDED = ("drift_weighted", "drift_psi_max", "drift_psi_mean", "drift_ks_max", "drift_share", "score_psi",
-           "score_mean_change", "positive_rate_change", "cbpe_auc_drop", "cbpe_f1_drop", "atc_accuracy_drop")
+TRENDED = (
+    "drift_weighted",
+    "drift_psi_max",
+    "drift_psi_mean",
+    "drift_ks_max",
+    "drift_share",
+    "score_psi",
+    "score_mean_change",
+    "positive_rate_change",
+    "cbpe_auc_drop",
+    "cbpe_f1_drop",
+    "atc_accuracy_drop",
+)
 # ... and whose slow trend (over twice trend_days) matters too: a covariate shift that ramps for weeks.
-SLOW = ("drift_weighted", "drift_psi_max", "drift_js_max", "score_psi", "prediction_psi", "score_mean_change",
-        "cbpe_auc_drop", "cbpe_f1_drop")
-LABEL_FREE = (*TRENDED, "drift_js_max", "drift_js_mean", "drift_ks_mean", "drift_wasserstein_max",
-              "drift_missing_max", "drift_correlation", "prediction_psi", "prediction_ks", "score_std_change")
+SLOW = (
+    "drift_weighted",
+    "drift_psi_max",
+    "drift_js_max",
+    "score_psi",
+    "prediction_psi",
+    "score_mean_change",
+    "cbpe_auc_drop",
+    "cbpe_f1_drop",
+)
+LABEL_FREE = (
+    *TRENDED,
+    "drift_js_max",
+    "drift_js_mean",
+    "drift_ks_mean",
+    "drift_wasserstein_max",
+    "drift_missing_max",
+    "drift_correlation",
+    "prediction_psi",
+    "prediction_ks",
+    "score_std_change",
+)
 # Features that do not grow with trouble: how many labelled days there are, and the churn rate's change
 # (a prior shift moves it either way).
 FREE = ("matured_days", "matured_churn_change")
-MATURED = ("matured_days", "matured_auc_drop", "matured_auc_drop_mean3", "matured_auc_drop_max3",
-           "matured_auc_slope", "matured_f1_drop", "matured_f1_drop_mean3", "matured_churn_change",
-           "matured_brier_change")
+MATURED = (
+    "matured_days",
+    "matured_auc_drop",
+    "matured_auc_drop_mean3",
+    "matured_auc_drop_max3",
+    "matured_auc_slope",
+    "matured_f1_drop",
+    "matured_f1_drop_mean3",
+    "matured_churn_change",
+    "matured_brier_change",
+)
 
 
 def _slope(y: np.ndarray) -> float:
@@ -75,8 +118,9 @@ def feature_frame(history: pd.DataFrame | Sequence[Mapping[str, Any]], trend_day
     out["drifted_days"] = (frame["drift_share"].astype(float) > 0).rolling(trend_days, min_periods=1).sum()
     for name in MATURED:
         out[name] = pd.to_numeric(frame.get(name), errors="coerce").fillna(0.0)
-    out["matured_auc_drop_delta"] = (out["matured_auc_drop_mean3"]
-                                     - out["matured_auc_drop_mean3"].shift(trend_days).fillna(0.0))
+    out["matured_auc_drop_delta"] = out["matured_auc_drop_mean3"] - out["matured_auc_drop_mean3"].shift(
+        trend_days
+    ).fillna(0.0)
     return out.astype(float)
 
 
@@ -95,4 +139,4 @@ def failure_features(signal_history: Sequence[Mapping[str, Any]], trend_days: in
     """Features of the last day of ``signal_history`` (oldest first), as ``{name: value}``."""
     if not signal_history:
         raise ValueError("signal_history is empty: need at least today's signals")
-    return feature_frame(signal_history[-(2 * trend_days + 1):], trend_days).iloc[-1].to_dict()
+    return feature_frame(signal_history[-(2 * trend_days + 1) :], trend_days).iloc[-1].to_dict()

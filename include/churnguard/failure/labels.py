@@ -88,13 +88,21 @@ def label_day_metrics(y: np.ndarray, scores: np.ndarray, threshold: float, confi
     pred = scores >= threshold
     n_pos, tp = int(y.sum()), int((pred & (y == 1)).sum())
     f1, f1_upper = f1_with_upper(y, pred, confidence) if len(y) else (0.0, 0.0)
-    out = {"labelled_rows": len(y), "positives": n_pos, "negatives": len(y) - n_pos,
-           "churn_rate": float(y.mean()) if len(y) else None, "f1": f1, "f1_upper": f1_upper,
-           "precision": tp / int(pred.sum()) if pred.any() else 0.0,
-           "recall": tp / n_pos if n_pos else 0.0,
-           "brier": float(np.mean((scores - y) ** 2)) if len(y) else None,
-           "mean_score": float(scores.mean()) if len(y) else None,
-           "roc_auc": None, "roc_auc_lower": None, "roc_auc_upper": None}
+    out = {
+        "labelled_rows": len(y),
+        "positives": n_pos,
+        "negatives": len(y) - n_pos,
+        "churn_rate": float(y.mean()) if len(y) else None,
+        "f1": f1,
+        "f1_upper": f1_upper,
+        "precision": tp / int(pred.sum()) if pred.any() else 0.0,
+        "recall": tp / n_pos if n_pos else 0.0,
+        "brier": float(np.mean((scores - y) ** 2)) if len(y) else None,
+        "mean_score": float(scores.mean()) if len(y) else None,
+        "roc_auc": None,
+        "roc_auc_lower": None,
+        "roc_auc_upper": None,
+    }
     if 0 < n_pos < len(y):
         auc, se = delong_auc(y, scores)
         z = float(sps.norm.ppf(confidence))
@@ -102,11 +110,13 @@ def label_day_metrics(y: np.ndarray, scores: np.ndarray, threshold: float, confi
     return out
 
 
-def day_failure(metrics: dict, reference_auc: float, reference_f1: float,
-                cfg: FailureDefinition) -> bool | None:
+def day_failure(metrics: dict, reference_auc: float, reference_f1: float, cfg: FailureDefinition) -> bool | None:
     """Did the champion fail on this day? ``None`` when the day has too few labels to say."""
-    if (metrics["labelled_rows"] < cfg.min_labels or metrics["roc_auc"] is None
-            or min(metrics["positives"], metrics["negatives"]) < cfg.min_class_count):
+    if (
+        metrics["labelled_rows"] < cfg.min_labels
+        or metrics["roc_auc"] is None
+        or min(metrics["positives"], metrics["negatives"]) < cfg.min_class_count
+    ):
         return None
     auc_fail = metrics["roc_auc_upper"] < reference_auc - cfg.tolerance
     f1_fail = metrics["f1_upper"] < (1 - cfg.f1_relative_drop) * reference_f1
@@ -122,7 +132,7 @@ def failure_labels(day_failures: list[bool | None], horizon: int) -> list[int | 
     n = len(day_failures)
     out: list[int | None] = []
     for t in range(n):
-        window = day_failures[t + 1:t + 1 + horizon]
+        window = day_failures[t + 1 : t + 1 + horizon]
         if any(f is True for f in window):
             out.append(1)
         elif len(window) == horizon and any(f is False for f in window):

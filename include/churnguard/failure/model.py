@@ -68,12 +68,12 @@ class MonotoneLogistic(ClassifierMixin, BaseEstimator):
             err = sw * (1 / (1 + np.exp(-z)) - y)
             grad = self.C * np.append(X.T @ err, err.sum())
             grad[:-1] += w[:-1]
-            return (self.C * float(np.sum(sw * (np.logaddexp(0, z) - y * z))) + 0.5 * float(w[:-1] @ w[:-1]),
-                    grad)
+            return (self.C * float(np.sum(sw * (np.logaddexp(0, z) - y * z))) + 0.5 * float(w[:-1] @ w[:-1]), grad)
 
         bounds = [(0.0, None) if m else (None, None) for m in self.monotone] + [(None, None)]
-        w = minimize(loss, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B", bounds=bounds,
-                     options={"maxiter": 5000}).x
+        w = minimize(
+            loss, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 5000}
+        ).x
         self.coef_, self.intercept_ = w[:-1].reshape(1, -1), w[-1:]
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = X.shape[1]
@@ -94,9 +94,20 @@ def _estimator(kind: str, monotone: list[int], seed: int = 0):
         return Pipeline([("scale", StandardScaler()), ("model", MonotoneLogistic(C=0.3, monotone=tuple(monotone)))])
     from xgboost import XGBClassifier
 
-    return XGBClassifier(n_estimators=300, learning_rate=0.05, max_depth=3, min_child_weight=5, subsample=0.8,
-                         colsample_bytree=0.8, reg_lambda=1.0, n_jobs=1, random_state=seed,
-                         tree_method="hist", eval_metric="logloss", monotone_constraints=tuple(monotone))
+    return XGBClassifier(
+        n_estimators=300,
+        learning_rate=0.05,
+        max_depth=3,
+        min_child_weight=5,
+        subsample=0.8,
+        colsample_bytree=0.8,
+        reg_lambda=1.0,
+        n_jobs=1,
+        random_state=seed,
+        tree_method="hist",
+        eval_metric="logloss",
+        monotone_constraints=tuple(monotone),
+    )
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -119,8 +130,10 @@ class FailureModel:
         # a model trained on features that are no longer built (renamed, dropped) must not score zeros
         missing = [name for name in self.features if name not in X.columns]
         if missing:
-            raise ValueError(f"the model needs feature(s) {', '.join(missing[:3])}"
-                             f"{' ...' if len(missing) > 3 else ''} that are not built any more: retrain it")
+            raise ValueError(
+                f"the model needs feature(s) {', '.join(missing[:3])}"
+                f"{' ...' if len(missing) > 3 else ''} that are not built any more: retrain it"
+            )
         return X[self.features].astype(float).fillna(0.0).to_numpy()
 
     def predict_risk(self, X: pd.DataFrame) -> np.ndarray:
@@ -144,8 +157,14 @@ class FailureModel:
         contrib = self.contributions(X.iloc[:1])[0]
         order = np.argsort(-contrib)[:k]
         row = X.iloc[0]
-        return [{"feature": self.features[i], "contribution": round(float(contrib[i]), 4),
-                 "value": round(float(row.get(self.features[i], 0.0)), 4)} for i in order]
+        return [
+            {
+                "feature": self.features[i],
+                "contribution": round(float(contrib[i]), 4),
+                "value": round(float(row.get(self.features[i], 0.0)), 4),
+            }
+            for i in order
+        ]
 
 
 def calibrated_threshold(y: np.ndarray, risks: list[np.ndarray], max_fa_per_90: float) -> float:
@@ -176,16 +195,22 @@ def early_warning_weights(train: pd.DataFrame, weight: float, delay: int, horizo
     return np.where(run_up.fillna(False).to_numpy(), weight, 1.0)
 
 
-def _out_of_fold(X: np.ndarray, y: np.ndarray, kind: str, monotone: list[int], folds: list,
-                 seed: int, weights: np.ndarray | None = None) -> np.ndarray:
+def _out_of_fold(
+    X: np.ndarray,
+    y: np.ndarray,
+    kind: str,
+    monotone: list[int],
+    folds: list,
+    seed: int,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
     """Scores of every row by the candidate fitted on the other folds."""
     pred = np.zeros(len(y))
     for fit_idx, test_idx in folds:
         if len(np.unique(y[fit_idx])) < 2:  # tiny runs: a fold without failures predicts the base rate
             pred[test_idx] = y[fit_idx].mean()
             continue
-        candidate = _fit(kind, monotone, seed, X[fit_idx], y[fit_idx],
-                         None if weights is None else weights[fit_idx])
+        candidate = _fit(kind, monotone, seed, X[fit_idx], y[fit_idx], None if weights is None else weights[fit_idx])
         pred[test_idx] = candidate.predict_proba(X[test_idx])[:, 1]
     return pred
 
@@ -193,8 +218,9 @@ def _out_of_fold(X: np.ndarray, y: np.ndarray, kind: str, monotone: list[int], f
 REQUIRED = ("split", "trajectory", "label", "day", "failed_today", "family")
 
 
-def fit_failure_model(table: pd.DataFrame, features: list[str], cfg: FailureConfig,
-                      seed: int = 0) -> tuple[FailureModel, dict]:
+def fit_failure_model(
+    table: pd.DataFrame, features: list[str], cfg: FailureConfig, seed: int = 0
+) -> tuple[FailureModel, dict]:
     """Fit both candidates on the training trajectories of ``table`` (``split == "train"``; the evaluation
     rows are dropped first) and keep the better one.
 
@@ -212,36 +238,55 @@ def fit_failure_model(table: pd.DataFrame, features: list[str], cfg: FailureConf
     y = train["label"].astype(int).to_numpy()
     groups = train["trajectory"].to_numpy()
     if len(np.unique(y)) < 2:
-        raise ValueError(f"training days have a single label ({y[0] if len(y) else 'no rows'}): "
-                         "simulate more trajectories")
-    splits = [list(StratifiedGroupKFold(n_splits=tc.cv_folds, shuffle=True, random_state=seed + r)
-                   .split(X, y, groups)) for r in range(tc.cv_repeats)]
+        raise ValueError(
+            f"training days have a single label ({y[0] if len(y) else 'no rows'}): simulate more trajectories"
+        )
+    splits = [
+        list(StratifiedGroupKFold(n_splits=tc.cv_folds, shuffle=True, random_state=seed + r).split(X, y, groups))
+        for r in range(tc.cv_repeats)
+    ]
     monotone = monotone_directions(features)
     weights = early_warning_weights(train, tc.early_warning_weight, fd.label_delay_days, fd.horizon_days)
-    oof = {kind: [_out_of_fold(X, y, kind, monotone, folds, seed, weights) for folds in splits]
-           for kind in KINDS}
+    oof = {kind: [_out_of_fold(X, y, kind, monotone, folds, seed, weights) for folds in splits] for kind in KINDS}
     cv_auc = {kind: float(np.mean([roc_auc_score(y, p) for p in oof[kind]])) for kind in KINDS}
     kind = max(KINDS, key=lambda k: cv_auc[k])
     stacked = np.concatenate(oof[kind])
-    platt_lr = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(stacked).reshape(-1, 1),
-                                                            np.tile(y, tc.cv_repeats))
+    platt_lr = LogisticRegression(C=1e6, max_iter=1000).fit(_logit(stacked).reshape(-1, 1), np.tile(y, tc.cv_repeats))
     platt = (float(platt_lr.coef_[0, 0]), float(platt_lr.intercept_[0]))
     risks = [1 / (1 + np.exp(-(platt[0] * _logit(p) + platt[1]))) for p in oof[kind]]
     threshold = calibrated_threshold(y, risks, tc.max_false_alarms_per_90d)
     validation = validation_metrics(train, risks, threshold, fd.label_delay_days, fd.horizon_days)
     # the same alarm on the visible failures, every family weighing the same (the headline's definition)
-    visible = (train["failure_kind"] != CONCEPT_ONLY).to_numpy() if "failure_kind" in train else \
-        np.ones(len(train), dtype=bool)
-    validation_visible = validation_metrics(train[visible], [r[visible] for r in risks], threshold,
-                                            fd.label_delay_days, fd.horizon_days, weighted=True)
-    model = FailureModel(kind, _fit(kind, monotone, seed, X, y, weights), list(features), platt, threshold,
-                         meta={"cv_auroc": cv_auc})
-    log.info("failure model: %s (grouped-CV AUROC %s), threshold %.2f (out-of-fold: %.2f false alarms / 90 "
-             "days, %s of failing trajectories detected)", kind,
-             ", ".join(f"{k}={v:.4f}" for k, v in cv_auc.items()), threshold,
-             validation["false_alarms_per_90d"], validation["detected"])
-    return model, {"chosen": kind, "cv_auroc": cv_auc, "threshold": threshold, "platt": list(platt),
-                   "validation": validation,
-                   "validation_visible": validation_visible, "cv_folds": tc.cv_folds, "cv_repeats": tc.cv_repeats,
-                   "train_rows": len(y), "train_positive_rate": float(y.mean()),
-                   "train_trajectories": int(len(np.unique(groups)))}
+    visible = (
+        (train["failure_kind"] != CONCEPT_ONLY).to_numpy()
+        if "failure_kind" in train
+        else np.ones(len(train), dtype=bool)
+    )
+    validation_visible = validation_metrics(
+        train[visible], [r[visible] for r in risks], threshold, fd.label_delay_days, fd.horizon_days, weighted=True
+    )
+    model = FailureModel(
+        kind, _fit(kind, monotone, seed, X, y, weights), list(features), platt, threshold, meta={"cv_auroc": cv_auc}
+    )
+    log.info(
+        "failure model: %s (grouped-CV AUROC %s), threshold %.2f (out-of-fold: %.2f false alarms / 90 "
+        "days, %s of failing trajectories detected)",
+        kind,
+        ", ".join(f"{k}={v:.4f}" for k, v in cv_auc.items()),
+        threshold,
+        validation["false_alarms_per_90d"],
+        validation["detected"],
+    )
+    return model, {
+        "chosen": kind,
+        "cv_auroc": cv_auc,
+        "threshold": threshold,
+        "platt": list(platt),
+        "validation": validation,
+        "validation_visible": validation_visible,
+        "cv_folds": tc.cv_folds,
+        "cv_repeats": tc.cv_repeats,
+        "train_rows": len(y),
+        "train_positive_rate": float(y.mean()),
+        "train_trajectories": int(len(np.unique(groups))),
+    }

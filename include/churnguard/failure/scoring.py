@@ -36,7 +36,12 @@ def score_failure_risk(signal_history: Sequence[Mapping[str, Any]], model: tuple
     except Exception as exc:
         log.warning("failure risk could not be computed: %s", exc)
         return unavailable_risk(f"failure risk could not be computed: {exc}", number)
-    return {"risk": risk, "top_drivers": drivers, "available": True,
-            "reason": f"risk {risk:.2f} vs alarm threshold {failure_model.threshold:.2f}",
-            "model_version": number, "alarm": risk >= failure_model.threshold,
-            "threshold": failure_model.threshold}
+    return {
+        "risk": risk,
+        "top_drivers": drivers,
+        "available": True,
+        "reason": f"risk {risk:.2f} vs alarm threshold {failure_model.threshold:.2f}",
+        "model_version": number,
+        "alarm": risk >= failure_model.threshold,
+        "threshold": failure_model.threshold,
+    }

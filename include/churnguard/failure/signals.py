@@ -68,8 +68,9 @@ def champion_reference(scores: np.ndarray, labels: np.ndarray, threshold: float)
         "score_std": float(scores.std()),
         "positive_rate": float(pred.mean()),
     }
-    ref["score_counts"] = np.bincount(np.searchsorted(ref["score_edges"], scores, side="right"),
-                                      minlength=len(ref["score_edges"]) + 1).tolist()
+    ref["score_counts"] = np.bincount(
+        np.searchsorted(ref["score_edges"], scores, side="right"), minlength=len(ref["score_edges"]) + 1
+    ).tolist()
     est = estimate_performance(scores, ref)
     ref["cbpe_reference_auc"], ref["cbpe_reference_f1"] = est["cbpe_auc"], est["cbpe_f1"]
     ref["atc_reference_accuracy"] = est["atc_accuracy"]
@@ -89,20 +90,26 @@ def estimate_performance(scores: np.ndarray, reference: Mapping[str, Any]) -> di
     pairs = ps.sum() * (1 - ps).sum() - np.sum(ps * (1 - ps))
     auc = float(np.sum(ps * negatives_below) / pairs) if pairs > 0 else math.nan
     confidence = np.where(pred, p, 1 - p)
-    return {"cbpe_auc": auc, "cbpe_f1": float(2 * tp / max(2 * tp + fp + fn, 1e-12)),
-            "atc_accuracy": float(np.mean(confidence > reference["atc_threshold"]))}
+    return {
+        "cbpe_auc": auc,
+        "cbpe_f1": float(2 * tp / max(2 * tp + fp + fn, 1e-12)),
+        "atc_accuracy": float(np.mean(confidence > reference["atc_threshold"])),
+    }
 
 
 # --- the drift report ------------------------------------------------------------------------------------
 def signal_report(report: DriftReport) -> dict[str, Any]:
     """``report.to_dict()`` cut to what :func:`day_signals` reads: the same signals, without converting
     the bins, categories and config that make up most of a report (most of a simulated day's cost)."""
-    features = {name: {key: f.get(key) for key in ("psi", "js_distance", "test", "wasserstein", "missing_rate")}
-                for name, f in report.features.items()}
+    features = {
+        name: {key: f.get(key) for key in ("psi", "js_distance", "test", "wasserstein", "missing_rate")}
+        for name, f in report.features.items()
+    }
     prediction = report.prediction and {key: report.prediction.get(key) for key in ("psi", "test")}
     correlation = report.correlation and {"max_change": report.correlation.get("max_change")}
-    return replace(report, features=features, prediction=prediction, correlation=correlation, label=None,
-                   config={}, segments=None).to_dict()
+    return replace(
+        report, features=features, prediction=prediction, correlation=correlation, label=None, config={}, segments=None
+    ).to_dict()
 
 
 def _drift_features(report: Mapping[str, Any]) -> dict[str, float]:
@@ -110,22 +117,28 @@ def _drift_features(report: Mapping[str, Any]) -> dict[str, float]:
     feats = [f for f in report["features"].values() if f.get("psi") is not None]
     psi = np.array([f["psi"] for f in feats] or [0.0], dtype=float)
     js = np.array([f.get("js_distance") or 0.0 for f in feats] or [0.0], dtype=float)
-    ks = np.array([f["test"]["statistic"] for f in feats
-                   if (f.get("test") or {}).get("name") == "ks"] or [0.0], dtype=float)
+    ks = np.array(
+        [f["test"]["statistic"] for f in feats if (f.get("test") or {}).get("name") == "ks"] or [0.0], dtype=float
+    )
     wasserstein = np.array([(f.get("wasserstein") or {}).get("normalised") or 0.0 for f in feats] or [0.0])
     missing = np.array([abs((f.get("missing_rate") or {}).get("change") or 0.0) for f in feats] or [0.0])
     prediction = report.get("prediction") or {}
     correlation = report.get("correlation") or {}
-    return {"drift_psi_max": float(psi.max()), "drift_psi_mean": float(psi.mean()),
-            "drift_js_max": float(js.max()), "drift_js_mean": float(js.mean()),
-            "drift_ks_max": float(ks.max()), "drift_ks_mean": float(ks.mean()),
-            "drift_wasserstein_max": float(wasserstein.max()),
-            "drift_share": float(report.get("drift_share") or 0.0),
-            "drift_weighted": float(report.get("weighted_psi") or 0.0),
-            "drift_missing_max": float(missing.max()),
-            "drift_correlation": float(correlation.get("max_change") or 0.0),
-            "prediction_psi": float(prediction.get("psi") or 0.0),
-            "prediction_ks": float((prediction.get("test") or {}).get("statistic") or 0.0)}
+    return {
+        "drift_psi_max": float(psi.max()),
+        "drift_psi_mean": float(psi.mean()),
+        "drift_js_max": float(js.max()),
+        "drift_js_mean": float(js.mean()),
+        "drift_ks_max": float(ks.max()),
+        "drift_ks_mean": float(ks.mean()),
+        "drift_wasserstein_max": float(wasserstein.max()),
+        "drift_share": float(report.get("drift_share") or 0.0),
+        "drift_weighted": float(report.get("weighted_psi") or 0.0),
+        "drift_missing_max": float(missing.max()),
+        "drift_correlation": float(correlation.get("max_change") or 0.0),
+        "prediction_psi": float(prediction.get("psi") or 0.0),
+        "prediction_ks": float((prediction.get("test") or {}).get("statistic") or 0.0),
+    }
 
 
 # --- the day's signals -------------------------------------------------------------------------------------
@@ -153,35 +166,59 @@ def _slope(y: Sequence[float]) -> float:
     return float(np.sum(x * (y - y.mean())) / np.sum(x * x))
 
 
-def _matured_signals(matured: Sequence[Mapping[str, Any]], ref: Mapping[str, Any], window: int,
-                     min_labels: int) -> dict[str, float | None]:
+def _matured_signals(
+    matured: Sequence[Mapping[str, Any]], ref: Mapping[str, Any], window: int, min_labels: int
+) -> dict[str, float | None]:
     rows = [r for r in matured if r.get("roc_auc") is not None and r.get("labelled_rows", 0) >= min_labels]
     rows = sorted(rows, key=lambda r: str(r.get("observed_ds", "")))[-window:]
     if not rows:
-        return dict.fromkeys(("matured_auc_drop", "matured_auc_drop_mean3", "matured_auc_drop_max3",
-                              "matured_auc_slope", "matured_f1_drop", "matured_f1_drop_mean3",
-                              "matured_churn_change", "matured_brier_change"), None) | {"matured_days": 0.0}
+        return dict.fromkeys(
+            (
+                "matured_auc_drop",
+                "matured_auc_drop_mean3",
+                "matured_auc_drop_max3",
+                "matured_auc_slope",
+                "matured_f1_drop",
+                "matured_f1_drop_mean3",
+                "matured_churn_change",
+                "matured_brier_change",
+            ),
+            None,
+        ) | {"matured_days": 0.0}
     auc_drop = [ref["reference_auc"] - r["roc_auc"] for r in rows]
     f1_drop = [1 - r["f1"] / max(ref["reference_f1"], 1e-9) for r in rows]
     last3 = slice(-3, None)
-    return {"matured_days": float(len(rows)),
-            "matured_auc_drop": auc_drop[-1], "matured_auc_drop_mean3": float(np.mean(auc_drop[last3])),
-            "matured_auc_drop_max3": float(np.max(auc_drop[last3])),
-            "matured_auc_slope": -_slope([r["roc_auc"] for r in rows]),
-            "matured_f1_drop": f1_drop[-1], "matured_f1_drop_mean3": float(np.mean(f1_drop[last3])),
-            "matured_churn_change": float(np.mean([r["churn_rate"] for r in rows[last3]])
-                                          - ref["reference_churn_rate"]),
-            "matured_brier_change": float(np.mean([r["brier"] for r in rows[last3]])
-                                          - ref["reference_brier"])}
+    return {
+        "matured_days": float(len(rows)),
+        "matured_auc_drop": auc_drop[-1],
+        "matured_auc_drop_mean3": float(np.mean(auc_drop[last3])),
+        "matured_auc_drop_max3": float(np.max(auc_drop[last3])),
+        "matured_auc_slope": -_slope([r["roc_auc"] for r in rows]),
+        "matured_f1_drop": f1_drop[-1],
+        "matured_f1_drop_mean3": float(np.mean(f1_drop[last3])),
+        "matured_churn_change": float(np.mean([r["churn_rate"] for r in rows[last3]]) - ref["reference_churn_rate"]),
+        "matured_brier_change": float(np.mean([r["brier"] for r in rows[last3]]) - ref["reference_brier"]),
+    }
 
 
-def day_signals(drift_report: Mapping[str, Any], champion_scores: np.ndarray,
-                matured_performance: Sequence[Mapping[str, Any]], *, reference: Mapping[str, Any],
-                ds: str | None = None, matured_window: int = 14, min_labels: int = 200) -> dict:
+def day_signals(
+    drift_report: Mapping[str, Any],
+    champion_scores: np.ndarray,
+    matured_performance: Sequence[Mapping[str, Any]],
+    *,
+    reference: Mapping[str, Any],
+    ds: str | None = None,
+    matured_window: int = 14,
+    min_labels: int = 200,
+) -> dict:
     """Everything known on day ``ds`` as ``{name: float | None}`` (plus ``ds``); see the module docstring.
 
     ``matured_performance`` must hold only days whose labels have arrived by ``ds``.
     """
     scores = np.asarray(champion_scores, dtype=float)
-    return {"ds": ds, **_drift_features(drift_report), **_score_signals(scores, reference),
-            **_matured_signals(matured_performance, reference, matured_window, min_labels)}
+    return {
+        "ds": ds,
+        **_drift_features(drift_report),
+        **_score_signals(scores, reference),
+        **_matured_signals(matured_performance, reference, matured_window, min_labels),
+    }

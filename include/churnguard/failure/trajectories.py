@@ -92,8 +92,9 @@ class TrajectorySpec:
 
     @property
     def scenario(self) -> Scenario:
-        return Scenario.parse(FAMILIES[self.family], onset=START + timedelta(days=self.onset_day),
-                              intensity=self.intensity)
+        return Scenario.parse(
+            FAMILIES[self.family], onset=START + timedelta(days=self.onset_day), intensity=self.intensity
+        )
 
     @property
     def counterfactual(self) -> Scenario | None:
@@ -121,18 +122,39 @@ def trajectory_specs(cfg: FailureConfig, count: int | None = None) -> list[Traje
             pick = start + int(np.random.default_rng([tc.seed, f_index, start]).integers(size))
             held_out = per_family > 1 and k == pick
             tid = f_index * 10_000 + k
-            specs.append(TrajectorySpec(tid, family, round(intensity, 4), onset, tc.seed * 1_000_003 + tid,
-                                        tc.days, tc.rows_per_day, "evaluation" if held_out else "train"))
+            specs.append(
+                TrajectorySpec(
+                    tid,
+                    family,
+                    round(intensity, 4),
+                    onset,
+                    tc.seed * 1_000_003 + tid,
+                    tc.days,
+                    tc.rows_per_day,
+                    "evaluation" if held_out else "train",
+                )
+            )
     return specs
 
 
-def _cache_path(spec: TrajectorySpec, reference: dict, profile: ReferenceProfile, cfg: FailureConfig,
-                dataset_cfg: DatasetConfig, kind: str = "trajectories") -> Path:
+def _cache_path(
+    spec: TrajectorySpec,
+    reference: dict,
+    profile: ReferenceProfile,
+    cfg: FailureConfig,
+    dataset_cfg: DatasetConfig,
+    kind: str = "trajectories",
+) -> Path:
     champion = {**reference, "profile": profile.version}
     # the dataset config decides the customers (pool or synthetic) and what each scenario does to them
-    payload = {"v": CACHE_VERSION, "spec": asdict(spec), "failure": cfg.failure.model_dump(),
-               "features": cfg.features.model_dump(), "dataset": dataset_cfg.model_dump(mode="json"),
-               "champion": hashlib.sha256(json.dumps(champion, sort_keys=True).encode()).hexdigest()}
+    payload = {
+        "v": CACHE_VERSION,
+        "spec": asdict(spec),
+        "failure": cfg.failure.model_dump(),
+        "features": cfg.features.model_dump(),
+        "dataset": dataset_cfg.model_dump(mode="json"),
+        "champion": hashlib.sha256(json.dumps(champion, sort_keys=True).encode()).hexdigest(),
+    }
     if kind != "trajectories":
         payload["kind"] = kind
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
@@ -157,9 +179,15 @@ def _simulator(dataset_cfg: DatasetConfig, rows_per_day: int) -> BatchSimulator:
     return _SIMULATORS[key]
 
 
-def simulate_trajectory(spec: TrajectorySpec, model, reference: dict, profile: ReferenceProfile,
-                        dataset_cfg: DatasetConfig, cfg: FailureConfig,
-                        use_cache: bool = True) -> pd.DataFrame:
+def simulate_trajectory(
+    spec: TrajectorySpec,
+    model,
+    reference: dict,
+    profile: ReferenceProfile,
+    dataset_cfg: DatasetConfig,
+    cfg: FailureConfig,
+    use_cache: bool = True,
+) -> pd.DataFrame:
     """One row per day from ``warmup_days`` on: the day's signals, its failure status and its label.
 
     ``reference``: :func:`~churnguard.failure.signals.champion_reference` of ``model``; ``profile``: the
@@ -172,8 +200,9 @@ def simulate_trajectory(spec: TrajectorySpec, model, reference: dict, profile: R
     return frame
 
 
-def cached_trajectory(spec: TrajectorySpec, reference: dict, profile: ReferenceProfile,
-                      cfg: FailureConfig, dataset_cfg: DatasetConfig) -> pd.DataFrame | None:
+def cached_trajectory(
+    spec: TrajectorySpec, reference: dict, profile: ReferenceProfile, cfg: FailureConfig, dataset_cfg: DatasetConfig
+) -> pd.DataFrame | None:
     """The cached table of ``spec`` (as :func:`simulate_trajectory` stores it), or None."""
     path = _cache_path(spec, reference, profile, cfg, dataset_cfg)
     return pd.read_parquet(path) if path.exists() else None
@@ -184,15 +213,22 @@ def window_failures(ys: list[np.ndarray], scores: list[np.ndarray], reference: d
     failures = []
     for d in range(len(ys)):
         lo = max(0, d - fd.window_days + 1)
-        pooled = label_day_metrics(np.concatenate(ys[lo:d + 1]), np.concatenate(scores[lo:d + 1]),
-                                   reference["threshold"], fd.confidence)
+        pooled = label_day_metrics(
+            np.concatenate(ys[lo : d + 1]), np.concatenate(scores[lo : d + 1]), reference["threshold"], fd.confidence
+        )
         failures.append(day_failure(pooled, reference["reference_auc"], reference["reference_f1"], fd))
     return failures
 
 
-def counterfactual_failures(spec: TrajectorySpec, model, reference: dict, profile: ReferenceProfile,
-                            dataset_cfg: DatasetConfig, cfg: FailureConfig,
-                            use_cache: bool = True) -> pd.DataFrame | None:
+def counterfactual_failures(
+    spec: TrajectorySpec,
+    model,
+    reference: dict,
+    profile: ReferenceProfile,
+    dataset_cfg: DatasetConfig,
+    cfg: FailureConfig,
+    use_cache: bool = True,
+) -> pd.DataFrame | None:
     """Per day, ``failed_today`` of the same trajectory without its concept component (same seed, onset,
     intensity, days and customers, the same failure rule), or None when the family has no concept
     component (the counterfactual is the trajectory itself). Columns: ``day``, ``failed_today``; the days of
@@ -210,14 +246,16 @@ def counterfactual_failures(spec: TrajectorySpec, model, reference: dict, profil
     ys = np.split(target_array(span.labels, dataset_cfg), bounds)
     failures = window_failures(ys, scores, reference, cfg.failure)
     first = min(cfg.trajectories.warmup_days, spec.days)
-    frame = pd.DataFrame({"day": np.arange(first, spec.days),
-                          "failed_today": pd.array(failures[first:], dtype="boolean")})
+    frame = pd.DataFrame(
+        {"day": np.arange(first, spec.days), "failed_today": pd.array(failures[first:], dtype="boolean")}
+    )
     _write_cache(frame, path)
     return frame
 
 
-def cached_counterfactual(spec: TrajectorySpec, reference: dict, profile: ReferenceProfile,
-                          cfg: FailureConfig, dataset_cfg: DatasetConfig) -> pd.DataFrame | None | bool:
+def cached_counterfactual(
+    spec: TrajectorySpec, reference: dict, profile: ReferenceProfile, cfg: FailureConfig, dataset_cfg: DatasetConfig
+) -> pd.DataFrame | None | bool:
     """The cached counterfactual of ``spec``; None when the family needs none; False when not cached."""
     if spec.counterfactual is None:
         return None
@@ -230,8 +268,10 @@ def with_failure_kind(days: pd.DataFrame, counterfactual: pd.DataFrame | None, l
     drift alone fails the champion (the counterfactual's first failure; the trajectory's own without a
     counterfactual; NaN when it never does)."""
     first = _first_failure(days if counterfactual is None else counterfactual)
-    return days.assign(failure_kind=failure_kind(days, counterfactual, label_delay_days),
-                       visible_failure_day=float("nan") if first is None else float(first))
+    return days.assign(
+        failure_kind=failure_kind(days, counterfactual, label_delay_days),
+        visible_failure_day=float("nan") if first is None else float(first),
+    )
 
 
 def _first_failure(days: pd.DataFrame) -> int | None:
@@ -255,8 +295,14 @@ def failure_kind(days: pd.DataFrame, counterfactual: pd.DataFrame | None, label_
     return VISIBLE if first_visible is not None and first_visible < first + label_delay_days else CONCEPT_ONLY
 
 
-def _simulate(spec: TrajectorySpec, model, reference: dict, profile: ReferenceProfile,
-              dataset_cfg: DatasetConfig, cfg: FailureConfig) -> pd.DataFrame:
+def _simulate(
+    spec: TrajectorySpec,
+    model,
+    reference: dict,
+    profile: ReferenceProfile,
+    dataset_cfg: DatasetConfig,
+    cfg: FailureConfig,
+) -> pd.DataFrame:
     fd = cfg.failure
     sim = _simulator(dataset_cfg, spec.rows_per_day).with_seed(spec.seed)
     span = sim.days([START + timedelta(days=i) for i in range(spec.days)], spec.scenario)
@@ -265,8 +311,10 @@ def _simulate(spec: TrajectorySpec, model, reference: dict, profile: ReferencePr
     scores = np.split(all_scores, bounds)
     ys = np.split(target_array(span.labels, dataset_cfg), bounds)
     threshold = reference["threshold"]
-    metrics = [{"observed_ds": ds.isoformat(), **label_day_metrics(y, s, threshold, fd.confidence)}
-               for ds, y, s in zip(span.dates, ys, scores, strict=True)]
+    metrics = [
+        {"observed_ds": ds.isoformat(), **label_day_metrics(y, s, threshold, fd.confidence)}
+        for ds, y, s in zip(span.dates, ys, scores, strict=True)
+    ]
     failures = window_failures(ys, scores, reference, fd)
     labels = failure_labels(failures, fd.horizon_days)
     first = min(cfg.trajectories.warmup_days, spec.days)
@@ -274,23 +322,46 @@ def _simulate(spec: TrajectorySpec, model, reference: dict, profile: ReferencePr
     # day_signals reads no segment block, and segment drift changes the pooled blocks only when it raises
     # severity: without that, the segments are skipped (not counted, not tested), the signals unchanged
     drift_cfg = load_drift_config()
-    reports = drift_reports(profile, span.landing.iloc[start:], span.offsets[first:] - start, drift_cfg,
-                            scores=all_scores[start:], segments=drift_cfg.segments.raise_severity)
+    reports = drift_reports(
+        profile,
+        span.landing.iloc[start:],
+        span.offsets[first:] - start,
+        drift_cfg,
+        scores=all_scores[start:],
+        segments=drift_cfg.segments.raise_severity,
+    )
     rows = []
     window = cfg.features.matured_window
     for t in range(first, spec.days):
         last_matured = t - fd.label_delay_days
-        matured = metrics[max(0, last_matured - window + 1):last_matured + 1] if last_matured >= 0 else []
-        signals = day_signals(signal_report(reports[t - first]), scores[t], matured,
-                              reference=reference, ds=span.dates[t].isoformat(), matured_window=window,
-                              min_labels=fd.min_labels)
-        seen = [f for f in failures[:last_matured + 1] if f is True] if last_matured >= 0 else []
-        rows.append({**signals, "trajectory": spec.trajectory, "family": spec.family,
-                     "scenario": FAMILIES[spec.family], "intensity": spec.intensity,
-                     "onset_day": spec.onset_day,
-                     "split": spec.split, "day": t, "failed_today": failures[t],
-                     "failure_seen": bool(seen), "roc_auc_today": metrics[t]["roc_auc"],
-                     "f1_today": metrics[t]["f1"], "label": labels[t]})
+        matured = metrics[max(0, last_matured - window + 1) : last_matured + 1] if last_matured >= 0 else []
+        signals = day_signals(
+            signal_report(reports[t - first]),
+            scores[t],
+            matured,
+            reference=reference,
+            ds=span.dates[t].isoformat(),
+            matured_window=window,
+            min_labels=fd.min_labels,
+        )
+        seen = [f for f in failures[: last_matured + 1] if f is True] if last_matured >= 0 else []
+        rows.append(
+            {
+                **signals,
+                "trajectory": spec.trajectory,
+                "family": spec.family,
+                "scenario": FAMILIES[spec.family],
+                "intensity": spec.intensity,
+                "onset_day": spec.onset_day,
+                "split": spec.split,
+                "day": t,
+                "failed_today": failures[t],
+                "failure_seen": bool(seen),
+                "roc_auc_today": metrics[t]["roc_auc"],
+                "f1_today": metrics[t]["f1"],
+                "label": labels[t],
+            }
+        )
     frame = pd.DataFrame(rows)
     frame["failed_today"] = frame["failed_today"].astype("boolean")
     frame["label"] = frame["label"].astype("Int64")

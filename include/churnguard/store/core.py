@@ -115,13 +115,20 @@ class MonitoringStore:
 
     def _insert(self, conn: Connection, table, rows: list[dict], keys: list[str]) -> None:
         stmt = self._dialect_insert(conn, table).values(rows)
-        updates = {c.name: stmt.excluded[c.name] for c in table.columns
-                   if c.name not in keys and not c.primary_key and c.name in rows[0]}
-        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates
-                     else stmt.on_conflict_do_nothing(index_elements=keys))
+        updates = {
+            c.name: stmt.excluded[c.name]
+            for c in table.columns
+            if c.name not in keys and not c.primary_key and c.name in rows[0]
+        }
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=keys, set_=updates)
+            if updates
+            else stmt.on_conflict_do_nothing(index_elements=keys)
+        )
 
-    def upsert(self, name: str, rows: Iterable[dict[str, Any]], keys: list[str] | None = None,
-               conn: Connection | None = None) -> int:
+    def upsert(
+        self, name: str, rows: Iterable[dict[str, Any]], keys: list[str] | None = None, conn: Connection | None = None
+    ) -> int:
         """Insert ``rows`` into table ``name``, replacing rows with the same key (default: primary key); in
         ``conn``'s transaction when given, else in one of its own."""
         rows = list(rows)
@@ -159,15 +166,37 @@ class MonitoringStore:
         crash_point(f"store.{name}.written")
         return len(rows)
 
-    def record_event(self, ds: date | str, event_name: str, model_name: str, version: int,
-                     from_version: int | None = None, reason: str = "", conn: Connection | None = None) -> None:
+    def record_event(
+        self,
+        ds: date | str,
+        event_name: str,
+        model_name: str,
+        version: int,
+        from_version: int | None = None,
+        reason: str = "",
+        conn: Connection | None = None,
+    ) -> None:
         """A model event, once per (day, event, model, version): a re-run does not duplicate it."""
-        row = {"ds": _iso(ds), "event": event_name, "model_name": model_name, "model_version": version,
-               "from_version": from_version, "reason": reason}
+        row = {
+            "ds": _iso(ds),
+            "event": event_name,
+            "model_name": model_name,
+            "model_version": version,
+            "from_version": from_version,
+            "reason": reason,
+        }
         self.upsert("model_events", [row], keys=["ds", "event", "model_name", "model_version"], conn=conn)
 
-    def _select(self, name: str, columns: list[str] | None, where: dict[str, Any] | None, since: str | None,
-                until: str | None, order_by: str | tuple[str, ...] | None, day_column: str):
+    def _select(
+        self,
+        name: str,
+        columns: list[str] | None,
+        where: dict[str, Any] | None,
+        since: str | None,
+        until: str | None,
+        order_by: str | tuple[str, ...] | None,
+        day_column: str,
+    ):
         """The SELECT of ``columns`` (all: None) of table ``name``, filtered by ``where`` and the day range."""
         table = self.table(name)
         clauses = [table.c[k] == v for k, v in (where or {}).items()]
@@ -182,15 +211,29 @@ class MonitoringStore:
             stmt = stmt.order_by(table.c[col])
         return stmt
 
-    def rows(self, name: str, where: dict[str, Any] | None = None, since: str | None = None,
-             until: str | None = None, order_by: str | None = None, day_column: str = "ds") -> list[dict]:
+    def rows(
+        self,
+        name: str,
+        where: dict[str, Any] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        order_by: str | None = None,
+        day_column: str = "ds",
+    ) -> list[dict]:
         stmt = self._select(name, None, where, since, until, order_by, day_column)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
-    def tuples(self, name: str, columns: list[str], since: str | None = None, until: str | None = None,
-               day_column: str = "ds", order_by: str | tuple[str, ...] = ("ds",),
-               where: dict[str, Any] | None = None) -> list[tuple]:
+    def tuples(
+        self,
+        name: str,
+        columns: list[str],
+        since: str | None = None,
+        until: str | None = None,
+        day_column: str = "ds",
+        order_by: str | tuple[str, ...] = ("ds",),
+        where: dict[str, Any] | None = None,
+    ) -> list[tuple]:
         """Only ``columns``, as tuples: what a page over a long history reads (a dict per row costs more)."""
         stmt = self._select(name, columns, where, since, until, order_by, day_column)
         with self.engine.connect() as conn:

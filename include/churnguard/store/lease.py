@@ -82,19 +82,29 @@ def try_acquire(store: MonitoringStore, ds: str, holder: str) -> dict | None:
     table = store.table("day_leases")
     now = _now()
     with store.engine.begin() as conn:
-        conn.execute(store._dialect_insert(conn, table).values(
-            ds=ds, holder=holder, acquired_at=now, expires_at=now + TTL).on_conflict_do_nothing(index_elements=["ds"]))
+        conn.execute(
+            store._dialect_insert(conn, table)
+            .values(ds=ds, holder=holder, acquired_at=now, expires_at=now + TTL)
+            .on_conflict_do_nothing(index_elements=["ds"])
+        )
         row = conn.execute(select(table).where(table.c.ds == ds)).one()._asdict()
         if row["holder"] == holder:
             conn.execute(update(table).where(table.c.ds == ds).values(expires_at=now + TTL))
             return None
         if not (_aware(row["expires_at"]) <= now or _gone(row["holder"])):
             return row
-        taken = conn.execute(update(table).where(and_(table.c.ds == ds, table.c.holder == row["holder"]))
-                             .values(holder=holder, acquired_at=now, expires_at=now + TTL)).rowcount
+        taken = conn.execute(
+            update(table)
+            .where(and_(table.c.ds == ds, table.c.holder == row["holder"]))
+            .values(holder=holder, acquired_at=now, expires_at=now + TTL)
+        ).rowcount
     if taken:
-        log.warning("%s: took over the lease of %s (%s)", ds, row["holder"],
-                    "expired" if _aware(row["expires_at"]) <= now else "its process is gone")
+        log.warning(
+            "%s: took over the lease of %s (%s)",
+            ds,
+            row["holder"],
+            "expired" if _aware(row["expires_at"]) <= now else "its process is gone",
+        )
         return None
     return row  # another run took it over first: wait for that one
 
@@ -105,8 +115,12 @@ def acquire(store: MonitoringStore, ds: str, holder: str) -> None:
     said = 0.0
     while (row := try_acquire(store, ds, holder)) is not None:
         if time.monotonic() - said >= 60:
-            log.warning("%s is being processed by %s (since %s UTC): waiting for it to end", ds, row["holder"],
-                        _aware(row["acquired_at"]).strftime("%H:%M:%S"))
+            log.warning(
+                "%s is being processed by %s (since %s UTC): waiting for it to end",
+                ds,
+                row["holder"],
+                _aware(row["acquired_at"]).strftime("%H:%M:%S"),
+            )
             said = time.monotonic()
         time.sleep(POLL_SECONDS)
 

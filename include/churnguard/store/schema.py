@@ -21,7 +21,8 @@ metadata = MetaData()
 
 # One row per processed day: what the daily run saw and decided (re-running a day replaces it).
 daily_runs = Table(
-    "daily_runs", metadata,
+    "daily_runs",
+    metadata,
     Column("ds", String(10), primary_key=True),
     Column("dataset", String(64), nullable=False),
     Column("rows", Integer),
@@ -42,7 +43,8 @@ daily_runs = Table(
 )
 
 feature_drift = Table(
-    "feature_drift", metadata,
+    "feature_drift",
+    metadata,
     Column("ds", String(10), primary_key=True),
     Column("feature", String(128), primary_key=True),
     Column("kind", String(16)),
@@ -59,7 +61,8 @@ feature_drift = Table(
 
 # Metrics of a model version on the customers of one landing day, once their labels arrived.
 performance = Table(
-    "performance", metadata,
+    "performance",
+    metadata,
     Column("observed_ds", String(10), primary_key=True),
     Column("role", String(16), primary_key=True),  # champion | challenger
     Column("model_version", Integer, nullable=False),
@@ -75,7 +78,8 @@ performance = Table(
 )
 
 failure_risk = Table(
-    "failure_risk", metadata,
+    "failure_risk",
+    metadata,
     Column("ds", String(10), primary_key=True),
     Column("available", Boolean, nullable=False),
     Column("risk", Float),
@@ -86,7 +90,8 @@ failure_risk = Table(
 )
 
 model_events = Table(
-    "model_events", metadata,
+    "model_events",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("ds", String(10), nullable=False),
     Column("event", String(16), nullable=False),  # registered | promoted | rolled_back
@@ -101,7 +106,8 @@ model_events = Table(
 # What a day found, one row per (day, condition kind): severity info | warning | critical. The row belongs to
 # the episode of that condition it extended (churnguard.alerts), which decides what is notified.
 alerts = Table(
-    "alerts", metadata,
+    "alerts",
+    metadata,
     Column("ds", String(10), primary_key=True),
     Column("kind", String(32), primary_key=True),
     Column("severity", String(16), nullable=False),
@@ -115,7 +121,8 @@ alerts = Table(
 # it instead of raising new alerts. Acknowledged (once: the first acknowledgement stays), an open episode
 # notifies nothing more until it clears.
 alert_episodes = Table(
-    "alert_episodes", metadata,
+    "alert_episodes",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("kind", String(32), nullable=False),
     Column("first_ds", String(10), nullable=False),
@@ -133,7 +140,8 @@ alert_episodes = Table(
 # change, severity). pending -> claimed (by one deliverer, atomically) -> sent | failed; a crash after the claim
 # leaves it claimed, never sent twice.
 alert_notifications = Table(
-    "alert_notifications", metadata,
+    "alert_notifications",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("episode_id", Integer, nullable=False),
     Column("ds", String(10), nullable=False),
@@ -151,7 +159,8 @@ alert_notifications = Table(
 
 # The newest day observed per condition kind (alert or clear): an older day is a backfill and notifies nothing.
 alert_watermarks = Table(
-    "alert_watermarks", metadata,
+    "alert_watermarks",
+    metadata,
     Column("kind", String(32), primary_key=True),
     Column("last_ds", String(10), nullable=False),
 )
@@ -159,7 +168,8 @@ alert_watermarks = Table(
 # An alias move (promotion or rollback) recorded as an intention before the first alias changes: a retry
 # after a crash completes it from the recorded versions, never from whatever the aliases point at by then.
 alias_moves = Table(
-    "alias_moves", metadata,
+    "alias_moves",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("ds", String(10), nullable=False),
     Column("event", String(16), nullable=False),  # promoted | rolled_back
@@ -175,7 +185,8 @@ alias_moves = Table(
 # The model versions a day is monitored with, pinned the first time the day is processed: every step of
 # that day, and any re-run of it, scores, validates and compares with these, whatever the aliases say later.
 day_models = Table(
-    "day_models", metadata,
+    "day_models",
+    metadata,
     Column("ds", String(10), primary_key=True),
     Column("champion_version", Integer, nullable=False),
     Column("challenger_version", Integer),
@@ -185,7 +196,8 @@ day_models = Table(
 # Each step's small result for the day (what the DAG used to pass through XCom): later steps and publish
 # read the day's results here.
 day_steps = Table(
-    "day_steps", metadata,
+    "day_steps",
+    metadata,
     Column("ds", String(10), primary_key=True),
     Column("step", String(32), primary_key=True),
     Column("result", JSON, nullable=False),
@@ -194,7 +206,8 @@ day_steps = Table(
 # Summaries that belong to a model version and are computed once for it (e.g. the failure model's
 # reference of the champion's scores on the test split).
 model_summaries = Table(
-    "model_summaries", metadata,
+    "model_summaries",
+    metadata,
     Column("model_name", String(128), primary_key=True),
     Column("model_version", Integer, primary_key=True),
     Column("kind", String(32), primary_key=True),
@@ -205,7 +218,8 @@ model_summaries = Table(
 # lands on a day whose batch was quarantined, or whose run crashed, is measured by the next run that gets to
 # the performance step; a re-run of the measuring date measures it again, no other date does.
 label_deliveries = Table(
-    "label_deliveries", metadata,
+    "label_deliveries",
+    metadata,
     Column("delivery_ds", String(10), primary_key=True),
     Column("measured_ds", String(10), nullable=False),
     Column("status", String(16), nullable=False),  # pass | warn | fail | unreadable
@@ -215,7 +229,8 @@ label_deliveries = Table(
 # Which run processes a date: taken before the run's first write, renewed by each step, released when the run
 # ends; a second run of the date waits (churnguard.lease).
 day_leases = Table(
-    "day_leases", metadata,
+    "day_leases",
+    metadata,
     Column("ds", String(10), primary_key=True),
     Column("holder", Text, nullable=False),
     Column("acquired_at", DateTime(timezone=True), nullable=False),

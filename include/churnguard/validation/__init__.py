@@ -16,5 +16,14 @@ from churnguard.validation.runner import (
 )
 from churnguard.validation.suite import build_suite, reference_profile
 
-__all__ = ["Issue", "Outcome", "UnreadableBatch", "ValidationConfig", "ValidationResult", "build_suite",
-           "load_validation_config", "reference_profile", "validate_batch"]
+__all__ = [
+    "Issue",
+    "Outcome",
+    "UnreadableBatch",
+    "ValidationConfig",
+    "ValidationResult",
+    "build_suite",
+    "load_validation_config",
+    "reference_profile",
+    "validate_batch",
+]

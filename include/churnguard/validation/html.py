@@ -59,25 +59,34 @@ def render_page(report: Mapping[str, Any], ds: str, links: Mapping[str, str] | N
     passed = [r for r in rows if r.get("status") == "pass"]
 
     nav = " · ".join(f'<a href="{escape(href)}">{escape(text)}</a>' for text, href in (links or {}).items())
-    facts = [("File", report.get("source")), ("Dataset", report.get("dataset")),
-             ("Reference profile", report.get("profile_version")), ("Suite", report.get("suite")),
-             ("Rows", report.get("n_rows")), ("Validated at", report.get("validated_at")),
-             ("Summary", report.get("summary"))]
+    facts = [
+        ("File", report.get("source")),
+        ("Dataset", report.get("dataset")),
+        ("Reference profile", report.get("profile_version")),
+        ("Suite", report.get("suite")),
+        ("Rows", report.get("n_rows")),
+        ("Validated at", report.get("validated_at")),
+        ("Summary", report.get("summary")),
+    ]
     tally = " · ".join(f"{counts[s]} {LABELS[s].lower()}" for s in ("fail", "warn", "skip", "pass") if counts[s])
     if recorded_all:
         scope = f"{len(rows)} expectations: {tally}"
     elif status == "unreadable":
         scope = "no expectation was evaluated"
     else:
-        scope = ("this report lists its failed and warned expectations only (written before every "
-                 "expectation's outcome was recorded)")
+        scope = (
+            "this report lists its failed and warned expectations only (written before every "
+            "expectation's outcome was recorded)"
+        )
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>Validation {escape(ds)}: {escape(_label(status))}</title><style>{_STYLE}</style></head><body>",
         f"<h1>Validation of {escape(ds)}: {_badge(status)}</h1>",
         f"<p>{escape(_MEANING.get(status, 'status as recorded by the run.'))}</p>",
         f"<p>{nav}</p>" if nav else "",
-        "<dl>", *(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in facts if v is not None), "</dl>",
+        "<dl>",
+        *(f"<dt>{escape(k)}</dt><dd>{escape(str(v))}</dd>" for k, v in facts if v is not None),
+        "</dl>",
         f"<p class='muted'>{escape(scope)}</p>",
     ]
     if problems:
@@ -98,13 +107,16 @@ def _badge(status: str | None) -> str:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    head = "".join(f"<th>{h}</th>" for h in ("status", "column", "rule", "level", "observed", "sample ids",
-                                             "GX expectation"))
+    head = "".join(
+        f"<th>{h}</th>" for h in ("status", "column", "rule", "level", "observed", "sample ids", "GX expectation")
+    )
     body = "".join(
         f"<tr><td>{_badge(r.get('status'))}</td><td>{escape(_where(r))}</td><td>{escape(str(r.get('rule')))}</td>"
         f"<td>{escape(str(r.get('severity') or ''))}</td><td>{escape(str(r.get('observed') or ''))}</td>"
         f"<td>{escape(', '.join(r.get('sample_ids') or []))}</td>"
-        f"<td class='muted'>{escape(str(r.get('expectation') or ''))}</td></tr>" for r in rows)
+        f"<td class='muted'>{escape(str(r.get('expectation') or ''))}</td></tr>"
+        for r in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 

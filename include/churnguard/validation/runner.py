@@ -28,8 +28,19 @@ from churnguard.validation.suite import ERROR, WARN, build_suite, gx_context
 log = logging.getLogger(__name__)
 
 EXIT_CODES = {"pass": 0, "warn": 1, "fail": 2, "unreadable": 3}
-_RULE_ORDER = ["readable", "row_count", "column_set", "type", "not_null", "unique", "finite", "domain",
-               "range", "value_set", "evaluation"]
+_RULE_ORDER = [
+    "readable",
+    "row_count",
+    "column_set",
+    "type",
+    "not_null",
+    "unique",
+    "finite",
+    "domain",
+    "range",
+    "value_set",
+    "evaluation",
+]
 _EXPECTED_TYPE = {"numeric": "numeric", "binary": "numeric 0/1", "categorical": "text"}
 # Rows of a frame GX validates at a time: GX's fixed cost per expectation and chunk (its metric graph) is
 # about a third of the work at 100k rows; text stays in Arrow, so a larger chunk costs little memory.
@@ -48,14 +59,21 @@ class Issue:
     sample_ids: tuple[str, ...] = ()
 
     def line(self) -> str:
-        where = f"column '{self.column}'" if self.column is not None else (
-            "file" if self.rule == "readable" else "table")
+        where = (
+            f"column '{self.column}'" if self.column is not None else ("file" if self.rule == "readable" else "table")
+        )
         ids = f"; rows {', '.join(self.sample_ids)}" if self.sample_ids else ""
         return f"{where} {self.rule}: {self.observed}{ids}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"severity": self.severity, "rule": self.rule, "column": self.column,
-                "observed": self.observed, "sample_ids": list(self.sample_ids), "line": self.line()}
+        return {
+            "severity": self.severity,
+            "rule": self.rule,
+            "column": self.column,
+            "observed": self.observed,
+            "sample_ids": list(self.sample_ids),
+            "line": self.line(),
+        }
 
 
 @dataclass(frozen=True)
@@ -76,8 +94,15 @@ class Outcome:
     sample_ids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "severity": self.severity, "rule": self.rule, "column": self.column,
-                "observed": self.observed, "expectation": self.expectation, "sample_ids": list(self.sample_ids)}
+        return {
+            "status": self.status,
+            "severity": self.severity,
+            "rule": self.rule,
+            "column": self.column,
+            "observed": self.observed,
+            "expectation": self.expectation,
+            "sample_ids": list(self.sample_ids),
+        }
 
 
 class IssueReport:
@@ -126,30 +151,44 @@ class ValidationResult(IssueReport):
         head = f"{self.source}: {self.status.upper()} (exit {self.exit_code})"
         if self.status == "unreadable":
             return f"{head}: not validated [dataset {self.dataset}]"
-        return (f"{head}: {self.n_rows} rows, {self.evaluated} expectations, {len(self.failures)} failed, "
-                f"{_plural(len(self.warnings), 'warning')} "
-                f"[dataset {self.dataset}, profile {self.profile_version or '-'}]")
+        return (
+            f"{head}: {self.n_rows} rows, {self.evaluated} expectations, {len(self.failures)} failed, "
+            f"{_plural(len(self.warnings), 'warning')} "
+            f"[dataset {self.dataset}, profile {self.profile_version or '-'}]"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "source": self.source, "dataset": self.dataset, "status": self.status,
+            "source": self.source,
+            "dataset": self.dataset,
+            "status": self.status,
             "exit_code": self.exit_code,
-            "n_rows": self.n_rows, "n_columns": self.n_columns, "profile_version": self.profile_version,
-            "suite": self.suite_name, "evaluated_expectations": self.evaluated,
-            "failures": self.failures, "warnings": self.warnings,
-            "issues": [i.to_dict() for i in self.issues], "summary": self.summary(),
+            "n_rows": self.n_rows,
+            "n_columns": self.n_columns,
+            "profile_version": self.profile_version,
+            "suite": self.suite_name,
+            "evaluated_expectations": self.evaluated,
+            "failures": self.failures,
+            "warnings": self.warnings,
+            "issues": [i.to_dict() for i in self.issues],
+            "summary": self.summary(),
             "expectations": [e.to_dict() for e in self.expectations],
-            "validated_at": self.validated_at, "elapsed_seconds": round(self.elapsed_seconds, 3),
+            "validated_at": self.validated_at,
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
 
-
-def validate_batch(source: pd.DataFrame | Iterable[pd.DataFrame], dataset_cfg: DatasetConfig,
-                   profile: Mapping[str, Any], validation_cfg: ValidationConfig | None = None,
-                   name: str | None = None, chunk_rows: int = GX_CHUNK_ROWS) -> ValidationResult:
+def validate_batch(
+    source: pd.DataFrame | Iterable[pd.DataFrame],
+    dataset_cfg: DatasetConfig,
+    profile: Mapping[str, Any],
+    validation_cfg: ValidationConfig | None = None,
+    name: str | None = None,
+    chunk_rows: int = GX_CHUNK_ROWS,
+) -> ValidationResult:
     """Validate a batch (a frame, or an iterable of frames: the batch's row chunks, in order, for a batch too
     large to hold; :mod:`churnguard.batches` reads one).
 
@@ -169,22 +208,32 @@ def validate_batch(source: pd.DataFrame | Iterable[pd.DataFrame], dataset_cfg: D
     vcfg = validation_cfg or load_validation_config()
     suite = build_suite(dataset_cfg, profile, vcfg)
     name = name or _source_name(source)
-    common = {"source": name, "dataset": dataset_cfg.name, "suite_name": suite.name,
-              "profile_version": (suite.meta or {}).get("profile_version")}
+    common = {
+        "source": name,
+        "dataset": dataset_cfg.name,
+        "suite_name": suite.name,
+        "profile_version": (suite.meta or {}).get("profile_version"),
+    }
     try:
         chunks = _slices(source, chunk_rows) if isinstance(source, pd.DataFrame) else iter(source)
         text = frozenset([*dataset_cfg.categorical, dataset_cfg.id.column])
         first = _for_gx(next(chunks), text)
     except UnreadableBatch as exc:
         issue = Issue(ERROR, "readable", None, str(exc))
-        return ValidationResult(status="unreadable", issues=[issue],
-                                elapsed_seconds=time.perf_counter() - started, **common)
+        return ValidationResult(
+            status="unreadable", issues=[issue], elapsed_seconds=time.perf_counter() - started, **common
+        )
     common["n_columns"] = len(first.columns)
     duplicated = sorted({str(c) for c in first.columns[first.columns.duplicated()]})
     if duplicated:
         issue = Issue(ERROR, "column_set", None, f"duplicate column name(s) {', '.join(duplicated)}")
-        return ValidationResult(status="fail", issues=[issue], elapsed_seconds=time.perf_counter() - started,
-                                n_rows=len(source) if isinstance(source, pd.DataFrame) else None, **common)
+        return ValidationResult(
+            status="fail",
+            issues=[issue],
+            elapsed_seconds=time.perf_counter() - started,
+            n_rows=len(source) if isinstance(source, pd.DataFrame) else None,
+            **common,
+        )
     id_col = dataset_cfg.id.column
     result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": vcfg.sample_size}
     if id_col in first.columns:
@@ -205,13 +254,24 @@ def validate_batch(source: pd.DataFrame | Iterable[pd.DataFrame], dataset_cfg: D
     except Exception as exc:  # GX itself broke on this input: report it as a failed batch, not a crash
         log.exception("GX could not validate %s", name)
         issue = Issue(ERROR, "evaluation", None, f"validation could not run: {one_line(exc)}")
-        return ValidationResult(status="fail", issues=[issue], elapsed_seconds=time.perf_counter() - started,
-                                n_rows=len(source) if isinstance(source, pd.DataFrame) else seen, **common)
+        return ValidationResult(
+            status="fail",
+            issues=[issue],
+            elapsed_seconds=time.perf_counter() - started,
+            n_rows=len(source) if isinstance(source, pd.DataFrame) else seen,
+            **common,
+        )
     issues = _issues(gx_result, first.columns, dataset_cfg, vcfg)
     status = "fail" if any(i.severity == ERROR for i in issues) else "warn" if issues else "pass"
-    return ValidationResult(status=status, issues=issues, evaluated=len(gx_result.results), n_rows=merged.rows,
-                            elapsed_seconds=time.perf_counter() - started,
-                            expectations=_outcomes(gx_result, issues, first.columns, dataset_cfg, vcfg), **common)
+    return ValidationResult(
+        status=status,
+        issues=issues,
+        evaluated=len(gx_result.results),
+        n_rows=merged.rows,
+        elapsed_seconds=time.perf_counter() - started,
+        expectations=_outcomes(gx_result, issues, first.columns, dataset_cfg, vcfg),
+        **common,
+    )
 
 
 def _slices(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
@@ -275,8 +335,7 @@ class _MergedResult:
         for res in merged.results:
             if _exception_message(res.exception_info):
                 continue
-            rule, kwargs, result = (res.expectation_config.meta.get("rule"), res.expectation_config.kwargs,
-                                    res.result)
+            rule, kwargs, result = (res.expectation_config.meta.get("rule"), res.expectation_config.kwargs, res.result)
             if rule == "row_count":
                 res.success = result["observed_value"] >= kwargs.get("min_value", 0)
             elif rule == "unique" and self.id_col is not None and "element_count" in result:
@@ -288,9 +347,11 @@ class _MergedResult:
                 _percentages(result)
         successful = sum(bool(r.success) for r in merged.results)
         merged.success = successful == len(merged.results)
-        merged.statistics.update(successful_expectations=successful,
-                                 unsuccessful_expectations=len(merged.results) - successful,
-                                 success_percent=100 * successful / len(merged.results) if merged.results else None)
+        merged.statistics.update(
+            successful_expectations=successful,
+            unsuccessful_expectations=len(merged.results) - successful,
+            success_percent=100 * successful / len(merged.results) if merged.results else None,
+        )
         return merged
 
     def _unique(self, result: dict) -> None:
@@ -306,8 +367,11 @@ class _MergedResult:
         ids = pd.Series(pa.chunked_array(arrays, type=kind).take(pa.array(candidates)).to_pylist(), dtype=object)
         duplicated = ids[ids.duplicated(keep=False)]  # hashes collide rarely; the ids say which repeat
         values = duplicated.head(self.sample_size).tolist()
-        result.update(unexpected_count=len(duplicated), partial_unexpected_list=values,
-                      partial_unexpected_index_list=[{self.id_col: v} for v in values])
+        result.update(
+            unexpected_count=len(duplicated),
+            partial_unexpected_list=values,
+            partial_unexpected_index_list=[{self.id_col: v} for v in values],
+        )
 
 
 def _mostly_success(result: Mapping[str, Any], mostly: float | None) -> bool:
@@ -326,9 +390,12 @@ def _percentages(result: dict) -> None:
     if "missing_count" in result:
         considered = total - result["missing_count"]
         nonmissing = unexpected / considered * 100 if considered > 0 else None
-        result.update(missing_percent=result["missing_count"] / total * 100,
-                      unexpected_percent_total=unexpected / total * 100, unexpected_percent_nonmissing=nonmissing,
-                      unexpected_percent=nonmissing)
+        result.update(
+            missing_percent=result["missing_count"] / total * 100,
+            unexpected_percent_total=unexpected / total * 100,
+            unexpected_percent_nonmissing=nonmissing,
+            unexpected_percent=nonmissing,
+        )
     else:
         result["unexpected_percent"] = unexpected / total * 100
     if "partial_unexpected_counts" in result:
@@ -376,13 +443,18 @@ def _for_gx(frame: pd.DataFrame, text: frozenset[str]) -> pd.DataFrame:
     for i, name in enumerate(out.columns):
         col = out.iloc[:, i]
         dtype = col.dtype
-        if name in text and (isinstance(dtype, pd.StringDtype) or (
-                isinstance(dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(dtype.categories))):
+        if name in text and (
+            isinstance(dtype, pd.StringDtype)
+            or (isinstance(dtype, pd.CategoricalDtype) and pd.api.types.is_string_dtype(dtype.categories))
+        ):
             out.isetitem(i, col.astype(pd.StringDtype()))
         elif isinstance(dtype, pd.StringDtype) or isinstance(dtype, pd.CategoricalDtype):
             out.isetitem(i, col.astype(object).where(col.notna(), None))
-        elif pd.api.types.is_extension_array_dtype(dtype) and pd.api.types.is_numeric_dtype(dtype) \
-                and not pd.api.types.is_bool_dtype(dtype):
+        elif (
+            pd.api.types.is_extension_array_dtype(dtype)
+            and pd.api.types.is_numeric_dtype(dtype)
+            and not pd.api.types.is_bool_dtype(dtype)
+        ):
             out.isetitem(i, col.to_numpy(dtype="float64", na_value=float("nan")))
         elif pd.api.types.is_extension_array_dtype(dtype):
             out.isetitem(i, col.astype(object).where(col.notna(), None))
@@ -404,9 +476,12 @@ def _issues(gx_result: Any, columns: pd.Index, cfg: DatasetConfig, vcfg: Validat
         found.append(_describe(res, meta, cfg, vcfg))
     bad_type = {i.column for i in found if i.rule == "type"}
     errors = {(i.column, i.rule) for i in found if i.severity == ERROR}
-    kept = [i for i in found
-            if not (i.column in bad_type and i.rule not in ("type", "not_null"))  # noise from a wrong type
-            and not (i.severity == WARN and (i.column, i.rule) in errors)]
+    kept = [
+        i
+        for i in found
+        if not (i.column in bad_type and i.rule not in ("type", "not_null"))  # noise from a wrong type
+        and not (i.severity == WARN and (i.column, i.rule) in errors)
+    ]
     return sorted(kept, key=_report_order(cfg))
 
 
@@ -414,13 +489,16 @@ def _report_order(cfg: DatasetConfig):
     """Sort key of issues and outcomes: table checks, the id, then the features in config order; by rule;
     error before warn."""
     order = {c: n for n, c in enumerate([None, cfg.id.column, *cfg.features])}
-    return lambda i: (order.get(i.column, len(order)),
-                      _RULE_ORDER.index(i.rule) if i.rule in _RULE_ORDER else len(_RULE_ORDER),
-                      i.severity != ERROR)
+    return lambda i: (
+        order.get(i.column, len(order)),
+        _RULE_ORDER.index(i.rule) if i.rule in _RULE_ORDER else len(_RULE_ORDER),
+        i.severity != ERROR,
+    )
 
 
-def _outcomes(gx_result: Any, issues: list[Issue], columns: pd.Index, cfg: DatasetConfig,
-              vcfg: ValidationConfig) -> list[Outcome]:
+def _outcomes(
+    gx_result: Any, issues: list[Issue], columns: pd.Index, cfg: DatasetConfig, vcfg: ValidationConfig
+) -> list[Outcome]:
     """Every expectation with churnguard's verdict (:class:`Outcome`), consistent with ``issues``: a failure
     that is no issue (see :func:`_issues`) is a ``skip`` naming what covers it."""
     present, counted = set(columns), set(issues)
@@ -437,9 +515,13 @@ def _outcomes(gx_result: Any, issues: list[Issue], columns: pd.Index, cfg: Datas
                 observed = f"the {len(present)} columns of the dataset config"
         elif found not in counted:
             status, ids = "skip", ()
-            observed = ("column missing (see column_set)" if column is not None and column not in present else
-                        "not judged: the column has the wrong type (see type)" if column in bad_type else
-                        "reported by the error-level check of the same rule")
+            observed = (
+                "column missing (see column_set)"
+                if column is not None and column not in present
+                else "not judged: the column has the wrong type (see type)"
+                if column in bad_type
+                else "reported by the error-level check of the same rule"
+            )
         out.append(Outcome(status, severity, rule, column, observed, res.expectation_config.type, ids))
     return sorted(out, key=_report_order(cfg))
 
@@ -464,8 +546,9 @@ def _describe(res: Any, meta: Mapping[str, Any], cfg: DatasetConfig, vcfg: Valid
             parts.append(f"unexpected column(s) {_names(mismatched['unexpected'])}")
         return Issue(severity, rule, column, "; ".join(parts) or "columns differ from the dataset config")
     if rule == "type" and "observed_value" in result:
-        return Issue(severity, rule, column,
-                     f"dtype {result['observed_value']}, expected {_expected_type(column, cfg)}")
+        return Issue(
+            severity, rule, column, f"dtype {result['observed_value']}, expected {_expected_type(column, cfg)}"
+        )
     what = {
         "type": f"not {_expected_type(column, cfg)}",
         "not_null": "null",
@@ -521,8 +604,7 @@ def _sample_ids(result: Mapping[str, Any], rule: str, id_col: str, size: int) ->
     if rule == "unique":
         raw = result.get("partial_unexpected_list") or []
     else:
-        raw = [row.get(id_col) for row in result.get("partial_unexpected_index_list") or []
-               if isinstance(row, Mapping)]
+        raw = [row.get(id_col) for row in result.get("partial_unexpected_index_list") or [] if isinstance(row, Mapping)]
     ids: list[str] = []
     for value in raw:
         text = MISSING_ID if _is_null(value) else _fmt(value, quote=False)

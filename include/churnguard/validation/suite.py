@@ -44,8 +44,21 @@ if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
 
 ERROR, WARN = "error", "warn"
-NUMERIC_TYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                 "float16", "float32", "float64", "int", "float"]
+NUMERIC_TYPES = [
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "int",
+    "float",
+]
 BINARY_TYPES = [*NUMERIC_TYPES, "bool"]
 TEXT_TYPES = ["str", "StringDtype"]  # object columns value by value; the runner hands text over as StringDtype
 FLOAT_MAX = sys.float_info.max
@@ -54,8 +67,9 @@ _SUITES: OrderedDict[str, ExpectationSuite] = OrderedDict()
 _SUITE_CACHE_SIZE = 16
 
 
-def build_suite(dataset_cfg: DatasetConfig, profile: Mapping[str, Any],
-                validation_cfg: ValidationConfig | None = None) -> ExpectationSuite:
+def build_suite(
+    dataset_cfg: DatasetConfig, profile: Mapping[str, Any], validation_cfg: ValidationConfig | None = None
+) -> ExpectationSuite:
     """The GX suite for batches of ``dataset_cfg`` judged against ``profile`` (cached per input).
 
     Example::
@@ -92,28 +106,24 @@ def gx_context():
     return context
 
 
-def _build(cfg: DatasetConfig, profile: dict[str, Any], vcfg: ValidationConfig,
-           name: str) -> ExpectationSuite:
+def _build(cfg: DatasetConfig, profile: dict[str, Any], vcfg: ValidationConfig, name: str) -> ExpectationSuite:
     gx_context()  # GX 1.x suites need an active context even when never saved
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    suite = gx.ExpectationSuite(name=name, meta={"dataset": cfg.name,
-                                                 "profile_version": profile.get("version")})
+    suite = gx.ExpectationSuite(name=name, meta={"dataset": cfg.name, "profile_version": profile.get("version")})
 
     def add(expectation_cls, severity: str, rule: str, column: str | None = None, **kwargs) -> None:
         if column is not None:
             kwargs["column"] = column
-        suite.add_expectation(expectation_cls(meta={"severity": severity, "rule": rule, "column": column},
-                                              **kwargs))
+        suite.add_expectation(expectation_cls(meta={"severity": severity, "rule": rule, "column": column}, **kwargs))
 
     id_col = cfg.id.column
     optional = set(vcfg.optional_features(cfg))
     allowed_missing = 1.0 - vcfg.missing.max_share
 
     add(gxe.ExpectTableRowCountToBeBetween, ERROR, "row_count", min_value=1)
-    add(gxe.ExpectTableColumnsToMatchSet, ERROR, "column_set", column_set=[id_col, *cfg.features],
-        exact_match=True)
+    add(gxe.ExpectTableColumnsToMatchSet, ERROR, "column_set", column_set=[id_col, *cfg.features], exact_match=True)
     add(gxe.ExpectColumnValuesToNotBeNull, ERROR, "not_null", id_col)
     add(gxe.ExpectColumnValuesToBeUnique, ERROR, "unique", id_col)
     for col in cfg.features:
@@ -130,10 +140,18 @@ def _build(cfg: DatasetConfig, profile: dict[str, Any], vcfg: ValidationConfig,
     return suite
 
 
-def _add_numeric(add, gxe, cfg: DatasetConfig, vcfg: ValidationConfig, col: str,
-                 summary: Mapping[str, Any], mostly: float) -> None:
-    add(gxe.ExpectColumnValuesToBeBetween, ERROR, "finite", col, min_value=-FLOAT_MAX, max_value=FLOAT_MAX,
-        mostly=mostly)
+def _add_numeric(
+    add, gxe, cfg: DatasetConfig, vcfg: ValidationConfig, col: str, summary: Mapping[str, Any], mostly: float
+) -> None:
+    add(
+        gxe.ExpectColumnValuesToBeBetween,
+        ERROR,
+        "finite",
+        col,
+        min_value=-FLOAT_MAX,
+        max_value=FLOAT_MAX,
+        mostly=mostly,
+    )
     rule = cfg.domain.get(col)
     if rule is not None and (rule.min is not None or rule.max is not None):
         add(gxe.ExpectColumnValuesToBeBetween, ERROR, "domain", col, min_value=rule.min, max_value=rule.max)
@@ -144,8 +162,7 @@ def _add_numeric(add, gxe, cfg: DatasetConfig, vcfg: ValidationConfig, col: str,
     pad = vcfg.ranges.tolerance * span
     bounds = {"min_value": float(lo - pad), "max_value": float(hi + pad)}
     if vcfg.ranges.error_share is not None:
-        add(gxe.ExpectColumnValuesToBeBetween, ERROR, "range", col, mostly=1.0 - vcfg.ranges.error_share,
-            **bounds)
+        add(gxe.ExpectColumnValuesToBeBetween, ERROR, "range", col, mostly=1.0 - vcfg.ranges.error_share, **bounds)
     add(gxe.ExpectColumnValuesToBeBetween, WARN, "range", col, **bounds)
 
 
@@ -178,10 +195,8 @@ def _check_profile(profile: Mapping[str, Any], cfg: DatasetConfig) -> None:
 
 def _suite_key(cfg: DatasetConfig, profile: Mapping[str, Any], vcfg: ValidationConfig) -> str:
     used = {
-        "numeric": {c: [profile["numeric"][c].get("min"), profile["numeric"][c].get("max")]
-                    for c in cfg.numeric},
-        "categorical": {c: sorted(profile["categorical"][c]["categories"])
-                        for c in [*cfg.binary, *cfg.categorical]},
+        "numeric": {c: [profile["numeric"][c].get("min"), profile["numeric"][c].get("max")] for c in cfg.numeric},
+        "categorical": {c: sorted(profile["categorical"][c]["categories"]) for c in [*cfg.binary, *cfg.categorical]},
     }
     blob = json.dumps([cfg.model_dump(mode="json"), used, vcfg.model_dump(mode="json")], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()

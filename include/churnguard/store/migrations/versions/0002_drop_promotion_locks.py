@@ -22,7 +22,8 @@ def downgrade() -> None:
         "promotion_locks",
         sa.Column("model_name", sa.String(length=128), nullable=False),
         sa.Column("holder", sa.String(length=128), nullable=True),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("(CURRENT_TIMESTAMP)"),
-                  nullable=True),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), server_default=sa.text("(CURRENT_TIMESTAMP)"), nullable=True
+        ),
         sa.PrimaryKeyConstraint("model_name"),
     )

@@ -25,8 +25,9 @@ def upgrade() -> None:
         sa.Column("clear_challenger", sa.Boolean(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("state", sa.String(length=8), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("(CURRENT_TIMESTAMP)"),
-                  nullable=True),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.text("(CURRENT_TIMESTAMP)"), nullable=True
+        ),
         sa.PrimaryKeyConstraint("id"),
     )
 

@@ -19,8 +19,9 @@ def upgrade() -> None:
         sa.Column("ds", sa.String(length=10), nullable=False),
         sa.Column("champion_version", sa.Integer(), nullable=False),
         sa.Column("challenger_version", sa.Integer(), nullable=True),
-        sa.Column("pinned_at", sa.DateTime(timezone=True), server_default=sa.text("(CURRENT_TIMESTAMP)"),
-                  nullable=True),
+        sa.Column(
+            "pinned_at", sa.DateTime(timezone=True), server_default=sa.text("(CURRENT_TIMESTAMP)"), nullable=True
+        ),
         sa.PrimaryKeyConstraint("ds"),
     )
     op.create_table(

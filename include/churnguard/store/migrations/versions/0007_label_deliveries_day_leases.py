@@ -40,8 +40,15 @@ def upgrade() -> None:
     for ds, result in steps:
         result = json.loads(result) if isinstance(result, str) else result
         for delivery in (result or {}).get("deliveries", []):
-            measured.setdefault(str(delivery["ds"]), {"delivery_ds": str(delivery["ds"]), "measured_ds": ds,
-                                                      "status": delivery["status"], "rows": delivery.get("rows")})
+            measured.setdefault(
+                str(delivery["ds"]),
+                {
+                    "delivery_ds": str(delivery["ds"]),
+                    "measured_ds": ds,
+                    "status": delivery["status"],
+                    "rows": delivery.get("rows"),
+                },
+            )
     if measured:
         op.bulk_insert(deliveries, list(measured.values()))
 
