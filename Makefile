@@ -73,6 +73,7 @@ compose-check: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check include dags plugins tests benchmarks scripts
+	$(BIN)/ruff format --check include dags plugins tests benchmarks scripts
 
 bench: $(RUNTIME_STAMP)
 	$(BIN)/python benchmarks/model_bench.py
