@@ -102,6 +102,12 @@ def end_state(home: Path, env: dict) -> dict:
                 "WHERE t.key = 'churnguard.kind' GROUP BY t.value"
             ).fetchall()
         )
+        # a retrain run whose model is no version says why (churnguard.unregistered)
+        state["unexplained_runs"] = mlflow.execute(
+            "SELECT count(*) FROM tags t WHERE t.key = 'churnguard.kind' AND t.value = 'retrain' "
+            "AND t.run_uuid NOT IN (SELECT run_id FROM model_versions) AND t.run_uuid NOT IN "
+            "(SELECT run_uuid FROM tags WHERE key = 'churnguard.unregistered')"
+        ).fetchone()[0]
     state["versions"] = len(state["versions"])  # run ids differ from one execution to the next
     state["quarantined"] = sorted(p.name for p in (home / "data" / "quarantine").glob("ds=*"))
     return state
@@ -169,5 +175,5 @@ def test_two_runs_of_the_same_dates_at_once_end_as_one_run_and_never_make_the_ch
     ][:3]
     state = end_state(world.home, env)
     assert state == reference, {k: (state[k], reference[k]) for k in state if state[k] != reference[k]}
-    assert state["quarantined"] == [f"ds={BAD}"] and state["leases"] == []
+    assert state["quarantined"] == [f"ds={BAD}"] and state["leases"] == [] and state["unexplained_runs"] == 0
     assert any("being processed by" in err for _, err in outs)  # one waited for the other at least once

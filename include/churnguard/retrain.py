@@ -557,14 +557,29 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
                 **chosen,
             },
         )
-    if logged is not None and existing.run_id != logged:  # a run of the same date registered the same model first
-        registry.client().set_tag(
-            logged,
-            registry.UNREGISTERED_TAG,
-            f"v{existing.version} (run {existing.run_id}) was registered from the same data, candidate and seed",
-        )
+    if logged is not None:
+        _mark_unregistered_twins(fingerprint, existing)
     result.update(registered=True, version=existing.version, run_id=existing.run_id)
     return result
+
+
+def _mark_unregistered_twins(fingerprint: str, registered: registry.VersionInfo) -> None:
+    """Tag every other retrain run of ``fingerprint`` (a run of the same date at once, or one a crash stopped
+    before its registration) with why its model is not a version: the version registered instead."""
+    import mlflow
+
+    runs = mlflow.search_runs(
+        filter_string=f"tags.`{registry.FINGERPRINT_TAG}` = '{fingerprint}' and tags.`churnguard.kind` = 'retrain'",
+        output_format="list",
+    )
+    for run in runs:
+        if run.info.run_id != registered.run_id and registry.UNREGISTERED_TAG not in run.data.tags:
+            registry.client().set_tag(
+                run.info.run_id,
+                registry.UNREGISTERED_TAG,
+                f"v{registered.version} (run {registered.run_id}) was registered from the same data, candidate "
+                f"and seed",
+            )
 
 
 def _log_trained_customers(hashes: np.ndarray) -> None:
