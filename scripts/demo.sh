@@ -69,7 +69,7 @@ dag_test() {  # airflow dags test logs a failing task instead of failing: read t
   pid=$!
   # the run's log goes to the file; its progress lines and the failure pipeline's steps go on screen too
   tail -n "+$from" -F --pid="$pid" "$log" 2>/dev/null |
-    sed -un 's/^.*\[info *\] \(.*[^ ]\) *\[churnguard\.\(progress\|failure\.pipeline\)\].*$/    \1/p' &
+    sed -un 's/^.*\[info *\] \(.*[^ ]\) *\[churnguard\.\(progress\|failure_training\)\].*$/    \1/p' &
   wait $!
   wait "$pid" || true
   if ! grep "DagRun Finished: dag_id=$1," "$log" | tail -1 | grep -q "state=success"; then
