@@ -281,6 +281,17 @@ def run_day(env: dict[str, str], day: str, **conf) -> str:
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
+def databases_left(names: list[str], admin_url: str = PG_ADMIN) -> list[str]:
+    """Which of the databases ``names`` still exist on the PostgreSQL server of ``admin_url``."""
+    admin = create_engine(admin_url)
+    try:
+        with admin.connect() as conn:
+            query = text("SELECT datname FROM pg_database WHERE datname = ANY(:names)")
+            return list(conn.execute(query, {"names": names}).scalars())
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture
 def postgres_url():
     """A throw-away database on the local PostgreSQL server, dropped afterwards."""

@@ -18,7 +18,7 @@ import psutil
 import pytest
 import stack as native
 
-from tests.conftest import BIN, ROOT, home_env
+from tests.conftest import BIN, ROOT, databases_left, home_env
 
 pytestmark = pytest.mark.xdist_group("clean_stops")
 GRACE_S = 30  # after the stopped script has exited, what it started must be gone within this
@@ -216,8 +216,6 @@ def test_a_stopped_script_runs_its_teardown_and_ends_the_process_groups_below_it
 
 @pytest.mark.integration
 def test_sigterm_while_stack_up_starts_the_stack_leaves_none_of_its_processes_or_databases(started, tmp_path):
-    from sqlalchemy import create_engine, text
-
     home = tmp_path / "home"
     proc, log = started([str(BIN / "python"), str(ROOT / "scripts" / "stack.py"), "up"], airflow_env(home), "stack-up")
     wait_until(lambda: (home / "run" / "worker-2.pid").exists(), proc, log)  # every server spawned, none waited for
@@ -227,14 +225,7 @@ def test_sigterm_while_stack_up_starts_the_stack_leaves_none_of_its_processes_or
 
     assert_all_gone(proc, log, pids, groups)
     assert proc.returncode == 143, log.read_text()[-3000:]
-    admin = create_engine(native.pg_url("postgres"))
-    with admin.connect() as conn:
-        left = (
-            conn.execute(text("SELECT datname FROM pg_database WHERE datname = ANY(:names)"), {"names": databases})
-            .scalars()
-            .all()
-        )
-    admin.dispose()
+    left = databases_left(databases, native.pg_url("postgres"))
     assert not left and not (home / "run" / "stack.json").exists()
 
 

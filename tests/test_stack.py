@@ -15,7 +15,7 @@ import stack as native
 from airflow_stack import Api, create_backfill, follow, schedule_configs
 
 from benchmarks.dag_bench import decisions
-from tests.conftest import BIN, ROOT, churnguard_cli, home_env
+from tests.conftest import BIN, ROOT, churnguard_cli, databases_left, home_env
 
 # Part of make test, in a group of its own: its three stacks (1,461 s of one worker on a slow machine) run
 # beside the rest of the suite on the other worker; alone: make test-stack.
@@ -85,8 +85,6 @@ def _alive(pid: int) -> bool:
 def native_stack(churnguard_home, monkeypatch, request):
     """The stack on a fresh home, its DAG scheduled over the first ``request.param`` (default ``DAYS``) simulated
     days; torn down afterwards, and checked to have left no process, port or database."""
-    from sqlalchemy import create_engine, text
-
     last = START + timedelta(days=getattr(request, "param", DAYS) - 1)
     for key, value in {
         "AIRFLOW_HOME": str(churnguard_home / "airflow"),
@@ -102,14 +100,7 @@ def native_stack(churnguard_home, monkeypatch, request):
         pids = [int(p.read_text()) for p in (churnguard_home / "run").glob("*.pid")]
         databases = json.loads(native.stack_file().read_text()).get("databases", [])
         still_open = native.down()
-        admin = create_engine(native.pg_url("postgres"))
-        with admin.connect() as conn:
-            left = (
-                conn.execute(text("SELECT datname FROM pg_database WHERE datname = ANY(:names)"), {"names": databases})
-                .scalars()
-                .all()
-            )
-        admin.dispose()
+        left = databases_left(databases, native.pg_url("postgres"))
         assert not still_open and not left and not [pid for pid in pids if _alive(pid)], (still_open, left)
 
 
