@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
+from churnguard.arrow import concat
 from churnguard.crashpoints import crash_point
 from churnguard.settings import get_settings
 
@@ -210,7 +211,7 @@ class Storage:
         if not files:
             raise PartitionNotFound(f"{self.uri(partition_key(area, ds))}: no parquet files in partition")
         frames = [pd.read_parquet(io.BytesIO(self.read_bytes(k))) for k in files]
-        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return concat(frames)
 
     def list_partitions(self, area: str) -> list[date]:
         days = set()
