@@ -100,7 +100,7 @@ def churn_daily_monitoring():
         are checked here, before any task writes."""
         from airflow.sdk import get_current_context
 
-        from churnguard.daily import check_run
+        from churnguard.context import check_run
         from churnguard_airflow.day import batch_date, run_options
 
         context = get_current_context()

@@ -226,12 +226,12 @@ def test_run_overrides_are_validated_like_the_files():
 
 
 def test_check_run_refuses_a_dataset_typo_before_reaching_the_registry(config_dir, monkeypatch):
-    from churnguard import daily, registry
+    from churnguard import context, registry
 
     monkeypatch.setattr(registry, "check_connection", lambda: pytest.fail("configs are checked first"))
     edit(config_dir / "validation.yaml", TELCO_OPTIONAL, "    telcoo: [total_charges]")
     with pytest.raises(ConfigError, match=r"validation\.yaml: missing\.optional\.telcoo: "):
-        daily.check_run()
+        context.check_run()
 
 
 # --- through `churnguard run-days` on a real home -----------------------------------------------------------------

@@ -20,15 +20,19 @@ import pandas as pd
 from churnguard import registry
 from churnguard.config import (
     DatasetConfig,
+    DriftConfig,
     ModelConfig,
     MonitoringConfig,
     load_dataset_config,
+    load_drift_config,
     load_model_config,
     load_monitoring_config,
 )
 from churnguard.dataroot import DataRoot
+from churnguard.failure.config import FailureConfig, load_failure_config
 from churnguard.storage import CHUNK_ROWS
 from churnguard.store import MonitoringStore, lease, open_store
+from churnguard.validation.config import ValidationConfig, load_validation_config
 
 log = logging.getLogger(__name__)
 # A batch up to this many rows is held whole by the context (read once); a larger one is only ever streamed
@@ -65,6 +69,20 @@ class RunOptions:
         }
 
 
+def check_run(options: RunOptions | None = None) -> None:
+    """Everything a run needs, checked before it writes anything: every config with this run's overrides
+    (a bad key or value is one :class:`~churnguard.config.ConfigError` line) and the MLflow server (a
+    :class:`~churnguard.registry.RegistryError` within seconds, not minutes)."""
+    options = options or RunOptions()
+    load_dataset_config()
+    load_model_config()
+    load_monitoring_config(options.overrides)
+    load_drift_config(options.drift_overrides)
+    load_validation_config()
+    load_failure_config()
+    registry.check_connection()
+
+
 @dataclass
 class DayContext:
     """The batch date and everything a day's steps share; build with :meth:`build`."""
@@ -76,6 +94,9 @@ class DayContext:
     dataset: DatasetConfig
     model: ModelConfig
     monitoring: MonitoringConfig
+    drift_config: DriftConfig  # with this run's drift overrides
+    validation_config: ValidationConfig
+    failure_config: FailureConfig
     holder: str = field(default_factory=lease.process_holder)  # who runs the day: see churnguard.store.lease
     _summaries: dict[tuple[int, str], Any] = field(default_factory=dict, repr=False)
     _versions: PinnedVersions | None = field(default=None, repr=False)
@@ -103,6 +124,9 @@ class DayContext:
             dataset=load_dataset_config(),
             model=load_model_config(),
             monitoring=load_monitoring_config(options.overrides),
+            drift_config=load_drift_config(options.drift_overrides),
+            validation_config=load_validation_config(),
+            failure_config=load_failure_config(),
             holder=holder or lease.process_holder(),
         )
 

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from churnguard import alerts, registry
 from churnguard.arrow import release_arrow_memory
-from churnguard.context import IN_MEMORY_ROWS, DayContext, RunOptions
+from churnguard.context import IN_MEMORY_ROWS, DayContext, RunOptions, check_run
 from churnguard.crashpoints import crash_point
 from churnguard.data import data_version
 from churnguard.dataroot import DataRoot
@@ -43,24 +43,6 @@ class BatchRejected(Exception):
 
 class BatchMissing(FileNotFoundError):
     """No landing partition for the day: nothing was read, written or decided."""
-
-
-def check_run(options: RunOptions | None = None) -> None:
-    """Everything a run needs, checked before it writes anything: every config with this run's overrides
-    (a bad key or value is one :class:`~churnguard.config.ConfigError` line) and the MLflow server (a
-    :class:`~churnguard.registry.RegistryError` within seconds, not minutes)."""
-    from churnguard.config import load_dataset_config, load_drift_config, load_model_config, load_monitoring_config
-    from churnguard.failure.config import load_failure_config
-    from churnguard.validation import load_validation_config
-
-    options = options or RunOptions()
-    load_dataset_config()
-    load_model_config()
-    load_monitoring_config(options.overrides)
-    load_drift_config(options.drift_overrides)
-    load_validation_config()
-    load_failure_config()
-    registry.check_connection()
 
 
 def resolve_ds(batch_date: str | None, logical_date) -> str:
@@ -182,7 +164,7 @@ def validate(ctx: DayContext) -> dict:
 
     root, ds = ctx.root, ctx.ds
     batch = ctx.batch() if ctx.batch_in_memory else ctx.batch_chunks()  # held: sliced for GX; else streamed
-    result = validate_batch(batch, ctx.dataset, champion_profile(ctx), name=root.batch_uri(ds))
+    result = validate_batch(batch, ctx.dataset, champion_profile(ctx), ctx.validation_config, name=root.batch_uri(ds))
     if result.exit_code >= 2:
         _reject(ctx, result)
     save_validation(root, ds, result)
@@ -266,9 +248,9 @@ def drift(ctx: DayContext) -> dict:
     report = drift_report(
         profile,
         batch,
+        ctx.drift_config,  # this run's drift overrides merged in
         scores=scores,
         history=[history[d] for d in sorted(history)],
-        overrides=ctx.options.drift_overrides,
     )
     doc = report.to_dict()
     root.write_report(ds, "drift.json", json.dumps(doc, indent=1).encode())
