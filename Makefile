@@ -31,7 +31,7 @@ $(STAMP): $(RUNTIME_STAMP) requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
 	@touch $(STAMP)
 
-# Debian's chromium for tests/test_ui_browser.py (Playwright drives /usr/bin/chromium; it never downloads one).
+# Debian's chromium for tests/plugins/test_ui_browser.py (Playwright drives /usr/bin/chromium; it never downloads one).
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
@@ -63,7 +63,7 @@ stack: $(RUNTIME_STAMP)
 	$(BIN)/python scripts/stack.py up
 
 test-stack: $(STAMP)
-	$(BIN)/pytest -p no:cacheprovider tests/test_stack.py
+	$(BIN)/pytest -p no:cacheprovider tests/deploy/test_stack.py
 
 stack-down: $(RUNTIME_STAMP)
 	$(BIN)/python scripts/stack.py down

@@ -22,7 +22,9 @@ import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Label, Param, TriggerRule, dag, task
 
+from churnguard import steps
 from churnguard.config import load_monitoring_config
+from churnguard.results import Decision, Verdict
 from churnguard_airflow.connections import use_connections
 from churnguard_airflow.notify import day_deadline, on_day_published, on_task_failure
 from churnguard_airflow.operators import (
@@ -37,7 +39,6 @@ from churnguard_airflow.operators import (
 from churnguard_airflow.timetables import DailyBatches
 
 CFG = load_monitoring_config()
-STEPS = {"decide": "decide_day"}  # task id -> churnguard.daily function, where they differ
 LAST_DAY = CFG.schedule.end_date.isoformat() if CFG.schedule.end_date else None
 
 
@@ -110,11 +111,8 @@ def churn_daily_monitoring():
 
     @task.branch
     def route(decision: dict) -> str:
-        """Follow the decision."""
-        return decision["decision"]
-
-    def step(task_id: str, doc: str, **kwargs) -> DayStepOperator:
-        return DayStepOperator(task_id=task_id, step=STEPS.get(task_id, task_id), doc_md=doc, **kwargs)
+        """Follow the decision: its verdict is the id of the task to run."""
+        return Decision.from_json(decision).decision.value
 
     waited = LandingSensor(
         task_id="wait_for_landing",
@@ -123,26 +121,25 @@ def churn_daily_monitoring():
         timeout=CFG.schedule.sensor_timeout_minutes * 60,
         fail_after_hours=CFG.schedule.missing_batch_fail_hours,
     )
-    ingest = step("ingest", "Read every file of the batch once (unreadable ones quarantine it) and stage it.")
-    scored = step("score", "Score with the champion, and the challenger as a shadow: the versions pinned for the day.")
+    ingest = DayStepOperator(step=steps.INGEST)
+    scored = DayStepOperator(step=steps.SCORE)
     ready = run_settings() >> waited >> ingest >> PreviousDaySensor(task_id="wait_for_previous_day")
-    ready >> ValidateBatchOperator(task_id="validate") >> scored
-    risk = step("failure_risk", "P(champion fails within the horizon), or unavailable with the reason.")
-    performance = step("performance", "Metrics on labels that arrived today, per observed day; 30-day history.")
-    scored >> [DriftReportOperator(task_id="drift"), performance] >> risk
-    decision = step("decide", "healthy / alert / retrain from the day's drift, performance and risk, in one line.")
+    ready >> ValidateBatchOperator() >> scored
+    risk = DayStepOperator(step=steps.FAILURE_RISK)
+    scored >> [DriftReportOperator(), DayStepOperator(step=steps.PERFORMANCE)] >> risk
+    decision = DayStepOperator(step=steps.DECIDE)
     risk >> decision
     branch = route(decision.output)
-    promote = PromoteModelOperator(task_id="promote", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-    for name, label in (("healthy", "no drift, no risk"), ("alert", "moderate drift or risk")):
-        branch >> Label(label) >> EmptyOperator(task_id=name, doc_md=f"Decision: {label}.") >> promote
-    branch >> Label("critical drift, risk or failure") >> RetrainChallengerOperator(task_id="retrain") >> promote
-    promote >> step(
-        "publish",
-        "summary.json, the day's MLflow run, the store row: from the day's recorded results; "
-        "then the day's alerts are delivered.",
-        trigger_rule=TriggerRule.NONE_FAILED,
-        on_success_callback=on_day_published,
+    promote = PromoteModelOperator(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    for verdict in Verdict:
+        follow = (
+            RetrainChallengerOperator()
+            if verdict is steps.RETRAIN.verdict
+            else EmptyOperator(task_id=verdict.value, doc_md=f"Decision: {verdict.edge}.")
+        )
+        branch >> Label(verdict.edge) >> follow >> promote
+    promote >> DayStepOperator(
+        step=steps.PUBLISH, trigger_rule=TriggerRule.NONE_FAILED, on_success_callback=on_day_published
     )
 
 

@@ -13,6 +13,7 @@ import json
 import pandas as pd
 import pytest
 
+from churnguard.results import Decision, PerformanceSummary, Scored
 from churnguard.settings import get_settings
 from tests.conftest import SavedWorld, forget_open_stores
 
@@ -101,15 +102,15 @@ def test_the_batch_is_read_once_and_the_later_steps_read_the_staged_copy(world):
 
     ctx = context()
     info = daily.ingest(ctx)
-    assert info["rows"] == 300 and ctx.root.read_staged(DAY).equals(ctx.batch())
+    assert info.rows == 300 and ctx.root.read_staged(DAY).equals(ctx.batch())
     # Later steps never touch the landing partition again: they work with it gone.
     ctx.root.storage.delete_folder(ctx.root.batch_key(DAY))
     fresh = context()  # a new task: reads the staged copy once
-    assert daily.validate(fresh)["status"] in ("pass", "warn")
+    assert daily.validate(fresh).status in ("pass", "warn")
     scored = daily.score(fresh)
-    assert scored["rows"] == 300 and (scored["champion_version"], scored["challenger_version"]) == (1, 2)
-    assert daily.drift(fresh)["severity"] in ("stable", "moderate", "critical")
-    assert fresh.result("score") == scored  # each step's result is the day's record in the store
+    assert scored.rows == 300 and (scored.champion_version, scored.challenger_version) == (1, 2)
+    assert daily.drift(fresh).severity in ("stable", "moderate", "critical")
+    assert fresh.result(Scored) == scored  # each step's result is the day's record in the store
 
 
 def test_versions_are_pinned_for_the_date_and_replayed_after_the_aliases_moved(world):
@@ -126,8 +127,8 @@ def test_versions_are_pinned_for_the_date_and_replayed_after_the_aliases_moved(w
     assert (again.versions.champion, again.versions.challenger) == (1, 2)
     scored = daily.score(again)
     scores = again.root.read_scores(DAY)
-    assert scored["champion_version"] == 1 and set(scores["champion_version"]) == {1}
-    assert daily.drift(again)["champion_version"] == 1
+    assert scored.champion_version == 1 and set(scores["champion_version"]) == {1}
+    assert daily.drift(again).champion_version == 1
     assert context("2026-09-22").versions.champion == 2  # a date first processed now pins what is current
 
 
@@ -164,10 +165,10 @@ def test_a_retrain_whose_challenger_does_not_clear_a_gate_registers_nothing_and_
         daily.decide_day,
     ):
         step(ctx)
-    assert ctx.result("decide")["decision"] == "retrain"
+    assert ctx.result(Decision).decision == "retrain"
     result = daily.retrain(ctx)
-    assert not result["registered"] and result["gates"]["beats_champion"] is False
-    assert "beats_champion" in result["rejected"]
+    assert not result.registered and result.gates["beats_champion"] is False
+    assert "beats_champion" in result.rejected
     assert len(registry.client().search_model_versions("name = 'churn-model'")) == 2
     assert daily.retrain(context(force_retrain=True)) == result  # the date's retrain happened: reported again
 
@@ -184,9 +185,9 @@ def test_promotion_happens_once_per_date(world):
 
     validated_after_change(2)
     ctx = context()
-    ctx.record("performance", {"measured_failure": True})  # the champion measurably failed today
+    ctx.record(PerformanceSummary(DAY, measured_failure=True))  # the champion measurably failed today
     promoted = daily.promote(ctx)
-    assert promoted["promoted"] and promoted["version"] == 2
+    assert promoted.promoted and promoted.version == 2
     assert aliases() == {"champion": 2, "challenger": None, "previous": 1}
     assert daily.promote(context()) == promoted  # a re-run of the date reports it, moves nothing
     assert aliases() == {"champion": 2, "challenger": None, "previous": 1}
@@ -197,9 +198,9 @@ def test_a_failing_champion_is_replaced_at_once_only_by_a_challenger_validated_a
     from churnguard.promotion import should_promote
 
     ctx = context()
-    ctx.record("performance", {"measured_failure": True})
+    ctx.record(PerformanceSummary(DAY, measured_failure=True))
     held = daily.promote(ctx)  # v2 was validated on days before any change: it stays in shadow
-    assert not held["promoted"] and "challenger v2 in shadow" in held["reason"]
+    assert not held.promoted and "challenger v2 in shadow" in held.reason
     assert aliases() == {"champion": 1, "challenger": 2, "previous": None}
     validated_after_change(2)
     ok, reason = should_promote(ctx.store, True, ctx.monitoring)
@@ -293,13 +294,13 @@ def test_a_batch_over_the_in_memory_limit_is_streamed_to_the_same_staged_copy_ve
     streamed = context()
     info = daily.ingest(streamed)
     assert streamed._batch is None and not streamed.batch_in_memory  # nothing held: later steps stream
-    assert (info["rows"], info["data_version"]) == (whole["rows"], whole["data_version"])
+    assert (info.rows, info.data_version) == (whole.rows, whole.data_version)
     pd.testing.assert_frame_equal(streamed.root.read_staged(DAY), staged)
     with pytest.raises(MemoryError, match="batch_chunks"):
         streamed.batch()
     daily.score(streamed)
     pd.testing.assert_frame_equal(streamed.root.read_scores(DAY), scores)
-    assert daily.drift(streamed)["severity"] in ("stable", "moderate", "critical")
+    assert daily.drift(streamed).severity in ("stable", "moderate", "critical")
 
 
 def test_a_champion_validated_after_a_change_is_refreshed_when_its_post_change_labels_doubled(world):
@@ -329,23 +330,23 @@ def test_a_champion_validated_after_a_change_is_refreshed_when_its_post_change_l
         daily.decide_day,
     ):
         step(ctx)
-    assert ctx.result("decide") == {
+    assert ctx.result(Decision).to_json() == {
         "decision": "retrain",
         "reasons": ["refresh: champion learnt the change of 2026-09-11 from 2 labelled day(s); 4 are labelled now"],
     }
     result = daily.retrain(ctx)
-    assert result["registered"] and result["change_day"] == "2026-09-11" and result["refresh_of"] == 1
-    assert result["window"]["holdout_from"] == result["window"]["holdout_to"] == "2026-09-14"
-    margin = result["metrics"]["holdout_auc"] - result["metrics"]["champion_holdout_auc"]
+    assert result.registered and result.change_day == "2026-09-11" and result.refresh_of == 1
+    assert result.window["holdout_from"] == result.window["holdout_to"] == "2026-09-14"
+    margin = result.metrics["holdout_auc"] - result.metrics["champion_holdout_auc"]
     assert registry.version_by_alias("churn-model", registry.CHALLENGER).tags[registry.REFRESH_TAG] == "1"
     promoted = daily.promote(ctx)
-    assert promoted["promoted"] and promoted["version"] == result["version"], promoted
+    assert promoted.promoted and promoted.version == result.version, promoted
     assert (
         f"refreshes champion v1 on more labelled days since the change on 2026-09-11: +{margin:.3f} AUC"
-        in promoted["reason"]
+        in promoted.reason
     )
-    assert aliases() == {"champion": result["version"], "challenger": None, "previous": 1}
-    assert context("2026-09-22").versions.champion == result["version"]
+    assert aliases() == {"champion": result.version, "challenger": None, "previous": 1}
+    assert context("2026-09-22").versions.champion == result.version
 
 
 def test_a_refresh_challenger_waits_in_shadow_once_the_champion_it_beat_is_no_longer_champion(world):

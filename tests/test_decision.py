@@ -7,13 +7,28 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from churnguard.config import load_monitoring_config
-from churnguard.decision import ALERT, HEALTHY, RETRAIN, decide
+from churnguard.decision import decide
 from churnguard.performance import day_metrics, delong_auc, is_measured_failure
+from churnguard.results import DriftSummary, FailureRisk, PerformanceSummary, Verdict
 
+HEALTHY, ALERT, RETRAIN = Verdict
 CFG = load_monitoring_config()
-CALM = {"severity": "stable", "drift_share": 0.0, "top_features": []}
-NO_FAILURE = {"measured_failure": False, "measured_failure_days": []}
-NO_RISK = {"available": False, "risk": None, "reason": "no failure model"}
+DAY = "2026-09-03"
+
+
+def drift(severity: str = "stable", share: float = 0.0, top: tuple[str, ...] = ()) -> DriftSummary:
+    return DriftSummary(DAY, severity, share, share, len(top), None, list(top), None, 1, "drift.json", "drift.html")
+
+
+def failed(*days: str) -> PerformanceSummary:
+    return PerformanceSummary(DAY, measured_failure_days=list(days), measured_failure=bool(days))
+
+
+def risk(value: float) -> FailureRisk:
+    return FailureRisk(available=True, risk=value)
+
+
+CALM, NO_FAILURE, NO_RISK = drift(), failed(), FailureRisk(available=False, reason="no failure model")
 
 
 def test_calm_day_is_healthy_even_without_a_failure_model():
@@ -23,38 +38,38 @@ def test_calm_day_is_healthy_even_without_a_failure_model():
 
 
 def test_moderate_drift_alerts_and_critical_drift_retrains():
-    moderate = {**CALM, "severity": "moderate", "drift_share": 0.1, "top_features": ["tenure"]}
+    moderate = drift("moderate", 0.1, ("tenure",))
     assert decide(moderate, NO_FAILURE, NO_RISK, CFG).decision == ALERT
-    critical = {**CALM, "severity": "critical", "drift_share": 0.6, "top_features": ["monthly_charges", "tenure"]}
+    critical = drift("critical", 0.6, ("monthly_charges", "tenure"))
     decision = decide(critical, NO_FAILURE, NO_RISK, CFG)
     assert decision.decision == RETRAIN
     assert "critical drift (share drifted 0.60, top monthly_charges, tenure)" in decision.reasons[0]
 
 
-@pytest.mark.parametrize("risk, expected", [(0.3, HEALTHY), (0.6, ALERT), (0.9, RETRAIN)])
-def test_failure_risk_levels(risk, expected):
-    assert decide(CALM, NO_FAILURE, {"available": True, "risk": risk}, CFG).decision == expected
+@pytest.mark.parametrize("value, expected", [(0.3, HEALTHY), (0.6, ALERT), (0.9, RETRAIN)])
+def test_failure_risk_levels(value, expected):
+    assert decide(CALM, NO_FAILURE, risk(value), CFG).decision == expected
 
 
 def test_measured_failure_and_force_retrain_retrain():
-    failed = {"measured_failure": True, "measured_failure_days": ["2026-09-03"]}
-    assert decide(CALM, failed, NO_RISK, CFG).reasons == ["measured failure on 2026-09-03"]
+    failing = failed("2026-09-03")
+    assert decide(CALM, failing, NO_RISK, CFG).reasons == ["measured failure on 2026-09-03"]
     assert decide(CALM, NO_FAILURE, NO_RISK, CFG, force_retrain=True).decision == RETRAIN
 
 
 def test_a_challenger_in_shadow_holds_retraining_unless_forced():
-    failed = {"measured_failure": True, "measured_failure_days": ["2026-09-03"]}
-    held = decide(CALM, failed, NO_RISK, CFG, challenger_version=3, challenger_post_change=True)
+    failing = failed("2026-09-03")
+    held = decide(CALM, failing, NO_RISK, CFG, challenger_version=3, challenger_post_change=True)
     assert held.decision == ALERT and "challenger v3 already in shadow" in held.line()
-    assert decide(CALM, failed, NO_RISK, CFG, challenger_version=3, force_retrain=True).decision == RETRAIN
-    critical = {**CALM, "severity": "critical", "drift_share": 0.6, "top_features": ["tenure"]}
+    assert decide(CALM, failing, NO_RISK, CFG, challenger_version=3, force_retrain=True).decision == RETRAIN
+    critical = drift("critical", 0.6, ("tenure",))
     assert decide(critical, NO_FAILURE, NO_RISK, CFG, challenger_version=3).decision == ALERT
 
 
 def test_a_measured_failure_replaces_a_challenger_not_validated_after_the_change():
     # v2 was trained before the change showed: as wrong about the new concept as the failing champion
-    failed = {"measured_failure": True, "measured_failure_days": ["2026-09-26"]}
-    assert decide(CALM, failed, NO_RISK, CFG, challenger_version=2).decision == RETRAIN
+    failing = failed("2026-09-26")
+    assert decide(CALM, failing, NO_RISK, CFG, challenger_version=2).decision == RETRAIN
 
 
 def test_delong_auc_equals_sklearn_and_its_error_matches_the_bootstrap():
@@ -89,13 +104,13 @@ def test_single_class_day_has_no_auc_but_no_nan():
 
 
 def test_after_a_recent_registration_drift_and_risk_alone_only_alert():
-    critical = {**CALM, "severity": "critical", "drift_share": 0.6, "top_features": ["tenure"]}
-    high_risk = {"available": True, "risk": 0.95}
+    critical = drift("critical", 0.6, ("tenure",))
+    high_risk = risk(0.95)
     cooling = decide(critical, NO_FAILURE, high_risk, CFG, days_since_registered=2)
     assert cooling.decision == ALERT and "registered 2 day(s) ago" in cooling.reasons[0]
     assert decide(critical, NO_FAILURE, high_risk, CFG, days_since_registered=7).decision == RETRAIN
-    failed = {"measured_failure": True, "measured_failure_days": ["2026-09-03"]}
-    assert decide(critical, failed, NO_RISK, CFG, days_since_registered=1).decision == RETRAIN
+    failing = failed("2026-09-03")
+    assert decide(critical, failing, NO_RISK, CFG, days_since_registered=1).decision == RETRAIN
 
 
 def test_a_due_refresh_retrains_unless_a_challenger_is_in_shadow():

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -30,11 +30,13 @@ from churnguard.config import (
 )
 from churnguard.dataroot import DataRoot
 from churnguard.failure.config import FailureConfig, load_failure_config
+from churnguard.results import StepResult
 from churnguard.storage import CHUNK_ROWS
 from churnguard.store import MonitoringStore, lease, open_store
 from churnguard.validation.config import ValidationConfig, load_validation_config
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", bound=StepResult)
 # A batch up to this many rows is held whole by the context (read once); a larger one is only ever streamed
 # from its staged copy, CHUNK_ROWS rows at a time.
 IN_MEMORY_ROWS = 1_000_000
@@ -233,17 +235,19 @@ class DayContext:
         self._batch_rows = len(frame) if frame is not None else rows
 
     # -- step results -------------------------------------------------------------------------------------
-    def record(self, step: str, result: dict[str, Any]) -> dict[str, Any]:
-        """Store a step's small result for the day; returns it."""
-        self.store.upsert("day_steps", [{"ds": self.ds, "step": step, "result": result}])
+    def record(self, result: R) -> R:
+        """Store a step's result as the day's (its class names the step); returns it."""
+        self.store.upsert("day_steps", [{"ds": self.ds, "step": result.step, "result": result.to_json()}])
         return result
 
-    def result(self, step: str) -> dict[str, Any] | None:
-        rows = self.store.rows("day_steps", where={"ds": self.ds, "step": step})
-        return rows[0]["result"] if rows else None
+    def result(self, kind: type[R]) -> R | None:
+        """The day's recorded result of the step that makes ``kind``, or None before it ran."""
+        rows = self.store.rows("day_steps", where={"ds": self.ds, "step": kind.step})
+        return kind.from_json(rows[0]["result"]) if rows else None
 
-    def require(self, step: str) -> dict[str, Any]:
-        found = self.result(step)
+    def require(self, kind: type[R]) -> R:
+        """As :meth:`result`, for a step that must have run: its absence is a LookupError naming it."""
+        found = self.result(kind)
         if found is None:
-            raise LookupError(f"{self.ds}: step '{step}' has no result yet: run it first")
+            raise LookupError(f"{self.ds}: step '{kind.step}' has no result yet: run it first")
         return found

@@ -1,7 +1,8 @@
 """The steps of the daily monitoring run, one function per DAG task, each handed the day's
-:class:`~churnguard.context.DayContext` (configs, data root, store, pinned model versions) and returning a
-small JSON-able dict, which it also records in the store: later steps and ``publish`` read the day's
-results there, so the DAG passes nothing but the run itself between tasks.
+:class:`~churnguard.context.DayContext` (configs, data root, store, pinned model versions) and returning its
+typed result (:mod:`churnguard.results`), which it also records in the store: later steps and ``publish`` read
+the day's results there, so the DAG passes nothing but the run itself between tasks. Their order, task ids and
+documentation: :mod:`churnguard.steps`.
 
 ingest -> validate -> score -> drift -> performance -> failure risk -> decide -> (retrain) -> promote ->
 publish. Every step is idempotent per date: partitions are replaced, store rows upserted by date, every step
@@ -30,6 +31,18 @@ from churnguard.decision import REFRESH, decide
 from churnguard.performance import champion_failure_days, champion_history, measure_day
 from churnguard.progress import progress
 from churnguard.promotion import promote_day, set_challenger
+from churnguard.results import (
+    Decision,
+    DriftSummary,
+    FailureRisk,
+    Ingested,
+    PerformanceSummary,
+    Promotion,
+    Published,
+    Retrained,
+    Scored,
+    Validated,
+)
 from churnguard.scoring import score_day
 from churnguard.training import load_version_model
 
@@ -83,7 +96,7 @@ def missing_batch(root: DataRoot, ds: str, waited: str) -> str:
     )
 
 
-def ingest(ctx: DayContext) -> dict:
+def ingest(ctx: DayContext) -> Ingested:
     """Read every file of the day's partition with the classifying reader, once, before anything else
     touches it, and stage it as one file for the later steps. An unreadable file (empty, truncated, not
     parquet, junk beside a good file) or a batch without its id column is quarantined with the reason, an
@@ -115,9 +128,8 @@ def ingest(ctx: DayContext) -> dict:
         issue, status = Issue(ERROR, "column_set", None, f"missing key column '{cfg.id.column}'"), "fail"
     if issue is not None:
         _reject(ctx, ValidationResult(source=root.batch_uri(ds), dataset=cfg.name, status=status, issues=[issue]))
-    info = {"ds": ds, "rows": rows, "data_version": version, "landing_uri": root.batch_uri(ds), "staged_uri": staged}
-    log.info("ingest %s: %d rows, data version %s", ds, rows, info["data_version"])
-    return ctx.record("ingest", info)
+    log.info("ingest %s: %d rows, data version %s", ds, rows, version)
+    return ctx.record(Ingested(ds, rows, version, root.batch_uri(ds), staged))
 
 
 class _MissingKey(Exception):
@@ -157,7 +169,7 @@ def champion_profile(ctx: DayContext) -> dict:
     )
 
 
-def validate(ctx: DayContext) -> dict:
+def validate(ctx: DayContext) -> Validated:
     """Validate the staged batch against the pinned champion's profile; on error-level failures move the
     landing batch to quarantine, alert and raise."""
     from churnguard.validation import validate_batch
@@ -175,15 +187,14 @@ def validate(ctx: DayContext) -> dict:
         f"batch {ds} passed validation with warnings: " + "; ".join(result.warnings[:3]),
     )
     return ctx.record(
-        "validate",
-        {
-            "ds": ds,
-            "status": result.status,
-            "exit_code": result.exit_code,
-            "failures": result.failures,
-            "warnings": result.warnings,
-            "report_uri": root.report_uri(ds, "validation.json"),
-        },
+        Validated(
+            ds,
+            result.status,
+            result.exit_code,
+            result.failures,
+            result.warnings,
+            root.report_uri(ds, "validation.json"),
+        )
     )
 
 
@@ -225,11 +236,12 @@ def _record_rejection(ctx: DayContext) -> None:
     raise BatchRejected(message)
 
 
-def score(ctx: DayContext) -> dict:
-    return ctx.record("score", score_day(ctx))
+def score(ctx: DayContext) -> Scored:
+    """Score the staged batch with the versions pinned for the date (see :func:`churnguard.scoring.score_day`)."""
+    return ctx.record(score_day(ctx))
 
 
-def drift(ctx: DayContext) -> dict:
+def drift(ctx: DayContext) -> DriftSummary:
     """Drift of the batch and the champion's scores against the pinned champion's reference profile."""
     from churnguard.drift import drift_report, render_html
     from churnguard.drift.html import PLOTLY_FILE, plotly_asset_bytes
@@ -259,28 +271,28 @@ def drift(ctx: DayContext) -> dict:
     html_uri = root.write_report(ds, "drift.html", page.encode())
     store.replace_day("feature_drift", ds, [_feature_row(name, f) for name, f in doc["features"].items()])
     ranked = sorted(doc["features"].items(), key=lambda kv: -(kv[1].get("weighted_psi") or 0))
-    summary = {
-        "ds": ds,
-        "severity": doc["severity"],
-        "drift_share": doc["drift_share"],
-        "weighted_drift": doc["weighted_psi"],
-        "n_drifted": doc["n_drifted"],
-        "prediction_psi": (doc.get("prediction") or {}).get("psi"),
-        "top_features": [name for name, f in ranked if f["drifted"]][:5],
-        "profile_version": doc["profile_version"],
-        "champion_version": ctx.versions.champion,
-        "report_uri": root.report_uri(ds, "drift.json"),
-        "html_uri": html_uri,
-    }
+    summary = DriftSummary(
+        ds=ds,
+        severity=doc["severity"],
+        drift_share=doc["drift_share"],
+        weighted_drift=doc["weighted_psi"],
+        n_drifted=doc["n_drifted"],
+        prediction_psi=(doc.get("prediction") or {}).get("psi"),
+        top_features=[name for name, f in ranked if f["drifted"]][:5],
+        profile_version=doc["profile_version"],
+        champion_version=ctx.versions.champion,
+        report_uri=root.report_uri(ds, "drift.json"),
+        html_uri=html_uri,
+    )
     log.info(
         "drift %s: %s, %d/%d features drifted, top %s",
         ds,
         doc["severity"],
         doc["n_drifted"],
         doc["n_features"],
-        summary["top_features"][:3],
+        summary.top_features[:3],
     )
-    return ctx.record("drift", summary)
+    return ctx.record(summary)
 
 
 SCORE_COLUMN = f"{registry.CHAMPION}_score"
@@ -325,14 +337,15 @@ def _feature_row(name: str, f: dict) -> dict:
     }
 
 
-def performance(ctx: DayContext) -> dict:
-    result = measure_day(ctx)
-    if result.get("deliveries") and not any(d.get("quarantined_to") for d in result["deliveries"]):
+def performance(ctx: DayContext) -> PerformanceSummary:
+    """Measure the label deliveries no run measured yet (see :func:`churnguard.performance.measure_day`)."""
+    result = PerformanceSummary.from_json(measure_day(ctx))
+    if result.deliveries and not any(d.get("quarantined_to") for d in result.deliveries):
         _observe(ctx, alerts.LABEL_DELIVERY, None, "")  # labels arrived and every delivery was accepted
-    return ctx.record("performance", result)
+    return ctx.record(result)
 
 
-def failure_risk(ctx: DayContext) -> dict:
+def failure_risk(ctx: DayContext) -> FailureRisk:
     """P(champion fails within the horizon) from the failure model, or unavailable with the reason."""
     store, ds = ctx.store, ctx.ds
     try:
@@ -368,7 +381,7 @@ def failure_risk(ctx: DayContext) -> dict:
         ds,
         f"{result['risk']:.3f}" if result["available"] else f"unavailable ({result['reason']})",
     )
-    return ctx.record("failure_risk", {k: v for k, v in result.items() if k != "signals"})
+    return ctx.record(FailureRisk.from_json(result))
 
 
 REFERENCE_SUMMARY = "failure_reference"
@@ -390,7 +403,7 @@ def champion_reference(ctx: DayContext) -> dict:
     return ctx.model_summary(version, REFERENCE_SUMMARY, compute)
 
 
-def decide_day(ctx: DayContext) -> dict:
+def decide_day(ctx: DayContext) -> Decision:
     """Decided on the state the day started from, so a re-run (after a crash too) decides the same: the
     challenger pinned for the day, and versions registered before the day."""
     from churnguard.retrain import refresh_due
@@ -404,9 +417,9 @@ def decide_day(ctx: DayContext) -> dict:
     champion = registry.require_ready(ctx.model_name, ctx.versions.champion)
     refresh = refresh_due(champion.tags, ctx.day, ctx.monitoring.labels.delay_days, ctx.monitoring.retrain.window_days)
     decision = decide(
-        ctx.require("drift"),
-        ctx.require("performance"),
-        ctx.require("failure_risk"),
+        ctx.require(DriftSummary),
+        ctx.require(PerformanceSummary),
+        ctx.require(FailureRisk),
         ctx.monitoring,
         challenger_version=challenger,
         force_retrain=ctx.options.force_retrain,
@@ -417,7 +430,7 @@ def decide_day(ctx: DayContext) -> dict:
     )
     log.info("%s %s", ds, decision.line())
     _observe(ctx, alerts.DECISION, alerts.decision_severity(decision.decision), decision.line())
-    return ctx.record("decide", decision.to_dict())
+    return ctx.record(decision)
 
 
 def _observe(ctx: DayContext, kind: str, severity: str | None, message: str) -> None:
@@ -426,13 +439,13 @@ def _observe(ctx: DayContext, kind: str, severity: str | None, message: str) -> 
     alerts.observe(ctx.store, ctx.ds, kind, alert, notify_cleared=ctx.monitoring.alerts.notify_cleared)
 
 
-def retrain(ctx: DayContext) -> dict:
+def retrain(ctx: DayContext) -> Retrained:
     """Train, validate and register a challenger, once per date: a re-run reports the first run's result
     instead of moving the ``challenger`` alias again (a dry run is not the date's retrain: nothing recorded).
     The change point comes from the champion's measured history and every failure measured for it so far."""
     from churnguard.retrain import change_point, retrain_challenger
 
-    done = ctx.result("retrain")
+    done = ctx.result(Retrained)
     if done is not None:
         return done
     history = champion_history(ctx.store, ctx.ds, ctx.monitoring)
@@ -440,7 +453,7 @@ def retrain(ctx: DayContext) -> dict:
     change = change_point(
         history["observed_ds"], history["roc_auc"], failures, ctx.monitoring.performance.auc_tolerance
     )
-    reasons = ctx.require("decide")["reasons"]
+    reasons = ctx.require(Decision).reasons
     result = retrain_challenger(
         ctx, "; ".join(reasons), change_day=change, refresh=any(r.startswith(f"{REFRESH}:") for r in reasons)
     )
@@ -448,90 +461,94 @@ def retrain(ctx: DayContext) -> dict:
         result.update(registered=False, rejected=refused)
     if result["registered"]:
         ctx.store.record_event(ctx.ds, "registered", ctx.model_name, result["version"], reason=result["reason"])
-    return result if ctx.options.dry_run else ctx.record("retrain", result)
+    retrained = Retrained.from_json(result)
+    return retrained if ctx.options.dry_run else ctx.record(retrained)
 
 
-DRY_RUN_PROMOTION = {"promoted": False, "reason": "dry run"}
+DRY_RUN_PROMOTION = Promotion(promoted=False, reason="dry run")
 
 
-def promote(ctx: DayContext) -> dict:
+def promote(ctx: DayContext) -> Promotion:
     """Promote the challenger when it has proven itself, once per date (a re-run reports that day's result)."""
-    done = ctx.result("promote")
+    done = ctx.result(Promotion)
     if done is not None:
         return done
     if ctx.options.dry_run:
         return DRY_RUN_PROMOTION
-    failed = ctx.require("performance").get("measured_failure", False)
-    result = promote_day(ctx.ds, failed, ctx.monitoring, ctx.store)
-    if result.get("promoted"):
+    failed = ctx.require(PerformanceSummary).measured_failure
+    result = Promotion.from_json(promote_day(ctx.ds, failed, ctx.monitoring, ctx.store))
+    if result.promoted:
         _observe(
             ctx,
             alerts.PROMOTION,
             alerts.INFO,
-            f"{ctx.model_name} v{result['version']} promoted to "
-            f"champion (was v{result.get('from_version')}): {result.get('reason') or ''}".rstrip(": "),
+            f"{ctx.model_name} v{result.version} promoted to "
+            f"champion (was v{result.from_version}): {result.reason or ''}".rstrip(": "),
         )
-    return ctx.record("promote", result)
+    return ctx.record(result)
 
 
-def publish(ctx: DayContext) -> dict:
+def publish(ctx: DayContext) -> Published:
     """The day's ``summary.json`` report, the day's MLflow run, and the day's row in the monitoring store, from
     the day's recorded step results; the versions are those pinned for the day and what the day changed."""
-    root, ds = ctx.root, ctx.ds
-    ingested, validation, scored = ctx.require("ingest"), ctx.require("validate"), ctx.require("score")
-    drift_summary, perf, risk = ctx.require("drift"), ctx.require("performance"), ctx.require("failure_risk")
-    decision = ctx.require("decide")
-    promotion = ctx.result("promote") or (DRY_RUN_PROMOTION if ctx.options.dry_run else {})
-    retrained = ctx.result("retrain") or {}
-    promoted = bool(promotion.get("promoted"))
-    champion_after = promotion["version"] if promoted else ctx.versions.champion
-    challenger_after = (
-        None if promoted else (retrained["version"] if retrained.get("registered") else ctx.versions.challenger)
-    )
-    summary = {
-        "ds": ds,
-        "rows": ingested["rows"],
-        "validation_status": validation["status"],
-        "validation_warnings": validation["warnings"],
-        "drift": drift_summary,
-        "prediction_drift": drift_summary.get("prediction_psi"),
-        "performance": perf,
-        "failure_risk": risk,
-        "decision": decision["decision"],
-        "reasons": decision["reasons"],
-        "scored_with": {"champion": scored["champion_version"], "challenger": scored["challenger_version"]},
-        "champion_version": champion_after,
-        "challenger_version": challenger_after,
-        "promoted": promoted,
-        "promotion": promotion,
-    }
-    summary_uri = root.write_report(ds, "summary.json", json.dumps(summary, indent=1, default=str).encode())
-    summary["mlflow_run_id"] = _log_day_run(ctx, summary)
-    ctx.store.upsert(
-        "daily_runs",
-        [
-            {
-                "ds": ds,
-                "dataset": ctx.dataset.name,
-                "rows": ingested["rows"],
-                "data_version": ingested["data_version"],
-                "validation_status": validation["status"],
-                "drift_severity": drift_summary["severity"],
-                "drift_share": drift_summary["drift_share"],
-                "weighted_drift": drift_summary["weighted_drift"],
-                "prediction_psi": drift_summary.get("prediction_psi"),
-                "champion_version": scored["champion_version"],
-                "challenger_version": scored["challenger_version"],
-                "failure_risk": risk.get("risk"),
-                "decision": decision["decision"],
-                "reasons": decision["reasons"],
-                "promoted": promoted,
-                "summary_uri": summary_uri,
-            }
-        ],
-    )
+    summary = day_summary(ctx)
+    summary_uri = ctx.root.write_report(ctx.ds, "summary.json", json.dumps(summary, indent=1, default=str).encode())
+    run_id = _log_day_run(ctx, summary)
+    ctx.store.upsert("daily_runs", [daily_row(summary, ctx.dataset.name, summary_uri)])
     ctx.release()  # the run of the date has ended: another may take it
-    return {"summary_uri": summary_uri, "mlflow_run_id": summary["mlflow_run_id"], "decision": decision["decision"]}
+    return Published(summary_uri, run_id, summary["decision"])
+
+
+def day_summary(ctx: DayContext) -> dict:
+    """``summary.json``: every step's recorded result of the day, and the versions the day left deployed."""
+    ingested, validated, scored = ctx.require(Ingested), ctx.require(Validated), ctx.require(Scored)
+    drifted, measured, risk = ctx.require(DriftSummary), ctx.require(PerformanceSummary), ctx.require(FailureRisk)
+    decision = ctx.require(Decision)
+    promotion = ctx.result(Promotion) or (DRY_RUN_PROMOTION if ctx.options.dry_run else None)
+    retrained = ctx.result(Retrained)
+    promoted = bool(promotion and promotion.promoted)
+    registered = retrained.version if retrained and retrained.registered else None
+    return {
+        "ds": ctx.ds,
+        "rows": ingested.rows,
+        "data_version": ingested.data_version,
+        "validation_status": validated.status,
+        "validation_warnings": validated.warnings,
+        "drift": drifted.to_json(),
+        "prediction_drift": drifted.prediction_psi,
+        "performance": measured.to_json(),
+        "failure_risk": risk.to_json(),
+        "decision": decision.decision,
+        "reasons": decision.reasons,
+        "scored_with": {"champion": scored.champion_version, "challenger": scored.challenger_version},
+        "champion_version": promotion.version if promoted else ctx.versions.champion,
+        "challenger_version": None if promoted else (registered or ctx.versions.challenger),
+        "promoted": promoted,
+        "promotion": promotion.to_json() if promotion else {},
+    }
+
+
+def daily_row(summary: dict, dataset: str, summary_uri: str) -> dict:
+    """The day's ``daily_runs`` row, from its :func:`day_summary`."""
+    drifted = summary["drift"]
+    return {
+        "ds": summary["ds"],
+        "dataset": dataset,
+        "rows": summary["rows"],
+        "data_version": summary["data_version"],
+        "validation_status": summary["validation_status"],
+        "drift_severity": drifted["severity"],
+        "drift_share": drifted["drift_share"],
+        "weighted_drift": drifted["weighted_drift"],
+        "prediction_psi": drifted["prediction_psi"],
+        "champion_version": summary["scored_with"]["champion"],
+        "challenger_version": summary["scored_with"]["challenger"],
+        "failure_risk": summary["failure_risk"]["risk"],
+        "decision": summary["decision"],
+        "reasons": summary["reasons"],
+        "promoted": summary["promoted"],
+        "summary_uri": summary_uri,
+    }
 
 
 DAY_RUN_FILTER = "tags.`churnguard.kind` = 'daily'"
@@ -611,51 +628,40 @@ def run_day(
     *,
     observe: Callable[[str], contextlib.AbstractContextManager] | None = None,
 ) -> dict:
-    """Every step of the daily DAG for ``ds``, in its order, in this process, on one :class:`DayContext`
-    (so the batch is read once); returns the decision summary. ``observe(step)`` wraps each step (timing).
+    """Every step of the daily DAG for ``ds`` (:data:`churnguard.steps.STEPS`, in order; a step with a verdict
+    only on a day decided so), in this process, on one :class:`DayContext` (so the batch is read once); returns
+    the decision summary. ``observe(step)`` wraps each step (timing).
 
     Configs and the MLflow server are checked before anything is written (:func:`check_run`). A batch that
     cannot be read or fails validation is quarantined and raises :class:`BatchRejected`, as in the DAG. The
     date's lease (:mod:`churnguard.store.lease`) is held from before ingest until the run ends: a run of the
     same date elsewhere waits for this one, and this one for it.
     """
+    from churnguard.steps import STEPS
+
     observe = observe or (lambda step: contextlib.nullcontext())
     options = options or RunOptions()
     check_run(options)
     ctx = DayContext.build(ds, options)
     results = {}
     try:
-        for step, run in (
-            ("ingest", ingest),
-            ("validate", validate),
-            ("score", score),
-            ("drift", drift),
-            ("performance", performance),
-            ("failure_risk", failure_risk),
-            ("decide", decide_day),
-        ):
-            with observe(step):
+        for step in STEPS:
+            if step.verdict is not None and results[Decision].decision != step.verdict:
+                continue
+            with observe(step.name):
                 ctx.claim()
-                results[step] = run(ctx)
+                results[step.result] = step(ctx)
                 release_arrow_memory()  # the next step starts from what this one still holds, not what it used
-        retrained = {}
-        if results["decide"]["decision"] == "retrain":
-            with observe("retrain"):
-                ctx.claim()
-                retrained = retrain(ctx)
-        with observe("promote"):
-            ctx.claim()
-            promotion = promote(ctx)
-        with observe("publish"):
-            ctx.claim()
-            published = publish(ctx)
     finally:
         ctx.release()
+    retrained = results.get(Retrained)
     return {
-        **published,
-        "reasons": results["decide"]["reasons"],
-        "promoted": bool(promotion.get("promoted")),
-        "registered": retrained.get("version") if retrained.get("registered") else None,
+        "summary_uri": results[Published].summary_uri,
+        "mlflow_run_id": results[Published].mlflow_run_id,
+        "decision": results[Published].decision,
+        "reasons": results[Decision].reasons,
+        "promoted": results[Promotion].promoted,
+        "registered": retrained.version if retrained and retrained.registered else None,
     }
 
 

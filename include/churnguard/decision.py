@@ -14,32 +14,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 from churnguard.config import MonitoringConfig
+from churnguard.results import Decision, DriftSummary, FailureRisk, PerformanceSummary, Verdict
 
-HEALTHY, ALERT, RETRAIN = "healthy", "alert", "retrain"
 MEASURED_FAILURE = "measured failure on"  # how the reason given for a measured failure begins
 REFRESH = "refresh"  # how the reason given for a due refresh begins
 
 
-@dataclass
-class Decision:
-    decision: str
-    reasons: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def line(self) -> str:
-        """The one log line that states the decision and its reasons."""
-        return f"decision={self.decision}: " + ("; ".join(self.reasons) or "no drift, risk or failure signal")
-
-
 def decide(
-    drift: dict | None,
-    performance: dict,
-    risk: dict,
+    drift: DriftSummary | None,
+    performance: PerformanceSummary,
+    risk: FailureRisk,
     cfg: MonitoringConfig,
     challenger_version: int | None = None,
     force_retrain: bool = False,
@@ -51,7 +36,7 @@ def decide(
     cooling = days_since_registered is not None and days_since_registered < cfg.decision.retrain_cooldown_days
     if force_retrain:
         retrain.append("manual force_retrain")
-    severity = (drift or {}).get("severity")
+    severity = drift.severity if drift else None
     if severity == "critical" and cooling:
         alert.append(
             f"critical drift ({_drift_detail(drift)}), but a version was registered "
@@ -61,28 +46,27 @@ def decide(
         retrain.append(f"critical drift ({_drift_detail(drift)})")
     elif severity == "moderate":
         alert.append(f"moderate drift ({_drift_detail(drift)})")
-    if performance.get("measured_failure"):
-        retrain.append(f"{MEASURED_FAILURE} " + ", ".join(performance["measured_failure_days"]))
+    if performance.measured_failure:
+        retrain.append(f"{MEASURED_FAILURE} " + ", ".join(performance.measured_failure_days))
     if refresh:
         retrain.append(f"{REFRESH}: {refresh}")
-    if risk.get("available"):
-        value = risk["risk"]
+    if risk.available:
+        value = risk.risk
         if value >= cfg.decision.risk_retrain and not cooling:
             retrain.append(f"failure risk {value:.2f} >= {cfg.decision.risk_retrain}")
         elif value >= cfg.decision.risk_warn:
             alert.append(f"failure risk {value:.2f} >= {cfg.decision.risk_warn}")
-    replace_stale = bool(performance.get("measured_failure")) and not challenger_post_change
+    replace_stale = performance.measured_failure and not challenger_post_change
     if retrain and challenger_version is not None and not force_retrain and not replace_stale:
         return Decision(
-            ALERT, [*retrain, f"challenger v{challenger_version} already in shadow: not retraining", *alert]
+            Verdict.ALERT, [*retrain, f"challenger v{challenger_version} already in shadow: not retraining", *alert]
         )
     if retrain:
-        return Decision(RETRAIN, retrain + alert)
-    return Decision(ALERT, alert) if alert else Decision(HEALTHY, [])
+        return Decision(Verdict.RETRAIN, retrain + alert)
+    return Decision(Verdict.ALERT, alert) if alert else Decision(Verdict.HEALTHY, [])
 
 
-def _drift_detail(drift: dict) -> str:
-    top = drift.get("top_features") or []
-    share = drift.get("drift_share")
+def _drift_detail(drift: DriftSummary) -> str:
+    top, share = drift.top_features, drift.drift_share
     parts = [f"share drifted {share:.2f}" if share is not None else None, "top " + ", ".join(top[:3]) if top else None]
     return ", ".join(p for p in parts if p)

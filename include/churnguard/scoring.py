@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from churnguard import registry
+from churnguard.results import Scored
 from churnguard.training import load_version_model
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 ROLES = (registry.CHAMPION, registry.CHALLENGER)
 
 
-def score_day(ctx: DayContext) -> dict:
+def score_day(ctx: DayContext) -> Scored:
     """Score the staged batch with the versions pinned for the date (a re-run scores with the same), chunk
     by chunk, streaming the scores partition (a model scores each customer on its own row)."""
     name = ctx.model_name
@@ -39,12 +40,7 @@ def score_day(ctx: DayContext) -> dict:
     uri = ctx.root.write_scores_chunks(ctx.ds, scored())
     used = {role: version for role, (version, _) in models.items()}
     log.info("scored %d customers of %s with %s", rows, ctx.ds, ", ".join(f"{r} v{v}" for r, v in used.items()))
-    return {
-        "scores_uri": uri,
-        "rows": rows,
-        "champion_version": used.get(registry.CHAMPION),
-        "challenger_version": used.get(registry.CHALLENGER),
-    }
+    return Scored(uri, rows, used.get(registry.CHAMPION), used.get(registry.CHALLENGER))
 
 
 def score_chunk(batch: pd.DataFrame, id_column: str, models: dict, segments: Sequence[str] = ()) -> pd.DataFrame:

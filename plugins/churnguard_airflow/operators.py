@@ -1,15 +1,16 @@
 """Operators for the churnguard steps users reuse in their own DAGs. Each is a thin shell over
 :mod:`churnguard.daily`: work happens in ``execute`` (nothing heavy at parse time), inputs are templated
-so they can be XComArgs, and the result is a small JSON-able dict."""
+so they can be XComArgs, and what they push to XCom is the step's typed result as a small JSON-able dict."""
 
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
+from churnguard import steps
 from churnguard_airflow.links import (
     DriftReportLink,
     MLflowRunLink,
@@ -20,6 +21,9 @@ from churnguard_airflow.links import (
     report_url,
     run_url,
 )
+
+if TYPE_CHECKING:
+    from churnguard.results import StepResult
 
 
 def _documented(operator: BaseOperator, kwargs: dict) -> dict:
@@ -108,25 +112,29 @@ class PreviousDaySensor(BaseSensorOperator):
 
 
 class DayStepOperator(BaseOperator):
-    """One step of the daily monitoring (a function of :mod:`churnguard.daily`) for the run's day.
+    """One step of the daily monitoring (a :class:`churnguard.steps.Step`) for the run's day.
 
     The step runs holding the DAG run's lease of the date (taken by its first step, released by ``publish`` or
     when a task of the run fails for good), so two runs of one date never interleave: the second waits.
     A batch the step rejects fails the task at once (no retries) with its one-line reason.
 
-    :param step: the step's function in ``churnguard.daily`` (``ingest``, ``score``, ``performance``,
-        ``failure_risk``, ``decide_day``, ``publish``, ...)
+    :param step: the step (``churnguard.steps.INGEST``, ``SCORE``, ...); its name is the task id unless one
+        is given, its documentation the task's
     :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
     """
 
     template_fields = ("ds",)
-    step = ""
+    step: steps.Step | None = None
 
-    def __init__(self, *, step: str | None = None, ds: str | None = None, **kwargs):
+    def __init__(self, *, step: steps.Step | None = None, ds: str | None = None, **kwargs):
+        step = step or type(self).step
+        if step is None:
+            raise ValueError(f"{type(self).__name__}: no step given (one of churnguard.steps.STEPS)")
+        kwargs.setdefault("task_id", step.name)
+        if type(self) is DayStepOperator:
+            kwargs.setdefault("doc_md", step.doc)
         super().__init__(**_documented(self, kwargs))
-        self.step, self.ds = step or type(self).step, ds
-        if not self.step:
-            raise ValueError(f"{self.task_id}: no step given (a function name of churnguard.daily)")
+        self.step, self.ds = step, ds
 
     def execute(self, context) -> dict:
         from churnguard import daily
@@ -136,13 +144,13 @@ class DayStepOperator(BaseOperator):
         self.record_links(ctx, None)
         ctx.claim()  # the run's lease of the date: a run of the same date elsewhere is waited for
         try:
-            result = getattr(daily, self.step)(ctx)
+            result = self.step(ctx)
         except daily.BatchRejected as exc:
             raise AirflowFailException(str(exc)) from None
         self.record_links(ctx, result)
-        return result
+        return result.to_json()
 
-    def record_links(self, ctx, result: dict | None) -> None:
+    def record_links(self, ctx, result: StepResult | None) -> None:
         """Extra links of the step: called before the work (``result`` None, so a failed task still shows
         what it was writing) and after it."""
 
@@ -156,11 +164,11 @@ class ValidateBatchOperator(DayStepOperator):
     :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
     """
 
-    step = "validate"
+    step = steps.VALIDATE
     operator_extra_links = (ValidationReportLink(),)
     ui_color = "#fdebd0"
 
-    def record_links(self, ctx, result: dict | None) -> None:
+    def record_links(self, ctx, result: StepResult | None) -> None:
         if result is None:
             record_link(self, ValidationReportLink(), report_url(ctx.ds, "validation.html"))
 
@@ -171,11 +179,11 @@ class DriftReportOperator(DayStepOperator):
     :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
     """
 
-    step = "drift"
+    step = steps.DRIFT
     operator_extra_links = (DriftReportLink(),)
     ui_color = "#d6eaf8"
 
-    def record_links(self, ctx, result: dict | None) -> None:
+    def record_links(self, ctx, result: StepResult | None) -> None:
         if result is not None:
             record_link(self, DriftReportLink(), report_url(ctx.ds, "drift.html"))
 
@@ -186,17 +194,17 @@ class RetrainChallengerOperator(DayStepOperator):
     :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
     """
 
-    step = "retrain"
+    step = steps.RETRAIN
     operator_extra_links = (MLflowRunLink(), ModelVersionLink())
     ui_color = "#e8daef"
 
-    def record_links(self, ctx, result: dict | None) -> None:
+    def record_links(self, ctx, result: StepResult | None) -> None:
         from churnguard import registry
 
-        if result and result.get("run_id"):
-            record_link(self, MLflowRunLink(), run_url(registry.configure_mlflow(), result["run_id"]))
-        if result and result.get("version"):
-            record_link(self, ModelVersionLink(), model_version_url(result["version"]))
+        if result and result.run_id:
+            record_link(self, MLflowRunLink(), run_url(registry.configure_mlflow(), result.run_id))
+        if result and result.version:
+            record_link(self, ModelVersionLink(), model_version_url(result.version))
 
 
 class PromoteModelOperator(DayStepOperator):
@@ -209,19 +217,19 @@ class PromoteModelOperator(DayStepOperator):
     :param ds: the batch date (templated; default: the run's ``batch_date`` Param, else its logical date)
     """
 
-    step = "promote"
+    step = steps.PROMOTE
     operator_extra_links = (ModelVersionLink(),)
     ui_color = "#d5f5e3"
 
-    def record_links(self, ctx, result: dict | None) -> None:
-        if result and result.get("promoted"):
-            record_link(self, ModelVersionLink(), model_version_url(result["version"]))
+    def record_links(self, ctx, result: StepResult | None) -> None:
+        if result and result.promoted:
+            record_link(self, ModelVersionLink(), model_version_url(result.version))
 
     def execute(self, context) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
         result = super().execute(context)  # recorded for publish first, promoted or not
-        if not result.get("promoted"):
+        if not result["promoted"]:
             # A skip is the one mark a task can set on itself: Airflow 3.3's task SDK cannot write a run's or
             # task instance's note.
             raise AirflowSkipException(f"no promotion: {result.get('reason') or 'nothing to promote'}")

@@ -19,7 +19,7 @@ from pydantic import AliasChoices
 
 from churnguard.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
 CODE_DIRS = ("include", "plugins", "dags", "scripts")

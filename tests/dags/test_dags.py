@@ -59,6 +59,30 @@ def test_the_daily_graph_is_the_flow_of_the_day_and_days_overlap_only_until_inge
     assert None not in labels and len(labels) == 3
 
 
+def test_the_daily_dag_runs_the_step_registry_in_its_order_and_branches_on_the_verdicts(monkeypatch):
+    """The DAG's day-step tasks are the registry's steps (same ids, an order the graph allows), each operator
+    carries its step, every step's function returns its result type, and the branch tasks are the verdicts."""
+    import typing
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from churnguard import daily
+    from churnguard.results import Verdict
+    from churnguard.steps import STEPS
+
+    monkeypatch.syspath_prepend(str(ROOT / "plugins"))
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "churn_daily_monitoring.py")).dags["churn_daily_monitoring"]
+    carried = {t.task_id: t.step for t in dag.tasks if getattr(t, "step", None) is not None}
+    assert set(carried) == {s.name for s in STEPS} and all(carried[s.name] == s for s in STEPS)
+    ordered = [s.name for s in STEPS]
+    for step in STEPS:  # the registry's order is one the DAG may run them in: a step's upstream steps come earlier
+        upstream = dag.get_task(step.name).get_flat_relative_ids(upstream=True) & set(ordered)
+        assert upstream <= set(ordered[: ordered.index(step.name)]), step.name
+        hints = typing.get_type_hints(step.function, vars(daily))
+        assert step.function.__module__ == "churnguard.daily" and hints["return"] is step.result, step.name
+    assert set(dag.get_task("route").downstream_task_ids) == {v.value for v in Verdict}
+
+
 def test_dag_files_do_not_import_heavy_libraries_at_top_level():
     heavy = ("xgboost", "mlflow", "great_expectations", "sklearn", "pandas", "numpy", "scipy")
     for path in Path(ROOT / "dags").glob("*.py"):
