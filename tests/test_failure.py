@@ -392,9 +392,9 @@ def test_both_model_kinds_explain_a_risk_by_their_top_three_pushes(small_model, 
 
 
 def test_scorer_without_a_registered_model_is_unavailable_and_says_why():
-    from churnguard.failure_training import failure_risk_today
+    from churnguard.failure_training import failure_risk_today, load_failure_champion
 
-    result = failure_risk_today(_signals(5))
+    result = failure_risk_today(_signals(5), lambda: load_failure_champion(load_failure_config().registered_name))
     assert result["available"] is False and result["risk"] is None
     assert "failure-model@champion" in result["reason"]
 
