@@ -74,8 +74,8 @@ def _read_parquet(storage: Storage, key: str) -> pd.DataFrame:
 
 
 def failure_overrides(horizon: int | None = None, tolerance: float | None = None) -> dict | None:
-    """The overrides of ``failure.yaml`` for the DAG's Params (horizon, tolerance), those given; None for
-    none: ``load_failure_config(failure_overrides(horizon, tolerance))``."""
+    """The overrides of ``failure.yaml`` for the DAG's Params (horizon, tolerance), those given (None for
+    none), for :func:`~churnguard.failure.config.load_failure_config` at the caller."""
     over: dict[str, Any] = {}
     if horizon is not None:
         over["horizon_days"] = int(horizon)
