@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from churnguard.config import load_dataset_config
 from churnguard.failure.config import load_failure_config
 from churnguard.failure.evaluation import (
     auroc,
@@ -58,8 +59,11 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_failure_config()
     delay = cfg.failure.label_delay_days
-    simulated = simulate_trajectories(cfg.trajectories.count, workers=args.workers, use_registry=False)
-    table = _read_parquet(open_storage(), build_dataset(simulated)["dataset_key"])
+    storage = open_storage()
+    simulated = simulate_trajectories(
+        storage, cfg, load_dataset_config(), None, cfg.trajectories.count, workers=args.workers
+    )
+    table = _read_parquet(storage, build_dataset(simulated, storage)["dataset_key"])
     train = table[table["split"] == "train"].copy()
     features = feature_names(cfg.features.trend_days)
     X, y = train[features].astype(float).fillna(0.0).to_numpy(), train["label"].astype(int).to_numpy()

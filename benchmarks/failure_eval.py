@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from churnguard.config import load_dataset_config
 from churnguard.failure.config import load_failure_config
 from churnguard.failure.evaluation import (
     BASELINES,
@@ -124,9 +125,9 @@ def main() -> None:
     count = args.trajectories or (72 if args.quick else cfg.trajectories.count)
     delay, horizon = cfg.failure.label_delay_days, cfg.failure.horizon_days
 
-    simulated = simulate_trajectories(count, workers=args.workers, use_registry=False)
-    dataset = build_dataset(simulated)
     storage = open_storage()
+    simulated = simulate_trajectories(storage, cfg, load_dataset_config(), None, count, workers=args.workers)
+    dataset = build_dataset(simulated, storage)
     days = _read_parquet(storage, simulated["trajectories_key"])
     table = _read_parquet(storage, dataset["dataset_key"])
     train, held_out = table[table["split"] == "train"], table[table["split"] == "evaluation"].copy()
@@ -174,9 +175,14 @@ def main() -> None:
     }
     # transfer: every trajectory of the second dataset, none of which the model (or its threshold) has seen
     transfer_sim = simulate_trajectories(
-        args.transfer_trajectories or count, workers=args.workers, use_registry=False, dataset=args.transfer_dataset
+        storage,
+        cfg,
+        load_dataset_config(args.transfer_dataset),
+        None,
+        args.transfer_trajectories or count,
+        workers=args.workers,
     )
-    transfer_set = build_dataset(transfer_sim)
+    transfer_set = build_dataset(transfer_sim, storage)
     transfer = _read_parquet(storage, transfer_set["dataset_key"])
     transfer["risk"] = model.predict_risk(transfer)
     transfer_visible = visible_rows(transfer)

@@ -105,12 +105,13 @@ def measure_world(scenario, seed: int, end: date, cfg) -> dict:
     from churnguard.config import load_model_config, load_monitoring_config
     from churnguard.data import load_reference, split_reference, target_array
     from churnguard.dataroot import DataRoot
+    from churnguard.failure.config import load_failure_config
     from churnguard.models import train_model
     from churnguard.performance import day_metrics, is_measured_failure, reference_metrics
     from churnguard.simulate import BatchSimulator
     from churnguard.store import open_store
 
-    name, monitoring = load_model_config().registered_name, load_monitoring_config()
+    name, monitoring, failure_cfg = load_model_config().registered_name, load_monitoring_config(), load_failure_config()
     root, store = DataRoot.open(), open_store()
     days = [ONSET + timedelta(days=i) for i in range(HORIZON)]
 
@@ -174,12 +175,17 @@ def measure_world(scenario, seed: int, end: date, cfg) -> dict:
         }
         if len(week) >= 3:  # fewer labelled days than the failure window: no verdict
             rows = pd.concat([labelled(d) for d in week], ignore_index=True)
-            metrics = day_metrics(target_array(rows, cfg), model(version).predict_proba(rows), model(version).threshold)
-            ref_auc, ref_f1 = reference_metrics(version)
+            metrics = day_metrics(
+                target_array(rows, cfg),
+                model(version).predict_proba(rows),
+                model(version).threshold,
+                failure_cfg.failure.confidence,
+            )
+            ref_auc, ref_f1 = reference_metrics(name, version)
             entry.update(
                 auc=metrics["roc_auc"],
                 reference_auc=ref_auc,
-                failed=is_measured_failure(metrics, ref_auc, ref_f1, monitoring),
+                failed=is_measured_failure(metrics, ref_auc, ref_f1, monitoring, failure_cfg),
             )
         promotions.append(entry)
     registered = [

@@ -70,32 +70,43 @@ def churn_failure_model_training():
     @task
     def simulate_trajectories(params: dict | None = None) -> dict:
         """Simulate the trajectory mix against the churn champion; store the per-day signals."""
-        from churnguard.failure_training import simulate_trajectories
+        from churnguard.config import load_dataset_config, load_model_config
+        from churnguard.failure.config import load_failure_config
+        from churnguard.failure_training import failure_overrides, simulate_trajectories
+        from churnguard.storage import open_storage
 
         return simulate_trajectories(
-            params["n_trajectories"], params["horizon"], params["tolerance"], params["workers"]
+            open_storage(),
+            load_failure_config(failure_overrides(params["horizon"], params["tolerance"])),
+            load_dataset_config(),
+            load_model_config().registered_name,
+            params["n_trajectories"],
+            params["workers"],
         )
 
     @task
     def build_dataset(simulated: dict) -> dict:
         """Features from each day's signal history plus its failure label: the versioned training table."""
         from churnguard.failure_training import build_dataset
+        from churnguard.storage import open_storage
 
-        return build_dataset(simulated)
+        return build_dataset(simulated, open_storage())
 
     @task
     def train_model(dataset: dict) -> dict:
         """Logistic regression vs gradient boosting (grouped CV), calibrated; logged to MLflow."""
         from churnguard.failure_training import train_failure_model
+        from churnguard.storage import open_storage
 
-        return train_failure_model(dataset)
+        return train_failure_model(dataset, open_storage())
 
     @task
     def evaluate_model(fit: dict, dataset: dict) -> dict:
         """Held-out trajectories: the model next to the single-signal baselines."""
         from churnguard.failure_training import evaluate_failure_model
+        from churnguard.storage import open_storage
 
-        return evaluate_failure_model(fit["run_id"], dataset)
+        return evaluate_failure_model(fit["run_id"], dataset, open_storage())
 
     @task
     def register_model(fit: dict, evaluation: dict, dataset: dict) -> dict:

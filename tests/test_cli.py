@@ -272,9 +272,12 @@ def test_status_shows_the_last_decision_and_the_failure_model(config_dir, capsys
     failure["trajectories"].update(SMALL_TRAJECTORIES)
     failure_yaml.write_text(yaml.safe_dump(failure))
     assert main(["bootstrap", "--seed", "0"]) == 0
-    from churnguard.failure_training import train_all
+    from churnguard.config import load_model_config
+    from churnguard.failure.config import load_failure_config
+    from churnguard.failure_training import failure_overrides, train_all
 
-    train_all(count=18, horizon=5)
+    failure_cfg = load_failure_config(failure_overrides(horizon=5))
+    train_all(open_storage(), failure_cfg, load_dataset_config(), load_model_config().registered_name, count=18)
     open_store().upsert(
         "daily_runs",
         [  # what publish records for two monitored days

@@ -8,11 +8,14 @@ from sklearn.metrics import roc_auc_score
 
 from churnguard.config import load_monitoring_config
 from churnguard.decision import decide
+from churnguard.failure.config import load_failure_config
 from churnguard.performance import day_metrics, delong_auc, is_measured_failure
 from churnguard.results import DriftSummary, FailureRisk, PerformanceSummary, Verdict
 
 HEALTHY, ALERT, RETRAIN = Verdict
 CFG = load_monitoring_config()
+FAILURE = load_failure_config()
+CONFIDENCE = FAILURE.failure.confidence
 DAY = "2026-09-03"
 
 
@@ -92,14 +95,14 @@ def test_measured_failure_needs_enough_labels_and_a_confident_drop():
     good = y * 1.5 + rng.normal(0, 1, 1000)
     bad = y * 0.3 + rng.normal(0, 1, 1000)
     ref_auc, ref_f1 = 0.85, 0.62
-    assert not is_measured_failure(day_metrics(y, good, 0.5), ref_auc, ref_f1, CFG)
-    assert is_measured_failure(day_metrics(y, bad, 0.5), ref_auc, ref_f1, CFG)
-    few = day_metrics(y[:100], bad[:100], 0.5)
-    assert few["labelled_rows"] == 100 and not is_measured_failure(few, ref_auc, ref_f1, CFG)
+    assert not is_measured_failure(day_metrics(y, good, 0.5, CONFIDENCE), ref_auc, ref_f1, CFG, FAILURE)
+    assert is_measured_failure(day_metrics(y, bad, 0.5, CONFIDENCE), ref_auc, ref_f1, CFG, FAILURE)
+    few = day_metrics(y[:100], bad[:100], 0.5, CONFIDENCE)
+    assert few["labelled_rows"] == 100 and not is_measured_failure(few, ref_auc, ref_f1, CFG, FAILURE)
 
 
 def test_single_class_day_has_no_auc_but_no_nan():
-    metrics = day_metrics(np.zeros(50, dtype=int), np.linspace(0, 1, 50), 0.5)
+    metrics = day_metrics(np.zeros(50, dtype=int), np.linspace(0, 1, 50), 0.5, CONFIDENCE)
     assert metrics["roc_auc"] is None and metrics["churn_rate"] == 0.0
 
 

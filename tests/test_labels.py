@@ -177,7 +177,7 @@ def one_champion(monkeypatch):
     """Version 1 is the champion, with threshold 0.3 and reference AUC 0.85 / F1 0.6, without a registry."""
     monkeypatch.setattr(training, "load_version_model", lambda name, version: SimpleNamespace(threshold=0.3))
     monkeypatch.setattr(registry, "version_by_alias", lambda name, alias: SimpleNamespace(version=1))
-    monkeypatch.setattr(performance, "reference_metrics", lambda version: (0.85, 0.6))
+    monkeypatch.setattr(performance, "reference_metrics", lambda name, version: (0.85, 0.6))
 
 
 def scored_day(storage, observed: date, n: int) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -148,6 +149,14 @@ class DayContext:
     @property
     def model_name(self) -> str:
         return self.model.registered_name
+
+    @cached_property
+    def failure_champion(self) -> tuple[Any, Any] | None:
+        """``(FailureModel, VersionInfo)`` of the failure config's ``<registered_name>@champion``, or None
+        when none is registered: loaded once per context (a load that raises is tried again next time)."""
+        from churnguard.failure_training import load_failure_champion
+
+        return load_failure_champion(self.failure_config.registered_name)
 
     # -- pinned model versions ------------------------------------------------------------------------
     @property

@@ -360,7 +360,7 @@ def failure_risk(ctx: DayContext) -> FailureRisk:
         past = [
             r["signals"] for r in store.rows("failure_risk", until=ds, order_by="ds") if r["ds"] < ds and r["signals"]
         ]
-        result = failure_risk_today([*past, signals])
+        result = failure_risk_today([*past, signals], lambda: ctx.failure_champion)
         result["signals"] = signals
     store.upsert(
         "failure_risk",

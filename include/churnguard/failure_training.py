@@ -17,6 +17,7 @@ import json
 import logging
 import multiprocessing
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,11 @@ from typing import Any
 import pandas as pd
 
 from churnguard import registry
-from churnguard.config import DatasetConfig, load_dataset_config, load_model_config
+from churnguard.config import DatasetConfig
 from churnguard.data import load_reference, split_reference, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.drift import ReferenceProfile, fit_profile
-from churnguard.failure.config import FailureConfig, load_failure_config
+from churnguard.failure.config import FailureConfig
 from churnguard.failure.evaluation import BASELINES, alert_metrics, concept_only_rows, visible_rows
 from churnguard.failure.features import feature_frame, feature_names
 from churnguard.failure.model import FailureModel, fit_failure_model
@@ -44,7 +45,7 @@ from churnguard.failure.trajectories import (
     with_failure_kind,
 )
 from churnguard.progress import progress
-from churnguard.storage import Storage, frame_to_parquet_bytes, open_storage
+from churnguard.storage import Storage, frame_to_parquet_bytes
 from churnguard.training import load_alias_model
 
 log = logging.getLogger(__name__)
@@ -72,20 +73,21 @@ def _read_parquet(storage: Storage, key: str) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(storage.read_bytes(key)))
 
 
-def failure_config(horizon: int | None = None, tolerance: float | None = None) -> FailureConfig:
-    """``failure.yaml`` with the DAG's Params (horizon, tolerance) applied when given."""
+def failure_overrides(horizon: int | None = None, tolerance: float | None = None) -> dict | None:
+    """The overrides of ``failure.yaml`` for the DAG's Params (horizon, tolerance), those given (None for
+    none), for :func:`~churnguard.failure.config.load_failure_config` at the caller."""
     over: dict[str, Any] = {}
     if horizon is not None:
         over["horizon_days"] = int(horizon)
     if tolerance is not None:
         over["tolerance"] = float(tolerance)
-    return load_failure_config({"failure": over} if over else None)
+    return {"failure": over} if over else None
 
 
-def champion_model(dataset_cfg: DatasetConfig, use_registry: bool = True) -> tuple[Any, str]:
-    """The registered churn champion, or (none registered, or not ``use_registry``) one trained on the
-    reference with seed 0, as ``churn_bootstrap`` would."""
-    found = load_alias_model(load_model_config().registered_name, registry.CHAMPION) if use_registry else None
+def champion_model(dataset_cfg: DatasetConfig, model_name: str | None) -> tuple[Any, str]:
+    """The churn champion registered as ``model_name``, or (none registered, or ``model_name`` None: the
+    registry is not asked) one trained on the reference with seed 0, as ``churn_bootstrap`` would."""
+    found = load_alias_model(model_name, registry.CHAMPION) if model_name is not None else None
     if found is not None:
         model, version = found
         return model, f"{version.name}/{version.version}"
@@ -130,23 +132,21 @@ def _simulate_one(spec: TrajectorySpec) -> pd.DataFrame:
 
 
 def simulate_trajectories(
+    storage: Storage,
+    cfg: FailureConfig,
+    dataset_cfg: DatasetConfig,
+    model_name: str | None,
     count: int | None = None,
-    horizon: int | None = None,
-    tolerance: float | None = None,
     workers: int = 1,
-    storage: Storage | None = None,
-    use_registry: bool = True,
-    dataset: str | None = None,
 ) -> dict:
-    """Simulate the trajectory mix (cached per trajectory; ``workers`` processes simulate the ones not
-    cached yet) and store its per-day table.
+    """Simulate the trajectory mix of ``cfg`` (cached per trajectory; ``workers`` processes simulate the ones
+    not cached yet) and store its per-day table in ``storage``.
 
-    ``dataset``: the dataset config to draw customers from (default ``CHURNGUARD_DATASET``); the registered
-    champion is that of the configured dataset, so another one needs ``use_registry=False``.
+    ``dataset_cfg``: the dataset to draw customers from; ``model_name``: the registered churn model whose
+    champion the trajectories run against (:func:`champion_model`). The registered champion is that of the
+    configured dataset, so another dataset needs ``model_name=None``.
     """
-    storage, cfg = storage or open_storage(), failure_config(horizon, tolerance)
-    dataset_cfg = load_dataset_config(dataset)
-    model, champion = champion_model(dataset_cfg, use_registry)
+    model, champion = champion_model(dataset_cfg, model_name)
     reference, profile = build_champion_reference(model, dataset_cfg)
     specs = trajectory_specs(cfg, count)
     found = {s.trajectory: cached_trajectory(s, reference, profile, cfg, dataset_cfg) for s in specs}
@@ -203,9 +203,8 @@ def simulate_trajectories(
     }
 
 
-def build_dataset(simulated: dict, storage: Storage | None = None) -> dict:
+def build_dataset(simulated: dict, storage: Storage) -> dict:
     """Features (from each trajectory's signal history) and failure labels: the versioned training table."""
-    storage = storage or open_storage()
     cfg = FailureConfig.model_validate(simulated["config"])
     table = _read_parquet(storage, simulated["trajectories_key"])
     parts = []
@@ -240,11 +239,10 @@ def build_dataset(simulated: dict, storage: Storage | None = None) -> dict:
     }
 
 
-def train_failure_model(dataset: dict, seed: int = 0, storage: Storage | None = None) -> dict:
+def train_failure_model(dataset: dict, storage: Storage, seed: int = 0) -> dict:
     """Fit on the training trajectories; log model, dataset and champion reference to an MLflow run."""
     import mlflow
 
-    storage = storage or open_storage()
     cfg = FailureConfig.model_validate(dataset["config"])
     table = _read_parquet(storage, dataset["dataset_key"])
     features = feature_names(cfg.features.trend_days)
@@ -326,19 +324,25 @@ def load_run_failure_model(run_id: str) -> tuple[FailureModel, dict]:
     return model, reference
 
 
-def load_failure_champion() -> tuple[FailureModel, Any] | None:
-    """``(FailureModel, VersionInfo)`` of ``failure-model@champion``, or None when none is registered."""
-    version = registry.version_by_alias(load_failure_config().registered_name, registry.CHAMPION)
+def load_failure_champion(registered_name: str) -> tuple[FailureModel, Any] | None:
+    """``(FailureModel, VersionInfo)`` of ``<registered_name>@champion`` (the failure config's
+    ``registered_name``), or None when none is registered."""
+    version = registry.version_by_alias(registered_name, registry.CHAMPION)
     if version is None:
         return None
     return load_run_failure_model(version.run_id)[0], version
 
 
-def failure_risk_today(signal_history: list[dict]) -> dict:
-    """:func:`~churnguard.failure.score_failure_risk` with ``failure-model@champion``; never raises: without
-    a registered model, or with a registry that cannot load it, the risk is unavailable with the reason."""
+def failure_risk_today(
+    signal_history: list[dict], load_champion: Callable[[], tuple[FailureModel, Any] | None]
+) -> dict:
+    """:func:`~churnguard.failure.score_failure_risk` with ``failure-model@champion``, which ``load_champion``
+    returns (as :func:`load_failure_champion`; the day's :attr:`DayContext.failure_champion
+    <churnguard.context.DayContext.failure_champion>`, loaded once). Never raises: without a registered model,
+    or with a registry that cannot load it (``load_champion`` is called here), the risk is unavailable with
+    the reason."""
     try:
-        found = load_failure_champion()
+        found = load_champion()
     except Exception as exc:  # a broken registry must not break the daily run
         log.warning("failure model could not be loaded: %s", exc)
         return unavailable_risk(f"failure model could not be loaded: {exc}")
@@ -352,12 +356,11 @@ def score_table(model: FailureModel, table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(risk=model.predict_risk(table))
 
 
-def evaluate_failure_model(run_id: str, dataset: dict, storage: Storage | None = None) -> dict:
+def evaluate_failure_model(run_id: str, dataset: dict, storage: Storage) -> dict:
     """Held-out trajectories: the model next to the baselines, overall, on visible failures and on
     concept-only ones (every family equally weighted)."""
     import mlflow
 
-    storage = storage or open_storage()
     cfg = FailureConfig.model_validate(dataset["config"])
     model, _ = load_run_failure_model(run_id)
     table = score_table(model, _read_parquet(storage, dataset["dataset_key"]))
@@ -402,12 +405,18 @@ def register_failure_model(run_id: str, evaluation: dict, dataset: dict) -> dict
 
 
 def train_all(
-    count: int | None = None, horizon: int | None = None, tolerance: float | None = None, workers: int = 1
+    storage: Storage,
+    cfg: FailureConfig,
+    dataset_cfg: DatasetConfig,
+    model_name: str | None,
+    count: int | None = None,
+    workers: int = 1,
 ) -> dict:
-    """Every step in one call (what the DAG runs task by task)."""
-    dataset = build_dataset(simulate_trajectories(count, horizon, tolerance, workers))
-    fit = train_failure_model(dataset)
-    evaluation = evaluate_failure_model(fit["run_id"], dataset)
+    """Every step in one call (what the DAG runs task by task); the arguments are
+    :func:`simulate_trajectories`'."""
+    dataset = build_dataset(simulate_trajectories(storage, cfg, dataset_cfg, model_name, count, workers), storage)
+    fit = train_failure_model(dataset, storage)
+    evaluation = evaluate_failure_model(fit["run_id"], dataset, storage)
     return {
         "dataset": dataset,
         "fit": fit,

@@ -23,15 +23,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import ValidationError
 
 from churnguard import registry, training
 from churnguard.arrow import release_arrow_memory
-from churnguard.config import MonitoringConfig, load_model_config
+from churnguard.config import ConfigError, MonitoringConfig, _first_error
 from churnguard.crashpoints import crash_point
 from churnguard.data import target_array
 from churnguard.dataroot import DataRoot
 from churnguard.drift.profile import category_key
-from churnguard.failure.config import FailureDefinition, load_failure_config
+from churnguard.failure.config import FailureConfig, FailureDefinition
 from churnguard.failure.labels import day_failure, delong_auc, label_day_metrics
 from churnguard.labels import OBSERVED, REPORT, LabelCheck, row_hashes, validate_labels
 from churnguard.scoring import ROLES
@@ -56,36 +57,39 @@ SEGMENT = "segment:"  # prefix of a dataset segment's column in the joined label
 STORED = ("labelled_rows", "roc_auc", "roc_auc_lower", "f1", "precision", "recall", "brier", "churn_rate")
 
 
-def measured_failure_definition(cfg: MonitoringConfig) -> FailureDefinition:
-    """``failure.yaml``'s failure definition with the daily run's knobs of ``cfg`` applied."""
-    return load_failure_config(
-        {
-            "failure": {
-                "tolerance": cfg.performance.auc_tolerance,
-                "f1_relative_drop": cfg.performance.f1_relative_drop,
-                "min_labels": cfg.labels.min_labels,
-                "label_delay_days": cfg.labels.delay_days,
-            }
-        }
-    ).failure
+def measured_failure_definition(cfg: MonitoringConfig, failure_cfg: FailureConfig) -> FailureDefinition:
+    """The failure definition of ``failure_cfg`` (``failure.yaml``) with the daily run's knobs of ``cfg``
+    applied."""
+    knobs = {
+        "tolerance": cfg.performance.auc_tolerance,
+        "f1_relative_drop": cfg.performance.f1_relative_drop,
+        "min_labels": cfg.labels.min_labels,
+        "label_delay_days": cfg.labels.delay_days,
+    }
+    try:
+        return FailureDefinition.model_validate({**failure_cfg.failure.model_dump(), **knobs})
+    except ValidationError as exc:
+        raise ConfigError(f"failure.yaml's failure definition, monitoring.yaml's knobs: {_first_error(exc)}") from None
 
 
-def day_metrics(y: np.ndarray, scores: np.ndarray, threshold: float, confidence: float | None = None) -> dict:
-    """Metrics of labelled customers with the bounds of the failure rule; AUC fields are None when only
-    one class is present. ``confidence``: default the failure definition's."""
-    confidence = load_failure_config().failure.confidence if confidence is None else confidence
+def day_metrics(y: np.ndarray, scores: np.ndarray, threshold: float, confidence: float) -> dict:
+    """Metrics of labelled customers with the bounds of the failure rule at ``confidence`` (the failure
+    definition's); AUC fields are None when only one class is present."""
     return label_day_metrics(np.asarray(y), np.asarray(scores, dtype=float), threshold, confidence)
 
 
-def is_measured_failure(metrics: dict, reference_auc: float, reference_f1: float, cfg: MonitoringConfig) -> bool:
+def is_measured_failure(
+    metrics: dict, reference_auc: float, reference_f1: float, cfg: MonitoringConfig, failure_cfg: FailureConfig
+) -> bool:
     """:func:`~churnguard.failure.labels.day_failure` under :func:`measured_failure_definition`; a window
     without a failure status (too few labels) is no failure."""
-    return day_failure(metrics, reference_auc, reference_f1, measured_failure_definition(cfg)) is True
+    definition = measured_failure_definition(cfg, failure_cfg)
+    return day_failure(metrics, reference_auc, reference_f1, definition) is True
 
 
-def reference_metrics(version: int) -> tuple[float, float]:
-    """The reference AUC and F1 a version is held to (tags written when it was registered)."""
-    name = load_model_config().registered_name
+def reference_metrics(name: str, version: int) -> tuple[float, float]:
+    """The reference AUC and F1 version ``version`` of the registered model ``name`` is held to (tags written
+    when it was registered)."""
     tags = registry.client().get_model_version(name, str(version)).tags
     return float(tags["reference_auc"]), float(tags["reference_f1"])
 
@@ -111,7 +115,7 @@ def measure_day(ctx: DayContext) -> dict:
     about this one (``earlier_champion_failure_days``).
     """
     root, store, cfg, ds = ctx.root, ctx.store, ctx.monitoring, ctx.ds
-    definition = measured_failure_definition(cfg)
+    definition = measured_failure_definition(cfg, ctx.failure_config)
     data_cfg, name = ctx.dataset, ctx.model_name
     today = ctx.day
     scored = root.scored_days()
@@ -168,7 +172,7 @@ def measure_day(ctx: DayContext) -> dict:
                 pooled = day_metrics(
                     window[Y].to_numpy(), window[f"{role}_score"].to_numpy(), threshold, definition.confidence
                 )
-                ref_auc, ref_f1 = reference_metrics(version)
+                ref_auc, ref_f1 = reference_metrics(name, version)
                 if day_failure(pooled, ref_auc, ref_f1, definition) is True:
                     (failures if version == pinned else earlier).append(observed_ds)
             rows.append(row)

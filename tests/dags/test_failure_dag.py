@@ -61,11 +61,12 @@ def test_failure_model_training_dag_registers_a_champion(airflow_env, churnguard
     assert any(key.startswith("failure/datasets/") for key in _data_keys(churnguard_home))
 
     # the daily path: the stored signal history of one simulated trajectory, scored by the champion
-    from churnguard.failure_training import failure_risk_today
+    from churnguard.failure.config import load_failure_config
+    from churnguard.failure_training import failure_risk_today, load_failure_champion
 
     days = pd.read_parquet(next((churnguard_home / "data" / "failure" / "trajectories").rglob("*.parquet")))
     history = days[days["trajectory"] == days["trajectory"].iloc[0]].sort_values("day").to_dict("records")
-    result = failure_risk_today(history)
+    result = failure_risk_today(history, lambda: load_failure_champion(load_failure_config().registered_name))
     assert result["available"] is True and result["model_version"] == 1, result
     assert 0.0 <= result["risk"] <= 1.0 and len(result["top_drivers"]) == 3
 

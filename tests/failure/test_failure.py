@@ -115,21 +115,21 @@ def test_the_daily_measured_failure_is_the_failure_label_rule():
     from churnguard import performance
     from churnguard.config import load_monitoring_config
 
-    cfg = load_monitoring_config()
-    definition = performance.measured_failure_definition(cfg)
+    cfg, failure_cfg = load_monitoring_config(), load_failure_config()
+    definition = performance.measured_failure_definition(cfg, failure_cfg)
     assert performance.delong_auc is delong_auc
     assert definition.tolerance == cfg.performance.auc_tolerance
-    assert definition.window_days == load_failure_config().failure.window_days
+    assert definition.window_days == failure_cfg.failure.window_days
     good, bad, noisy = _day(1000, auc_signal=1.5), _day(1000, auc_signal=0.4), _day(250, auc_signal=1.5)
     ref_auc = label_day_metrics(*good, threshold=0.3)["roc_auc"]
     ref_f1 = label_day_metrics(*good, threshold=0.3)["f1"]
     cases = [(good, ref_auc, False), (bad, ref_auc, True), (noisy, None, False), (_day(150, 0.0), ref_auc, None)]
     for (y, s), ref, expected in cases:
-        metrics = performance.day_metrics(y, s, 0.3)
+        metrics = performance.day_metrics(y, s, 0.3, failure_cfg.failure.confidence)
         # 250 labels, point estimate 0.06 under the reference: not confidently beyond the tolerance
         ref = metrics["roc_auc"] + 0.06 if ref is None else ref
         assert day_failure(metrics, ref, ref_f1, definition) is expected
-        assert performance.is_measured_failure(metrics, ref, ref_f1, cfg) is (expected is True)
+        assert performance.is_measured_failure(metrics, ref, ref_f1, cfg, failure_cfg) is (expected is True)
 
 
 @pytest.mark.parametrize("current_champion", [1, 2])
@@ -145,7 +145,7 @@ def test_measure_day_judges_a_day_on_the_pooled_window_of_arrived_labels(monkeyp
 
     storage, first = open_storage(), date(2026, 9, 1)
     monkeypatch.setattr(training, "load_version_model", lambda name, version: SimpleNamespace(threshold=0.3))
-    monkeypatch.setattr(performance, "reference_metrics", lambda version: (0.85, 0.6))
+    monkeypatch.setattr(performance, "reference_metrics", lambda name, version: (0.85, 0.6))
     monkeypatch.setattr(registry, "version_by_alias", lambda name, alias: SimpleNamespace(version=current_champion))
     for k in range(3):
         observed = first + timedelta(days=k)
@@ -392,9 +392,9 @@ def test_both_model_kinds_explain_a_risk_by_their_top_three_pushes(small_model, 
 
 
 def test_scorer_without_a_registered_model_is_unavailable_and_says_why():
-    from churnguard.failure_training import failure_risk_today
+    from churnguard.failure_training import failure_risk_today, load_failure_champion
 
-    result = failure_risk_today(_signals(5))
+    result = failure_risk_today(_signals(5), lambda: load_failure_champion(load_failure_config().registered_name))
     assert result["available"] is False and result["risk"] is None
     assert "failure-model@champion" in result["reason"]
 
