@@ -45,6 +45,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
+from churnguard.store import schema
+
 FAMILIES = ("concept", "sudden+concept", "gradual")  # concept, covariate+concept, gradual
 ONSET = date(2026, 9, 26)
 HORIZON = 30  # days from onset that are scored against the oracle
@@ -123,7 +125,7 @@ def measure_world(scenario, seed: int, end: date, cfg) -> dict:
     fit, val = train_test_split(post, test_size=0.2, stratify=target_array(post, cfg), random_state=seed)
     oracle = train_model(fit, val, cfg, random_state=0)
 
-    runs = {r["ds"]: r for r in store.rows("daily_runs")}
+    runs = {r["ds"]: r for r in store.rows(schema.daily_runs)}
     models: dict[int, object] = {}
 
     def model(version: int):
@@ -158,7 +160,7 @@ def measure_world(scenario, seed: int, end: date, cfg) -> dict:
     days_to_heal = (date.fromisoformat(per_day[healed]["ds"]) - ONSET).days if healed is not None else None
 
     promotions = []
-    for event in store.rows("model_events", where={"event": "promoted"}, order_by="id"):
+    for event in store.rows(schema.model_events, where={"event": "promoted"}, order_by="id"):
         version, first = event["model_version"], date.fromisoformat(event["ds"]) + timedelta(days=1)
         week = [
             first + timedelta(days=i)
@@ -190,7 +192,7 @@ def measure_world(scenario, seed: int, end: date, cfg) -> dict:
         promotions.append(entry)
     registered = [
         {"ds": e["ds"], "version": e["model_version"]}
-        for e in store.rows("model_events", where={"event": "registered"}, order_by="id")
+        for e in store.rows(schema.model_events, where={"event": "registered"}, order_by="id")
     ]
     return {
         "days_to_heal": days_to_heal,

@@ -36,6 +36,8 @@ def days() -> list[str]:
 
 
 def fill_store(store, rng: random.Random) -> None:
+    from churnguard.store import schema
+
     all_days = days()
     champion, challenger = 1, None
     runs, drift, perf, risk, alerts = [], [], [], [], []
@@ -136,15 +138,15 @@ def fill_store(store, rng: random.Random) -> None:
                     "message": f"{severity} drift on {sum(drifted)} features",
                 }
             )
-    for name, rows in (
-        ("daily_runs", runs),
-        ("feature_drift", drift),
-        ("performance", perf),
-        ("failure_risk", risk),
-        ("alerts", alerts),
+    for table, rows in (
+        (schema.daily_runs, runs),
+        (schema.feature_drift, drift),
+        (schema.performance, perf),
+        (schema.failure_risk, risk),
+        (schema.alerts, alerts),
     ):
         for k in range(0, len(rows), 500):
-            store.upsert(name, rows[k : k + 500])
+            store.upsert(table, rows[k : k + 500])
 
 
 def drift_doc(rng: random.Random) -> dict:

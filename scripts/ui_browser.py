@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
+from churnguard.store import schema
+
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 800}
 NAV_ROUTE = "churnguard-model-health"
@@ -118,7 +120,7 @@ def _promotion_day() -> str | None:
     from churnguard.store import open_store
 
     store = open_store()
-    promoted = [r["ds"] for r in store.rows("model_events", where={"event": "promoted"})]
+    promoted = [r["ds"] for r in store.rows(schema.model_events, where={"event": "promoted"})]
     store.engine.dispose()
     return str(max(promoted)) if promoted else None
 

@@ -7,6 +7,7 @@ import pytest
 
 from churnguard import alerts
 from churnguard.alerts import CRITICAL, DECISION, INFO, WARNING, Alert
+from churnguard.store import schema
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def test_consecutive_days_are_one_episode_notified_once_then_on_escalation_and_c
         CRITICAL,
     )
     assert changes(store) == [(day(1), "opened", WARNING), (day(3), "escalated", CRITICAL), (day(6), "cleared", INFO)]
-    rows = store.rows("alerts", order_by="ds")
+    rows = store.rows(schema.alerts, order_by="ds")
     assert [(r["ds"], r["severity"], r["episode_id"]) for r in rows] == [
         (day(n), s, episode["id"]) for n, s in ((1, WARNING), (2, WARNING), (3, CRITICAL), (4, WARNING), (5, CRITICAL))
     ]
@@ -64,10 +65,10 @@ def test_consecutive_days_are_one_episode_notified_once_then_on_escalation_and_c
 def test_a_rerun_of_any_day_changes_and_sends_nothing_new(store):
     for n, severity in ((1, WARNING), (2, CRITICAL), (3, None)):
         see(store, n, severity)
-    before = (alerts.episodes(store), changes(store), store.rows("alerts"))
+    before = (alerts.episodes(store), changes(store), store.rows(schema.alerts))
     for n, severity in ((1, WARNING), (2, CRITICAL), (3, None), (3, None), (2, CRITICAL)):
         assert see(store, n, severity) is None, n
-    after = (alerts.episodes(store), changes(store), store.rows("alerts"))
+    after = (alerts.episodes(store), changes(store), store.rows(schema.alerts))
     assert [e for e in after[0]] == before[0] and after[1] == before[1]
     assert [(r["ds"], r["severity"], r["episode_id"]) for r in after[2]] == [
         (r["ds"], r["severity"], r["episode_id"]) for r in before[2]
@@ -94,7 +95,7 @@ def test_a_backfill_of_past_days_records_them_and_notifies_nothing(store):
     assert changes(store) == sent
     (episode,) = alerts.episodes(store)
     assert (episode["first_ds"], episode["last_ds"], episode["state"]) == (day(10), day(11), "cleared")
-    rows = {r["ds"]: r for r in store.rows("alerts")}
+    rows = {r["ds"]: r for r in store.rows(schema.alerts)}
     assert rows[day(5)]["episode_id"] is None and rows[day(5)]["severity"] == CRITICAL  # outside any episode
     assert rows[day(11)]["episode_id"] == episode["id"] and rows[day(11)]["severity"] == CRITICAL
 
@@ -103,7 +104,7 @@ def test_the_runs_own_conditions_are_episodes_without_rows_of_the_day(store):
     assert see(store, 1, CRITICAL, kind=alerts.RUN_FAILED).change == "opened"
     assert see(store, 2, CRITICAL, kind=alerts.DEADLINE).change == "opened"
     assert see(store, 2, CRITICAL, kind=alerts.RUN_FAILED) is None
-    assert store.rows("alerts") == [] and len(alerts.episodes(store)) == 2
+    assert store.rows(schema.alerts) == [] and len(alerts.episodes(store)) == 2
 
 
 def test_kinds_are_independent_and_events_notify_each_time_once(store):
@@ -485,7 +486,7 @@ def test_a_failed_task_of_a_real_dag_run_is_one_critical_alert_by_mail_and_slack
         "open",
     )
     assert [n["state"] for n in alerts.notifications(open_store())] == ["sent"]
-    assert open_store().rows("alerts") == []  # the day's findings: a failed run found nothing
+    assert open_store().rows(schema.alerts) == []  # the day's findings: a failed run found nothing
 
 
 def daily_dag():

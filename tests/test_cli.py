@@ -20,7 +20,7 @@ from churnguard.config import load_dataset_config
 from churnguard.data import load_reference, split_reference
 from churnguard.drift import fit_profile
 from churnguard.storage import open_storage
-from churnguard.store import open_store
+from churnguard.store import open_store, schema
 from tests.conftest import churnguard_cli, free_port, home_env
 
 BIN = Path(sys.executable).parent
@@ -279,7 +279,7 @@ def test_status_shows_the_last_decision_and_the_failure_model(config_dir, capsys
     failure_cfg = load_failure_config(failure_overrides(horizon=5))
     train_all(open_storage(), failure_cfg, load_dataset_config(), load_model_config().registered_name, count=18)
     open_store().upsert(
-        "daily_runs",
+        schema.daily_runs,
         [  # what publish records for two monitored days
             {
                 "ds": "2026-09-02",

@@ -13,7 +13,7 @@ import pytest
 
 from churnguard import registry
 from churnguard.settings import get_settings
-from churnguard.store import open_store
+from churnguard.store import open_store, schema
 from churnguard.training import bootstrap
 
 pytestmark = pytest.mark.integration
@@ -23,6 +23,7 @@ RACER = """
 import json, os, sys, time
 from churnguard.promotion import promote_challenger
 from churnguard.store import open_store
+from churnguard.store import schema
 go, action, arg = sys.argv[1], sys.argv[2], sys.argv[3]
 store = open_store()
 while not os.path.exists(go):
@@ -37,7 +38,8 @@ elif action == "daily_run":
     print(json.dumps({"run_id": _log_day_run(DayContext.build(arg), summary)}))
 else:
     for i in range(20):
-        store.upsert("daily_runs", [{"ds": arg, "dataset": "telco", "rows": i, "decision": "healthy", "reasons": []}])
+        row = {"ds": arg, "dataset": "telco", "rows": i, "decision": "healthy", "reasons": []}
+        store.upsert(schema.daily_runs, [row])
     print(json.dumps({"ds": arg}))
 """
 
@@ -76,7 +78,7 @@ def test_four_runs_promoting_at_once_promote_exactly_once(tmp_path):
     assert registry.version_by_alias("churn-model", "champion").version == 2
     assert registry.version_by_alias("churn-model", "previous").version == 1
     assert registry.version_by_alias("churn-model", "challenger") is None
-    (event,) = open_store().rows("model_events", where={"event": "promoted"})
+    (event,) = open_store().rows(schema.model_events, where={"event": "promoted"})
     assert event["model_version"] == 2 and event["from_version"] == 1
 
 
@@ -91,7 +93,7 @@ def test_overlapping_runs_of_different_dates_write_the_store_without_losing_or_d
 
     race(tmp_path, "upsert", days)
 
-    rows = open_store().rows("daily_runs")
+    rows = open_store().rows(schema.daily_runs)
     assert sorted(r["ds"] for r in rows) == days
     assert {r["rows"] for r in rows} == {19}
 

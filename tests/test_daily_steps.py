@@ -15,6 +15,7 @@ import pytest
 
 from churnguard.results import Decision, PerformanceSummary, Scored
 from churnguard.settings import get_settings
+from churnguard.store import schema
 from tests.conftest import SavedWorld, forget_open_stores
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("daily_steps")]
@@ -139,11 +140,11 @@ def test_the_failure_reference_of_a_champion_is_computed_once_per_version(world)
     from churnguard.store import open_store
 
     store = open_store()
-    table = store.table("model_summaries")
+    table = schema.model_summaries
     with store.engine.begin() as conn:
         conn.execute(delete(table))
     first = daily.champion_reference(context())
-    (row,) = store.rows("model_summaries")
+    (row,) = store.rows(schema.model_summaries)
     assert (row["model_version"], row["kind"]) == (1, "failure_reference") and row["value"] == first
     assert {"reference_auc", "calibration", "score_edges"} <= set(first)
     with store.engine.begin() as conn:  # what is stored is what the next day gets: nothing is refitted

@@ -10,7 +10,7 @@ import pytest
 
 from churnguard import health
 from churnguard.dataroot import DataRoot
-from churnguard.store import open_store
+from churnguard.store import open_store, schema
 
 DAYS = ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
 
@@ -19,7 +19,7 @@ def fill(store) -> None:
     """Four monitored days: drift rising on tenure, performance measured for the first two days only (labels
     of the last two have not arrived), a challenger registered on day 2 and promoted on day 3, two alerts."""
     store.upsert(
-        "daily_runs",
+        schema.daily_runs,
         [
             {
                 "ds": d,
@@ -41,7 +41,7 @@ def fill(store) -> None:
         ],
     )
     store.upsert(
-        "feature_drift",
+        schema.feature_drift,
         [
             {"ds": d, "feature": f, "kind": "numeric", "psi": psi, "psi_threshold": 0.1, "drifted": psi >= 0.1}
             for d, (tenure, charges) in zip(DAYS, [(0.01, 0.02), (0.05, 0.01), (0.2, 0.03), (0.4, 0.02)], strict=True)
@@ -49,7 +49,7 @@ def fill(store) -> None:
         ],
     )
     store.upsert(
-        "performance",
+        schema.performance,
         [
             {
                 "observed_ds": DAYS[0],
@@ -93,7 +93,7 @@ def fill(store) -> None:
         ],
     )
     store.upsert(
-        "failure_risk",
+        schema.failure_risk,
         [
             {
                 "ds": DAYS[3],
@@ -108,7 +108,7 @@ def fill(store) -> None:
     store.record_event(DAYS[1], "registered", "churn-model", 2, reason="drift: critical")
     store.record_event(DAYS[2], "promoted", "churn-model", 2, from_version=1, reason="challenger better")
     store.upsert(
-        "alerts",
+        schema.alerts,
         [
             {"ds": DAYS[2], "kind": "drift", "severity": "warn", "message": "moderate drift"},
             {"ds": DAYS[3], "kind": "drift", "severity": "critical", "message": "critical drift"},
@@ -394,9 +394,9 @@ def test_run_day_has_the_row_reports_and_drift_headline(store, root):
 
 def test_no_nan_reaches_the_json(tmp_path):
     s = open_store(f"sqlite:///{tmp_path / 'nan.db'}")
-    s.upsert("daily_runs", [{"ds": DAYS[0], "dataset": "telco", "prediction_psi": math.nan}])
+    s.upsert(schema.daily_runs, [{"ds": DAYS[0], "dataset": "telco", "prediction_psi": math.nan}])
     s.upsert(
-        "performance",
+        schema.performance,
         [
             {
                 "observed_ds": DAYS[0],

@@ -18,7 +18,7 @@ from churnguard.dataroot import DataRoot
 from churnguard.labels import row_hashes, validate_labels
 from churnguard.performance import quarantine_labels, read_labels
 from churnguard.storage import frame_to_parquet_bytes, open_storage
-from churnguard.store import open_store
+from churnguard.store import open_store, schema
 from tests.conftest import day_context
 
 CFG = load_dataset_config("telco")
@@ -205,9 +205,9 @@ def test_labels_with_other_values_are_quarantined_with_the_reason_and_never_meas
     (line,) = entry["issues"]
     assert line.startswith(f"labels/ds={ARRIVED}: FAIL column 'churn' value_set: ")
     assert entry["quarantined_to"] == storage.uri(f"quarantine/labels/ds={ARRIVED}")
-    assert result["measured"] == [] and store.rows("performance") == [] and not result["measured_failure"]
+    assert result["measured"] == [] and store.rows(schema.performance) == [] and not result["measured_failure"]
     assert storage.list_partitions("labels") == [] and storage.list_partitions("quarantine/labels") == [ARRIVED]
-    (alert,) = store.rows("alerts")
+    (alert,) = store.rows(schema.alerts)
     assert alert["ds"] == ARRIVED.isoformat() and alert["kind"] == "label_delivery" and "value_set" in alert["message"]
     report = json.loads(storage.read_bytes(f"reports/ds={ARRIVED}/labels_validation.json"))
     assert report["status"] == "fail" and report["failures"] == [line.split(": FAIL ", 1)[1]]
@@ -227,7 +227,7 @@ def test_a_second_delivery_for_an_observed_day_adds_to_the_first(one_champion):
     assert [m["labelled_rows"] for m in first["measured"]] == [150]
     assert quiet["measured"] == [] and quiet["deliveries"] == []
     assert [m["labelled_rows"] for m in second["measured"]] == [300]
-    (row,) = store.rows("performance")
+    (row,) = store.rows(schema.performance)
     final = pd.concat([corrected, labels[10:]])
     assert row["labelled_rows"] == 300 and row["measured_ds"] == (ARRIVED + timedelta(days=2)).isoformat()
     assert row["churn_rate"] == pytest.approx((final["churn"] == "Yes").mean())
@@ -258,7 +258,7 @@ def test_labels_that_arrived_on_a_day_no_run_measured_are_measured_by_the_next_r
 
     assert [e["ds"] for e in result["deliveries"]] == ["2026-09-09", "2026-09-10"]
     assert [m["observed_ds"] for m in result["measured"]] == ["2026-09-02", "2026-09-03"]
-    assert {r["observed_ds"]: r["measured_ds"] for r in store.rows("performance")} == {
+    assert {r["observed_ds"]: r["measured_ds"] for r in store.rows(schema.performance)} == {
         "2026-09-01": "2026-09-08",
         "2026-09-02": "2026-09-10",
         "2026-09-03": "2026-09-10",
@@ -282,7 +282,7 @@ def test_the_daily_run_after_a_quarantined_batch_measures_the_labels_that_arrive
     run_days(date(2026, 9, 1), date(2026, 9, 7))
 
     assert storage.partition_exists("quarantine", "2026-09-05")
-    measured = {r["observed_ds"]: r["measured_ds"] for r in store.rows("performance", where={"role": "champion"})}
+    measured = {r["observed_ds"]: r["measured_ds"] for r in store.rows(schema.performance, where={"role": "champion"})}
     assert measured == {
         "2026-09-01": "2026-09-03",
         "2026-09-02": "2026-09-04",

@@ -126,10 +126,10 @@ def test_the_change_point_sees_every_failure_measured_for_the_champion_not_only_
         "2026-10-04": ["2026-09-27"],
     }
     store.upsert(
-        "day_models", [{"ds": d, "champion_version": v, "challenger_version": None} for d, v in pinned.items()]
+        schema.day_models, [{"ds": d, "champion_version": v, "challenger_version": None} for d, v in pinned.items()]
     )
     store.upsert(
-        "day_steps",
+        schema.day_steps,
         [{"ds": d, "step": "performance", "result": {"measured_failure_days": f}} for d, f in measured.items()],
     )
     cfg = load_monitoring_config()
@@ -149,6 +149,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from churnguard.config import load_dataset_config  # noqa: E402
 from churnguard.data import load_reference, split_reference, target_array  # noqa: E402
 from churnguard.retrain import customer_hashes, train_on_window, trained_customers, unseen  # noqa: E402
+from churnguard.store import schema  # noqa: E402
 
 CFG = load_dataset_config("telco")
 

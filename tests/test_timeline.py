@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from churnguard.status import first_sustained_drift
+from churnguard.store import schema
 
 
 def days(*severities: str, start: int = 1) -> list[dict]:
@@ -54,13 +55,15 @@ def monitored(risks: list[float | None], reasons: dict[str, list[str]], start: s
                 "promoted": False,
             }
         )
-    open_store().upsert("daily_runs", rows)
+    open_store().upsert(schema.daily_runs, rows)
 
 
 def retrained(ds: str, **result) -> None:
     from churnguard.store import open_store
 
-    open_store().upsert("day_steps", [{"ds": ds, "step": "retrain", "result": {"ds": ds, "dry_run": False, **result}}])
+    open_store().upsert(
+        schema.day_steps, [{"ds": ds, "step": "retrain", "result": {"ds": ds, "dry_run": False, **result}}]
+    )
 
 
 FAILED = {

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
+from churnguard.store import schema
 from tests.conftest import BIN, ROOT, running_api_server, warn_level_validation
 
 HISTORY_DAYS = 60
@@ -52,7 +53,7 @@ def build_history(home: Path, days: int = HISTORY_DAYS) -> list[str]:
     )
     moved = []
     for k, ds in enumerate(all_days[-20:]):
-        (row,) = store.rows("daily_runs", where={"ds": ds})
+        (row,) = store.rows(schema.daily_runs, where={"ds": ds})
         row.update(
             champion_version=1 if k < 10 else 2,
             challenger_version=2 if k < 10 else None,
@@ -60,7 +61,7 @@ def build_history(home: Path, days: int = HISTORY_DAYS) -> list[str]:
             decision="promoted" if k == 10 else row["decision"],
         )
         moved.append(row)
-    store.upsert("daily_runs", moved)
+    store.upsert(schema.daily_runs, moved)
     for ds in all_days[-3:]:
         alerts.observe(
             store,

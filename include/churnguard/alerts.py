@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, func, insert, select, update
 
 from churnguard.crashpoints import crash_point
-from churnguard.store import MonitoringStore, exclusive
+from churnguard.store import MonitoringStore, exclusive, schema
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +140,11 @@ def observe(
 
 
 def _observe(store, conn, ds, kind, alert, notify_cleared) -> Notification | None:
-    episodes, marks = store.table("alert_episodes"), store.table("alert_watermarks")
+    episodes, marks = schema.alert_episodes, schema.alert_watermarks
     mark = conn.execute(select(marks.c.last_ds).where(marks.c.kind == kind)).scalar_one_or_none()
     newest = mark is None or ds >= mark
     if mark is None or ds > mark:
-        store.upsert("alert_watermarks", [{"kind": kind, "last_ds": ds}], conn=conn)
+        store.upsert(schema.alert_watermarks, [{"kind": kind, "last_ds": ds}], conn=conn)
     current = conn.execute(
         select(episodes).where(and_(episodes.c.kind == kind, episodes.c.state == "open")).order_by(episodes.c.id.desc())
     ).first()
@@ -222,7 +222,7 @@ def _observe(store, conn, ds, kind, alert, notify_cleared) -> Notification | Non
 
 def _latest_covers(store, conn, kind: str, ds: str) -> bool:
     """The newest episode of ``kind`` already spans ``ds`` (it was cleared on ``ds``, or opened and cleared)."""
-    episodes = store.table("alert_episodes")
+    episodes = schema.alert_episodes
     latest = conn.execute(select(episodes).where(episodes.c.kind == kind).order_by(episodes.c.id.desc())).first()
     return latest is not None and latest.first_ds <= ds <= (latest.cleared_ds or latest.last_ds)
 
@@ -231,7 +231,7 @@ def _row(store, conn, alert: Alert, episode_id: int | None) -> None:
     if alert.kind in RUN_KINDS:
         return
     store.upsert(
-        "alerts",
+        schema.alerts,
         [
             {
                 "ds": alert.ds,
@@ -248,7 +248,7 @@ def _row(store, conn, alert: Alert, episode_id: int | None) -> None:
 
 def _notified(store, conn, episode_id: int) -> str | None:
     """The highest severity of the episode already notified (recorded), or None."""
-    notes = store.table("alert_notifications")
+    notes = schema.alert_notifications
     done = (
         conn.execute(
             select(notes.c.severity).where(and_(notes.c.episode_id == episode_id, notes.c.change != "cleared"))
@@ -263,7 +263,7 @@ def _notify(
     store, conn, episode: dict, ds: str, severity: str, change: str, message: str, link: str | None
 ) -> Notification:
     """Record the notification, pending; the unique key (episode, change, severity) makes it at most once."""
-    notes = store.table("alert_notifications")
+    notes = schema.alert_notifications
     row = {
         "episode_id": episode["id"],
         "ds": ds,
@@ -293,7 +293,7 @@ def acknowledge(store: MonitoringStore, episode_id: int, by: str) -> dict | None
     """Record that ``by`` acknowledged the episode ``episode_id`` now, unless it was acknowledged before (the
     first acknowledgement stays); under the alerts lock, so it is ordered with :func:`observe`. Returns the
     episode as stored, or None when there is no such episode."""
-    episodes = store.table("alert_episodes")
+    episodes = schema.alert_episodes
     with exclusive(store.engine, LOCK), store.engine.begin() as conn:
         conn.execute(
             update(episodes)
@@ -316,7 +316,7 @@ def acknowledge(store: MonitoringStore, episode_id: int, by: str) -> dict | None
 
 def pending(store: MonitoringStore) -> list[Notification]:
     """Notifications recorded and not yet claimed by a deliverer, oldest first."""
-    notes, episodes = store.table("alert_notifications"), store.table("alert_episodes")
+    notes, episodes = schema.alert_notifications, schema.alert_episodes
     with store.engine.connect() as conn:
         rows = conn.execute(
             select(notes, episodes.c.first_ds, episodes.c.last_ds)
@@ -343,7 +343,7 @@ def pending(store: MonitoringStore) -> list[Notification]:
 
 def claim(store: MonitoringStore, note: Notification) -> bool:
     """Take ``note`` for sending: True for exactly one caller (pending -> claimed in one statement)."""
-    notes = store.table("alert_notifications")
+    notes = schema.alert_notifications
     with store.engine.begin() as conn:
         claimed = conn.execute(
             update(notes).where(and_(notes.c.id == note.id, notes.c.state == "pending")).values(state="claimed")
@@ -355,7 +355,7 @@ def finish(store: MonitoringStore, note: Notification, channels: dict[str, str])
     """Record how a claimed notification went: ``sent`` when any channel took it, ``skipped`` without
     channels, else ``failed``."""
     state = "skipped" if not channels else "sent" if "sent" in channels.values() else "failed"
-    notes = store.table("alert_notifications")
+    notes = schema.alert_notifications
     with store.engine.begin() as conn:
         conn.execute(
             update(notes).where(notes.c.id == note.id).values(state=state, channels=channels, sent_at=datetime.now(UTC))
@@ -365,8 +365,8 @@ def finish(store: MonitoringStore, note: Notification, channels: dict[str, str])
 
 def notifications(store: MonitoringStore, **where) -> list[dict]:
     """The recorded notifications (``where``: column = value), oldest first."""
-    return store.rows("alert_notifications", where=where or None, order_by="id")
+    return store.rows(schema.alert_notifications, where=where or None, order_by="id")
 
 
 def episodes(store: MonitoringStore, **where) -> list[dict]:
-    return store.rows("alert_episodes", where=where or None, order_by="id")
+    return store.rows(schema.alert_episodes, where=where or None, order_by="id")

@@ -33,7 +33,7 @@ from churnguard.dataroot import DataRoot
 from churnguard.failure.config import FailureConfig, load_failure_config
 from churnguard.results import StepResult
 from churnguard.storage import CHUNK_ROWS
-from churnguard.store import MonitoringStore, lease, open_store
+from churnguard.store import MonitoringStore, lease, open_store, schema
 from churnguard.validation.config import ValidationConfig, load_validation_config
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class DayContext:
     def versions(self) -> PinnedVersions:
         """The versions pinned for the date; the first call for a date pins the aliases' versions of now."""
         if self._versions is None:
-            row = self.store.rows("day_models", where={"ds": self.ds})
+            row = self.store.rows(schema.day_models, where={"ds": self.ds})
             if not row:
                 champion = registry.version_by_alias(self.model_name, registry.CHAMPION)
                 if champion is None:
@@ -171,7 +171,7 @@ class DayContext:
                 challenger = registry.version_by_alias(self.model_name, registry.CHALLENGER)
                 row = [
                     self.store.add_if_absent(
-                        "day_models",
+                        schema.day_models,
                         {
                             "ds": self.ds,
                             "champion_version": champion.version,
@@ -195,11 +195,11 @@ class DayContext:
         per context)."""
         if (version, kind) not in self._summaries:
             where = {"model_name": self.model_name, "model_version": version, "kind": kind}
-            stored = self.store.rows("model_summaries", where=where)
+            stored = self.store.rows(schema.model_summaries, where=where)
             self._summaries[version, kind] = (
                 stored[0]["value"]
                 if stored
-                else self.store.add_if_absent("model_summaries", {**where, "value": compute()})["value"]
+                else self.store.add_if_absent(schema.model_summaries, {**where, "value": compute()})["value"]
             )
         return self._summaries[version, kind]
 
@@ -246,12 +246,12 @@ class DayContext:
     # -- step results -------------------------------------------------------------------------------------
     def record(self, result: R) -> R:
         """Store a step's result as the day's (its class names the step); returns it."""
-        self.store.upsert("day_steps", [{"ds": self.ds, "step": result.step, "result": result.to_json()}])
+        self.store.upsert(schema.day_steps, [{"ds": self.ds, "step": result.step, "result": result.to_json()}])
         return result
 
     def result(self, kind: type[R]) -> R | None:
         """The day's recorded result of the step that makes ``kind``, or None before it ran."""
-        rows = self.store.rows("day_steps", where={"ds": self.ds, "step": kind.step})
+        rows = self.store.rows(schema.day_steps, where={"ds": self.ds, "step": kind.step})
         return kind.from_json(rows[0]["result"]) if rows else None
 
     def require(self, kind: type[R]) -> R:

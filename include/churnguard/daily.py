@@ -44,6 +44,7 @@ from churnguard.results import (
     Validated,
 )
 from churnguard.scoring import score_day
+from churnguard.store import schema
 from churnguard.training import load_version_model
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ def _record_rejection(ctx: DayContext) -> None:
     message = f"batch {ds} quarantined to {root.uri(root.quarantine_key(ds))}: " + "; ".join(report["failures"][:3])
     _observe(ctx, alerts.VALIDATION, alerts.CRITICAL, message)
     ctx.store.upsert(
-        "daily_runs",
+        schema.daily_runs,
         [
             {
                 "ds": ds,
@@ -250,7 +251,7 @@ def drift(ctx: DayContext) -> DriftSummary:
     profile = champion_profile(ctx)
     since = (ctx.day - timedelta(days=30)).isoformat()
     history: dict[str, dict] = {}
-    for row in store.rows("feature_drift", since=since, until=ds):
+    for row in store.rows(schema.feature_drift, since=since, until=ds):
         if row["ds"] < ds:
             history.setdefault(row["ds"], {})[row["feature"]] = bool(row["drifted"])
     if ctx.batch_in_memory:
@@ -269,7 +270,7 @@ def drift(ctx: DayContext) -> DriftSummary:
     root.ensure_asset(PLOTLY_FILE, plotly_asset_bytes)  # plotly.js once for every day's report, not inlined in each
     page = render_html(report, profile, None, plotlyjs=DataRoot.asset_src(PLOTLY_FILE))
     html_uri = root.write_report(ds, "drift.html", page.encode())
-    store.replace_day("feature_drift", ds, [_feature_row(name, f) for name, f in doc["features"].items()])
+    store.replace_day(schema.feature_drift, ds, [_feature_row(name, f) for name, f in doc["features"].items()])
     ranked = sorted(doc["features"].items(), key=lambda kv: -(kv[1].get("weighted_psi") or 0))
     summary = DriftSummary(
         ds=ds,
@@ -355,15 +356,17 @@ def failure_risk(ctx: DayContext) -> FailureRisk:
         result = {"available": False, "risk": None, "top_drivers": [], "reason": f"failure model code: {exc}"}
     else:
         report = json.loads(ctx.root.read_report(ds, "drift.json"))
-        matured = store.rows("performance", where={"role": registry.CHAMPION}, until=ds, day_column="observed_ds")
+        matured = store.rows(schema.performance, where={"role": registry.CHAMPION}, until=ds, day_column="observed_ds")
         signals = day_signals(report, _champion_scores(ctx), matured, reference=champion_reference(ctx), ds=ds)
         past = [
-            r["signals"] for r in store.rows("failure_risk", until=ds, order_by="ds") if r["ds"] < ds and r["signals"]
+            r["signals"]
+            for r in store.rows(schema.failure_risk, until=ds, order_by="ds")
+            if r["ds"] < ds and r["signals"]
         ]
         result = failure_risk_today([*past, signals], lambda: ctx.failure_champion)
         result["signals"] = signals
     store.upsert(
-        "failure_risk",
+        schema.failure_risk,
         [
             {
                 "ds": ds,
@@ -410,7 +413,7 @@ def decide_day(ctx: DayContext) -> Decision:
 
     store, ds = ctx.store, ctx.ds
     last = max(
-        (e["ds"] for e in store.rows("model_events", where={"event": "registered"}, until=ds) if e["ds"] < ds),
+        (e["ds"] for e in store.rows(schema.model_events, where={"event": "registered"}, until=ds) if e["ds"] < ds),
         default=None,
     )
     challenger = ctx.versions.challenger
@@ -494,7 +497,7 @@ def publish(ctx: DayContext) -> Published:
     summary = day_summary(ctx)
     summary_uri = ctx.root.write_report(ctx.ds, "summary.json", json.dumps(summary, indent=1, default=str).encode())
     run_id = _log_day_run(ctx, summary)
-    ctx.store.upsert("daily_runs", [daily_row(summary, ctx.dataset.name, summary_uri)])
+    ctx.store.upsert(schema.daily_runs, [daily_row(summary, ctx.dataset.name, summary_uri)])
     ctx.release()  # the run of the date has ended: another may take it
     return Published(summary_uri, run_id, summary["decision"])
 

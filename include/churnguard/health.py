@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from churnguard.dataroot import DataRoot
-from churnguard.store import MonitoringStore, open_store
+from churnguard.store import MonitoringStore, open_store, schema
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,9 @@ def _num(value: Any, digits: int = 6) -> float | None:
     return round(value, digits) if math.isfinite(value) else None
 
 
-def _last_day(store: MonitoringStore, name: str = "daily_runs", column: str = "ds") -> str | None:
-    table = store.table(name)
+def _last_day(store: MonitoringStore) -> str | None:
     with store.engine.connect() as conn:
-        return conn.execute(select(func.max(table.c[column]))).scalar_one_or_none()
+        return conn.execute(select(func.max(schema.daily_runs.c.ds))).scalar_one_or_none()
 
 
 def _read_json(root: DataRoot, ds: str, name: str) -> tuple[dict | None, str | None]:
@@ -103,7 +102,7 @@ def overview(store: MonitoringStore | None = None, ds: str | None = None) -> dic
             "open_alerts": [],
             "last_promotion": None,
         }
-    runs = store.rows("daily_runs", where={"ds": ds})
+    runs = store.rows(schema.daily_runs, where={"ds": ds})
     run = None
     if runs:
         r = runs[0]
@@ -121,7 +120,7 @@ def overview(store: MonitoringStore | None = None, ds: str | None = None) -> dic
             "weighted_drift": _num(r["weighted_drift"]),
             "prediction_psi": _num(r["prediction_psi"]),
         }
-    risks = store.rows("failure_risk", where={"ds": ds})
+    risks = store.rows(schema.failure_risk, where={"ds": ds})
     risk = None
     if risks:
         f = risks[0]
@@ -133,11 +132,11 @@ def overview(store: MonitoringStore | None = None, ds: str | None = None) -> dic
             "reason": f["reason"],
         }
     since = (date.fromisoformat(ds) - timedelta(days=6)).isoformat()
-    open_alerts = [_alert(a) for a in store.rows("alerts", since=since, until=ds)]
+    open_alerts = [_alert(a) for a in store.rows(schema.alerts, since=since, until=ds)]
     _attach_episodes(store, open_alerts)
     open_alerts.sort(key=lambda a: (a["ds"], SEVERITY_RANK.get(a["severity"], 0)), reverse=True)
     events = store.tuples(
-        "model_events", ["ds", "event", "model_version", "from_version", "reason"], until=ds, order_by=("ds", "id")
+        schema.model_events, ["ds", "event", "model_version", "from_version", "reason"], until=ds, order_by=("ds", "id")
     )
     moves = [e for e in events if e[1] in ("promoted", "rolled_back")]
     last_move = (
@@ -197,7 +196,7 @@ def drift_heatmap(store: MonitoringStore | None = None, start: str | None = None
     ``days[j]`` (None where not computed), ``drifted`` the same shape of flags; features ordered by their
     mean PSI, most drifted first."""
     rows = _store(store).tuples(
-        "feature_drift",
+        schema.feature_drift,
         ["ds", "feature", "psi", "drifted", "psi_threshold"],
         _day(start),
         _day(end),
@@ -241,7 +240,7 @@ def score_distribution(
     range), and the champion's score histogram of the last ``max_days`` days in range with a drift report
     (``prediction.histogram`` of each day's drift.json, shares per bin, with the reference's shares)."""
     store, root = _store(store), _root(root)
-    runs = store.tuples("daily_runs", ["ds", "prediction_psi"], _day(start), _day(end))
+    runs = store.tuples(schema.daily_runs, ["ds", "prediction_psi"], _day(start), _day(end))
     psi = {"days": [r[0] for r in runs], "prediction_psi": [_num(r[1]) for r in runs]}
     days = [r[0] for r in runs][-max_days:] if max_days > 0 else []
     hist_days, current, missing = [], [], []
@@ -386,7 +385,7 @@ def performance(
 
         delay_days = load_monitoring_config().labels.delay_days
     rows = store.tuples(
-        "performance",
+        schema.performance,
         [
             "observed_ds",
             "role",
@@ -444,7 +443,7 @@ def performance(
             s[f"{metric}_upper"].append(high)
     measured_days = {r[0] for r in rows}
     last_measured = max(measured_days) if measured_days else None
-    runs = [r[0] for r in store.tuples("daily_runs", ["ds"], start, end)]
+    runs = [r[0] for r in store.tuples(schema.daily_runs, ["ds"], start, end)]
     pending = [d for d in runs if last_measured is None or d > last_measured]
     return {
         "roles": [r for r in ROLES if r in series] + sorted(set(series) - set(ROLES)),
@@ -495,12 +494,12 @@ def models(
 
         model_name = load_model_config().registered_name
     events = store.tuples(
-        "model_events",
+        schema.model_events,
         ["ds", "event", "model_version", "from_version", "reason"],
         order_by=("ds", "id"),
         where={"model_name": model_name},
     )
-    runs = store.tuples("daily_runs", ["ds", "champion_version", "challenger_version"])
+    runs = store.tuples(schema.daily_runs, ["ds", "champion_version", "challenger_version"])
     versions: dict[int, dict] = {}
 
     def entry(v: int) -> dict:
@@ -705,7 +704,7 @@ def episode(row: dict) -> dict:
 
 def _attach_episodes(store: MonitoringStore, rows: list[dict]) -> dict[int, dict]:
     """Give each alert row its ``episode`` (None outside any); return every episode by id, oldest first."""
-    episodes = {e["id"]: episode(e) for e in store.rows("alert_episodes", order_by="id")}
+    episodes = {e["id"]: episode(e) for e in store.rows(schema.alert_episodes, order_by="id")}
     for r in rows:
         r["episode"] = episodes.get(r["episode_id"])
     return episodes
@@ -718,7 +717,7 @@ def alerts(
     episode it belongs to (``episode``: its state and acknowledgement; None for a row outside any episode), and
     every open episode (``open_episodes``, newest first: what is wrong now, whatever the range)."""
     store = _store(store)
-    rows = [_alert(r) for r in store.rows("alerts", since=_day(start), until=_day(end))]
+    rows = [_alert(r) for r in store.rows(schema.alerts, since=_day(start), until=_day(end))]
     if severity:
         rows = [r for r in rows if r["severity"] == severity]
     rows.sort(key=lambda a: (a["ds"], SEVERITY_RANK.get(a["severity"], 0), a["kind"]), reverse=True)
@@ -744,7 +743,7 @@ def run_day(ds: str, store: MonitoringStore | None = None, root: DataRoot | None
     and validation result (the day's JSON reports), the drift report's headline and most drifted features,
     and which reports exist (to link or embed)."""
     store, root, ds = _store(store), _root(root), _day(ds)
-    runs = store.rows("daily_runs", where={"ds": ds})
+    runs = store.rows(schema.daily_runs, where={"ds": ds})
     run = None
     if runs:
         run = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in runs[0].items()}
@@ -789,7 +788,7 @@ def run_day(ds: str, store: MonitoringStore | None = None, root: DataRoot | None
             )
         }
     reports = {name: root.report_exists(ds, RENDERED_FROM.get(name, name)) for name in REPORT_NAMES}
-    risk = store.rows("failure_risk", where={"ds": ds})
+    risk = store.rows(schema.failure_risk, where={"ds": ds})
     return {
         "ds": ds,
         "run": run,
@@ -807,7 +806,7 @@ def run_day(ds: str, store: MonitoringStore | None = None, root: DataRoot | None
             if risk
             else None
         ),
-        "alerts": [_alert(a) for a in store.rows("alerts", where={"ds": ds})],
+        "alerts": [_alert(a) for a in store.rows(schema.alerts, where={"ds": ds})],
         "model_events": [
             {
                 "event": e["event"],
@@ -815,7 +814,7 @@ def run_day(ds: str, store: MonitoringStore | None = None, root: DataRoot | None
                 "from_version": e["from_version"],
                 "reason": e["reason"],
             }
-            for e in store.rows("model_events", where={"ds": ds})
+            for e in store.rows(schema.model_events, where={"ds": ds})
         ],
         "report_exists": reports,
         "why_missing": {

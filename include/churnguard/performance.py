@@ -36,7 +36,7 @@ from churnguard.failure.config import FailureConfig, FailureDefinition
 from churnguard.failure.labels import day_failure, delong_auc, label_day_metrics
 from churnguard.labels import OBSERVED, REPORT, LabelCheck, row_hashes, validate_labels
 from churnguard.scoring import ROLES
-from churnguard.store import MonitoringStore
+from churnguard.store import MonitoringStore, schema
 
 if TYPE_CHECKING:
     from churnguard.context import DayContext
@@ -192,12 +192,12 @@ def measure_day(ctx: DayContext) -> dict:
     # A re-run of an old date leaves the days a later run measured (with more labels) as that run left them.
     later = {
         (r["observed_ds"], r["role"])
-        for r in store.rows("performance", since=(today + timedelta(days=1)), day_column="measured_ds")
+        for r in store.rows(schema.performance, since=(today + timedelta(days=1)), day_column="measured_ds")
     }
     with store.engine.begin() as conn:  # the rows and which deliveries they measured: one transaction
-        store.upsert("performance", [r for r in rows if (r["observed_ds"], r["role"]) not in later], conn=conn)
+        store.upsert(schema.performance, [r for r in rows if (r["observed_ds"], r["role"]) not in later], conn=conn)
         store.upsert(
-            "label_deliveries",
+            schema.label_deliveries,
             [
                 {"delivery_ds": str(d), "measured_ds": str(ds), "status": checks[d].status, "rows": checks[d].rows}
                 for d in new
@@ -242,7 +242,8 @@ def _deliveries_to_measure(store: MonitoringStore, root: DataRoot, ds: str) -> l
     (a quarantined batch, a crashed run, a day not run yet, the first day ever), each is measured once; a
     re-run of ``ds`` measures again what ``ds`` measured."""
     measured = {
-        r["delivery_ds"]: r["measured_ds"] for r in store.rows("label_deliveries", until=ds, day_column="delivery_ds")
+        r["delivery_ds"]: r["measured_ds"]
+        for r in store.rows(schema.label_deliveries, until=ds, day_column="delivery_ds")
     }
     return [d for d in root.label_days(until=date.fromisoformat(ds)) if measured.get(d.isoformat(), ds) == ds]
 
@@ -469,7 +470,7 @@ def champion_history(store: MonitoringStore, ds: date | str, cfg: MonitoringConf
     rows = [
         r
         for r in store.rows(
-            "performance",
+            schema.performance,
             where={"role": registry.CHAMPION},
             since=since.isoformat(),
             until=str(ds),
@@ -490,9 +491,9 @@ def champion_failure_days(store: MonitoringStore, ds: date | str, champion: int,
     One day's step reports only the days it measured; a change point taken from them alone would move forward
     with every retrain and never gather the post-change labelled days a challenger needs."""
     since = (date.fromisoformat(str(ds)) - timedelta(days=cfg.performance.history_days)).isoformat()
-    pinned = {r["ds"]: r["champion_version"] for r in store.rows("day_models", since=since, until=str(ds))}
+    pinned = {r["ds"]: r["champion_version"] for r in store.rows(schema.day_models, since=since, until=str(ds))}
     days: set[str] = set()
-    for step in store.rows("day_steps", where={"step": "performance"}, since=since, until=str(ds)):
+    for step in store.rows(schema.day_steps, where={"step": "performance"}, since=since, until=str(ds)):
         if pinned.get(step["ds"]) == champion:
             days.update(step["result"].get("measured_failure_days", []))
     return sorted(days)

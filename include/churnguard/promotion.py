@@ -31,7 +31,7 @@ from sqlalchemy import insert, select, update
 from churnguard import registry
 from churnguard.config import MonitoringConfig, load_model_config, load_monitoring_config
 from churnguard.crashpoints import crash_point
-from churnguard.store import MonitoringStore, exclusive, open_store
+from churnguard.store import MonitoringStore, exclusive, open_store, schema
 
 log = logging.getLogger(__name__)
 PROMOTED, ROLLED_BACK = "promoted", "rolled_back"
@@ -60,7 +60,7 @@ def shadow_wins(
     """Last ``shadow_days`` observed days with matured labels for both roles, with the AUC margin; with
     ``trained`` (the challenger's training customers), on each day without the rows of those customers
     (:func:`unseen_margin`; a day left with too few labels does not count)."""
-    rows = store.rows("performance", order_by="observed_ds", day_column="observed_ds")
+    rows = store.rows(schema.performance, order_by="observed_ds", day_column="observed_ds")
     by_day: dict[str, dict] = {}
     for r in rows:
         if r["roc_auc"] is None or r["labelled_rows"] < cfg.labels.min_labels:
@@ -183,7 +183,7 @@ def _result(move: dict) -> dict:
 
 def _record(store: MonitoringStore, move: dict) -> dict:
     """Write the intention (state ``pending``) before any alias moves; returns it with its id."""
-    table = store.table("alias_moves")
+    table = schema.alias_moves
     with store.engine.begin() as conn:
         move_id = conn.execute(insert(table).values(**move, state="pending")).inserted_primary_key[0]
     crash_point("promotion.intent_recorded")
@@ -207,7 +207,7 @@ def _apply(store: MonitoringStore, move: dict) -> dict:
     if old is not None and old != to:
         registry.set_alias(name, registry.PREVIOUS, old)
         crash_point("promotion.previous_moved")
-    table = store.table("alias_moves")
+    table = schema.alias_moves
     with store.engine.begin() as conn:  # the event and the end of the move commit together: written once
         store.record_event(move["ds"], move["event"], name, to, old, move["reason"] or "", conn=conn)
         conn.execute(update(table).where(table.c.id == move["id"]).values(state="done"))
@@ -216,7 +216,7 @@ def _apply(store: MonitoringStore, move: dict) -> dict:
 
 
 def _moves(store: MonitoringStore, name: str, **where) -> list[dict]:
-    table = store.table("alias_moves")
+    table = schema.alias_moves
     stmt = select(table).where(table.c.model_name == name, *(table.c[k] == v for k, v in where.items()))
     with store.engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(stmt.order_by(table.c.id))]

@@ -11,7 +11,7 @@ from churnguard.config import load_model_config, load_monitoring_config
 from churnguard.dataroot import DataRoot
 from churnguard.decision import MEASURED_FAILURE
 from churnguard.settings import get_settings
-from churnguard.store import MonitoringStore, open_store
+from churnguard.store import MonitoringStore, open_store, schema
 
 
 def project_status() -> dict:
@@ -46,7 +46,7 @@ def project_status() -> dict:
             "threshold": float(threshold) if threshold else None,
             **{k.removeprefix("eval_"): round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("eval_")},
         }
-    runs = open_store().rows("daily_runs", order_by="ds")
+    runs = open_store().rows(schema.daily_runs, order_by="ds")
     last_decision = None
     if runs:
         last = runs[-1]
@@ -110,10 +110,10 @@ def timeline(store: MonitoringStore | None = None) -> dict:
     change points retraining used, challengers registered, promotions and rollbacks, and the AUC before and
     after. ``store``: default, the configured one."""
     store = store or open_store()
-    perf = {(r["observed_ds"], r["role"]): r for r in store.rows("performance")}
-    events = store.rows("model_events", order_by="id")
+    perf = {(r["observed_ds"], r["role"]): r for r in store.rows(schema.performance)}
+    events = store.rows(schema.model_events, order_by="id")
     days = []
-    for run in store.rows("daily_runs", order_by="ds"):
+    for run in store.rows(schema.daily_runs, order_by="ds"):
         measured = perf.get((run["ds"], registry.CHAMPION))
         days.append(
             {
@@ -159,7 +159,7 @@ def timeline(store: MonitoringStore | None = None) -> dict:
             if e["event"] == "rolled_back"
         ],
         "quarantined": [d["ds"] for d in days if d["decision"] == "quarantined"],
-        "change_points": change_points(store.rows("day_steps", where={"step": "retrain"}, order_by="ds")),
+        "change_points": change_points(store.rows(schema.day_steps, where={"step": "retrain"}, order_by="ds")),
     }
     milestones["early_warning"] = early_warning(days, risk_warn)
     drift_on, initial = milestones["first_drift"], days[0]["champion"] if days else None

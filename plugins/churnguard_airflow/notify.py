@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from churnguard import alerts
+from churnguard.store import schema
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def failure_alert(ds: str, context: Mapping, store) -> alerts.Alert | None:
     alert of another kind that explains it (a quarantined batch fails ``validate`` by design)."""
     explained = [
         a
-        for a in store.rows("alerts", where={"ds": ds})
+        for a in store.rows(schema.alerts, where={"ds": ds})
         if a["severity"] == alerts.CRITICAL and a["kind"] != alerts.RUN_FAILED
     ]
     if explained:

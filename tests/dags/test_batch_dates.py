@@ -16,6 +16,7 @@ import pytest
 import stack as native
 from airflow_stack import FINISHED, Api, start
 
+from churnguard.store import schema
 from tests.conftest import BIN, ROOT, dag_test
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("airflow_stack")]
@@ -101,7 +102,7 @@ def test_every_way_of_naming_a_date_processes_that_days_batch(stack_home, config
             assert set(states.values()) - {"failed"} <= {None, "upstream_failed"}
         else:
             assert run["state"] == "success", (key, states)
-    processed = {r["ds"] for r in open_store().rows("daily_runs")}
+    processed = {r["ds"] for r in open_store().rows(schema.daily_runs)}
     assert processed == {f"2026-09-0{d}" for d in range(1, 7)}  # each run its own day, no day before it
 
     # Runs of consecutive dates overlap (max_active_runs 2), but a day validates, pinning the champion, only

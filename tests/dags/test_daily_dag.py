@@ -17,7 +17,7 @@ from churnguard import registry, training
 from churnguard.landing import simulate
 from churnguard.simulate import Scenario
 from churnguard.storage import open_storage
-from churnguard.store import open_store
+from churnguard.store import open_store, schema
 from churnguard.training import bootstrap
 from tests.conftest import dag_test, run_day, with_home
 
@@ -42,10 +42,8 @@ def world(churnguard_home, airflow_env, config_dir):
 
 def table_counts() -> dict[str, int]:
     store = open_store()
-    return {
-        name: store.count(name)
-        for name in ("daily_runs", "feature_drift", "performance", "model_events", "alerts", "failure_risk")
-    }
+    tables = (schema.daily_runs, schema.feature_drift, schema.performance, schema.model_events, schema.alerts)
+    return {table.name: store.count(table) for table in (*tables, schema.failure_risk)}
 
 
 def latest_link(env: dict[str, str], task_id: str, key: str) -> str:
@@ -78,9 +76,9 @@ def test_a_stable_day_is_healthy_and_a_rerun_changes_no_row_counts(world):
     states = task_states(world, "2026-09-05")
     assert (states["promote"], states["publish"]) == ("skipped", "success")  # no promotion: promote is not green
     store, storage = open_store(), open_storage()
-    (row,) = store.rows("daily_runs")
+    (row,) = store.rows(schema.daily_runs)
     assert row["decision"] == "healthy" and row["rows"] == 300 and row["validation_status"] in ("pass", "warn")
-    assert store.count("feature_drift") == 19
+    assert store.count(schema.feature_drift) == 19
     summary = json.loads(storage.read_bytes("reports/ds=2026-09-05/summary.json"))
     assert summary["failure_risk"]["available"] is False and "failure-model" in summary["failure_risk"]["reason"]
     assert summary["champion_version"] == 1 and summary["promoted"] is False
@@ -102,9 +100,9 @@ def test_a_corrupt_batch_is_quarantined_and_nothing_downstream_runs(world):
     assert not storage.partition_exists("landing", "2026-09-07")
     assert len(storage.read_partition("quarantine", "2026-09-07")) == 300
     assert not storage.partition_exists("scores", "2026-09-07")
-    (alert,) = open_store().rows("alerts", where={"ds": "2026-09-07"})
+    (alert,) = open_store().rows(schema.alerts, where={"ds": "2026-09-07"})
     assert alert["kind"] == "validation" and "tenure" in alert["message"] and "domain" in alert["message"]
-    assert open_store().rows("feature_drift") == []
+    assert open_store().rows(schema.feature_drift) == []
 
 
 @pytest.mark.parametrize("age", ["today", "old"])
@@ -142,14 +140,14 @@ def test_force_retrain_with_dry_run_registers_nothing_and_without_it_registers_a
     assert run_day(world, "2026-09-20", force_retrain=True, dry_run=True) == "success"
     assert len(registry.client().search_model_versions("name = 'churn-model'")) == 1
     assert registry.version_by_alias("churn-model", "challenger") is None
-    assert open_store().rows("daily_runs")[0]["decision"] == "retrain"
+    assert open_store().rows(schema.daily_runs)[0]["decision"] == "retrain"
 
     assert run_day(world, "2026-09-20", force_retrain=True) == "success"
     challenger = registry.version_by_alias("churn-model", "challenger")
     assert challenger is not None and challenger.version == 2
     assert challenger.tags["trigger"] == "manual force_retrain"
     assert registry.version_by_alias("churn-model", "champion").version == 1
-    (event,) = open_store().rows("model_events")
+    (event,) = open_store().rows(schema.model_events)
     assert event["event"] == "registered" and event["model_version"] == 2
     assert latest_link(world, "retrain", "_link_ModelVersionLink").endswith("/#/models/churn-model/versions/2")
     assert latest_link(world, "retrain", "_link_MLflowRunLink").endswith(f"/runs/{challenger.run_id}")
@@ -162,13 +160,13 @@ def test_a_sudden_drift_triggers_a_retrain_that_registers_a_challenger(world):
     # monthly_charges jumps by 25 from 09-10: critical drift on the first drifted day
     simulate(date(2026, 8, 15), 45, Scenario.parse("sudden", onset="2026-09-10"), rows_per_day=300, seed=1)
     assert run_day(world, "2026-09-10") == "success"
-    (row,) = open_store().rows("daily_runs")
+    (row,) = open_store().rows(schema.daily_runs)
     assert row["decision"] == "retrain" and row["drift_severity"] == "critical"
     assert any("critical drift" in r and "monthly_charges" in r for r in row["reasons"])
     challenger = registry.version_by_alias("churn-model", "challenger")
     assert challenger is not None and challenger.version == 2 and "critical drift" in challenger.tags["trigger"]
     assert registry.version_by_alias("churn-model", "champion").version == 1  # shadow first: no failure yet
-    (event,) = open_store().rows("model_events")
+    (event,) = open_store().rows(schema.model_events)
     assert (event["event"], event["model_version"]) == ("registered", 2)
 
 
@@ -190,7 +188,7 @@ def test_a_concept_drift_with_measured_failure_ends_with_a_promoted_champion_tha
     promoted_on = None
     for day in ("2026-09-01", "2026-09-02", "2026-09-03", "2026-09-04"):  # labels of the concept days arrive
         assert run_day(world, day) == "success"
-        promoted = bool(open_store().rows("model_events", where={"event": "promoted"}))
+        promoted = bool(open_store().rows(schema.model_events, where={"event": "promoted"}))
         # in the grid, promote is green on the promotion day only; publish runs on every day
         assert (task_states(world, day)["promote"], task_states(world, day)["publish"]) == (
             "success" if promoted else "skipped",
@@ -199,8 +197,8 @@ def test_a_concept_drift_with_measured_failure_ends_with_a_promoted_champion_tha
         if promoted:
             promoted_on = day
             break
-    assert promoted_on is not None, open_store().rows("daily_runs", since="2026-09-01")
-    (event,) = open_store().rows("model_events", where={"event": "promoted"})
+    assert promoted_on is not None, open_store().rows(schema.daily_runs, since="2026-09-01")
+    (event,) = open_store().rows(schema.model_events, where={"event": "promoted"})
     assert event["from_version"] == 1 and "measurably failed" in event["reason"]
     assert registry.version_by_alias("churn-model", "previous").version == 1
     milestones = timeline()["milestones"]

@@ -11,7 +11,7 @@ import pytest
 from churnguard import registry
 from churnguard.landing import simulate
 from churnguard.settings import get_settings
-from churnguard.store import open_store
+from churnguard.store import open_store, schema
 from churnguard.training import bootstrap
 from tests.conftest import mlflow_server_process, run_day, with_home
 
@@ -73,7 +73,7 @@ def test_a_daily_run_on_an_s3_data_root_publishes_its_summary_to_s3(
     )
     summary = json.loads(obj["Body"].read())
     assert summary["ds"] == DAY and summary["rows"] == 300 and summary["champion_version"] == 1
-    (row,) = open_store().rows("daily_runs", where={"ds": DAY})
+    (row,) = open_store().rows(schema.daily_runs, where={"ds": DAY})
     assert row["rows"] == 300 and row["decision"] == summary["decision"]
     assert not (churnguard_home / "data").exists(), "nothing may land on the local file system"
 
@@ -98,5 +98,5 @@ def test_a_daily_run_against_an_mlflow_server_logs_its_run_through_the_rest_api(
     assert run.info.status == "FINISHED"
     champion = client.get_model_version_by_alias("churn-model", registry.CHAMPION)
     assert champion.version == "1" and champion.status == "READY"
-    assert run.data.tags["decision"] == open_store().rows("daily_runs", where={"ds": DAY})[0]["decision"]
+    assert run.data.tags["decision"] == open_store().rows(schema.daily_runs, where={"ds": DAY})[0]["decision"]
     assert not (churnguard_home / "mlflow.db").exists(), "the default SQLite store must not be used"

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from churnguard import registry
-from churnguard.store import open_store
+from churnguard.store import open_store, schema
 from churnguard.training import bootstrap
 from tests.conftest import dag_test, with_home
 
@@ -44,7 +44,7 @@ def test_rollback_to_previous_swaps_champion_and_previous_and_records_the_reason
 
     assert state == "success"
     assert aliases() == (1, 2)
-    (event,) = open_store().rows("model_events", where={"event": "rolled_back"})
+    (event,) = open_store().rows(schema.model_events, where={"event": "rolled_back"})
     assert event["ds"] == re.search(r"DagRun Finished: .*?logical_date=(\d{4}-\d\d-\d\d)", log)[1]
     assert (event["model_name"], event["model_version"], event["from_version"]) == (MODEL, 1, 2)
     assert event["reason"] == "v2 mis-scores new contracts"
@@ -56,4 +56,4 @@ def test_rollback_to_a_missing_version_fails_the_run_and_leaves_champion_unchang
     assert state == "failed"
     assert re.search(r"cannot roll back churn-model to '99': .*99", log), log[-4000:]
     assert aliases() == (2, 1)
-    assert open_store().rows("model_events", where={"event": "rolled_back"}) == []
+    assert open_store().rows(schema.model_events, where={"event": "rolled_back"}) == []

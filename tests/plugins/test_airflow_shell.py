@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from churnguard.settings import get_settings
 from churnguard.storage import open_storage
-from churnguard.store import open_store
+from churnguard.store import open_store, schema
 from churnguard_airflow.connections import apply_connections, connection_env
 
 
@@ -69,8 +69,8 @@ def test_the_connections_give_the_store_and_the_data_root_credentials(clean_env,
     assert applied["CHURNGUARD_S3_ENDPOINT_URL"] == s3_endpoint
     store = open_store()
     assert store.engine.url.render_as_string(hide_password=False) == postgres_url
-    store.upsert("alerts", [{"ds": "2026-09-01", "kind": "decision", "severity": "warning", "message": "m"}])
-    assert [r["message"] for r in open_store(postgres_url).rows("alerts")] == ["m"]
+    store.upsert(schema.alerts, [{"ds": "2026-09-01", "kind": "decision", "severity": "warning", "message": "m"}])
+    assert [r["message"] for r in open_store(postgres_url).rows(schema.alerts)] == ["m"]
     open_storage().write_bytes("probe.txt", b"ok")
     assert (
         boto3.client("s3", endpoint_url=s3_endpoint).get_object(Bucket=bucket, Key="data/probe.txt")["Body"].read()

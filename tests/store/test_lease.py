@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from churnguard.store import lease, open_store
+from churnguard.store import lease, open_store, schema
 
 DS = "2026-09-03"
 
@@ -66,7 +66,7 @@ def test_the_lease_of_a_killed_process_of_this_machine_is_taken_over_at_once(sto
 
 def test_an_expired_lease_is_taken_over_by_exactly_one_run(store):
     lease.acquire(store, DS, "airflow:d:died-with-its-host")
-    table = store.table("day_leases")
+    table = schema.day_leases
     with store.engine.begin() as conn:
         conn.execute(update(table).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
     results = {}

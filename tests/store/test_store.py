@@ -27,45 +27,48 @@ def test_migrations_build_exactly_the_declared_schema_and_stamp_the_newest_revis
 
 def test_upsert_by_date_replaces_instead_of_duplicating(store):
     row = {"ds": "2026-09-01", "dataset": "telco", "rows": 500, "decision": "healthy", "reasons": []}
-    store.upsert("daily_runs", [row])
-    store.upsert("daily_runs", [{**row, "rows": 499, "decision": "alert", "reasons": ["moderate drift"]}])
-    rows = store.rows("daily_runs")
+    store.upsert(schema.daily_runs, [row])
+    store.upsert(schema.daily_runs, [{**row, "rows": 499, "decision": "alert", "reasons": ["moderate drift"]}])
+    rows = store.rows(schema.daily_runs)
     assert len(rows) == 1 and rows[0]["rows"] == 499 and rows[0]["reasons"] == ["moderate drift"]
 
 
 def test_replace_day_swaps_one_days_rows_only(store):
     store.replace_day(
-        "feature_drift",
+        schema.feature_drift,
         "2026-09-01",
         [{"feature": "tenure", "psi": 0.1, "drifted": False}, {"feature": "contract", "psi": 0.3, "drifted": True}],
     )
-    store.replace_day("feature_drift", "2026-09-02", [{"feature": "tenure", "psi": 0.2, "drifted": True}])
-    store.replace_day("feature_drift", "2026-09-01", [{"feature": "tenure", "psi": 0.5, "drifted": True}])
-    assert store.count("feature_drift") == 2
-    assert [r["psi"] for r in store.rows("feature_drift", order_by="ds")] == [0.5, 0.2]
+    store.replace_day(schema.feature_drift, "2026-09-02", [{"feature": "tenure", "psi": 0.2, "drifted": True}])
+    store.replace_day(schema.feature_drift, "2026-09-01", [{"feature": "tenure", "psi": 0.5, "drifted": True}])
+    assert store.count(schema.feature_drift) == 2
+    assert [r["psi"] for r in store.rows(schema.feature_drift, order_by="ds")] == [0.5, 0.2]
 
 
 def test_model_events_are_recorded_once_per_day_event_and_version(store):
     for _ in range(3):
         store.record_event("2026-09-10", "promoted", "churn-model", 2, 1, "beat champion")
     store.record_event("2026-09-11", "rolled_back", "churn-model", 1, 2, "manual")
-    assert store.count("model_events") == 2
+    assert store.count(schema.model_events) == 2
 
 
 def test_rows_filters_by_day_range(store):
     for day in ("2026-09-01", "2026-09-02", "2026-09-03"):
-        store.upsert("alerts", [{"ds": day, "kind": "drift", "severity": "warn", "message": day}])
-    assert [r["ds"] for r in store.rows("alerts", since="2026-09-02", order_by="ds")] == ["2026-09-02", "2026-09-03"]
-    assert [r["ds"] for r in store.rows("alerts", until="2026-09-01")] == ["2026-09-01"]
+        store.upsert(schema.alerts, [{"ds": day, "kind": "drift", "severity": "warn", "message": day}])
+    assert [r["ds"] for r in store.rows(schema.alerts, since="2026-09-02", order_by="ds")] == [
+        "2026-09-02",
+        "2026-09-03",
+    ]
+    assert [r["ds"] for r in store.rows(schema.alerts, until="2026-09-01")] == ["2026-09-01"]
 
 
 def test_reopening_a_migrated_store_keeps_its_rows(tmp_path):
     url = f"sqlite:///{tmp_path / 'again.db'}"
-    open_store(url).upsert("alerts", [{"ds": "2026-09-01", "kind": "x", "severity": "warn", "message": "m"}])
+    open_store(url).upsert(schema.alerts, [{"ds": "2026-09-01", "kind": "x", "severity": "warn", "message": "m"}])
     from churnguard.store import core, migrate
 
     migrate(core._engines[url])
-    assert open_store(url).count("alerts") == 1
+    assert open_store(url).count(schema.alerts) == 1
 
 
 def test_sqlite_locks_live_in_one_folder_beside_the_database_and_exclude_each_other(tmp_path):

@@ -21,7 +21,7 @@ DAG turns what it knows into one dict of signals, keeps those dicts, and scores 
         # {"risk": float | None, "top_drivers": [{"feature", "contribution", "value"}] (3),
         #  "available": bool, "reason": str, "model_version": int | None, "alarm", "threshold"}
         # never raises: without signals, available=False and reason says why; with the registered
-        # failure-model@champion: churnguard.failure_training.failure_risk_today(signal_history)
+        # failure-model@champion: churnguard.failure_training.failure_risk_today(signal_history, load_champion)
 
 ``champion_reference(scores, labels, threshold) -> dict`` builds ``reference`` from the champion's
 scores on the labelled test split; the training run logs the one it used as ``champion_reference.json``.

@@ -5,9 +5,10 @@ managed by Alembic migrations that run when the store is opened. Writes are upse
 re-run or a backfill of a day replaces that day's rows and never duplicates them.
 
 >>> store = open_store("sqlite:///:memory:")
->>> store.upsert("alerts", [{"ds": "2026-01-01", "kind": "drift", "severity": "warn", "message": "m"}])
+>>> store.upsert(schema.alerts, [{"ds": "2026-01-01", "kind": "drift", "severity": "warn", "message": "m"}])
 """
 
+from churnguard.store import schema
 from churnguard.store.core import MonitoringStore, exclusive, migrate, open_store
 
-__all__ = ["MonitoringStore", "exclusive", "migrate", "open_store"]
+__all__ = ["MonitoringStore", "exclusive", "migrate", "open_store", "schema"]

@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, create_engine, delete, event, insert, select, text
+from sqlalchemy import Engine, Table, and_, create_engine, delete, event, func, insert, select, text
 from sqlalchemy.engine import Connection
 
 from churnguard.crashpoints import crash_point
@@ -102,8 +102,12 @@ class MonitoringStore:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def table(self, name: str):
-        return schema.metadata.tables[name]
+    @staticmethod
+    def _table(table: Table) -> Table:
+        """Tables are named by their objects in :mod:`churnguard.store.schema`, never by a string."""
+        if not isinstance(table, Table):
+            raise TypeError(f"name the table by its object in churnguard.store.schema, not {table!r}")
+        return table
 
     @staticmethod
     def _dialect_insert(conn: Connection, table):
@@ -127,43 +131,47 @@ class MonitoringStore:
         )
 
     def upsert(
-        self, name: str, rows: Iterable[dict[str, Any]], keys: list[str] | None = None, conn: Connection | None = None
+        self,
+        table: Table,
+        rows: Iterable[dict[str, Any]],
+        keys: list[str] | None = None,
+        conn: Connection | None = None,
     ) -> int:
-        """Insert ``rows`` into table ``name``, replacing rows with the same key (default: primary key); in
+        """Insert ``rows`` into ``table``, replacing rows with the same key (default: primary key); in
         ``conn``'s transaction when given, else in one of its own."""
         rows = list(rows)
         if not rows:
             return 0
-        table = self.table(name)
+        table = self._table(table)
         keys = keys or [c.name for c in table.primary_key.columns]
         if conn is not None:
             self._insert(conn, table, rows, keys)
             return len(rows)
         with self.engine.begin() as own:
             self._insert(own, table, rows, keys)
-        crash_point(f"store.{name}.written")
+        crash_point(f"store.{table.name}.written")
         return len(rows)
 
-    def add_if_absent(self, name: str, row: dict[str, Any]) -> dict:
+    def add_if_absent(self, table: Table, row: dict[str, Any]) -> dict:
         """Insert ``row`` unless a row with its primary key exists; returns the stored row (the first writer
         wins, so runs of one date at once agree on it)."""
-        table = self.table(name)
+        table = self._table(table)
         keys = [c.name for c in table.primary_key.columns]
         with self.engine.begin() as conn:
             conn.execute(self._dialect_insert(conn, table).values([row]).on_conflict_do_nothing(index_elements=keys))
             stored = conn.execute(select(table).where(and_(*(table.c[k] == row[k] for k in keys)))).one()
-        crash_point(f"store.{name}.written")
+        crash_point(f"store.{table.name}.written")
         return dict(stored._mapping)
 
-    def replace_day(self, name: str, ds: date | str, rows: Iterable[dict[str, Any]], day_column: str = "ds") -> int:
-        """Replace all rows of one day in table ``name`` with ``rows`` (one transaction)."""
+    def replace_day(self, table: Table, ds: date | str, rows: Iterable[dict[str, Any]], day_column: str = "ds") -> int:
+        """Replace all rows of one day in ``table`` with ``rows`` (one transaction)."""
         rows = [{**r, day_column: _iso(ds)} for r in rows]
-        table = self.table(name)
+        table = self._table(table)
         with self.engine.begin() as conn:
             conn.execute(delete(table).where(table.c[day_column] == _iso(ds)))
             if rows:
                 conn.execute(insert(table), rows)
-        crash_point(f"store.{name}.written")
+        crash_point(f"store.{table.name}.written")
         return len(rows)
 
     def record_event(
@@ -185,11 +193,11 @@ class MonitoringStore:
             "from_version": from_version,
             "reason": reason,
         }
-        self.upsert("model_events", [row], keys=["ds", "event", "model_name", "model_version"], conn=conn)
+        self.upsert(schema.model_events, [row], keys=["ds", "event", "model_name", "model_version"], conn=conn)
 
     def _select(
         self,
-        name: str,
+        table: Table,
         columns: list[str] | None,
         where: dict[str, Any] | None,
         since: str | None,
@@ -197,8 +205,8 @@ class MonitoringStore:
         order_by: str | tuple[str, ...] | None,
         day_column: str,
     ):
-        """The SELECT of ``columns`` (all: None) of table ``name``, filtered by ``where`` and the day range."""
-        table = self.table(name)
+        """The SELECT of ``columns`` (all: None) of ``table``, filtered by ``where`` and the day range."""
+        table = self._table(table)
         clauses = [table.c[k] == v for k, v in (where or {}).items()]
         if since is not None:
             clauses.append(table.c[day_column] >= _iso(since))
@@ -213,20 +221,20 @@ class MonitoringStore:
 
     def rows(
         self,
-        name: str,
+        table: Table,
         where: dict[str, Any] | None = None,
         since: str | None = None,
         until: str | None = None,
         order_by: str | None = None,
         day_column: str = "ds",
     ) -> list[dict]:
-        stmt = self._select(name, None, where, since, until, order_by, day_column)
+        stmt = self._select(table, None, where, since, until, order_by, day_column)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
     def tuples(
         self,
-        name: str,
+        table: Table,
         columns: list[str],
         since: str | None = None,
         until: str | None = None,
@@ -235,13 +243,13 @@ class MonitoringStore:
         where: dict[str, Any] | None = None,
     ) -> list[tuple]:
         """Only ``columns``, as tuples: what a page over a long history reads (a dict per row costs more)."""
-        stmt = self._select(name, columns, where, since, until, order_by, day_column)
+        stmt = self._select(table, columns, where, since, until, order_by, day_column)
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(stmt)]
 
-    def count(self, name: str) -> int:
+    def count(self, table: Table) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(select(text("count(*)")).select_from(self.table(name))).scalar_one()
+            return conn.execute(select(func.count()).select_from(self._table(table))).scalar_one()
 
 
 def open_store(url: str | None = None) -> MonitoringStore:

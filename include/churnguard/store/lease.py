@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, delete, select, update
 
+from churnguard.store import schema
 from churnguard.store.core import MonitoringStore
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def _aware(value: datetime) -> datetime:
 def try_acquire(store: MonitoringStore, ds: str, holder: str) -> dict | None:
     """Take or renew the lease of ``ds`` for ``holder``; returns None when it is ours now, else the row of the
     run that holds it."""
-    table = store.table("day_leases")
+    table = schema.day_leases
     now = _now()
     with store.engine.begin() as conn:
         conn.execute(
@@ -127,13 +128,13 @@ def acquire(store: MonitoringStore, ds: str, holder: str) -> None:
 
 def release(store: MonitoringStore, ds: str, holder: str) -> bool:
     """End ``holder``'s lease of ``ds`` (nothing when another run holds it); True when one was released."""
-    table = store.table("day_leases")
+    table = schema.day_leases
     with store.engine.begin() as conn:
         return bool(conn.execute(delete(table).where(and_(table.c.ds == ds, table.c.holder == holder))).rowcount)
 
 
 def holder_of(store: MonitoringStore, ds: str) -> str | None:
-    rows = store.rows("day_leases", where={"ds": ds})
+    rows = store.rows(schema.day_leases, where={"ds": ds})
     return rows[0]["holder"] if rows else None
 
 
