@@ -200,12 +200,12 @@ def test_labels_with_other_values_are_quarantined_with_the_reason_and_never_meas
 
     result = performance.measure_day(day_context(ARRIVED, storage, store))
 
-    (entry,) = result["deliveries"]
+    (entry,) = result.deliveries
     assert entry["status"] == "fail" and entry["rows"] == 200
     (line,) = entry["issues"]
     assert line.startswith(f"labels/ds={ARRIVED}: FAIL column 'churn' value_set: ")
     assert entry["quarantined_to"] == storage.uri(f"quarantine/labels/ds={ARRIVED}")
-    assert result["measured"] == [] and store.rows(schema.performance) == [] and not result["measured_failure"]
+    assert result.measured == [] and store.rows(schema.performance) == [] and not result.measured_failure
     assert storage.list_partitions("labels") == [] and storage.list_partitions("quarantine/labels") == [ARRIVED]
     (alert,) = store.rows(schema.alerts)
     assert alert["ds"] == ARRIVED.isoformat() and alert["kind"] == "label_delivery" and "value_set" in alert["message"]
@@ -224,9 +224,9 @@ def test_a_second_delivery_for_an_observed_day_adds_to_the_first(one_champion):
     quiet = performance.measure_day(day_context(ARRIVED + timedelta(days=1), storage, store))
     second = performance.measure_day(day_context(ARRIVED + timedelta(days=2), storage, store))
 
-    assert [m["labelled_rows"] for m in first["measured"]] == [150]
-    assert quiet["measured"] == [] and quiet["deliveries"] == []
-    assert [m["labelled_rows"] for m in second["measured"]] == [300]
+    assert [m["labelled_rows"] for m in first.measured] == [150]
+    assert quiet.measured == [] and quiet.deliveries == []
+    assert [m["labelled_rows"] for m in second.measured] == [300]
     (row,) = store.rows(schema.performance)
     final = pd.concat([corrected, labels[10:]])
     assert row["labelled_rows"] == 300 and row["measured_ds"] == (ARRIVED + timedelta(days=2)).isoformat()
@@ -241,9 +241,9 @@ def test_labels_of_customers_the_day_never_scored_are_counted_not_measured(one_c
 
     result = performance.measure_day(day_context(ARRIVED, storage, store))
 
-    assert result["unknown_ids"] == 7
-    assert [(m["labelled_rows"], m["unknown_ids"]) for m in result["measured"]] == [(200, 7)]
-    assert result["deliveries"] == [{"ds": ARRIVED.isoformat(), "status": "pass", "rows": 207, "issues": []}]
+    assert result.unknown_ids == 7
+    assert [(m["labelled_rows"], m["unknown_ids"]) for m in result.measured] == [(200, 7)]
+    assert result.deliveries == [{"ds": ARRIVED.isoformat(), "status": "pass", "rows": 207, "issues": []}]
 
 
 def test_labels_that_arrived_on_a_day_no_run_measured_are_measured_by_the_next_run(one_champion):
@@ -256,8 +256,8 @@ def test_labels_that_arrived_on_a_day_no_run_measured_are_measured_by_the_next_r
     # the run of ARRIVED + 1 failed before measuring (its batch was quarantined)
     result = performance.measure_day(day_context(ARRIVED + timedelta(days=2), storage, store))
 
-    assert [e["ds"] for e in result["deliveries"]] == ["2026-09-09", "2026-09-10"]
-    assert [m["observed_ds"] for m in result["measured"]] == ["2026-09-02", "2026-09-03"]
+    assert [e["ds"] for e in result.deliveries] == ["2026-09-09", "2026-09-10"]
+    assert [m["observed_ds"] for m in result.measured] == ["2026-09-02", "2026-09-03"]
     assert {r["observed_ds"]: r["measured_ds"] for r in store.rows(schema.performance)} == {
         "2026-09-01": "2026-09-08",
         "2026-09-02": "2026-09-10",
@@ -346,7 +346,7 @@ def test_auc_is_measured_per_segment_from_the_values_scored_with_the_customers(o
     storage.write_partition("scores", OBSERVED, scored[::-1].reset_index(drop=True))  # matched by id, not row
     storage.write_partition("labels", ARRIVED, labels)
 
-    (entry,) = performance.measure_day(day_context(ARRIVED, storage, store))["measured"]
+    (entry,) = performance.measure_day(day_context(ARRIVED, storage, store)).measured
 
     scores = scored["champion_score"].to_numpy()
     y = (labels["churn"] == "Yes").to_numpy()
@@ -367,7 +367,7 @@ def test_a_day_scored_before_segments_were_configured_counts_its_customers_witho
     storage, store = open_storage(), open_store()
     storage.write_partition("labels", ARRIVED, scored_day(storage, OBSERVED, 200))
 
-    (entry,) = performance.measure_day(day_context(ARRIVED, storage, store))["measured"]
+    (entry,) = performance.measure_day(day_context(ARRIVED, storage, store)).measured
 
     assert entry["roc_auc"] is not None
     assert entry["segments"]["contract"] == {"values": {}, "without_value": 200}

@@ -340,7 +340,7 @@ def _feature_row(name: str, f: dict) -> dict:
 
 def performance(ctx: DayContext) -> PerformanceSummary:
     """Measure the label deliveries no run measured yet (see :func:`churnguard.performance.measure_day`)."""
-    result = PerformanceSummary.from_json(measure_day(ctx))
+    result = measure_day(ctx)
     if result.deliveries and not any(d.get("quarantined_to") for d in result.deliveries):
         _observe(ctx, alerts.LABEL_DELIVERY, None, "")  # labels arrived and every delivery was accepted
     return ctx.record(result)
@@ -353,7 +353,7 @@ def failure_risk(ctx: DayContext) -> FailureRisk:
         from churnguard.failure import day_signals
         from churnguard.failure_training import failure_risk_today
     except ImportError as exc:  # the failure-risk package is optional for the daily run
-        result = {"available": False, "risk": None, "top_drivers": [], "reason": f"failure model code: {exc}"}
+        result, signals = FailureRisk(available=False, reason=f"failure model code: {exc}"), None
     else:
         report = json.loads(ctx.root.read_report(ds, "drift.json"))
         matured = store.rows(schema.performance, where={"role": registry.CHAMPION}, until=ds, day_column="observed_ds")
@@ -364,27 +364,22 @@ def failure_risk(ctx: DayContext) -> FailureRisk:
             if r["ds"] < ds and r["signals"]
         ]
         result = failure_risk_today([*past, signals], lambda: ctx.failure_champion)
-        result["signals"] = signals
     store.upsert(
         schema.failure_risk,
         [
             {
                 "ds": ds,
-                "available": bool(result["available"]),
-                "risk": result.get("risk"),
-                "drivers": result.get("top_drivers"),
-                "signals": result.get("signals"),
-                "model_version": result.get("model_version"),
-                "reason": result.get("reason"),
+                "available": result.available,
+                "risk": result.risk,
+                "drivers": result.top_drivers,
+                "signals": signals,
+                "model_version": result.model_version,
+                "reason": result.reason,
             }
         ],
     )
-    log.info(
-        "failure risk %s: %s",
-        ds,
-        f"{result['risk']:.3f}" if result["available"] else f"unavailable ({result['reason']})",
-    )
-    return ctx.record(FailureRisk.from_json(result))
+    log.info("failure risk %s: %s", ds, f"{result.risk:.3f}" if result.available else f"unavailable ({result.reason})")
+    return ctx.record(result)
 
 
 REFERENCE_SUMMARY = "failure_reference"

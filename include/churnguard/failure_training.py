@@ -45,6 +45,7 @@ from churnguard.failure.trajectories import (
     with_failure_kind,
 )
 from churnguard.progress import progress
+from churnguard.results import FailureRisk
 from churnguard.storage import Storage, frame_to_parquet_bytes
 from churnguard.training import load_alias_model
 
@@ -335,7 +336,7 @@ def load_failure_champion(registered_name: str) -> tuple[FailureModel, Any] | No
 
 def failure_risk_today(
     signal_history: list[dict], load_champion: Callable[[], tuple[FailureModel, Any] | None]
-) -> dict:
+) -> FailureRisk:
     """:func:`~churnguard.failure.score_failure_risk` with ``failure-model@champion``, which ``load_champion``
     returns (as :func:`load_failure_champion`; the day's :attr:`DayContext.failure_champion
     <churnguard.context.DayContext.failure_champion>`, loaded once). Never raises: without a registered model,

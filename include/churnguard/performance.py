@@ -35,6 +35,7 @@ from churnguard.drift.profile import category_key
 from churnguard.failure.config import FailureConfig, FailureDefinition
 from churnguard.failure.labels import day_failure, delong_auc, label_day_metrics
 from churnguard.labels import OBSERVED, REPORT, LabelCheck, row_hashes, validate_labels
+from churnguard.results import PerformanceSummary
 from churnguard.scoring import ROLES
 from churnguard.store import MonitoringStore, schema
 
@@ -94,7 +95,7 @@ def reference_metrics(name: str, version: int) -> tuple[float, float]:
     return float(tags["reference_auc"]), float(tags["reference_f1"])
 
 
-def measure_day(ctx: DayContext) -> dict:
+def measure_day(ctx: DayContext) -> PerformanceSummary:
     """Check the label deliveries not measured yet, store per-day metrics of the days they name, summarise.
 
     Which deliveries: every delivery that arrived by ``ds`` and was not measured by the run of another date
@@ -222,18 +223,18 @@ def measure_day(ctx: DayContext) -> dict:
         len({m["observed_ds"] for m in measured}),
         unknown_ids,
     )
-    return {
-        "ds": str(ds),
-        "measured": measured,
-        "measured_failure_days": failures,
-        "measured_failure": bool(failures),
-        "earlier_champion_failure_days": earlier,
-        "history_days": len(history["roc_auc"]),
-        "auc_slope_per_day": history["slope"],
-        "latest_auc": history["roc_auc"][-1] if history["roc_auc"] else None,
-        "deliveries": deliveries,
-        "unknown_ids": unknown_ids,
-    }
+    return PerformanceSummary(
+        ds=str(ds),
+        measured=measured,
+        measured_failure_days=failures,
+        measured_failure=bool(failures),
+        earlier_champion_failure_days=earlier,
+        history_days=len(history["roc_auc"]),
+        auc_slope_per_day=history["slope"],
+        latest_auc=history["roc_auc"][-1] if history["roc_auc"] else None,
+        deliveries=deliveries,
+        unknown_ids=unknown_ids,
+    )
 
 
 def _deliveries_to_measure(store: MonitoringStore, root: DataRoot, ds: str) -> list[date]:

@@ -67,8 +67,8 @@ def test_failure_model_training_dag_registers_a_champion(airflow_env, churnguard
     days = pd.read_parquet(next((churnguard_home / "data" / "failure" / "trajectories").rglob("*.parquet")))
     history = days[days["trajectory"] == days["trajectory"].iloc[0]].sort_values("day").to_dict("records")
     result = failure_risk_today(history, lambda: load_failure_champion(load_failure_config().registered_name))
-    assert result["available"] is True and result["model_version"] == 1, result
-    assert 0.0 <= result["risk"] <= 1.0 and len(result["top_drivers"]) == 3
+    assert result.available is True and result.model_version == 1, result
+    assert 0.0 <= result.risk <= 1.0 and len(result.top_drivers) == 3
 
 
 def _data_keys(home) -> list[str]:

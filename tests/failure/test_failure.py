@@ -166,11 +166,11 @@ def test_measure_day_judges_a_day_on_the_pooled_window_of_arrived_labels(monkeyp
     early = performance.measure_day(day_context(first + timedelta(days=8), storage))
     result = performance.measure_day(day_context(first + timedelta(days=9), storage))
 
-    assert [m["labelled_rows"] for m in early["measured"]] == [90, 90] and not early["measured_failure"]
-    assert [m["labelled_rows"] for m in result["measured"]] == [90]
+    assert [m["labelled_rows"] for m in early.measured] == [90, 90] and not early.measured_failure
+    assert [m["labelled_rows"] for m in result.measured] == [90]
     failed, earlier = (["2026-09-03"], []) if current_champion == 1 else ([], ["2026-09-03"])
-    assert result["measured_failure_days"] == failed and result["measured_failure"] is bool(failed)
-    assert result["earlier_champion_failure_days"] == earlier
+    assert result.measured_failure_days == failed and result.measured_failure is bool(failed)
+    assert result.earlier_champion_failure_days == earlier
 
 
 # --- config --------------------------------------------------------------------------------------------
@@ -367,12 +367,12 @@ def test_scorer_gives_a_probability_and_the_three_features_that_pushed_it_most(s
     calm = score_failure_risk(_signals(10), model=(small_model, 3))
     failing = score_failure_risk(_signals(10, drop_from=5), model=(small_model, 3))
     for result in (calm, failing):
-        assert result["available"] is True and result["model_version"] == 3
-        assert 0.0 <= result["risk"] <= 1.0
-        assert len(result["top_drivers"]) == 3
-        assert {d["feature"] for d in result["top_drivers"]} <= set(small_model.features)
-    assert failing["risk"] > calm["risk"]
-    contributions = [d["contribution"] for d in failing["top_drivers"]]
+        assert result.available is True and result.model_version == 3
+        assert 0.0 <= result.risk <= 1.0
+        assert len(result.top_drivers) == 3
+        assert {d["feature"] for d in result.top_drivers} <= set(small_model.features)
+    assert failing.risk > calm.risk
+    contributions = [d["contribution"] for d in failing.top_drivers]
     assert contributions == sorted(contributions, reverse=True)
 
 
@@ -386,35 +386,35 @@ def test_both_model_kinds_explain_a_risk_by_their_top_three_pushes(small_model, 
     estimator = _estimator(kind, monotone_directions(feature_names()))
     model = FailureModel(kind, estimator.fit(table[feature_names()].to_numpy(), y), feature_names(), (1.0, 0.0), 0.5)
     result = score_failure_risk(_signals(10, drop_from=5), model=(model, 2))
-    assert result["available"] and 0.0 <= result["risk"] <= 1.0
-    assert len(result["top_drivers"]) == 3
-    assert result["top_drivers"][0]["contribution"] >= result["top_drivers"][-1]["contribution"]
+    assert result.available and 0.0 <= result.risk <= 1.0
+    assert len(result.top_drivers) == 3
+    assert result.top_drivers[0]["contribution"] >= result.top_drivers[-1]["contribution"]
 
 
 def test_scorer_without_a_registered_model_is_unavailable_and_says_why():
     from churnguard.failure_training import failure_risk_today, load_failure_champion
 
     result = failure_risk_today(_signals(5), lambda: load_failure_champion(load_failure_config().registered_name))
-    assert result["available"] is False and result["risk"] is None
-    assert "failure-model@champion" in result["reason"]
+    assert result.available is False and result.risk is None
+    assert "failure-model@champion" in result.reason
 
 
 def test_scorer_without_signals_is_unavailable(small_model):
     result = score_failure_risk([], model=(small_model, 1))
-    assert result["available"] is False and "no day signals" in result["reason"]
+    assert result.available is False and "no day signals" in result.reason
 
 
 def test_a_model_trained_on_features_no_longer_built_is_unavailable_not_fed_zeros(small_model):
     renamed = [name.removesuffix("_abs") for name in small_model.features]  # the names before the sizes
     old = FailureModel(small_model.kind, small_model.estimator, renamed, small_model.platt, small_model.threshold)
     result = score_failure_risk(_signals(10), model=(old, 1))
-    assert result["available"] is False
-    assert "score_mean_change" in result["reason"] and "retrain" in result["reason"]
+    assert result.available is False
+    assert "score_mean_change" in result.reason and "retrain" in result.reason
 
 
 def test_scorer_never_raises_on_malformed_signals(small_model):
     result = score_failure_risk([{"ds": "2026-01-01"}], model=(small_model, 1))
-    assert result["available"] is False and "could not be computed" in result["reason"]
+    assert result.available is False and "could not be computed" in result.reason
 
 
 # --- one simulated trajectory, end to end (drift engine, champion scores, labels) ------------------------

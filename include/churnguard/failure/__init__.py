@@ -17,9 +17,9 @@ DAG turns what it knows into one dict of signals, keeps those dicts, and scores 
         ds: str | None = None, matured_window: int = 14, min_labels: int = 200,
     ) -> dict                               # {"ds": ..., signal name: float | None}
 
-    score_failure_risk(signal_history: list[dict], model: (FailureModel, version)) -> dict
-        # {"risk": float | None, "top_drivers": [{"feature", "contribution", "value"}] (3),
-        #  "available": bool, "reason": str, "model_version": int | None, "alarm", "threshold"}
+    score_failure_risk(signal_history: list[dict], model: (FailureModel, version)) -> FailureRisk
+        # churnguard.results.FailureRisk: risk (float | None), top_drivers ([{"feature", "contribution",
+        #  "value"}], 3), available, reason, model_version, alarm, threshold
         # never raises: without signals, available=False and reason says why; with the registered
         # failure-model@champion: churnguard.failure_training.failure_risk_today(signal_history, load_champion)
 

@@ -9,21 +9,22 @@ from typing import Any
 import pandas as pd
 
 from churnguard.failure.features import failure_features
+from churnguard.results import FailureRisk
 
 log = logging.getLogger(__name__)
 
 
-def unavailable_risk(reason: str, version: int | None = None) -> dict:
+def unavailable_risk(reason: str, version: int | None = None) -> FailureRisk:
     """A day's risk that could not be scored, with the reason."""
-    return {"risk": None, "top_drivers": [], "available": False, "reason": reason, "model_version": version}
+    return FailureRisk(available=False, reason=reason, model_version=version)
 
 
-def score_failure_risk(signal_history: Sequence[Mapping[str, Any]], model: tuple[Any, Any]) -> dict:
+def score_failure_risk(signal_history: Sequence[Mapping[str, Any]], model: tuple[Any, Any]) -> FailureRisk:
     """P(the champion fails within the horizon) from ``signal_history`` (day signals, oldest first) with
     ``model``, a ``(FailureModel, version)`` pair (the registered one: ``failure_training.failure_risk_today``).
 
-    Returns ``{"risk", "top_drivers", "available", "reason", "model_version"}``; never raises: without
-    signals, or when the model cannot score them, ``available`` is False and ``reason`` says why.
+    Never raises: without signals, or when the model cannot score them, ``available`` is False and ``reason``
+    says why.
     """
     failure_model, version = model
     number = getattr(version, "version", version)
@@ -36,12 +37,12 @@ def score_failure_risk(signal_history: Sequence[Mapping[str, Any]], model: tuple
     except Exception as exc:
         log.warning("failure risk could not be computed: %s", exc)
         return unavailable_risk(f"failure risk could not be computed: {exc}", number)
-    return {
-        "risk": risk,
-        "top_drivers": drivers,
-        "available": True,
-        "reason": f"risk {risk:.2f} vs alarm threshold {failure_model.threshold:.2f}",
-        "model_version": number,
-        "alarm": risk >= failure_model.threshold,
-        "threshold": failure_model.threshold,
-    }
+    return FailureRisk(
+        available=True,
+        risk=risk,
+        top_drivers=drivers,
+        reason=f"risk {risk:.2f} vs alarm threshold {failure_model.threshold:.2f}",
+        model_version=number,
+        alarm=bool(risk >= failure_model.threshold),
+        threshold=failure_model.threshold,
+    )
