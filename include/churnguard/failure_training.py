@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from churnguard import registry
-from churnguard.config import DatasetConfig, load_dataset_config, load_model_config
+from churnguard.config import DatasetConfig, DriftConfig, load_dataset_config, load_drift_config, load_model_config
 from churnguard.data import load_reference, split_reference, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.drift import ReferenceProfile, fit_profile
@@ -93,10 +93,14 @@ def champion_model(dataset_cfg: DatasetConfig, use_registry: bool = True) -> tup
 
     split = split_reference(load_reference(dataset_cfg), dataset_cfg)
     log.info("simulating against a reference churn model trained now (seed 0)")
-    return train_model(split.train, split.validation, dataset_cfg, random_state=0), "unregistered-seed0"
+    return train_model(
+        split.train, split.validation, dataset_cfg, load_model_config(), random_state=0
+    ), "unregistered-seed0"
 
 
-def build_champion_reference(model, dataset_cfg: DatasetConfig) -> tuple[dict, ReferenceProfile]:
+def build_champion_reference(
+    model, dataset_cfg: DatasetConfig, drift_cfg: DriftConfig
+) -> tuple[dict, ReferenceProfile]:
     """:func:`champion_reference` of a churn model on the reference test split, and the drift profile
     of its training split (with the model's scores and importance) that the simulation reports against."""
     split = split_reference(load_reference(dataset_cfg), dataset_cfg)
@@ -104,12 +108,16 @@ def build_champion_reference(model, dataset_cfg: DatasetConfig) -> tuple[dict, R
         model.predict_proba(split.test), target_array(split.test, dataset_cfg), model.threshold
     )
     profile = fit_profile(
-        split.train, dataset_cfg, scores=model.predict_proba(split.train), importance=model.feature_importance()
+        split.train,
+        dataset_cfg,
+        drift_cfg,
+        scores=model.predict_proba(split.train),
+        importance=model.feature_importance(),
     )
     return reference, profile
 
 
-_SHARED: tuple = ()  # a worker's (model, reference, profile, dataset config, failure config)
+_SHARED: tuple = ()  # a worker's (model, reference, profile, dataset config, failure config, drift config)
 
 
 def _share(*shared: Any) -> None:
@@ -121,8 +129,10 @@ def _share(*shared: Any) -> None:
 def _with_kind(spec: TrajectorySpec, shared: tuple) -> pd.DataFrame:
     """The trajectory's table with its ``failure_kind`` and ``visible_failure_day`` (the counterfactual
     simulated when not cached)."""
-    frame = simulate_trajectory(spec, *shared)
-    return with_failure_kind(frame, counterfactual_failures(spec, *shared), shared[-1].failure.label_delay_days)
+    model, reference, profile, dataset_cfg, cfg, drift_cfg = shared
+    frame = simulate_trajectory(spec, model, reference, profile, dataset_cfg, cfg, drift_cfg)
+    counterfactual = counterfactual_failures(spec, model, reference, profile, dataset_cfg, cfg)
+    return with_failure_kind(frame, counterfactual, cfg.failure.label_delay_days)
 
 
 def _simulate_one(spec: TrajectorySpec) -> pd.DataFrame:
@@ -145,9 +155,9 @@ def simulate_trajectories(
     champion is that of the configured dataset, so another one needs ``use_registry=False``.
     """
     storage, cfg = storage or open_storage(), failure_config(horizon, tolerance)
-    dataset_cfg = load_dataset_config(dataset)
+    dataset_cfg, drift_cfg = load_dataset_config(dataset), load_drift_config()
     model, champion = champion_model(dataset_cfg, use_registry)
-    reference, profile = build_champion_reference(model, dataset_cfg)
+    reference, profile = build_champion_reference(model, dataset_cfg, drift_cfg)
     specs = trajectory_specs(cfg, count)
     found = {s.trajectory: cached_trajectory(s, reference, profile, cfg, dataset_cfg) for s in specs}
     found = {
@@ -166,7 +176,7 @@ def simulate_trajectories(
         len(todo),
         workers,
     )
-    shared = (model, reference, profile, dataset_cfg, cfg)
+    shared = (model, reference, profile, dataset_cfg, cfg, drift_cfg)
     if workers > 1:
         # spawn, not fork: a forked child inherits OpenMP state of xgboost and can hang
         with ProcessPoolExecutor(

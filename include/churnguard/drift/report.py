@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from churnguard.config import DriftConfig, load_drift_config
+from churnguard.config import DriftConfig
 from churnguard.drift import stats
 from churnguard.drift.profile import (
     ReferenceProfile,
@@ -86,7 +86,7 @@ class DriftReport:
 def drift_report(
     profile: ReferenceProfile | Mapping[str, Any],
     batch_df: Batch,
-    drift_cfg: DriftConfig | None = None,
+    drift_cfg: DriftConfig,
     scores: Any = None,
     labels: Any = None,
     history: list[Mapping[str, Any]] | None = None,
@@ -103,11 +103,11 @@ def drift_report(
 
     Example::
 
-        report = drift_report(profile, batch, scores="score", overrides={"psi": {"moderate": 0.2}})
+        report = drift_report(profile, batch, drift_cfg, scores="score", overrides={"psi": {"moderate": 0.2}})
         report.severity, report.drifted_features()
     """
     prof = profile.data if isinstance(profile, ReferenceProfile) else ReferenceProfile.from_dict(profile).data
-    cfg = (drift_cfg or load_drift_config()).with_overrides(dict(overrides or {}))
+    cfg = drift_cfg.with_overrides(dict(overrides or {}))
     in_memory = isinstance(batch_df, pd.DataFrame)
     acc = _Accumulator(prof, keep_values=in_memory, segments=segments)
     chunks = _chunks(batch_df, acc.columns(scores, labels))
@@ -130,7 +130,7 @@ def drift_reports(
     profile: ReferenceProfile | Mapping[str, Any],
     batches: pd.DataFrame,
     offsets: Sequence[int],
-    drift_cfg: DriftConfig | None = None,
+    drift_cfg: DriftConfig,
     scores: Any = None,
     segments: bool = True,
 ) -> list[DriftReport]:
@@ -143,7 +143,7 @@ def drift_reports(
     once per batch.
     """
     prof = profile.data if isinstance(profile, ReferenceProfile) else ReferenceProfile.from_dict(profile).data
-    cfg = drift_cfg or load_drift_config()
+    cfg = drift_cfg
     missing = [c for c in [*prof["numeric"], *prof["categorical"]] if c not in batches.columns]
     if missing:
         raise ValueError(f"batch lacks feature column(s) {', '.join(missing)}")
