@@ -9,7 +9,7 @@ from scipy import stats as sps
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from churnguard.config import ConfigError, load_drift_config
+from churnguard.config import ConfigError, load_drift_config, load_model_config
 from churnguard.failure import (
     day_failure,
     failure_features,
@@ -33,6 +33,7 @@ from churnguard.failure.model import (
 from churnguard.failure.trajectories import FAMILIES, trajectory_specs
 
 DRIFT = load_drift_config()
+MODEL_CFG = load_model_config()
 RULES = FailureDefinition(tolerance=0.05, f1_relative_drop=0.10, min_labels=200, min_class_count=20)
 
 
@@ -429,7 +430,7 @@ def champion():
 
     data_cfg = load_dataset_config()
     split = split_reference(load_reference(data_cfg), data_cfg)
-    model = train_model(split.train, split.validation, data_cfg)
+    model = train_model(split.train, split.validation, data_cfg, MODEL_CFG)
     return (model, *build_champion_reference(model, data_cfg, DRIFT), data_cfg)
 
 
