@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnguard.batches import file_chunks
 from churnguard.cli_drift import cli_main
 from churnguard.config import ConfigError, load_dataset_config, load_drift_config
 from churnguard.data import load_reference, split_reference, target_array
@@ -241,12 +242,16 @@ def test_prediction_label_and_correlation_drift(telco):
         drift_report(prof, iter([batch]), DRIFT, scores=np.zeros(len(batch)))
 
 
-def test_parquet_path_is_read_in_row_groups(tmp_path, profile, telco):
+def test_a_parquet_file_is_streamed_in_row_groups(tmp_path, profile, telco):
     batch = telco[2].assign(monthly_charges=telco[2]["monthly_charges"] + 25)
     path = tmp_path / "batch.parquet"
     batch.to_parquet(path, row_group_size=500)
-    report = drift_report(profile, path, DRIFT)
+    chunks = list(file_chunks(path, profile.columns(), rows=500))
+    assert len(chunks) > 1 and list(chunks[0].columns) == profile.columns()
+    report = drift_report(profile, file_chunks(path, profile.columns()), DRIFT)
     assert report.chunked and report.n_rows == len(batch) and report.drifted_features() == ["monthly_charges"]
+    with pytest.raises(TypeError, match="handed frames"):
+        drift_report(profile, path, DRIFT)
 
 
 def test_html_report_is_self_contained(tmp_path, telco):

@@ -113,9 +113,10 @@ def load_profile(location: str) -> dict[str, Any]:
     parsed = urlparse(location)
     try:
         if parsed.scheme == "s3":
-            from churnguard.storage import open_storage
+            from churnguard.storage import open_s3_url
 
-            raw = open_storage(f"s3://{parsed.netloc}").read_bytes(parsed.path.strip("/"))
+            storage, key = open_s3_url(location)
+            raw = storage.read_bytes(key)
         else:
             raw = Path(unquote(parsed.path) if parsed.scheme == "file" else location).read_bytes()
         data = json.loads(raw)

@@ -58,6 +58,11 @@ class ReferenceProfile:
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(self.data))
 
+    def columns(self, *extra: str | None) -> list[str]:
+        """The batch columns a drift report reads: the profiled features, then each of ``extra`` that is given
+        (the names of the scores' and labels' columns)."""
+        return [*self.data["numeric"], *self.data["categorical"], *(c for c in extra if c)]
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReferenceProfile:
         if data.get("schema_version") != SCHEMA_VERSION:
