@@ -199,11 +199,12 @@ def measure(ds: str, out: Path) -> None:
 
 def land(ds: date, rows: int) -> None:
     """``rows`` customers in ``landing/ds=…`` and their labels in ``labels/ds=…``, in files of <= 1M rows."""
+    from churnguard.config import load_dataset_config
     from churnguard.dataroot import DataRoot
     from churnguard.simulate import BatchSimulator, Scenario
     from churnguard.storage import frame_to_parquet_bytes
 
-    sim = BatchSimulator(rows_per_day=min(rows, PART_ROWS))
+    sim = BatchSimulator(load_dataset_config(), rows_per_day=min(rows, PART_ROWS))
     day, key = sim.day(ds, Scenario.parse("none")), sim.cfg.id.column
     landing, labels = {}, {}
     for part, first in enumerate(range(0, rows, PART_ROWS)):

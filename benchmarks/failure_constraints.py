@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from churnguard.config import load_dataset_config
+from churnguard.config import load_dataset_config, load_drift_config, load_model_config
 from churnguard.failure.config import load_failure_config
 from churnguard.failure.evaluation import (
     auroc,
@@ -61,7 +61,14 @@ def main() -> None:
     delay = cfg.failure.label_delay_days
     storage = open_storage()
     simulated = simulate_trajectories(
-        storage, cfg, load_dataset_config(), None, cfg.trajectories.count, workers=args.workers
+        storage,
+        cfg,
+        load_dataset_config(),
+        load_model_config(),
+        load_drift_config(),
+        None,
+        cfg.trajectories.count,
+        workers=args.workers,
     )
     table = _read_parquet(storage, build_dataset(simulated, storage)["dataset_key"])
     train = table[table["split"] == "train"].copy()

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churnguard.config import load_dataset_config
+from churnguard.config import load_dataset_config, load_drift_config, load_model_config
 from churnguard.failure.config import load_failure_config
 from churnguard.failure.evaluation import (
     BASELINES,
@@ -126,7 +126,10 @@ def main() -> None:
     delay, horizon = cfg.failure.label_delay_days, cfg.failure.horizon_days
 
     storage = open_storage()
-    simulated = simulate_trajectories(storage, cfg, load_dataset_config(), None, count, workers=args.workers)
+    model_cfg, drift_cfg = load_model_config(), load_drift_config()
+    simulated = simulate_trajectories(
+        storage, cfg, load_dataset_config(), model_cfg, drift_cfg, None, count, workers=args.workers
+    )
     dataset = build_dataset(simulated, storage)
     days = _read_parquet(storage, simulated["trajectories_key"])
     table = _read_parquet(storage, dataset["dataset_key"])
@@ -178,6 +181,8 @@ def main() -> None:
         storage,
         cfg,
         load_dataset_config(args.transfer_dataset),
+        model_cfg,
+        drift_cfg,
         None,
         args.transfer_trajectories or count,
         workers=args.workers,

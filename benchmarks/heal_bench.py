@@ -68,6 +68,7 @@ def dataset_config(customers: str | None):
 def run_world(family: str, seed: int, before_days: int, customers: str | None = None) -> dict:
     """Build one world in this process's ``CHURNGUARD_HOME`` and measure it (see the module docstring)."""
     from churnguard.daily import run_days
+    from churnguard.dataroot import DataRoot
     from churnguard.landing import simulate
     from churnguard.simulate import Scenario
     from churnguard.training import bootstrap
@@ -85,6 +86,7 @@ def run_world(family: str, seed: int, before_days: int, customers: str | None = 
         rows_per_day=ROWS_PER_DAY,
         label_delay=LABEL_DELAY,
         seed=seed,
+        root=DataRoot.open(),
         cfg=cfg,
     )
     run_days(start, end)
@@ -123,7 +125,7 @@ def measure_world(scenario, seed: int, end: date, cfg) -> dict:
     span = sim.days(days, scenario)
     post = span.landing.merge(span.labels.drop(columns="observed_ds"), on=cfg.id.column)
     fit, val = train_test_split(post, test_size=0.2, stratify=target_array(post, cfg), random_state=seed)
-    oracle = train_model(fit, val, cfg, random_state=0)
+    oracle = train_model(fit, val, cfg, load_model_config(), random_state=0)
 
     runs = {r["ds"]: r for r in store.rows(schema.daily_runs)}
     models: dict[int, object] = {}
@@ -244,6 +246,7 @@ def flattery(days: int = 20) -> None:
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import train_test_split
 
+    from churnguard.config import load_model_config
     from churnguard.data import load_reference, split_reference, target_array
     from churnguard.models import train_model
     from churnguard.simulate import BatchSimulator, Scenario
@@ -259,7 +262,7 @@ def flattery(days: int = 20) -> None:
 
         def fit(frame, cfg=cfg):
             a, b = train_test_split(frame, test_size=0.2, stratify=target_array(frame, cfg), random_state=0)
-            return train_model(a, b, cfg, random_state=0)
+            return train_model(a, b, cfg, load_model_config(), random_state=0)
 
         test = rows(BatchSimulator(cfg, rows_per_day=ROWS_PER_DAY, seed=2), later)
         y = target_array(test, cfg)

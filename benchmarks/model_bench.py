@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from churnguard.config import load_dataset_config
+from churnguard.config import load_dataset_config, load_model_config
 from churnguard.data import load_reference, split_reference, target_array
 from churnguard.models import NumericCleaner, evaluate, train_model
 
@@ -23,7 +23,7 @@ def main() -> None:
     cfg = load_dataset_config()
     split = split_reference(load_reference(cfg), cfg)
     start = time.perf_counter()
-    model = train_model(split.train, split.validation, cfg)
+    model = train_model(split.train, split.validation, cfg, load_model_config())
     fit_s = time.perf_counter() - start
     metrics = evaluate(model, split.test, cfg)
     baseline = make_pipeline(

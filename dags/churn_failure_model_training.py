@@ -70,16 +70,19 @@ def churn_failure_model_training():
     @task
     def simulate_trajectories(params: dict | None = None) -> dict:
         """Simulate the trajectory mix against the churn champion; store the per-day signals."""
-        from churnguard.config import load_dataset_config, load_model_config
+        from churnguard.config import load_dataset_config, load_drift_config, load_model_config
         from churnguard.failure.config import load_failure_config
         from churnguard.failure_training import failure_overrides, simulate_trajectories
         from churnguard.storage import open_storage
 
+        model_cfg = load_model_config()
         return simulate_trajectories(
             open_storage(),
             load_failure_config(failure_overrides(params["horizon"], params["tolerance"])),
             load_dataset_config(),
-            load_model_config().registered_name,
+            model_cfg,
+            load_drift_config(),
+            model_cfg.registered_name,
             params["n_trajectories"],
             params["workers"],
         )

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from churnguard.cli import main
-from churnguard.config import load_dataset_config
+from churnguard.config import load_dataset_config, load_drift_config
 from churnguard.data import load_reference, split_reference
 from churnguard.drift import fit_profile
 from churnguard.storage import open_storage
@@ -24,6 +24,7 @@ from churnguard.store import open_store, schema
 from tests.conftest import churnguard_cli, free_port, home_env
 
 BIN = Path(sys.executable).parent
+DRIFT = load_drift_config()
 
 
 def test_simulate_writes_partitions_and_prints_the_summary(tmp_path, capsys):
@@ -150,7 +151,7 @@ def drifted_day(tmp_path) -> tuple[Path, Path]:
     )
     cfg = load_dataset_config()
     profile = tmp_path / "profile.json"
-    profile.write_text(fit_profile(split_reference(load_reference(cfg), cfg).train, cfg).to_json())
+    profile.write_text(fit_profile(split_reference(load_reference(cfg), cfg).train, cfg, DRIFT).to_json())
     return profile, root / "landing" / "ds=2026-02-01"
 
 
@@ -190,7 +191,7 @@ def test_a_stable_batch_passes_fail_on_moderate(tmp_path, capsys):
     )
     cfg = load_dataset_config()
     profile = tmp_path / "profile.json"
-    profile.write_text(fit_profile(split_reference(load_reference(cfg), cfg).train, cfg).to_json())
+    profile.write_text(fit_profile(split_reference(load_reference(cfg), cfg).train, cfg, DRIFT).to_json())
     capsys.readouterr()
     assert main(["drift", str(profile), str(root / "landing" / "ds=2026-02-01"), "--fail-on", "moderate"]) == 0
     assert capsys.readouterr().out.startswith("severity stable:")
@@ -272,12 +273,13 @@ def test_status_shows_the_last_decision_and_the_failure_model(config_dir, capsys
     failure["trajectories"].update(SMALL_TRAJECTORIES)
     failure_yaml.write_text(yaml.safe_dump(failure))
     assert main(["bootstrap", "--seed", "0"]) == 0
-    from churnguard.config import load_model_config
+    from churnguard.config import load_drift_config, load_model_config
     from churnguard.failure.config import load_failure_config
     from churnguard.failure_training import failure_overrides, train_all
 
-    failure_cfg = load_failure_config(failure_overrides(horizon=5))
-    train_all(open_storage(), failure_cfg, load_dataset_config(), load_model_config().registered_name, count=18)
+    failure_cfg, model_cfg = load_failure_config(failure_overrides(horizon=5)), load_model_config()
+    configs = (load_dataset_config(), model_cfg, load_drift_config())
+    train_all(open_storage(), failure_cfg, *configs, model_cfg.registered_name, count=18)
     open_store().upsert(
         schema.daily_runs,
         [  # what publish records for two monitored days

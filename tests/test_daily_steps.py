@@ -312,10 +312,20 @@ def test_a_champion_validated_after_a_change_is_refreshed_when_its_post_change_l
     from datetime import date
 
     from churnguard import daily, registry
+    from churnguard.config import load_dataset_config
+    from churnguard.dataroot import DataRoot
     from churnguard.landing import simulate
     from churnguard.simulate import Scenario
 
-    simulate(date(2026, 9, 1), 22, Scenario.parse("concept", onset="2026-09-11"), rows_per_day=300, seed=1)
+    simulate(
+        date(2026, 9, 1),
+        22,
+        Scenario.parse("concept", onset="2026-09-11"),
+        rows_per_day=300,
+        seed=1,
+        root=DataRoot.open(),
+        cfg=load_dataset_config(),
+    )
     client = registry.client()
     client.delete_registered_model_alias("churn-model", registry.CHALLENGER)  # nothing in shadow
     for key, value in {registry.POST_CHANGE_TAG: "2026-09-11", "holdout_to": "2026-09-12"}.items():

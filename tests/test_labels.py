@@ -274,7 +274,16 @@ def test_the_daily_run_after_a_quarantined_batch_measures_the_labels_that_arrive
     from churnguard.training import bootstrap
 
     bootstrap("telco", seed=0)
-    simulate(date(2026, 9, 1), 7, "none", rows_per_day=300, label_delay=2, seed=1)
+    simulate(
+        date(2026, 9, 1),
+        7,
+        "none",
+        rows_per_day=300,
+        label_delay=2,
+        seed=1,
+        root=DataRoot.open(),
+        cfg=load_dataset_config(),
+    )
     storage, store = open_storage(), open_store()
     batch = storage.read_partition("landing", "2026-09-05")
     storage.write_partition("landing", "2026-09-05", batch.assign(tenure=-5.0))

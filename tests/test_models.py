@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnguard.config import load_dataset_config
+from churnguard.config import load_dataset_config, load_model_config
 from churnguard.data import data_version, load_reference, split_reference, target_array
 from churnguard.models import NumericCleaner, best_f1_threshold, dedupe_customers, evaluate, train_model
 
 CFG = load_dataset_config("telco")
+MODEL_CFG = load_model_config()
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def split():
 
 @pytest.fixture(scope="module")
 def trained(split):
-    return train_model(split.train, split.validation, CFG)
+    return train_model(split.train, split.validation, CFG, MODEL_CFG)
 
 
 def test_reference_has_7043_rows_stable_ids_and_stratified_splits(split):
@@ -76,7 +77,7 @@ def test_dedupe_keeps_the_last_row_per_customer():
 def test_single_class_training_data_is_rejected(split):
     only_no = split.train[split.train["churn"] == "No"]
     with pytest.raises(ValueError, match="train data has a single class"):
-        train_model(only_no, split.validation, CFG)
+        train_model(only_no, split.validation, CFG, MODEL_CFG)
 
 
 def test_data_version_changes_with_content(split):
@@ -90,7 +91,7 @@ def test_data_version_changes_with_content(split):
 def test_a_second_dataset_plugs_in_with_its_yaml_only():
     cfg = load_dataset_config("mlc_churn")
     split = split_reference(load_reference(cfg), cfg)
-    model = train_model(split.train, split.validation, cfg)
+    model = train_model(split.train, split.validation, cfg, MODEL_CFG)
     assert evaluate(model, split.test, cfg)["roc_auc"] > 0.85
 
 
@@ -111,7 +112,7 @@ def test_a_continued_model_keeps_its_base_and_learns_a_segment_whose_labels_flip
 
     fit, val = flipped(split.validation.iloc[:300]), flipped(split.test.iloc[: len(split.test) // 2])
     test = flipped(split.test.iloc[len(split.test) // 2 :])
-    continued = train_model(fit, val, CFG, init_model=trained)
+    continued = train_model(fit, val, CFG, MODEL_CFG, init_model=trained)
 
     base, more = (m.pipeline.named_steps["model"].get_booster() for m in (trained, continued))
     encoded = trained.pipeline[:-1].transform(test[CFG.features])
@@ -122,5 +123,5 @@ def test_a_continued_model_keeps_its_base_and_learns_a_segment_whose_labels_flip
     assert continued.best_iteration > trained.best_iteration  # trees were added, on top of the base's best
     y = target_array(test, CFG)
     before, after = (roc_auc_score(y, m.predict_proba(test)) for m in (trained, continued))
-    from_scratch = roc_auc_score(y, train_model(fit, val, CFG).predict_proba(test))
+    from_scratch = roc_auc_score(y, train_model(fit, val, CFG, MODEL_CFG).predict_proba(test))
     assert after > before + 0.05 and after > from_scratch, (before, after, from_scratch)

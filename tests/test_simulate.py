@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from churnguard.config import load_dataset_config
+from churnguard.config import load_dataset_config, load_model_config
 from churnguard.data import load_reference, split_reference, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.landing import simulate
@@ -20,6 +20,7 @@ from churnguard.storage import open_storage
 START = date(2026, 5, 1)
 ONSET = date(2026, 5, 4)
 CFG = load_dataset_config("telco")
+MODEL_CFG = load_model_config()
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def sim() -> BatchSimulator:
 @pytest.fixture(scope="module")
 def fixed_model():
     split = split_reference(load_reference(CFG), CFG)
-    return train_model(split.train, split.validation, CFG)
+    return train_model(split.train, split.validation, CFG, MODEL_CFG)
 
 
 def days(n: int, first: date = START) -> list[date]:
@@ -41,21 +42,21 @@ def days(n: int, first: date = START) -> list[date]:
 def test_same_inputs_give_byte_identical_partitions_and_subranges_reproduce(tmp_path):
     full, part = open_storage((tmp_path / "a").as_uri()), open_storage((tmp_path / "b").as_uri())
     scenario = Scenario.parse("sudden+concept", onset=ONSET)
-    simulate(START, 8, scenario, rows_per_day=100, seed=7, root=DataRoot(full))
-    simulate(START + timedelta(days=4), 2, scenario, rows_per_day=100, seed=7, root=DataRoot(part))
+    simulate(START, 8, scenario, rows_per_day=100, seed=7, root=DataRoot(full), cfg=CFG)
+    simulate(START + timedelta(days=4), 2, scenario, rows_per_day=100, seed=7, root=DataRoot(part), cfg=CFG)
     for ds in days(2, START + timedelta(days=4)):
         for area, when in (("landing", ds), ("labels", ds + timedelta(days=7))):
             key = f"{area}/ds={when.isoformat()}/part-00000.parquet"
             assert full.read_bytes(key) == part.read_bytes(key)
     other_seed = open_storage((tmp_path / "c").as_uri())
-    simulate(START + timedelta(days=4), 1, scenario, rows_per_day=100, seed=8, root=DataRoot(other_seed))
+    simulate(START + timedelta(days=4), 1, scenario, rows_per_day=100, seed=8, root=DataRoot(other_seed), cfg=CFG)
     key = f"landing/ds={(START + timedelta(days=4)).isoformat()}/part-00000.parquet"
     assert other_seed.read_bytes(key) != full.read_bytes(key)
 
 
 def test_labels_land_after_the_delay_and_match_the_landing_ids(tmp_path):
     storage = open_storage(tmp_path.as_uri())
-    simulate(START, 3, "none", rows_per_day=50, label_delay=5, root=DataRoot(storage))
+    simulate(START, 3, "none", rows_per_day=50, label_delay=5, root=DataRoot(storage), cfg=CFG)
     assert storage.list_partitions("labels") == days(3, START + timedelta(days=5))
     landing = storage.read_partition("landing", START)
     labels = storage.read_partition("labels", START + timedelta(days=5))
@@ -186,7 +187,7 @@ def test_bad_scenario_names_are_rejected(name, message):
 
 def test_bad_arguments_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="days must be >= 1"):
-        simulate(START, 0, root=DataRoot(open_storage(tmp_path.as_uri())))
+        simulate(START, 0, root=DataRoot(open_storage(tmp_path.as_uri())), cfg=CFG)
     with pytest.raises(ValueError, match="intensity must be >= 0"):
         Scenario.parse("sudden", intensity=-1)
     with pytest.raises(ValueError, match="rows_per_day must be >= 1"):
@@ -288,7 +289,7 @@ def test_boosted_labels_keep_a_churn_rule_a_logistic_regression_loses():
     cfg = load_dataset_config("mlc_churn")
     assert cfg.simulation.label_model == "boosting"
     split = split_reference(load_reference(cfg), cfg)
-    model = train_model(split.train, split.validation, cfg)
+    model = train_model(split.train, split.validation, cfg, MODEL_CFG)
 
     def drawn(**update) -> tuple[float, float]:
         sim = BatchSimulator(

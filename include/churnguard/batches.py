@@ -16,9 +16,18 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 
 from churnguard.arrow import UnreadableBatch, concat, parquet_chunks, parse_parquet
-from churnguard.storage import CHUNK_ROWS, Storage, open_storage
+from churnguard.storage import CHUNK_ROWS, Storage, open_s3_url
 
-__all__ = ["UnreadableBatch", "batch_chunks", "read_batch", "read_stored", "read_stored_chunks", "stored_rows"]
+__all__ = [
+    "UnreadableBatch",
+    "batch_chunks",
+    "file_chunks",
+    "read_batch",
+    "read_stored",
+    "read_stored_chunks",
+    "stored_rows",
+]
+FILE_CHUNK_ROWS = 1 << 18
 
 
 def read_batch(source: str | Path) -> pd.DataFrame:
@@ -26,7 +35,7 @@ def read_batch(source: str | Path) -> pd.DataFrame:
     text = str(source)
     parsed = urlparse(text)
     if parsed.scheme == "s3":
-        return _read_s3(parsed.netloc, parsed.path.strip("/"))
+        return _read_s3(*open_s3_url(text))
     path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(text)
     if path.is_dir():
         files = sorted(p for p in path.glob("*.parquet") if not p.name.startswith("."))
@@ -97,8 +106,7 @@ def read_stored_chunks(storage: Storage, folder: str, rows: int) -> Iterator[pd.
             yield chunk
 
 
-def _read_s3(bucket: str, key: str) -> pd.DataFrame:
-    storage = open_storage(f"s3://{bucket}")
+def _read_s3(storage: Storage, key: str) -> pd.DataFrame:
     if not key.endswith(".parquet"):
         return read_stored(storage, key)
     try:
@@ -113,3 +121,17 @@ def batch_chunks(source: str | Path, rows: int = CHUNK_ROWS) -> Iterator[pd.Data
     frame = read_batch(source)
     for start in range(0, max(len(frame), 1), rows):
         yield frame.iloc[start : start + rows]
+
+
+def file_chunks(
+    path: str | Path, columns: list[str] | None = None, rows: int = FILE_CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
+    """One local parquet file streamed by row groups, ``rows`` rows at a time and never read whole: only those of
+    ``columns`` the file has (all columns when None). What ``churnguard drift`` hands ``drift_report``; pyarrow's
+    errors pass through (``OSError``, ``ValueError``)."""
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path)
+    present = None if columns is None else [c for c in columns if c in source.schema_arrow.names]
+    for record_batch in source.iter_batches(batch_size=rows, columns=present):
+        yield record_batch.to_pandas()

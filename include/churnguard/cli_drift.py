@@ -21,6 +21,8 @@ from churnguard.config import ConfigError, load_dataset_config, load_drift_confi
 from churnguard.drift.report import SEVERITIES
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pandas as pd
 
 
@@ -89,7 +91,8 @@ def cli_main(argv: list[str]) -> int:
             import pandas as pd
 
             profile = fit_profile(pd.read_parquet(args.ref), load_dataset_config(), cfg)
-        report = drift_report(profile, _batch(args.cur), cfg, scores=args.scores, labels=args.labels)
+        batch = _batch(args.cur, profile.columns(args.scores, args.labels))
+        report = drift_report(profile, batch, cfg, scores=args.scores, labels=args.labels)
     except FileNotFoundError as exc:
         print(f"churnguard drift: {exc.filename or exc}: no such file", file=sys.stderr)
         return 2
@@ -110,13 +113,13 @@ def cli_main(argv: list[str]) -> int:
     return 0
 
 
-def _batch(location: str) -> str | pd.DataFrame:
-    """A local parquet file as its path, which ``drift_report`` streams by row groups; anything else (a
-    partition folder, a ``file://`` or ``s3://`` URI) read by the reader ``churnguard validate`` uses."""
-    if Path(location).is_file():
-        return location
-    from churnguard.batches import read_batch
+def _batch(location: str, columns: list[str]) -> Iterator[pd.DataFrame] | pd.DataFrame:
+    """A local parquet file streamed by row groups (only ``columns``); anything else (a partition folder, a
+    ``file://`` or ``s3://`` URI) read whole by the reader ``churnguard validate`` uses."""
+    from churnguard.batches import file_chunks, read_batch
 
+    if Path(location).is_file():
+        return file_chunks(location, columns)
     return read_batch(location)
 
 

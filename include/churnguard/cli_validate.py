@@ -56,12 +56,13 @@ def cli_main(argv: list[str]) -> int:
     except SystemExit as exc:  # argparse has printed usage (or --help); hand its code back, don't exit
         return exc.code if isinstance(exc.code, int) else 2
     from churnguard.batches import batch_chunks
-    from churnguard.validation import validate_batch
+    from churnguard.validation import load_validation_config, validate_batch
 
     try:
         cfg = load_dataset_config(args.dataset)
         profile = load_profile(args.profile) if args.profile else champion_profile(cfg)
-        result = validate_batch(batch_chunks(args.batch), cfg, profile, name=args.batch)
+        validation_cfg = load_validation_config()
+        result = validate_batch(batch_chunks(args.batch), cfg, profile, validation_cfg, name=args.batch)
     except (ConfigError, ValueError) as exc:
         print(f"churnguard validate: {exc}", file=sys.stderr)
         return 2
@@ -84,7 +85,6 @@ def champion_profile(cfg: DatasetConfig) -> dict[str, Any]:
     from churnguard import registry
     from churnguard.config import load_model_config
     from churnguard.training import load_run_profile
-    from churnguard.validation import reference_profile
 
     name = load_model_config().registered_name
     champion = registry.version_by_alias(name, registry.CHAMPION)
@@ -94,8 +94,18 @@ def champion_profile(cfg: DatasetConfig) -> dict[str, Any]:
             "train split",
             file=sys.stderr,
         )
-        return reference_profile(cfg)
+        return train_split_profile(cfg)
     return load_run_profile(champion.run_id)
+
+
+def train_split_profile(cfg: DatasetConfig) -> dict[str, Any]:
+    """The drift reference profile of the dataset's reference train split, as a dict."""
+    from churnguard.config import load_drift_config
+    from churnguard.data import load_reference, split_reference
+    from churnguard.drift import fit_profile
+
+    train = split_reference(load_reference(cfg), cfg).train
+    return fit_profile(train, cfg, load_drift_config()).to_dict()
 
 
 def load_profile(location: str) -> dict[str, Any]:
@@ -103,9 +113,10 @@ def load_profile(location: str) -> dict[str, Any]:
     parsed = urlparse(location)
     try:
         if parsed.scheme == "s3":
-            from churnguard.storage import open_storage
+            from churnguard.storage import open_s3_url
 
-            raw = open_storage(f"s3://{parsed.netloc}").read_bytes(parsed.path.strip("/"))
+            storage, key = open_s3_url(location)
+            raw = storage.read_bytes(key)
         else:
             raw = Path(unquote(parsed.path) if parsed.scheme == "file" else location).read_bytes()
         data = json.loads(raw)

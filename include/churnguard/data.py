@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from churnguard.config import DatasetConfig, SourceConfig, load_dataset_config
+from churnguard.config import DatasetConfig, SourceConfig
 
 
 def _read_source(src: SourceConfig) -> pd.DataFrame:
@@ -33,9 +33,8 @@ def _read_source_cached(kind: str, package: str | None, item: str | None, path: 
     return pd.read_csv(src.path)
 
 
-def load_reference(cfg: DatasetConfig | None = None) -> pd.DataFrame:
+def load_reference(cfg: DatasetConfig) -> pd.DataFrame:
     """The full reference table: ``[id, *features, target]`` with a stable derived id."""
-    cfg = cfg or load_dataset_config()
     raw = _read_source(cfg.source).copy()
     missing = [c for c in [*cfg.features, cfg.target.column] if c not in raw.columns]
     if missing:

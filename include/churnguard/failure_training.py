@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from churnguard import registry
-from churnguard.config import DatasetConfig
+from churnguard.config import DatasetConfig, DriftConfig, ModelConfig
 from churnguard.data import load_reference, split_reference, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.drift import ReferenceProfile, fit_profile
@@ -85,7 +85,7 @@ def failure_overrides(horizon: int | None = None, tolerance: float | None = None
     return {"failure": over} if over else None
 
 
-def champion_model(dataset_cfg: DatasetConfig, model_name: str | None) -> tuple[Any, str]:
+def champion_model(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, model_name: str | None) -> tuple[Any, str]:
     """The churn champion registered as ``model_name``, or (none registered, or ``model_name`` None: the
     registry is not asked) one trained on the reference with seed 0, as ``churn_bootstrap`` would."""
     found = load_alias_model(model_name, registry.CHAMPION) if model_name is not None else None
@@ -96,10 +96,12 @@ def champion_model(dataset_cfg: DatasetConfig, model_name: str | None) -> tuple[
 
     split = split_reference(load_reference(dataset_cfg), dataset_cfg)
     log.info("simulating against a reference churn model trained now (seed 0)")
-    return train_model(split.train, split.validation, dataset_cfg, random_state=0), "unregistered-seed0"
+    return train_model(split.train, split.validation, dataset_cfg, model_cfg, random_state=0), "unregistered-seed0"
 
 
-def build_champion_reference(model, dataset_cfg: DatasetConfig) -> tuple[dict, ReferenceProfile]:
+def build_champion_reference(
+    model, dataset_cfg: DatasetConfig, drift_cfg: DriftConfig
+) -> tuple[dict, ReferenceProfile]:
     """:func:`champion_reference` of a churn model on the reference test split, and the drift profile
     of its training split (with the model's scores and importance) that the simulation reports against."""
     split = split_reference(load_reference(dataset_cfg), dataset_cfg)
@@ -107,12 +109,16 @@ def build_champion_reference(model, dataset_cfg: DatasetConfig) -> tuple[dict, R
         model.predict_proba(split.test), target_array(split.test, dataset_cfg), model.threshold
     )
     profile = fit_profile(
-        split.train, dataset_cfg, scores=model.predict_proba(split.train), importance=model.feature_importance()
+        split.train,
+        dataset_cfg,
+        drift_cfg,
+        scores=model.predict_proba(split.train),
+        importance=model.feature_importance(),
     )
     return reference, profile
 
 
-_SHARED: tuple = ()  # a worker's (model, reference, profile, dataset config, failure config)
+_SHARED: tuple = ()  # a worker's (model, reference, profile, dataset config, failure config, drift config)
 
 
 def _share(*shared: Any) -> None:
@@ -124,8 +130,10 @@ def _share(*shared: Any) -> None:
 def _with_kind(spec: TrajectorySpec, shared: tuple) -> pd.DataFrame:
     """The trajectory's table with its ``failure_kind`` and ``visible_failure_day`` (the counterfactual
     simulated when not cached)."""
-    frame = simulate_trajectory(spec, *shared)
-    return with_failure_kind(frame, counterfactual_failures(spec, *shared), shared[-1].failure.label_delay_days)
+    model, reference, profile, dataset_cfg, cfg, drift_cfg = shared
+    frame = simulate_trajectory(spec, model, reference, profile, dataset_cfg, cfg, drift_cfg)
+    counterfactual = counterfactual_failures(spec, model, reference, profile, dataset_cfg, cfg)
+    return with_failure_kind(frame, counterfactual, cfg.failure.label_delay_days)
 
 
 def _simulate_one(spec: TrajectorySpec) -> pd.DataFrame:
@@ -136,6 +144,8 @@ def simulate_trajectories(
     storage: Storage,
     cfg: FailureConfig,
     dataset_cfg: DatasetConfig,
+    model_cfg: ModelConfig,
+    drift_cfg: DriftConfig,
     model_name: str | None,
     count: int | None = None,
     workers: int = 1,
@@ -147,8 +157,8 @@ def simulate_trajectories(
     champion the trajectories run against (:func:`champion_model`). The registered champion is that of the
     configured dataset, so another dataset needs ``model_name=None``.
     """
-    model, champion = champion_model(dataset_cfg, model_name)
-    reference, profile = build_champion_reference(model, dataset_cfg)
+    model, champion = champion_model(dataset_cfg, model_cfg, model_name)
+    reference, profile = build_champion_reference(model, dataset_cfg, drift_cfg)
     specs = trajectory_specs(cfg, count)
     found = {s.trajectory: cached_trajectory(s, reference, profile, cfg, dataset_cfg) for s in specs}
     found = {
@@ -167,7 +177,7 @@ def simulate_trajectories(
         len(todo),
         workers,
     )
-    shared = (model, reference, profile, dataset_cfg, cfg)
+    shared = (model, reference, profile, dataset_cfg, cfg, drift_cfg)
     if workers > 1:
         # spawn, not fork: a forked child inherits OpenMP state of xgboost and can hang
         with ProcessPoolExecutor(
@@ -409,13 +419,17 @@ def train_all(
     storage: Storage,
     cfg: FailureConfig,
     dataset_cfg: DatasetConfig,
+    model_cfg: ModelConfig,
+    drift_cfg: DriftConfig,
     model_name: str | None,
     count: int | None = None,
     workers: int = 1,
 ) -> dict:
     """Every step in one call (what the DAG runs task by task); the arguments are
     :func:`simulate_trajectories`'."""
-    dataset = build_dataset(simulate_trajectories(storage, cfg, dataset_cfg, model_name, count, workers), storage)
+    dataset = build_dataset(
+        simulate_trajectories(storage, cfg, dataset_cfg, model_cfg, drift_cfg, model_name, count, workers), storage
+    )
     fit = train_failure_model(dataset, storage)
     evaluation = evaluate_failure_model(fit["run_id"], dataset, storage)
     return {

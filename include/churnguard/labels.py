@@ -25,7 +25,7 @@ value_set   warn      the config sets no ``negative``: every non-positive value 
 
 Example::
 
-    check = validate_labels(frame, load_dataset_config(), {"2026-09-01"}, ds="2026-09-08",
+    check = validate_labels(frame, dataset_cfg, {"2026-09-01"}, ds="2026-09-08",
                             source=DataRoot.labels_key("2026-09-08"))
     check.status, check.failures, check.labels
 """

@@ -6,7 +6,7 @@ manifest.
 
 Example::
 
-    simulate(date(2026, 9, 1), 60, "gradual", rows_per_day=500, label_delay=7, seed=0)
+    simulate(date(2026, 9, 1), 60, "gradual", rows_per_day=500, label_delay=7, seed=0, root=root, cfg=dataset_cfg)
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
-from churnguard.config import DatasetConfig, load_dataset_config
+from churnguard.config import DatasetConfig
 from churnguard.dataroot import DataRoot
 from churnguard.progress import progress
 from churnguard.simulate import BatchSimulator, Scenario, SimulationSummary
@@ -28,17 +28,17 @@ def simulate(
     rows_per_day: int = 500,
     label_delay: int = 7,
     seed: int = 0,
-    root: DataRoot | None = None,
-    cfg: DatasetConfig | None = None,
+    root: DataRoot,
+    cfg: DatasetConfig,
 ) -> SimulationSummary:
-    """Write ``days`` daily landing partitions from ``start`` and their labels ``label_delay`` days later."""
+    """Write ``days`` daily landing partitions from ``start`` and their labels ``label_delay`` days later, to
+    ``root``, drawn from the dataset of ``cfg``."""
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
     if label_delay < 0:
         raise ValueError(f"label_delay must be >= 0, got {label_delay}")
     scenario = Scenario.parse(scenario) if isinstance(scenario, str) else scenario
-    root = root or DataRoot.open()
-    sim = BatchSimulator(cfg or load_dataset_config(), rows_per_day=rows_per_day, seed=seed)
+    sim = BatchSimulator(cfg, rows_per_day=rows_per_day, seed=seed)
     dates = [start + timedelta(days=i) for i in range(days)]
     for ds in progress(dates, len(dates), f"simulate {scenario.name}"):
         batch = sim.day(ds, scenario)

@@ -1,9 +1,10 @@
 """The churn model: one scikit-learn Pipeline (cleaning -> one-hot -> XGBClassifier), trained with early
 stopping on a validation split, its decision threshold chosen on that split, evaluated on a test split.
 
->>> cfg = load_dataset_config()
+``cfg`` (the dataset config) and ``model_cfg`` (the model config) are the caller's:
+
 >>> split = split_reference(load_reference(cfg), cfg)
->>> trained = train_model(split.train, split.validation, cfg)
+>>> trained = train_model(split.train, split.validation, cfg, model_cfg)
 >>> evaluate(trained, split.test, cfg)["roc_auc"] > 0.8
 True
 """
@@ -32,7 +33,7 @@ from sklearn.metrics import (
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from churnguard.config import DatasetConfig, ModelConfig, load_model_config
+from churnguard.config import DatasetConfig, ModelConfig
 from churnguard.data import target_array
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def train_model(
     train: pd.DataFrame,
     validation: pd.DataFrame,
     cfg: DatasetConfig,
-    model_cfg: ModelConfig | None = None,
+    model_cfg: ModelConfig,
     random_state: int = 0,
     sample_weight: np.ndarray | None = None,
     init_model: TrainedModel | None = None,
@@ -161,7 +162,6 @@ def train_model(
     ``init_model``: continue boosting it instead: its cleaning, encoding and trees up to its best iteration are
     kept, and new trees are fitted to ``train`` on top (a few hundred rows can then correct what changed
     instead of learning everything again)."""
-    model_cfg = model_cfg or load_model_config()
     weighted = sample_weight is not None
     if weighted:  # carried as a column, so deduplication keeps each row's weight with it
         train = train.assign(**{SAMPLE_WEIGHT: np.asarray(sample_weight, dtype=float)})

@@ -32,7 +32,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from churnguard import registry
-from churnguard.config import DatasetConfig, RetrainConfig, load_dataset_config
+from churnguard.config import DatasetConfig, RetrainConfig, load_dataset_config, load_model_config
 from churnguard.data import data_version, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.models import TrainedModel, train_model
@@ -260,7 +260,7 @@ def train_on_window(
         )
     train, val = train_test_split(pool, test_size=0.2, stratify=target_array(pool, data_cfg), random_state=seed)
     return Trained(
-        train_model(train, val, data_cfg, random_state=seed),
+        train_model(train, val, data_cfg, load_model_config(), random_state=seed),
         train,
         train,
         val,
@@ -461,7 +461,7 @@ def choose_candidate(
     models, aucs, gaps = {}, {}, {}
     for label, (rows, weights, init_model) in candidates.items():
         models[label] = train_model(
-            rows, val, data_cfg, random_state=seed, sample_weight=weights, init_model=init_model
+            rows, val, data_cfg, load_model_config(), random_state=seed, sample_weight=weights, init_model=init_model
         )
         aucs[label] = _auc(models[label], val)
         gaps[label] = _auc(models[label], fit_rows) - aucs[label]

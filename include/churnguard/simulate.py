@@ -33,14 +33,14 @@ import copy
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit, ndtr, ndtri
 
-from churnguard.config import DatasetConfig, SimulationConfig, load_dataset_config
+from churnguard.config import DatasetConfig, SimulationConfig
 from churnguard.data import load_reference, split_reference, target_array
 
 log = logging.getLogger(__name__)
@@ -293,7 +293,7 @@ class BatchSimulator:
     (``customers="pool"``) or new customers like them (``"synthetic"``); None: the dataset config's
     ``simulation.customers``."""
 
-    cfg: DatasetConfig = field(default_factory=load_dataset_config)
+    cfg: DatasetConfig
     rows_per_day: int = 500
     seed: int = 0
     customers: str | None = None

@@ -617,3 +617,12 @@ def open_storage(url: str | None = None, endpoint_url: str | None = None) -> Sto
     if parsed.scheme == "s3":
         return S3Storage(parsed.netloc, parsed.path.strip("/"), endpoint_url or settings.s3_endpoint_url)
     raise ValueError(f"data URL '{url}': scheme must be file:// or s3://")
+
+
+def open_s3_url(url: str) -> tuple[Storage, str]:
+    """The storage of the bucket of ``url`` (``s3://bucket/key``, at the configured endpoint) and ``key``: where
+    an object or folder named by its full URL is read from."""
+    parsed = urlparse(url)
+    if parsed.scheme != "s3":
+        raise ValueError(f"'{url}': not an s3:// URL")
+    return open_storage(f"s3://{parsed.netloc}"), parsed.path.strip("/")

@@ -123,11 +123,13 @@ def log_reference_profile(trained: TrainedModel, train: pd.DataFrame, cfg, root:
     write it to the data root's profiles (the same artifact in both places)."""
     import mlflow
 
+    from churnguard.config import load_drift_config
     from churnguard.drift import fit_profile
 
     profile = fit_profile(
         train,
         cfg,
+        load_drift_config(),
         scores=trained.predict_proba(train),
         labels=target_array(train, cfg),
         importance=trained.feature_importance(),

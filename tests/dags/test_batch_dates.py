@@ -60,6 +60,8 @@ def task_states(api: Api, run: dict) -> dict[str, str]:
 
 
 def test_every_way_of_naming_a_date_processes_that_days_batch(stack_home, config_dir, monkeypatch):
+    from churnguard.config import load_dataset_config
+    from churnguard.dataroot import DataRoot
     from churnguard.landing import simulate
     from churnguard.store import open_store
     from churnguard.training import bootstrap
@@ -67,7 +69,7 @@ def test_every_way_of_naming_a_date_processes_that_days_batch(stack_home, config
     monitoring = config_dir / "monitoring.yaml"
     monitoring.write_text(monitoring.read_text().replace("end_date: null", 'end_date: "2026-09-03"'))
     bootstrap("telco", seed=0)
-    simulate(date(2026, 9, 1), 6, "none", rows_per_day=300, seed=1)
+    simulate(date(2026, 9, 1), 6, "none", rows_per_day=300, seed=1, root=DataRoot.open(), cfg=load_dataset_config())
     env = dict(os.environ)
     subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
     state, _ = dag_test(env, DAG, "2026-09-06")  # airflow dags test DAG DATE, no batch_date

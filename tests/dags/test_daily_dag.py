@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 from churnguard import registry, training
+from churnguard.config import load_dataset_config
+from churnguard.dataroot import DataRoot
 from churnguard.landing import simulate
 from churnguard.simulate import Scenario
 from churnguard.storage import open_storage
@@ -35,7 +37,7 @@ def world(churnguard_home, airflow_env, config_dir):
         .replace("sensor_poke_seconds: 60", "sensor_poke_seconds: 2")
     )
     bootstrap("telco", seed=0)
-    simulate(date(2026, 8, 15), 45, "none", rows_per_day=300, seed=1)
+    simulate(date(2026, 8, 15), 45, "none", rows_per_day=300, seed=1, root=DataRoot.open(), cfg=load_dataset_config())
     env = with_home(airflow_env, churnguard_home, CHURNGUARD_CONFIG_DIR=str(configs))
     return env
 
@@ -136,7 +138,15 @@ def test_a_missing_day_ends_the_run_with_one_clear_line_and_writes_nothing(world
 
 def test_force_retrain_with_dry_run_registers_nothing_and_without_it_registers_a_challenger(world):
     # Labels flip for the two-year-contract segment from 08-20: a model trained on recent days beats the champion.
-    simulate(date(2026, 8, 15), 45, Scenario.parse("concept", onset="2026-08-20"), rows_per_day=300, seed=1)
+    simulate(
+        date(2026, 8, 15),
+        45,
+        Scenario.parse("concept", onset="2026-08-20"),
+        rows_per_day=300,
+        seed=1,
+        root=DataRoot.open(),
+        cfg=load_dataset_config(),
+    )
     assert run_day(world, "2026-09-20", force_retrain=True, dry_run=True) == "success"
     assert len(registry.client().search_model_versions("name = 'churn-model'")) == 1
     assert registry.version_by_alias("churn-model", "challenger") is None
@@ -158,7 +168,15 @@ def test_force_retrain_with_dry_run_registers_nothing_and_without_it_registers_a
 
 def test_a_sudden_drift_triggers_a_retrain_that_registers_a_challenger(world):
     # monthly_charges jumps by 25 from 09-10: critical drift on the first drifted day
-    simulate(date(2026, 8, 15), 45, Scenario.parse("sudden", onset="2026-09-10"), rows_per_day=300, seed=1)
+    simulate(
+        date(2026, 8, 15),
+        45,
+        Scenario.parse("sudden", onset="2026-09-10"),
+        rows_per_day=300,
+        seed=1,
+        root=DataRoot.open(),
+        cfg=load_dataset_config(),
+    )
     assert run_day(world, "2026-09-10") == "success"
     (row,) = open_store().rows(schema.daily_runs)
     assert row["decision"] == "retrain" and row["drift_severity"] == "critical"
@@ -182,7 +200,15 @@ def test_a_concept_drift_with_measured_failure_ends_with_a_promoted_champion_tha
     # labelled days, so a challenger learns the new concept once those days are labelled.
     monitoring = config_dir / "monitoring.yaml"
     monitoring.write_text(monitoring.read_text().replace("window_days: 28", "window_days: 10"))
-    simulate(date(2026, 8, 15), 45, Scenario.parse("concept", onset="2026-08-25"), rows_per_day=300, seed=1)
+    simulate(
+        date(2026, 8, 15),
+        45,
+        Scenario.parse("concept", onset="2026-08-25"),
+        rows_per_day=300,
+        seed=1,
+        root=DataRoot.open(),
+        cfg=load_dataset_config(),
+    )
     run_days(date(2026, 8, 15), date(2026, 8, 31))  # the plain loop: the same steps, faster than 17 DAG runs
     assert registry.version_by_alias("churn-model", "champion").version == 1
     promoted_on = None

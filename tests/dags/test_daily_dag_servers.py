@@ -9,6 +9,8 @@ from datetime import date
 import pytest
 
 from churnguard import registry
+from churnguard.config import load_dataset_config
+from churnguard.dataroot import DataRoot
 from churnguard.landing import simulate
 from churnguard.settings import get_settings
 from churnguard.store import open_store, schema
@@ -35,7 +37,7 @@ def quick_sensor(config_dir):
 def seed_world() -> None:
     """A champion and eight simulated days up to DAY; labels of the first day land on DAY."""
     bootstrap("telco", seed=0)
-    simulate(date(2026, 8, 29), 8, "none", rows_per_day=300, seed=1)
+    simulate(date(2026, 8, 29), 8, "none", rows_per_day=300, seed=1, root=DataRoot.open(), cfg=load_dataset_config())
 
 
 @pytest.fixture

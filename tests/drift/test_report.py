@@ -8,12 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnguard.batches import file_chunks
 from churnguard.cli_drift import cli_main
 from churnguard.config import ConfigError, load_dataset_config, load_drift_config
 from churnguard.data import load_reference, split_reference, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.drift import ReferenceProfile, drift_report, drift_reports, fit_profile, render_html
 from tests.conftest import hidden_in_two_year
+
+DRIFT = load_drift_config()
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def telco():
 @pytest.fixture(scope="module")
 def profile(telco):
     cfg, train, _ = telco
-    return fit_profile(train, cfg)
+    return fit_profile(train, cfg, DRIFT)
 
 
 def _json_roundtrip(report) -> dict:
@@ -37,8 +40,8 @@ def test_profile_round_trips_through_json_with_a_content_version(telco, profile)
     cfg, train, _ = telco
     again = ReferenceProfile.from_json(profile.to_json())
     assert again.to_dict() == profile.to_dict() and again.version == profile.version
-    assert fit_profile(train, cfg).version == profile.version
-    assert fit_profile(train.iloc[:-1], cfg).version != profile.version
+    assert fit_profile(train, cfg, DRIFT).version == profile.version
+    assert fit_profile(train.iloc[:-1], cfg, DRIFT).version != profile.version
     data = profile.to_dict()
     assert data["numeric"]["tenure"]["min"] == train["tenure"].min()
     assert data["numeric"]["total_charges"]["missing_rate"] == pytest.approx(train["total_charges"].isna().mean())
@@ -53,6 +56,7 @@ def test_profile_keeps_scores_labels_and_normalised_importance(telco):
     data = fit_profile(
         train,
         cfg,
+        DRIFT,
         scores=scores,
         labels=target_array(train, cfg),
         importance={"tenure": 3.0, "contract": 1.0},
@@ -61,19 +65,19 @@ def test_profile_keeps_scores_labels_and_normalised_importance(telco):
     assert data["label"]["rate"] == pytest.approx(target_array(train, cfg).mean())
     assert data["importance"]["tenure"] == 0.75 and data["importance"]["female"] == 0.0
     with pytest.raises(ValueError, match="unknown feature"):
-        fit_profile(train, cfg, importance={"nope": 1.0})
+        fit_profile(train, cfg, DRIFT, importance={"nope": 1.0})
 
 
 def test_same_distribution_batch_is_stable(profile, telco):
-    report = drift_report(profile, telco[2])
+    report = drift_report(profile, telco[2], DRIFT)
     assert report.severity == "stable" and report.n_drifted == 0 and not report.dataset_drift
 
 
 def test_sudden_shift_is_critical_and_weighted_by_importance(telco):
     cfg, train, held_out = telco
-    prof = fit_profile(train, cfg, importance={"monthly_charges": 1.0, "tenure": 1.0})
+    prof = fit_profile(train, cfg, DRIFT, importance={"monthly_charges": 1.0, "tenure": 1.0})
     batch = held_out.assign(monthly_charges=held_out["monthly_charges"] + 25)
-    report = drift_report(prof, batch)
+    report = drift_report(prof, batch, DRIFT)
     feature = report.features["monthly_charges"]
     assert report.severity == "critical" and report.drifted_features() == ["monthly_charges"]
     assert feature["severity"] == "critical" and feature["psi"] > feature["psi_threshold"]["critical"]
@@ -82,16 +86,16 @@ def test_sudden_shift_is_critical_and_weighted_by_importance(telco):
 
 def test_moderate_band_and_per_run_overrides(profile, telco):
     batch = telco[2].assign(monthly_charges=telco[2]["monthly_charges"] + 3)
-    psi_value = drift_report(profile, batch).features["monthly_charges"]["psi"]
+    psi_value = drift_report(profile, batch, DRIFT).features["monthly_charges"]["psi"]
     assert 0 < psi_value < 1
     overrides = {"psi": {"moderate": psi_value * 0.5, "critical": psi_value * 2}, "tests": {"alpha": 1e-300}}
-    report = drift_report(profile, batch, overrides=overrides)
+    report = drift_report(profile, batch, DRIFT, overrides=overrides)
     assert report.features["monthly_charges"]["severity"] == "moderate" and report.severity == "moderate"
     assert report.config["psi"]["moderate"] == psi_value * 0.5
     overrides["psi"]["critical"] = psi_value * 0.6
-    assert drift_report(profile, batch, overrides=overrides).severity == "critical"
+    assert drift_report(profile, batch, DRIFT, overrides=overrides).severity == "critical"
     with pytest.raises(ConfigError, match="psi.bins"):
-        drift_report(profile, batch, overrides={"psi": {"bins": 1}})
+        drift_report(profile, batch, DRIFT, overrides={"psi": {"bins": 1}})
 
 
 def test_significant_but_negligible_shift_is_not_drift(profile, telco):
@@ -99,10 +103,10 @@ def test_significant_but_negligible_shift_is_not_drift(profile, telco):
     held_out = telco[2]
     batch = held_out.sample(200_000, replace=True, random_state=0)
     batch = batch.assign(tenure=batch["tenure"] + 0.5)
-    feature = drift_report(profile, batch).features["tenure"]
+    feature = drift_report(profile, batch, DRIFT).features["tenure"]
     assert feature["test"]["p_adjusted"] < 0.05 and feature["test"]["effect"] < 0.1
     assert feature["severity"] == "stable"
-    strict = drift_report(profile, batch, overrides={"tests": {"effect_floor": 0.0}}).features["tenure"]
+    strict = drift_report(profile, batch, DRIFT, overrides={"tests": {"effect_floor": 0.0}}).features["tenure"]
     assert strict["severity"] == "moderate"
 
 
@@ -114,7 +118,7 @@ def test_small_no_drift_batches_rarely_alarm_with_the_size_aware_threshold(telco
     rng = np.random.default_rng(7)
     raw, adjusted, batches_alarmed, n_batches = [], [], 0, 200
     for _ in range(n_batches):
-        report = drift_report(profile, held_out.iloc[rng.choice(len(held_out), 100, replace=False)])
+        report = drift_report(profile, held_out.iloc[rng.choice(len(held_out), 100, replace=False)], DRIFT)
         batches_alarmed += report.severity != "stable"
         for feature in report.features.values():
             adjusted.append(feature["psi"] >= feature["psi_threshold"]["moderate"])
@@ -127,8 +131,8 @@ def test_small_no_drift_batches_rarely_alarm_with_the_size_aware_threshold(telco
 
 def test_multiple_testing_correction_is_applied_across_features(profile, telco):
     batch = telco[2].iloc[:400]
-    holm = drift_report(profile, batch, overrides={"tests": {"correction": "holm"}})
-    bh = drift_report(profile, batch, overrides={"tests": {"correction": "bh"}})
+    holm = drift_report(profile, batch, DRIFT, overrides={"tests": {"correction": "holm"}})
+    bh = drift_report(profile, batch, DRIFT, overrides={"tests": {"correction": "bh"}})
     raw = [f["test"]["p_value"] for f in holm.features.values()]
     assert all(f["test"]["p_adjusted"] >= f["test"]["p_value"] for f in holm.features.values())
     smallest = min(holm.features.values(), key=lambda f: f["test"]["p_value"])
@@ -140,22 +144,22 @@ def test_multiple_testing_correction_is_applied_across_features(profile, telco):
 
 def test_consecutive_drift_days_count_back_through_history(profile, telco):
     batch = telco[2].assign(monthly_charges=telco[2]["monthly_charges"] + 25)
-    yesterday = drift_report(profile, batch).to_dict()
+    yesterday = drift_report(profile, batch, DRIFT).to_dict()
     history = [{"monthly_charges": True}, {"monthly_charges": False}, {"monthly_charges": True}, yesterday]
-    report = drift_report(profile, batch, history=history)
+    report = drift_report(profile, batch, DRIFT, history=history)
     assert report.features["monthly_charges"]["drift_days"] == 3
     assert report.features["tenure"]["drift_days"] == 0
-    assert drift_report(profile, batch).features["monthly_charges"]["drift_days"] == 1
+    assert drift_report(profile, batch, DRIFT).features["monthly_charges"]["drift_days"] == 1
 
 
 def test_constant_all_missing_and_unseen_columns_are_reported_without_nan(telco):
     cfg, train, held_out = telco
     ref = train.assign(tenure=5.0, total_charges=np.nan)
-    prof = fit_profile(ref, cfg)
+    prof = fit_profile(ref, cfg, DRIFT)
     assert prof.to_dict()["numeric"]["total_charges"]["summary"] is None
     batch = held_out.assign(tenure=5.0, monthly_charges=np.nan)
     batch.loc[batch.index[:50], "contract"] = "Ten year"
-    report = _json_roundtrip(drift_report(prof, batch))
+    report = _json_roundtrip(drift_report(prof, batch, DRIFT))
     tenure, total, monthly = (report["features"][c] for c in ("tenure", "total_charges", "monthly_charges"))
     assert "constant_reference" in tenure["notes"] and tenure["psi"] == 0
     assert tenure["wasserstein"]["normalised"] is None and tenure["severity"] == "stable"
@@ -173,7 +177,7 @@ def test_constant_all_missing_and_unseen_columns_are_reported_without_nan(telco)
 def test_reports_of_stacked_batches_equal_one_report_per_batch(telco):
     cfg, train, held_out = telco
     rng = np.random.default_rng(1)
-    prof = fit_profile(train, cfg, scores=rng.beta(2, 5, len(train)))
+    prof = fit_profile(train, cfg, DRIFT, scores=rng.beta(2, 5, len(train)))
     batches = [
         held_out.sample(n, random_state=i, replace=True).reset_index(drop=True)
         for i, n in enumerate([300, 1, 250, 400])
@@ -186,20 +190,20 @@ def test_reports_of_stacked_batches_equal_one_report_per_batch(telco):
     offsets = np.cumsum([0, *map(len, batches)])
     scores = rng.beta(2, 5, len(stacked))
 
-    reports = drift_reports(prof, stacked, offsets, scores=scores)
+    reports = drift_reports(prof, stacked, offsets, DRIFT, scores=scores)
 
     assert len(reports) == len(batches)
     for i, batch in enumerate(batches):
-        one = drift_report(prof, batch, scores=scores[offsets[i] : offsets[i + 1]])
+        one = drift_report(prof, batch, DRIFT, scores=scores[offsets[i] : offsets[i + 1]])
         assert json.dumps(reports[i].to_dict()) == json.dumps(one.to_dict())  # every value and key order
     assert reports[2].features["contract"]["unseen"] == {"Ten year": 41}
     assert reports[3].features["contract"]["missing_rate"]["current"] == pytest.approx(31 / 400)
     assert reports[2].segments["columns"]["contract"]["unseen"] == {"Ten year": 41}
     assert any(b["status"] == "tested" for b in reports[3].segments["columns"]["contract"]["values"].values())
 
-    pooled = drift_reports(prof, stacked, offsets, scores=scores, segments=False)
+    pooled = drift_reports(prof, stacked, offsets, DRIFT, scores=scores, segments=False)
     for i, batch in enumerate(batches):
-        one = drift_report(prof, batch, scores=scores[offsets[i] : offsets[i + 1]], segments=False).to_dict()
+        one = drift_report(prof, batch, DRIFT, scores=scores[offsets[i] : offsets[i + 1]], segments=False).to_dict()
         assert json.dumps(pooled[i].to_dict()) == json.dumps(one)
         assert one["segments"] is None and any("segments=False" in note for note in one["notes"])
         full = reports[i].to_dict()
@@ -215,17 +219,17 @@ def test_reports_of_stacked_batches_equal_one_report_per_batch(telco):
 def test_binary_column_read_as_float_matches_its_integer_categories(profile, telco):
     batch = telco[2].assign(female=telco[2]["female"].astype(float))
     batch.loc[batch.index[:10], "female"] = np.nan
-    feature = drift_report(profile, batch).features["female"]
+    feature = drift_report(profile, batch, DRIFT).features["female"]
     assert feature["unseen"] == {} and feature["missing_rate"]["current"] == pytest.approx(10 / len(batch))
 
 
 def test_prediction_label_and_correlation_drift(telco):
     cfg, train, held_out = telco
     rng = np.random.default_rng(0)
-    prof = fit_profile(train, cfg, scores=rng.beta(2, 5, len(train)), labels=target_array(train, cfg))
+    prof = fit_profile(train, cfg, DRIFT, scores=rng.beta(2, 5, len(train)), labels=target_array(train, cfg))
     batch = held_out.assign(total_charges=held_out["tenure"] * 5.0)
     labels = np.ones(len(batch))
-    report = _json_roundtrip(drift_report(prof, batch, scores=rng.beta(5, 2, len(batch)), labels=labels))
+    report = _json_roundtrip(drift_report(prof, batch, DRIFT, scores=rng.beta(5, 2, len(batch)), labels=labels))
     assert report["prediction"]["severity"] == "critical" and report["prediction"]["test"]["statistic"] > 0.5
     assert sum(report["prediction"]["histogram"]["current"]) == len(batch)
     assert report["label"]["current_rate"] == 1.0 and report["label"]["drifted"]
@@ -235,21 +239,25 @@ def test_prediction_label_and_correlation_drift(telco):
     )
     assert report["correlation"]["drifted"]
     with pytest.raises(ValueError, match="name a column"):
-        drift_report(prof, iter([batch]), scores=np.zeros(len(batch)))
+        drift_report(prof, iter([batch]), DRIFT, scores=np.zeros(len(batch)))
 
 
-def test_parquet_path_is_read_in_row_groups(tmp_path, profile, telco):
+def test_a_parquet_file_is_streamed_in_row_groups(tmp_path, profile, telco):
     batch = telco[2].assign(monthly_charges=telco[2]["monthly_charges"] + 25)
     path = tmp_path / "batch.parquet"
     batch.to_parquet(path, row_group_size=500)
-    report = drift_report(profile, path)
+    chunks = list(file_chunks(path, profile.columns(), rows=500))
+    assert len(chunks) > 1 and list(chunks[0].columns) == profile.columns()
+    report = drift_report(profile, file_chunks(path, profile.columns()), DRIFT)
     assert report.chunked and report.n_rows == len(batch) and report.drifted_features() == ["monthly_charges"]
+    with pytest.raises(TypeError, match="handed frames"):
+        drift_report(profile, path, DRIFT)
 
 
 def test_html_report_is_self_contained(tmp_path, telco):
     cfg, train, held_out = telco
-    prof = fit_profile(train, cfg, scores=np.linspace(0, 1, len(train)))
-    report = drift_report(prof, held_out, scores=np.linspace(0, 1, len(held_out)) ** 2)
+    prof = fit_profile(train, cfg, DRIFT, scores=np.linspace(0, 1, len(train)))
+    report = drift_report(prof, held_out, DRIFT, scores=np.linspace(0, 1, len(held_out)) ** 2)
     page = render_html(report, prof, tmp_path / "drift.html")
     assert (tmp_path / "drift.html").read_text(encoding="utf-8") == page
     assert page.count("Plotly.newPlot") == 2 + len(report.features)
@@ -293,22 +301,22 @@ def test_drift_config_rejects_unknown_keys_and_inverted_thresholds():
 
 
 def test_empty_batch_reports_nothing_drifted(profile, telco):
-    report = _json_roundtrip(drift_report(profile, telco[2].iloc[:0]))
+    report = _json_roundtrip(drift_report(profile, telco[2].iloc[:0], DRIFT))
     assert report["severity"] == "stable" and report["n_rows"] == 0
     assert all(f["psi"] is None for f in report["features"].values())
 
 
 def test_batch_missing_a_feature_column_is_an_error(profile, telco):
     with pytest.raises(ValueError, match="lacks feature column"):
-        drift_report(profile, telco[2].drop(columns=["contract"]))
+        drift_report(profile, telco[2].drop(columns=["contract"]), DRIFT)
     assert isinstance(pd.DataFrame(), pd.DataFrame)
 
 
 @pytest.fixture(scope="module")
 def scored_report(telco):
     cfg, train, held_out = telco
-    prof = fit_profile(train, cfg, scores=np.linspace(0, 1, len(train)))
-    return drift_report(prof, held_out, scores=np.linspace(0, 1, len(held_out)) ** 2), prof
+    prof = fit_profile(train, cfg, DRIFT, scores=np.linspace(0, 1, len(train)))
+    return drift_report(prof, held_out, DRIFT, scores=np.linspace(0, 1, len(held_out)) ** 2), prof
 
 
 def test_daily_page_references_the_shared_plotly_instead_of_embedding_it(tmp_path, scored_report):
@@ -365,7 +373,7 @@ def test_cli_html_report_opens_offline(tmp_path, capsys, profile, telco):
 
 def test_segment_too_small_for_the_test_is_reported_as_such_and_not_tested(profile, telco):
     batch = telco[2].iloc[:150]  # 79 month-to-month, 39 two-year, 32 one-year customers
-    report = drift_report(profile, batch).to_dict()
+    report = drift_report(profile, batch, DRIFT).to_dict()
     contract = report["segments"]["columns"]["contract"]["values"]
     sizes = batch["contract"].value_counts()
     small = {v for v, n in sizes.items() if n < 50}
@@ -377,7 +385,7 @@ def test_segment_too_small_for_the_test_is_reported_as_such_and_not_tested(profi
         assert block["reason"] == f"{sizes[value]} rows in the batch < segments.min_rows 50: not tested"
     tested = sum(len(b["features"]) for c in report["segments"]["columns"].values() for b in c["values"].values())
     assert report["segments"]["n_tests"] == tested < 108
-    relaxed = drift_report(profile, batch, overrides={"segments": {"min_rows": 10}}).to_dict()
+    relaxed = drift_report(profile, batch, DRIFT, overrides={"segments": {"min_rows": 10}}).to_dict()
     assert all(b["status"] == "tested" for b in relaxed["segments"]["columns"]["contract"]["values"].values())
 
 
@@ -385,7 +393,7 @@ def test_rows_outside_every_segment_are_counted_not_tested(profile, telco):
     batch = telco[2].copy()
     batch.loc[batch.index[:30], "contract"] = "Ten year"
     batch.loc[batch.index[30:40], "contract"] = None
-    column = drift_report(profile, batch).to_dict()["segments"]["columns"]["contract"]
+    column = drift_report(profile, batch, DRIFT).to_dict()["segments"]["columns"]["contract"]
     assert column["unseen"] == {"Ten year": 30} and column["missing"] == 10
     assert sum(b["n_current"] for b in column["values"].values()) == len(batch) - 40
 
@@ -394,8 +402,8 @@ def test_segments_leave_the_pooled_report_unchanged(telco):
     cfg, train, held_out = telco
     plain = cfg.model_copy(update={"segments": []})
     batch = held_out.assign(monthly_charges=held_out["monthly_charges"] + 4.0)
-    with_segments = drift_report(fit_profile(train, cfg), batch).to_dict()
-    without = drift_report(fit_profile(train, plain), batch).to_dict()
+    with_segments = drift_report(fit_profile(train, cfg, DRIFT), batch, DRIFT).to_dict()
+    without = drift_report(fit_profile(train, plain, DRIFT), batch, DRIFT).to_dict()
     assert without["segments"] is None and with_segments["segments"]["n_tests"] == 108
     for name, feature in without["features"].items():
         other = with_segments["features"][name]
@@ -408,27 +416,27 @@ def test_segments_leave_the_pooled_report_unchanged(telco):
 
 def test_profile_stored_before_segments_loads_keeps_its_version_and_reports_no_segments(telco):
     cfg, train, held_out = telco
-    old = fit_profile(train, cfg.model_copy(update={"segments": []})).to_dict()
+    old = fit_profile(train, cfg.model_copy(update={"segments": []}), DRIFT).to_dict()
     assert "segments" not in old  # a profile without segments hashes exactly the fields it always had
     again = ReferenceProfile.from_json(json.dumps(old))
-    assert again.version == old["version"] != fit_profile(train, cfg).version
-    report = drift_report(again, held_out).to_dict()
+    assert again.version == old["version"] != fit_profile(train, cfg, DRIFT).version
+    report = drift_report(again, held_out, DRIFT).to_dict()
     assert report["segments"] is None and report["schema_version"] == 2
     assert all(f["segment_drift"] == [] for f in report["features"].values())
 
 
 def test_raise_severity_makes_a_feature_drifting_within_a_segment_moderate(profile, telco):
     batch = hidden_in_two_year(telco[2])
-    default = drift_report(profile, batch)
+    default = drift_report(profile, batch, DRIFT)
     assert default.features["tenure"]["severity"] == "stable"  # pooled: the same values as without drift
     assert default.features["tenure"]["segment_drift"] == ["contract=Two year"]
-    raised = drift_report(profile, batch, overrides={"segments": {"raise_severity": True}})
+    raised = drift_report(profile, batch, DRIFT, overrides={"segments": {"raise_severity": True}})
     assert raised.features["tenure"]["severity"] == "moderate" and "segment_drift" in raised.features["tenure"]["notes"]
     assert raised.severity == "moderate" and default.severity == "stable"
 
 
 def test_html_report_lists_segments_and_what_drifted_within_them(tmp_path, profile, telco):
-    page = render_html(drift_report(profile, hidden_in_two_year(telco[2])), profile, plotlyjs="plotly.js")
+    page = render_html(drift_report(profile, hidden_in_two_year(telco[2]), DRIFT), profile, plotlyjs="plotly.js")
     assert "<h2>Segments</h2>" in page
     assert page.count("<td>contract</td>") == 1 + 3  # its feature row, then its three values
     assert "<td>Two year</td>" in page and "tenure (" in page

@@ -14,6 +14,8 @@ from churnguard.drift import drift_report, fit_profile
 from churnguard.drift.stats import adjust_p_values, chance_psi, chi2_test, js_distance, psi
 from tests.conftest import hidden_in_two_year
 
+DRIFT = load_drift_config()
+
 
 @pytest.fixture(scope="module")
 def telco():
@@ -34,8 +36,8 @@ def test_numeric_statistics_equal_scipy_when_profile_holds_the_full_sample(telco
         monthly_charges=held_out["monthly_charges"] + shift,
         total_charges=held_out["total_charges"] * (1 + shift / 100),
     )
-    profile = fit_profile(train, cfg)
-    report = drift_report(profile, batch).to_dict()
+    profile = fit_profile(train, cfg, DRIFT)
+    report = drift_report(profile, batch, DRIFT).to_dict()
     for col in cfg.numeric:
         assert profile.data["numeric"][col]["summary"]["kind"] == "exact"
         ref, cur = _present(train[col]), _present(batch[col])
@@ -69,10 +71,10 @@ def test_quantile_summary_stays_within_its_documented_bound(telco):
 def test_chunked_batch_gives_the_same_counts_and_a_bounded_wasserstein(telco):
     cfg, train, held_out = telco
     batch = held_out.assign(monthly_charges=held_out["monthly_charges"] + 3.3)
-    profile = fit_profile(train, cfg)
-    whole = drift_report(profile, batch).to_dict()
+    profile = fit_profile(train, cfg, DRIFT)
+    whole = drift_report(profile, batch, DRIFT).to_dict()
     chunks = (batch.iloc[i : i + 500] for i in range(0, len(batch), 500))
-    chunked = drift_report(profile, chunks).to_dict()
+    chunked = drift_report(profile, chunks, DRIFT).to_dict()
     assert chunked["chunked"] and not whole["chunked"]
     for col, feature in whole["features"].items():
         other = chunked["features"][col]
@@ -88,7 +90,7 @@ def test_categorical_statistics_equal_scipy_on_the_counts(telco):
     cfg, train, held_out = telco
     batch = held_out.copy()
     batch.loc[batch.index[:300], "payment_method"] = "Digital wallet"
-    report = drift_report(fit_profile(train, cfg), batch).to_dict()
+    report = drift_report(fit_profile(train, cfg, DRIFT), batch, DRIFT).to_dict()
     feature = report["features"]["payment_method"]
     cats = list(train["payment_method"].value_counts().index)
     ref = np.array([(train["payment_method"] == c).sum() for c in cats] + [0])
@@ -140,7 +142,7 @@ def test_holm_and_benjamini_hochberg_adjusted_p_values():
 def test_drift_hidden_in_one_segment_is_missed_pooled_and_found_within_it_as_scipy_computes(telco):
     cfg, train, held_out = telco
     batch = hidden_in_two_year(held_out)
-    report = drift_report(fit_profile(train, cfg), batch).to_dict()
+    report = drift_report(fit_profile(train, cfg, DRIFT), batch, DRIFT).to_dict()
     pooled = report["features"]["tenure"]
     assert pooled["test"]["p_value"] == pytest.approx(
         sps.ks_2samp(_present(train["tenure"]), _present(batch["tenure"]), method="asymp").pvalue, abs=1e-9
@@ -174,8 +176,8 @@ def test_drift_hidden_in_one_segment_is_missed_pooled_and_found_within_it_as_sci
 
 def test_segment_tests_are_corrected_as_one_family_of_their_own(telco):
     cfg, train, held_out = telco
-    profile = fit_profile(train, cfg)
-    report = drift_report(profile, hidden_in_two_year(held_out)).to_dict()
+    profile = fit_profile(train, cfg, DRIFT)
+    report = drift_report(profile, hidden_in_two_year(held_out), DRIFT).to_dict()
     segments = report["segments"]
     tests = [
         f["test"]
@@ -195,8 +197,8 @@ def test_chunked_batch_gives_the_same_segment_statistics(telco):
     cfg, train, held_out = telco
     profile = fit_profile(train, cfg, load_drift_config({"summary": {"exact_max": 50, "quantiles": 200}}))
     batch = hidden_in_two_year(held_out).assign(monthly_charges=held_out["monthly_charges"] + 3.3)
-    whole = drift_report(profile, batch).to_dict()["segments"]["columns"]
-    chunked = drift_report(profile, (batch.iloc[i : i + 400] for i in range(0, len(batch), 400)))
+    whole = drift_report(profile, batch, DRIFT).to_dict()["segments"]["columns"]
+    chunked = drift_report(profile, (batch.iloc[i : i + 400] for i in range(0, len(batch), 400)), DRIFT)
     other = chunked.to_dict()["segments"]["columns"]
     for col, column in whole.items():
         assert other[col]["values"].keys() == column["values"].keys()
@@ -215,7 +217,9 @@ def test_segments_packed_into_several_bincounts_match_scipy_on_every_segment(tel
     segments = ["contract", "internet_service", "payment_method"]
     assert len(_packings({"contract": 3, "internet_service": 3, "payment_method": 4})) == 2  # 16 x 5 cells > 64
     batch = hidden_in_two_year(held_out)
-    report = drift_report(fit_profile(train, cfg.model_copy(update={"segments": segments})), batch).to_dict()
+    report = drift_report(
+        fit_profile(train, cfg.model_copy(update={"segments": segments}), DRIFT), batch, DRIFT
+    ).to_dict()
     for col in segments:
         for value, block in report["segments"]["columns"][col]["values"].items():
             ref, cur = train[train[col] == value], batch[batch[col] == value]

@@ -9,7 +9,7 @@ from scipy import stats as sps
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from churnguard.config import ConfigError
+from churnguard.config import ConfigError, load_drift_config, load_model_config
 from churnguard.failure import (
     day_failure,
     failure_features,
@@ -32,6 +32,8 @@ from churnguard.failure.model import (
 )
 from churnguard.failure.trajectories import FAMILIES, trajectory_specs
 
+DRIFT = load_drift_config()
+MODEL_CFG = load_model_config()
 RULES = FailureDefinition(tolerance=0.05, f1_relative_drop=0.10, min_labels=200, min_class_count=20)
 
 
@@ -428,8 +430,8 @@ def champion():
 
     data_cfg = load_dataset_config()
     split = split_reference(load_reference(data_cfg), data_cfg)
-    model = train_model(split.train, split.validation, data_cfg)
-    return (model, *build_champion_reference(model, data_cfg), data_cfg)
+    model = train_model(split.train, split.validation, data_cfg, MODEL_CFG)
+    return (model, *build_champion_reference(model, data_cfg, DRIFT), data_cfg)
 
 
 @pytest.mark.slow
@@ -439,7 +441,7 @@ def test_a_simulated_concept_drift_trajectory_fails_and_is_labelled_ahead(champi
     cfg = load_failure_config()
     spec = TrajectorySpec(1, "concept", intensity=2.0, onset_day=20, seed=5, days=30, rows_per_day=300, split="train")
 
-    days = simulate_trajectory(spec, *champion, cfg).set_index("day")
+    days = simulate_trajectory(spec, *champion, cfg, DRIFT).set_index("day")
 
     assert list(days.index) == list(range(cfg.trajectories.warmup_days, 30))
     assert not days.loc[:19, "failed_today"].any() and days.loc[22:, "failed_today"].all()
@@ -473,7 +475,7 @@ def _trajectory_day_by_day(spec, model, reference, profile, data_cfg, cfg) -> pd
     labels, window, rows = failure_labels(failures, fd.horizon_days), cfg.features.matured_window, []
     for t in range(cfg.trajectories.warmup_days, spec.days):
         matured_to = t - fd.label_delay_days
-        report = drift_report(profile, batches[t].landing, scores=scores[t]).to_dict()
+        report = drift_report(profile, batches[t].landing, DRIFT, scores=scores[t]).to_dict()
         signals = day_signals(
             report,
             scores[t],
@@ -511,7 +513,7 @@ def test_a_trajectory_simulated_at_once_equals_its_days_computed_one_by_one(cham
     cfg = load_failure_config()
     spec = TrajectorySpec(2, family, intensity=2.5, onset_day=18, seed=11, days=30, rows_per_day=300, split="train")
 
-    table = simulate_trajectory(spec, *champion, cfg, use_cache=False)
+    table = simulate_trajectory(spec, *champion, cfg, DRIFT, use_cache=False)
 
     pd.testing.assert_frame_equal(table, _trajectory_day_by_day(spec, *champion, cfg), check_exact=True)
     assert table["drift_share"].iloc[-1] > table["drift_share"].iloc[0]  # the drift is in the compared days
@@ -538,7 +540,7 @@ def test_a_failure_whose_counterfactual_without_concept_does_not_fail_is_concept
     cfg = load_failure_config()
     for family in ("concept", "covariate+concept"):
         spec = _spec(family, 1.0)
-        days = simulate_trajectory(spec, *champion, cfg, use_cache=False)
+        days = simulate_trajectory(spec, *champion, cfg, DRIFT, use_cache=False)
         counterfactual = counterfactual_failures(spec, *champion, cfg, use_cache=False)
 
         assert days["failed_today"].fillna(False).any()  # the labels show a failure ...
@@ -559,10 +561,10 @@ def test_a_concept_failure_is_visible_only_when_its_covariate_part_alone_fails_b
 
     cfg = load_failure_config()
     spec = _spec("covariate+concept", 5.0)
-    days = simulate_trajectory(spec, *champion, cfg, use_cache=False)
+    days = simulate_trajectory(spec, *champion, cfg, DRIFT, use_cache=False)
     counterfactual = counterfactual_failures(spec, *champion, cfg, use_cache=False)
     # the counterfactual is the covariate trajectory of the same seed: the same customers, the same failures
-    covariate = simulate_trajectory(_spec("covariate", 5.0), *champion, cfg, use_cache=False)
+    covariate = simulate_trajectory(_spec("covariate", 5.0), *champion, cfg, DRIFT, use_cache=False)
     first = days.loc[days["failed_today"].fillna(False).astype(bool), "day"].min()
     first_visible = counterfactual.loc[counterfactual["failed_today"].fillna(False).astype(bool), "day"].min()
 
@@ -579,7 +581,7 @@ def test_a_family_without_concept_is_its_own_counterfactual_and_is_not_simulated
     from churnguard.failure.trajectories import NO_FAILURE, VISIBLE, counterfactual_failures, failure_kind
 
     cfg = load_failure_config()
-    days = trajectories.simulate_trajectory(_spec("covariate", 5.0), *champion, cfg, use_cache=False)
+    days = trajectories.simulate_trajectory(_spec("covariate", 5.0), *champion, cfg, DRIFT, use_cache=False)
     monkeypatch.setattr(trajectories, "_simulator", lambda *a: pytest.fail("simulated a counterfactual"))
 
     assert counterfactual_failures(_spec("covariate", 5.0), *champion, cfg, use_cache=False) is None
@@ -686,12 +688,12 @@ def test_a_cached_trajectory_is_not_served_to_a_world_of_other_customers(champio
     pool = data_cfg.model_copy(update={"simulation": data_cfg.simulation.model_copy(update={"customers": "pool"})})
     spec = _spec("covariate", 5.0)
 
-    synthetic_days = simulate_trajectory(spec, model, reference, profile, data_cfg, cfg)
+    synthetic_days = simulate_trajectory(spec, model, reference, profile, data_cfg, cfg, DRIFT)
 
     assert data_cfg.simulation.customers == "synthetic"  # the default: every simulated customer is new
     assert cached_trajectory(spec, reference, profile, cfg, data_cfg) is not None
     assert cached_trajectory(spec, reference, profile, cfg, pool) is None
-    pool_days = simulate_trajectory(spec, model, reference, profile, pool, cfg)
+    pool_days = simulate_trajectory(spec, model, reference, profile, pool, cfg, DRIFT)
     assert not pool_days["score_mean_change"].equals(synthetic_days["score_mean_change"])
 
 

@@ -12,18 +12,20 @@ import pytest
 
 from churnguard.batches import batch_chunks, read_batch
 from churnguard.cli_validate import cli_main
-from churnguard.config import ConfigError, load_dataset_config
+from churnguard.config import ConfigError, load_dataset_config, load_drift_config
 from churnguard.data import load_reference, split_reference
 from churnguard.dataroot import DataRoot
+from churnguard.drift import fit_profile
 from churnguard.storage import open_storage
 from churnguard.validation import (
     ValidationConfig,
     build_suite,
     load_validation_config,
-    reference_profile,
     validate_batch,
 )
 from tests.conftest import BIN
+
+VALIDATION = load_validation_config()
 
 
 def drift_shaped_profile(train: pd.DataFrame, cfg) -> dict:
@@ -87,7 +89,7 @@ def run_cli(capsys, path, profile_file, *extra: str) -> tuple[int, list[str]]:
 # --- the suite ---------------------------------------------------------------------------------------------
 def test_suite_marks_every_expectation_error_or_warn(telco, profile):
     cfg, _ = telco
-    suite = build_suite(cfg, profile)
+    suite = build_suite(cfg, profile, VALIDATION)
     metas = [e.meta for e in suite.expectations]
     assert {m["severity"] for m in metas} == {"error", "warn"}
     assert {m["rule"] for m in metas} == {
@@ -112,7 +114,7 @@ def test_suite_marks_every_expectation_error_or_warn(telco, profile):
 
 def test_suite_ranges_and_value_sets_come_from_the_profile(telco, profile):
     cfg, _ = telco
-    suite = build_suite(cfg, profile)
+    suite = build_suite(cfg, profile, VALIDATION)
     tol = load_validation_config().ranges.tolerance
     lo, hi = profile["numeric"]["monthly_charges"]["min"], profile["numeric"]["monthly_charges"]["max"]
     ranges = [e for e in suite.expectations if e.meta["rule"] == "range" and e.column == "monthly_charges"]
@@ -126,10 +128,10 @@ def test_suite_ranges_and_value_sets_come_from_the_profile(telco, profile):
 
 def test_suite_is_built_once_per_profile(telco, profile):
     cfg, _ = telco
-    assert build_suite(cfg, profile) is build_suite(cfg, json.loads(json.dumps(profile)))
+    assert build_suite(cfg, profile, VALIDATION) is build_suite(cfg, json.loads(json.dumps(profile)), VALIDATION)
     other = json.loads(json.dumps(profile))
     other["numeric"]["tenure"]["max"] = 100.0
-    assert build_suite(cfg, other) is not build_suite(cfg, profile)
+    assert build_suite(cfg, other, VALIDATION) is not build_suite(cfg, profile, VALIDATION)
 
 
 def test_profile_lacking_a_column_is_a_value_error(telco, profile):
@@ -137,12 +139,12 @@ def test_profile_lacking_a_column_is_a_value_error(telco, profile):
     broken = json.loads(json.dumps(profile))
     del broken["categorical"]["contract"]
     with pytest.raises(ValueError, match="lacks column.*contract"):
-        build_suite(cfg, broken)
+        build_suite(cfg, broken, VALIDATION)
 
 
-def test_reference_profile_matches_the_drift_profile_shape(telco, profile):
+def test_the_drift_profile_has_the_shape_validation_reads(telco, profile):
     cfg, split = telco
-    ours = reference_profile(cfg, split.train)
+    ours = fit_profile(split.train, cfg, load_drift_config()).to_dict()
     assert ours["numeric"]["tenure"]["min"] == profile["numeric"]["tenure"]["min"]
     assert ours["categorical"]["partner"]["categories"] == profile["categorical"]["partner"]["categories"]
     assert ours["categorical"]["contract"]["categories"] == profile["categorical"]["contract"]["categories"]
@@ -151,7 +153,7 @@ def test_reference_profile_matches_the_drift_profile_shape(telco, profile):
 # --- the library call --------------------------------------------------------------------------------------
 def test_good_held_out_batch_passes(telco, profile, good):
     cfg, _ = telco
-    result = validate_batch(good, cfg, profile)
+    result = validate_batch(good, cfg, profile, VALIDATION)
     assert (result.status, result.exit_code) == ("pass", 0), result.lines()
     assert result.failures == [] and result.warnings == []
     assert result.evaluated > 60
@@ -182,10 +184,14 @@ def comparable(result) -> dict:
 def test_a_batch_validated_in_chunks_has_exactly_the_issues_of_the_whole(telco, profile, good, missing_charges):
     cfg, _ = telco
     bad = spread_errors(good, missing_charges)
-    whole = validate_batch(bad, cfg, profile, chunk_rows=len(bad))
-    sliced = validate_batch(bad, cfg, profile, chunk_rows=300)
+    whole = validate_batch(bad, cfg, profile, VALIDATION, chunk_rows=len(bad))
+    sliced = validate_batch(bad, cfg, profile, VALIDATION, chunk_rows=300)
     streamed = validate_batch(
-        (bad.iloc[i : i + 300].reset_index(drop=True) for i in range(0, 1000, 300)), cfg, profile, name="<DataFrame>"
+        (bad.iloc[i : i + 300].reset_index(drop=True) for i in range(0, 1000, 300)),
+        cfg,
+        profile,
+        VALIDATION,
+        name="<DataFrame>",
     )
     assert comparable(sliced) == comparable(whole) == comparable(streamed)
     assert whole.evaluated == sliced.evaluated == len(sliced.expectations)  # every outcome, merged alike
@@ -203,7 +209,7 @@ def test_offending_rows_without_an_id_show_as_missing_id_whatever_the_id_dtype(t
     bad.loc[[3, 7], "customer_id"] = None
     bad.loc[[3, 7, 9], "tenure"] = -5.0
 
-    result = validate_batch(bad, cfg, profile)
+    result = validate_batch(bad, cfg, profile, VALIDATION)
 
     lines = {line.split(":")[0]: line for line in result.failures}
     assert lines["column 'tenure' domain"].endswith(f"; rows (missing id), {good.customer_id[9]}")
@@ -216,8 +222,8 @@ def test_a_chunk_without_any_id_merges_like_the_whole(telco, profile, good):
     bad["customer_id"] = bad["customer_id"].astype(object)
     bad.loc[300:599, "customer_id"] = None  # the second 300-row chunk has no id at all
     bad.loc[900, "customer_id"] = bad.loc[0, "customer_id"]
-    whole = validate_batch(bad, cfg, profile, chunk_rows=len(bad))
-    sliced = validate_batch(bad, cfg, profile, chunk_rows=300)
+    whole = validate_batch(bad, cfg, profile, VALIDATION, chunk_rows=len(bad))
+    sliced = validate_batch(bad, cfg, profile, VALIDATION, chunk_rows=300)
     assert comparable(sliced) == comparable(whole)
     assert any("unique: 2 of 1000 rows" in line for line in whole.failures)
 
@@ -228,7 +234,7 @@ def test_unseen_category_is_a_warning_and_warn_on_the_validation_page_not_failed
 
     cfg, _ = telco
     good.loc[[3, 8], "payment_method"] = "Digital wallet"
-    result = validate_batch(good, cfg, profile)
+    result = validate_batch(good, cfg, profile, VALIDATION)
     assert (result.status, result.exit_code) == ("warn", 1)
     assert result.failures == []
     [line] = result.warnings
@@ -260,7 +266,7 @@ def test_unseen_category_is_a_warning_and_warn_on_the_validation_page_not_failed
 def test_out_of_range_rows_warn_by_default_even_many(telco, profile, good):
     cfg, _ = telco
     good.loc[: len(good) // 10, "monthly_charges"] = 500.0
-    moved = validate_batch(good, cfg, profile)
+    moved = validate_batch(good, cfg, profile, VALIDATION)
     assert (moved.exit_code, moved.failures) == (1, [])
     assert "column 'monthly_charges' range: 101 of 1000 rows" in moved.warnings[0]
 
@@ -272,8 +278,9 @@ def test_with_an_error_share_a_small_share_warns_and_a_large_share_fails(telco, 
     few, many = good.copy(), good.copy()
     few.loc[[0, 1], "monthly_charges"] = 500.0
     many.loc[: len(many) // 10, "monthly_charges"] = 500.0
-    warned = validate_batch(few, cfg, profile)
-    failed = validate_batch(many, cfg, profile)
+    strict = load_validation_config()
+    warned = validate_batch(few, cfg, profile, strict)
+    failed = validate_batch(many, cfg, profile, strict)
     assert warned.exit_code == 1 and "column 'monthly_charges' range: 2 of 1000 rows" in warned.warnings[0]
     assert failed.exit_code == 2 and "allowed 5.0%" in failed.failures[0]
     assert failed.warnings == []  # the warn-level twin of a failed range check is not repeated
@@ -284,9 +291,9 @@ def test_with_an_error_share_a_small_share_warns_and_a_large_share_fails(telco, 
 def test_optional_feature_may_be_missing_up_to_the_allowed_share(telco, profile, good):
     cfg, _ = telco
     good.loc[:9, "total_charges"] = np.nan
-    assert validate_batch(good, cfg, profile).exit_code == 0
+    assert validate_batch(good, cfg, profile, VALIDATION).exit_code == 0
     good.loc[:199, "total_charges"] = np.nan
-    result = validate_batch(good, cfg, profile)
+    result = validate_batch(good, cfg, profile, VALIDATION)
     n = int(good["total_charges"].isna().sum())  # the 200 blanked plus the real data's own
     assert result.exit_code == 2
     assert result.failures == [
@@ -299,7 +306,7 @@ def test_mixed_text_in_numeric_frame_column_fails_type(telco, profile, good):
     cfg, _ = telco
     good["tenure"] = good["tenure"].astype(object)
     good.loc[4, "tenure"] = "twelve"
-    result = validate_batch(good, cfg, profile)
+    result = validate_batch(good, cfg, profile, VALIDATION)
     assert result.exit_code == 2
     assert result.failures == [
         f"column 'tenure' type: 1 of 1000 rows (0.1%) not numeric, e.g. 'twelve'; rows {good.customer_id[4]}"
@@ -311,14 +318,14 @@ def test_mixed_text_in_numeric_frame_column_fails_type(telco, profile, good):
 def test_binary_value_outside_zero_one_warns(telco, profile, good):
     cfg, _ = telco
     good.loc[0, "partner"] = 2
-    result = validate_batch(good, cfg, profile)
+    result = validate_batch(good, cfg, profile, VALIDATION)
     assert result.exit_code == 1 and "column 'partner' value_set" in result.warnings[0]
 
 
 def test_result_is_json_and_saved_with_every_expectations_outcome(telco, profile, good):
     cfg, _ = telco
     good.loc[0, "tenure"] = -1
-    result = validate_batch(good, cfg, profile)
+    result = validate_batch(good, cfg, profile, VALIDATION)
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert data["status"] == "fail" and data["exit_code"] == 2
     assert data["issues"][0] | {"line": None} == {
@@ -344,7 +351,7 @@ def test_an_unreadable_result_is_a_fail_page_naming_the_file(tmp_path, telco, pr
 
     cfg, _ = telco
     missing = tmp_path / "nothing.parquet"
-    result = validate_batch(batch_chunks(missing), cfg, profile, name=str(missing))
+    result = validate_batch(batch_chunks(missing), cfg, profile, VALIDATION, name=str(missing))
     page = render_page(result.to_dict(), "2026-09-02")
     assert "<span class='status fail'>FAIL</span>" in page and "could not be read as a table" in page
     assert "<td>(file)</td><td>readable</td><td>error</td><td>no such file</td>" in page
@@ -357,7 +364,7 @@ def test_partition_folder_reads_every_part(tmp_path, telco, profile, good):
     folder.mkdir(parents=True)
     good.iloc[:500].to_parquet(folder / "part-00000.parquet", index=False)
     good.iloc[500:].to_parquet(folder / "part-00001.parquet", index=False)
-    result = validate_batch(batch_chunks(folder.as_uri()), cfg, profile)
+    result = validate_batch(batch_chunks(folder.as_uri()), cfg, profile, VALIDATION)
     assert (result.exit_code, result.n_rows) == (0, 1000)
 
 
@@ -366,7 +373,7 @@ def test_batch_on_s3_is_validated_and_reported_there(s3_data_url, telco, profile
     cfg, _ = telco
     storage = open_storage()
     uri = storage.write_partition("landing", "2026-09-03", good)
-    result = validate_batch(read_batch(uri), cfg, profile, name=uri)
+    result = validate_batch(read_batch(uri), cfg, profile, VALIDATION, name=uri)
     assert result.exit_code == 0
     DataRoot(storage).write_report("2026-09-03", "validation.json", result.to_json().encode())
     assert storage.exists("reports/ds=2026-09-03/validation.json")
@@ -384,7 +391,7 @@ def test_optional_feature_must_exist_in_the_dataset(config_dir, telco, profile):
     (config_dir / "validation.yaml").write_text("missing:\n  optional:\n    telco: [total_charge]\n")
     refused = r"validation\.yaml: missing\.optional\.telco: unknown feature 'total_charge' \(features: tenure, "
     with pytest.raises(ConfigError, match=refused):
-        build_suite(cfg, profile)
+        build_suite(cfg, profile, load_validation_config())
 
 
 # --- hostile batches through the CLI: exit code and one clear line naming file, column and rule ------------

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnguard.config import DatasetConfig, DriftConfig, load_drift_config
+from churnguard.config import DatasetConfig, DriftConfig
 
 SCHEMA_VERSION = 1
 
@@ -44,7 +44,7 @@ class ReferenceProfile:
 
     Example::
 
-        profile = fit_profile(train_df, load_dataset_config(), scores=model_scores, labels=y)
+        profile = fit_profile(train_df, dataset_cfg, drift_cfg, scores=model_scores, labels=y)
         ReferenceProfile.from_json(profile.to_json()).version == profile.version
     """
 
@@ -57,6 +57,11 @@ class ReferenceProfile:
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(self.data))
+
+    def columns(self, *extra: str | None) -> list[str]:
+        """The batch columns a drift report reads: the profiled features, then each of ``extra`` that is given
+        (the names of the scores' and labels' columns)."""
+        return [*self.data["numeric"], *self.data["categorical"], *(c for c in extra if c)]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReferenceProfile:
@@ -80,7 +85,7 @@ class ReferenceProfile:
 def fit_profile(
     df: pd.DataFrame,
     dataset_cfg: DatasetConfig,
-    drift_cfg: DriftConfig | None = None,
+    drift_cfg: DriftConfig,
     scores: Any = None,
     labels: Any = None,
     importance: Mapping[str, float] | None = None,
@@ -90,7 +95,7 @@ def fit_profile(
     ``scores``: the model's scores on ``df`` (for prediction drift); ``labels``: 0/1 targets (for label
     drift); ``importance``: feature -> importance (for importance-weighted drift), normalised here.
     """
-    cfg = drift_cfg or load_drift_config()
+    cfg = drift_cfg
     missing = [c for c in dataset_cfg.features if c not in df.columns]
     if missing:
         raise ValueError(f"reference frame lacks feature column(s) {', '.join(missing)}")

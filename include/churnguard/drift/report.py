@@ -1,8 +1,8 @@
 """Drift of a batch against a :class:`ReferenceProfile`: per feature, prediction, label, correlation.
 
-A batch is a DataFrame, an iterable of DataFrame chunks, or a parquet path (read by row groups). Each
-chunk is binned once against the reference and only counts, sums and moments are kept, so memory does
-not grow with the batch. Decisions:
+A batch is a DataFrame or an iterable of DataFrame chunks (a parquet file streamed by row groups:
+:func:`churnguard.batches.file_chunks`); drift reads no file. Each chunk is binned once against the
+reference and only counts, sums and moments are kept, so memory does not grow with the batch. Decisions:
 
 * a feature **drifts** when its PSI reaches the sample-size aware moderate threshold (see
   :mod:`churnguard.drift.stats`), or its KS / chi-squared p-value, corrected for testing every feature
@@ -27,14 +27,13 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from churnguard.config import DriftConfig, load_drift_config
+from churnguard.config import DriftConfig
 from churnguard.drift import stats
 from churnguard.drift.profile import (
     ReferenceProfile,
@@ -46,11 +45,10 @@ from churnguard.drift.profile import (
 )
 
 SEVERITIES = ("stable", "moderate", "critical")
-PARQUET_BATCH_ROWS = 1 << 18
 WORKERS = min(4, os.cpu_count() or 1)
 _SCORES = "\0scores"  # the model scores' key among the grids (no feature column can be named so)
 THREADED_ROWS = 20_000  # below this, starting and waking threads costs more than the columns' work
-Batch = pd.DataFrame | str | Path | Iterable[pd.DataFrame]
+Batch = pd.DataFrame | Iterable[pd.DataFrame]
 
 
 @dataclass
@@ -86,7 +84,7 @@ class DriftReport:
 def drift_report(
     profile: ReferenceProfile | Mapping[str, Any],
     batch_df: Batch,
-    drift_cfg: DriftConfig | None = None,
+    drift_cfg: DriftConfig,
     scores: Any = None,
     labels: Any = None,
     history: list[Mapping[str, Any]] | None = None,
@@ -103,14 +101,14 @@ def drift_report(
 
     Example::
 
-        report = drift_report(profile, batch, scores="score", overrides={"psi": {"moderate": 0.2}})
+        report = drift_report(profile, batch, drift_cfg, scores="score", overrides={"psi": {"moderate": 0.2}})
         report.severity, report.drifted_features()
     """
     prof = profile.data if isinstance(profile, ReferenceProfile) else ReferenceProfile.from_dict(profile).data
-    cfg = (drift_cfg or load_drift_config()).with_overrides(dict(overrides or {}))
+    cfg = drift_cfg.with_overrides(dict(overrides or {}))
     in_memory = isinstance(batch_df, pd.DataFrame)
     acc = _Accumulator(prof, keep_values=in_memory, segments=segments)
-    chunks = _chunks(batch_df, acc.columns(scores, labels))
+    chunks = _chunks(batch_df)
     # columns are independent and numpy/arrow release the GIL while binning, so threads overlap them
     threaded = not in_memory or len(batch_df) >= THREADED_ROWS
     with ThreadPoolExecutor(max_workers=WORKERS) if threaded else _InlineExecutor() as pool:
@@ -130,7 +128,7 @@ def drift_reports(
     profile: ReferenceProfile | Mapping[str, Any],
     batches: pd.DataFrame,
     offsets: Sequence[int],
-    drift_cfg: DriftConfig | None = None,
+    drift_cfg: DriftConfig,
     scores: Any = None,
     segments: bool = True,
 ) -> list[DriftReport]:
@@ -143,7 +141,7 @@ def drift_reports(
     once per batch.
     """
     prof = profile.data if isinstance(profile, ReferenceProfile) else ReferenceProfile.from_dict(profile).data
-    cfg = drift_cfg or load_drift_config()
+    cfg = drift_cfg
     missing = [c for c in [*prof["numeric"], *prof["categorical"]] if c not in batches.columns]
     if missing:
         raise ValueError(f"batch lacks feature column(s) {', '.join(missing)}")
@@ -185,17 +183,14 @@ class _InlineExecutor(Executor):
         return future
 
 
-# --- reading ---------------------------------------------------------------------------------------------
-def _chunks(batch: Batch, columns: list[str]) -> Iterator[pd.DataFrame]:
+# --- chunks ----------------------------------------------------------------------------------------------
+def _chunks(batch: Batch) -> Iterator[pd.DataFrame]:
     if isinstance(batch, pd.DataFrame):
         yield batch
-    elif isinstance(batch, str | Path):
-        import pyarrow.parquet as pq
-
-        source = pq.ParquetFile(batch)
-        present = [c for c in columns if c in source.schema_arrow.names]
-        for record_batch in source.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=present):
-            yield record_batch.to_pandas()
+    elif isinstance(batch, str | bytes | os.PathLike):
+        raise TypeError(
+            f"drift_report is handed frames, not a file ({batch!r}): stream it with churnguard.batches.file_chunks"
+        )
     else:
         yield from batch
 
@@ -514,10 +509,6 @@ class _Accumulator:
         self.corr = (0, np.zeros(len(corr_cols)), np.zeros((len(corr_cols), len(corr_cols))))
         self.seen_scores = False
         self.seen_labels = False
-
-    def columns(self, scores: Any, labels: Any) -> list[str]:
-        extra = [c for c in (scores, labels) if isinstance(c, str)]
-        return [*self.prof["numeric"], *self.prof["categorical"], *extra]
 
     def update(
         self,

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churnguard.config import DatasetConfig, load_drift_config
+from churnguard.config import DatasetConfig, DriftConfig
 from churnguard.data import target_array
 from churnguard.drift import ReferenceProfile, drift_reports
 from churnguard.failure.config import FailureConfig
@@ -186,16 +186,18 @@ def simulate_trajectory(
     profile: ReferenceProfile,
     dataset_cfg: DatasetConfig,
     cfg: FailureConfig,
+    drift_cfg: DriftConfig,
     use_cache: bool = True,
 ) -> pd.DataFrame:
     """One row per day from ``warmup_days`` on: the day's signals, its failure status and its label.
 
     ``reference``: :func:`~churnguard.failure.signals.champion_reference` of ``model``; ``profile``: the
-    drift profile of its training data (with its scores and importance), as the daily DAG uses.
+    drift profile of its training data (with its scores and importance), as the daily DAG uses; ``drift_cfg``:
+    the drift config each day's report is made with.
     """
     if use_cache and (cached := cached_trajectory(spec, reference, profile, cfg, dataset_cfg)) is not None:
         return cached
-    frame = _simulate(spec, model, reference, profile, dataset_cfg, cfg)
+    frame = _simulate(spec, model, reference, profile, dataset_cfg, cfg, drift_cfg)
     _write_cache(frame, _cache_path(spec, reference, profile, cfg, dataset_cfg))
     return frame
 
@@ -302,6 +304,7 @@ def _simulate(
     profile: ReferenceProfile,
     dataset_cfg: DatasetConfig,
     cfg: FailureConfig,
+    drift_cfg: DriftConfig,
 ) -> pd.DataFrame:
     fd = cfg.failure
     sim = _simulator(dataset_cfg, spec.rows_per_day).with_seed(spec.seed)
@@ -321,7 +324,6 @@ def _simulate(
     start = span.offsets[first]  # the featured days' drift reports, all in one call
     # day_signals reads no segment block, and segment drift changes the pooled blocks only when it raises
     # severity: without that, the segments are skipped (not counted, not tested), the signals unchanged
-    drift_cfg = load_drift_config()
     reports = drift_reports(
         profile,
         span.landing.iloc[start:],

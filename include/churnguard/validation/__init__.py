@@ -14,7 +14,7 @@ from churnguard.validation.runner import (
     ValidationResult,
     validate_batch,
 )
-from churnguard.validation.suite import build_suite, reference_profile
+from churnguard.validation.suite import build_suite
 
 __all__ = [
     "Issue",
@@ -24,6 +24,5 @@ __all__ = [
     "ValidationResult",
     "build_suite",
     "load_validation_config",
-    "reference_profile",
     "validate_batch",
 ]

@@ -22,7 +22,7 @@ import pandas as pd
 
 from churnguard.arrow import UnreadableBatch, one_line, release_arrow_memory
 from churnguard.config import DatasetConfig
-from churnguard.validation.config import ValidationConfig, load_validation_config
+from churnguard.validation.config import ValidationConfig
 from churnguard.validation.suite import ERROR, WARN, build_suite, gx_context
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def validate_batch(
     source: pd.DataFrame | Iterable[pd.DataFrame],
     dataset_cfg: DatasetConfig,
     profile: Mapping[str, Any],
-    validation_cfg: ValidationConfig | None = None,
+    validation_cfg: ValidationConfig,
     name: str | None = None,
     chunk_rows: int = GX_CHUNK_ROWS,
 ) -> ValidationResult:
@@ -201,11 +201,11 @@ def validate_batch(
 
     Example::
 
-        result = validate_batch(batch_chunks("batch.parquet"), cfg, profile, name="batch.parquet")
+        result = validate_batch(batch_chunks("batch.parquet"), cfg, profile, validation_cfg, name="batch.parquet")
         result.exit_code, result.failures
     """
     started = time.perf_counter()
-    vcfg = validation_cfg or load_validation_config()
+    vcfg = validation_cfg
     suite = build_suite(dataset_cfg, profile, vcfg)
     name = name or _source_name(source)
     common = {

@@ -19,8 +19,8 @@ value_set     warn      a category (or binary value) the reference never had: dr
 ============  ========  ==============================================================================
 
 ``profile`` is the drift reference profile's dict (``profile["numeric"][col]["min"|"max"]``,
-``profile["categorical"][col]["categories"]``);
-:func:`reference_profile` builds it with :func:`churnguard.drift.fit_profile`.
+``profile["categorical"][col]["categories"]``): the caller fits it (:func:`churnguard.drift.fit_profile`) or
+reads it; validation never fits one.
 """
 
 from __future__ import annotations
@@ -34,11 +34,9 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from churnguard.config import DatasetConfig
 from churnguard.settings import get_settings
-from churnguard.validation.config import ValidationConfig, load_validation_config
+from churnguard.validation.config import ValidationConfig
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
@@ -68,16 +66,16 @@ _SUITE_CACHE_SIZE = 16
 
 
 def build_suite(
-    dataset_cfg: DatasetConfig, profile: Mapping[str, Any], validation_cfg: ValidationConfig | None = None
+    dataset_cfg: DatasetConfig, profile: Mapping[str, Any], validation_cfg: ValidationConfig
 ) -> ExpectationSuite:
     """The GX suite for batches of ``dataset_cfg`` judged against ``profile`` (cached per input).
 
     Example::
 
-        suite = build_suite(load_dataset_config("telco"), reference_profile(load_dataset_config("telco")))
+        suite = build_suite(dataset_cfg, profile.to_dict(), validation_cfg)
         {e.meta["rule"] for e in suite.expectations} >= {"column_set", "range", "value_set"}
     """
-    vcfg = validation_cfg or load_validation_config()
+    vcfg = validation_cfg
     profile = _as_dict(profile)
     _check_profile(profile, dataset_cfg)
     key = _suite_key(dataset_cfg, profile, vcfg)
@@ -200,14 +198,3 @@ def _suite_key(cfg: DatasetConfig, profile: Mapping[str, Any], vcfg: ValidationC
     }
     blob = json.dumps([cfg.model_dump(mode="json"), used, vcfg.model_dump(mode="json")], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def reference_profile(dataset_cfg: DatasetConfig, frame: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The drift reference profile of ``frame`` (default: the reference train split), as a dict."""
-    from churnguard.drift import fit_profile
-
-    if frame is None:
-        from churnguard.data import load_reference, split_reference
-
-        frame = split_reference(load_reference(dataset_cfg), dataset_cfg).train
-    return fit_profile(frame, dataset_cfg).to_dict()
