@@ -1,4 +1,4 @@
-"""One day through ``churnguard.daily.run_day`` at 100k, 1M and 10M rows: wall time and peak RSS per step.
+"""One day through ``churnguard.steps.run_day`` at 100k, 1M and 10M rows: wall time and peak RSS per step.
 
 Each size runs in a subprocess of its own (fresh memory) on a temporary home of its own
 (``CHURNGUARD_HOME``, ``AIRFLOW_HOME`` under it, embedded defaults: SQLite stores, file:// data root). Untimed
@@ -166,14 +166,17 @@ def measure(ds: str, out: Path) -> None:
         with observe("(imports)"):
             for name in WARM_IMPORTS:
                 importlib.import_module(name)
-        from churnguard import daily
+        try:  # where run_day lives since the step registry; before it, churnguard.daily
+            from churnguard.steps import run_day
+        except ImportError:
+            from churnguard.daily import run_day
 
         started = time.perf_counter()
-        if "observe" in inspect.signature(daily.run_day).parameters:
-            result = daily.run_day(ds, observe=observe)
+        if "observe" in inspect.signature(run_day).parameters:
+            result = run_day(ds, observe=observe)
         else:  # run_day without per-step hooks: the whole day is one step
             with observe("run_day (whole; no observe=)"):
-                result = daily.run_day(ds)
+                result = run_day(ds)
         seconds = time.perf_counter() - started
     except BaseException as exc:
         emit(

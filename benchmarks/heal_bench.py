@@ -1,5 +1,5 @@
 """Does the loop heal? Per drift family and seed: a fresh churnguard home (bootstrap v1, simulate the days,
-run them with :func:`churnguard.daily.run_days`, no Airflow), then the champion of each day held against an
+run them with :func:`churnguard.steps.run_days`, no Airflow), then the champion of each day held against an
 oracle on that day's customers.
 
 - oracle: the same model class (:func:`churnguard.models.train_model`) trained on the post-change
@@ -67,10 +67,10 @@ def dataset_config(customers: str | None):
 
 def run_world(family: str, seed: int, before_days: int, customers: str | None = None) -> dict:
     """Build one world in this process's ``CHURNGUARD_HOME`` and measure it (see the module docstring)."""
-    from churnguard.daily import run_days
     from churnguard.dataroot import DataRoot
     from churnguard.landing import simulate
     from churnguard.simulate import Scenario
+    from churnguard.steps import run_days
     from churnguard.training import bootstrap
 
     start, end = ONSET - timedelta(days=before_days), ONSET + timedelta(days=HORIZON - 1)

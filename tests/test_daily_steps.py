@@ -238,17 +238,17 @@ def test_after_a_change_a_retrain_waits_for_post_change_labels_then_validates_on
 
 
 def test_rerunning_a_date_after_a_promotion_reproduces_its_summary_and_rows_exactly(world):
-    from churnguard import daily
+    from churnguard import steps
     from churnguard.promotion import promote_challenger
 
-    first = daily.run_day(DAY)
+    first = steps.run_day(DAY)
     root = context().root
     summary, rows = root.read_report(DAY, "summary.json"), day_rows(DAY)
     scores, drift = root.read_scores(DAY), root.read_report(DAY, "drift.json")
     promote_challenger("2026-09-22", "a later day promoted v2")
     assert aliases()["champion"] == 2
 
-    again = daily.run_day(DAY)
+    again = steps.run_day(DAY)
 
     assert again["mlflow_run_id"] == first["mlflow_run_id"]  # the date's MLflow run, reused
     assert root.read_report(DAY, "summary.json") == summary

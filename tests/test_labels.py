@@ -269,8 +269,8 @@ def test_labels_that_arrived_on_a_day_no_run_measured_are_measured_by_the_next_r
 def test_the_daily_run_after_a_quarantined_batch_measures_the_labels_that_arrived_that_day():
     """Labels 2 days late; the batch of 09-05 is quarantined, so no run measures the labels that arrived on
     09-05 (for 09-03) that day: the run of 09-06 does. The labels for 09-05 itself are kept and counted."""
-    from churnguard.daily import run_days
     from churnguard.landing import simulate
+    from churnguard.steps import run_days
     from churnguard.training import bootstrap
 
     bootstrap("telco", seed=0)

@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             print(summary_json(bootstrap(args.dataset, args.seed, args.replace_champion)))
         elif args.command == "run-days":
             from churnguard.context import RunOptions
-            from churnguard.daily import run_days
+            from churnguard.steps import run_days
 
             end = args.end or args.start
             options = RunOptions(force_retrain=args.force_retrain, dry_run=args.dry_run)

@@ -1,6 +1,6 @@
 """One day, one context: what every step of a day's monitoring run is handed instead of fetching it.
 
-A :class:`DayContext` is built once per task (and once per day by :func:`churnguard.daily.run_day`) from the
+A :class:`DayContext` is built once per task (and once per day by :func:`churnguard.steps.run_day`) from the
 batch date and the run's options. It holds the configs with this run's overrides merged once, the data root
 (:class:`~churnguard.dataroot.DataRoot`), the monitoring store, and the model versions pinned for the date:
 resolved from the aliases the first time the date is processed and stored, then reused by every later step

@@ -15,21 +15,17 @@ loop that ``benchmarks/dag_bench.py`` holds the Airflow runs against, and a way 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from churnguard import alerts, registry
-from churnguard.arrow import release_arrow_memory
-from churnguard.context import IN_MEMORY_ROWS, DayContext, RunOptions, check_run
+from churnguard.context import IN_MEMORY_ROWS, DayContext
 from churnguard.crashpoints import crash_point
 from churnguard.data import data_version
 from churnguard.dataroot import DataRoot
 from churnguard.decision import REFRESH, decide
 from churnguard.performance import champion_failure_days, champion_history, measure_day
-from churnguard.progress import progress
 from churnguard.promotion import promote_day, set_challenger
 from churnguard.results import (
     Decision,
@@ -618,77 +614,3 @@ def _close_orphaned_day_runs(store, ds: str) -> None:
                 log.warning(
                     "closed the daily MLflow run of %s (%s) left RUNNING by a killed process", day, run.info.run_id
                 )
-
-
-def run_day(
-    ds: str,
-    options: RunOptions | None = None,
-    *,
-    observe: Callable[[str], contextlib.AbstractContextManager] | None = None,
-) -> dict:
-    """Every step of the daily DAG for ``ds`` (:data:`churnguard.steps.STEPS`, in order; a step with a verdict
-    only on a day decided so), in this process, on one :class:`DayContext` (so the batch is read once); returns
-    the decision summary. ``observe(step)`` wraps each step (timing).
-
-    Configs and the MLflow server are checked before anything is written (:func:`check_run`). A batch that
-    cannot be read or fails validation is quarantined and raises :class:`BatchRejected`, as in the DAG. The
-    date's lease (:mod:`churnguard.store.lease`) is held from before ingest until the run ends: a run of the
-    same date elsewhere waits for this one, and this one for it.
-    """
-    from churnguard.steps import STEPS
-
-    observe = observe or (lambda step: contextlib.nullcontext())
-    options = options or RunOptions()
-    check_run(options)
-    ctx = DayContext.build(ds, options)
-    results = {}
-    try:
-        for step in STEPS:
-            if step.verdict is not None and results[Decision].decision != step.verdict:
-                continue
-            with observe(step.name):
-                ctx.claim()
-                results[step.result] = step(ctx)
-                release_arrow_memory()  # the next step starts from what this one still holds, not what it used
-    finally:
-        ctx.release()
-    retrained = results.get(Retrained)
-    return {
-        "summary_uri": results[Published].summary_uri,
-        "mlflow_run_id": results[Published].mlflow_run_id,
-        "decision": results[Published].decision,
-        "reasons": results[Decision].reasons,
-        "promoted": results[Promotion].promoted,
-        "registered": retrained.version if retrained and retrained.registered else None,
-    }
-
-
-def day_range(start: date, end: date, today: date | None = None) -> list[date]:
-    """The days ``start``..``end``; a reversed range or a day after ``today`` (UTC) is a one-line ValueError."""
-    today = today or datetime.now(UTC).date()
-    if end < start:
-        raise ValueError(f"empty range: --end {end} is before --start {start}")
-    if end > today:
-        raise ValueError(f"{end} is in the future (today is {today} UTC): no batch can have landed for it")
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
-
-
-def run_days(start: date, end: date, options: RunOptions | None = None) -> tuple[list[dict], dict[str, str]]:
-    """:func:`run_day` for each day from ``start`` to ``end``, in order, with progress.
-
-    A day whose batch is missing or was quarantined is reported in one line and the next day goes on, as the
-    DAG fails that date's run only; returns the results and ``{day: reason}`` of the days that failed.
-    Anything else (a server down, a bad config) stops the range.
-    """
-    days = day_range(start, end)
-    results, failed = [], {}
-    for day in progress(days, len(days), "daily runs"):
-        try:
-            result = run_day(day.isoformat(), options)
-        except (BatchRejected, BatchMissing) as exc:
-            log.warning("%s", exc)
-            failed[day.isoformat()] = str(exc)
-            continue
-        log.info("%s %s%s", day, result["decision"], " (promoted)" if result["promoted"] else "")
-        results.append(result)
-    return results, failed

@@ -192,9 +192,9 @@ def test_a_concept_drift_with_measured_failure_ends_with_a_promoted_champion_tha
     from sklearn.metrics import roc_auc_score
 
     from churnguard.config import load_dataset_config
-    from churnguard.daily import run_days
     from churnguard.data import target_array
     from churnguard.status import timeline
+    from churnguard.steps import run_days
 
     # Labels flip for the two-year-contract segment from 08-25; no feature moves. Retrain on the last 10
     # labelled days, so a challenger learns the new concept once those days are labelled.
