@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     data_url: str = Field(default="", description="Data root: file:///path or s3://bucket/prefix.")
     db_url: str = Field(default="", description="SQLAlchemy URL of the monitoring store.")
     s3_endpoint_url: str | None = Field(default=None, description="S3 API endpoint (moto, SeaweedFS).")
+    s3_access_key_id: str | None = Field(default=None, description="S3 key id (default: boto3's own chain).")
+    s3_secret_access_key: str | None = Field(default=None, description="S3 secret key (with the key id).")
+    s3_region: str | None = Field(default=None, description="S3 region (default: boto3's own chain).")
     config_dir: Path = Field(default=PACKAGE_DIR / "configs", description="Folder of the YAML configs.")
     dataset: str = Field(default="telco", description="Dataset config name (configs/datasets/NAME.yaml).")
     mlflow_tracking_uri: str = Field(
@@ -35,6 +38,7 @@ class Settings(BaseSettings):
     )
     mlflow_artifact_uri: str = Field(default="", description="Artifact root of the MLflow experiment.")
     mlflow_experiment: str = Field(default="churnguard", description="MLflow experiment name.")
+    mlflow_ui_url: str = Field(default="http://127.0.0.1:5000", description="MLflow UI the Airflow links open.")
     start_date: str | None = Field(
         default=None,
         description="First scheduled day of the daily DAG "
@@ -56,10 +60,29 @@ class Settings(BaseSettings):
         return self
 
 
+_overrides: dict[str, object] = {}
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars garble task logs
-    return Settings()
+    return Settings(**_overrides)
+
+
+def override_settings(**values: object) -> Settings:
+    """Set settings for the rest of this process (what an Airflow connection stands for, in a task's own
+    process): they win over the environment, are validated as it is, and every later :func:`get_settings`
+    sees them. Returns the settings now in force."""
+    Settings(**{**_overrides, **values})  # a bad value raises here, before anything changes
+    _overrides.update(values)
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def reset_settings() -> None:
+    """Forget every :func:`override_settings` of this process: the environment and the defaults again."""
+    _overrides.clear()
+    get_settings.cache_clear()

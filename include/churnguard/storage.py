@@ -479,13 +479,15 @@ class S3Storage(Storage):
     next write of that partition completes it; :meth:`sweep_tmp` removes the staged objects.
     """
 
-    def __init__(self, bucket: str, prefix: str, endpoint_url: str | None = None) -> None:
+    def __init__(self, bucket: str, prefix: str, endpoint_url: str | None = None, **credentials: str | None) -> None:
+        """``credentials``: boto3's ``aws_access_key_id``, ``aws_secret_access_key``, ``region_name`` (None: its
+        own chain, e.g. ``AWS_*`` variables)."""
         import boto3  # imported lazily: file:// users never pay for it
 
         self.bucket = bucket
         self.prefix = prefix
         self.url = f"s3://{bucket}/{prefix}".rstrip("/")
-        self.client = boto3.client("s3", endpoint_url=endpoint_url)
+        self.client = boto3.client("s3", endpoint_url=endpoint_url, **credentials)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -615,7 +617,14 @@ def open_storage(url: str | None = None, endpoint_url: str | None = None) -> Sto
     if parsed.scheme == "file":
         return LocalStorage(Path(unquote(parsed.path)))
     if parsed.scheme == "s3":
-        return S3Storage(parsed.netloc, parsed.path.strip("/"), endpoint_url or settings.s3_endpoint_url)
+        return S3Storage(
+            parsed.netloc,
+            parsed.path.strip("/"),
+            endpoint_url or settings.s3_endpoint_url,
+            aws_access_key_id=settings.s3_access_key_id,
+            aws_secret_access_key=settings.s3_secret_access_key,
+            region_name=settings.s3_region,
+        )
     raise ValueError(f"data URL '{url}': scheme must be file:// or s3://")
 
 

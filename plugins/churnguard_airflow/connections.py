@@ -3,13 +3,13 @@ URL, from the Airflow connections ``churnguard_s3`` (type ``aws``, ``endpoint_ur
 ``churnguard_store`` (type ``postgres``) when they are defined, so a secrets backend or ``AIRFLOW_CONN_…``
 variables work. churnguard's own environment variables stay the fallback, and the only way outside Airflow.
 
-The connections become the variables churnguard's one settings object reads, in the task's own process,
-before the task runs (:func:`use_connections`, every churnguard DAG's ``pre_execute`` hook).
+The connections become settings of churnguard's one settings object (:func:`churnguard.settings.override_settings`),
+in the task's own process, before the task runs (:func:`use_connections`, every churnguard DAG's ``pre_execute``
+hook); nothing is written to the environment.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 S3_CONN_ID = "churnguard_s3"
@@ -27,17 +27,17 @@ def _connection(conn_id: str) -> Any | None:
         return None
 
 
-def s3_env(conn: Any) -> dict[str, str]:
-    """The boto3 and churnguard variables an ``aws`` connection stands for."""
+def s3_settings(conn: Any) -> dict[str, str]:
+    """The churnguard settings an ``aws`` connection stands for."""
     extra = conn.extra_dejson
     endpoint = extra.get("endpoint_url") or extra.get("service_config", {}).get("s3", {}).get("endpoint_url")
-    env = {
-        "AWS_ACCESS_KEY_ID": conn.login,
-        "AWS_SECRET_ACCESS_KEY": conn.password,
-        "AWS_DEFAULT_REGION": extra.get("region_name"),
-        "CHURNGUARD_S3_ENDPOINT_URL": endpoint,
+    values = {
+        "s3_access_key_id": conn.login,
+        "s3_secret_access_key": conn.password,
+        "s3_region": extra.get("region_name"),
+        "s3_endpoint_url": endpoint,
     }
-    return {k: v for k, v in env.items() if v}
+    return {k: v for k, v in values.items() if v}
 
 
 def store_url(conn: Any) -> str:
@@ -58,14 +58,14 @@ def store_url(conn: Any) -> str:
     ).render_as_string(hide_password=False)
 
 
-def connection_env() -> dict[str, str]:
-    """The variables the defined connections stand for (empty when neither is defined)."""
-    env = {}
+def connection_settings() -> dict[str, str]:
+    """The settings the defined connections stand for (empty when neither is defined)."""
+    values = {}
     if (s3 := _connection(S3_CONN_ID)) is not None:
-        env.update(s3_env(s3))
+        values.update(s3_settings(s3))
     if (store := _connection(STORE_CONN_ID)) is not None:
-        env["CHURNGUARD_DB_URL"] = store_url(store)
-    return env
+        values["db_url"] = store_url(store)
+    return values
 
 
 def use_connections(context: Any = None) -> None:
@@ -76,11 +76,10 @@ def use_connections(context: Any = None) -> None:
 
 
 def apply_connections() -> dict[str, str]:
-    """Put the connections' variables into this process's environment (a task's own); returns them."""
-    env = connection_env()
-    if env:
-        from churnguard.settings import get_settings
+    """Make the connections' settings this process's (a task's own) through the settings object; returns them."""
+    values = connection_settings()
+    if values:
+        from churnguard.settings import override_settings
 
-        os.environ.update(env)
-        get_settings.cache_clear()
-    return env
+        override_settings(**values)
+    return values

@@ -5,13 +5,13 @@ link's key, which the API server reads to draw the button."""
 
 from __future__ import annotations
 
-import os
-
 from airflow.sdk import BaseOperatorLink
+
+from churnguard.settings import get_settings
 
 
 def mlflow_ui_url() -> str:
-    return os.environ.get("CHURNGUARD_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
+    return get_settings().mlflow_ui_url.rstrip("/")
 
 
 class _RecordedLink(BaseOperatorLink):

@@ -6,15 +6,16 @@ a secrets backend gives them); churnguard's own variables are the fallback."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import pytest
 from sqlalchemy.engine import make_url
 
-from churnguard.settings import get_settings
+from churnguard.settings import get_settings, reset_settings
 from churnguard.storage import open_storage
 from churnguard.store import open_store, schema
-from churnguard_airflow.connections import apply_connections, connection_env
+from churnguard_airflow.connections import apply_connections, connection_settings
 
 
 @pytest.fixture
@@ -27,12 +28,12 @@ def clean_env(monkeypatch):
     ):
         monkeypatch.delenv(var, raising=False)
     yield monkeypatch
-    get_settings.cache_clear()
+    reset_settings()
 
 
 def test_without_connections_churnguard_keeps_its_own_variables(clean_env):
     clean_env.setenv("CHURNGUARD_DB_URL", "sqlite:///kept.db")
-    assert connection_env() == {} and apply_connections() == {}
+    assert connection_settings() == {} and apply_connections() == {}
     assert get_settings().db_url == "sqlite:///kept.db"
 
 
@@ -65,8 +66,8 @@ def test_the_connections_give_the_store_and_the_data_root_credentials(clean_env,
 
     applied = apply_connections()
 
-    assert applied["CHURNGUARD_DB_URL"] == postgres_url
-    assert applied["CHURNGUARD_S3_ENDPOINT_URL"] == s3_endpoint
+    assert applied["db_url"] == postgres_url and applied["s3_endpoint_url"] == s3_endpoint
+    assert os.environ["CHURNGUARD_DB_URL"] == "sqlite:///never-used.db"  # the environment is left as it was
     store = open_store()
     assert store.engine.url.render_as_string(hide_password=False) == postgres_url
     store.upsert(schema.alerts, [{"ds": "2026-09-01", "kind": "decision", "severity": "warning", "message": "m"}])
@@ -92,7 +93,7 @@ def test_a_password_with_url_characters_survives_into_the_store_url(clean_env):
             }
         ),
     )
-    url = make_url(connection_env()["CHURNGUARD_DB_URL"])
+    url = make_url(connection_settings()["db_url"])
     assert (url.drivername, url.password, url.host, url.database) == (
         "postgresql+psycopg2",
         "p@ss/w:rd",
@@ -104,7 +105,7 @@ def test_a_password_with_url_characters_survives_into_the_store_url(clean_env):
 def test_a_store_connection_of_another_type_is_an_error_naming_it(clean_env):
     clean_env.setenv("AIRFLOW_CONN_CHURNGUARD_STORE", json.dumps({"conn_type": "mysql", "host": "db"}))
     with pytest.raises(ValueError, match="churnguard_store: type 'mysql', expected postgres or sqlite"):
-        connection_env()
+        connection_settings()
 
 
 @pytest.mark.parametrize(
