@@ -194,7 +194,7 @@ def measure(ds: str, out: Path) -> None:
             "event": "done",
             "seconds": seconds,
             "peak_kb": peaks.process_peak_kb(),
-            "decision": result.get("decision"),
+            "decision": result["decision"] if isinstance(result, dict) else result.decision,  # older run_day: a dict
             "hwm_reset": peaks.hwm_resettable,
         },
     )

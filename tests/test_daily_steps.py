@@ -250,7 +250,7 @@ def test_rerunning_a_date_after_a_promotion_reproduces_its_summary_and_rows_exac
 
     again = steps.run_day(DAY)
 
-    assert again["mlflow_run_id"] == first["mlflow_run_id"]  # the date's MLflow run, reused
+    assert again.mlflow_run_id == first.mlflow_run_id  # the date's MLflow run, reused
     assert root.read_report(DAY, "summary.json") == summary
     assert json.loads(summary)["scored_with"] == {"champion": 1, "challenger": 2}
     assert json.loads(drift)["profile_version"] == json.loads(root.read_report(DAY, "drift.json"))["profile_version"]

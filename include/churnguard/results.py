@@ -190,6 +190,18 @@ class Published(StepResult):
     decision: Verdict
 
 
+@dataclass(frozen=True)
+class DayOutcome:
+    """What a whole day's run (:func:`churnguard.steps.run_day`) decided and changed."""
+
+    summary_uri: str
+    mlflow_run_id: str
+    decision: Verdict
+    reasons: list[str]
+    promoted: bool
+    registered: int | None  # the challenger version the day registered
+
+
 RESULTS: dict[str, type[StepResult]] = {
     cls.step: cls
     for cls in (

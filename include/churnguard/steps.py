@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from churnguard.results import (
+    DayOutcome,
     Decision,
     DriftSummary,
     FailureRisk,
@@ -100,7 +101,7 @@ def run_day(
     options: RunOptions | None = None,
     *,
     observe: Callable[[str], contextlib.AbstractContextManager] | None = None,
-) -> dict:
+) -> DayOutcome:
     """Every step of the daily DAG for ``ds`` (:data:`churnguard.steps.STEPS`, in order; a step with a verdict
     only on a day decided so), in this process, on one :class:`DayContext` (so the batch is read once); returns
     the decision summary. ``observe(step)`` wraps each step (timing).
@@ -128,15 +129,15 @@ def run_day(
                 release_arrow_memory()  # the next step starts from what this one still holds, not what it used
     finally:
         ctx.release()
-    retrained = results.get(Retrained)
-    return {
-        "summary_uri": results[Published].summary_uri,
-        "mlflow_run_id": results[Published].mlflow_run_id,
-        "decision": results[Published].decision,
-        "reasons": results[Decision].reasons,
-        "promoted": results[Promotion].promoted,
-        "registered": retrained.version if retrained and retrained.registered else None,
-    }
+    published, retrained = results[Published], results.get(Retrained)
+    return DayOutcome(
+        published.summary_uri,
+        published.mlflow_run_id,
+        published.decision,
+        results[Decision].reasons,
+        results[Promotion].promoted,
+        retrained.version if retrained and retrained.registered else None,
+    )
 
 
 def day_range(start: date, end: date, today: date | None = None) -> list[date]:
@@ -149,7 +150,7 @@ def day_range(start: date, end: date, today: date | None = None) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def run_days(start: date, end: date, options: RunOptions | None = None) -> tuple[list[dict], dict[str, str]]:
+def run_days(start: date, end: date, options: RunOptions | None = None) -> tuple[list[DayOutcome], dict[str, str]]:
     """:func:`run_day` for each day from ``start`` to ``end``, in order, with progress.
 
     A day whose batch is missing or was quarantined is reported in one line and the next day goes on, as the
@@ -168,6 +169,6 @@ def run_days(start: date, end: date, options: RunOptions | None = None) -> tuple
             log.warning("%s", exc)
             failed[day.isoformat()] = str(exc)
             continue
-        log.info("%s %s%s", day, result["decision"], " (promoted)" if result["promoted"] else "")
+        log.info("%s %s%s", day, result.decision, " (promoted)" if result.promoted else "")
         results.append(result)
     return results, failed
