@@ -222,7 +222,7 @@ def test_run_overrides_are_validated_like_the_files():
     with pytest.raises(ConfigError, match=r"drift\.yaml: key 'psi\.bins': .* \(got 1\)$"):
         load_drift_config({"psi": {"bins": 1}})
     with pytest.raises(ConfigError, match=r"drift overrides: key 'psi\.bins': .* \(got 1\)$"):
-        load_drift_config().with_overrides({"psi": {"bins": 1}})
+        load_drift_config().with_overrides({"psi": {"bins": 1}}, "drift overrides")
 
 
 def test_check_run_refuses_a_dataset_typo_before_reaching_the_registry(config_dir, monkeypatch):

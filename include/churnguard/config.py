@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -24,6 +24,16 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def with_overrides(self, overrides: dict[str, Any] | None, where: str = "overrides") -> Self:
+        """A copy with ``overrides`` (nested dict, e.g. ``{"psi": {"moderate": 0.2}}``) merged in and checked
+        as the file is: a bad one is one ``ConfigError`` line that starts with ``where``."""
+        if not overrides:
+            return self
+        try:
+            return type(self).model_validate(_deep_merge(self.model_dump(), overrides))
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: {_first_error(exc)}") from None
 
 
 # --- dataset -----------------------------------------------------------------------------------------
@@ -289,15 +299,6 @@ class DriftConfig(_Strict):
     correlation: ChangeConfig = ChangeConfig(max_change=0.2)
     dataset: DatasetDriftConfig = DatasetDriftConfig()
     segments: SegmentsConfig = SegmentsConfig()
-
-    def with_overrides(self, overrides: dict[str, Any] | None) -> DriftConfig:
-        """A copy with ``overrides`` (nested dict, e.g. ``{"psi": {"moderate": 0.2}}``) merged in."""
-        if not overrides:
-            return self
-        try:
-            return DriftConfig.model_validate(_deep_merge(self.model_dump(), overrides))
-        except ValidationError as exc:
-            raise ConfigError(f"drift overrides: {_first_error(exc)}") from None
 
 
 # --- loading -------------------------------------------------------------------------------------------

@@ -23,11 +23,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import ValidationError
 
 from churnguard import registry, training
 from churnguard.arrow import release_arrow_memory
-from churnguard.config import ConfigError, MonitoringConfig, _first_error
+from churnguard.config import MonitoringConfig
 from churnguard.crashpoints import crash_point
 from churnguard.data import target_array
 from churnguard.dataroot import DataRoot
@@ -67,10 +66,7 @@ def measured_failure_definition(cfg: MonitoringConfig, failure_cfg: FailureConfi
         "min_labels": cfg.labels.min_labels,
         "label_delay_days": cfg.labels.delay_days,
     }
-    try:
-        return FailureDefinition.model_validate({**failure_cfg.failure.model_dump(), **knobs})
-    except ValidationError as exc:
-        raise ConfigError(f"failure.yaml's failure definition, monitoring.yaml's knobs: {_first_error(exc)}") from None
+    return failure_cfg.failure.with_overrides(knobs, "failure.yaml's failure definition, monitoring.yaml's knobs")
 
 
 def day_metrics(y: np.ndarray, scores: np.ndarray, threshold: float, confidence: float) -> dict:

@@ -105,7 +105,7 @@ def drift_report(
         report.severity, report.drifted_features()
     """
     prof = profile.data if isinstance(profile, ReferenceProfile) else ReferenceProfile.from_dict(profile).data
-    cfg = drift_cfg.with_overrides(dict(overrides or {}))
+    cfg = drift_cfg.with_overrides(dict(overrides or {}), "drift overrides")
     in_memory = isinstance(batch_df, pd.DataFrame)
     acc = _Accumulator(prof, keep_values=in_memory, segments=segments)
     chunks = _chunks(batch_df)
