@@ -46,14 +46,14 @@ def test_failure_model_training_dag_registers_a_champion(airflow_env, churnguard
     assert runs and runs[0]["state"] == "success", runs
 
     monkeypatch.setenv("CHURNGUARD_CONFIG_DIR", str(small_config_dir))
-    from churnguard import registry
     from churnguard.settings import get_settings
+    from tests.registry_helpers import failure_registry
 
     get_settings.cache_clear()
-    champion = registry.version_by_alias("failure-model", "champion")
+    champion = failure_registry().version_by_alias("champion")
     assert champion is not None and champion.version == 1
-    assert champion.tags["horizon_days"] == "5"
-    run = registry.client().get_run(champion.run_id)
+    assert champion.tags.horizon_days == 5
+    run = failure_registry().client.get_run(champion.run_id)
     assert 0.0 <= run.data.metrics["eval_auroc"] <= 1.0
     # the threshold's numbers on the training trajectories' out-of-fold scores sit next to the held-out ones
     assert run.data.metrics["validation_false_alarms_per_90d"] >= 0.0

@@ -2,7 +2,8 @@
 
 A :class:`DayContext` is built once per task (and once per day by :func:`churnguard.daily.run_day`) from the
 batch date and the run's options. It holds the configs with this run's overrides merged once, the data root
-(:class:`~churnguard.dataroot.DataRoot`), the monitoring store, and the model versions pinned for the date:
+(:class:`~churnguard.dataroot.DataRoot`), the monitoring store, the churn model's registry
+(:class:`~churnguard.registry.ModelRegistry`), and the model versions pinned for the date:
 resolved from the aliases the first time the date is processed and stored, then reused by every later step
 and by every re-run of the date, whatever the aliases point at by then.
 """
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -30,9 +31,13 @@ from churnguard.config import (
 )
 from churnguard.dataroot import DataRoot
 from churnguard.failure.config import FailureConfig, load_failure_config
+from churnguard.registry import ModelRegistry
 from churnguard.storage import CHUNK_ROWS
 from churnguard.store import MonitoringStore, lease, open_store
 from churnguard.validation.config import ValidationConfig, load_validation_config
+
+if TYPE_CHECKING:
+    from churnguard.training import Bootstrap
 
 log = logging.getLogger(__name__)
 # A batch up to this many rows is held whole by the context (read once); a larger one is only ever streamed
@@ -97,6 +102,7 @@ class DayContext:
     drift_config: DriftConfig  # with this run's drift overrides
     validation_config: ValidationConfig
     failure_config: FailureConfig
+    registry: ModelRegistry
     holder: str = field(default_factory=lease.process_holder)  # who runs the day: see churnguard.store.lease
     _summaries: dict[tuple[int, str], Any] = field(default_factory=dict, repr=False)
     _versions: PinnedVersions | None = field(default=None, repr=False)
@@ -116,17 +122,19 @@ class DayContext:
         """Configs are loaded and checked here, once: a bad key or value is one ``ConfigError`` line.
         ``holder``: the run's name for the date's lease (default: this process)."""
         options = options or RunOptions()
+        model = load_model_config()
         return cls(
             ds=date.fromisoformat(str(ds)).isoformat(),
             options=options,
             root=root or DataRoot.open(),
             store=store or open_store(),
             dataset=load_dataset_config(),
-            model=load_model_config(),
+            model=model,
             monitoring=load_monitoring_config(options.overrides),
             drift_config=load_drift_config(options.drift_overrides),
             validation_config=load_validation_config(),
             failure_config=load_failure_config(),
+            registry=ModelRegistry(model.registered_name),
             holder=holder or lease.process_holder(),
         )
 
@@ -154,10 +162,10 @@ class DayContext:
         if self._versions is None:
             row = self.store.rows("day_models", where={"ds": self.ds})
             if not row:
-                champion = registry.version_by_alias(self.model_name, registry.CHAMPION)
+                champion = self.registry.version_by_alias(registry.CHAMPION)
                 if champion is None:
                     raise LookupError(f"no '{registry.CHAMPION}' alias on {self.model_name}: run churn_bootstrap first")
-                challenger = registry.version_by_alias(self.model_name, registry.CHALLENGER)
+                challenger = self.registry.version_by_alias(registry.CHALLENGER)
                 row = [
                     self.store.add_if_absent(
                         "day_models",
@@ -247,3 +255,18 @@ class DayContext:
         if found is None:
             raise LookupError(f"{self.ds}: step '{step}' has no result yet: run it first")
         return found
+
+
+def open_bootstrap(dataset: str | None = None) -> Bootstrap:
+    """What the bootstrap steps (:mod:`churnguard.training`) are handed: the configs of ``dataset`` (default:
+    the configured one) and of the model, the data root, the model's registry and the monitoring store."""
+    from churnguard.training import Bootstrap
+
+    model = load_model_config()
+    return Bootstrap(
+        dataset=load_dataset_config(dataset),
+        model=model,
+        root=DataRoot.open(),
+        registry=ModelRegistry(model.registered_name),
+        store=open_store(),
+    )

@@ -82,10 +82,17 @@ def failure_config(horizon: int | None = None, tolerance: float | None = None) -
     return load_failure_config({"failure": over} if over else None)
 
 
+def failure_registry(cfg: FailureConfig | None = None) -> registry.ModelRegistry:
+    """The failure model's registry: its own registered name, its tags typed as ``FailureVersionTags``."""
+    name = (cfg or load_failure_config()).registered_name
+    return registry.ModelRegistry(name, tag_type=registry.FailureVersionTags)
+
+
 def champion_model(dataset_cfg: DatasetConfig, use_registry: bool = True) -> tuple[Any, str]:
     """The registered churn champion, or (none registered, or not ``use_registry``) one trained on the
     reference with seed 0, as ``churn_bootstrap`` would."""
-    found = load_alias_model(load_model_config().registered_name, registry.CHAMPION) if use_registry else None
+    churn = registry.ModelRegistry(load_model_config().registered_name)
+    found = load_alias_model(churn, registry.CHAMPION) if use_registry else None
     if found is not None:
         model, version = found
         return model, f"{version.name}/{version.version}"
@@ -249,13 +256,13 @@ def train_failure_model(dataset: dict, seed: int = 0, storage: Storage | None = 
     table = _read_parquet(storage, dataset["dataset_key"])
     features = feature_names(cfg.features.trend_days)
     model, report = fit_failure_model(table, features, cfg, seed)
-    registry.configure_mlflow()
+    failure_registry(cfg).configure()
     with mlflow.start_run(run_name=f"failure-model-{dataset['dataset_version']}") as run:
         mlflow.set_tags(
             {
-                "churnguard.kind": "failure-model",
-                "dataset_version": dataset["dataset_version"],
-                "champion": dataset["champion"],
+                registry.KIND_TAG: registry.FAILURE_RUN,
+                registry.DATASET_VERSION_TAG: dataset["dataset_version"],
+                registry.SCORED_WITH_TAG: dataset["champion"],
             }
         )
         mlflow.log_params(
@@ -310,11 +317,12 @@ def load_run_failure_model(run_id: str) -> tuple[FailureModel, dict]:
     """The failure model logged in ``run_id`` and the champion reference it was trained against."""
     import mlflow
 
-    registry.configure_mlflow()
+    models = failure_registry()
+    models.configure()
     root = mlflow.get_run(run_id).info.artifact_uri
     meta = mlflow.artifacts.load_dict(f"{root}/failure_model.json")
     reference = mlflow.artifacts.load_dict(f"{root}/champion_reference.json")
-    estimator = mlflow.sklearn.load_model(registry._run_model_uri(run_id))
+    estimator = mlflow.sklearn.load_model(models.run_model_uri(run_id))
     model = FailureModel(
         meta["kind"],
         estimator,
@@ -328,7 +336,7 @@ def load_run_failure_model(run_id: str) -> tuple[FailureModel, dict]:
 
 def load_failure_champion() -> tuple[FailureModel, Any] | None:
     """``(FailureModel, VersionInfo)`` of ``failure-model@champion``, or None when none is registered."""
-    version = registry.version_by_alias(load_failure_config().registered_name, registry.CHAMPION)
+    version = failure_registry().version_by_alias(registry.CHAMPION)
     if version is None:
         return None
     return load_run_failure_model(version.run_id)[0], version
@@ -387,16 +395,17 @@ def evaluate_failure_model(run_id: str, dataset: dict, storage: Storage | None =
 def register_failure_model(run_id: str, evaluation: dict, dataset: dict) -> dict:
     """Register the run's model as a new ``failure-model`` version and point ``champion`` at it."""
     cfg = FailureConfig.model_validate(dataset["config"])
-    tags = {
-        "kind": evaluation["kind"],
-        "threshold": f"{evaluation['threshold']:.2f}",
-        "eval_auroc": str(evaluation["eval_auroc"]),
-        "dataset_version": dataset["dataset_version"],
-        "horizon_days": str(cfg.failure.horizon_days),
-        "tolerance": str(cfg.failure.tolerance),
-    }
-    version = registry.register_run_model(run_id, cfg.registered_name, tags)
-    registry.set_alias(cfg.registered_name, registry.CHAMPION, version.version)
+    tags = registry.FailureVersionTags(
+        kind=evaluation["kind"],
+        threshold=evaluation["threshold"],
+        eval_auroc=evaluation["eval_auroc"],
+        dataset_version=dataset["dataset_version"],
+        horizon_days=cfg.failure.horizon_days,
+        tolerance=cfg.failure.tolerance,
+    )
+    models = failure_registry(cfg)
+    version = models.register_run_model(run_id, tags)
+    models.set_alias(registry.CHAMPION, version.version)
     log.info("%s v%d is now the champion", cfg.registered_name, version.version)
     return version.to_dict()
 

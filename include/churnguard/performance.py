@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from churnguard import registry, training
 from churnguard.arrow import release_arrow_memory
-from churnguard.config import MonitoringConfig, load_model_config
+from churnguard.config import MonitoringConfig
 from churnguard.crashpoints import crash_point
 from churnguard.data import target_array
 from churnguard.dataroot import DataRoot
@@ -83,11 +83,10 @@ def is_measured_failure(metrics: dict, reference_auc: float, reference_f1: float
     return day_failure(metrics, reference_auc, reference_f1, measured_failure_definition(cfg)) is True
 
 
-def reference_metrics(version: int) -> tuple[float, float]:
+def reference_metrics(models: registry.ModelRegistry, version: int) -> tuple[float, float]:
     """The reference AUC and F1 a version is held to (tags written when it was registered)."""
-    name = load_model_config().registered_name
-    tags = registry.client().get_model_version(name, str(version)).tags
-    return float(tags["reference_auc"]), float(tags["reference_f1"])
+    tags = models.require_ready(version).tags
+    return tags.reference_auc, tags.reference_f1
 
 
 def measure_day(ctx: DayContext) -> dict:
@@ -112,7 +111,7 @@ def measure_day(ctx: DayContext) -> dict:
     """
     root, store, cfg, ds = ctx.root, ctx.store, ctx.monitoring, ctx.ds
     definition = measured_failure_definition(cfg)
-    data_cfg, name = ctx.dataset, ctx.model_name
+    data_cfg = ctx.dataset
     today = ctx.day
     scored = root.scored_days()
     new = _deliveries_to_measure(store, root, ds)
@@ -150,7 +149,7 @@ def measure_day(ctx: DayContext) -> dict:
                 continue
             version = int(day[f"{role}_version"].iloc[0])
             if version not in thresholds:
-                thresholds[version] = training.load_version_model(name, version).threshold
+                thresholds[version] = training.load_version_model(ctx.registry, version).threshold
             threshold = thresholds[version]
             metrics = day_metrics(y, day[f"{role}_score"].to_numpy(), threshold, definition.confidence)
             row = {
@@ -168,7 +167,7 @@ def measure_day(ctx: DayContext) -> dict:
                 pooled = day_metrics(
                     window[Y].to_numpy(), window[f"{role}_score"].to_numpy(), threshold, definition.confidence
                 )
-                ref_auc, ref_f1 = reference_metrics(version)
+                ref_auc, ref_f1 = reference_metrics(ctx.registry, version)
                 if day_failure(pooled, ref_auc, ref_f1, definition) is True:
                     (failures if version == pinned else earlier).append(observed_ds)
             rows.append(row)
