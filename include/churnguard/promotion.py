@@ -16,7 +16,8 @@ same transaction that records its model event. Any later promotion, rollback or 
 completes a pending move from its recorded versions, so a kill at any step never leaves ``previous`` equal to
 ``champion``, never records an event twice, and never reads "promoted 3 from 3". The steps are ordered so
 ``champion`` and ``previous`` differ at every instant (``previous`` is cleared before ``champion`` takes its
-version, and set after).
+version, and set after). Bootstrap's first champion moves the same way (:func:`assign_champion`), recorded
+without a model event: every alias moves here, under the lock.
 """
 
 from __future__ import annotations
