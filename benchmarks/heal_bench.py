@@ -67,16 +67,17 @@ def dataset_config(customers: str | None):
 
 def run_world(family: str, seed: int, before_days: int, customers: str | None = None) -> dict:
     """Build one world in this process's ``CHURNGUARD_HOME`` and measure it (see the module docstring)."""
+    from churnguard.bootstrap import bootstrap
+    from churnguard.context import open_bootstrap
     from churnguard.dataroot import DataRoot
     from churnguard.landing import simulate
     from churnguard.simulate import Scenario
     from churnguard.steps import run_days
-    from churnguard.training import bootstrap
 
     start, end = ONSET - timedelta(days=before_days), ONSET + timedelta(days=HORIZON - 1)
     scenario = Scenario.parse(family, onset=ONSET)
     t0 = time.perf_counter()
-    bootstrap(seed=0)
+    bootstrap(open_bootstrap(), seed=0)
     # labels of the last run day are written too (they land after it): the evaluation reads them
     cfg = dataset_config(customers)
     simulate(
@@ -112,11 +113,12 @@ def measure_world(scenario, seed: int, end: date, cfg) -> dict:
     from churnguard.failure.config import load_failure_config
     from churnguard.models import train_model
     from churnguard.performance import day_metrics, is_measured_failure, reference_metrics
+    from churnguard.registry import ModelRegistry
     from churnguard.simulate import BatchSimulator
     from churnguard.store import open_store
 
     name, monitoring, failure_cfg = load_model_config().registered_name, load_monitoring_config(), load_failure_config()
-    root, store = DataRoot.open(), open_store()
+    root, store, registry = DataRoot.open(), open_store(), ModelRegistry(name)
     days = [ONSET + timedelta(days=i) for i in range(HORIZON)]
 
     sim = BatchSimulator(cfg, rows_per_day=ROWS_PER_DAY, seed=10_000 + seed)
@@ -132,7 +134,7 @@ def measure_world(scenario, seed: int, end: date, cfg) -> dict:
 
     def model(version: int):
         if version not in models:
-            models[version] = training.load_version_model(name, version)
+            models[version] = training.load_version_model(registry, version)
         return models[version]
 
     def labelled(ds: date) -> pd.DataFrame:
@@ -185,7 +187,7 @@ def measure_world(scenario, seed: int, end: date, cfg) -> dict:
                 model(version).threshold,
                 failure_cfg.failure.confidence,
             )
-            ref_auc, ref_f1 = reference_metrics(name, version)
+            ref_auc, ref_f1 = reference_metrics(registry, version)
             entry.update(
                 auc=metrics["roc_auc"],
                 reference_auc=ref_auc,

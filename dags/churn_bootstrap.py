@@ -52,37 +52,42 @@ def churn_bootstrap():
     @task
     def load_reference(params: dict | None = None) -> dict:
         """Write the stratified reference splits to the data root; return their URIs and data version."""
+        from churnguard.context import open_bootstrap
         from churnguard.training import prepare_reference
 
-        return prepare_reference(params["dataset"])
+        return prepare_reference(open_bootstrap(params["dataset"]))
 
     @task
     def fit_model(reference: dict, params: dict | None = None) -> dict:
         """Train the pipeline (early stopping, threshold on validation) and log it to MLflow."""
+        from churnguard.context import open_bootstrap
         from churnguard.training import fit_reference_model
 
-        return fit_reference_model(reference, seed=params["seed"])
+        return fit_reference_model(open_bootstrap(reference["dataset"]), reference, seed=params["seed"])
 
     @task
     def evaluate_model(fit: dict, reference: dict) -> dict:
         """Test-split metrics, logged to the run."""
+        from churnguard.context import open_bootstrap
         from churnguard.training import evaluate_run
 
-        return evaluate_run(fit["run_id"], reference)
+        return evaluate_run(open_bootstrap(reference["dataset"]), fit["run_id"], reference)
 
     @task
-    def register_model(fit: dict, metrics: dict) -> dict:
+    def register_model(fit: dict, metrics: dict, params: dict | None = None) -> dict:
         """Quality gate, then register as a version of `churn-model` (or reuse the identical one)."""
+        from churnguard.context import open_bootstrap
         from churnguard.training import register_model
 
-        return register_model(fit["run_id"], fit, metrics)
+        return register_model(open_bootstrap(params["dataset"]), fit["run_id"], fit, metrics)
 
     @task
     def set_champion(version: dict, params: dict | None = None) -> dict:
         """Point `champion` at the version when there is none (or when asked to replace it)."""
-        from churnguard.training import assign_champion
+        from churnguard.bootstrap import assign_champion
+        from churnguard.context import open_bootstrap
 
-        return assign_champion(version, replace=params["replace_champion"])
+        return assign_champion(open_bootstrap(params["dataset"]), version, replace=params["replace_champion"])
 
     reference = load_reference()
     fit = fit_model(reference)

@@ -374,6 +374,9 @@ def forget_open_stores() -> None:
 
     for registry in (_get_store_registry(), _tracking_store_registry):  # stores cached by URI hold engines
         registry._get_store_with_resolved_uri.cache_clear()
+    from churnguard.registry import forget_configured
+
+    forget_configured()  # the experiment is looked up again in the restored store
 
 
 class SavedWorld:

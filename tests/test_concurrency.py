@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from churnguard import registry
 from churnguard.settings import get_settings
 from churnguard.store import open_store, schema
-from churnguard.training import bootstrap
+from tests.registry_helpers import bootstrap, churn_registry
 
 pytestmark = pytest.mark.integration
 
 # Each process imports churnguard, then waits for the go file, so that all of them act at the same moment.
 RACER = """
 import json, os, sys, time
-from churnguard.promotion import promote_challenger
+from churnguard.context import DayContext
+from churnguard.promotion import promote_day
 from churnguard.store import open_store
 from churnguard.store import schema
 go, action, arg = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -29,9 +29,8 @@ store = open_store()
 while not os.path.exists(go):
     time.sleep(0.01)
 if action == "promote":
-    print(json.dumps(promote_challenger(arg, "race")))
+    print(json.dumps(promote_day(DayContext.build(arg), False, decide=lambda: (True, "race"))))
 elif action == "daily_run":
-    from churnguard.context import DayContext
     from churnguard.daily import _log_day_run
     summary = {"decision": "healthy", "rows": 10, "failure_risk": {},
                "drift": {"severity": "stable", "drift_share": 0.0, "weighted_drift": 0.0}}
@@ -69,15 +68,15 @@ def race(tmp_path: Path, action: str, args: list[str]) -> list[dict]:
 
 def test_four_runs_promoting_at_once_promote_exactly_once(tmp_path):
     bootstrap("telco", seed=0)
-    registry.set_alias("churn-model", "challenger", bootstrap("telco", seed=1)["version"]["version"])
+    churn_registry().set_alias("challenger", bootstrap("telco", seed=1)["version"]["version"])
 
     results = race(tmp_path, "promote", ["2026-09-10", "2026-09-11", "2026-09-12", "2026-09-13"])
 
     assert sum(r["promoted"] for r in results) == 1
     assert all("concurrent run" in r["reason"] for r in results if not r["promoted"])
-    assert registry.version_by_alias("churn-model", "champion").version == 2
-    assert registry.version_by_alias("churn-model", "previous").version == 1
-    assert registry.version_by_alias("churn-model", "challenger") is None
+    assert churn_registry().version_by_alias("champion").version == 2
+    assert churn_registry().version_by_alias("previous").version == 1
+    assert churn_registry().version_by_alias("challenger") is None
     (event,) = open_store().rows(schema.model_events, where={"event": "promoted"})
     assert event["model_version"] == 2 and event["from_version"] == 1
 
@@ -109,7 +108,7 @@ DAY_SUMMARY = {
 def _daily_runs(ds: str) -> list:
     import mlflow
 
-    registry.configure_mlflow()
+    churn_registry().configure()
     return mlflow.search_runs(
         filter_string=f"tags.`churnguard.ds` = '{ds}' and tags.`churnguard.kind` = 'daily'", output_format="list"
     )
@@ -119,7 +118,7 @@ def test_four_runs_of_one_date_publishing_at_once_share_one_daily_mlflow_run(tmp
     from churnguard.storage import open_storage
 
     open_storage().write_bytes("reports/ds=2026-09-10/drift.json", b"{}")
-    registry.configure_mlflow()  # the MLflow store exists (bootstrap made it): its own schema is not raced here
+    churn_registry().configure()  # the MLflow store exists (bootstrap made it): its own schema is not raced here
 
     results = race(tmp_path, "daily_run", ["2026-09-10"] * 4)
 
@@ -136,15 +135,15 @@ def test_a_daily_mlflow_run_left_running_by_a_killed_process_is_closed_by_the_ne
     storage = open_storage()
     for ds in ("2026-09-10", "2026-09-11"):
         storage.write_bytes(f"reports/ds={ds}/drift.json", b"{}")
-    orphan = registry.client().create_run(
-        registry.configure_mlflow(),  # what a SIGKILL inside the run leaves
+    orphan = churn_registry().client.create_run(
+        churn_registry().configure(),  # what a SIGKILL inside the run leaves
         tags={"churnguard.ds": "2026-09-10", "churnguard.kind": "daily"},
     )
-    assert registry.client().get_run(orphan.info.run_id).info.status == "RUNNING"
+    assert churn_registry().client.get_run(orphan.info.run_id).info.status == "RUNNING"
 
     _log_day_run(day_context("2026-09-11"), DAY_SUMMARY)
 
-    assert registry.client().get_run(orphan.info.run_id).info.status == "KILLED"
+    assert churn_registry().client.get_run(orphan.info.run_id).info.status == "KILLED"
     assert _daily_runs("2026-09-11")[0].info.status == "FINISHED"
     _log_day_run(day_context("2026-09-10"), DAY_SUMMARY)  # its own date reuses the run: still one for the date
     (run,) = _daily_runs("2026-09-10")

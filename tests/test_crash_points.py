@@ -48,8 +48,9 @@ with engine.connect() as conn:
                 r["result"] = {k: v for k, v in json.loads(r["result"]).items() if k != "run_id"}
         tables[name] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
 name = "churn-model"
-client = registry.client()
-aliases = {a: (v.version if (v := registry.version_by_alias(name, a)) else None)
+models = registry.ModelRegistry(name)
+client = models.client
+aliases = {a: (v.version if (v := models.version_by_alias(a)) else None)
            for a in ("champion", "challenger", "previous")}
 versions = sorted((int(mv.version), mv.tags.get(registry.FINGERPRINT_TAG)) for mv in
                   client.search_model_versions(f"name = '{name}'"))
@@ -167,12 +168,13 @@ def test_a_quarantine_killed_halfway_and_run_again_leaves_the_batch_quarantined_
 
 PROMOTE = """
 import json, sys
-from churnguard import registry
-from churnguard.promotion import promote_challenger, rollback
+from churnguard.context import DayContext
+from churnguard.promotion import promote_day, rollback
 if sys.argv[1] == "promote":
-    print(json.dumps(promote_challenger("2026-09-22", "test promotion")))
+    print(json.dumps(promote_day(DayContext.build("2026-09-22"), False, decide=lambda: (True, "test promotion"))))
 else:
-    print(json.dumps(rollback("2026-09-23", "previous", "test rollback")))
+    ctx = DayContext.build("2026-09-23")
+    print(json.dumps(rollback(ctx.store, ctx.registry, ctx.ds, "previous", "test rollback")))
 """
 
 

@@ -17,6 +17,7 @@ from churnguard.results import Decision, PerformanceSummary, Scored
 from churnguard.settings import get_settings
 from churnguard.store import schema
 from tests.conftest import SavedWorld, forget_open_stores
+from tests.registry_helpers import churn_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("daily_steps")]
 DAY = "2026-09-21"  # labels of 09-14 arrive; v1 champion, v2 in shadow
@@ -64,11 +65,26 @@ def context(ds: str = DAY, **options):
     return DayContext.build(ds, RunOptions(**options))
 
 
+def promote_now(ds: str, reason: str) -> dict:
+    """Promote the challenger on ``ds`` whatever the shadow days say (the daily step, told yes)."""
+    from churnguard.promotion import promote_day
+
+    return promote_day(context(ds), False, decide=lambda: (True, reason))
+
+
+def tag_version(version: int, **tags) -> None:
+    """Write ``tags`` (fields of ``VersionTags``) on ``version``, as a retrain would have registered them."""
+    from churnguard.registry import VersionTags
+
+    for key, value in VersionTags(**tags).to_mlflow().items():
+        churn_registry().client.set_model_version_tag("churn-model", str(version), key, value)
+
+
 def aliases() -> dict[str, int | None]:
     from churnguard import registry
 
     return {
-        a: (v.version if (v := registry.version_by_alias("churn-model", a)) else None)
+        a: (v.version if (v := churn_registry().version_by_alias(a)) else None)
         for a in (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS)
     }
 
@@ -116,12 +132,11 @@ def test_the_batch_is_read_once_and_the_later_steps_read_the_staged_copy(world):
 
 def test_versions_are_pinned_for_the_date_and_replayed_after_the_aliases_moved(world):
     from churnguard import daily
-    from churnguard.promotion import promote_challenger
 
     ctx = context()
     daily.ingest(ctx)
     assert (ctx.versions.champion, ctx.versions.challenger) == (1, 2)
-    promote_challenger("2026-09-22", "a later day promoted v2")
+    promote_now("2026-09-22", "a later day promoted v2")
     assert aliases()["champion"] == 2
 
     again = context()
@@ -153,7 +168,7 @@ def test_the_failure_reference_of_a_champion_is_computed_once_per_version(world)
 
 
 def test_a_retrain_whose_challenger_does_not_clear_a_gate_registers_nothing_and_runs_once_per_date(world):
-    from churnguard import daily, registry
+    from churnguard import daily
 
     ctx = context(force_retrain=True, overrides={"retrain": {"margin_over_champion": 0.5}})
     for step in (
@@ -170,15 +185,15 @@ def test_a_retrain_whose_challenger_does_not_clear_a_gate_registers_nothing_and_
     result = daily.retrain(ctx)
     assert not result.registered and result.gates["beats_champion"] is False
     assert "beats_champion" in result.rejected
-    assert len(registry.client().search_model_versions("name = 'churn-model'")) == 2
+    assert len(churn_registry().client.search_model_versions("name = 'churn-model'")) == 2
     assert daily.retrain(context(force_retrain=True)) == result  # the date's retrain happened: reported again
 
 
 def validated_after_change(version: int, change_day: str = "2026-09-07") -> None:
     """Mark ``version`` as a challenger validated on post-change days (what a retrain after a change tags)."""
-    from churnguard import registry
+    from datetime import date
 
-    registry.client().set_model_version_tag("churn-model", str(version), registry.POST_CHANGE_TAG, change_day)
+    tag_version(version, post_change_from=date.fromisoformat(change_day))
 
 
 def test_promotion_happens_once_per_date(world):
@@ -204,7 +219,7 @@ def test_a_failing_champion_is_replaced_at_once_only_by_a_challenger_validated_a
     assert not held.promoted and "challenger v2 in shadow" in held.reason
     assert aliases() == {"champion": 1, "challenger": 2, "previous": None}
     validated_after_change(2)
-    ok, reason = should_promote(ctx.store, True, ctx.monitoring)
+    ok, reason = should_promote(ctx, True)
     assert ok and "passed validation on labelled days from the change on 2026-09-07" in reason
 
 
@@ -239,13 +254,12 @@ def test_after_a_change_a_retrain_waits_for_post_change_labels_then_validates_on
 
 def test_rerunning_a_date_after_a_promotion_reproduces_its_summary_and_rows_exactly(world):
     from churnguard import steps
-    from churnguard.promotion import promote_challenger
 
     first = steps.run_day(DAY)
     root = context().root
     summary, rows = root.read_report(DAY, "summary.json"), day_rows(DAY)
     scores, drift = root.read_scores(DAY), root.read_report(DAY, "drift.json")
-    promote_challenger("2026-09-22", "a later day promoted v2")
+    promote_now("2026-09-22", "a later day promoted v2")
     assert aliases()["champion"] == 2
 
     again = steps.run_day(DAY)
@@ -267,7 +281,7 @@ def test_scoring_in_chunks_equals_scoring_whole(world):
     daily.ingest(ctx)
     daily.score(ctx)
     models = {
-        role: (v, training.load_version_model(ctx.model_name, v))
+        role: (v, training.load_version_model(ctx.registry, v))
         for role in ROLES
         if (v := ctx.versions.role(role)) is not None
     }
@@ -315,6 +329,7 @@ def test_a_champion_validated_after_a_change_is_refreshed_when_its_post_change_l
     from churnguard.config import load_dataset_config
     from churnguard.dataroot import DataRoot
     from churnguard.landing import simulate
+    from churnguard.registry import TrainingWindow
     from churnguard.simulate import Scenario
 
     simulate(
@@ -326,10 +341,8 @@ def test_a_champion_validated_after_a_change_is_refreshed_when_its_post_change_l
         root=DataRoot.open(),
         cfg=load_dataset_config(),
     )
-    client = registry.client()
-    client.delete_registered_model_alias("churn-model", registry.CHALLENGER)  # nothing in shadow
-    for key, value in {registry.POST_CHANGE_TAG: "2026-09-11", "holdout_to": "2026-09-12"}.items():
-        client.set_model_version_tag("churn-model", "1", key, value)
+    churn_registry().client.delete_registered_model_alias("churn-model", registry.CHALLENGER)  # nothing in shadow
+    tag_version(1, post_change_from=date(2026, 9, 11), window=TrainingWindow(holdout_to=date(2026, 9, 12)))
     ctx = context(overrides={"performance": {"auc_tolerance": 0.99, "f1_relative_drop": 0.99}})
     for step in (
         daily.ingest,
@@ -349,7 +362,7 @@ def test_a_champion_validated_after_a_change_is_refreshed_when_its_post_change_l
     assert result.registered and result.change_day == "2026-09-11" and result.refresh_of == 1
     assert result.window["holdout_from"] == result.window["holdout_to"] == "2026-09-14"
     margin = result.metrics["holdout_auc"] - result.metrics["champion_holdout_auc"]
-    assert registry.version_by_alias("churn-model", registry.CHALLENGER).tags[registry.REFRESH_TAG] == "1"
+    assert churn_registry().version_by_alias(registry.CHALLENGER).tags.refresh_of == 1
     promoted = daily.promote(ctx)
     assert promoted.promoted and promoted.version == result.version, promoted
     assert (
@@ -361,20 +374,14 @@ def test_a_champion_validated_after_a_change_is_refreshed_when_its_post_change_l
 
 
 def test_a_refresh_challenger_waits_in_shadow_once_the_champion_it_beat_is_no_longer_champion(world):
-    from churnguard import registry
+    from datetime import date
+
     from churnguard.promotion import should_promote
 
-    client = registry.client()
-    for key, value in {
-        registry.POST_CHANGE_TAG: "2026-09-11",
-        registry.REFRESH_TAG: "1",
-        "champion_holdout_auc": "0.700000",
-        "reference_auc": "0.750000",
-    }.items():
-        client.set_model_version_tag("churn-model", "2", key, value)
+    tag_version(2, post_change_from=date(2026, 9, 11), refresh_of=1, champion_holdout_auc=0.7, reference_auc=0.75)
     ctx = context()
-    ok, reason = should_promote(ctx.store, False, ctx.monitoring)
+    ok, reason = should_promote(ctx, False)
     assert ok and "challenger v2 refreshes champion v1" in reason and "+0.050 AUC" in reason
-    client.set_model_version_tag("churn-model", "2", registry.REFRESH_TAG, "7")  # trained against another champion
-    ok, reason = should_promote(ctx.store, False, ctx.monitoring)
+    tag_version(2, refresh_of=7)  # trained against another champion
+    ok, reason = should_promote(ctx, False)
     assert not ok and "challenger v2 in shadow" in reason

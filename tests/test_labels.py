@@ -175,9 +175,9 @@ def test_retraining_reads_only_valid_deliveries():
 @pytest.fixture
 def one_champion(monkeypatch):
     """Version 1 is the champion, with threshold 0.3 and reference AUC 0.85 / F1 0.6, without a registry."""
-    monkeypatch.setattr(training, "load_version_model", lambda name, version: SimpleNamespace(threshold=0.3))
-    monkeypatch.setattr(registry, "version_by_alias", lambda name, alias: SimpleNamespace(version=1))
-    monkeypatch.setattr(performance, "reference_metrics", lambda name, version: (0.85, 0.6))
+    monkeypatch.setattr(training, "load_version_model", lambda models, version: SimpleNamespace(threshold=0.3))
+    monkeypatch.setattr(registry.ModelRegistry, "version_by_alias", lambda self, alias: SimpleNamespace(version=1))
+    monkeypatch.setattr(performance, "reference_metrics", lambda models, version: (0.85, 0.6))
 
 
 def scored_day(storage, observed: date, n: int) -> pd.DataFrame:
@@ -271,7 +271,7 @@ def test_the_daily_run_after_a_quarantined_batch_measures_the_labels_that_arrive
     09-05 (for 09-03) that day: the run of 09-06 does. The labels for 09-05 itself are kept and counted."""
     from churnguard.landing import simulate
     from churnguard.steps import run_days
-    from churnguard.training import bootstrap
+    from tests.registry_helpers import bootstrap
 
     bootstrap("telco", seed=0)
     simulate(

@@ -10,8 +10,6 @@ import re
 import tokenize
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "include" / "churnguard"
@@ -142,7 +140,6 @@ def test_the_opener_finder_sees_calls_attributes_and_references(tmp_path):
     assert not is_edge(Path("drift/report.py")) and not is_edge(Path("validation/config.py"))
 
 
-@pytest.mark.xfail(strict=False, reason="other parts of issue 32 in flight")
 def test_only_the_edges_open_the_store_the_data_root_or_storage_or_load_a_config():
     uses = [
         hit

@@ -16,8 +16,8 @@ import pytest
 from churnguard import registry, training
 from churnguard.cli import main
 from churnguard.settings import get_settings
-from churnguard.training import bootstrap
 from tests.conftest import free_port, mlflow_server_process
+from tests.registry_helpers import bootstrap, churn_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("mlflow_faults")]
 
@@ -148,11 +148,11 @@ def proxy(mlflow_upstream, monkeypatch) -> FaultyProxy:
 
 
 def versions() -> list[int]:
-    return sorted(int(mv.version) for mv in registry.client().search_model_versions(f"name = '{MODEL}'"))
+    return sorted(int(mv.version) for mv in churn_registry().client.search_model_versions(f"name = '{MODEL}'"))
 
 
 def champion() -> int:
-    return registry.version_by_alias(MODEL, registry.CHAMPION).version
+    return churn_registry().version_by_alias(registry.CHAMPION).version
 
 
 def test_a_failed_champion_read_never_moves_the_champion(proxy):
@@ -211,7 +211,7 @@ def test_an_unreachable_registry_fails_in_seconds_naming_the_server_and_the_call
 
     started = time.monotonic()
     with pytest.raises(registry.RegistryError) as failure:
-        registry.version_by_alias(MODEL, registry.CHAMPION)
+        churn_registry().version_by_alias(registry.CHAMPION)
     elapsed = time.monotonic() - started
 
     message = str(failure.value)
@@ -249,13 +249,13 @@ def test_the_cli_reports_an_unreachable_registry_as_one_line_with_exit_code_3(pr
 
 
 def test_a_missing_alias_or_model_is_still_absent_over_rest(proxy):
-    assert registry.version_by_alias(MODEL, registry.CHAMPION) is None  # no such model
-    assert registry.find_version(MODEL, "0123456789abcdef") is None
+    assert churn_registry().version_by_alias(registry.CHAMPION) is None  # no such model
+    assert churn_registry().find_version("0123456789abcdef") is None
     bootstrap("telco", seed=0)
 
-    assert registry.version_by_alias(MODEL, registry.CHALLENGER) is None  # no such alias
-    assert registry.version_by_alias(MODEL, registry.CHAMPION).version == 1
-    assert training.load_alias_model(MODEL, registry.PREVIOUS) is None
+    assert churn_registry().version_by_alias(registry.CHALLENGER) is None  # no such alias
+    assert churn_registry().version_by_alias(registry.CHAMPION).version == 1
+    assert training.load_alias_model(churn_registry(), registry.PREVIOUS) is None
     assert proxy.failed == []
 
 
@@ -268,13 +268,15 @@ def test_trained_customers_are_none_only_when_the_run_logged_none_not_when_the_s
     from churnguard.retrain import _log_trained_customers, load_trained_customers
 
     bootstrap("telco", seed=0)
-    assert load_trained_customers(registry.version_by_alias(MODEL, registry.CHAMPION).run_id) is None  # none logged
-    registry.configure_mlflow()
+    assert (
+        load_trained_customers(churn_registry(), churn_registry().version_by_alias(registry.CHAMPION).run_id) is None
+    )  # none logged
+    churn_registry().configure()
     with mlflow.start_run() as run:
         _log_trained_customers(np.array([1, 5, 9], dtype=np.uint64))
-    assert load_trained_customers(run.info.run_id).tolist() == [1, 5, 9]
+    assert load_trained_customers(churn_registry(), run.info.run_id).tolist() == [1, 5, 9]
 
     proxy.fail("GET", None, "503", times=None)
     call = rf"download_run_artifact\({run.info.run_id}, trained_customers.npy\)"
     with pytest.raises(registry.RegistryError, match=rf"failed {call}"):
-        load_trained_customers(run.info.run_id)
+        load_trained_customers(churn_registry(), run.info.run_id)

@@ -62,15 +62,24 @@ def test_post_change_days_are_held_out_last_and_only_once_there_are_enough():
 def test_a_champion_validated_after_a_change_is_due_a_refresh_each_time_its_post_change_labels_double():
     from datetime import date
 
-    learnt_three = {"post_change_from": "2026-09-26", "holdout_to": "2026-09-28"}  # 09-26..09-28 labelled
+    from churnguard.registry import TrainingWindow, VersionTags
+
+    def learnt(change: date | None, holdout_to: date) -> VersionTags:
+        """A champion's tags: validated on post-change days ``change``..``holdout_to`` (None: no change)."""
+        window = TrainingWindow(date(2026, 8, 1), date(2026, 9, 20), date(2026, 9, 21), holdout_to, change)
+        return VersionTags(window=window, post_change_from=change)
+
+    learnt_three = learnt(date(2026, 9, 26), date(2026, 9, 28))  # 09-26..09-28 labelled
     days = pd.date_range("2026-10-01", "2026-12-31").date
     due = [d.isoformat() for d in days if refresh_due(learnt_three, d, 7, 28)]
     assert due == ["2026-10-08", "2026-10-14", "2026-10-26"]  # 6, 12 and 24 post-change days labelled; 48 > 28
     assert refresh_due(learnt_three, date(2026, 10, 8), 7, 28).endswith("from 3 labelled day(s); 6 are labelled now")
-    learnt_window = {"post_change_from": "2026-09-26", "holdout_to": "2026-10-09"}  # 14 days: 28 is the window
+    learnt_window = learnt(date(2026, 9, 26), date(2026, 10, 9))  # 14 days: 28 is the window
     assert [d.isoformat() for d in days if refresh_due(learnt_window, d, 7, 28)] == ["2026-10-30"]
     assert not [d for d in days if refresh_due(learnt_window, d, 7, 27)]
-    assert refresh_due({"holdout_to": "2026-09-28"}, date(2026, 10, 8), 7, 28) is None  # not validated after a change
+    assert (
+        refresh_due(learnt(None, date(2026, 9, 28)), date(2026, 10, 8), 7, 28) is None
+    )  # not validated after a change
 
 
 def _rows(days: list[str], n: int, seed: int) -> pd.DataFrame:
@@ -146,7 +155,7 @@ from datetime import date, timedelta  # noqa: E402
 import pytest  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from churnguard.config import load_dataset_config  # noqa: E402
+from churnguard.config import load_dataset_config, load_model_config  # noqa: E402
 from churnguard.data import load_reference, split_reference, target_array  # noqa: E402
 from churnguard.retrain import customer_hashes, train_on_window, trained_customers, unseen  # noqa: E402
 from churnguard.store import schema  # noqa: E402
@@ -178,7 +187,7 @@ def _recurring_customers() -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
 
 def test_a_challenger_trained_on_days_with_customer_x_is_not_held_out_on_x():
     labelled, reference, again = _recurring_customers()
-    trained = train_on_window(labelled, reference, date(2026, 9, 6), {}, CFG, seed=0)
+    trained = train_on_window(labelled, reference, date(2026, 9, 6), {}, CFG, load_model_config(), seed=0)
     holdout_ids = set(trained.holdout["customer_id"])
     assert holdout_ids and not holdout_ids & set(again)  # X trained on 09-01..09-05, not judged on 09-06..
     assert trained.holdout_seen_rows == 300 and len(trained.holdout) == 300
@@ -195,7 +204,7 @@ def test_a_holdout_of_customers_it_was_trained_on_only_is_no_holdout():
     only_again = labelled[
         labelled["customer_id"].isin(labelled.loc[labelled["observed_ds"] < "2026-09-06", "customer_id"])
     ]
-    result = train_on_window(only_again, reference, date(2026, 9, 6), {}, CFG, seed=0)
+    result = train_on_window(only_again, reference, date(2026, 9, 6), {}, CFG, load_model_config(), seed=0)
     assert result == (
         "not enough labelled data: 300 recent rows, 0 holdout rows of customers it was not trained on (300 left out)"
     )

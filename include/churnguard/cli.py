@@ -176,9 +176,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(json.dumps(summary.to_dict(), indent=2))
         elif args.command == "bootstrap":
-            from churnguard.training import bootstrap, summary_json
+            from churnguard.bootstrap import bootstrap, summary_json
+            from churnguard.context import open_bootstrap
 
-            print(summary_json(bootstrap(args.dataset, args.seed, args.replace_champion)))
+            print(summary_json(bootstrap(open_bootstrap(args.dataset), args.seed, args.replace_champion)))
         elif args.command == "run-days":
             from churnguard.context import RunOptions
             from churnguard.steps import run_days

@@ -87,7 +87,8 @@ def champion_profile(cfg: DatasetConfig) -> dict[str, Any]:
     from churnguard.training import load_run_profile
 
     name = load_model_config().registered_name
-    champion = registry.version_by_alias(name, registry.CHAMPION)
+    models = registry.ModelRegistry(name)
+    champion = models.version_by_alias(registry.CHAMPION)
     if champion is None:
         print(
             f"churnguard validate: no {name}@{registry.CHAMPION} registered: checking against the reference "
@@ -95,7 +96,7 @@ def champion_profile(cfg: DatasetConfig) -> dict[str, Any]:
             file=sys.stderr,
         )
         return train_split_profile(cfg)
-    return load_run_profile(champion.run_id)
+    return load_run_profile(models, champion.run_id)
 
 
 def train_split_profile(cfg: DatasetConfig) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 A :class:`DayContext` is built once per task (and once per day by :func:`churnguard.steps.run_day`) from the
 batch date and the run's options. It holds the configs with this run's overrides merged once, the data root
-(:class:`~churnguard.dataroot.DataRoot`), the monitoring store, and the model versions pinned for the date:
+(:class:`~churnguard.dataroot.DataRoot`), the monitoring store, the churn model's registry
+(:class:`~churnguard.registry.ModelRegistry`), and the model versions pinned for the date:
 resolved from the aliases the first time the date is processed and stored, then reused by every later step
 and by every re-run of the date, whatever the aliases point at by then.
 """
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
@@ -31,10 +32,14 @@ from churnguard.config import (
 )
 from churnguard.dataroot import DataRoot
 from churnguard.failure.config import FailureConfig, load_failure_config
+from churnguard.registry import ModelRegistry
 from churnguard.results import StepResult
 from churnguard.storage import CHUNK_ROWS
 from churnguard.store import MonitoringStore, lease, open_store, schema
 from churnguard.validation.config import ValidationConfig, load_validation_config
+
+if TYPE_CHECKING:
+    from churnguard.training import Bootstrap
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=StepResult)
@@ -97,9 +102,10 @@ class DayContext:
     dataset: DatasetConfig
     model: ModelConfig
     monitoring: MonitoringConfig
-    drift_config: DriftConfig  # with this run's drift overrides
+    drift_config: DriftConfig  # as drift.yaml says: a run's drift overrides apply to its drift report only
     validation_config: ValidationConfig
     failure_config: FailureConfig
+    registry: ModelRegistry
     holder: str = field(default_factory=lease.process_holder)  # who runs the day: see churnguard.store.lease
     _summaries: dict[tuple[int, str], Any] = field(default_factory=dict, repr=False)
     _versions: PinnedVersions | None = field(default=None, repr=False)
@@ -119,17 +125,19 @@ class DayContext:
         """Configs are loaded and checked here, once: a bad key or value is one ``ConfigError`` line.
         ``holder``: the run's name for the date's lease (default: this process)."""
         options = options or RunOptions()
+        model = load_model_config()
         return cls(
             ds=date.fromisoformat(str(ds)).isoformat(),
             options=options,
             root=root or DataRoot.open(),
             store=store or open_store(),
             dataset=load_dataset_config(),
-            model=load_model_config(),
+            model=model,
             monitoring=load_monitoring_config(options.overrides),
-            drift_config=load_drift_config(options.drift_overrides),
+            drift_config=load_drift_config(),
             validation_config=load_validation_config(),
             failure_config=load_failure_config(),
+            registry=ModelRegistry(model.registered_name),
             holder=holder or lease.process_holder(),
         )
 
@@ -156,7 +164,7 @@ class DayContext:
         when none is registered: loaded once per context (a load that raises is tried again next time)."""
         from churnguard.failure_training import load_failure_champion
 
-        return load_failure_champion(self.failure_config.registered_name)
+        return load_failure_champion(self.failure_config)
 
     # -- pinned model versions ------------------------------------------------------------------------
     @property
@@ -165,10 +173,10 @@ class DayContext:
         if self._versions is None:
             row = self.store.rows(schema.day_models, where={"ds": self.ds})
             if not row:
-                champion = registry.version_by_alias(self.model_name, registry.CHAMPION)
+                champion = self.registry.version_by_alias(registry.CHAMPION)
                 if champion is None:
                     raise LookupError(f"no '{registry.CHAMPION}' alias on {self.model_name}: run churn_bootstrap first")
-                challenger = registry.version_by_alias(self.model_name, registry.CHALLENGER)
+                challenger = self.registry.version_by_alias(registry.CHALLENGER)
                 row = [
                     self.store.add_if_absent(
                         schema.day_models,
@@ -260,3 +268,19 @@ class DayContext:
         if found is None:
             raise LookupError(f"{self.ds}: step '{kind.step}' has no result yet: run it first")
         return found
+
+
+def open_bootstrap(dataset: str | None = None) -> Bootstrap:
+    """What the bootstrap steps (:mod:`churnguard.training`) are handed: the configs of ``dataset`` (default:
+    the configured one) and of the model, the data root, the model's registry and the monitoring store."""
+    from churnguard.training import Bootstrap
+
+    model = load_model_config()
+    return Bootstrap(
+        dataset=load_dataset_config(dataset),
+        model=model,
+        drift=load_drift_config(),
+        root=DataRoot.open(),
+        registry=ModelRegistry(model.registered_name),
+        store=open_store(),
+    )

@@ -162,7 +162,7 @@ def champion_profile(ctx: DayContext) -> dict:
 
     version = ctx.versions.champion
     return ctx.model_summary(
-        version, "reference_profile", lambda: load_run_profile(registry.require_ready(ctx.model_name, version).run_id)
+        version, "reference_profile", lambda: load_run_profile(ctx.registry, ctx.registry.require_ready(version).run_id)
     )
 
 
@@ -257,9 +257,10 @@ def drift(ctx: DayContext) -> DriftSummary:
     report = drift_report(
         profile,
         batch,
-        ctx.drift_config,  # this run's drift overrides merged in
+        ctx.drift_config,
         scores=scores,
         history=[history[d] for d in sorted(history)],
+        overrides=ctx.options.drift_overrides,
     )
     doc = report.to_dict()
     root.write_report(ds, "drift.json", json.dumps(doc, indent=1).encode())
@@ -390,7 +391,7 @@ def champion_reference(ctx: DayContext) -> dict:
     version = ctx.versions.champion
 
     def compute() -> dict:
-        model = load_version_model(ctx.model_name, version)
+        model = load_version_model(ctx.registry, version)
         test = ctx.root.read_reference(ctx.dataset.name, "test")
         return summarise(model.predict_proba(test), target_array(test, ctx.dataset), model.threshold)
 
@@ -408,7 +409,7 @@ def decide_day(ctx: DayContext) -> Decision:
         default=None,
     )
     challenger = ctx.versions.challenger
-    champion = registry.require_ready(ctx.model_name, ctx.versions.champion)
+    champion = ctx.registry.require_ready(ctx.versions.champion)
     refresh = refresh_due(champion.tags, ctx.day, ctx.monitoring.labels.delay_days, ctx.monitoring.retrain.window_days)
     decision = decide(
         ctx.require(DriftSummary),
@@ -419,7 +420,7 @@ def decide_day(ctx: DayContext) -> Decision:
         force_retrain=ctx.options.force_retrain,
         days_since_registered=(ctx.day - date.fromisoformat(last)).days if last else None,
         challenger_post_change=challenger is not None
-        and registry.POST_CHANGE_TAG in registry.require_ready(ctx.model_name, challenger).tags,
+        and ctx.registry.require_ready(challenger).tags.post_change_from is not None,
         refresh=refresh,
     )
     log.info("%s %s", ds, decision.line())
@@ -451,7 +452,7 @@ def retrain(ctx: DayContext) -> Retrained:
     result = retrain_challenger(
         ctx, "; ".join(reasons), change_day=change, refresh=any(r.startswith(f"{REFRESH}:") for r in reasons)
     )
-    if result["registered"] and (refused := set_challenger(ctx.store, ctx.model_name, result["version"])):
+    if result["registered"] and (refused := set_challenger(ctx.store, ctx.registry, result["version"])):
         result.update(registered=False, rejected=refused)
     if result["registered"]:
         ctx.store.record_event(ctx.ds, "registered", ctx.model_name, result["version"], reason=result["reason"])
@@ -470,7 +471,7 @@ def promote(ctx: DayContext) -> Promotion:
     if ctx.options.dry_run:
         return DRY_RUN_PROMOTION
     failed = ctx.require(PerformanceSummary).measured_failure
-    result = Promotion.from_json(promote_day(ctx.ds, failed, ctx.monitoring, ctx.store))
+    result = Promotion.from_json(promote_day(ctx, failed))
     if result.promoted:
         _observe(
             ctx,
@@ -545,7 +546,7 @@ def daily_row(summary: dict, dataset: str, summary_uri: str) -> dict:
     }
 
 
-DAY_RUN_FILTER = "tags.`churnguard.kind` = 'daily'"
+DAY_RUN_FILTER = f"tags.`{registry.KIND_TAG}` = '{registry.DAILY_RUN}'"
 
 
 def _log_day_run(ctx: DayContext, summary: dict) -> str:
@@ -556,11 +557,11 @@ def _log_day_run(ctx: DayContext, summary: dict) -> str:
     from churnguard.store import exclusive
 
     ds, root, store = ctx.ds, ctx.root, ctx.store
-    registry.configure_mlflow()
-    _close_orphaned_day_runs(store, ds)
+    ctx.registry.configure()
+    _close_orphaned_day_runs(store, ds, ctx.registry.client)
     with exclusive(store.engine, f"churnguard-daily-run-{ds}"):
         found = mlflow.search_runs(
-            filter_string=f"tags.`churnguard.ds` = '{ds}' and {DAY_RUN_FILTER}",
+            filter_string=f"tags.`{registry.DS_TAG}` = '{ds}' and {DAY_RUN_FILTER}",
             order_by=["attributes.start_time ASC"],
             output_format="list",
         )
@@ -568,11 +569,11 @@ def _log_day_run(ctx: DayContext, summary: dict) -> str:
         with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"daily-{ds}") as run:
             mlflow.set_tags(
                 {
-                    "churnguard.ds": ds,
-                    "churnguard.kind": "daily",
-                    "decision": summary["decision"],
-                    "drift_severity": summary["drift"]["severity"],
-                    "drift_report": root.report_uri(ds, "drift.html"),
+                    registry.DS_TAG: ds,
+                    registry.KIND_TAG: registry.DAILY_RUN,
+                    registry.DECISION_TAG: summary["decision"],
+                    registry.DRIFT_SEVERITY_TAG: summary["drift"]["severity"],
+                    registry.DRIFT_REPORT_TAG: root.report_uri(ds, "drift.html"),
                 }
             )
             crash_point("daily.mlflow_run.started")
@@ -594,7 +595,7 @@ def _log_day_run(ctx: DayContext, summary: dict) -> str:
     return run.info.run_id
 
 
-def _close_orphaned_day_runs(store, ds: str) -> None:
+def _close_orphaned_day_runs(store, ds: str, client) -> None:
     """End as KILLED the daily runs of other dates that are RUNNING with nobody holding their date's lock: a
     process was killed inside :func:`_log_day_run` (one of this date is reopened and finished instead)."""
     import mlflow
@@ -605,12 +606,12 @@ def _close_orphaned_day_runs(store, ds: str) -> None:
         filter_string=f"{DAY_RUN_FILTER} and attributes.status = 'RUNNING'", output_format="list"
     )
     for run in running:
-        day = run.data.tags.get("churnguard.ds")
+        day = run.data.tags.get(registry.DS_TAG)
         if day == ds:
             continue
         with exclusive(store.engine, f"churnguard-daily-run-{day}"):  # one lock at a time: no deadlock
             if mlflow.get_run(run.info.run_id).info.status == "RUNNING":
-                registry.client().set_terminated(run.info.run_id, status="KILLED")
+                client.set_terminated(run.info.run_id, status="KILLED")
                 log.warning(
                     "closed the daily MLflow run of %s (%s) left RUNNING by a killed process", day, run.info.run_id
                 )

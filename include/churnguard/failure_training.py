@@ -85,10 +85,15 @@ def failure_overrides(horizon: int | None = None, tolerance: float | None = None
     return {"failure": over} if over else None
 
 
+def failure_registry(cfg: FailureConfig) -> registry.ModelRegistry:
+    """The failure model's registry: its own registered name, its tags typed as ``FailureVersionTags``."""
+    return registry.ModelRegistry(cfg.registered_name, tag_type=registry.FailureVersionTags)
+
+
 def champion_model(dataset_cfg: DatasetConfig, model_cfg: ModelConfig, model_name: str | None) -> tuple[Any, str]:
     """The churn champion registered as ``model_name``, or (none registered, or ``model_name`` None: the
     registry is not asked) one trained on the reference with seed 0, as ``churn_bootstrap`` would."""
-    found = load_alias_model(model_name, registry.CHAMPION) if model_name is not None else None
+    found = load_alias_model(registry.ModelRegistry(model_name), registry.CHAMPION) if model_name is not None else None
     if found is not None:
         model, version = found
         return model, f"{version.name}/{version.version}"
@@ -258,13 +263,13 @@ def train_failure_model(dataset: dict, storage: Storage, seed: int = 0) -> dict:
     table = _read_parquet(storage, dataset["dataset_key"])
     features = feature_names(cfg.features.trend_days)
     model, report = fit_failure_model(table, features, cfg, seed)
-    registry.configure_mlflow()
+    failure_registry(cfg).configure()
     with mlflow.start_run(run_name=f"failure-model-{dataset['dataset_version']}") as run:
         mlflow.set_tags(
             {
-                "churnguard.kind": "failure-model",
-                "dataset_version": dataset["dataset_version"],
-                "champion": dataset["champion"],
+                registry.KIND_TAG: registry.FAILURE_RUN,
+                registry.DATASET_VERSION_TAG: dataset["dataset_version"],
+                registry.SCORED_WITH_TAG: dataset["champion"],
             }
         )
         mlflow.log_params(
@@ -315,15 +320,16 @@ def train_failure_model(dataset: dict, storage: Storage, seed: int = 0) -> dict:
     return {"run_id": run.info.run_id, **report}
 
 
-def load_run_failure_model(run_id: str) -> tuple[FailureModel, dict]:
-    """The failure model logged in ``run_id`` and the champion reference it was trained against."""
+def load_run_failure_model(models: registry.ModelRegistry, run_id: str) -> tuple[FailureModel, dict]:
+    """The failure model logged in ``run_id`` (of ``models``, the failure model's registry) and the champion
+    reference it was trained against."""
     import mlflow
 
-    registry.configure_mlflow()
+    models.configure()
     root = mlflow.get_run(run_id).info.artifact_uri
     meta = mlflow.artifacts.load_dict(f"{root}/failure_model.json")
     reference = mlflow.artifacts.load_dict(f"{root}/champion_reference.json")
-    estimator = mlflow.sklearn.load_model(registry._run_model_uri(run_id))
+    estimator = mlflow.sklearn.load_model(models.run_model_uri(run_id))
     model = FailureModel(
         meta["kind"],
         estimator,
@@ -335,13 +341,14 @@ def load_run_failure_model(run_id: str) -> tuple[FailureModel, dict]:
     return model, reference
 
 
-def load_failure_champion(registered_name: str) -> tuple[FailureModel, Any] | None:
-    """``(FailureModel, VersionInfo)`` of ``<registered_name>@champion`` (the failure config's
-    ``registered_name``), or None when none is registered."""
-    version = registry.version_by_alias(registered_name, registry.CHAMPION)
+def load_failure_champion(cfg: FailureConfig) -> tuple[FailureModel, Any] | None:
+    """``(FailureModel, VersionInfo)`` of the failure model's ``champion`` (``cfg.registered_name``), or None
+    when none is registered."""
+    models = failure_registry(cfg)
+    version = models.version_by_alias(registry.CHAMPION)
     if version is None:
         return None
-    return load_run_failure_model(version.run_id)[0], version
+    return load_run_failure_model(models, version.run_id)[0], version
 
 
 def failure_risk_today(
@@ -373,7 +380,7 @@ def evaluate_failure_model(run_id: str, dataset: dict, storage: Storage) -> dict
     import mlflow
 
     cfg = FailureConfig.model_validate(dataset["config"])
-    model, _ = load_run_failure_model(run_id)
+    model, _ = load_run_failure_model(failure_registry(FailureConfig.model_validate(dataset["config"])), run_id)
     table = score_table(model, _read_parquet(storage, dataset["dataset_key"]))
     held_out = table[table["split"] == "evaluation"]
     delay, horizon = cfg.failure.label_delay_days, cfg.failure.horizon_days
@@ -401,16 +408,17 @@ def evaluate_failure_model(run_id: str, dataset: dict, storage: Storage) -> dict
 def register_failure_model(run_id: str, evaluation: dict, dataset: dict) -> dict:
     """Register the run's model as a new ``failure-model`` version and point ``champion`` at it."""
     cfg = FailureConfig.model_validate(dataset["config"])
-    tags = {
-        "kind": evaluation["kind"],
-        "threshold": f"{evaluation['threshold']:.2f}",
-        "eval_auroc": str(evaluation["eval_auroc"]),
-        "dataset_version": dataset["dataset_version"],
-        "horizon_days": str(cfg.failure.horizon_days),
-        "tolerance": str(cfg.failure.tolerance),
-    }
-    version = registry.register_run_model(run_id, cfg.registered_name, tags)
-    registry.set_alias(cfg.registered_name, registry.CHAMPION, version.version)
+    tags = registry.FailureVersionTags(
+        kind=evaluation["kind"],
+        threshold=evaluation["threshold"],
+        eval_auroc=evaluation["eval_auroc"],
+        dataset_version=dataset["dataset_version"],
+        horizon_days=cfg.failure.horizon_days,
+        tolerance=cfg.failure.tolerance,
+    )
+    models = failure_registry(cfg)
+    version = models.register_run_model(run_id, tags)
+    models.set_alias(registry.CHAMPION, version.version)
     log.info("%s v%d is now the champion", cfg.registered_name, version.version)
     return version.to_dict()
 

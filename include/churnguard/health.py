@@ -597,19 +597,12 @@ def registry_versions(model_name: str) -> dict[int, dict]:
     """The registry's versions of ``model_name``: tags (trigger, training window, reference metrics), aliases,
     the run's metrics and its SHAP importance (``shap_importance.json``, logged by retraining). A run's
     metrics and artifacts never change, so they are fetched once per process."""
-    import os
-
-    from mlflow import MlflowClient
-
     from churnguard import registry
-    from churnguard.settings import get_settings
 
-    for var, value in registry.MLFLOW_HTTP_DEFAULTS.items():  # no retries: an unreachable server fails in seconds
-        os.environ.setdefault(var, value)
-    uri = get_settings().mlflow_tracking_uri
-    # A client of its own, not registry.client(): reading must neither create the experiment nor move the
-    # process's global tracking URI (this runs inside the API server).
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # The registry's client alone, without its retries (an unreachable server fails in seconds) and without
+    # configure(): reading must neither create the experiment nor move the process's global tracking URI
+    # (this runs inside the API server).
+    client = registry.ModelRegistry(model_name).client
     out = {}
     aliases: dict[int, list[str]] = {}  # search_model_versions leaves a version's aliases out
     from mlflow.exceptions import MlflowException
@@ -623,26 +616,21 @@ def registry_versions(model_name: str) -> dict[int, dict]:
     for alias, version in sorted((registered.aliases or {}).items()):
         aliases.setdefault(int(version), []).append(alias)
     for mv in client.search_model_versions(f"name = '{model_name}'"):
-        tags = dict(mv.tags or {})
+        tags = registry.VersionTags.from_mlflow(mv.tags or {})
         run_id = mv.run_id
         if run_id and run_id not in _run_details:
             _run_details[run_id] = _run_detail(client, run_id)
         detail = _run_details.get(run_id, {})
-        window = {
-            k: tags[k]
-            for k in ("train_from", "train_to", "holdout_from", "holdout_to", "change_day", registry.POST_CHANGE_TAG)
-            if tags.get(k)
-        }
         out[int(mv.version)] = {
             "run_id": run_id,
             "status": mv.status,
             "aliases": aliases.get(int(mv.version), []),
             "created": _num(mv.creation_timestamp, 0),
-            "trigger": tags.get("trigger"),
-            "training_window": window,
-            "threshold": _num(tags.get("threshold")),
-            "reference_auc": _num(tags.get("reference_auc")),
-            "reference_f1": _num(tags.get("reference_f1")),
+            "trigger": tags.trigger,
+            "training_window": tags.training_window(),
+            "threshold": _num(tags.threshold),
+            "reference_auc": _num(tags.reference_auc),
+            "reference_f1": _num(tags.reference_f1),
             "metrics": detail.get("metrics", {}),
             "shap_importance": detail.get("shap_importance"),
         }

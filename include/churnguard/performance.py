@@ -84,11 +84,10 @@ def is_measured_failure(
     return day_failure(metrics, reference_auc, reference_f1, definition) is True
 
 
-def reference_metrics(name: str, version: int) -> tuple[float, float]:
-    """The reference AUC and F1 version ``version`` of the registered model ``name`` is held to (tags written
-    when it was registered)."""
-    tags = registry.client().get_model_version(name, str(version)).tags
-    return float(tags["reference_auc"]), float(tags["reference_f1"])
+def reference_metrics(models: registry.ModelRegistry, version: int) -> tuple[float, float]:
+    """The reference AUC and F1 a version is held to (tags written when it was registered)."""
+    tags = models.require_ready(version).tags
+    return tags.reference_auc, tags.reference_f1
 
 
 def measure_day(ctx: DayContext) -> PerformanceSummary:
@@ -113,7 +112,7 @@ def measure_day(ctx: DayContext) -> PerformanceSummary:
     """
     root, store, cfg, ds = ctx.root, ctx.store, ctx.monitoring, ctx.ds
     definition = measured_failure_definition(cfg, ctx.failure_config)
-    data_cfg, name = ctx.dataset, ctx.model_name
+    data_cfg = ctx.dataset
     today = ctx.day
     scored = root.scored_days()
     new = _deliveries_to_measure(store, root, ds)
@@ -151,7 +150,7 @@ def measure_day(ctx: DayContext) -> PerformanceSummary:
                 continue
             version = int(day[f"{role}_version"].iloc[0])
             if version not in thresholds:
-                thresholds[version] = training.load_version_model(name, version).threshold
+                thresholds[version] = training.load_version_model(ctx.registry, version).threshold
             threshold = thresholds[version]
             metrics = day_metrics(y, day[f"{role}_score"].to_numpy(), threshold, definition.confidence)
             row = {
@@ -169,7 +168,7 @@ def measure_day(ctx: DayContext) -> PerformanceSummary:
                 pooled = day_metrics(
                     window[Y].to_numpy(), window[f"{role}_score"].to_numpy(), threshold, definition.confidence
                 )
-                ref_auc, ref_f1 = reference_metrics(name, version)
+                ref_auc, ref_f1 = reference_metrics(ctx.registry, version)
                 if day_failure(pooled, ref_auc, ref_f1, definition) is True:
                     (failures if version == pinned else earlier).append(observed_ds)
             rows.append(row)

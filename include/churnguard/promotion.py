@@ -3,7 +3,7 @@
 A challenger becomes ``champion`` when, on matured labels of its shadow period, it beat the champion by
 ``promotion.shadow_margin`` AUC on each of the last ``promotion.shadow_days`` days measured for both, or
 at once when the champion has measurably failed and the challenger passed validation on labelled days after
-the change (tag ``registry.POST_CHANGE_TAG``): one validated on older days may be as wrong about the new
+the change (its ``VersionTags.post_change_from``): one validated on older days may be as wrong about the new
 concept as the champion. The old champion keeps alias ``previous``.
 
 The shadow comparison holds both on customers the challenger was not trained on: on a day whose scores name
@@ -16,12 +16,15 @@ same transaction that records its model event. Any later promotion, rollback or 
 completes a pending move from its recorded versions, so a kill at any step never leaves ``previous`` equal to
 ``champion``, never records an event twice, and never reads "promoted 3 from 3". The steps are ordered so
 ``champion`` and ``previous`` differ at every instant (``previous`` is cleared before ``champion`` takes its
-version, and set after).
+version, and set after). Bootstrap's first champion moves the same way (:func:`assign_champion`), recorded
+without a model event: every alias moves here, under the lock.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,12 +32,17 @@ from sklearn.metrics import roc_auc_score
 from sqlalchemy import insert, select, update
 
 from churnguard import registry
-from churnguard.config import MonitoringConfig, load_model_config, load_monitoring_config
+from churnguard.config import MonitoringConfig
 from churnguard.crashpoints import crash_point
-from churnguard.store import MonitoringStore, exclusive, open_store, schema
+from churnguard.registry import ModelRegistry
+from churnguard.store import MonitoringStore, exclusive, schema
+
+if TYPE_CHECKING:
+    from churnguard.context import DayContext
 
 log = logging.getLogger(__name__)
 PROMOTED, ROLLED_BACK = "promoted", "rolled_back"
+ASSIGNED = "assigned"  # bootstrap made a version champion: an alias move without a model event
 CRASH_POINTS = (
     "promotion.intent_recorded",
     "promotion.challenger_cleared",
@@ -114,41 +122,36 @@ def unseen_margin(root, dataset, day: dict, trained: np.ndarray, min_labels: int
     return {**plain, "margin": margin, "left_out": int(seen.sum())}
 
 
-def should_promote(
-    store: MonitoringStore, champion_failed: bool, cfg: MonitoringConfig | None = None
-) -> tuple[bool, str]:
+def should_promote(ctx: DayContext, champion_failed: bool) -> tuple[bool, str]:
     """Whether the ``challenger`` should become champion now, and why (or why not).
 
     A version carries the ``challenger`` alias only once it has passed the retraining gates (validation),
     so a measured failure of the champion promotes it at once if that validation was on post-change days;
     any other challenger stays in shadow.
     """
-    cfg = cfg or load_monitoring_config()
-    name = load_model_config().registered_name
-    challenger = registry.version_by_alias(name, registry.CHALLENGER)
+    cfg, models = ctx.monitoring, ctx.registry
+    challenger = models.version_by_alias(registry.CHALLENGER)
     if challenger is None:
         return False, "no challenger"
-    post_change = challenger.tags.get(registry.POST_CHANGE_TAG)
+    post_change = challenger.tags.post_change_from
     if champion_failed and post_change:
         return True, (
             f"champion measurably failed and challenger v{challenger.version} passed validation on "
             f"labelled days from the change on {post_change}"
         )
-    refreshed = _refresh_margin(name, challenger)
+    refreshed = _refresh_margin(models, challenger)
     if refreshed is not None and refreshed > cfg.retrain.margin_over_champion:
         tags = challenger.tags
         return True, (
-            f"challenger v{challenger.version} refreshes champion v{tags[registry.REFRESH_TAG]} on more "
+            f"challenger v{challenger.version} refreshes champion v{tags.refresh_of} on more "
             f"labelled days since the change on {post_change}: +{refreshed:.3f} AUC over it on "
-            f"{tags['holdout_from']}..{tags['holdout_to']} (customers neither was trained on)"
+            f"{tags.window.holdout_from}..{tags.window.holdout_to} (customers neither was trained on)"
         )
-    from churnguard.config import load_dataset_config
-    from churnguard.dataroot import DataRoot
     from churnguard.retrain import load_trained_customers
 
-    trained = load_trained_customers(challenger.run_id)
+    trained = load_trained_customers(models, challenger.run_id)
     wins = shadow_wins(
-        store, challenger.version, cfg, trained, DataRoot.open() if trained is not None else None, load_dataset_config()
+        ctx.store, challenger.version, cfg, trained, ctx.root if trained is not None else None, ctx.dataset
     )
     if len(wins) == cfg.promotion.shadow_days and all(w["margin"] > cfg.promotion.shadow_margin for w in wins):
         days = ", ".join(f"{w['observed_ds']} (+{w['margin']:.3f})" for w in wins)
@@ -160,16 +163,16 @@ def should_promote(
     )
 
 
-def _refresh_margin(name: str, challenger) -> float | None:
+def _refresh_margin(models: ModelRegistry, challenger: registry.VersionInfo) -> float | None:
     """The holdout AUC margin of a refresh ``challenger`` over the champion it was trained to replace, or None
     when it is no refresh of the current champion (which is only read for a refresh)."""
     tags = challenger.tags
-    if registry.REFRESH_TAG not in tags:
+    if tags.refresh_of is None:
         return None
-    champion = registry.version_by_alias(name, registry.CHAMPION)
-    if champion is None or tags[registry.REFRESH_TAG] != str(champion.version):
+    champion = models.version_by_alias(registry.CHAMPION)
+    if champion is None or tags.refresh_of != champion.version:
         return None
-    return float(tags["reference_auc"]) - float(tags["champion_holdout_auc"])
+    return tags.reference_auc - tags.champion_holdout_auc
 
 
 def _result(move: dict) -> dict:
@@ -190,28 +193,32 @@ def _record(store: MonitoringStore, move: dict) -> dict:
     return {**move, "id": move_id, "state": "pending"}
 
 
-def _apply(store: MonitoringStore, move: dict) -> dict:
+def _apply(store: MonitoringStore, models: ModelRegistry, move: dict) -> dict:
     """Carry a recorded move through; every step may run again after a crash with the same outcome."""
     name, to, old = move["model_name"], move["to_version"], move["from_version"]
+    if name != models.name:
+        raise ValueError(f"a move of {name} applied through the registry of {models.name}")
     if move["clear_challenger"]:  # first: never champion == challenger, not even for a moment
-        challenger = registry.version_by_alias(name, registry.CHALLENGER)
+        challenger = models.version_by_alias(registry.CHALLENGER)
         if challenger is not None and challenger.version == to:
-            registry.delete_alias(name, registry.CHALLENGER)
+            models.delete_alias(registry.CHALLENGER)
             crash_point("promotion.challenger_cleared")
-    previous = registry.version_by_alias(name, registry.PREVIOUS)
+    previous = models.version_by_alias(registry.PREVIOUS)
     if previous is not None and previous.version == to:  # never champion == previous, not even for a moment
-        registry.delete_alias(name, registry.PREVIOUS)
+        models.delete_alias(registry.PREVIOUS)
         crash_point("promotion.previous_cleared")
-    registry.set_alias(name, registry.CHAMPION, to)
+    models.set_alias(registry.CHAMPION, to)
     crash_point("promotion.champion_moved")
     if old is not None and old != to:
-        registry.set_alias(name, registry.PREVIOUS, old)
+        models.set_alias(registry.PREVIOUS, old)
         crash_point("promotion.previous_moved")
     table = schema.alias_moves
     with store.engine.begin() as conn:  # the event and the end of the move commit together: written once
-        store.record_event(move["ds"], move["event"], name, to, old, move["reason"] or "", conn=conn)
+        if move["event"] != ASSIGNED:  # a bootstrap's champion is no model event (it is "registered")
+            store.record_event(move["ds"], move["event"], name, to, old, move["reason"] or "", conn=conn)
         conn.execute(update(table).where(table.c.id == move["id"]).values(state="done"))
-    log.info("%s %s v%d to champion (was v%s): %s", move["event"].replace("_", " "), name, to, old, move["reason"])
+    if move["event"] != ASSIGNED:
+        log.info("%s %s v%d to champion (was v%s): %s", move["event"].replace("_", " "), name, to, old, move["reason"])
     return {**move, "state": "done"}
 
 
@@ -222,68 +229,94 @@ def _moves(store: MonitoringStore, name: str, **where) -> list[dict]:
         return [dict(r._mapping) for r in conn.execute(stmt.order_by(table.c.id))]
 
 
-def complete_pending(store: MonitoringStore, name: str) -> list[dict]:
+def complete_pending(store: MonitoringStore, models: ModelRegistry) -> list[dict]:
     """Finish every move a crash left half-done (call with the alias lock held); returns them."""
-    finished = [_apply(store, move) for move in _moves(store, name, state="pending")]
+    finished = [_apply(store, models, move) for move in _moves(store, models.name, state="pending")]
     for move in finished:
         log.warning(
             "completed the %s of %s v%d recorded on %s, interrupted by a crash",
             move["event"],
-            name,
+            models.name,
             move["to_version"],
             move["ds"],
         )
     return finished
 
 
-def promote_day(ds: str, champion_failed: bool, cfg: MonitoringConfig, store: MonitoringStore | None = None) -> dict:
-    """The daily run's promotion step: decide and move under the lock, once per day.
+def promote_day(ctx: DayContext, champion_failed: bool, decide: Callable[[], tuple[bool, str]] | None = None) -> dict:
+    """The daily run's promotion step: decide (:func:`should_promote`, or ``decide``) and move under the lock,
+    once per day.
 
     A day that already promoted (this run before a crash, or an earlier run of the same date) returns that
     promotion again instead of deciding anew, so a re-run publishes what the first run did.
     """
-    store = store or open_store()
-    name = load_model_config().registered_name
-    with _alias_lock(store, name):
-        complete_pending(store, name)
-        done = _moves(store, name, ds=ds, event=PROMOTED, state="done")
+    store, models = ctx.store, ctx.registry
+    with _alias_lock(store, models.name):
+        complete_pending(store, models)
+        done = _moves(store, models.name, ds=ctx.ds, event=PROMOTED, state="done")
         if done:
             return _result(done[-1])
-        ok, reason = should_promote(store, champion_failed, cfg)
+        ok, reason = decide() if decide is not None else should_promote(ctx, champion_failed)
         log.info("promotion %s: %s", "yes" if ok else "no", reason)
-        return _promote_locked(ds, reason, store, name) if ok else {"promoted": False, "reason": reason}
+        return _promote_locked(ctx.ds, reason, store, models) if ok else {"promoted": False, "reason": reason}
 
 
-def set_challenger(store: MonitoringStore, name: str, version: int) -> str | None:
+def set_challenger(store: MonitoringStore, models: ModelRegistry, version: int) -> str | None:
     """Point ``challenger`` at ``version`` under the alias lock, unless the version already holds another alias
     (it was promoted, or it is the champion's ``previous``): then nothing moves and the reason comes back. Only
     a promotion or rollback moves an alias onto a version that holds one."""
-    with _alias_lock(store, name):
-        complete_pending(store, name)
+    with _alias_lock(store, models.name):
+        complete_pending(store, models)
         for alias in (registry.CHAMPION, registry.PREVIOUS):
-            holder = registry.version_by_alias(name, alias)
+            holder = models.version_by_alias(alias)
             if holder is not None and holder.version == version:
                 reason = f"v{version} is '{alias}' already: not set as '{registry.CHALLENGER}'"
-                log.warning("%s %s", name, reason)
+                log.warning("%s %s", models.name, reason)
                 return reason
-        registry.set_alias(name, registry.CHALLENGER, version)
+        models.set_alias(registry.CHALLENGER, version)
     return None
 
 
-def promote_challenger(ds: str, reason: str, store: MonitoringStore | None = None) -> dict:
-    """Move ``champion`` to the challenger (old champion becomes ``previous``), atomically and once per day:
-    a day that already promoted returns that promotion."""
-    store = store or open_store()
-    name = load_model_config().registered_name
-    with _alias_lock(store, name):
-        complete_pending(store, name)
-        done = _moves(store, name, ds=ds, event=PROMOTED, state="done")
-        return _result(done[-1]) if done else _promote_locked(ds, reason, store, name)
+def assign_champion(
+    store: MonitoringStore, models: ModelRegistry, ds: str, version: int, replace: bool = False
+) -> tuple[registry.VersionInfo | None, str]:
+    """Bootstrap's move: make ``version`` the champion if there is none (or ``replace``), under the alias lock
+    and recorded like a promotion (the old champion becomes ``previous``), without a model event. Returns
+    the champion after it and what happened, in a line.
+
+    "None" means MLflow answered that the alias does not exist; a failed read raises
+    ``registry.RegistryError`` before any alias moves.
+    """
+    with _alias_lock(store, models.name):
+        complete_pending(store, models)
+        current = models.version_by_alias(registry.CHAMPION)
+        if current is not None and current.version == version:
+            message = f"{models.name} v{current.version} is already the champion"
+        elif current is not None and not replace:
+            message = (
+                f"{models.name} already has champion v{current.version}; registered v{version} "
+                f"without moving it (trigger with replace_champion=true to promote)"
+            )
+        else:
+            move = {
+                "ds": ds,
+                "event": ASSIGNED,
+                "model_name": models.name,
+                "to_version": version,
+                "from_version": current.version if current else None,
+                "clear_challenger": False,
+                "reason": "bootstrap",
+            }
+            models.require_ready(version)  # a missing or unfinished version fails before anything is recorded
+            _apply(store, models, _record(store, move))
+            message = f"{models.name} v{version} is now the champion"
+        log.info(message)
+        return models.version_by_alias(registry.CHAMPION), message
 
 
-def _promote_locked(ds: str, reason: str, store: MonitoringStore, name: str) -> dict:
-    challenger = registry.version_by_alias(name, registry.CHALLENGER)
-    champion = registry.version_by_alias(name, registry.CHAMPION)
+def _promote_locked(ds: str, reason: str, store: MonitoringStore, models: ModelRegistry) -> dict:
+    challenger = models.version_by_alias(registry.CHALLENGER)
+    champion = models.version_by_alias(registry.CHAMPION)
     if challenger is None:
         return {"promoted": False, "reason": "challenger alias is gone (promoted by a concurrent run?)"}
     move = _record(
@@ -291,35 +324,34 @@ def _promote_locked(ds: str, reason: str, store: MonitoringStore, name: str) -> 
         {
             "ds": ds,
             "event": PROMOTED,
-            "model_name": name,
+            "model_name": models.name,
             "to_version": challenger.version,
             "from_version": champion.version if champion else None,
             "clear_challenger": True,
             "reason": reason,
         },
     )
-    return _result(_apply(store, move))
+    return _result(_apply(store, models, move))
 
 
-def rollback(ds: str, target: str | int, reason: str, store: MonitoringStore | None = None) -> dict:
+def rollback(store: MonitoringStore, models: ModelRegistry, ds: str, target: str | int, reason: str) -> dict:
     """Point ``champion`` at ``target`` (a version number or ``previous``) and record why; the same rollback
     (day and reason) run again returns the first one instead of moving the aliases a second time."""
-    store = store or open_store()
-    name = load_model_config().registered_name
+    name = models.name
     with _alias_lock(store, name):
-        complete_pending(store, name)
+        complete_pending(store, models)
         done = _moves(store, name, ds=ds, event=ROLLED_BACK, reason=reason, state="done")
         if done:  # the same rollback again (a retried task): it happened once, say so again
             return {"version": done[-1]["to_version"], "from_version": done[-1]["from_version"], "reason": reason}
-        champion = registry.version_by_alias(name, registry.CHAMPION)
+        champion = models.version_by_alias(registry.CHAMPION)
         if str(target) == registry.PREVIOUS:
-            previous = registry.version_by_alias(name, registry.PREVIOUS)
+            previous = models.version_by_alias(registry.PREVIOUS)
             if previous is None:
                 raise ValueError(f"{name} has no '{registry.PREVIOUS}' alias to roll back to")
             version = previous.version
         else:
             version = int(target)
-        registry.require_ready(name, version)  # a missing or unfinished version fails before anything is recorded
+        models.require_ready(version)  # a missing or unfinished version fails before anything is recorded
         move = _record(
             store,
             {
@@ -332,5 +364,5 @@ def rollback(ds: str, target: str | int, reason: str, store: MonitoringStore | N
                 "reason": reason,
             },
         )
-        done = _apply(store, move)
+        done = _apply(store, models, move)
     return {"version": done["to_version"], "from_version": done["from_version"], "reason": reason}

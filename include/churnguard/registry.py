@@ -18,20 +18,33 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import date
+from typing import TYPE_CHECKING, TypeVar
 
 from churnguard.crashpoints import crash_point
 from churnguard.settings import get_settings
 
+if TYPE_CHECKING:
+    from churnguard.settings import Settings
+
 log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
-FINGERPRINT_TAG = "churnguard.fingerprint"
-POST_CHANGE_TAG = "post_change_from"  # a challenger validated on labelled days from this change day on
-REFRESH_TAG = "refresh_of"  # a post-change challenger trained to replace this post-change champion (a version)
+# Tags of MLflow runs. A version's tags are the fields of VersionTags / FailureVersionTags (below): every tag
+# churnguard writes or reads is named in this module and nowhere else.
+FINGERPRINT_TAG = "churnguard.fingerprint"  # a run's (and its version's) training inputs: see find_version
+KIND_TAG = "churnguard.kind"  # what started the run: one of the *_RUN values
+DATASET_TAG = "churnguard.dataset"  # a bootstrap run's dataset config
+DS_TAG = "churnguard.ds"  # a daily run's batch date
 UNREGISTERED_TAG = "churnguard.unregistered"  # on a retrain run whose model was not registered: why
+DATA_VERSION_TAG = "data_version"  # what a churn model was trained on
+TRIGGER_TAG = "trigger"  # why a retrain run was started
+DATASET_VERSION_TAG = "dataset_version"  # the trajectories a failure model was trained on
+SCORED_WITH_TAG = "champion"  # on a failure-model run: the churn champion its trajectories were scored with
+DECISION_TAG, DRIFT_SEVERITY_TAG, DRIFT_REPORT_TAG = "decision", "drift_severity", "drift_report"  # daily run
+BOOTSTRAP_RUN, RETRAIN_RUN, DAILY_RUN, FAILURE_RUN = "bootstrap", "retrain", "daily", "failure-model"
 # Types inside the churn pipeline that the skops loader must be told to trust.
 TRUSTED_TYPES = [
     "churnguard.models.NumericCleaner",
@@ -66,40 +79,6 @@ class RegistryError(RuntimeError):
     """
 
 
-def configure_mlflow() -> str:
-    """Point MLflow at the configured tracking/registry store and experiment; returns the experiment id."""
-    experiment = get_settings().mlflow_experiment
-    return _retrying(f"get_experiment_by_name({experiment})", _configure)
-
-
-def _configure() -> str:
-    import mlflow
-
-    for var, value in MLFLOW_HTTP_DEFAULTS.items():
-        os.environ.setdefault(var, value)
-    settings = get_settings()
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
-    if experiment is None:
-        try:
-            mlflow.create_experiment(settings.mlflow_experiment, artifact_location=settings.mlflow_artifact_uri)
-        except mlflow.exceptions.MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # not created concurrently by another task
-                raise
-        experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
-    # Always activate it: a run started on the Default experiment would put artifacts under ./mlruns.
-    mlflow.set_experiment(experiment_id=experiment.experiment_id)
-    return experiment.experiment_id
-
-
-def client():
-    from mlflow import MlflowClient
-
-    configure_mlflow()
-    return MlflowClient()
-
-
 def check_connection(timeout_s: float = 5.0) -> None:
     """Fail fast when the registry cannot answer: one request, no retry, at most ``timeout_s`` seconds.
 
@@ -127,11 +106,14 @@ def check_connection(timeout_s: float = 5.0) -> None:
         else:
             MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models(max_results=1)
     except (MlflowException, OSError) as exc:
-        raise RegistryError(_failure_line("search_registered_models(max_results=1)", 1, exc)) from exc
+        raise RegistryError(_failure_line(uri, "search_registered_models(max_results=1)", 1, exc)) from exc
 
 
-def _retrying(call: str, attempt: Callable[[], T], absent: Callable[[Exception], bool] | None = None) -> T | None:
-    """``attempt()``, retried with backoff while it fails transiently; None when ``absent(error)``."""
+def _retrying(
+    uri: str, call: str, attempt: Callable[[], T], absent: Callable[[Exception], bool] | None = None
+) -> T | None:
+    """``attempt()`` against the server at ``uri``, retried with backoff while it fails transiently; None
+    when ``absent(error)``."""
     from mlflow.exceptions import MlflowException
 
     started = time.monotonic()
@@ -144,7 +126,7 @@ def _retrying(call: str, attempt: Callable[[], T], absent: Callable[[Exception],
             delay = RETRY_BACKOFF_S * 2 ** (number - 1)
             out_of_time = time.monotonic() + delay - started > RETRY_DEADLINE_S
             if number == RETRY_ATTEMPTS or out_of_time or not _transient(exc):
-                raise RegistryError(_failure_line(call, number, exc)) from exc
+                raise RegistryError(_failure_line(uri, call, number, exc)) from exc
             log.warning(
                 "MLflow %s failed (attempt %d/%d), retrying in %.1f s: %s",
                 call,
@@ -154,18 +136,6 @@ def _retrying(call: str, attempt: Callable[[], T], absent: Callable[[Exception],
                 _reason(exc),
             )
             time.sleep(delay)
-
-
-def _client_call(method: str, *args, absent: Callable[[Exception], bool] | None = None):
-    """``MlflowClient().<method>(*args)`` on the configured store, with ``_retrying``'s retries."""
-
-    def attempt():
-        from mlflow import MlflowClient
-
-        _configure()
-        return getattr(MlflowClient(), method)(*args)
-
-    return _retrying(f"{method}({', '.join(str(a) for a in args)})", attempt, absent)
 
 
 def _transient(exc: Exception) -> bool:
@@ -183,8 +153,8 @@ def _absent(exc: Exception) -> bool:
     return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
 
 
-def _failure_line(call: str, attempts: int, exc: Exception) -> str:
-    uri = re.sub(r"//[^/@]*@", "//", get_settings().mlflow_tracking_uri)  # never print credentials
+def _failure_line(uri: str, call: str, attempts: int, exc: Exception) -> str:
+    uri = re.sub(r"//[^/@]*@", "//", uri)  # never print credentials
     return f"MLflow at {uri} failed {call} after {attempts} attempt{'s' if attempts > 1 else ''}: {_reason(exc)}"
 
 
@@ -204,129 +174,406 @@ def _reason(exc: Exception) -> str:
     return text[:300] or type(exc).__name__
 
 
+def _float(text: str) -> float | None:
+    return None if text == "None" else float(text)
+
+
+def _day(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    """The labelled days a retrained version was trained and held out on (``change_day``: the first
+    post-change day, after a change); also what a retrain step reports as its ``window``. Retraining writes
+    every day but ``change_day`` (set after a change only); a version tagged by hand may hold some."""
+
+    train_from: date | None = None
+    train_to: date | None = None
+    holdout_from: date | None = None
+    holdout_to: date | None = None
+    change_day: date | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        """As tags (and a step result): ISO dates by tag name, the days that are set."""
+        days = {name: getattr(self, name) for name in WINDOW_TAGS}
+        return {name: day.isoformat() for name, day in days.items() if day is not None}
+
+    @classmethod
+    def from_dict(cls, tags: Mapping[str, str]) -> TrainingWindow | None:
+        """The window in ``tags``, or None when they hold none of its days (a bootstrap version)."""
+        days = {name: _day(tags[name]) for name in WINDOW_TAGS if tags.get(name)}
+        return cls(**days) if days else None
+
+
+WINDOW_TAGS = ("train_from", "train_to", "change_day", "holdout_from", "holdout_to")
+CANDIDATE_AUC_PREFIX = "candidate_validation_auc."
+
+
+@dataclass(frozen=True)
+class VersionTags:
+    """The tags of a churn model version, typed: written once at registration (``to_mlflow``), parsed once
+    when read (``from_mlflow``). Tags nobody here wrote are kept, as text, in ``extra``."""
+
+    fingerprint: str | None = None  # FINGERPRINT_TAG: trained from exactly these inputs
+    trigger: str | None = None  # "bootstrap", or why it was retrained
+    threshold: float | None = None  # its decision threshold
+    reference_auc: float | None = None  # the AUC and F1 it is held to (test split, or retrain holdout)
+    reference_f1: float | None = None
+    champion_holdout_auc: float | None = None  # the champion of its day on the same holdout
+    window: TrainingWindow | None = None
+    post_change_from: date | None = None  # validated on labelled days from this change day on
+    refresh_of: int | None = None  # a post-change challenger trained to replace this post-change champion
+    candidate: str | None = None  # the training set chosen after a change (churnguard.retrain)
+    candidate_validation_auc: dict[str, float] | None = None  # every candidate's validation AUC
+    continued_from: int | None = None  # the champion whose boosting it continues
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_mlflow(self) -> dict[str, str]:
+        """The tags as MLflow stores them (text); fields that are None are left out."""
+        text = {
+            FINGERPRINT_TAG: self.fingerprint,
+            "trigger": self.trigger,
+            "threshold": _fixed(self.threshold, 6),
+            "reference_auc": _fixed(self.reference_auc, 6),
+            "reference_f1": _fixed(self.reference_f1, 6),
+            "champion_holdout_auc": _fixed(self.champion_holdout_auc, 6),
+            **(self.window.to_dict() if self.window else {}),
+            "post_change_from": self.post_change_from.isoformat() if self.post_change_from else None,
+            "candidate": self.candidate,
+            **{f"{CANDIDATE_AUC_PREFIX}{k}": f"{v:.4f}" for k, v in (self.candidate_validation_auc or {}).items()},
+            "continued_from": None if self.continued_from is None else str(self.continued_from),
+            "refresh_of": None if self.refresh_of is None else str(self.refresh_of),
+        }
+        return {**self.extra, **{k: v for k, v in text.items() if v is not None}}
+
+    @classmethod
+    def from_mlflow(cls, tags: Mapping[str, str]) -> VersionTags:
+        tags = dict(tags or {})
+        aucs = {
+            k.removeprefix(CANDIDATE_AUC_PREFIX): float(v)
+            for k, v in tags.items()
+            if k.startswith(CANDIDATE_AUC_PREFIX)
+        }
+        known = {FINGERPRINT_TAG, *(f.name for f in fields(cls)), *WINDOW_TAGS}
+        return cls(
+            fingerprint=tags.get(FINGERPRINT_TAG),
+            trigger=tags.get("trigger"),
+            threshold=_maybe(tags, "threshold", _float),
+            reference_auc=_maybe(tags, "reference_auc", _float),
+            reference_f1=_maybe(tags, "reference_f1", _float),
+            champion_holdout_auc=_maybe(tags, "champion_holdout_auc", _float),
+            window=TrainingWindow.from_dict(tags),
+            post_change_from=_maybe(tags, "post_change_from", _day),
+            refresh_of=_maybe(tags, "refresh_of", int),
+            candidate=tags.get("candidate"),
+            candidate_validation_auc=aucs or None,
+            continued_from=_maybe(tags, "continued_from", int),
+            extra={k: v for k, v in tags.items() if k not in known and not k.startswith(CANDIDATE_AUC_PREFIX)},
+        )
+
+    def training_window(self) -> dict[str, str]:
+        """The data window as ISO dates by tag name (what the health pages show), the change day last."""
+        window = self.window.to_dict() if self.window else {}
+        out = {
+            k: window[k] for k in ("train_from", "train_to", "holdout_from", "holdout_to", "change_day") if k in window
+        }
+        if self.post_change_from:
+            out["post_change_from"] = self.post_change_from.isoformat()
+        return out
+
+
+@dataclass(frozen=True)
+class FailureVersionTags:
+    """The tags of a failure-model version, typed (see :class:`VersionTags`)."""
+
+    kind: str | None = None  # the estimator family
+    threshold: float | None = None  # its alarm threshold
+    eval_auroc: float | None = None  # AUROC on the held-out trajectories
+    dataset_version: str | None = None  # DATASET_VERSION_TAG: the trajectories it was trained on
+    horizon_days: int | None = None
+    tolerance: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_mlflow(self) -> dict[str, str]:
+        text = {
+            "kind": self.kind,
+            "threshold": _fixed(self.threshold, 2),
+            "eval_auroc": None if self.eval_auroc is None else str(self.eval_auroc),
+            DATASET_VERSION_TAG: self.dataset_version,
+            "horizon_days": None if self.horizon_days is None else str(self.horizon_days),
+            "tolerance": None if self.tolerance is None else str(self.tolerance),
+        }
+        return {**self.extra, **{k: v for k, v in text.items() if v is not None}}
+
+    @classmethod
+    def from_mlflow(cls, tags: Mapping[str, str]) -> FailureVersionTags:
+        tags = dict(tags or {})
+        known = {f.name for f in fields(cls)}
+        return cls(
+            kind=tags.get("kind"),
+            threshold=_maybe(tags, "threshold", _float),
+            eval_auroc=_maybe(tags, "eval_auroc", _float),
+            dataset_version=tags.get(DATASET_VERSION_TAG),
+            horizon_days=_maybe(tags, "horizon_days", int),
+            tolerance=_maybe(tags, "tolerance", _float),
+            extra={k: v for k, v in tags.items() if k not in known},
+        )
+
+
+Tags = VersionTags | FailureVersionTags
+
+
+def _fixed(value: float | None, digits: int) -> str | None:
+    return None if value is None else f"{value:.{digits}f}"
+
+
+def _maybe(tags: Mapping[str, str], name: str, parse: Callable[[str], T]) -> T | None:
+    text = tags.get(name)
+    return parse(text) if text else None
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     name: str
     version: int
     run_id: str
-    tags: dict
+    tags: Tags
 
     @property
     def uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "version": self.version, "run_id": self.run_id, "tags": self.tags}
+        return {"name": self.name, "version": self.version, "run_id": self.run_id, "tags": self.tags.to_mlflow()}
 
 
-def _info(mv) -> VersionInfo:
-    return VersionInfo(mv.name, int(mv.version), mv.run_id, dict(mv.tags or {}))
+# (tracking URI, experiment) -> experiment id: MLflow is configured (experiment found or created) once per
+# process and server, however many ModelRegistry objects are built on it.
+_configured: dict[tuple[str, str], str] = {}
+_active: list[tuple[str, str] | None] = [None]  # the key MLflow's process-wide tracking URI/experiment are set to
 
 
-def version_by_alias(name: str, alias: str) -> VersionInfo | None:
-    """The version an alias points at; None only when MLflow says the alias (or the model) does not exist.
+def forget_configured() -> None:
+    """Configure MLflow again on the next call (a store replaced under the same URI, in tests)."""
+    _configured.clear()
+    _active[0] = None
 
-    Raises ``RegistryError`` when the registry cannot answer.
+
+class ModelRegistry:
+    """One registered model in the MLflow registry, in the manner of a provider hook: built once with the
+    model's name (and the settings), it configures MLflow on first use (once per process and server), owns
+    the client, and remembers what cannot change.
+
+    A version is immutable, and its tags are written only when it is registered: ``require_ready`` and
+    ``version_run_id`` answer from memory after the first time. Aliases are never remembered: the promotion
+    path reads them under its lock and must see the truth.
     """
 
-    def alias_absent(exc: Exception) -> bool:
-        # MLflow answers a missing alias of an existing model with INVALID_PARAMETER_VALUE (SQL and REST
-        # stores alike), which it also uses for malformed names: only its "not found" text means absent.
-        return _absent(exc) or (
-            getattr(exc, "error_code", None) == "INVALID_PARAMETER_VALUE" and f"alias {alias} not found" in str(exc)
+    def __init__(self, name: str, settings: Settings | None = None, tag_type: type[Tags] = VersionTags) -> None:
+        self.name, self.settings, self.tag_type = name, settings or get_settings(), tag_type
+        self.uri = self.settings.mlflow_tracking_uri
+        self._client = None
+        self._ready: dict[int, VersionInfo] = {}
+        self._run_ids: dict[int, str] = {}
+        for var, value in MLFLOW_HTTP_DEFAULTS.items():
+            os.environ.setdefault(var, value)
+
+    def __repr__(self) -> str:
+        return f"ModelRegistry({self.name!r} at {re.sub(r'//[^/@]*@', '//', self.uri)})"
+
+    # -- the server ----------------------------------------------------------------------------------------
+    def configure(self) -> str:
+        """Point MLflow's fluent API (runs, logged models) at this registry's store and experiment; returns the
+        experiment id. The experiment is looked up (or created) once per process and server."""
+        import mlflow
+
+        key = (self.uri, self.settings.mlflow_experiment)
+        if key in _configured and _active[0] == key and mlflow.get_tracking_uri() == self.uri:
+            return _configured[key]
+        experiment_id = self._retrying(f"get_experiment_by_name({key[1]})", lambda: self._configure(key))
+        _configured[key], _active[0] = experiment_id, key
+        return experiment_id
+
+    def _configure(self, key: tuple[str, str]) -> str:
+        import mlflow
+
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+        if key in _configured:
+            mlflow.set_experiment(experiment_id=_configured[key])
+            return _configured[key]
+        settings = self.settings
+        experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
+        if experiment is None:
+            try:
+                mlflow.create_experiment(settings.mlflow_experiment, artifact_location=settings.mlflow_artifact_uri)
+            except mlflow.exceptions.MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # not created concurrently by another task
+                    raise
+            experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
+        # Always activate it: a run started on the Default experiment would put artifacts under ./mlruns.
+        mlflow.set_experiment(experiment_id=experiment.experiment_id)
+        return experiment.experiment_id
+
+    @property
+    def client(self):
+        """The ``MlflowClient`` of this registry's store (MLflow's own: no retries of ours)."""
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        return self._client
+
+    def _retrying(self, call: str, attempt: Callable[[], T], absent: Callable[[Exception], bool] | None = None):
+        return _retrying(self.uri, call, attempt, absent)
+
+    def _call(self, method: str, *args, absent: Callable[[Exception], bool] | None = None):
+        """``client.<method>(*args)``, with ``_retrying``'s retries."""
+        call = f"{method}({', '.join(str(a) for a in args)})"
+        return self._retrying(call, lambda: getattr(self.client, method)(*args), absent)
+
+    def _info(self, mv) -> VersionInfo:
+        return VersionInfo(mv.name, int(mv.version), mv.run_id, self.tag_type.from_mlflow(mv.tags or {}))
+
+    # -- versions and aliases ------------------------------------------------------------------------------
+    def version_by_alias(self, alias: str) -> VersionInfo | None:
+        """The version an alias points at now; None only when MLflow says the alias (or the model) does not
+        exist. Never remembered. Raises ``RegistryError`` when the registry cannot answer."""
+
+        def alias_absent(exc: Exception) -> bool:
+            # MLflow answers a missing alias of an existing model with INVALID_PARAMETER_VALUE (SQL and REST
+            # stores alike), which it also uses for malformed names: only its "not found" text means absent.
+            return _absent(exc) or (
+                getattr(exc, "error_code", None) == "INVALID_PARAMETER_VALUE" and f"alias {alias} not found" in str(exc)
+            )
+
+        mv = self._call("get_model_version_by_alias", self.name, alias, absent=alias_absent)
+        return None if mv is None else self._info(mv)
+
+    def find_version(self, fingerprint: str) -> VersionInfo | None:
+        """An existing version trained from exactly the same inputs (same fingerprint tag), if any.
+
+        Raises ``RegistryError`` when the registry cannot answer.
+        """
+        mv = self._retrying(
+            f"search_model_versions({self._fingerprint_filter(fingerprint)})",
+            lambda: self._oldest_with_fingerprint(fingerprint),
         )
+        return None if mv is None else self._info(mv)
 
-    mv = _client_call("get_model_version_by_alias", name, alias, absent=alias_absent)
-    return None if mv is None else _info(mv)
+    def _fingerprint_filter(self, fingerprint: str) -> str:
+        return f"name = '{self.name}' and tag.`{FINGERPRINT_TAG}` = '{fingerprint}'"
 
+    def _oldest_with_fingerprint(self, fingerprint: str):
+        """One attempt: the first version carrying ``fingerprint`` (MLflow's object), or None."""
+        found = self.client.search_model_versions(self._fingerprint_filter(fingerprint))
+        return min(found, key=lambda v: int(v.version)) if found else None
 
-def find_version(name: str, fingerprint: str) -> VersionInfo | None:
-    """An existing version trained from exactly the same inputs (same fingerprint tag), if any.
+    def register_run_model(self, run_id: str, tags: Tags) -> VersionInfo:
+        """Register the model logged in ``run_id`` as a new version and wait until it is READY.
 
-    Raises ``RegistryError`` when the registry cannot answer.
-    """
-    mv = _retrying(
-        f"search_model_versions({_fingerprint_filter(name, fingerprint)})",
-        lambda: _oldest_with_fingerprint(name, fingerprint),
-    )
-    return None if mv is None else _info(mv)
+        With a fingerprint tag, every attempt first looks the fingerprint up and returns the version found: a
+        registration whose answer was lost (and is retried) never leaves a second version of the same model.
+        """
+        import mlflow
 
+        fingerprint = getattr(tags, "fingerprint", None)
+        text = tags.to_mlflow()
 
-def _fingerprint_filter(name: str, fingerprint: str) -> str:
-    return f"name = '{name}' and tag.`{FINGERPRINT_TAG}` = '{fingerprint}'"
+        def attempt():
+            self.configure()
+            if fingerprint:
+                mv = self._oldest_with_fingerprint(fingerprint)
+                if mv is not None:
+                    log.info(
+                        "%s v%s already carries fingerprint %s: not registering again",
+                        self.name,
+                        mv.version,
+                        fingerprint,
+                    )
+                    return mv
+            return mlflow.register_model(self.run_model_uri(run_id), self.name, await_registration_for=300, tags=text)
 
+        mv = self._retrying(f"register_model(run {run_id}, {self.name})", attempt)
+        if mv.status != "READY":
+            raise RuntimeError(f"model {self.name} version {mv.version} registration ended as {mv.status}")
+        crash_point("registry.version_registered")
+        info = self._info(mv)
+        self._ready[info.version] = info  # its tags are the ones just written (or found): nothing to invalidate
+        return info
 
-def _oldest_with_fingerprint(name: str, fingerprint: str):
-    """One attempt: the first version of ``name`` carrying ``fingerprint`` (MLflow's object), or None."""
-    from mlflow import MlflowClient
+    def require_ready(self, version: int) -> VersionInfo:
+        """The version, when it exists and its registration finished (READY): what an alias may point at.
+        Remembered once READY (a version never changes).
 
-    _configure()
-    found = MlflowClient().search_model_versions(_fingerprint_filter(name, fingerprint))
-    return min(found, key=lambda v: int(v.version)) if found else None
+        Raises ``LookupError`` when MLflow says there is no such version, ``RuntimeError`` when it is not READY.
+        """
+        version = int(version)
+        if version not in self._ready:
+            mv = self._call("get_model_version", self.name, str(version), absent=_absent)
+            if mv is None:
+                raise LookupError(f"{self.name} has no version {version}")
+            if mv.status != "READY":
+                raise RuntimeError(f"{self.name} v{version} is not ready to serve: status {mv.status}")
+            self._ready[version] = self._info(mv)
+        return self._ready[version]
 
+    def version_run_id(self, version: int) -> str:
+        """The run a version was registered from (remembered)."""
+        version = int(version)
+        if version in self._ready:
+            return self._ready[version].run_id
+        if version not in self._run_ids:
+            self._run_ids[version] = self._call("get_model_version", self.name, str(version)).run_id
+        return self._run_ids[version]
 
-def register_run_model(run_id: str, name: str, tags: dict[str, str]) -> VersionInfo:
-    """Register the model logged in ``run_id`` as a new version of ``name`` and wait until it is READY.
+    def set_alias(self, alias: str, version: int) -> None:
+        """Point ``alias`` at ``version``, which must exist and be READY (see ``require_ready``). Only
+        :mod:`churnguard.promotion` moves aliases, under its lock."""
+        self.require_ready(version)
+        self._call("set_registered_model_alias", self.name, alias, str(version))
+        crash_point("registry.alias_set")
+        log.info("alias %s -> %s v%s", alias, self.name, version)
 
-    With a fingerprint tag, every attempt first looks the fingerprint up and returns the version found: a
-    registration whose answer was lost (and is retried) never leaves a second version of the same model.
-    """
-    import mlflow
+    def delete_alias(self, alias: str) -> None:
+        """Remove ``alias`` (callers remove only an alias they just read)."""
+        self._call("delete_registered_model_alias", self.name, alias)
+        log.info("alias %s removed from %s", alias, self.name)
 
-    fingerprint = tags.get(FINGERPRINT_TAG)
+    # -- runs ----------------------------------------------------------------------------------------------
+    def run_model_uri(self, run_id: str) -> str:
+        """The URI of the model logged in ``run_id`` (one attempt; callers retry)."""
+        import mlflow
 
-    def attempt():
-        _configure()
-        if fingerprint:
-            mv = _oldest_with_fingerprint(name, fingerprint)
-            if mv is not None:
-                log.info("%s v%s already carries fingerprint %s: not registering again", name, mv.version, fingerprint)
-                return mv
-        return mlflow.register_model(
-            _run_model_uri(run_id), name, await_registration_for=300, tags={k: str(v) for k, v in tags.items()}
+        self.configure()
+        models = mlflow.search_logged_models(filter_string=f"source_run_id = '{run_id}'", output_format="list")
+        if not models:
+            raise LookupError(f"run {run_id} has no logged model")
+        return models[0].model_uri
+
+    def load_logged_model(self, run_id: str) -> LoggedModel:
+        """The churn model logged in ``run_id``: pipeline, threshold and features, all from the run."""
+
+        def attempt() -> LoggedModel:
+            import mlflow
+
+            self.configure()
+            run = mlflow.get_run(run_id)
+            features = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/features.json")["features"]
+            pipeline = mlflow.sklearn.load_model(self.run_model_uri(run_id))
+            return LoggedModel(
+                pipeline, float(run.data.params["threshold"]), features, int(run.data.params["best_iteration"])
+            )
+
+        return self._retrying(f"load_model(run {run_id})", attempt)
+
+    def download_run_artifact(self, run_id: str, path: str, folder: str) -> str | None:
+        """:func:`logged_artifact` on this registry's store, retried; a server that keeps failing raises
+        ``RegistryError``."""
+        return self._retrying(
+            f"download_run_artifact({run_id}, {path})", lambda: logged_artifact(self.client, run_id, path, folder)
         )
-
-    mv = _retrying(f"register_model(run {run_id}, {name})", attempt)
-    if mv.status != "READY":
-        raise RuntimeError(f"model {name} version {mv.version} registration ended as {mv.status}")
-    crash_point("registry.version_registered")
-    return _info(mv)
-
-
-def _run_model_uri(run_id: str) -> str:
-    import mlflow
-
-    models = mlflow.search_logged_models(filter_string=f"source_run_id = '{run_id}'", output_format="list")
-    if not models:
-        raise LookupError(f"run {run_id} has no logged model")
-    return models[0].model_uri
-
-
-def require_ready(name: str, version: int) -> VersionInfo:
-    """The version, when it exists and its registration finished (READY): what an alias may point at.
-
-    Raises ``LookupError`` when MLflow says there is no such version, ``RuntimeError`` when it is not READY.
-    """
-    mv = _client_call("get_model_version", name, str(version), absent=_absent)
-    if mv is None:
-        raise LookupError(f"{name} has no version {version}")
-    if mv.status != "READY":
-        raise RuntimeError(f"{name} v{version} is not ready to serve: status {mv.status}")
-    return _info(mv)
-
-
-def set_alias(name: str, alias: str, version: int) -> None:
-    """Point ``alias`` at ``version``, which must exist and be READY (see ``require_ready``)."""
-    require_ready(name, version)
-    _client_call("set_registered_model_alias", name, alias, str(version))
-    crash_point("registry.alias_set")
-    log.info("alias %s -> %s v%s", alias, name, version)
-
-
-def delete_alias(name: str, alias: str) -> None:
-    """Remove ``alias`` from ``name`` (callers remove only an alias they just read)."""
-    _client_call("delete_registered_model_alias", name, alias)
-    log.info("alias %s removed from %s", alias, name)
 
 
 def log_model(pipeline, input_example) -> str:
@@ -365,28 +612,6 @@ class LoggedModel:
     best_iteration: int
 
 
-def load_logged_model(run_id: str) -> LoggedModel:
-    """The churn model logged in ``run_id``: pipeline, threshold and features, all from the run."""
-
-    def attempt() -> LoggedModel:
-        import mlflow
-
-        _configure()
-        run = mlflow.get_run(run_id)
-        features = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/features.json")["features"]
-        pipeline = mlflow.sklearn.load_model(_run_model_uri(run_id))
-        return LoggedModel(
-            pipeline, float(run.data.params["threshold"]), features, int(run.data.params["best_iteration"])
-        )
-
-    return _retrying(f"load_model(run {run_id})", attempt)
-
-
-def version_run_id(name: str, version: int) -> str:
-    """The run a version was registered from."""
-    return _client_call("get_model_version", name, str(version)).run_id
-
-
 def logged_artifact(mlflow_client, run_id: str, path: str, folder: str) -> str | None:
     """The top-level artifact ``path`` of ``run_id`` downloaded into ``folder`` (its local path) through
     ``mlflow_client``, or None when the run logged no such artifact. Absence is read from the run's artifact
@@ -394,19 +619,6 @@ def logged_artifact(mlflow_client, run_id: str, path: str, folder: str) -> str |
     if path not in {a.path for a in mlflow_client.list_artifacts(run_id)}:
         return None
     return mlflow_client.download_artifacts(run_id, path, folder)
-
-
-def download_run_artifact(run_id: str, path: str, folder: str) -> str | None:
-    """:func:`logged_artifact` on the configured store, retried; a server that keeps failing raises
-    ``RegistryError``."""
-
-    def attempt() -> str | None:
-        from mlflow import MlflowClient
-
-        _configure()
-        return logged_artifact(MlflowClient(), run_id, path, folder)
-
-    return _retrying(f"download_run_artifact({run_id}, {path})", attempt)
 
 
 def json_tag(value) -> str:

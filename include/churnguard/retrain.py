@@ -22,7 +22,7 @@ fails a gate is logged (with the reason) but never registered; neither is one fr
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -32,10 +32,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from churnguard import registry
-from churnguard.config import DatasetConfig, RetrainConfig, load_dataset_config, load_model_config
+from churnguard.config import DatasetConfig, ModelConfig, RetrainConfig
 from churnguard.data import data_version, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.models import TrainedModel, train_model
+from churnguard.registry import ModelRegistry, TrainingWindow, VersionTags
 from churnguard.storage import PartitionNotFound
 from churnguard.training import load_run_model, log_reference_profile, model_fingerprint
 
@@ -127,8 +128,8 @@ def unseen(rows: pd.DataFrame, trained: np.ndarray, cfg: DatasetConfig) -> pd.Da
     return rows[~seen] if seen.any() else rows
 
 
-def _auc(model: TrainedModel, df: pd.DataFrame) -> float:
-    y = target_array(df, load_dataset_config())
+def _auc(model: TrainedModel, df: pd.DataFrame, data_cfg: DatasetConfig) -> float:
+    y = target_array(df, data_cfg)
     return float(roc_auc_score(y, model.predict_proba(df))) if len(np.unique(y)) == 2 else float("nan")
 
 
@@ -155,22 +156,23 @@ def post_change_split(days: list[str], holdout_days: int, min_days: int) -> tupl
     return days[:-held], days[-held:]
 
 
-def refresh_due(champion_tags: dict[str, str], ds: date, delay_days: int, window_days: int) -> str | None:
+def refresh_due(champion_tags: VersionTags, ds: date, delay_days: int, window_days: int) -> str | None:
     """Why a champion validated after a change should be refreshed today, or None.
 
     Such a champion learnt the change from the few post-change days labelled when it was trained (its
-    ``POST_CHANGE_TAG`` day to its ``holdout_to``). On the day the labelled post-change days have doubled since,
-    and again each time they double, a challenger trained on all of them may rank the new concept better;
-    up to ``window_days`` of them.
+    ``post_change_from`` day to its ``holdout_to``). On the day the labelled post-change days have doubled
+    since, and again each time they double, a challenger trained on all of them may rank the new concept
+    better; up to ``window_days`` of them.
 
-    >>> refresh_due({"post_change_from": "2026-09-26", "holdout_to": "2026-09-28"}, date(2026, 10, 8), 7, 28)
+    >>> learnt = VersionTags(window=TrainingWindow(holdout_to=date(2026, 9, 28)), post_change_from=date(2026, 9, 26))
+    >>> refresh_due(learnt, date(2026, 10, 8), 7, 28)
     'champion learnt the change of 2026-09-26 from 3 labelled day(s); 6 are labelled now'
     """
-    change, learnt_to = champion_tags.get(registry.POST_CHANGE_TAG), champion_tags.get("holdout_to")
-    if not change or not learnt_to:
+    change, window = champion_tags.post_change_from, champion_tags.window
+    if change is None or window is None or window.holdout_to is None:
         return None
-    learnt = (date.fromisoformat(learnt_to) - date.fromisoformat(change)).days + 1
-    labelled = (ds - timedelta(days=delay_days) - date.fromisoformat(change)).days + 1
+    learnt = (window.holdout_to - change).days + 1
+    labelled = (ds - timedelta(days=delay_days) - change).days + 1
     ratio = labelled // learnt
     if labelled > window_days or labelled % learnt or ratio < 2 or ratio & (ratio - 1):
         return None
@@ -230,7 +232,7 @@ class Trained:
     val: pd.DataFrame
     holdout: pd.DataFrame
     profile_rows: pd.DataFrame  # what its drift reference describes
-    window: dict
+    window: TrainingWindow
     candidate: str | None = None
     candidate_validation_auc: dict[str, float] | None = None
     trained_customers: np.ndarray | None = None  # whom it was trained on (:func:`trained_customers`)
@@ -241,8 +243,9 @@ def train_on_window(
     labelled: pd.DataFrame,
     reference: pd.DataFrame,
     holdout_first: date,
-    window: dict,
+    window: TrainingWindow,
     data_cfg: DatasetConfig,
+    model_cfg: ModelConfig,
     seed: int,
 ) -> Trained | str:
     """No change in sight: trained on the reference plus the labelled days before ``holdout_first``,
@@ -260,7 +263,7 @@ def train_on_window(
         )
     train, val = train_test_split(pool, test_size=0.2, stratify=target_array(pool, data_cfg), random_state=seed)
     return Trained(
-        train_model(train, val, data_cfg, load_model_config(), random_state=seed),
+        train_model(train, val, data_cfg, model_cfg, random_state=seed),
         train,
         train,
         val,
@@ -279,6 +282,7 @@ def train_after_change(
     train_from: date,
     cfg: RetrainConfig,
     data_cfg: DatasetConfig,
+    model_cfg: ModelConfig,
     seed: int,
     champion: TrainedModel | None = None,
     champion_customers: np.ndarray | None = None,
@@ -311,14 +315,16 @@ def train_after_change(
         )
     after_fit, val = train_test_split(after, test_size=0.3, stratify=target_array(after, data_cfg), random_state=seed)
     candidates = training_candidates(reference, labelled[observed < change_day], after_fit, champion)
-    candidate, model, aucs = choose_candidate(candidates, after_fit, val, cfg.max_overfit_gap, data_cfg, seed)
-    window = {
-        "train_from": train_from.isoformat(),
-        "train_to": train_days[-1],
-        "change_day": change_day,
-        "holdout_from": holdout_days[0],
-        "holdout_to": holdout_days[-1],
-    }
+    candidate, model, aucs = choose_candidate(
+        candidates, after_fit, val, cfg.max_overfit_gap, data_cfg, model_cfg, seed
+    )
+    window = TrainingWindow(
+        train_from,
+        date.fromisoformat(train_days[-1]),
+        date.fromisoformat(holdout_days[0]),
+        date.fromisoformat(holdout_days[-1]),
+        date.fromisoformat(change_day),
+    )
     # the overfit gate compares like with like: post-change rows trained on against post-change rows held out
     return Trained(
         model,
@@ -344,17 +350,17 @@ def retrain_challenger(
     ``change_day``: the first observed day after a measured failure or a detected change
     (:func:`change_point`). Then the holdout is post-change labelled days only (no challenger until there are
     ``retrain.min_post_change_days``), the training set is chosen by validation (:func:`train_after_change`),
-    and the version is tagged ``registry.POST_CHANGE_TAG``: only such a challenger is promoted at once when the
+    and the version is tagged ``post_change_from``: only such a challenger is promoted at once when the
     champion fails. ``refresh``: the day's decision refreshes the champion (:func:`refresh_due`); the change is
-    then the champion's own (a later ``change_day`` wins), and the version is tagged ``registry.REFRESH_TAG``
+    then the champion's own (a later ``change_day`` wins), and the version is tagged ``refresh_of``
     with that champion: having beaten it on the post-change holdout (the ``beats_champion`` gate), it is
     promoted at once while that champion still is one."""
     ds, root, cfg, dry_run = ctx.day, ctx.root, ctx.monitoring, ctx.options.dry_run
-    data_cfg, name = ctx.dataset, ctx.model_name
-    champion_version = registry.require_ready(name, ctx.versions.champion)
+    data_cfg, models = ctx.dataset, ctx.registry
+    champion_version = models.require_ready(ctx.versions.champion)
     refresh_of = champion_version.version if refresh else None
     if refresh:
-        learnt = champion_version.tags[registry.POST_CHANGE_TAG]
+        learnt = champion_version.tags.post_change_from.isoformat()
         change_day = max(change_day or learnt, learnt)
     last_matured = ds - timedelta(days=cfg.labels.delay_days)
     holdout_first = last_matured - timedelta(days=cfg.retrain.holdout_days - 1)
@@ -376,16 +382,11 @@ def retrain_challenger(
         "gates": {},
     }
     reference = root.read_reference(data_cfg.name, "train")
-    champion = load_run_model(champion_version.run_id)
+    champion = load_run_model(models, champion_version.run_id)
     if change_day is None:
-        window = {
-            "train_from": window_first.isoformat(),
-            "train_to": (holdout_first - timedelta(days=1)).isoformat(),
-            "holdout_from": holdout_first.isoformat(),
-            "holdout_to": last_matured.isoformat(),
-        }
-        result["window"] = window
-        trained = train_on_window(labelled, reference, holdout_first, window, data_cfg, seed)
+        window = TrainingWindow(window_first, holdout_first - timedelta(days=1), holdout_first, last_matured)
+        result["window"] = window.to_dict()
+        trained = train_on_window(labelled, reference, holdout_first, window, data_cfg, ctx.model, seed)
     else:
         trained = train_after_change(
             labelled,
@@ -394,23 +395,24 @@ def retrain_challenger(
             window_first,
             cfg.retrain,
             data_cfg,
+            ctx.model,
             seed,
             champion,
-            load_trained_customers(champion_version.run_id),
+            load_trained_customers(models, champion_version.run_id),
         )
     if isinstance(trained, str):
         result["rejected"] = trained
         log.warning("retrain %s: %s", ds, trained)
         return result
-    result.update(window=trained.window, candidate=trained.candidate)
+    result.update(window=trained.window.to_dict(), candidate=trained.candidate)
     if trained.candidate_validation_auc is not None:
         result["candidate_validation_auc"] = trained.candidate_validation_auc
     challenger, holdout, val = trained.model, trained.holdout, trained.val
     metrics = {
-        "train_auc": _auc(challenger, trained.fit_rows),
-        "validation_auc": _auc(challenger, val),
-        "holdout_auc": _auc(challenger, holdout),
-        "champion_holdout_auc": _auc(champion, holdout),
+        "train_auc": _auc(challenger, trained.fit_rows, data_cfg),
+        "validation_auc": _auc(challenger, val, data_cfg),
+        "holdout_auc": _auc(challenger, holdout, data_cfg),
+        "champion_holdout_auc": _auc(champion, holdout, data_cfg),
         "holdout_rows": len(holdout),
         "holdout_seen_rows": trained.holdout_seen_rows,  # left out: customers the challenger saw
         "recent_rows": len(labelled) - len(holdout) - trained.holdout_seen_rows,
@@ -452,6 +454,7 @@ def choose_candidate(
     val: pd.DataFrame,
     max_overfit_gap: float,
     data_cfg: DatasetConfig,
+    model_cfg: ModelConfig,
     seed: int,
 ) -> tuple[str, TrainedModel, dict[str, float]]:
     """Train each candidate (early-stopped on ``val``) and keep the one with the best AUC on ``val`` among
@@ -461,10 +464,10 @@ def choose_candidate(
     models, aucs, gaps = {}, {}, {}
     for label, (rows, weights, init_model) in candidates.items():
         models[label] = train_model(
-            rows, val, data_cfg, load_model_config(), random_state=seed, sample_weight=weights, init_model=init_model
+            rows, val, data_cfg, model_cfg, random_state=seed, sample_weight=weights, init_model=init_model
         )
-        aucs[label] = _auc(models[label], val)
-        gaps[label] = _auc(models[label], fit_rows) - aucs[label]
+        aucs[label] = _auc(models[label], val, data_cfg)
+        gaps[label] = _auc(models[label], fit_rows, data_cfg) - aucs[label]
     best = best_candidate(aucs, gaps, max_overfit_gap)
     log.info(
         "training candidates (validation AUC on post-change days, overfit gap): %s; chosen %s",
@@ -488,39 +491,34 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
     reference."""
     import mlflow
 
-    ds, root, data_cfg, name = ctx.day, ctx.root, ctx.dataset, ctx.model_name
-    window, metrics, candidate = result["window"], result["metrics"], trained.candidate
+    ds, root, data_cfg, models = ctx.day, ctx.root, ctx.dataset, ctx.registry
+    metrics, candidate = result["metrics"], trained.candidate
     challenger, train, val = trained.model, trained.train, trained.val
     version_of_data = data_version(train, val)
-    chosen = (
-        {}
-        if candidate is None
-        else {
-            registry.POST_CHANGE_TAG: result["change_day"],
-            "candidate": candidate,
-            **{f"candidate_validation_auc.{k}": f"{v:.4f}" for k, v in trained.candidate_validation_auc.items()},
-        }
+    # what the run and the version are tagged with beside their metrics: window, candidate, what it refreshes
+    chosen = VersionTags(
+        window=trained.window,
+        post_change_from=None if candidate is None else date.fromisoformat(result["change_day"]),
+        candidate=candidate,
+        candidate_validation_auc=None if candidate is None else trained.candidate_validation_auc,
+        # its trees start as the champion's: which champion is part of it too
+        continued_from=ctx.versions.champion if candidate == CHAMPION_CONTINUED else None,
+        refresh_of=result.get("refresh_of"),
     )
-    if candidate == CHAMPION_CONTINUED:  # its trees start as the champion's: which champion is part of it too
-        chosen["continued_from"] = str(ctx.versions.champion)
-    if result.get("refresh_of") is not None:
-        chosen[registry.REFRESH_TAG] = str(result["refresh_of"])
     # candidates share rows and differ in weights (and a continued one in its first trees): part of what was trained
-    parts = [version_of_data, *filter(None, [candidate, chosen.get("continued_from")])]
-    fingerprint = model_fingerprint(":".join(parts), seed)
-    existing = registry.find_version(name, fingerprint)
+    continued = None if chosen.continued_from is None else str(chosen.continued_from)
+    parts = [version_of_data, *filter(None, [candidate, continued])]
+    fingerprint = model_fingerprint(":".join(parts), seed, ctx.model)
+    existing = models.find_version(fingerprint)
     logged = None
     if existing is None:
-        registry.configure_mlflow()
+        models.configure()
         with mlflow.start_run(run_name=f"retrain-{ds.isoformat()}") as run:
             mlflow.set_tags(
                 {
-                    registry.FINGERPRINT_TAG: fingerprint,
-                    "churnguard.kind": "retrain",
-                    "trigger": reason,
-                    "data_version": version_of_data,
-                    **window,
-                    **chosen,
+                    **replace(chosen, fingerprint=fingerprint, trigger=reason).to_mlflow(),
+                    registry.KIND_TAG: registry.RETRAIN_RUN,
+                    registry.DATA_VERSION_TAG: version_of_data,
                 }
             )
             mlflow.log_params(
@@ -529,8 +527,7 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
                     "best_iteration": challenger.best_iteration,
                     "seed": seed,
                     "data_version": version_of_data,
-                    **window,
-                    **chosen,
+                    **chosen.to_mlflow(),
                     "trigger": reason[:250],
                 }
             )
@@ -541,40 +538,41 @@ def _register(ctx: DayContext, reason: str, seed: int, result: dict, trained: Tr
             if trained.trained_customers is not None:
                 _log_trained_customers(trained.trained_customers)
             registry.log_model(challenger.pipeline, train[challenger.features].head(5))
-            log_reference_profile(challenger, trained.profile_rows, data_cfg, root)
+            log_reference_profile(challenger, trained.profile_rows, data_cfg, ctx.drift_config, root)
         logged = run.info.run_id
-        existing = registry.register_run_model(
+        existing = models.register_run_model(
             logged,
-            name,
-            {
-                registry.FINGERPRINT_TAG: fingerprint,
-                "trigger": reason[:250],
-                "threshold": f"{challenger.threshold:.6f}",
-                "reference_auc": f"{metrics['holdout_auc']:.6f}",
-                "reference_f1": f"{holdout_eval['f1']:.6f}",
-                "champion_holdout_auc": f"{metrics['champion_holdout_auc']:.6f}",
-                **window,
-                **chosen,
-            },
+            replace(
+                chosen,
+                fingerprint=fingerprint,
+                trigger=reason[:250],
+                threshold=challenger.threshold,
+                reference_auc=metrics["holdout_auc"],
+                reference_f1=holdout_eval["f1"],
+                champion_holdout_auc=metrics["champion_holdout_auc"],
+            ),
         )
     if logged is not None:
-        _mark_unregistered_twins(fingerprint, existing)
+        _mark_unregistered_twins(models, fingerprint, existing)
     result.update(registered=True, version=existing.version, run_id=existing.run_id)
     return result
 
 
-def _mark_unregistered_twins(fingerprint: str, registered: registry.VersionInfo) -> None:
+def _mark_unregistered_twins(models: ModelRegistry, fingerprint: str, registered: registry.VersionInfo) -> None:
     """Tag every other retrain run of ``fingerprint`` (a run of the same date at once, or one a crash stopped
     before its registration) with why its model is not a version: the version registered instead."""
     import mlflow
 
     runs = mlflow.search_runs(
-        filter_string=f"tags.`{registry.FINGERPRINT_TAG}` = '{fingerprint}' and tags.`churnguard.kind` = 'retrain'",
+        filter_string=(
+            f"tags.`{registry.FINGERPRINT_TAG}` = '{fingerprint}' and tags.`{registry.KIND_TAG}` = "
+            f"'{registry.RETRAIN_RUN}'"
+        ),
         output_format="list",
     )
     for run in runs:
         if run.info.run_id != registered.run_id and registry.UNREGISTERED_TAG not in run.data.tags:
-            registry.client().set_tag(
+            models.client.set_tag(
                 run.info.run_id,
                 registry.UNREGISTERED_TAG,
                 f"v{registered.version} (run {registered.run_id}) was registered from the same data, candidate "
@@ -595,11 +593,11 @@ def _log_trained_customers(hashes: np.ndarray) -> None:
         mlflow.log_artifact(str(path))
 
 
-def load_trained_customers(run_id: str) -> np.ndarray | None:
+def load_trained_customers(models: ModelRegistry, run_id: str) -> np.ndarray | None:
     """The ``TRAINED_CUSTOMERS`` of a run, or None when it logged none (a bootstrap model, an older version);
     a failing server raises ``registry.RegistryError``."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        path = registry.download_run_artifact(run_id, TRAINED_CUSTOMERS, folder)
+        path = models.download_run_artifact(run_id, TRAINED_CUSTOMERS, folder)
         return None if path is None else np.load(path)

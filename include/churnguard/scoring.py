@@ -23,9 +23,8 @@ ROLES = (registry.CHAMPION, registry.CHALLENGER)
 def score_day(ctx: DayContext) -> Scored:
     """Score the staged batch with the versions pinned for the date (a re-run scores with the same), chunk
     by chunk, streaming the scores partition (a model scores each customer on its own row)."""
-    name = ctx.model_name
     models = {
-        role: (version, load_version_model(name, version))
+        role: (version, load_version_model(ctx.registry, version))
         for role in ROLES
         if (version := ctx.versions.role(role)) is not None
     }

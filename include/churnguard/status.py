@@ -22,28 +22,29 @@ def project_status() -> dict:
 
     settings = get_settings()
     name = load_model_config().registered_name
+    churn = registry.ModelRegistry(name, settings)
     models = {}
     for alias in (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS):
-        version = registry.version_by_alias(name, alias)
+        version = churn.version_by_alias(alias)
         if version is not None:
-            metrics = registry.client().get_run(version.run_id).data.metrics
+            metrics = churn.client.get_run(version.run_id).data.metrics
             models[alias] = {
                 "version": version.version,
                 "run_id": version.run_id,
                 **{k.removeprefix("test_"): round(v, 4) for k, v in sorted(metrics.items())},
             }
     failure_name = load_failure_config().registered_name
-    failure_version = registry.version_by_alias(failure_name, registry.CHAMPION)
+    failure = registry.ModelRegistry(failure_name, settings, tag_type=registry.FailureVersionTags)
+    failure_version = failure.version_by_alias(registry.CHAMPION)
     failure_model = None
     if failure_version is not None:
-        metrics = registry.client().get_run(failure_version.run_id).data.metrics
-        threshold = failure_version.tags.get("threshold")
+        metrics = failure.client.get_run(failure_version.run_id).data.metrics
         failure_model = {
             "name": failure_name,
             "version": failure_version.version,
             "run_id": failure_version.run_id,
-            "kind": failure_version.tags.get("kind"),
-            "threshold": float(threshold) if threshold else None,
+            "kind": failure_version.tags.kind,
+            "threshold": failure_version.tags.threshold,
             **{k.removeprefix("eval_"): round(v, 4) for k, v in sorted(metrics.items()) if k.startswith("eval_")},
         }
     runs = open_store().rows(schema.daily_runs, order_by="ds")

@@ -1,8 +1,10 @@
 """Bootstrap of the churn model, as steps that hand each other URIs and run ids (never frames):
 
 ``prepare_reference`` -> ``fit_reference_model`` -> ``evaluate_run`` -> ``register_model`` ->
-``assign_champion``. Each step is idempotent: the same dataset, seed and model config give the same
-fingerprint, and a fingerprint that is already registered is reused instead of registered again.
+``churnguard.bootstrap.assign_champion`` (all of them in one call: ``churnguard.bootstrap.bootstrap``). Each
+step is idempotent: the same dataset, seed and model config give the same fingerprint, and a fingerprint that
+is already registered is reused instead of registered again. The steps are handed what they use
+(:class:`Bootstrap`, built by the edge that runs them: the CLI, a DAG task, a test).
 
 A registry that cannot answer raises ``registry.RegistryError`` at the step that asked: it is never read
 as "no such version" (which would register a duplicate) or "no champion" (which would move it).
@@ -18,10 +20,12 @@ from dataclasses import dataclass
 import pandas as pd
 
 from churnguard import registry
-from churnguard.config import load_dataset_config, load_model_config
+from churnguard.config import DatasetConfig, DriftConfig, ModelConfig
 from churnguard.data import data_version, load_reference, split_reference, target_array
 from churnguard.dataroot import DataRoot
 from churnguard.models import TrainedModel, evaluate, train_model
+from churnguard.registry import ModelRegistry, VersionTags
+from churnguard.store import MonitoringStore
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +33,31 @@ SPLITS = ("train", "validation", "test")
 PROFILE_ARTIFACT = "reference_profile.json"
 
 
-def prepare_reference(dataset: str | None = None, root: DataRoot | None = None) -> dict:
+@dataclass(frozen=True)
+class Bootstrap:
+    """What the bootstrap steps work with, opened by their edge (``churnguard.context.open_bootstrap``): the
+    dataset's and the model's configs, the data root, the churn model's registry and the monitoring store
+    (the champion moves under its alias lock, as a promotion does)."""
+
+    dataset: DatasetConfig
+    model: ModelConfig
+    drift: DriftConfig
+    root: DataRoot
+    registry: ModelRegistry
+    store: MonitoringStore
+
+    def dataset_of(self, info: dict) -> DatasetConfig:
+        """The dataset config of a reference ``info`` (a step result), which must be this bootstrap's."""
+        if info["dataset"] != self.dataset.name:
+            raise ValueError(
+                f"reference of dataset {info['dataset']!r} handed to the bootstrap of {self.dataset.name!r}"
+            )
+        return self.dataset
+
+
+def prepare_reference(boot: Bootstrap) -> dict:
     """Write the stratified reference splits of the dataset to the data root; returns their URIs + version."""
-    cfg = load_dataset_config(dataset)
-    root = root or DataRoot.open()
+    cfg, root = boot.dataset, boot.root
     split = split_reference(load_reference(cfg), cfg)
     uris = {name: root.write_reference(cfg.name, name, getattr(split, name)) for name in SPLITS}
     info = {
@@ -45,26 +70,26 @@ def prepare_reference(dataset: str | None = None, root: DataRoot | None = None) 
     return info
 
 
-def read_reference(info: dict, split: str, root: DataRoot | None = None) -> pd.DataFrame:
-    return (root or DataRoot.open()).read_reference(info["dataset"], split)
+def read_reference(info: dict, split: str, root: DataRoot) -> pd.DataFrame:
+    return root.read_reference(info["dataset"], split)
 
 
-def model_fingerprint(data_version: str, seed: int) -> str:
+def model_fingerprint(data_version: str, seed: int, model_cfg: ModelConfig) -> str:
     """Identity of a training run: same data, seed and model config give the same fingerprint."""
-    payload = {"data": data_version, "seed": seed, "model": load_model_config().model_dump()}
+    payload = {"data": data_version, "seed": seed, "model": model_cfg.model_dump()}
     return hashlib.sha256(registry.json_tag(payload).encode()).hexdigest()[:16]
 
 
-def fit_reference_model(info: dict, seed: int = 0) -> dict:
+def fit_reference_model(boot: Bootstrap, info: dict, seed: int = 0) -> dict:
     """Train on the reference splits and log the run; reuses the run of an identical registered model.
 
     Raises ``registry.RegistryError`` when the fingerprint cannot be looked up (rather than train again).
     """
     import mlflow
 
-    cfg, model_cfg = load_dataset_config(info["dataset"]), load_model_config()
-    fp = model_fingerprint(info["data_version"], seed)
-    existing = registry.find_version(model_cfg.registered_name, fp)
+    cfg, model_cfg = boot.dataset_of(info), boot.model
+    fp = model_fingerprint(info["data_version"], seed, model_cfg)
+    existing = boot.registry.find_version(fp)
     if existing is not None:
         log.info(
             "identical model already registered as %s v%d: reusing run %s",
@@ -73,16 +98,16 @@ def fit_reference_model(info: dict, seed: int = 0) -> dict:
             existing.run_id,
         )
         return {"run_id": existing.run_id, "fingerprint": fp, "reused_version": existing.version}
-    train, val = read_reference(info, "train"), read_reference(info, "validation")
+    train, val = read_reference(info, "train", boot.root), read_reference(info, "validation", boot.root)
     trained = train_model(train, val, cfg, model_cfg, random_state=seed)
-    registry.configure_mlflow()
+    boot.registry.configure()
     with mlflow.start_run(run_name=f"bootstrap-{cfg.name}-seed{seed}") as run:
         mlflow.set_tags(
             {
                 registry.FINGERPRINT_TAG: fp,
-                "churnguard.kind": "bootstrap",
-                "churnguard.dataset": cfg.name,
-                "data_version": info["data_version"],
+                registry.KIND_TAG: registry.BOOTSTRAP_RUN,
+                registry.DATASET_TAG: cfg.name,
+                registry.DATA_VERSION_TAG: info["data_version"],
             }
         )
         mlflow.log_params(
@@ -108,7 +133,7 @@ def fit_reference_model(info: dict, seed: int = 0) -> dict:
         )
         mlflow.log_dict(trained.feature_importance(), "feature_importance.json")
         registry.log_model(trained.pipeline, train[trained.features].head(5))
-        profile = log_reference_profile(trained, train, cfg)
+        profile = log_reference_profile(trained, train, cfg, boot.drift, boot.root)
     return {
         "run_id": run.info.run_id,
         "fingerprint": fp,
@@ -118,61 +143,62 @@ def fit_reference_model(info: dict, seed: int = 0) -> dict:
     }
 
 
-def log_reference_profile(trained: TrainedModel, train: pd.DataFrame, cfg, root: DataRoot | None = None):
+def log_reference_profile(
+    trained: TrainedModel, train: pd.DataFrame, cfg: DatasetConfig, drift_cfg: DriftConfig, root: DataRoot
+):
     """Fit the drift reference profile of a model's training data; log it to the active MLflow run and
     write it to the data root's profiles (the same artifact in both places)."""
     import mlflow
 
-    from churnguard.config import load_drift_config
     from churnguard.drift import fit_profile
 
     profile = fit_profile(
         train,
         cfg,
-        load_drift_config(),
+        drift_cfg,
         scores=trained.predict_proba(train),
         labels=target_array(train, cfg),
         importance=trained.feature_importance(),
     )
     payload = profile.to_dict()
     mlflow.log_dict(payload, PROFILE_ARTIFACT)
-    (root or DataRoot.open()).write_profile(cfg.name, profile.version, json.dumps(payload).encode())
+    root.write_profile(cfg.name, profile.version, json.dumps(payload).encode())
     return profile
 
 
-def load_run_model(run_id: str) -> TrainedModel:
+def load_run_model(models: ModelRegistry, run_id: str) -> TrainedModel:
     """The churn model logged in ``run_id`` as a :class:`~churnguard.models.TrainedModel`."""
-    logged = registry.load_logged_model(run_id)
+    logged = models.load_logged_model(run_id)
     return TrainedModel(logged.pipeline, logged.threshold, logged.features, logged.best_iteration)
 
 
-def load_version_model(name: str, version: int) -> TrainedModel:
-    return load_run_model(registry.version_run_id(name, version))
+def load_version_model(models: ModelRegistry, version: int) -> TrainedModel:
+    return load_run_model(models, models.version_run_id(version))
 
 
-def load_alias_model(name: str, alias: str) -> tuple[TrainedModel, registry.VersionInfo] | None:
+def load_alias_model(models: ModelRegistry, alias: str) -> tuple[TrainedModel, registry.VersionInfo] | None:
     """The model an alias points at, with its version, or None when the alias is not set."""
-    version = registry.version_by_alias(name, alias)
+    version = models.version_by_alias(alias)
     if version is None:
         return None
-    return load_run_model(version.run_id), version
+    return load_run_model(models, version.run_id), version
 
 
-def load_run_profile(run_id: str) -> dict:
+def load_run_profile(models: ModelRegistry, run_id: str) -> dict:
     """The reference profile logged with a model's run."""
     import mlflow
 
-    registry.configure_mlflow()
+    models.configure()
     return mlflow.artifacts.load_dict(f"{mlflow.get_run(run_id).info.artifact_uri}/{PROFILE_ARTIFACT}")
 
 
-def evaluate_run(run_id: str, info: dict) -> dict:
+def evaluate_run(boot: Bootstrap, run_id: str, info: dict) -> dict:
     """Test-split metrics of the run's model, logged to the run once (re-runs do not duplicate them)."""
     import mlflow
 
-    cfg = load_dataset_config(info["dataset"])
-    model = load_run_model(run_id)
-    metrics = evaluate(model, read_reference(info, "test"), cfg)
+    cfg = boot.dataset_of(info)
+    model = load_run_model(boot.registry, run_id)
+    metrics = evaluate(model, read_reference(info, "test", boot.root), cfg)
     scalar = {f"test_{k}": v for k, v in metrics.items() if isinstance(v, float)}
     if "test_roc_auc" not in mlflow.get_run(run_id).data.metrics:
         with mlflow.start_run(run_id=run_id):
@@ -192,65 +218,27 @@ class QualityGate:
             raise ValueError(f"model failed its quality gate: test ROC AUC {auc} < {self.min_roc_auc}")
 
 
-def register_model(run_id: str, fit: dict, metrics: dict, gate: QualityGate = QualityGate()) -> dict:
+def register_model(boot: Bootstrap, run_id: str, fit: dict, metrics: dict, gate: QualityGate = QualityGate()) -> dict:
     """Register the run's model (after the quality gate), or return the identical version already there.
 
     The fingerprint is looked up again here, right before registering (training took a while), and
-    ``registry.register_run_model`` looks it up once more before each attempt, so a registration whose
+    ``ModelRegistry.register_run_model`` looks it up once more before each attempt, so a registration whose
     answer was lost and is retried does not leave a second version.
     """
-    name = load_model_config().registered_name
+    models = boot.registry
+    name = models.name
     gate.check(metrics)
-    existing = registry.find_version(name, fit["fingerprint"])
+    existing = models.find_version(fit["fingerprint"])
     if existing is not None:
         log.info("%s v%d was trained from identical inputs: not registering a duplicate", name, existing.version)
         return {**existing.to_dict(), "created": False}
-    tags = {
-        registry.FINGERPRINT_TAG: fit["fingerprint"],
-        "threshold": f"{fit['threshold']:.6f}",
-        "reference_auc": f"{metrics['roc_auc']:.6f}",
-        "reference_f1": f"{metrics['f1']:.6f}",
-        "trigger": "bootstrap",
-    }
-    version = registry.register_run_model(run_id, name, tags)
+    tags = VersionTags(
+        fingerprint=fit["fingerprint"],
+        threshold=fit["threshold"],
+        reference_auc=metrics["roc_auc"],
+        reference_f1=metrics["f1"],
+        trigger=registry.BOOTSTRAP_RUN,
+    )
+    version = models.register_run_model(run_id, tags)
     log.info("registered %s v%d from run %s", name, version.version, run_id)
     return {**version.to_dict(), "created": True}
-
-
-def assign_champion(version: dict, replace: bool = False) -> dict:
-    """Make ``version`` the champion if there is none (or ``replace``); otherwise say what happened.
-
-    "None" means MLflow answered that the alias does not exist; a failed read raises
-    ``registry.RegistryError`` before any alias moves.
-    """
-    name = version["name"]
-    current = registry.version_by_alias(name, registry.CHAMPION)
-    if current is not None and current.version == version["version"]:
-        message = f"{name} v{current.version} is already the champion"
-    elif current is not None and not replace:
-        message = (
-            f"{name} already has champion v{current.version}; registered v{version['version']} "
-            f"without moving it (trigger with replace_champion=true to promote)"
-        )
-    else:
-        if current is not None:
-            registry.set_alias(name, registry.PREVIOUS, current.version)
-        registry.set_alias(name, registry.CHAMPION, version["version"])
-        message = f"{name} v{version['version']} is now the champion"
-    log.info(message)
-    champion = registry.version_by_alias(name, registry.CHAMPION)
-    return {"champion_version": champion.version if champion else None, "message": message}
-
-
-def bootstrap(dataset: str | None = None, seed: int = 0, replace_champion: bool = False) -> dict:
-    """All bootstrap steps in one call (what the ``churn_bootstrap`` DAG runs task by task)."""
-    info = prepare_reference(dataset)
-    fit = fit_reference_model(info, seed)
-    metrics = evaluate_run(fit["run_id"], info)
-    version = register_model(fit["run_id"], fit, metrics)
-    champion = assign_champion(version, replace_champion)
-    return {"reference": info, "fit": fit, "metrics": metrics, "version": version, **champion}
-
-
-def summary_json(result: dict) -> str:
-    return json.dumps(result, indent=2, default=str)

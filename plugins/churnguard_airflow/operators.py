@@ -199,10 +199,8 @@ class RetrainChallengerOperator(DayStepOperator):
     ui_color = "#e8daef"
 
     def record_links(self, ctx, result: StepResult | None) -> None:
-        from churnguard import registry
-
         if result and result.run_id:
-            record_link(self, MLflowRunLink(), run_url(registry.configure_mlflow(), result.run_id))
+            record_link(self, MLflowRunLink(), run_url(ctx.registry.configure(), result.run_id))
         if result and result.version:
             record_link(self, ModelVersionLink(), model_version_url(result.version))
 
@@ -259,11 +257,13 @@ class RollbackModelOperator(BaseOperator):
 
         from churnguard.config import load_model_config
         from churnguard.promotion import rollback
+        from churnguard.registry import ModelRegistry
+        from churnguard.store import open_store
 
         day = (context.get("logical_date") or datetime.now(UTC)).date().isoformat()
         name = load_model_config().registered_name
         try:
-            result = rollback(day, self.target, self.reason)
+            result = rollback(open_store(), ModelRegistry(name), day, self.target, self.reason)
         except (LookupError, ValueError, RuntimeError, MlflowException) as exc:
             message = getattr(exc, "message", None) or str(exc)
             raise AirflowFailException(

@@ -64,7 +64,7 @@ def test_every_way_of_naming_a_date_processes_that_days_batch(stack_home, config
     from churnguard.dataroot import DataRoot
     from churnguard.landing import simulate
     from churnguard.store import open_store
-    from churnguard.training import bootstrap
+    from tests.registry_helpers import bootstrap
 
     monitoring = config_dir / "monitoring.yaml"
     monitoring.write_text(monitoring.read_text().replace("end_date: null", 'end_date: "2026-09-03"'))
@@ -130,7 +130,7 @@ def test_every_way_of_naming_a_date_processes_that_days_batch(stack_home, config
 def test_a_fresh_deployment_fails_its_catch_up_runs_without_waiting_for_batches(stack_home, monkeypatch):
     """The default config, a start date three days back (CHURNGUARD_START_DATE) and no batch at all: every
     catch-up run of a day that ended over 2 hours ago fails at its sensor's first poke, one line saying so."""
-    from churnguard.training import bootstrap
+    from tests.registry_helpers import bootstrap
 
     today = datetime.now(UTC).date()
     monkeypatch.setenv("CHURNGUARD_START_DATE", (today - timedelta(days=3)).isoformat())

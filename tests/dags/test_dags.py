@@ -113,8 +113,8 @@ def test_churn_bootstrap_runs_in_airflow_and_sets_a_champion(airflow_env, churng
     assert result.returncode == 0, result.stderr[-3000:]
     runs = airflow_json(env, "dags", "list-runs", "churn_bootstrap")
     assert runs and runs[0]["state"] == "success", runs
-    from churnguard import registry
+    from tests.registry_helpers import churn_registry
 
-    champion = registry.version_by_alias("churn-model", "champion")
+    champion = churn_registry().version_by_alias("champion")
     assert champion is not None and champion.version == 1
-    assert registry.client().get_run(champion.run_id).data.metrics["test_roc_auc"] >= 0.82
+    assert churn_registry().client.get_run(champion.run_id).data.metrics["test_roc_auc"] >= 0.82

@@ -13,15 +13,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from churnguard import registry, training
+from churnguard import training
 from churnguard.config import load_dataset_config
 from churnguard.dataroot import DataRoot
 from churnguard.landing import simulate
 from churnguard.simulate import Scenario
 from churnguard.storage import open_storage
 from churnguard.store import open_store, schema
-from churnguard.training import bootstrap
 from tests.conftest import dag_test, run_day, with_home
+from tests.registry_helpers import bootstrap, churn_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("daily_dag")]
 
@@ -90,7 +90,7 @@ def test_a_stable_day_is_healthy_and_a_rerun_changes_no_row_counts(world):
     assert run_day(world, "2026-09-05") == "success"
     assert table_counts() == before
     pd.testing.assert_frame_equal(storage.read_partition("scores", "2026-09-05"), scores_before)
-    assert registry.version_by_alias("churn-model", "challenger") is None
+    assert churn_registry().version_by_alias("challenger") is None
 
 
 def test_a_corrupt_batch_is_quarantined_and_nothing_downstream_runs(world):
@@ -148,21 +148,21 @@ def test_force_retrain_with_dry_run_registers_nothing_and_without_it_registers_a
         cfg=load_dataset_config(),
     )
     assert run_day(world, "2026-09-20", force_retrain=True, dry_run=True) == "success"
-    assert len(registry.client().search_model_versions("name = 'churn-model'")) == 1
-    assert registry.version_by_alias("churn-model", "challenger") is None
+    assert len(churn_registry().client.search_model_versions("name = 'churn-model'")) == 1
+    assert churn_registry().version_by_alias("challenger") is None
     assert open_store().rows(schema.daily_runs)[0]["decision"] == "retrain"
 
     assert run_day(world, "2026-09-20", force_retrain=True) == "success"
-    challenger = registry.version_by_alias("churn-model", "challenger")
+    challenger = churn_registry().version_by_alias("challenger")
     assert challenger is not None and challenger.version == 2
     assert challenger.tags["trigger"] == "manual force_retrain"
-    assert registry.version_by_alias("churn-model", "champion").version == 1
+    assert churn_registry().version_by_alias("champion").version == 1
     (event,) = open_store().rows(schema.model_events)
     assert event["event"] == "registered" and event["model_version"] == 2
     assert latest_link(world, "retrain", "_link_ModelVersionLink").endswith("/#/models/churn-model/versions/2")
     assert latest_link(world, "retrain", "_link_MLflowRunLink").endswith(f"/runs/{challenger.run_id}")
-    run = registry.client().get_run(challenger.run_id)
-    artifacts = {a.path for a in registry.client().list_artifacts(run.info.run_id)}
+    run = churn_registry().client.get_run(challenger.run_id)
+    artifacts = {a.path for a in churn_registry().client.list_artifacts(run.info.run_id)}
     assert {"shap_importance.json", "reference_profile.json"} <= artifacts
 
 
@@ -181,9 +181,9 @@ def test_a_sudden_drift_triggers_a_retrain_that_registers_a_challenger(world):
     (row,) = open_store().rows(schema.daily_runs)
     assert row["decision"] == "retrain" and row["drift_severity"] == "critical"
     assert any("critical drift" in r and "monthly_charges" in r for r in row["reasons"])
-    challenger = registry.version_by_alias("churn-model", "challenger")
+    challenger = churn_registry().version_by_alias("challenger")
     assert challenger is not None and challenger.version == 2 and "critical drift" in challenger.tags["trigger"]
-    assert registry.version_by_alias("churn-model", "champion").version == 1  # shadow first: no failure yet
+    assert churn_registry().version_by_alias("champion").version == 1  # shadow first: no failure yet
     (event,) = open_store().rows(schema.model_events)
     assert (event["event"], event["model_version"]) == ("registered", 2)
 
@@ -210,7 +210,7 @@ def test_a_concept_drift_with_measured_failure_ends_with_a_promoted_champion_tha
         cfg=load_dataset_config(),
     )
     run_days(date(2026, 8, 15), date(2026, 8, 31))  # the plain loop: the same steps, faster than 17 DAG runs
-    assert registry.version_by_alias("churn-model", "champion").version == 1
+    assert churn_registry().version_by_alias("champion").version == 1
     promoted_on = None
     for day in ("2026-09-01", "2026-09-02", "2026-09-03", "2026-09-04"):  # labels of the concept days arrive
         assert run_day(world, day) == "success"
@@ -226,13 +226,13 @@ def test_a_concept_drift_with_measured_failure_ends_with_a_promoted_champion_tha
     assert promoted_on is not None, open_store().rows(schema.daily_runs, since="2026-09-01")
     (event,) = open_store().rows(schema.model_events, where={"event": "promoted"})
     assert event["from_version"] == 1 and "measurably failed" in event["reason"]
-    assert registry.version_by_alias("churn-model", "previous").version == 1
+    assert churn_registry().version_by_alias("previous").version == 1
     milestones = timeline()["milestones"]
     assert milestones["promoted"][0]["ds"] == promoted_on and milestones["first_measured_failure_reported"]
 
     # the days go on: a champion that fails again is replaced by one trained on more of the new concept
     run_days(date.fromisoformat(promoted_on) + timedelta(days=1), date(2026, 9, 14))
-    champion = registry.version_by_alias("churn-model", "champion").version
+    champion = churn_registry().version_by_alias("champion").version
     assert champion > 1
     # on the days after (never seen in training), the last champion ranks churners better than the first
     storage, cfg = open_storage(), load_dataset_config()
@@ -245,6 +245,7 @@ def test_a_concept_drift_with_measured_failure_ends_with_a_promoted_champion_tha
     joined = batch.merge(labels, on=cfg.id.column)
     y = target_array(joined, cfg)
     auc = {
-        v: roc_auc_score(y, training.load_version_model("churn-model", v).predict_proba(joined)) for v in (1, champion)
+        v: roc_auc_score(y, training.load_version_model(churn_registry(), v).predict_proba(joined))
+        for v in (1, champion)
     }
     assert auc[champion] > auc[1] + 0.02, auc

@@ -14,8 +14,8 @@ from churnguard.dataroot import DataRoot
 from churnguard.landing import simulate
 from churnguard.settings import get_settings
 from churnguard.store import open_store, schema
-from churnguard.training import bootstrap
 from tests.conftest import mlflow_server_process, run_day, with_home
+from tests.registry_helpers import bootstrap
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("daily_dag")]
 

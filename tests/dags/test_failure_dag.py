@@ -46,14 +46,14 @@ def test_failure_model_training_dag_registers_a_champion(airflow_env, churnguard
     assert runs and runs[0]["state"] == "success", runs
 
     monkeypatch.setenv("CHURNGUARD_CONFIG_DIR", str(small_config_dir))
-    from churnguard import registry
     from churnguard.settings import get_settings
+    from tests.registry_helpers import failure_registry
 
     get_settings.cache_clear()
-    champion = registry.version_by_alias("failure-model", "champion")
+    champion = failure_registry().version_by_alias("champion")
     assert champion is not None and champion.version == 1
-    assert champion.tags["horizon_days"] == "5"
-    run = registry.client().get_run(champion.run_id)
+    assert champion.tags.horizon_days == 5
+    run = failure_registry().client.get_run(champion.run_id)
     assert 0.0 <= run.data.metrics["eval_auroc"] <= 1.0
     # the threshold's numbers on the training trajectories' out-of-fold scores sit next to the held-out ones
     assert run.data.metrics["validation_false_alarms_per_90d"] >= 0.0
@@ -66,7 +66,7 @@ def test_failure_model_training_dag_registers_a_champion(airflow_env, churnguard
 
     days = pd.read_parquet(next((churnguard_home / "data" / "failure" / "trajectories").rglob("*.parquet")))
     history = days[days["trajectory"] == days["trajectory"].iloc[0]].sort_values("day").to_dict("records")
-    result = failure_risk_today(history, lambda: load_failure_champion(load_failure_config().registered_name))
+    result = failure_risk_today(history, lambda: load_failure_champion(load_failure_config()))
     assert result.available is True and result.model_version == 1, result
     assert 0.0 <= result.risk <= 1.0 and len(result.top_drivers) == 3
 

@@ -9,8 +9,8 @@ import pytest
 
 from churnguard import registry
 from churnguard.store import open_store, schema
-from churnguard.training import bootstrap
 from tests.conftest import dag_test, with_home
+from tests.registry_helpers import bootstrap, churn_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("daily_dag")]
 
@@ -32,8 +32,8 @@ def run_rollback(env: dict, **conf) -> tuple[str, str]:
 
 def aliases() -> tuple[int, int]:
     return (
-        registry.version_by_alias(MODEL, registry.CHAMPION).version,
-        registry.version_by_alias(MODEL, registry.PREVIOUS).version,
+        churn_registry().version_by_alias(registry.CHAMPION).version,
+        churn_registry().version_by_alias(registry.PREVIOUS).version,
     )
 
 

@@ -146,9 +146,11 @@ def test_measure_day_judges_a_day_on_the_pooled_window_of_arrived_labels(monkeyp
     from tests.conftest import day_context
 
     storage, first = open_storage(), date(2026, 9, 1)
-    monkeypatch.setattr(training, "load_version_model", lambda name, version: SimpleNamespace(threshold=0.3))
-    monkeypatch.setattr(performance, "reference_metrics", lambda name, version: (0.85, 0.6))
-    monkeypatch.setattr(registry, "version_by_alias", lambda name, alias: SimpleNamespace(version=current_champion))
+    monkeypatch.setattr(training, "load_version_model", lambda models, version: SimpleNamespace(threshold=0.3))
+    monkeypatch.setattr(performance, "reference_metrics", lambda models, version: (0.85, 0.6))
+    monkeypatch.setattr(
+        registry.ModelRegistry, "version_by_alias", lambda self, alias: SimpleNamespace(version=current_champion)
+    )
     for k in range(3):
         observed = first + timedelta(days=k)
         y, s = _day(90, auc_signal=0.0, seed=k)
@@ -396,7 +398,7 @@ def test_both_model_kinds_explain_a_risk_by_their_top_three_pushes(small_model, 
 def test_scorer_without_a_registered_model_is_unavailable_and_says_why():
     from churnguard.failure_training import failure_risk_today, load_failure_champion
 
-    result = failure_risk_today(_signals(5), lambda: load_failure_champion(load_failure_config().registered_name))
+    result = failure_risk_today(_signals(5), lambda: load_failure_champion(load_failure_config()))
     assert result.available is False and result.risk is None
     assert "failure-model@champion" in result.reason
 

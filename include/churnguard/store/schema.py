@@ -172,7 +172,7 @@ alias_moves = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("ds", String(10), nullable=False),
-    Column("event", String(16), nullable=False),  # promoted | rolled_back
+    Column("event", String(16), nullable=False),  # promoted | rolled_back | assigned (bootstrap)
     Column("model_name", String(128), nullable=False),
     Column("to_version", Integer, nullable=False),
     Column("from_version", Integer),
