@@ -115,8 +115,9 @@ def churn_failure_model_training():
     def register_model(fit: dict, evaluation: dict, dataset: dict) -> dict:
         """Register as a version of `failure-model` and point `champion` at it."""
         from churnguard.failure_training import register_failure_model
+        from churnguard.store import open_store
 
-        return register_failure_model(fit["run_id"], evaluation, dataset)
+        return register_failure_model(fit["run_id"], evaluation, dataset, open_store())
 
     dataset = build_dataset(simulate_trajectories())
     fit = train_model(dataset)

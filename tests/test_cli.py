@@ -279,7 +279,7 @@ def test_status_shows_the_last_decision_and_the_failure_model(config_dir, capsys
 
     failure_cfg, model_cfg = load_failure_config(failure_overrides(horizon=5)), load_model_config()
     configs = (load_dataset_config(), model_cfg, load_drift_config())
-    train_all(open_storage(), failure_cfg, *configs, model_cfg.registered_name, count=18)
+    train_all(open_storage(), open_store(), failure_cfg, *configs, model_cfg.registered_name, count=18)
     open_store().upsert(
         schema.daily_runs,
         [  # what publish records for two monitored days

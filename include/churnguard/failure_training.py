@@ -19,6 +19,7 @@ import multiprocessing
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from churnguard.failure.trajectories import (
 from churnguard.progress import progress
 from churnguard.results import FailureRisk
 from churnguard.storage import Storage, frame_to_parquet_bytes
+from churnguard.store import MonitoringStore
 from churnguard.training import load_alias_model
 
 log = logging.getLogger(__name__)
@@ -405,8 +407,11 @@ def evaluate_failure_model(run_id: str, dataset: dict, storage: Storage) -> dict
     return {**metrics, "threshold": model.threshold, "kind": model.kind}
 
 
-def register_failure_model(run_id: str, evaluation: dict, dataset: dict) -> dict:
-    """Register the run's model as a new ``failure-model`` version and point ``champion`` at it."""
+def register_failure_model(run_id: str, evaluation: dict, dataset: dict, store: MonitoringStore) -> dict:
+    """Register the run's model as a new ``failure-model`` version and point ``champion`` at it, the way every
+    alias moves (:func:`churnguard.promotion.assign_champion`: under the lock, recorded in ``store``)."""
+    from churnguard.promotion import assign_champion
+
     cfg = FailureConfig.model_validate(dataset["config"])
     tags = registry.FailureVersionTags(
         kind=evaluation["kind"],
@@ -418,13 +423,13 @@ def register_failure_model(run_id: str, evaluation: dict, dataset: dict) -> dict
     )
     models = failure_registry(cfg)
     version = models.register_run_model(run_id, tags)
-    models.set_alias(registry.CHAMPION, version.version)
-    log.info("%s v%d is now the champion", cfg.registered_name, version.version)
+    assign_champion(store, models, datetime.now(UTC).date().isoformat(), version.version, replace=True)
     return version.to_dict()
 
 
 def train_all(
     storage: Storage,
+    store: MonitoringStore,
     cfg: FailureConfig,
     dataset_cfg: DatasetConfig,
     model_cfg: ModelConfig,
@@ -434,7 +439,7 @@ def train_all(
     workers: int = 1,
 ) -> dict:
     """Every step in one call (what the DAG runs task by task); the arguments are
-    :func:`simulate_trajectories`'."""
+    :func:`simulate_trajectories`' and :func:`register_failure_model`'s ``store``."""
     dataset = build_dataset(
         simulate_trajectories(storage, cfg, dataset_cfg, model_cfg, drift_cfg, model_name, count, workers), storage
     )
@@ -444,5 +449,5 @@ def train_all(
         "dataset": dataset,
         "fit": fit,
         "evaluation": evaluation,
-        "version": register_failure_model(fit["run_id"], evaluation, dataset),
+        "version": register_failure_model(fit["run_id"], evaluation, dataset, store),
     }
