@@ -76,8 +76,8 @@ def prepare(home: Path, start: date, days: int) -> dict[str, str]:
 
 def decisions(env: dict[str, str]) -> dict[str, str]:
     code = (
-        "import json; from churnguard.store import open_store; "
-        "print(json.dumps({r['ds']: r['decision'] for r in open_store().rows('daily_runs')}))"
+        "import json; from churnguard.store import open_store, schema; "
+        "print(json.dumps({r['ds']: r['decision'] for r in open_store().rows(schema.daily_runs)}))"
     )
     out = subprocess.run([str(BIN / "python"), "-c", code], env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -96,16 +96,16 @@ def day_rows(ds: str) -> dict[str, list]:
     store = open_store()
     out = {}
     for table, column in (
-        ("daily_runs", "ds"),
-        ("feature_drift", "ds"),
-        ("failure_risk", "ds"),
-        ("alerts", "ds"),
-        ("performance", "measured_ds"),
-        ("day_steps", "ds"),
-        ("day_models", "ds"),
+        (schema.daily_runs, "ds"),
+        (schema.feature_drift, "ds"),
+        (schema.failure_risk, "ds"),
+        (schema.alerts, "ds"),
+        (schema.performance, "measured_ds"),
+        (schema.day_steps, "ds"),
+        (schema.day_models, "ds"),
     ):
         rows = store.rows(table, where={column: ds})
-        out[table] = sorted(
+        out[table.name] = sorted(
             json.dumps(
                 {k: v for k, v in r.items() if k not in ("created_at", "pinned_at")}, sort_keys=True, default=str
             )

@@ -9,13 +9,13 @@ import mlflow
 import pytest
 
 from churnguard import registry, training
+from churnguard.bootstrap import assign_champion
 from churnguard.context import open_bootstrap
 from churnguard.registry import VersionTags
 from churnguard.storage import open_storage
 from churnguard.store import schema
 from churnguard.training import (
     QualityGate,
-    assign_champion,
     evaluate_run,
     fit_reference_model,
     load_run_profile,

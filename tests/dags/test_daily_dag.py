@@ -155,7 +155,7 @@ def test_force_retrain_with_dry_run_registers_nothing_and_without_it_registers_a
     assert run_day(world, "2026-09-20", force_retrain=True) == "success"
     challenger = churn_registry().version_by_alias("challenger")
     assert challenger is not None and challenger.version == 2
-    assert challenger.tags["trigger"] == "manual force_retrain"
+    assert challenger.tags.trigger == "manual force_retrain"
     assert churn_registry().version_by_alias("champion").version == 1
     (event,) = open_store().rows(schema.model_events)
     assert event["event"] == "registered" and event["model_version"] == 2
@@ -182,7 +182,7 @@ def test_a_sudden_drift_triggers_a_retrain_that_registers_a_challenger(world):
     assert row["decision"] == "retrain" and row["drift_severity"] == "critical"
     assert any("critical drift" in r and "monthly_charges" in r for r in row["reasons"])
     challenger = churn_registry().version_by_alias("challenger")
-    assert challenger is not None and challenger.version == 2 and "critical drift" in challenger.tags["trigger"]
+    assert challenger is not None and challenger.version == 2 and "critical drift" in challenger.tags.trigger
     assert churn_registry().version_by_alias("champion").version == 1  # shadow first: no failure yet
     (event,) = open_store().rows(schema.model_events)
     assert (event["event"], event["model_version"]) == ("registered", 2)
