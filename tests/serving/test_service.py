@@ -28,7 +28,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import churnguard
 from churnguard.settings import get_settings
-from tests.conftest import BIN, SavedWorld, day_context, forget_open_stores, home_env, stop_group
+from tests.conftest import (
+    BIN,
+    SavedWorld,
+    churnguard_cli,
+    day_context,
+    forget_open_stores,
+    home_env,
+    stop_group,
+)
 from tests.registry_helpers import churn_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("serving")]
@@ -180,6 +188,15 @@ def test_ready_is_503_and_predictions_wait_while_no_champion_is_registered(churn
         answer = client.post("/v1/predict", json=as_json(customers.head(1))[0])
         assert answer.status_code == 503 and answer.json()["error"] == "no champion loaded yet"
         assert client.get("/v1/models").json()["models"] == {}
+
+
+def test_serve_without_any_key_refuses_to_start_in_one_line(churnguard_home):
+    proc = churnguard_cli(home_env(churnguard_home), "serve", "--port", str(free_port()))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "churnguard serve: no API keys: set CHURNGUARD_API_KEYS or CHURNGUARD_API_KEYS_FILE "
+        "(and CHURNGUARD_ADMIN_API_KEYS for /admin)"
+    )
 
 
 def test_predict_and_batch_answer_with_each_models_own_probability(service, customers, world):
