@@ -224,6 +224,8 @@ def test_predict_and_batch_answer_with_each_models_own_probability(service, cust
         labels = [a["churn"] for a, m in zip(answers, mine, strict=True) if m]
         assert labels == (served >= model.threshold).tolist()
     assert (by_version == 1).sum() > (by_version == 2).sum() > 0
+    answered = metric(service, "churnguard_serving_requests_total", route="/v1/predict", alias="champion", version="1")
+    assert answered == sum(s["model"]["alias"] == "champion" for s in singles)
     assert all(a["churn_probability"] > 0 for a in answers[:3])  # an optional feature missing: imputed, not refused
 
 
@@ -268,6 +270,7 @@ def test_every_bad_input_is_refused_naming_the_field_and_nothing_is_scored(servi
         ("/v1/predict", json.dumps({**row, "tenure": float("nan")}).encode(), 422, "tenure"),
         ("/v1/predict", [row], 422, "body"),
         ("/v1/explain", {**row, "contract": 2}, 422, "contract"),
+        ("/v1/predict", {**row, "note": "x" * 20_000}, 413, "body"),  # larger than any row
         ("/v1/predict/batch", {"customers": [row] * 1001}, 413, "customers"),  # max_batch_rows is 1000
         ("/v1/predict/batch", {"customers": [row, row, without]}, 422, "customers.2.contract"),
         ("/v1/predict/batch", {"customers": []}, 422, "customers"),

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from churnguard.registry import CHALLENGER, CHAMPION
 from churnguard.serving.auth import ADMIN
 from churnguard.serving.routing import Deployment
+from churnguard.serving.schema import InputError
 from churnguard.serving.served import ServedModel
 
 if TYPE_CHECKING:
@@ -51,6 +52,23 @@ def admin(role: Annotated[str, Depends(client)]) -> str:
     return role
 
 
+async def read_body(request: Request, batch: bool) -> bytes:
+    """The request's body, refused (413) as soon as it is known to be larger than a request may be: by its
+    declared length before a byte is read, else while it streams in."""
+    limit = service_of(request).schema.body_bytes(batch)
+    declared = request.headers.get("content-length", "")
+    too_large = InputError(413, [("body", f"larger than {limit} bytes, the most a request may send")])
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _body_schema(name: str) -> dict:
     """OpenAPI for a body the handler parses itself (the models are generated per dataset: see the app)."""
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": name}}}}}
@@ -79,8 +97,8 @@ def metrics(request: Request) -> Response:
 
 
 # --- models ---------------------------------------------------------------------------------------------------
-@router.get("/v1/models", tags=["models"])
-def models(request: Request, role: Annotated[str, Depends(client)]) -> dict:
+@router.get("/v1/models", tags=["models"], dependencies=[Depends(client)])
+def models(request: Request) -> dict:
     """Which version each alias serves, since when, and the share of customers it answers."""
     return models_view(service_of(request))
 
@@ -110,8 +128,8 @@ def models_view(service: Service) -> dict:
     }
 
 
-@router.post("/admin/refresh", tags=["admin"])
-async def refresh(request: Request, role: Annotated[str, Depends(admin)]) -> dict:
+@router.post("/admin/refresh", tags=["admin"], dependencies=[Depends(admin)])
+async def refresh(request: Request) -> dict:
     """Read the aliases now and swap in what moved (also versions refused before); answers when done."""
     service = service_of(request)
     result = await asyncio.to_thread(service.watcher.refresh, True)
@@ -192,36 +210,47 @@ def _request_id(request: Request, response: Response) -> str:
     return request_id
 
 
-@router.post("/v1/predict", tags=["predictions"], openapi_extra=_body_schema("#/components/schemas/Customer"))
-async def predict(
-    request: Request, response: Response, background: BackgroundTasks, role: Annotated[str, Depends(client)]
-) -> dict:
+@router.post(
+    "/v1/predict",
+    tags=["predictions"],
+    dependencies=[Depends(client)],
+    openapi_extra=_body_schema("#/components/schemas/Customer"),
+)
+async def predict(request: Request, response: Response, background: BackgroundTasks) -> dict:
     """One customer's churn probability, and its label at the answering model's threshold."""
     service = service_of(request)
     request_id = _request_id(request, response)
-    customer = service.schema.parse_customer(await request.body())
+    customer = service.schema.parse_customer(await read_body(request, batch=False))
     [answer] = _predictions(service, request, background, service.schema.frame([customer]))
     return {"request_id": request_id, **answer}
 
 
-@router.post("/v1/predict/batch", tags=["predictions"], openapi_extra=_body_schema("#/components/schemas/Batch"))
-async def predict_batch(
-    request: Request, response: Response, background: BackgroundTasks, role: Annotated[str, Depends(client)]
-) -> dict:
+@router.post(
+    "/v1/predict/batch",
+    tags=["predictions"],
+    dependencies=[Depends(client)],
+    openapi_extra=_body_schema("#/components/schemas/Batch"),
+)
+async def predict_batch(request: Request, response: Response, background: BackgroundTasks) -> dict:
     """Up to ``serving.max_batch_rows`` customers, each answered by the model that answers that customer."""
     service = service_of(request)
     request_id = _request_id(request, response)
-    customers = service.schema.parse_batch(await request.body())
+    customers = service.schema.parse_batch(await read_body(request, batch=True))
     predictions = _predictions(service, request, background, service.schema.frame(customers))
     return {"request_id": request_id, "predictions": predictions}
 
 
-@router.post("/v1/explain", tags=["predictions"], openapi_extra=_body_schema("#/components/schemas/Customer"))
-async def explain(request: Request, response: Response, role: Annotated[str, Depends(client)]) -> dict:
+@router.post(
+    "/v1/explain",
+    tags=["predictions"],
+    dependencies=[Depends(client)],
+    openapi_extra=_body_schema("#/components/schemas/Customer"),
+)
+async def explain(request: Request, response: Response) -> dict:
     """The prediction with each column's TreeSHAP contribution to its margin (the logit), largest first."""
     service = service_of(request)
     request_id = _request_id(request, response)
-    customer = service.schema.parse_customer(await request.body())
+    customer = service.schema.parse_customer(await read_body(request, batch=False))
     frame = service.schema.frame([customer])
     dep = _deployment(service)
     alias = dep.answering(frame[service.schema.id_column].iat[0])

@@ -32,8 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, crea
 
 from churnguard.config import DatasetConfig
 
-# Bytes a batch row may take on the wire (a telco row is ~500): a larger body is refused before it is parsed.
-ROW_BYTES = 4096
+# Bytes a row may take on the wire (a telco row is ~500): a larger body is refused (413) before it is parsed.
+ROW_BYTES = 16_384
 ID_MAX_LENGTH = 128
 
 
@@ -72,12 +72,14 @@ class RequestSchema:
         """One customer from a request body, or :class:`InputError` (422) naming the field."""
         return _validated(self.customer, _json_object(body))
 
+    def body_bytes(self, batch: bool) -> int:
+        """The largest body a request may send (one row, or ``max_batch_rows``): the reader's 413 limit."""
+        return ROW_BYTES * (self.max_batch_rows if batch else 1)
+
     def parse_batch(self, body: bytes) -> list[BaseModel]:
         """The customers of a batch body; more than ``max_batch_rows`` is an :class:`InputError` 413 before any
-        row is validated, a body larger than such a batch could be is 413 before it is parsed."""
+        row is validated."""
         limit = self.max_batch_rows
-        if len(body) > limit * ROW_BYTES:
-            raise InputError(413, [("body", f"{len(body)} bytes, more than {limit} rows of a batch may take")])
         data = _json_object(body)
         rows = data.get("customers")
         if isinstance(rows, list) and len(rows) > limit:
@@ -87,7 +89,7 @@ class RequestSchema:
     def frame(self, customers: Iterable[BaseModel]) -> pd.DataFrame:
         """The rows as the model was trained on them: numeric float64 (null: NaN, imputed by the pipeline),
         binary int64, categorical text, plus the id column."""
-        rows = [c.__dict__ for c in customers]
+        rows = [c.__dict__ for c in customers]  # the validated fields, without model_dump's copies
         cfg = self.dataset
         columns: dict[str, Any] = {self.id_column: [r[self.id_column] for r in rows]}
         for col in cfg.numeric:
