@@ -2,7 +2,9 @@
 :class:`~.routing.Deployment` once: routing and scoring use that one even if a swap happens meanwhile.
 
 Bodies are parsed here, not by FastAPI, so that an oversize batch is refused (413) before any row is
-validated and every refusal has the same shape: ``{"error": "<field>: <message>", "errors": [...]}``.
+validated and every refusal has the same shape: ``{"error": "<field>: <message>", "errors": [...]}``. Handlers
+and dependencies are ``async``: none waits on I/O but the admin refresh (in a thread), and FastAPI would run a
+plain ``def`` in its thread pool, a hop per call on the scoring path.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def service_of(request: Request) -> Service:
     return request.app.state.service
 
 
-def client(request: Request, key: Annotated[str | None, Security(api_key)]) -> str:
+async def client(request: Request, key: Annotated[str | None, Security(api_key)]) -> str:
     """The caller's role; 401 without a key, 403 with one that is not ours."""
     if not key:
         raise HTTPException(401, "X-API-Key: missing")
@@ -46,7 +48,7 @@ def client(request: Request, key: Annotated[str | None, Security(api_key)]) -> s
     return role
 
 
-def admin(role: Annotated[str, Depends(client)]) -> str:
+async def admin(role: Annotated[str, Depends(client)]) -> str:
     if role != ADMIN:
         raise HTTPException(403, "X-API-Key: not an admin key")
     return role
@@ -76,13 +78,13 @@ def _body_schema(name: str) -> dict:
 
 # --- liveness, readiness, metrics: no key -----------------------------------------------------------------
 @router.get("/health", tags=["service"])
-def health() -> dict:
+async def health() -> dict:
     """The process answers (it may have no model yet: see /ready)."""
     return {"status": "ok"}
 
 
 @router.get("/ready", tags=["service"])
-def ready(request: Request, response: Response) -> dict:
+async def ready(request: Request, response: Response) -> dict:
     """200 once a champion is loaded, 503 before."""
     champion = service_of(request).watcher.deployment.champion
     if champion is None:
@@ -92,13 +94,13 @@ def ready(request: Request, response: Response) -> dict:
 
 
 @router.get("/metrics", tags=["service"])
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     return Response(generate_latest(service_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 # --- models ---------------------------------------------------------------------------------------------------
 @router.get("/v1/models", tags=["models"], dependencies=[Depends(client)])
-def models(request: Request) -> dict:
+async def models(request: Request) -> dict:
     """Which version each alias serves, since when, and the share of customers it answers."""
     return models_view(service_of(request))
 
