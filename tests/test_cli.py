@@ -83,7 +83,7 @@ def test_status_reports_missing_then_present_champion(capsys):
 
 
 # --- help ---------------------------------------------------------------------------------------------------
-COMMANDS = ["simulate", "bootstrap", "run-days", "status", "timeline", "drift", "validate"]
+COMMANDS = ["simulate", "bootstrap", "run-days", "status", "timeline", "serve", "drift", "validate"]
 
 
 @pytest.mark.integration

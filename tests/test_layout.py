@@ -87,6 +87,7 @@ EDGE_MODULES = {
     "health.py",  # the views
     "status.py",
     "preload.py",
+    "serving/app.py",  # the prediction service's factory
     "config.py",  # the loaders and openers themselves
     "settings.py",
     "storage.py",

@@ -1,4 +1,4 @@
-"""The ``churnguard`` command: simulate, bootstrap, run-days, status, timeline, drift, validate.
+"""The ``churnguard`` command: simulate, bootstrap, run-days, status, timeline, serve, drift, validate.
 
 Errors a user can fix (bad config, bad arguments, bad input) end as one line on stderr, exit code 2; an MLflow
 server that does not answer is one line naming it and the call, exit code 3. ``run-days`` exits 1 when some day's
@@ -142,6 +142,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     tl.add_argument("--json", action="store_true", help="print the days and milestones as JSON")
 
+    srv = command(
+        "serve",
+        "the prediction service (FastAPI under uvicorn)",
+        "Answer churn predictions and explanations over HTTP from the registry's champion (and challenger, "
+        "as serving.yaml says), following the aliases without downtime. Needs CHURNGUARD_API_KEYS (or "
+        "CHURNGUARD_API_KEYS_FILE). Routes and settings: docs/serving.md.",
+    )
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    srv.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    srv.add_argument("--workers", type=int, default=1, help="worker processes, each with its own models (default: 1)")
+
     for name, helptext in (
         ("drift", "drift of a batch against a reference profile or data"),
         ("validate", "validate a batch against the champion's reference profile"),
@@ -200,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
 
             result = timeline()
             print(json.dumps(result, indent=1, default=str) if args.json else format_timeline(result))
+        elif args.command == "serve":
+            from churnguard.serving.app import serve
+
+            if args.workers < 1:
+                raise ValueError(f"--workers: {args.workers}; at least 1")
+            serve(args.host, args.port, args.workers)
         elif args.command == "status":
             from churnguard.status import format_status, project_status
 

@@ -1,4 +1,5 @@
-"""Typed YAML configs: ``configs/datasets/NAME.yaml``, ``configs/model.yaml``, ``configs/drift.yaml``.
+"""Typed YAML configs: ``configs/datasets/NAME.yaml``, ``configs/model.yaml``, ``configs/drift.yaml``,
+``configs/monitoring.yaml``, ``configs/serving.yaml``.
 
 Every model forbids unknown keys, so a typo is a one-line :class:`ConfigError` naming the file and key,
 never a silently ignored setting. A map keyed by dataset name (``validation.yaml``'s ``missing.optional``) is
@@ -510,3 +511,19 @@ def load_monitoring_config(overrides: dict[str, Any] | None = None) -> Monitorin
     if start:
         overrides = _deep_merge({"schedule": {"start_date": start}}, overrides or {})
     return load_yaml_model(_config_dir() / "monitoring.yaml", MonitoringConfig, overrides)
+
+
+# --- the prediction service ----------------------------------------------------------------------------
+class ServingConfig(_Strict):
+    """How ``churnguard serve`` answers (:mod:`churnguard.serving`): who answers a customer, how large a batch
+    may be, how often the registry's aliases are read, and how many rows a new version is tried on."""
+
+    mode: Literal["shadow", "split"] = "shadow"
+    challenger_share: float = Field(default=0.10, ge=0, le=1)
+    max_batch_rows: int = Field(default=1000, ge=1, le=100_000)
+    refresh_seconds: float = Field(default=30, gt=0)
+    canary_rows: int = Field(default=16, ge=2, le=1000)
+
+
+def load_serving_config(overrides: dict[str, Any] | None = None) -> ServingConfig:
+    return load_yaml_model(_config_dir() / "serving.yaml", ServingConfig, overrides)

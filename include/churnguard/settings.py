@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     mlflow_artifact_uri: str = Field(default="", description="Artifact root of the MLflow experiment.")
     mlflow_experiment: str = Field(default="churnguard", description="MLflow experiment name.")
     mlflow_ui_url: str = Field(default="http://127.0.0.1:5000", description="MLflow UI the Airflow links open.")
+    api_keys: SecretStr = Field(default=SecretStr(""), description="Keys of the prediction service, comma-separated.")
+    api_keys_file: Path | None = Field(default=None, description="A file of more service keys, one a line.")
+    admin_api_keys: SecretStr = Field(default=SecretStr(""), description="Keys that may also call /admin routes.")
+    admin_api_keys_file: Path | None = Field(default=None, description="A file of more admin keys, one a line.")
     start_date: str | None = Field(
         default=None,
         description="First scheduled day of the daily DAG "
