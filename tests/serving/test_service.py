@@ -30,6 +30,7 @@ import churnguard
 from churnguard.settings import get_settings
 from tests.conftest import (
     BIN,
+    HOME_VARS,
     SavedWorld,
     churnguard_cli,
     day_context,
@@ -61,8 +62,11 @@ def saved(tmp_path_factory):
 
 @contextlib.contextmanager
 def at_home(home: Path) -> Iterator[None]:
-    """This process's settings (and MLflow, store connections) on ``home``."""
+    """This process's settings (and MLflow, store connections) on ``home``; the module's world is built before
+    any test's own home, so the variables an earlier test's MLflow left in the environment go first."""
     with pytest.MonkeyPatch.context() as patch:
+        for var in HOME_VARS:
+            patch.delenv(var, raising=False)
         patch.setenv("CHURNGUARD_HOME", str(home))
         get_settings.cache_clear()
         forget_open_stores()
