@@ -200,20 +200,3 @@ class DayOutcome:
     reasons: list[str]
     promoted: bool
     registered: int | None  # the challenger version the day registered
-
-
-RESULTS: dict[str, type[StepResult]] = {
-    cls.step: cls
-    for cls in (
-        Ingested,
-        Validated,
-        Scored,
-        DriftSummary,
-        PerformanceSummary,
-        FailureRisk,
-        Decision,
-        Retrained,
-        Promotion,
-        Published,
-    )
-}
